@@ -1,0 +1,164 @@
+// The whole daemon's configuration, as loaded from one TOML file.
+// This header is the schema: every field documented here is accepted in
+// the file under the same name (TOML keys use the field names below).
+// load_config() validates everything and names file:line and key on error.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "siplb/common/endpoint.h"
+#include "siplb/common/result.h"
+
+namespace siplb::config {
+
+struct ControlConfig {
+    std::string socket = "/run/siplb/siplb.sock";  // [control] socket
+    uint32_t socket_mode = 0660;                    // socket_mode = "0660"
+    std::string socket_owner;                       // user name; empty: keep
+    std::string socket_group;                       // group name; empty: keep
+    std::optional<Endpoint> metrics_listen;         // metrics = "127.0.0.1:9560"; off when absent
+};
+
+struct LogConfig {
+    std::string level = "info";  // [log] level: debug|info|warn|error
+};
+
+// A DPDK port the dataplane owns.
+struct PortConfig {
+    std::string name;                 // operator's name: "ext", "int"
+    std::string device;               // PCI address or vdev name ("net_af_packet0")
+    std::string vdev_args;            // vdev arguments: "iface=veth0,qpairs=1"; empty for PCI
+    std::vector<Prefix> addresses;    // node addresses with prefix ("198.51.100.1/24")
+    std::optional<MacAddress> mac;    // override the port's MAC
+    uint16_t vlan = 0;                // 802.1Q VLAN id, 0 = untagged
+    uint16_t mtu = 1500;
+    uint16_t rx_queues = 1;
+    uint16_t tx_queues = 1;
+    bool kernel_path = false;         // create a TAP exception interface mirroring this port
+};
+
+struct RouteConfig {
+    Prefix prefix;                    // "0.0.0.0/0" for the default route
+    IpAddress via;
+    std::string port;                 // optional: PortConfig::name; empty = derived from via
+};
+
+struct NeighborConfig {
+    IpAddress ip;
+    MacAddress mac;
+    std::string port;
+};
+
+struct DataplaneConfig {
+    std::vector<std::string> eal;     // EAL arguments
+    uint32_t workers = 1;             // worker lcores
+    uint32_t burst = 32;              // RX/TX burst size (1..256)
+    uint32_t mbufs = 8192;            // mbufs per pool (per socket)
+    uint32_t mbuf_cache = 256;
+    uint32_t mbuf_size = 2176;        // data room incl. headroom
+    uint32_t rx_ring = 1024;          // descriptors
+    uint32_t tx_ring = 1024;
+    uint32_t affinity_capacity = 1u << 20;  // dialog affinity entries (power of two)
+    std::vector<PortConfig> ports;    // [[dataplane.port]]
+    std::vector<RouteConfig> routes;  // [[dataplane.route]]
+    std::vector<NeighborConfig> neighbors;  // [[dataplane.neighbor]]
+    uint32_t frag_max_flows = 4096;   // IP reassembly table size
+    uint32_t frag_timeout_ms = 2000;
+};
+
+struct HealthConfig {
+    bool enabled = true;
+    uint32_t interval_ms = 2000;
+    double jitter = 0.1;              // fraction of interval, 0..0.5
+    uint32_t timeout_ms = 1000;
+    uint32_t down_after = 3;          // consecutive failures
+    uint32_t up_after = 2;            // consecutive successes
+    std::vector<uint16_t> overload_codes = {503};
+    bool honor_retry_after = true;
+    double panic_threshold = 0.5;     // never take out more than this fraction by health alone
+    std::string from_uri = "sip:siplb@invalid";  // From of OPTIONS probes
+    // Passive checks from dataplane counters (per pool; off by default).
+    bool passive = false;
+    uint32_t passive_503_threshold = 50;   // 503s per interval
+};
+
+struct DnsConfig {
+    std::vector<Endpoint> resolvers;  // empty: /etc/resolv.conf
+    uint32_t ttl_floor_s = 5;
+    uint32_t ttl_ceiling_s = 3600;
+    uint32_t retry_initial_ms = 1000; // backoff after a failed resolution
+    uint32_t retry_max_ms = 60000;
+    uint32_t drain_grace_s = 300;     // backends removed from DNS drain this long
+    uint32_t timeout_ms = 2000;
+};
+
+enum class ForwardMode : uint8_t { nat, ipip };
+
+struct BackendConfig {
+    Endpoint address;
+    uint32_t weight = 1;              // 0 = configured but takes no new calls
+    bool enabled = true;
+};
+
+enum class RuleAction : uint8_t { drop, allow, route };
+
+struct RuleConfig {
+    std::string name;
+    std::string field;                // "method", "request_uri", "user_agent", "from", "to", "header:NAME"
+    std::string pattern;              // Hyperscan regex
+    bool caseless = true;
+    RuleAction action = RuleAction::drop;
+    std::string route_pool;           // for action = "route"
+};
+
+struct RateLimitConfig {
+    bool enabled = false;
+    double requests_per_s = 50;       // per source address
+    double burst = 100;
+    double prefix_requests_per_s = 500;  // per /24 (v4) or /64 (v6)
+    double prefix_burst = 1000;
+    uint32_t table_size = 65536;
+};
+
+struct PoolConfig {
+    std::string name;
+    std::vector<Endpoint> listen;     // VIPs
+    std::vector<BackendConfig> backends;  // "ip:port" strings or {address, weight, enabled} tables
+    std::vector<std::string> dns;     // SRV names (_sip._udp.x) or A/AAAA names
+    uint16_t default_port = 5060;     // for A/AAAA discovered backends
+    uint32_t table_size = 65537;      // prime
+    uint64_t seed = 0x5349504c42ull;  // "SIPLB"
+    ForwardMode mode = ForwardMode::nat;
+    uint32_t dialog_idle_s = 7200;    // affinity idle time for INVITE dialogs
+    uint32_t transaction_idle_s = 64; // for REGISTER/OPTIONS/... transactions
+    HealthConfig health;              // [pool.health] overrides [health]
+    std::vector<RuleConfig> rules;    // [[pool.rule]]
+    RateLimitConfig rate_limit;       // [pool.rate_limit]
+};
+
+struct Config {
+    std::string source_path;          // file it was loaded from
+    ControlConfig control;
+    LogConfig log;
+    DataplaneConfig dataplane;
+    HealthConfig health;              // defaults for every pool
+    DnsConfig dns;
+    std::vector<PoolConfig> pools;
+
+    const PoolConfig* find_pool(std::string_view name) const {
+        for (const auto& p : pools)
+            if (p.name == name) return &p;
+        return nullptr;
+    }
+};
+
+// Errors read "FILE:LINE:COL: key 'pool[0].backends[1]': what is wrong".
+Result<Config> load_config(const std::string& path);
+Result<Config> parse_config(std::string_view toml_text, std::string_view source_name);
+
+}  // namespace siplb::config
