@@ -1,0 +1,151 @@
+// Zero-copy SIP parser: classifies one UDP payload and finds the spans of the
+// headers the balancer needs (Call-ID above all) without copying, allocating
+// or throwing. Knows nothing of DPDK: feed it a byte buffer.
+//
+// Syntax accepted (RFC 3261 as real traffic uses it):
+//  - header names are case-insensitive; compact forms are understood
+//    (i=Call-ID, v=Via, f=From, t=To, l=Content-Length, ...);
+//  - whitespace (SP/HT) is allowed before and after the colon;
+//  - folded continuation lines are part of the previous header's value: a
+//    span of a folded header covers the fold bytes (CR, LF, SP, HT), so
+//    consumers must treat those as linear whitespace;
+//  - LF-only line endings are tolerated (CRLF and LF may be mixed);
+//  - only the header section is inspected: a body never yields headers, and
+//    a second message glued after the first (RFC 4475 dblreq) is body.
+//
+// Call-ID rules (the value feeds the consistent hash, so it must be the same
+// bytes in every message of a call):
+//  - the span is the value with surrounding whitespace trimmed;
+//  - a value that starts on a continuation line ("Call-ID:\r\n  abc") is fine;
+//  - a value folded in its middle ("Call-ID: abc\r\n def") cannot be one
+//    contiguous span and is not valid Call-ID syntax: rejected, bad_call_id;
+//  - an empty value is rejected, bad_call_id;
+//  - the same Call-ID repeated with the same value is accepted; with a
+//    different value it is rejected, conflicting_call_id.
+//
+// Headers the balancer does not need are not validated beyond: the line
+// starts with a token character and contains a colon (else bad_header).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace siplb::sip {
+
+// Datagrams are at most 65535 bytes, so 16-bit offsets cover them.
+inline constexpr size_t kMaxDatagram = 65535;
+
+struct Span {
+    uint16_t offset = 0;
+    uint16_t length = 0;
+
+    constexpr bool empty() const noexcept { return length == 0; }
+    constexpr uint32_t end() const noexcept { return uint32_t(offset) + length; }
+    std::string_view view(const uint8_t* base) const noexcept {
+        return {reinterpret_cast<const char*>(base) + offset, length};
+    }
+    std::string_view view(std::string_view base) const noexcept { return base.substr(offset, length); }
+    friend constexpr bool operator==(Span, Span) = default;
+};
+
+enum class Verdict : uint8_t { ok, keepalive, reject };
+
+// unknown: rejected before the start line could be classified.
+enum class Kind : uint8_t { request, response, keepalive, unknown };
+
+enum class KeepaliveKind : uint8_t { none, crlf, stun };
+
+// Methods are case-sensitive (RFC 3261 7.1); anything else is `other` with
+// its token in SipMessage::method_token.
+enum class Method : uint8_t {
+    other, invite, ack, bye, cancel, register_, options, info, update, prack,
+    subscribe, notify, refer, message, publish
+};
+
+enum class RejectReason : uint8_t {
+    none,
+    empty,                // zero-length datagram
+    oversize,             // longer than kMaxDatagram
+    binary,               // control characters / non-text where the start line should be
+    bad_start_line,       // text, but neither a request line nor a status line
+    truncated_headers,    // the header section does not end (empty line) inside the datagram
+    no_call_id,           // no Call-ID header
+    conflicting_call_id,  // two Call-ID headers with different values
+    bad_call_id,          // empty Call-ID value, or a value folded across lines
+    bad_header,           // a header line that is not "name: value"
+    fragment,             // IP fragment (set by capture readers; the parser never sees one)
+    count_
+};
+
+struct SipMessage {
+    Verdict verdict = Verdict::reject;
+    RejectReason reason = RejectReason::empty;
+    Kind kind = Kind::unknown;
+    KeepaliveKind keepalive = KeepaliveKind::none;
+
+    // Requests: method and Request-URI. Responses: status code and reason.
+    Method method = Method::other;
+    Span method_token;
+    Span request_uri;
+    uint16_t status = 0;  // 100..699 for responses, 0 for requests
+    Span reason_phrase;
+
+    Span call_id;      // trimmed value, never folded
+    Span top_via;      // first via-parm of the first Via header (up to a top-level comma)
+    Span cseq;         // whole CSeq value
+    uint32_t cseq_number = 0;       // 0 when the value is not a number below 2^32
+    Method cseq_method = Method::other;
+    Span cseq_method_token;
+    Span from, from_tag;  // whole From value; value of its tag parameter
+    Span to, to_tag;
+    Span user_agent;
+    Span max_forwards;
+    uint32_t content_length = 0;
+    bool has_content_length = false;  // a Content-Length header with a decimal value was present
+
+    uint16_t headers_begin = 0;  // first byte after the start line
+    uint16_t headers_end = 0;    // offset of the body (first byte after the empty line)
+
+    bool ok() const noexcept { return verdict == Verdict::ok; }
+};
+
+class SipParser {
+public:
+    // Classifies data[0, len) and fills `out` (fully overwritten). Never reads
+    // outside the buffer, never allocates, never throws.
+    static void parse(const uint8_t* data, size_t len, SipMessage& out) noexcept;
+
+    static SipMessage parse(std::string_view datagram) noexcept {
+        SipMessage m;
+        parse(reinterpret_cast<const uint8_t*>(datagram.data()), datagram.size(), m);
+        return m;
+    }
+};
+
+std::string_view to_string(RejectReason) noexcept;
+std::string_view to_string(Method) noexcept;
+std::string_view to_string(Verdict) noexcept;
+std::string_view to_string(Kind) noexcept;
+std::string_view to_string(KeepaliveKind) noexcept;
+
+// Method from a method token (exact, case-sensitive match); `other` if unknown.
+Method method_from_token(std::string_view token) noexcept;
+
+// First occurrence of the header `name` (case-insensitive; the long and the
+// compact form of a header find each other: "Call-ID" finds "i:" and vice
+// versa) in the header section of a parsed message. Returns the trimmed
+// value, which spans folded continuation lines. Empty span if absent or if
+// `msg` has no header section (keepalives, rejects before the start line).
+Span find_header(const uint8_t* data, size_t len, const SipMessage& msg, std::string_view name) noexcept;
+
+// Realistic generated traffic for tests and benchmarks, in call order; all
+// messages of one call share a Call-ID. Deterministic for a given seed on
+// every platform. Mix: INVITE with SDP, 100/180/200, ACK, BYE and its 200,
+// REGISTER challenged with 401 then accepted, OPTIONS pings; some calls use
+// compact header forms, some carry 10-Via stacks; 300-1400 bytes each.
+std::vector<std::string> generate_message_mix(size_t count, uint64_t seed);
+
+}  // namespace siplb::sip
