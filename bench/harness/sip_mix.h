@@ -1,0 +1,51 @@
+// Pre-built SIP datagrams for the end-to-end harness, and the small helpers
+// the harness programs share (Call-ID scan, jump hash, endpoint parsing).
+// The message mix comes from the project's generator (siplb_sip_dep,
+// generate_message_mix) when it is built, else from a local generator with
+// the same shape: calls (INVITE/ACK/BYE with SDP), registrations and
+// keep-alive OPTIONS, with a share of compact headers.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace siplb::bench {
+
+// A realistic mix of `count` SIP datagrams. requests_only keeps only
+// requests (what a client sends towards the balancer's VIP).
+std::vector<std::string> build_message_mix(size_t count, uint64_t seed, bool requests_only);
+
+// Where the mix came from ("siplb_sip" or "harness").
+const char* message_mix_source();
+
+// The Call-ID header value (full "Call-ID:" or compact "i:" form, any case,
+// surrounding whitespace trimmed); empty when the message has none.
+std::string_view find_call_id(std::string_view msg) noexcept;
+
+// Lamping & Veach jump consistent hash.
+inline uint32_t jump_hash(uint64_t key, uint32_t buckets) noexcept {
+    int64_t b = -1, j = 0;
+    while (j < static_cast<int64_t>(buckets)) {
+        b = j;
+        key = key * 2862933555777941757ULL + 1;
+        j = static_cast<int64_t>(static_cast<double>(b + 1) *
+                                 (static_cast<double>(1LL << 31) / static_cast<double>((key >> 33) + 1)));
+    }
+    return static_cast<uint32_t>(b);
+}
+
+// "192.0.2.1:5060" -> sockaddr_in.
+std::optional<sockaddr_in> parse_v4_endpoint(std::string_view text);
+
+// Backends: "IP:PORT" or "IP:PORT*N" (N consecutive ports).
+std::optional<std::vector<sockaddr_in>> parse_backends(std::string_view text);
+
+// Monotonic seconds.
+double now_s() noexcept;
+
+}  // namespace siplb::bench
