@@ -1,0 +1,190 @@
+#include "siplb/control/pool_manager.h"
+
+#include <gtest/gtest.h>
+
+#include "siplb/control/log.h"
+
+using namespace siplb;
+using namespace siplb::control;
+
+namespace {
+
+Endpoint ep(const char* text) { return *Endpoint::parse(text); }
+
+config::Config two_pools() {
+    config::Config c;
+    config::PoolConfig a;
+    a.name = "lund";
+    for (const char* b : {"192.0.2.1:5060", "192.0.2.2:5060", "192.0.2.3:5060", "192.0.2.4:5060"})
+        a.backends.push_back({ep(b), 1, true});
+    a.health.panic_threshold = 0.5;
+    a.dns = {"_sip._udp.lund.example.net"};
+    config::PoolConfig b;
+    b.name = "malmo";
+    b.backends.push_back({ep("198.51.100.1:5060"), 2, true});
+    b.backends.push_back({ep("198.51.100.2:5060"), 1, false});
+    c.pools = {a, b};
+    c.dns.drain_grace_s = 30;
+    return c;
+}
+
+struct Fixture : ::testing::Test {
+    TimePoint now = TimePoint{} + std::chrono::hours(1);
+    config::Config cfg = two_pools();
+    PoolManager pm{cfg, [this] { return now; }};
+    std::vector<std::vector<std::string>> changes;
+    Actor op{"uid=0 pid=1"};
+
+    void SetUp() override {
+        set_log_level(LogLevel::error);
+        pm.set_listener([this](const PoolManager&, const std::vector<std::string>& c) { changes.push_back(c); });
+    }
+    EffectiveState state(const char* pool, const char* b) { return pm.find_pool(pool)->find(ep(b))->state; }
+};
+
+TEST_F(Fixture, InitialStateFromConfig) {
+    ASSERT_EQ(pm.pools().size(), 2u);
+    EXPECT_EQ(state("lund", "192.0.2.1:5060"), EffectiveState::active);
+    EXPECT_EQ(state("malmo", "198.51.100.2:5060"), EffectiveState::disabled);
+    EXPECT_EQ(pm.find_pool("malmo")->find(ep("198.51.100.1:5060"))->weight, 2u);
+    EXPECT_EQ(pm.find_pool("lund")->find(ep("192.0.2.1:5060"))->source(), "static");
+}
+
+TEST_F(Fixture, DrainTouchesOnlyItsPool) {
+    const uint64_t malmo_v = pm.find_pool("malmo")->version;
+    const uint64_t lund_v = pm.find_pool("lund")->version;
+    ASSERT_TRUE(pm.drain("lund", ep("192.0.2.2:5060"), op).ok());
+    EXPECT_EQ(state("lund", "192.0.2.2:5060"), EffectiveState::draining);
+    EXPECT_EQ(pm.find_pool("malmo")->version, malmo_v);
+    EXPECT_EQ(pm.find_pool("lund")->version, lund_v + 1);
+    ASSERT_EQ(changes.size(), 1u);
+    EXPECT_EQ(changes[0], std::vector<std::string>{"lund"});
+    EXPECT_EQ(pm.find_pool("lund")->find(ep("192.0.2.2:5060"))->admin_by, "uid=0 pid=1");
+    // Idempotent: no second snapshot.
+    ASSERT_TRUE(pm.drain("lund", ep("192.0.2.2:5060"), op).ok());
+    EXPECT_EQ(changes.size(), 1u);
+    ASSERT_TRUE(pm.enable("lund", ep("192.0.2.2:5060"), op).ok());
+    EXPECT_EQ(state("lund", "192.0.2.2:5060"), EffectiveState::active);
+}
+
+TEST_F(Fixture, ErrorsNameWhatIsWrong) {
+    auto s = pm.drain("nope", ep("192.0.2.2:5060"), op);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("unknown pool 'nope'"), std::string::npos);
+    s = pm.disable("lund", ep("192.0.2.99:5060"), op);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("192.0.2.99:5060"), std::string::npos);
+    EXPECT_FALSE(pm.add_static("lund", ep("192.0.2.1:5060"), 1, op).ok());
+    EXPECT_FALSE(pm.remove_static("lund", ep("192.0.2.77:5060"), op).ok());
+    EXPECT_TRUE(changes.empty());
+}
+
+TEST_F(Fixture, WeightAddRemove) {
+    ASSERT_TRUE(pm.set_weight("lund", ep("192.0.2.1:5060"), 7, op).ok());
+    EXPECT_EQ(pm.find_pool("lund")->find(ep("192.0.2.1:5060"))->weight, 7u);
+    ASSERT_TRUE(pm.add_static("lund", ep("192.0.2.9:5070"), 3, op).ok());
+    EXPECT_EQ(pm.find_pool("lund")->backends.size(), 5u);
+    EXPECT_EQ(pm.find_pool("lund")->backends.back().address, ep("192.0.2.9:5070"));  // sorted
+    ASSERT_TRUE(pm.remove_static("lund", ep("192.0.2.9:5070"), op).ok());
+    EXPECT_EQ(pm.find_pool("lund")->backends.size(), 4u);
+}
+
+TEST_F(Fixture, HealthRespectsPanicThreshold) {
+    // 4 eligible, threshold 0.5: at most 2 out by health.
+    ASSERT_TRUE(pm.set_health("lund", ep("192.0.2.1:5060"), HealthVerdict::down, "timeout").ok());
+    now += std::chrono::seconds(1);
+    ASSERT_TRUE(pm.set_health("lund", ep("192.0.2.2:5060"), HealthVerdict::overloaded, "503").ok());
+    now += std::chrono::seconds(1);
+    ASSERT_TRUE(pm.set_health("lund", ep("192.0.2.3:5060"), HealthVerdict::down, "timeout").ok());
+    EXPECT_EQ(state("lund", "192.0.2.1:5060"), EffectiveState::down);
+    EXPECT_EQ(state("lund", "192.0.2.2:5060"), EffectiveState::overloaded);
+    EXPECT_EQ(state("lund", "192.0.2.3:5060"), EffectiveState::active);
+    EXPECT_TRUE(pm.find_pool("lund")->find(ep("192.0.2.3:5060"))->panic);
+    EXPECT_EQ(pm.find_pool("lund")->panic_events, 1u);
+    // First one recovers: the kept-in one may now go out.
+    ASSERT_TRUE(pm.set_health("lund", ep("192.0.2.1:5060"), HealthVerdict::up, "200").ok());
+    EXPECT_EQ(state("lund", "192.0.2.3:5060"), EffectiveState::down);
+    EXPECT_FALSE(pm.find_pool("lund")->find(ep("192.0.2.3:5060"))->panic);
+}
+
+TEST_F(Fixture, DnsPriorityStandbyAndGrace) {
+    // Remove statics so DNS decides.
+    for (const char* b : {"192.0.2.1:5060", "192.0.2.2:5060", "192.0.2.3:5060", "192.0.2.4:5060"})
+        ASSERT_TRUE(pm.remove_static("lund", ep(b), op).ok());
+    const std::string name = "_sip._udp.lund.example.net";
+    ASSERT_TRUE(pm.set_discovered("lund", name,
+                                  {{ep("203.0.113.1:5060"), 10, 10, 60},
+                                   {ep("203.0.113.2:5060"), 20, 10, 60},
+                                   {ep("203.0.113.3:5060"), 5, 20, 60}})
+                    .ok());
+    EXPECT_EQ(state("lund", "203.0.113.1:5060"), EffectiveState::active);
+    EXPECT_EQ(state("lund", "203.0.113.3:5060"), EffectiveState::standby);
+    EXPECT_EQ(pm.find_pool("lund")->find(ep("203.0.113.2:5060"))->weight, 20u);
+    EXPECT_EQ(pm.find_pool("lund")->find(ep("203.0.113.3:5060"))->source(), "dns:" + name);
+    // Panic threshold 1.0 so health alone can take all best ones out.
+    cfg.pools[0].health.panic_threshold = 1.0;
+    cfg.pools[0].backends.clear();
+    ASSERT_TRUE(pm.apply_config(cfg, Actor{"reload"}).ok());
+    ASSERT_TRUE(pm.set_health("lund", ep("203.0.113.1:5060"), HealthVerdict::down, "t").ok());
+    ASSERT_TRUE(pm.set_health("lund", ep("203.0.113.2:5060"), HealthVerdict::down, "t").ok());
+    EXPECT_EQ(state("lund", "203.0.113.3:5060"), EffectiveState::active);  // backup takes over
+    // Same answer again: no change, no snapshot.
+    const size_t n = changes.size();
+    ASSERT_TRUE(pm.set_discovered("lund", name,
+                                  {{ep("203.0.113.1:5060"), 10, 10, 30},
+                                   {ep("203.0.113.2:5060"), 20, 10, 30},
+                                   {ep("203.0.113.3:5060"), 5, 20, 30}})
+                    .ok());
+    EXPECT_EQ(changes.size(), n);
+    // .2 disappears: drains for the grace period, then is removed.
+    ASSERT_TRUE(pm.set_discovered("lund", name, {{ep("203.0.113.1:5060"), 10, 10, 60}, {ep("203.0.113.3:5060"), 5, 20, 60}}).ok());
+    EXPECT_EQ(state("lund", "203.0.113.2:5060"), EffectiveState::draining);
+    now += std::chrono::seconds(10);
+    EXPECT_EQ(pm.expire(), 0u);
+    now += std::chrono::seconds(25);
+    EXPECT_EQ(pm.expire(), 1u);
+    EXPECT_EQ(pm.find_pool("lund")->find(ep("203.0.113.2:5060")), nullptr);
+    EXPECT_EQ(pm.probe_targets().size(), 2u + 2u);
+}
+
+TEST_F(Fixture, ReloadAppliesOnlyWhatChanged) {
+    ASSERT_TRUE(pm.drain("lund", ep("192.0.2.1:5060"), op).ok());
+    config::Config next = cfg;
+    next.pools[0].backends[1].weight = 5;                                     // .2 weight
+    next.pools[0].backends.pop_back();                                        // .4 removed
+    next.pools[0].backends.push_back({ep("192.0.2.5:5060"), 1, true});       // .5 added
+    next.pools[1].backends[1].enabled = true;                                 // malmo .2 enabled
+    auto r = pm.apply_config(next, Actor{"reload"});
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_EQ(r->size(), 4u);
+    EXPECT_EQ(state("lund", "192.0.2.1:5060"), EffectiveState::draining);  // operator drain kept
+    EXPECT_EQ(pm.find_pool("lund")->find(ep("192.0.2.2:5060"))->weight, 5u);
+    EXPECT_EQ(state("lund", "192.0.2.4:5060"), EffectiveState::draining);  // grace
+    EXPECT_EQ(state("lund", "192.0.2.5:5060"), EffectiveState::active);
+    EXPECT_EQ(state("malmo", "198.51.100.2:5060"), EffectiveState::active);
+    // Same config again: nothing to do.
+    const size_t n = changes.size();
+    r = pm.apply_config(next, Actor{"reload"});
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r->empty());
+    EXPECT_EQ(changes.size(), n);
+}
+
+TEST_F(Fixture, ReloadRefusesPoolSetChanges) {
+    config::Config next = cfg;
+    next.pools[1].name = "goteborg";
+    auto r = pm.apply_config(next, Actor{"reload"});
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.message().find("restart"), std::string::npos);
+    EXPECT_NE(pm.find_pool("malmo"), nullptr);
+    EXPECT_TRUE(changes.empty());
+}
+
+TEST(LogFormat, QuotesAndEscapes) {
+    EXPECT_EQ(format_log_line(LogLevel::info, "backend drained", {{"pool", "lund"}, {"by", "uid=0 pid=1"}}),
+              "level=info msg=\"backend drained\" pool=lund by=\"uid=0 pid=1\"");
+    EXPECT_EQ(format_log_line(LogLevel::warn, "x", {{"d", "a\"b\nc"}, {"e", ""}}),
+              "level=warn msg=\"x\" d=\"a\\\"b\\nc\" e=\"\"");
+}
+
+}  // namespace
