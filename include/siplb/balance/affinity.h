@@ -1,0 +1,101 @@
+// Dialog affinity: Call-ID hash -> backend, so that every message of a call
+// reaches the server that saw its INVITE even after the Maglev table changed
+// (a backend added moves ~1/N of the keys, a BYE must not move with them).
+//
+// Shared by all workers, lock-free, rather than per-lcore: with RSS the two
+// directions of a call (client->VIP and backend->VIP, or the two legs of a
+// B2BUA) hash to different queues and thus different lcores; a per-lcore
+// table would make the core that sees the BYE ignorant of the INVITE's
+// choice. One table sized for all calls also uses memory better than N
+// partitions each sized for the worst case.
+//
+// Layout: fixed capacity (power of two) of 16-byte entries in 64-byte
+// buckets of 4 (one cache line); a key lives only in the bucket its hash
+// selects, so a lookup touches one line. Entry:
+//   word 0 (key):     [56 high bits of the key hash][7-bit version][busy bit]
+//   word 1 (payload): [backend id (32)][expiry, seconds (32)]
+// Torn reads are prevented with a per-entry seqlock: a writer claims the entry
+// by CAS on the key word (setting busy), writes the payload, then releases the
+// key word with the version incremented; a reader loads key, payload, key
+// again (with an acquire fence) and accepts the payload only if both key
+// loads are equal and not busy. Writers never wait: if the CAS fails (another
+// core is writing that entry) the store is skipped and the next packet of the
+// call stores it. Readers never write; a refresh is written at most once per
+// second per call (only when it pushes the expiry forward).
+//
+// Eviction when a bucket is full: an expired entry first, else the entry that
+// expires soonest (the coldest transaction), reported as `evicted` so the
+// dataplane can count it and the operator can size `affinity_capacity`.
+// Times are uint32 seconds from a monotonic clock, compared wrap-safely.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "siplb/common/result.h"
+
+namespace siplb::balance {
+
+class AffinityTable {
+public:
+    static constexpr size_t kEntryBytes = 16;
+    static constexpr uint32_t kWays = 4;
+    static constexpr uint32_t kMinCapacity = kWays;
+    static constexpr uint32_t kMaxCapacity = 1u << 30;
+
+    // capacity: entries, power of two in [kMinCapacity, kMaxCapacity].
+    static Result<std::unique_ptr<AffinityTable>> create(uint32_t capacity);
+
+    AffinityTable(const AffinityTable&) = delete;
+    AffinityTable& operator=(const AffinityTable&) = delete;
+
+    struct Hit {
+        uint32_t backend_id;
+        uint32_t expiry_s;
+    };
+    // The live entry for `key` (expiry after now_s), if any. Never writes.
+    std::optional<Hit> lookup(uint64_t key, uint32_t now_s) const noexcept;
+
+    enum class Store : uint8_t {
+        inserted,   // new entry in a free or expired slot
+        refreshed,  // existing entry, expiry pushed forward and/or backend replaced
+        unchanged,  // existing entry already as fresh and for the same backend
+        evicted,    // new entry displaced a live one (bucket full)
+        busy,       // another core is writing the entry: skipped
+    };
+    // Insert or refresh. The stored expiry never moves backwards for a live
+    // entry: a 64 s transaction inside a 2 h dialog does not shorten it.
+    Store upsert(uint64_t key, uint32_t backend_id, uint32_t expiry_s, uint32_t now_s) noexcept;
+
+    // Removes the entry for key if present (control/tests; not on the hot path).
+    void erase(uint64_t key) noexcept;
+
+    uint32_t capacity() const noexcept { return capacity_; }
+    size_t memory_bytes() const noexcept { return static_cast<size_t>(capacity_) * kEntryBytes; }
+    // O(capacity) scan, for metrics from the control thread.
+    size_t count_live(uint32_t now_s) const noexcept;
+
+private:
+    struct Entry {
+        std::atomic<uint64_t> key{0};
+        std::atomic<uint64_t> payload{0};
+    };
+    struct alignas(64) Bucket {
+        Entry way[kWays];
+    };
+    static_assert(sizeof(Entry) == kEntryBytes);
+    static_assert(sizeof(Bucket) == 64);
+
+    explicit AffinityTable(uint32_t capacity);
+    const Bucket& bucket_of(uint64_t key) const noexcept { return buckets_[key & bucket_mask_]; }
+    Bucket& bucket_of(uint64_t key) noexcept { return buckets_[key & bucket_mask_]; }
+
+    std::unique_ptr<Bucket[]> buckets_;
+    uint32_t capacity_;
+    uint64_t bucket_mask_;
+};
+
+}  // namespace siplb::balance

@@ -1,0 +1,35 @@
+// Per-datagram backend choice, the one function both the dataplane and
+// `siplbctl lookup` call: affinity first, then the Maglev table.
+#pragma once
+
+#include <cstdint>
+
+#include "siplb/balance/affinity.h"
+#include "siplb/balance/snapshot.h"
+
+namespace siplb::balance {
+
+struct Decision {
+    enum class Reason : uint8_t {
+        affinity,    // an affinity entry for a backend that is still alive
+        table,       // Maglev table (first message, expired entry, or entry's backend gone)
+        keepalive,   // not returned by pick(): the dataplane's tag for CRLF keepalives it answers itself
+        no_backend,  // no usable backend in the pool: drop and count
+    };
+    Reason reason = Reason::no_backend;
+    uint16_t backend = PoolSnapshot::kNoBackend;  // index into pool.backends()
+    const BackendEntry* entry = nullptr;          // nullptr with no_backend
+    bool affinity_evicted = false;                // storing this call displaced a live entry
+};
+
+const char* to_string(Decision::Reason r) noexcept;
+
+// call_hash: hash_call_id(call_id, pool.seed()). creates_dialog: the message
+// starts a dialog (INVITE, SUBSCRIBE, ...): the affinity entry then lives
+// dialog_idle_s after the last message, otherwise transaction_idle_s; an
+// existing entry's expiry never moves backwards. affinity may be nullptr
+// (pure table decision, as `siplbctl lookup` does). now_s: monotonic seconds.
+Decision pick(const PoolSnapshot& pool, uint64_t call_hash, bool creates_dialog, uint32_t now_s,
+              AffinityTable* affinity) noexcept;
+
+}  // namespace siplb::balance

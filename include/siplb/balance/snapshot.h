@@ -1,0 +1,172 @@
+// Immutable pool and dataplane snapshots. The control side (PoolManager)
+// builds a new DataplaneSnapshot whenever anything changes and publishes it
+// through SnapshotPublisher (QSBR, rcu.h); workers read it without locks.
+// Nothing here allocates or locks after construction.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "siplb/balance/hash.h"
+#include "siplb/balance/maglev.h"
+#include "siplb/balance/rcu.h"
+#include "siplb/common/endpoint.h"
+#include "siplb/common/result.h"
+#include "siplb/control/config.h"
+
+namespace siplb::balance {
+
+// Only `active` backends (with weight > 0) own Maglev slots, i.e. take new
+// calls. `draining` and `overloaded` keep their existing dialogs through
+// affinity; `down` and `disabled` lose them (Maglev re-decides).
+enum class BackendState : uint8_t { active, draining, overloaded, down, disabled };
+enum class BackendSource : uint8_t { static_config, dns };
+
+const char* to_string(BackendState s) noexcept;
+const char* to_string(BackendSource s) noexcept;
+inline bool keeps_affinity(BackendState s) noexcept {
+    return s == BackendState::active || s == BackendState::draining || s == BackendState::overloaded;
+}
+
+struct BackendSpec {
+    Endpoint address;
+    uint32_t weight = 1;
+    BackendState state = BackendState::active;
+    BackendSource source = BackendSource::static_config;
+};
+
+struct PoolSpec {
+    std::string name;
+    std::vector<Endpoint> listen;        // VIPs
+    std::vector<BackendSpec> backends;   // any order; identities must be unique
+    uint32_t table_size = MaglevTable::kDefaultSize;  // prime
+    uint64_t seed = kDefaultSeed;
+    config::ForwardMode mode = config::ForwardMode::nat;
+    uint32_t dialog_idle_s = 7200;
+    uint32_t transaction_idle_s = 64;
+};
+
+// Static backends of a configured pool: enabled ones active, disabled ones
+// `disabled` (kept visible, never chosen). DNS-discovered backends are added
+// by PoolManager.
+PoolSpec pool_spec_from_config(const config::PoolConfig& pool);
+
+struct BackendEntry {
+    Endpoint address;
+    std::string identity;  // address.to_string(): what Maglev hashes
+    uint32_t weight = 1;
+    BackendState state = BackendState::active;
+    BackendSource source = BackendSource::static_config;
+    // Stable across snapshots: low 32 bits of XXH3(identity) (re-hashed in
+    // the rare case two backends of one pool collide). Affinity stores it.
+    uint32_t id = 0;
+};
+
+class PoolSnapshot {
+public:
+    static constexpr uint16_t kNoBackend = MaglevTable::kNone;
+
+    // Validates the spec (table size prime, unique backends, idle times > 0,
+    // at most MaglevTable::kMaxBackends backends) and builds the table.
+    static Result<std::shared_ptr<const PoolSnapshot>> build(const PoolSpec& spec, uint64_t version);
+
+    const std::string& name() const noexcept { return name_; }
+    const std::vector<Endpoint>& listen() const noexcept { return listen_; }
+    // Sorted by identity; Decision::backend indexes this.
+    std::span<const BackendEntry> backends() const noexcept { return backends_; }
+    const MaglevTable& table() const noexcept { return table_; }
+    uint64_t version() const noexcept { return version_; }
+    uint64_t seed() const noexcept { return table_.seed(); }
+    config::ForwardMode mode() const noexcept { return mode_; }
+    uint32_t dialog_idle_s() const noexcept { return dialog_idle_s_; }
+    uint32_t transaction_idle_s() const noexcept { return transaction_idle_s_; }
+    // Mixed into affinity keys so one Call-ID in two pools keeps two entries.
+    uint64_t affinity_salt() const noexcept { return affinity_salt_; }
+    // Backends that take new calls (active, weight > 0).
+    size_t usable_backends() const noexcept { return table_.participating(); }
+
+    // Index of the backend with this stable id, or kNoBackend. O(1).
+    uint16_t index_of_id(uint32_t id) const noexcept;
+    // Index of the backend with this address, or kNoBackend. O(log n), control side.
+    uint16_t index_of(const Endpoint& address) const noexcept;
+    // Source address for packets from a backend back to clients: the first
+    // VIP of the backend's address family (else the first VIP). nullptr if
+    // the pool has no VIP.
+    const Endpoint* snat_vip_for(const Endpoint& backend) const noexcept;
+    // Table fingerprint mixed with name, seed and every backend's state.
+    uint64_t fingerprint() const noexcept { return fingerprint_; }
+
+private:
+    PoolSnapshot() = default;
+    std::string name_;
+    std::vector<Endpoint> listen_;
+    std::vector<BackendEntry> backends_;
+    MaglevTable table_;
+    uint64_t version_ = 0;
+    config::ForwardMode mode_ = config::ForwardMode::nat;
+    uint32_t dialog_idle_s_ = 7200;
+    uint32_t transaction_idle_s_ = 64;
+    uint64_t affinity_salt_ = 0;
+    uint64_t fingerprint_ = 0;
+    const Endpoint* vip_v4_ = nullptr;
+    const Endpoint* vip_v6_ = nullptr;
+    // Open addressing id -> index (power-of-two size, kNoBackend = empty).
+    std::vector<uint32_t> id_keys_;
+    std::vector<uint16_t> id_slots_;
+};
+
+// All pools of the daemon, with O(1) lookups the dataplane needs per packet.
+class DataplaneSnapshot {
+public:
+    struct PoolRef {
+        const PoolSnapshot* pool = nullptr;
+        uint32_t pool_index = 0;
+    };
+    struct BackendRef {
+        const PoolSnapshot* pool = nullptr;
+        uint32_t pool_index = 0;
+        uint16_t backend = PoolSnapshot::kNoBackend;
+        const Endpoint* snat_vip = nullptr;  // source to rewrite replies to
+    };
+
+    // Pools keep their order (config order = pool_index). Fails on a VIP
+    // claimed by two pools or a duplicate pool name. A backend address in two
+    // pools resolves to the first pool in find_backend().
+    static Result<std::unique_ptr<const DataplaneSnapshot>> build(
+        std::vector<std::shared_ptr<const PoolSnapshot>> pools, uint64_t version);
+
+    std::span<const std::shared_ptr<const PoolSnapshot>> pools() const noexcept { return pools_; }
+    uint64_t version() const noexcept { return version_; }
+    uint64_t fingerprint() const noexcept { return fingerprint_; }
+
+    // Exact VIP (address and port) -> pool. pool == nullptr when unknown.
+    PoolRef find_pool_by_vip(const Endpoint& vip) const noexcept;
+    // Backend address -> pool, backend index and SNAT VIP. pool == nullptr when unknown.
+    BackendRef find_backend(const Endpoint& backend) const noexcept;
+    // By name, control side (linear).
+    const PoolSnapshot* find_pool(std::string_view name) const noexcept;
+
+private:
+    DataplaneSnapshot() = default;
+    struct Slot {
+        Endpoint key;
+        uint32_t pool_index = 0;
+        uint16_t backend = PoolSnapshot::kNoBackend;
+        bool used = false;
+    };
+    static uint64_t endpoint_hash(const Endpoint& e) noexcept;
+    const Slot* find(const std::vector<Slot>& table, const Endpoint& key) const noexcept;
+
+    std::vector<std::shared_ptr<const PoolSnapshot>> pools_;
+    std::vector<Slot> vips_;      // power-of-two open addressing
+    std::vector<Slot> backends_;  // power-of-two open addressing
+    uint64_t version_ = 0;
+    uint64_t fingerprint_ = 0;
+};
+
+using SnapshotPublisher = RcuPublisher<DataplaneSnapshot>;
+
+}  // namespace siplb::balance

@@ -1,0 +1,139 @@
+#include "siplb/balance/affinity.h"
+
+#include <string>
+
+namespace siplb::balance {
+namespace {
+
+constexpr uint64_t kBusy = 1;
+constexpr uint64_t kVersionMask = 0xFE;
+constexpr uint64_t kTagMask = ~uint64_t{0xFF};
+
+// The stored key word with version 0 and not busy. Never 0 (0 = empty).
+inline uint64_t tag_of(uint64_t key) noexcept {
+    const uint64_t t = key & kTagMask;
+    return t ? t : 0x100;
+}
+inline bool same_tag(uint64_t word, uint64_t tag) noexcept { return (word & kTagMask) == tag; }
+inline uint64_t next_word(uint64_t old_word, uint64_t tag) noexcept {
+    return tag | ((old_word + 2) & kVersionMask);
+}
+inline uint64_t pack(uint32_t backend_id, uint32_t expiry_s) noexcept {
+    return (static_cast<uint64_t>(backend_id) << 32) | expiry_s;
+}
+inline uint32_t id_of(uint64_t payload) noexcept { return static_cast<uint32_t>(payload >> 32); }
+inline uint32_t expiry_of(uint64_t payload) noexcept { return static_cast<uint32_t>(payload); }
+// Wrap-safe "a is after b" on uint32 seconds.
+inline bool after(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) > 0; }
+
+}  // namespace
+
+Result<std::unique_ptr<AffinityTable>> AffinityTable::create(uint32_t capacity) {
+    if (capacity < kMinCapacity || capacity > kMaxCapacity || (capacity & (capacity - 1)) != 0)
+        return Result<std::unique_ptr<AffinityTable>>::fail(
+            "affinity capacity " + std::to_string(capacity) + " must be a power of two in " +
+            std::to_string(kMinCapacity) + ".." + std::to_string(kMaxCapacity));
+    return std::unique_ptr<AffinityTable>(new AffinityTable(capacity));
+}
+
+AffinityTable::AffinityTable(uint32_t capacity)
+    : buckets_(new Bucket[capacity / kWays]), capacity_(capacity), bucket_mask_(capacity / kWays - 1) {}
+
+std::optional<AffinityTable::Hit> AffinityTable::lookup(uint64_t key, uint32_t now_s) const noexcept {
+    const uint64_t tag = tag_of(key);
+    const Bucket& b = bucket_of(key);
+    for (const Entry& e : b.way) {
+        const uint64_t k1 = e.key.load(std::memory_order_acquire);
+        if (!same_tag(k1, tag) || (k1 & kBusy)) continue;
+        const uint64_t p = e.payload.load(std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        const uint64_t k2 = e.key.load(std::memory_order_relaxed);
+        if (k1 != k2) return std::nullopt;  // being rewritten: let Maglev decide this once
+        if (!after(expiry_of(p), now_s)) return std::nullopt;
+        return Hit{id_of(p), expiry_of(p)};
+    }
+    return std::nullopt;
+}
+
+AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, uint32_t expiry_s,
+                                           uint32_t now_s) noexcept {
+    const uint64_t tag = tag_of(key);
+    Bucket& b = bucket_of(key);
+
+    // Existing entry for this key?
+    for (Entry& e : b.way) {
+        uint64_t k = e.key.load(std::memory_order_acquire);
+        if (!same_tag(k, tag)) continue;
+        if (k & kBusy) return Store::busy;
+        const uint64_t p = e.payload.load(std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (e.key.load(std::memory_order_relaxed) != k) return Store::busy;
+        uint32_t expiry = expiry_s;
+        if (after(expiry_of(p), now_s) && after(expiry_of(p), expiry)) expiry = expiry_of(p);
+        if (id_of(p) == backend_id && expiry == expiry_of(p)) return Store::unchanged;
+        if (!e.key.compare_exchange_strong(k, k | kBusy, std::memory_order_acquire,
+                                           std::memory_order_relaxed))
+            return Store::busy;
+        std::atomic_thread_fence(std::memory_order_release);
+        e.payload.store(pack(backend_id, expiry), std::memory_order_relaxed);
+        e.key.store(next_word(k, tag), std::memory_order_release);
+        return Store::refreshed;
+    }
+
+    // New entry: a free way, else an expired one, else the one expiring soonest.
+    Entry* victim = nullptr;
+    uint64_t victim_word = 0;
+    bool victim_live = false;
+    uint32_t victim_expiry = 0;
+    for (Entry& e : b.way) {
+        const uint64_t k = e.key.load(std::memory_order_acquire);
+        if (k & kBusy) continue;
+        if ((k & kTagMask) == 0) {  // never used, or erased
+            victim = &e, victim_word = k, victim_live = false;
+            break;
+        }
+        const uint32_t exp = expiry_of(e.payload.load(std::memory_order_relaxed));
+        const bool live = after(exp, now_s);
+        if (!victim || (victim_live && (!live || after(victim_expiry, exp)))) {
+            victim = &e, victim_word = k, victim_live = live, victim_expiry = exp;
+        }
+    }
+    if (!victim) return Store::busy;
+    if (!victim->key.compare_exchange_strong(victim_word, victim_word | kBusy, std::memory_order_acquire,
+                                             std::memory_order_relaxed))
+        return Store::busy;
+    std::atomic_thread_fence(std::memory_order_release);
+    victim->payload.store(pack(backend_id, expiry_s), std::memory_order_relaxed);
+    victim->key.store(next_word(victim_word, tag), std::memory_order_release);
+    return victim_live ? Store::evicted : Store::inserted;
+}
+
+void AffinityTable::erase(uint64_t key) noexcept {
+    const uint64_t tag = tag_of(key);
+    Bucket& b = bucket_of(key);
+    for (Entry& e : b.way) {
+        uint64_t k = e.key.load(std::memory_order_acquire);
+        if (!same_tag(k, tag) || (k & kBusy)) continue;
+        if (!e.key.compare_exchange_strong(k, k | kBusy, std::memory_order_acquire,
+                                           std::memory_order_relaxed))
+            return;
+        std::atomic_thread_fence(std::memory_order_release);
+        e.payload.store(0, std::memory_order_relaxed);
+        // Empty tag, but the version keeps moving so a concurrent reader
+        // cannot pair an old key word with a later payload.
+        e.key.store(next_word(k, 0), std::memory_order_release);
+        return;
+    }
+}
+
+size_t AffinityTable::count_live(uint32_t now_s) const noexcept {
+    size_t live = 0;
+    for (uint64_t i = 0; i <= bucket_mask_; ++i)
+        for (const Entry& e : buckets_[i].way)
+            if ((e.key.load(std::memory_order_relaxed) & kTagMask) != 0 &&
+                after(expiry_of(e.payload.load(std::memory_order_relaxed)), now_s))
+                ++live;
+    return live;
+}
+
+}  // namespace siplb::balance

@@ -1,0 +1,48 @@
+#include "siplb/balance/pick.h"
+
+namespace siplb::balance {
+
+const char* to_string(Decision::Reason r) noexcept {
+    switch (r) {
+        case Decision::Reason::affinity: return "affinity";
+        case Decision::Reason::table: return "table";
+        case Decision::Reason::keepalive: return "keepalive";
+        case Decision::Reason::no_backend: return "no_backend";
+    }
+    return "unknown";
+}
+
+Decision pick(const PoolSnapshot& pool, uint64_t call_hash, bool creates_dialog, uint32_t now_s,
+              AffinityTable* affinity) noexcept {
+    const auto backends = pool.backends();
+    Decision d;
+    const uint64_t key = call_hash ^ pool.affinity_salt();
+    const uint32_t expiry = now_s + (creates_dialog ? pool.dialog_idle_s() : pool.transaction_idle_s());
+
+    if (affinity) {
+        if (auto hit = affinity->lookup(key, now_s)) {
+            const uint16_t idx = pool.index_of_id(hit->backend_id);
+            if (idx != PoolSnapshot::kNoBackend && keeps_affinity(backends[idx].state)) {
+                // Refresh writes only when it pushes the expiry forward (at
+                // most once a second per call), so most packets only read.
+                if (static_cast<int32_t>(expiry - hit->expiry_s) > 0)
+                    affinity->upsert(key, hit->backend_id, expiry, now_s);
+                d.reason = Decision::Reason::affinity;
+                d.backend = idx;
+                d.entry = &backends[idx];
+                return d;
+            }
+        }
+    }
+
+    const uint16_t idx = pool.table().lookup(call_hash);
+    if (idx == MaglevTable::kNone) return d;  // no_backend; the old entry stays for when it comes back
+    d.reason = Decision::Reason::table;
+    d.backend = idx;
+    d.entry = &backends[idx];
+    if (affinity)
+        d.affinity_evicted = affinity->upsert(key, backends[idx].id, expiry, now_s) == AffinityTable::Store::evicted;
+    return d;
+}
+
+}  // namespace siplb::balance

@@ -1,0 +1,252 @@
+#include "siplb/balance/snapshot.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <bit>
+
+namespace siplb::balance {
+namespace {
+
+constexpr uint64_t kIdSeed = 0x6261636b656e6469ull;    // "backendi"
+constexpr uint64_t kSaltSeed = 0x706f6f6c73616c74ull;  // "poolsalt"
+
+struct Fingerprint {
+    XXH3_state_t* st = XXH3_createState();
+    Fingerprint() { XXH3_64bits_reset(st); }
+    ~Fingerprint() { XXH3_freeState(st); }
+    void add(const void* p, size_t n) { XXH3_64bits_update(st, p, n); }
+    template <class T>
+    void add_value(const T& v) { add(&v, sizeof v); }
+    void add_string(std::string_view s) {
+        add(s.data(), s.size());
+        add_value(static_cast<uint64_t>(s.size()));
+    }
+    void add_endpoint(const Endpoint& e) {
+        add_value(static_cast<uint8_t>(e.ip.family));
+        add(e.ip.bytes.data(), e.ip.bytes.size());
+        add_value(e.port);
+    }
+    uint64_t digest() const { return XXH3_64bits_digest(st); }
+};
+
+size_t pow2_at_least(size_t n) { return std::bit_ceil(std::max<size_t>(n, 2)); }
+
+}  // namespace
+
+const char* to_string(BackendState s) noexcept {
+    switch (s) {
+        case BackendState::active: return "active";
+        case BackendState::draining: return "draining";
+        case BackendState::overloaded: return "overloaded";
+        case BackendState::down: return "down";
+        case BackendState::disabled: return "disabled";
+    }
+    return "unknown";
+}
+
+const char* to_string(BackendSource s) noexcept {
+    switch (s) {
+        case BackendSource::static_config: return "static";
+        case BackendSource::dns: return "dns";
+    }
+    return "unknown";
+}
+
+PoolSpec pool_spec_from_config(const config::PoolConfig& pool) {
+    PoolSpec spec;
+    spec.name = pool.name;
+    spec.listen = pool.listen;
+    for (const auto& b : pool.backends)
+        spec.backends.push_back({b.address, b.weight, b.enabled ? BackendState::active : BackendState::disabled,
+                                 BackendSource::static_config});
+    spec.table_size = pool.table_size;
+    spec.seed = pool.seed;
+    spec.mode = pool.mode;
+    spec.dialog_idle_s = pool.dialog_idle_s;
+    spec.transaction_idle_s = pool.transaction_idle_s;
+    return spec;
+}
+
+Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& spec, uint64_t version) {
+    using R = Result<std::shared_ptr<const PoolSnapshot>>;
+    const std::string where = "pool '" + spec.name + "': ";
+    if (spec.name.empty()) return R::fail("pool without a name");
+    if (spec.dialog_idle_s == 0 || spec.transaction_idle_s == 0)
+        return R::fail(where + "dialog_idle_s and transaction_idle_s must be > 0");
+    if (spec.backends.size() > MaglevTable::kMaxBackends)
+        return R::fail(where + "too many backends (" + std::to_string(spec.backends.size()) + ")");
+
+    std::shared_ptr<PoolSnapshot> snap(new PoolSnapshot());
+    PoolSnapshot& s = *snap;
+    s.name_ = spec.name;
+    s.listen_ = spec.listen;
+    s.version_ = version;
+    s.mode_ = spec.mode;
+    s.dialog_idle_s_ = spec.dialog_idle_s;
+    s.transaction_idle_s_ = spec.transaction_idle_s;
+    s.affinity_salt_ = XXH3_64bits_withSeed(spec.name.data(), spec.name.size(), kSaltSeed);
+
+    s.backends_.reserve(spec.backends.size());
+    for (const auto& b : spec.backends)
+        s.backends_.push_back({b.address, b.address.to_string(), b.weight, b.state, b.source, 0});
+    std::sort(s.backends_.begin(), s.backends_.end(),
+              [](const BackendEntry& a, const BackendEntry& b) { return a.identity < b.identity; });
+    for (size_t i = 1; i < s.backends_.size(); ++i)
+        if (s.backends_[i].identity == s.backends_[i - 1].identity)
+            return R::fail(where + "backend " + s.backends_[i].identity + " listed twice");
+
+    // Stable ids with open addressing id -> index; a collision (rare: 32
+    // bits) re-hashes the later identity with the next seed.
+    const size_t cap = pow2_at_least(2 * s.backends_.size());
+    s.id_keys_.assign(cap, 0);
+    s.id_slots_.assign(cap, kNoBackend);
+    for (size_t i = 0; i < s.backends_.size(); ++i) {
+        auto& b = s.backends_[i];
+        for (uint64_t attempt = 0;; ++attempt) {
+            b.id = static_cast<uint32_t>(XXH3_64bits_withSeed(b.identity.data(), b.identity.size(), kIdSeed + attempt));
+            if (s.index_of_id(b.id) == kNoBackend) break;
+        }
+        size_t pos = std::hash<uint32_t>{}(b.id) * 0x9E3779B97F4A7C15ull >> 32 & (cap - 1);
+        while (s.id_slots_[pos] != kNoBackend) pos = (pos + 1) & (cap - 1);
+        s.id_keys_[pos] = b.id;
+        s.id_slots_[pos] = static_cast<uint16_t>(i);
+    }
+
+    std::vector<MaglevBackend> mb;
+    mb.reserve(s.backends_.size());
+    for (const auto& b : s.backends_)
+        mb.push_back({b.identity, b.state == BackendState::active ? b.weight : 0});
+    auto table = MaglevTable::build(mb, spec.table_size, spec.seed);
+    if (!table) return R::fail(where + table.message());
+    s.table_ = std::move(table.value());
+
+    for (const auto& vip : s.listen_) {
+        if (vip.ip.is_v4() && !s.vip_v4_) s.vip_v4_ = &vip;
+        if (vip.ip.is_v6() && !s.vip_v6_) s.vip_v6_ = &vip;
+    }
+
+    Fingerprint fp;
+    fp.add_string(s.name_);
+    fp.add_value(s.table_.fingerprint());
+    fp.add_value(static_cast<uint8_t>(s.mode_));
+    fp.add_value(s.dialog_idle_s_);
+    fp.add_value(s.transaction_idle_s_);
+    for (const auto& l : s.listen_) fp.add_endpoint(l);
+    for (const auto& b : s.backends_) {
+        fp.add_string(b.identity);
+        fp.add_value(b.weight);
+        fp.add_value(static_cast<uint8_t>(b.state));
+    }
+    s.fingerprint_ = fp.digest();
+    return std::shared_ptr<const PoolSnapshot>(std::move(snap));
+}
+
+uint16_t PoolSnapshot::index_of_id(uint32_t id) const noexcept {
+    const size_t mask = id_slots_.size() - 1;
+    size_t pos = std::hash<uint32_t>{}(id) * 0x9E3779B97F4A7C15ull >> 32 & mask;
+    for (;;) {
+        const uint16_t idx = id_slots_[pos];
+        if (idx == kNoBackend) return kNoBackend;
+        if (id_keys_[pos] == id) return idx;
+        pos = (pos + 1) & mask;
+    }
+}
+
+uint16_t PoolSnapshot::index_of(const Endpoint& address) const noexcept {
+    const std::string identity = address.to_string();
+    auto it = std::lower_bound(backends_.begin(), backends_.end(), identity,
+                               [](const BackendEntry& b, const std::string& id) { return b.identity < id; });
+    if (it == backends_.end() || it->identity != identity) return kNoBackend;
+    return static_cast<uint16_t>(it - backends_.begin());
+}
+
+const Endpoint* PoolSnapshot::snat_vip_for(const Endpoint& backend) const noexcept {
+    const Endpoint* same = backend.ip.is_v4() ? vip_v4_ : vip_v6_;
+    if (same) return same;
+    return listen_.empty() ? nullptr : &listen_.front();
+}
+
+uint64_t DataplaneSnapshot::endpoint_hash(const Endpoint& e) noexcept {
+    uint8_t buf[19];
+    buf[0] = static_cast<uint8_t>(e.ip.family);
+    std::memcpy(buf + 1, e.ip.bytes.data(), 16);
+    std::memcpy(buf + 17, &e.port, 2);
+    return XXH3_64bits(buf, sizeof buf);
+}
+
+const DataplaneSnapshot::Slot* DataplaneSnapshot::find(const std::vector<Slot>& table,
+                                                       const Endpoint& key) const noexcept {
+    const size_t mask = table.size() - 1;
+    for (size_t pos = endpoint_hash(key) & mask;; pos = (pos + 1) & mask) {
+        const Slot& s = table[pos];
+        if (!s.used) return nullptr;
+        if (s.key == key) return &s;
+    }
+}
+
+Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
+    std::vector<std::shared_ptr<const PoolSnapshot>> pools, uint64_t version) {
+    using R = Result<std::unique_ptr<const DataplaneSnapshot>>;
+    std::unique_ptr<DataplaneSnapshot> d(new DataplaneSnapshot());
+    size_t nvips = 0, nbackends = 0;
+    for (size_t i = 0; i < pools.size(); ++i) {
+        if (!pools[i]) return R::fail("null pool snapshot");
+        for (size_t j = 0; j < i; ++j)
+            if (pools[j]->name() == pools[i]->name()) return R::fail("pool '" + pools[i]->name() + "' listed twice");
+        nvips += pools[i]->listen().size();
+        nbackends += pools[i]->backends().size();
+    }
+    d->pools_ = std::move(pools);
+    d->version_ = version;
+    d->vips_.resize(pow2_at_least(2 * nvips));
+    d->backends_.resize(pow2_at_least(2 * nbackends));
+
+    auto insert = [&](std::vector<Slot>& table, const Endpoint& key, uint32_t pool, uint16_t backend) -> const Slot* {
+        const size_t mask = table.size() - 1;
+        for (size_t pos = endpoint_hash(key) & mask;; pos = (pos + 1) & mask) {
+            Slot& s = table[pos];
+            if (s.used && s.key == key) return &s;  // already present: caller decides
+            if (!s.used) {
+                s = {key, pool, backend, true};
+                return nullptr;
+            }
+        }
+    };
+    Fingerprint fp;
+    fp.add_value(version);
+    for (uint32_t p = 0; p < d->pools_.size(); ++p) {
+        const auto& pool = *d->pools_[p];
+        fp.add_value(pool.fingerprint());
+        for (const auto& vip : pool.listen())
+            if (const Slot* dup = insert(d->vips_, vip, p, PoolSnapshot::kNoBackend))
+                return R::fail("VIP " + vip.to_string() + " used by pools '" + d->pools_[dup->pool_index]->name() +
+                               "' and '" + pool.name() + "'");
+        const auto backends = pool.backends();
+        for (size_t b = 0; b < backends.size(); ++b)
+            insert(d->backends_, backends[b].address, p, static_cast<uint16_t>(b));  // first pool wins
+    }
+    d->fingerprint_ = fp.digest();
+    return std::unique_ptr<const DataplaneSnapshot>(std::move(d));
+}
+
+DataplaneSnapshot::PoolRef DataplaneSnapshot::find_pool_by_vip(const Endpoint& vip) const noexcept {
+    const Slot* s = find(vips_, vip);
+    if (!s) return {};
+    return {pools_[s->pool_index].get(), s->pool_index};
+}
+
+DataplaneSnapshot::BackendRef DataplaneSnapshot::find_backend(const Endpoint& backend) const noexcept {
+    const Slot* s = find(backends_, backend);
+    if (!s) return {};
+    const PoolSnapshot* pool = pools_[s->pool_index].get();
+    return {pool, s->pool_index, s->backend, pool->snat_vip_for(backend)};
+}
+
+const PoolSnapshot* DataplaneSnapshot::find_pool(std::string_view name) const noexcept {
+    for (const auto& p : pools_)
+        if (p->name() == name) return p.get();
+    return nullptr;
+}
+
+}  // namespace siplb::balance
