@@ -1,0 +1,70 @@
+// Internet checksums (RFC 1071) and their incremental update (RFC 1624).
+// The forwarding path only ever updates checksums incrementally from the
+// bytes it changes; the full computations exist for validation on input
+// and for tests that must check results independently.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace siplb::net {
+
+// Ones' complement sum of a byte range (big-endian 16-bit words, odd byte
+// padded with zero), added to `sum`; not folded.
+uint32_t checksum_accumulate(const void* data, size_t len, uint32_t sum = 0) noexcept;
+
+inline uint16_t checksum_fold(uint32_t sum) noexcept {
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    return static_cast<uint16_t>(sum);
+}
+
+// Full checksum value (already complemented) in host order; store with
+// store_be16.
+inline uint16_t checksum_finish(uint32_t sum) noexcept {
+    return static_cast<uint16_t>(~checksum_fold(sum));
+}
+
+inline uint16_t load_be16(const uint8_t* p) noexcept {
+    return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
+inline void store_be16(uint8_t* p, uint16_t v) noexcept {
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+}
+
+// IPv4 header checksum over `header_len` bytes with the checksum field taken
+// as zero (whatever it currently holds).
+uint16_t ipv4_header_checksum(const uint8_t* ip_header, size_t header_len) noexcept;
+
+// UDP checksum of the datagram at `udp` (header + payload, `udp_len` bytes)
+// with the checksum field taken as zero, including the pseudo-header.
+// A computed 0 is returned as 0xFFFF (RFC 768: 0 means "no checksum").
+uint16_t udp_checksum_ipv4(const uint8_t src[4], const uint8_t dst[4], const uint8_t* udp,
+                           size_t udp_len) noexcept;
+uint16_t udp_checksum_ipv6(const uint8_t src[16], const uint8_t dst[16], const uint8_t* udp,
+                           size_t udp_len) noexcept;
+
+// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for one 16-bit field changing
+// from old_word to new_word (host-order values of the big-endian words).
+inline uint16_t checksum_update16(uint16_t checksum, uint16_t old_word, uint16_t new_word) noexcept {
+    uint32_t sum = static_cast<uint16_t>(~checksum);
+    sum += static_cast<uint16_t>(~old_word);
+    sum += new_word;
+    return static_cast<uint16_t>(~checksum_fold(sum));
+}
+
+// Same for a run of bytes (even length: 2, 4 or 16 for ports and addresses)
+// changing from old_bytes to new_bytes at an even offset in the summed data.
+inline uint16_t checksum_update_bytes(uint16_t checksum, const uint8_t* old_bytes,
+                                      const uint8_t* new_bytes, size_t len) noexcept {
+    uint32_t sum = static_cast<uint16_t>(~checksum);
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        sum += static_cast<uint16_t>(~load_be16(old_bytes + i));
+        sum += load_be16(new_bytes + i);
+    }
+    return static_cast<uint16_t>(~checksum_fold(sum));
+}
+
+}  // namespace siplb::net

@@ -1,0 +1,51 @@
+// In-place header rewrites for forwarding: DNAT (client->VIP becomes
+// client->backend), SNAT (backend->client becomes VIP->client), TTL / hop
+// limit decrement and the Ethernet header. Checksums are updated
+// incrementally (RFC 1624) from the changed bytes only; the payload is never
+// read. A UDP checksum of 0 over IPv4 means "none" and stays 0.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "siplb/common/endpoint.h"
+#include "siplb/net/packet.h"
+
+namespace siplb::net {
+
+// Which side of the datagram to rewrite.
+enum class NatSide : uint8_t { source, destination };
+
+// Rewrites the source or destination address and port of a parsed UDP
+// datagram to `to` and fixes the IPv4 header and UDP checksums. `to` must be
+// of the packet's family (checked: returns false and leaves the frame as it
+// was otherwise).
+bool rewrite_endpoint(uint8_t* frame, const PacketView& v, NatSide side, const Endpoint& to) noexcept;
+
+// Decrements TTL (IPv4, with incremental header checksum) or hop limit.
+// Returns false, leaving the frame untouched, when it would reach 0 (the
+// caller drops the datagram: TTL expired in transit).
+bool decrement_ttl(uint8_t* frame, const PacketView& v) noexcept;
+
+// DNAT + TTL: the forward path client -> VIP  ==>  client -> backend.
+inline bool dnat(uint8_t* frame, const PacketView& v, const Endpoint& backend) noexcept {
+    return rewrite_endpoint(frame, v, NatSide::destination, backend);
+}
+// SNAT: the reverse path backend -> client  ==>  VIP -> client.
+inline bool snat(uint8_t* frame, const PacketView& v, const Endpoint& vip) noexcept {
+    return rewrite_endpoint(frame, v, NatSide::source, vip);
+}
+
+// Length of the Ethernet header write_ethernet produces.
+inline constexpr size_t ethernet_header_len(uint16_t vlan_id) noexcept {
+    return vlan_id ? kEthernetHeaderLen + kVlanTagLen : kEthernetHeaderLen;
+}
+
+// Writes an Ethernet header (with an 802.1Q tag when vlan_id != 0, PCP 0)
+// at `l2`, which must have ethernet_header_len(vlan_id) bytes before the
+// L3 header. The caller moves the frame start when the header length
+// changes (tagged in, untagged out or the reverse).
+void write_ethernet(uint8_t* l2, const MacAddress& dst, const MacAddress& src, uint16_t vlan_id,
+                    uint16_t ethertype) noexcept;
+
+}  // namespace siplb::net

@@ -1,0 +1,72 @@
+#include "siplb/net/checksum.h"
+
+#include <bit>
+
+namespace siplb::net {
+
+uint32_t checksum_accumulate(const void* data, size_t len, uint32_t sum) noexcept {
+    const auto* p = static_cast<const uint8_t*>(data);
+    // 64-bit accumulator: a 64 KiB datagram cannot overflow it.
+    uint64_t acc = 0;
+    while (len >= 8) {
+        uint64_t w;
+        std::memcpy(&w, p, 8);
+        // Sum native-order 32-bit halves; the byte order is fixed up below by
+        // summing the swapped 16-bit lanes, which ones' complement permits.
+        acc += (w & 0xFFFFFFFFu);
+        acc += (w >> 32);
+        p += 8;
+        len -= 8;
+    }
+    // Fold native-order partial sum to 16 bits and convert to big-endian lanes.
+    while (acc >> 16) acc = (acc & 0xFFFF) + (acc >> 16);
+    uint32_t native = static_cast<uint32_t>(acc);
+    if constexpr (std::endian::native == std::endian::little) {
+        native = static_cast<uint16_t>((native >> 8) | (native << 8));
+    }
+    uint64_t total = static_cast<uint64_t>(native) + sum;
+    while (len >= 2) {
+        total += load_be16(p);
+        p += 2;
+        len -= 2;
+    }
+    if (len) total += static_cast<uint32_t>(p[0]) << 8;
+    while (total >> 32) total = (total & 0xFFFFFFFFu) + (total >> 32);
+    return static_cast<uint32_t>(total);
+}
+
+uint16_t ipv4_header_checksum(const uint8_t* ip_header, size_t header_len) noexcept {
+    uint32_t sum = checksum_accumulate(ip_header, 10);
+    sum = checksum_accumulate(ip_header + 12, header_len - 12, sum);
+    return checksum_finish(sum);
+}
+
+namespace {
+uint16_t udp_checksum(uint32_t pseudo, const uint8_t* udp, size_t udp_len) noexcept {
+    uint32_t sum = checksum_accumulate(udp, 6, pseudo);
+    if (udp_len > 8) sum = checksum_accumulate(udp + 8, udp_len - 8, sum);
+    uint16_t c = checksum_finish(sum);
+    return c == 0 ? 0xFFFF : c;
+}
+}  // namespace
+
+uint16_t udp_checksum_ipv4(const uint8_t src[4], const uint8_t dst[4], const uint8_t* udp,
+                           size_t udp_len) noexcept {
+    uint32_t sum = checksum_accumulate(src, 4);
+    sum = checksum_accumulate(dst, 4, sum);
+    sum += 17;  // zero byte + protocol
+    sum += static_cast<uint32_t>(udp_len);
+    return udp_checksum(sum, udp, udp_len);
+}
+
+uint16_t udp_checksum_ipv6(const uint8_t src[16], const uint8_t dst[16], const uint8_t* udp,
+                           size_t udp_len) noexcept {
+    uint32_t sum = checksum_accumulate(src, 16);
+    sum = checksum_accumulate(dst, 16, sum);
+    sum += static_cast<uint32_t>(udp_len >> 16);
+    sum += static_cast<uint32_t>(udp_len & 0xFFFF);
+    sum += 17;
+    return udp_checksum(sum, udp, udp_len);
+}
+
+}  // namespace siplb::net

@@ -1,0 +1,147 @@
+#include "siplb/net/packet.h"
+
+#include "siplb/net/checksum.h"
+
+namespace siplb::net {
+
+namespace {
+
+// IPv6 extension headers that may precede UDP and carry nothing we must act
+// on: hop-by-hop and destination options (skipped), routing only when it has
+// no segments left (the packet is at its final destination).
+constexpr uint8_t kIpv6HopByHop = 0;
+constexpr uint8_t kIpv6Routing = 43;
+constexpr uint8_t kIpv6Fragment = 44;
+constexpr uint8_t kIpv6DestOpts = 60;
+constexpr int kMaxIpv6ExtHeaders = 8;
+
+ParseStatus parse_udp(const uint8_t* frame, PacketView& out, ParseOptions options) noexcept {
+    if (out.l3_end < out.l4_offset + kUdpHeaderLen) return ParseStatus::short_frame;
+    const uint8_t* udp = frame + out.l4_offset;
+    out.src_port = load_be16(udp);
+    out.dst_port = load_be16(udp + 2);
+    uint16_t udp_len = load_be16(udp + 4);
+    out.udp_checksum = load_be16(udp + 6);
+    if (udp_len < kUdpHeaderLen || udp_len != out.l3_end - out.l4_offset) return ParseStatus::bad_udp_length;
+    if (out.ip_version == 6 && out.udp_checksum == 0) return ParseStatus::bad_udp_checksum;
+    if (options.verify_udp_checksum && out.udp_checksum != 0) {
+        const uint8_t* ip = frame + out.l3_offset;
+        uint16_t expect = out.ip_version == 4 ? udp_checksum_ipv4(ip + 12, ip + 16, udp, udp_len)
+                                              : udp_checksum_ipv6(ip + 8, ip + 24, udp, udp_len);
+        if (expect != out.udp_checksum) return ParseStatus::bad_udp_checksum;
+    }
+    return ParseStatus::udp;
+}
+
+ParseStatus parse_ipv4(const uint8_t* frame, size_t len, PacketView& out, ParseOptions options) noexcept {
+    if (len < out.l3_offset + kIpv4MinHeaderLen) return ParseStatus::short_frame;
+    const uint8_t* ip = frame + out.l3_offset;
+    if ((ip[0] >> 4) != 4) return ParseStatus::bad_ip_header;
+    size_t ihl = static_cast<size_t>(ip[0] & 0x0F) * 4;
+    if (ihl < kIpv4MinHeaderLen) return ParseStatus::bad_ip_header;
+    size_t total = load_be16(ip + 2);
+    if (total < ihl || out.l3_offset + total > len) return ParseStatus::bad_ip_length;
+    out.ip_version = 4;
+    out.ttl = ip[8];
+    out.ip_proto = ip[9];
+    out.l4_offset = static_cast<uint16_t>(out.l3_offset + ihl);
+    out.l3_end = static_cast<uint16_t>(out.l3_offset + total);
+    if (options.verify_ip_checksum && ipv4_header_checksum(ip, ihl) != load_be16(ip + 10))
+        return ParseStatus::bad_ip_checksum;
+    uint16_t frag = load_be16(ip + 6);
+    if (frag & 0x3FFF) return ParseStatus::ip_fragment;  // MF set or offset != 0
+    if (out.ip_proto != kIpProtoUdp) return ParseStatus::not_udp;
+    return parse_udp(frame, out, options);
+}
+
+ParseStatus parse_ipv6(const uint8_t* frame, size_t len, PacketView& out, ParseOptions options) noexcept {
+    if (len < out.l3_offset + kIpv6HeaderLen) return ParseStatus::short_frame;
+    const uint8_t* ip = frame + out.l3_offset;
+    if ((ip[0] >> 4) != 6) return ParseStatus::bad_ip_header;
+    size_t payload = load_be16(ip + 4);
+    if (out.l3_offset + kIpv6HeaderLen + payload > len) return ParseStatus::bad_ip_length;
+    out.ip_version = 6;
+    out.ttl = ip[7];
+    out.l3_end = static_cast<uint16_t>(out.l3_offset + kIpv6HeaderLen + payload);
+    uint8_t next = ip[6];
+    size_t off = out.l3_offset + kIpv6HeaderLen;
+    for (int i = 0; i < kMaxIpv6ExtHeaders; ++i) {
+        if (next == kIpProtoUdp) {
+            out.ip_proto = next;
+            out.l4_offset = static_cast<uint16_t>(off);
+            return parse_udp(frame, out, options);
+        }
+        if (next == kIpv6Fragment) return ParseStatus::ip_fragment;
+        if (next != kIpv6HopByHop && next != kIpv6DestOpts && next != kIpv6Routing) {
+            out.ip_proto = next;
+            // ICMPv6, TCP, no-next-header are simply not UDP; AH/ESP/others
+            // are extension headers we cannot look through.
+            bool upper_layer = next == 58 || next == 6 || next == 59 || next == 132;
+            return upper_layer ? ParseStatus::not_udp : ParseStatus::ipv6_ext_header;
+        }
+        if (off + 8 > out.l3_end) return ParseStatus::short_frame;
+        const uint8_t* ext = frame + off;
+        if (next == kIpv6Routing && ext[3] != 0) return ParseStatus::ipv6_ext_header;  // segments left
+        next = ext[0];
+        off += (static_cast<size_t>(ext[1]) + 1) * 8;
+        if (off > out.l3_end) return ParseStatus::bad_ip_length;
+    }
+    return ParseStatus::ipv6_ext_header;
+}
+
+}  // namespace
+
+ParseStatus parse_frame(const uint8_t* frame, size_t len, PacketView& out, ParseOptions options) noexcept {
+    out = PacketView{};
+    if (len < kEthernetHeaderLen) return ParseStatus::short_frame;
+    uint16_t type = load_be16(frame + 12);
+    size_t l3 = kEthernetHeaderLen;
+    if (type == kEtherTypeVlan) {
+        if (len < kEthernetHeaderLen + kVlanTagLen) return ParseStatus::short_frame;
+        out.has_vlan = true;
+        out.vlan_tci = load_be16(frame + 14);
+        type = load_be16(frame + 16);
+        l3 += kVlanTagLen;
+    }
+    out.ethertype = type;
+    out.l3_offset = static_cast<uint16_t>(l3);
+    if (len > 0xFFFF) len = 0xFFFF;  // offsets are 16-bit; jumbo frames stay well below
+    if (type == kEtherTypeIpv4) return parse_ipv4(frame, len, out, options);
+    if (type == kEtherTypeIpv6) return parse_ipv6(frame, len, out, options);
+    return ParseStatus::not_ip;
+}
+
+Endpoint source_endpoint(const uint8_t* frame, const PacketView& v) noexcept {
+    Endpoint e;
+    if (v.ip_version == 6) e.ip.family = IpAddress::Family::v6;
+    std::memcpy(e.ip.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
+    e.port = load_be16(frame + v.l4_offset);  // from the frame: valid after a rewrite too
+    return e;
+}
+
+Endpoint destination_endpoint(const uint8_t* frame, const PacketView& v) noexcept {
+    Endpoint e;
+    if (v.ip_version == 6) e.ip.family = IpAddress::Family::v6;
+    std::memcpy(e.ip.bytes.data(), frame + v.dst_addr_offset(), v.addr_len());
+    e.port = load_be16(frame + v.l4_offset + 2);
+    return e;
+}
+
+const char* parse_status_name(ParseStatus s) noexcept {
+    switch (s) {
+        case ParseStatus::udp: return "udp";
+        case ParseStatus::not_ip: return "not_ip";
+        case ParseStatus::not_udp: return "not_udp";
+        case ParseStatus::short_frame: return "short";
+        case ParseStatus::bad_ip_header: return "bad_ip_header";
+        case ParseStatus::bad_ip_length: return "bad_length";
+        case ParseStatus::bad_ip_checksum: return "bad_ip_checksum";
+        case ParseStatus::ip_fragment: return "ip_fragment";
+        case ParseStatus::ipv6_ext_header: return "ipv6_ext_header";
+        case ParseStatus::bad_udp_length: return "bad_udp_length";
+        case ParseStatus::bad_udp_checksum: return "bad_checksum";
+    }
+    return "unknown";
+}
+
+}  // namespace siplb::net

@@ -1,0 +1,281 @@
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "frame_builder.h"
+#include "siplb/net/checksum.h"
+#include "siplb/net/nat.h"
+#include "siplb/net/packet.h"
+
+using namespace siplb;
+using namespace siplb::net;
+using siplb::test::build_frame;
+using siplb::test::ep;
+using siplb::test::FrameSpec;
+using siplb::test::get16;
+using siplb::test::naive_ipv4_checksum;
+using siplb::test::naive_udp_checksum;
+
+namespace {
+
+constexpr std::string_view kInvite =
+    "INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK1\r\n"
+    "Call-ID: abc@192.0.2.10\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+
+void expect_valid_checksums(const std::vector<uint8_t>& b, size_t l3, size_t l4, bool v6) {
+    if (!v6) {
+        EXPECT_EQ(get16(b, l3 + 10), naive_ipv4_checksum(b, l3));
+    }
+    EXPECT_EQ(get16(b, l4 + 6), naive_udp_checksum(b, l3, l4, v6));
+}
+
+}  // namespace
+
+TEST(Checksum, AccumulateMatchesNaiveForAllLengthsAndAlignments) {
+    std::mt19937 rng(7);
+    std::vector<uint8_t> data(300);
+    for (auto& x : data) x = static_cast<uint8_t>(rng());
+    for (size_t len = 0; len < 140; ++len) {
+        std::vector<uint8_t> slice(data.begin() + 3, data.begin() + 3 + len);
+        EXPECT_EQ(checksum_finish(checksum_accumulate(slice.data(), len)), siplb::test::naive_checksum(slice))
+            << "len " << len;
+    }
+}
+
+TEST(Checksum, Rfc1624UpdateMatchesRecompute) {
+    std::mt19937 rng(11);
+    for (int i = 0; i < 1000; ++i) {
+        std::vector<uint8_t> d(20);
+        for (auto& x : d) x = static_cast<uint8_t>(rng());
+        uint16_t before = siplb::test::naive_checksum(d);
+        uint8_t old_bytes[4], new_bytes[4];
+        std::copy(d.begin() + 8, d.begin() + 12, old_bytes);
+        for (auto& x : new_bytes) x = static_cast<uint8_t>(rng());
+        std::copy(new_bytes, new_bytes + 4, d.begin() + 8);
+        uint16_t after = siplb::test::naive_checksum(d);
+        uint16_t inc = checksum_update_bytes(before, old_bytes, new_bytes, 4);
+        // 0x0000 and 0xFFFF are the same ones' complement value.
+        EXPECT_TRUE(inc == after || (inc ^ after) == 0xFFFF) << i;
+    }
+}
+
+TEST(Parse, Ipv4UdpWithVlan) {
+    auto f = build_frame({.vlan = 42, .src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"),
+                          .payload = kInvite});
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+    EXPECT_TRUE(v.has_vlan);
+    EXPECT_EQ(v.vlan_tci, 42);
+    EXPECT_EQ(v.ip_version, 4);
+    EXPECT_EQ(v.l3_offset, 18);
+    EXPECT_EQ(v.l4_offset, 38);
+    EXPECT_EQ(v.payload_len(), kInvite.size());
+    EXPECT_EQ(source_endpoint(f.bytes.data(), v), ep("192.0.2.10:5062"));
+    EXPECT_EQ(destination_endpoint(f.bytes.data(), v), ep("198.51.100.1:5060"));
+}
+
+TEST(Parse, Ipv4OptionsAndPaddingAfterDatagram) {
+    auto f = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"),
+                          .ipv4_options = {1, 1, 1, 0}, .payload = "\r\n\r\n"});
+    f.bytes.resize(f.bytes.size() + 10, 0);  // Ethernet minimum-size padding
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+    EXPECT_EQ(v.l4_offset, 14 + 24);
+    EXPECT_EQ(v.payload_len(), 4);
+}
+
+TEST(Parse, RejectsMalformed) {
+    auto good = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"), .payload = kInvite});
+    PacketView v;
+    for (size_t cut : {0ul, 13ul, 20ul, 33ul})
+        EXPECT_EQ(parse_frame(good.bytes.data(), cut, v), ParseStatus::short_frame) << cut;
+    EXPECT_EQ(parse_frame(good.bytes.data(), 40, v), ParseStatus::bad_ip_length);
+    EXPECT_EQ(parse_frame(good.bytes.data(), good.bytes.size() - 1, v), ParseStatus::bad_ip_length);
+
+    auto bad = good;
+    bad.bytes[good.l3 + 10] ^= 1;
+    EXPECT_EQ(parse_frame(bad.bytes.data(), bad.bytes.size(), v), ParseStatus::bad_ip_checksum);
+    EXPECT_EQ(parse_frame(bad.bytes.data(), bad.bytes.size(), v, {.verify_ip_checksum = false}),
+              ParseStatus::udp);
+
+    bad = good;
+    bad.bytes.back() ^= 0x20;
+    EXPECT_EQ(parse_frame(bad.bytes.data(), bad.bytes.size(), v), ParseStatus::bad_udp_checksum);
+
+    bad = good;
+    siplb::test::put16(bad.bytes, good.l4 + 4, 9);
+    EXPECT_EQ(parse_frame(bad.bytes.data(), bad.bytes.size(), v), ParseStatus::bad_udp_length);
+
+    bad = good;
+    siplb::test::put16(bad.bytes, good.l3 + 6, 0x2000);  // MF
+    siplb::test::put16(bad.bytes, good.l3 + 10, naive_ipv4_checksum(bad.bytes, good.l3));
+    EXPECT_EQ(parse_frame(bad.bytes.data(), bad.bytes.size(), v), ParseStatus::ip_fragment);
+
+    bad = good;
+    bad.bytes[good.l3 + 9] = 6;  // TCP
+    siplb::test::put16(bad.bytes, good.l3 + 10, naive_ipv4_checksum(bad.bytes, good.l3));
+    EXPECT_EQ(parse_frame(bad.bytes.data(), bad.bytes.size(), v), ParseStatus::not_udp);
+
+    bad = good;
+    bad.bytes[12] = 0x08;
+    bad.bytes[13] = 0x06;
+    EXPECT_EQ(parse_frame(bad.bytes.data(), bad.bytes.size(), v), ParseStatus::not_ip);
+    EXPECT_EQ(v.ethertype, kEtherTypeArp);
+}
+
+TEST(Parse, Ipv6ExtensionHeaders) {
+    auto f = build_frame({.src = ep("[2001:db8::10]:5062"), .dst = ep("[2001:db8:1::1]:5060"),
+                          .ipv6_hop_by_hop = true, .payload = kInvite});
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+    EXPECT_EQ(v.l4_offset, 14 + 40 + 8);
+
+    auto frag = f;
+    frag.bytes[f.l3 + 40] = 44;  // hop-by-hop followed by a fragment header
+    EXPECT_EQ(parse_frame(frag.bytes.data(), frag.bytes.size(), v), ParseStatus::ip_fragment);
+    auto esp = f;
+    esp.bytes[f.l3 + 40] = 50;
+    EXPECT_EQ(parse_frame(esp.bytes.data(), esp.bytes.size(), v), ParseStatus::ipv6_ext_header);
+
+    auto zero = build_frame({.src = ep("[2001:db8::10]:5062"), .dst = ep("[2001:db8:1::1]:5060"), .payload = "x"});
+    siplb::test::put16(zero.bytes, zero.l4 + 6, 0);
+    EXPECT_EQ(parse_frame(zero.bytes.data(), zero.bytes.size(), v), ParseStatus::bad_udp_checksum);
+}
+
+TEST(Nat, Ipv4DnatSnatAndTtl) {
+    auto f = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"), .ttl = 5, .payload = kInvite});
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+    ASSERT_TRUE(dnat(f.bytes.data(), v, ep("203.0.113.7:5080")));
+    ASSERT_TRUE(decrement_ttl(f.bytes.data(), v));
+    EXPECT_EQ(f.bytes[f.l3 + 8], 4);
+    EXPECT_EQ(destination_endpoint(f.bytes.data(), v), ep("203.0.113.7:5080"));
+    EXPECT_EQ(source_endpoint(f.bytes.data(), v), ep("192.0.2.10:5062"));
+    expect_valid_checksums(f.bytes, f.l3, f.l4, false);
+
+    ASSERT_TRUE(snat(f.bytes.data(), v, ep("198.51.100.1:5060")));
+    EXPECT_EQ(source_endpoint(f.bytes.data(), v), ep("198.51.100.1:5060"));
+    expect_valid_checksums(f.bytes, f.l3, f.l4, false);
+    // The rewritten frame parses again with full validation.
+    EXPECT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+}
+
+TEST(Nat, Ipv4OptionsHeaderChecksumCoversOptions) {
+    auto f = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"),
+                          .ipv4_options = {7, 7, 4, 0, 0, 0, 0, 1}, .payload = kInvite});
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+    ASSERT_TRUE(dnat(f.bytes.data(), v, ep("203.0.113.7:5080")));
+    ASSERT_TRUE(decrement_ttl(f.bytes.data(), v));
+    expect_valid_checksums(f.bytes, f.l3, f.l4, false);
+}
+
+TEST(Nat, Ipv4ZeroUdpChecksumStaysZero) {
+    auto f = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"), .udp_checksum = false,
+                          .payload = kInvite});
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+    ASSERT_TRUE(dnat(f.bytes.data(), v, ep("203.0.113.7:5080")));
+    EXPECT_EQ(get16(f.bytes, f.l4 + 6), 0);
+    EXPECT_EQ(get16(f.bytes, f.l3 + 10), naive_ipv4_checksum(f.bytes, f.l3));
+}
+
+TEST(Nat, ComputedZeroIsSentAsFfff) {
+    // Choose two payload bytes so that the datagram after DNAT sums to
+    // 0xFFFF, i.e. its checksum computes to 0 and must go out as 0xFFFF.
+    std::string payload = "OPTIONS sip:x SIP/2.0\r\n\r\n";  // 25 bytes
+    payload.append(3, '\0');  // word at payload offset 26 = UDP offset 34, even
+    auto after = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("203.0.113.7:5080"), .payload = payload});
+    size_t word = after.bytes.size() - 2;  // even offset in the UDP datagram
+    ASSERT_EQ((word - after.l4) % 2, 0u);
+    uint16_t c = get16(after.bytes, after.l4 + 6);
+    payload[payload.size() - 2] = static_cast<char>(c >> 8);
+    payload[payload.size() - 1] = static_cast<char>(c & 0xFF);
+    auto f = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"), .payload = payload});
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+    ASSERT_TRUE(dnat(f.bytes.data(), v, ep("203.0.113.7:5080")));
+    EXPECT_EQ(get16(f.bytes, f.l4 + 6), 0xFFFF);
+    EXPECT_EQ(naive_udp_checksum(f.bytes, f.l3, f.l4, false), 0xFFFF);
+    EXPECT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+}
+
+TEST(Nat, Ipv6DnatSnatHopLimit) {
+    auto f = build_frame({.src = ep("[2001:db8::10]:5062"), .dst = ep("[2001:db8:1::1]:5060"), .ttl = 2,
+                          .ipv6_hop_by_hop = true, .payload = kInvite});
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+    ASSERT_TRUE(dnat(f.bytes.data(), v, ep("[2001:db8:2::7]:5080")));
+    ASSERT_TRUE(decrement_ttl(f.bytes.data(), v));
+    EXPECT_EQ(f.bytes[f.l3 + 7], 1);
+    EXPECT_FALSE(decrement_ttl(f.bytes.data(), v));
+    EXPECT_EQ(f.bytes[f.l3 + 7], 1);
+    expect_valid_checksums(f.bytes, f.l3, v.l4_offset, true);
+    ASSERT_TRUE(snat(f.bytes.data(), v, ep("[2001:db8:1::1]:5060")));
+    expect_valid_checksums(f.bytes, f.l3, v.l4_offset, true);
+    EXPECT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+}
+
+TEST(Nat, FamilyMismatchLeavesFrameUntouched) {
+    auto f = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"), .payload = kInvite});
+    auto copy = f.bytes;
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+    EXPECT_FALSE(dnat(f.bytes.data(), v, ep("[2001:db8:2::7]:5080")));
+    EXPECT_EQ(f.bytes, copy);
+}
+
+TEST(Nat, Ipv4TtlOneIsRefused) {
+    auto f = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"), .ttl = 1, .payload = "x"});
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+    EXPECT_FALSE(decrement_ttl(f.bytes.data(), v));
+    EXPECT_EQ(f.bytes[f.l3 + 8], 1);
+}
+
+TEST(Nat, RandomRewritesKeepChecksumsValid) {
+    std::mt19937 rng(3);
+    for (int i = 0; i < 300; ++i) {
+        std::string payload(rng() % 1400, 'a');
+        for (auto& ch : payload) ch = static_cast<char>(rng());
+        bool v6 = i % 2;
+        auto rand_ep = [&] {
+            Endpoint e;
+            e.ip.family = v6 ? IpAddress::Family::v6 : IpAddress::Family::v4;
+            for (size_t k = 0; k < (v6 ? 16u : 4u); ++k) e.ip.bytes[k] = static_cast<uint8_t>(rng());
+            e.port = static_cast<uint16_t>(rng());
+            return e;
+        };
+        auto f = build_frame({.src = rand_ep(), .dst = rand_ep(), .ttl = static_cast<uint8_t>(2 + rng() % 250),
+                              .payload = payload});
+        PacketView v;
+        ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+        ASSERT_TRUE(dnat(f.bytes.data(), v, rand_ep()));
+        ASSERT_TRUE(snat(f.bytes.data(), v, rand_ep()));
+        ASSERT_TRUE(decrement_ttl(f.bytes.data(), v));
+        expect_valid_checksums(f.bytes, f.l3, f.l4, v6);
+    }
+}
+
+TEST(Nat, WriteEthernetTaggedAndUntagged) {
+    uint8_t buf[18] = {};
+    MacAddress dst{{1, 2, 3, 4, 5, 6}}, src{{7, 8, 9, 10, 11, 12}};
+    write_ethernet(buf, dst, src, 100, kEtherTypeIpv4);
+    const uint8_t tagged[18] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x81, 0, 0, 100, 0x08, 0};
+    EXPECT_EQ(0, std::memcmp(buf, tagged, 18));
+    write_ethernet(buf, dst, src, 0, kEtherTypeIpv6);
+    EXPECT_EQ(buf[12], 0x86);
+    EXPECT_EQ(buf[13], 0xDD);
+    EXPECT_EQ(ethernet_header_len(0), 14u);
+    EXPECT_EQ(ethernet_header_len(5), 18u);
+}
+
+TEST(Parse, TruncationsNeverReadOutOfBounds) {
+    auto f = build_frame({.vlan = 3, .src = ep("[2001:db8::10]:5062"), .dst = ep("[2001:db8:1::1]:5060"),
+                          .ipv6_hop_by_hop = true, .payload = kInvite});
+    for (size_t len = 0; len < f.bytes.size(); ++len) {
+        std::vector<uint8_t> cut(f.bytes.begin(), f.bytes.begin() + len);  // exact-size buffer for ASan
+        PacketView v;
+        EXPECT_NE(parse_frame(cut.data(), cut.size(), v), ParseStatus::udp) << len;
+    }
+}
