@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""End-to-end scenarios through the siplb daemon (issue 9), one per test:
+  balanced.py distribution|dns_add|kill|overload|ctl
+Builds the rig (namespaces, sipp backends, dnsmasq), starts siplb in the lb
+namespace from a generated config, runs the scenario and asserts every
+number it prints. Exit 77 (skip) only when network namespaces cannot be
+created; a missing daemon binary is a failure."""
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "lib"))
+import siplb_e2e as E  # noqa: E402
+import siplb_rig as R  # noqa: E402
+
+
+def main() -> int:
+    names = sys.argv[1:]
+    if not names or any(n not in E.SCENARIOS for n in names):
+        print(f"usage: balanced.py {'|'.join(E.SCENARIOS)}...")
+        return 2
+    ok, why = R.have_netns_privileges()
+    if not ok:
+        print(f"SKIP: {why}")
+        return 77
+    for binary in (E.daemon_path(), E.siplbctl_path()):
+        if not binary.exists():
+            print(f"FAIL: {binary} is not built")
+            return 1
+    work = Path(tempfile.mkdtemp(prefix=f"siplb-e2e-{'-'.join(names)}-"))
+    failed = []
+
+    def report(o):
+        for c in o.checks:
+            print(("ok   " if c.ok else "FAIL ") + f"[{o.name}] {c.text}", flush=True)
+        if o.numbers:
+            print(f"     [{o.name}] numbers: " + ", ".join(
+                f"{k}={v}" for k, v in o.numbers.items() if not str(k).startswith("siplbctl")), flush=True)
+        if not o.ok:
+            failed.append(o.name)
+
+    try:
+        E.run_balanced(names, work, out_stream=sys.stdout, report=report)
+    except R.RigError as e:
+        print(f"FAIL: {e}")
+        failed.append("rig")
+    if failed:
+        print(f"{len(failed)} part(s) failed: {', '.join(failed)}; logs in {work}")
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
