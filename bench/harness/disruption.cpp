@@ -4,9 +4,9 @@
 // SIP mix plus synthetic ones, hashed with XXH3 as the balancers do.
 //
 //   disruption --backends 2,100,1000 [--keys 200000]
-// Prints one JSON document on stdout.
-#include <xxhash.h>
-
+// Prints one JSON document on stdout. With siplb's balance library the
+// choice is its Maglev table and the removed backend is one in the middle;
+// without it, jump hash, which can only remove the last bucket.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -17,17 +17,12 @@
 
 using namespace siplb::bench;
 
-namespace {
-
-// Backend choice for a key hash, over the backend identities `ids`.
-// Jump hash only supports removing the last bucket, so the removal
-// scenario for it removes the last backend (the best case it can offer;
-// an arbitrary removal would renumber buckets).
-uint32_t choose(uint64_t h, const std::vector<uint32_t>& ids) {
-    return ids[jump_hash(h, static_cast<uint32_t>(ids.size()))];
-}
-
-}  // namespace
+#ifdef SIPLB_HARNESS_HAVE_BALANCE
+#include "siplb/balance/affinity.h"
+constexpr bool kMaglev = true;
+#else
+constexpr bool kMaglev = false;
+#endif
 
 int main(int argc, char** argv) {
     std::vector<uint32_t> sizes = {2, 100, 1000};
@@ -54,32 +49,42 @@ int main(int argc, char** argv) {
         }
     }
     // Call-IDs: from the SIP mix (realistic shapes), then synthetic.
-    std::vector<uint64_t> keys;
-    std::unordered_set<uint64_t> seen;
+    std::vector<std::string> call_ids;
+    std::unordered_set<std::string> seen;
     for (auto& m : build_message_mix(std::min<size_t>(nkeys, 50000), 7, true)) {
-        auto cid = find_call_id(m);
-        uint64_t h = XXH3_64bits_withSeed(cid.data(), cid.size(), 0x5349504c42ull);
-        if (!cid.empty() && seen.insert(h).second) keys.push_back(h);
+        auto cid = std::string(find_call_id(m));
+        if (!cid.empty() && seen.insert(cid).second) call_ids.push_back(cid);
     }
-    for (uint64_t i = 0; keys.size() < nkeys; ++i) {
-        std::string cid = std::to_string(i) + "-synthetic@bench.invalid";
-        keys.push_back(XXH3_64bits_withSeed(cid.data(), cid.size(), 0x5349504c42ull));
-    }
-    std::printf("{\"algorithm\": \"xxh3+jump\", \"source\": \"harness\", \"keys\": %zu, \"results\": [", keys.size());
+    for (uint64_t i = 0; call_ids.size() < nkeys; ++i)
+        call_ids.push_back(std::to_string(i) + "-synthetic@bench.invalid");
+    const uint64_t seed = 0x5349504c42ull;
+    std::printf("{\"algorithm\": \"%s\", \"keys\": %zu", BackendChooser::algorithm(), call_ids.size());
+#ifdef SIPLB_HARNESS_HAVE_BALANCE
+    std::printf(", \"affinity_bytes_per_dialog\": %zu", siplb::balance::AffinityTable::kEntryBytes);
+#endif
+    std::printf(", \"results\": [");
     for (size_t si = 0; si < sizes.size(); ++si) {
         uint32_t n = sizes[si];
-        std::vector<uint32_t> ids(n), fewer, more;
-        for (uint32_t i = 0; i < n; ++i) ids[i] = i;
-        fewer.assign(ids.begin(), ids.end() - 1);
+        std::vector<std::string> ids, fewer, more;
+        for (uint32_t i = 0; i < n; ++i) ids.push_back("203.0.113." + std::to_string(1 + i % 250) + ":" +
+                                                       std::to_string(5060 + i / 250));
+        uint32_t removed = kMaglev ? n / 2 : n - 1;
+        for (uint32_t i = 0; i < n; ++i)
+            if (i != removed) fewer.push_back(ids[i]);
         more = ids;
-        more.push_back(n);
-        size_t moved_rm = 0, moved_add = 0;
-        for (uint64_t h : keys) {
-            uint32_t b = choose(h, ids);
-            if (choose(h, fewer) != b) ++moved_rm;
-            if (choose(h, more) != b) ++moved_add;
+        more.push_back("203.0.113.254:6000");
+        BackendChooser c_all(ids, seed), c_fewer(fewer, seed), c_more(more, seed);
+        if (!c_all.ok() || !c_fewer.ok() || !c_more.ok()) {
+            std::fprintf(stderr, "disruption: cannot build tables for %u backends\n", n);
+            return 1;
         }
-        double k = static_cast<double>(keys.size());
+        size_t moved_rm = 0, moved_add = 0;
+        for (auto& cid : call_ids) {
+            const std::string& b = ids[c_all.pick(cid)];
+            if (fewer[c_fewer.pick(cid)] != b) ++moved_rm;
+            if (more[c_more.pick(cid)] != b) ++moved_add;
+        }
+        double k = static_cast<double>(call_ids.size());
         std::printf("%s{\"backends\": %u, \"removal_moved\": %.5f, \"removal_ideal\": %.5f, "
                     "\"addition_moved\": %.5f, \"addition_ideal\": %.5f}",
                     si ? ", " : "", n, static_cast<double>(moved_rm) / k, 1.0 / n,

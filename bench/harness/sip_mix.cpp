@@ -7,8 +7,16 @@
 #include <ctime>
 #include <random>
 
-#ifdef SIPLB_HARNESS_HAVE_SIP_MIX
-#include "siplb/sip/message_mix.h"
+#include <xxhash.h>
+
+#include <algorithm>
+
+#ifdef SIPLB_HARNESS_HAVE_SIP
+#include "siplb/sip/parser.h"
+#endif
+#ifdef SIPLB_HARNESS_HAVE_BALANCE
+#include "siplb/balance/hash.h"
+#include "siplb/balance/maglev.h"
 #endif
 
 namespace siplb::bench {
@@ -190,7 +198,7 @@ private:
 std::vector<std::string> build_message_mix(size_t count, uint64_t seed, bool requests_only) {
     std::vector<std::string> out;
     out.reserve(count);
-#ifdef SIPLB_HARNESS_HAVE_SIP_MIX
+#ifdef SIPLB_HARNESS_HAVE_SIP
     // The project generator; ask for more when filtering out responses.
     for (size_t want = count * (requests_only ? 2 : 1) + 16; out.size() < count; want *= 2) {
         out.clear();
@@ -217,7 +225,7 @@ std::vector<std::string> build_message_mix(size_t count, uint64_t seed, bool req
 }
 
 const char* message_mix_source() {
-#ifdef SIPLB_HARNESS_HAVE_SIP_MIX
+#ifdef SIPLB_HARNESS_HAVE_SIP
     return "siplb_sip";
 #else
     return "harness";
@@ -225,6 +233,13 @@ const char* message_mix_source() {
 }
 
 std::string_view find_call_id(std::string_view msg) noexcept {
+#ifdef SIPLB_HARNESS_HAVE_SIP
+    // The project's zero-copy parser: the same Call-ID span siplb hashes.
+    sip::SipMessage m;
+    sip::SipParser::parse(reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), m);
+    if (!m.ok()) return {};
+    return m.call_id.view(msg);
+#else
     // Header lines start after CRLF; the header block ends at an empty line.
     size_t pos = msg.find('\n');
     while (pos != std::string_view::npos && pos + 1 < msg.size()) {
@@ -253,6 +268,7 @@ std::string_view find_call_id(std::string_view msg) noexcept {
         pos = end;
     }
     return {};
+#endif
 }
 
 std::optional<sockaddr_in> parse_v4_endpoint(std::string_view text) {
@@ -297,5 +313,63 @@ double now_s() noexcept {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
+
+}  // namespace siplb::bench
+
+namespace siplb::bench {
+
+std::string endpoint_identity(const sockaddr_in& sa) {
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
+    return std::string(ip) + ":" + std::to_string(ntohs(sa.sin_port));
+}
+
+#ifdef SIPLB_HARNESS_HAVE_BALANCE
+struct BackendChooser::Impl {
+    balance::MaglevTable table;
+    std::vector<uint32_t> sorted_to_caller;  // Maglev index (sorted identities) -> caller's index
+    uint64_t seed;
+};
+
+BackendChooser::BackendChooser(const std::vector<std::string>& ids, uint64_t seed, uint32_t table_size)
+    : impl_(new Impl) {
+    impl_->seed = seed;
+    std::vector<balance::MaglevBackend> bs;
+    for (auto& id : ids) bs.push_back({id, 1});
+    auto t = balance::MaglevTable::build(bs, table_size, seed);
+    if (!t) {
+        ok_ = false;
+        return;
+    }
+    impl_->table = std::move(t.value());
+    std::vector<uint32_t> order(ids.size());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return ids[a] < ids[b]; });
+    impl_->sorted_to_caller = order;
+}
+BackendChooser::~BackendChooser() { delete impl_; }
+uint64_t BackendChooser::hash(std::string_view call_id) const noexcept {
+    return balance::hash_call_id(call_id, impl_->seed);
+}
+uint32_t BackendChooser::pick_hash(uint64_t h) const noexcept {
+    return impl_->sorted_to_caller[impl_->table.lookup(h)];
+}
+const char* BackendChooser::algorithm() { return "xxh3+maglev (siplb_balance)"; }
+#else
+struct BackendChooser::Impl {
+    uint32_t n;
+    uint64_t seed;
+};
+BackendChooser::BackendChooser(const std::vector<std::string>& ids, uint64_t seed, uint32_t)
+    : impl_(new Impl{static_cast<uint32_t>(ids.size()), seed}) {
+    ok_ = !ids.empty();
+}
+BackendChooser::~BackendChooser() { delete impl_; }
+uint64_t BackendChooser::hash(std::string_view call_id) const noexcept {
+    return XXH3_64bits_withSeed(call_id.data(), call_id.size(), impl_->seed);
+}
+uint32_t BackendChooser::pick_hash(uint64_t h) const noexcept { return jump_hash(h, impl_->n); }
+const char* BackendChooser::algorithm() { return "xxh3+jump (harness)"; }
+#endif
 
 }  // namespace siplb::bench

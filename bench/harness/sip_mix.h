@@ -45,6 +45,31 @@ std::optional<sockaddr_in> parse_v4_endpoint(std::string_view text);
 // Backends: "IP:PORT" or "IP:PORT*N" (N consecutive ports).
 std::optional<std::vector<sockaddr_in>> parse_backends(std::string_view text);
 
+// Consistent choice of backend for a Call-ID, as siplb makes it: XXH3 of the
+// Call-ID with the pool seed into a Maglev table (the project's balance
+// library when built), else XXH3 into a jump consistent hash.
+class BackendChooser {
+public:
+    // identities: "IP:PORT" (Endpoint::to_string()), index = caller's order.
+    BackendChooser(const std::vector<std::string>& identities, uint64_t seed, uint32_t table_size = 65537);
+    ~BackendChooser();
+    BackendChooser(const BackendChooser&) = delete;
+    BackendChooser& operator=(const BackendChooser&) = delete;
+    uint64_t hash(std::string_view call_id) const noexcept;
+    // Caller's index of the chosen backend.
+    uint32_t pick_hash(uint64_t h) const noexcept;
+    uint32_t pick(std::string_view call_id) const noexcept { return pick_hash(hash(call_id)); }
+    static const char* algorithm();
+    bool ok() const noexcept { return ok_; }
+
+private:
+    struct Impl;
+    Impl* impl_;
+    bool ok_ = true;
+};
+
+std::string endpoint_identity(const sockaddr_in& sa);
+
 // Monotonic seconds.
 double now_s() noexcept;
 

@@ -1,7 +1,8 @@
 // socket_forwarder: the baseline "what a careful sockets program does".
 // One thread, one UDP socket bound to the VIP; recvmmsg a batch, find each
 // datagram's Call-ID, hash it with XXH3 (same seed as siplb's pools) into
-// a consistent-hash choice of backend, sendmmsg the batch on to the
+// a consistent-hash choice of backend (Maglev from siplb's balance library
+// when built), sendmmsg the batch on to the
 // backends. No per-packet allocation, no syscall per datagram.
 //
 //   socket_forwarder --listen 198.51.100.1:5060 --backends 198.51.100.2:6000*2
@@ -10,7 +11,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <cerrno>
 #include <csignal>
@@ -95,7 +95,10 @@ int main(int argc, char** argv) {
         out[k].msg_hdr.msg_iovlen = 1;
         out[k].msg_hdr.msg_namelen = sizeof(sockaddr_in);
     }
-    const uint32_t nb = static_cast<uint32_t>(backends.size());
+    std::vector<std::string> ids;
+    for (auto& b : backends) ids.push_back(endpoint_identity(b));
+    BackendChooser chooser(ids, seed);
+    if (!chooser.ok()) { std::fprintf(stderr, "socket_forwarder: cannot build the backend table\n"); return 1; }
     uint64_t received = 0, forwarded = 0, no_callid = 0, send_errors = 0, batches = 0;
     const double t0 = now_s(), t_end = t0 + duration;
     while (!g_stop) {
@@ -111,7 +114,7 @@ int main(int argc, char** argv) {
             std::string_view m(&bufs[static_cast<size_t>(k) * kBufSize], in[k].msg_len);
             auto cid = find_call_id(m);
             if (cid.empty()) { ++no_callid; continue; }
-            uint32_t b = jump_hash(XXH3_64bits_withSeed(cid.data(), cid.size(), seed), nb);
+            uint32_t b = chooser.pick(cid);
             out_iov[n_out] = {const_cast<char*>(m.data()), m.size()};
             out[n_out].msg_hdr.msg_name = &backends[b];
             ++n_out;
@@ -131,10 +134,11 @@ int main(int argc, char** argv) {
     }
     close(fd);
     std::printf("{\"received\": %llu, \"forwarded\": %llu, \"no_call_id\": %llu, \"send_errors\": %llu, "
-                "\"batches\": %llu, \"avg_batch\": %.2f, \"elapsed_s\": %.3f}\n",
+                "\"batches\": %llu, \"avg_batch\": %.2f, \"elapsed_s\": %.3f, \"algorithm\": \"%s\"}\n",
                 static_cast<unsigned long long>(received), static_cast<unsigned long long>(forwarded),
                 static_cast<unsigned long long>(no_callid), static_cast<unsigned long long>(send_errors),
                 static_cast<unsigned long long>(batches),
-                batches ? static_cast<double>(received) / static_cast<double>(batches) : 0.0, now_s() - t0);
+                batches ? static_cast<double>(received) / static_cast<double>(batches) : 0.0, now_s() - t0,
+                BackendChooser::algorithm());
     return 0;
 }
