@@ -234,6 +234,36 @@ def call_integrity(out: Outcome, backends: list, call_ids: set | None = None) ->
                          f"{len(split)} split across backends)")
 
 
+def check_frames(out: Outcome, back: list, client: list) -> None:
+    """What siplb put on the wire, checked independently of siplb: DNAT
+    keeps the client source, checksums valid, TTL decremented; SNAT makes
+    replies come from the VIPs; CRLF keepalives of one client address:port
+    stick to one backend."""
+    from_clients = [f for f in back if f["src"] in R.CLIENT_IPS]
+    bad = [f for f in from_clients if not (f["ipok"] and f["udpok"])]
+    ttls = sorted({f["ttl"] for f in from_clients})
+    out.numbers["frames_to_backends"] = len(from_clients)
+    out.check(from_clients and not bad, f"{len(from_clients)} frames siplb delivered to backends keep the "
+                                        f"client source address, {len(bad)} with a bad IPv4/UDP checksum")
+    out.check(ttls == [63], f"TTL decremented once (64 -> {ttls})")
+    vips = set(R.VIPS.values())
+    replies = [f for f in client if f["dport"] != 9 and f["src"] not in (R.LB_EXT_IP,)]
+    not_vip = [f for f in replies if f["src"] not in vips]
+    bad = [f for f in replies if not (f["ipok"] and f["udpok"])]
+    out.check(replies and not not_vip and not bad,
+              f"{len(replies)} frames to clients all come from a VIP ({len(not_vip)} from elsewhere, "
+              f"{len(bad)} bad checksums)")
+    ka = {}
+    for f in from_clients:
+        if f["head"].startswith("\r\n\r\n") and f["sport"] == 5070:
+            ka.setdefault(f["src"], []).append(f["dst"])
+    n = sum(len(v) for v in ka.values())
+    sticky = all(len(set(v)) == 1 for v in ka.values())
+    out.check(n == 10 * len(R.CLIENT_IPS) and sticky,
+              f"CRLF keepalives: {n}/{10 * len(R.CLIENT_IPS)} reached a backend, each client "
+              f"address:port always the same one: {dict((k, sorted(set(v))) for k, v in ka.items())}")
+
+
 # ---------------------------------------------------------------- scenarios
 def start_pool_backends(rig: R.Rig) -> None:
     for i in range(rig.n_backends):
@@ -266,8 +296,15 @@ def scenario_distribution(rig: R.Rig, d: Daemon, out_stream=None, calls_per_clie
                               name="trunk-calls"))
     runs.append(rig.start_uac("register", lund_vip, R.CLIENT_IPS[1], calls=50, rate=25, name="lund-register"))
     runs.append(rig.start_uac("options", lund_vip, R.CLIENT_IPS[2], calls=50, rate=25, name="lund-options"))
+    cap_back = R.Capture(rig, rig.ns_back, "b0", 40)
+    cap_client = R.Capture(rig, rig.ns_client, "c0", 40)
+    for src in R.CLIENT_IPS:
+        R.send_crlf_keepalives(rig, src, 5070, lund_vip, count=10, interval=0.02)
     progress(runs, "distribution", out_stream, budget=45)
     results = [r.wait(30) for r in runs]
+    time.sleep(0.5)
+    frames_back, frames_client = cap_back.frames(), cap_client.frames()
+    check_frames(out, frames_back, frames_client)
     for res in results:
         out.check(res.rc == 0 and res.failed == 0 and res.successful == res.created > 0, res.summary())
     got = {ip: count_invites(b) - before.get(ip, 0) for ip, b in rig.backends.items()}

@@ -543,3 +543,67 @@ def calls_per_backend(backends: list[Backend]) -> tuple[dict, list[str]]:
             seen.setdefault(cid, {}).setdefault(b.addr, []).append(method)
     split = [cid for cid, where in seen.items() if len(where) > 1]
     return seen, split
+
+
+_CAPTURE = r"""
+import json, socket, struct, sys, time
+dev, seconds, out = sys.argv[1], float(sys.argv[2]), open(sys.argv[3], "w")
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind((dev, 0)); s.settimeout(0.2)
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b)//2), b))
+    while t >> 16: t = (t & 0xffff) + (t >> 16)
+    return t
+print("ready", flush=True)
+end = time.time() + seconds
+while time.time() < end:
+    try:
+        f, meta = s.recvfrom(4096)
+    except socket.timeout:
+        continue
+    if meta[2] == socket.PACKET_OUTGOING: continue
+    ip = f[14:]
+    if len(ip) < 28 or ip[9] != 17: continue
+    ihl = (ip[0] & 15) * 4
+    udp = ip[ihl:struct.unpack("!H", ip[2:4])[0]]
+    sp, dp, ln, ck = struct.unpack("!HHHH", udp[:8])
+    ph = ip[12:20] + struct.pack("!BBH", 0, 17, len(udp))
+    out.write(json.dumps({"src": socket.inet_ntoa(ip[12:16]), "dst": socket.inet_ntoa(ip[16:20]),
+        "sport": sp, "dport": dp, "ttl": ip[8], "ipok": csum(ip[:ihl]) == 0xffff,
+        "udpok": ck == 0 or csum(ph + udp) == 0xffff, "head": udp[8:24].decode("latin-1")}) + "\n")
+    out.flush()
+"""
+
+
+class Capture:
+    """Bounded AF_PACKET capture of incoming IPv4/UDP frames on one device of
+    one namespace (e.g. b0: what siplb delivered to the backends), with
+    independent IPv4/UDP checksum verification of each frame."""
+
+    def __init__(self, rig: Rig, ns: str, dev: str, seconds: float):
+        rig._seq += 1
+        self.file = rig.workdir / f"{rig._seq:02d}-capture-{dev}.jsonl"
+        self.proc = rig.spawn(f"capture-{dev}", ns, [sys.executable, "-u", "-c", _CAPTURE, dev,
+                                                     str(seconds), str(self.file)])
+        self.rig = rig
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "ready" not in self.proc.log.read_text(errors="replace"):
+            time.sleep(0.05)
+
+    def frames(self) -> list[dict]:
+        self.rig.stop(self.proc, signal.SIGTERM, timeout=3)
+        if not self.file.exists():
+            return []
+        return [json.loads(l) for l in self.file.read_text().splitlines() if l.strip()]
+
+
+def send_crlf_keepalives(rig: Rig, src_ip: str, sport: int, target: str, count: int,
+                         interval: float = 0.05) -> None:
+    """RFC 5626 style CRLF keepalives (UDP "\\r\\n\\r\\n") from one client address:port."""
+    host, port = target.rsplit(":", 1)
+    sh(sys.executable, "-c",
+       "import socket,time\n"
+       f"s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(({src_ip!r},{sport}))\n"
+       f"for _ in range({count}):\n s.sendto(b'\\r\\n\\r\\n',({host!r},{int(port)}));time.sleep({interval})\n",
+       ns=rig.ns_client, timeout=count * interval + 10)
