@@ -22,10 +22,14 @@ struct ControlConfig {
     std::string socket_owner;                       // user name; empty: keep
     std::string socket_group;                       // group name; empty: keep
     std::optional<Endpoint> metrics_listen;         // metrics = "127.0.0.1:9560"; off when absent
+
+    bool operator==(const ControlConfig&) const = default;
 };
 
 struct LogConfig {
     std::string level = "info";  // [log] level: debug|info|warn|error
+
+    bool operator==(const LogConfig&) const = default;
 };
 
 // A DPDK port the dataplane owns.
@@ -40,18 +44,24 @@ struct PortConfig {
     uint16_t rx_queues = 1;
     uint16_t tx_queues = 1;
     bool kernel_path = false;         // create a TAP exception interface mirroring this port
+
+    bool operator==(const PortConfig&) const = default;
 };
 
 struct RouteConfig {
     Prefix prefix;                    // "0.0.0.0/0" for the default route
     IpAddress via;
     std::string port;                 // optional: PortConfig::name; empty = derived from via
+
+    bool operator==(const RouteConfig&) const = default;
 };
 
 struct NeighborConfig {
     IpAddress ip;
     MacAddress mac;
     std::string port;
+
+    bool operator==(const NeighborConfig&) const = default;
 };
 
 struct DataplaneConfig {
@@ -69,6 +79,8 @@ struct DataplaneConfig {
     std::vector<NeighborConfig> neighbors;  // [[dataplane.neighbor]]
     uint32_t frag_max_flows = 4096;   // IP reassembly table size
     uint32_t frag_timeout_ms = 2000;
+
+    bool operator==(const DataplaneConfig&) const = default;
 };
 
 struct HealthConfig {
@@ -85,6 +97,8 @@ struct HealthConfig {
     // Passive checks from dataplane counters (per pool; off by default).
     bool passive = false;
     uint32_t passive_503_threshold = 50;   // 503s per interval
+
+    bool operator==(const HealthConfig&) const = default;
 };
 
 struct DnsConfig {
@@ -95,6 +109,8 @@ struct DnsConfig {
     uint32_t retry_max_ms = 60000;
     uint32_t drain_grace_s = 300;     // backends removed from DNS drain this long
     uint32_t timeout_ms = 2000;
+
+    bool operator==(const DnsConfig&) const = default;
 };
 
 enum class ForwardMode : uint8_t { nat, ipip };
@@ -103,6 +119,8 @@ struct BackendConfig {
     Endpoint address;
     uint32_t weight = 1;              // 0 = configured but takes no new calls
     bool enabled = true;
+
+    bool operator==(const BackendConfig&) const = default;
 };
 
 enum class RuleAction : uint8_t { drop, allow, route };
@@ -114,6 +132,8 @@ struct RuleConfig {
     bool caseless = true;
     RuleAction action = RuleAction::drop;
     std::string route_pool;           // for action = "route"
+
+    bool operator==(const RuleConfig&) const = default;
 };
 
 struct RateLimitConfig {
@@ -123,6 +143,8 @@ struct RateLimitConfig {
     double prefix_requests_per_s = 500;  // per /24 (v4) or /64 (v6)
     double prefix_burst = 1000;
     uint32_t table_size = 65536;
+
+    bool operator==(const RateLimitConfig&) const = default;
 };
 
 struct PoolConfig {
@@ -139,6 +161,8 @@ struct PoolConfig {
     HealthConfig health;              // [pool.health] overrides [health]
     std::vector<RuleConfig> rules;    // [[pool.rule]]
     RateLimitConfig rate_limit;       // [pool.rate_limit]
+
+    bool operator==(const PoolConfig&) const = default;
 };
 
 struct Config {
@@ -155,10 +179,45 @@ struct Config {
             if (p.name == name) return &p;
         return nullptr;
     }
+    bool operator==(const Config&) const = default;
 };
 
-// Errors read "FILE:LINE:COL: key 'pool[0].backends[1]': what is wrong".
+// Errors read "FILE:LINE:COL: pool[0].backends[1]: what is wrong", one line
+// per mistake (every mistake in the file is reported, not only the first).
+// load_config() also reports a file that cannot be read.
 Result<Config> load_config(const std::string& path);
 Result<Config> parse_config(std::string_view toml_text, std::string_view source_name);
+
+// Host names and SRV names (_sip._udp.example.net) accepted in pool.dns;
+// on false, *why says what is wrong.
+bool valid_dns_name(std::string_view name, std::string* why = nullptr);
+
+// Canonical TOML for a config: parse_config(format_config(c)) == c (apart
+// from source_path). Used by tests and for showing the effective config.
+std::string format_config(const Config& config);
+
+// One difference between two configs, for reload logging. Changes that the
+// running daemon cannot apply live have needs_restart set:
+//   - every [dataplane] key (EAL args, workers, burst, mempools, rings,
+//     affinity capacity, ports, routes, neighbors, reassembly): the ports and
+//     lcores are set up once at start;
+//   - every [control] key (socket path, mode, owner, group, metrics listener):
+//     bound once at start.
+// Everything else applies live: log level, [health], [dns], pools added or
+// removed, VIPs, backends, weights, DNS names, table size, seed (remaps
+// calls, so it is flagged in the text), mode, timers, rules and rate limits.
+struct ConfigChange {
+    std::string description;  // "pool lund: backend 198.51.100.13:5060 added"
+    bool needs_restart = false;
+    bool operator==(const ConfigChange&) const = default;
+};
+std::vector<ConfigChange> diff_configs(const Config& before, const Config& after);
+
+// Human-readable list of differences; lines of changes that need a restart
+// end in " (needs restart)". Empty when the configs are equivalent.
+std::vector<std::string> describe_changes(const Config& before, const Config& after);
+// Only the changes that need a restart; a live reload must refuse when this
+// is not empty.
+std::vector<std::string> restart_required_changes(const Config& before, const Config& after);
 
 }  // namespace siplb::config

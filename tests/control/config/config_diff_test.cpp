@@ -1,0 +1,108 @@
+// describe_changes / restart_required_changes: what a reload would change,
+// and which of it the running daemon cannot apply live.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "siplb/control/config.h"
+
+using namespace siplb::config;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+namespace {
+
+const char* kBase = R"(
+[dataplane]
+eal = ["--no-huge"]
+workers = 1
+[[dataplane.port]]
+name = "ext"
+device = "net_null0"
+addresses = ["203.0.113.2/24"]
+[[pool]]
+name = "lund"
+listen = ["203.0.113.10:5060"]
+backends = ["198.51.100.11:5060", { address = "198.51.100.12:5060", weight = 2 }]
+)";
+
+Config load(const std::string& text) {
+    auto r = parse_config(text, "t.toml");
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.message());
+    return r.ok() ? r.value() : Config{};
+}
+
+}  // namespace
+
+TEST(ConfigDiff, IdenticalConfigsHaveNoChanges) {
+    EXPECT_THAT(describe_changes(load(kBase), load(kBase)), IsEmpty());
+}
+
+TEST(ConfigDiff, BackendsAddedRemovedReweighted) {
+    Config a = load(kBase);
+    Config b = load(R"(
+[dataplane]
+eal = ["--no-huge"]
+[[dataplane.port]]
+name = "ext"
+device = "net_null0"
+addresses = ["203.0.113.2/24"]
+[[pool]]
+name = "lund"
+listen = ["203.0.113.10:5060", "203.0.113.11:5060"]
+backends = [{ address = "198.51.100.12:5060", weight = 5 }, "198.51.100.13:5060"]
+)");
+    EXPECT_THAT(describe_changes(a, b),
+                UnorderedElementsAre("pool lund: VIP 203.0.113.11:5060 added",
+                                     "pool lund: backend 198.51.100.11:5060 removed",
+                                     "pool lund: backend 198.51.100.12:5060 reweighted 2 -> 5",
+                                     "pool lund: backend 198.51.100.13:5060 added (weight 1)"));
+    EXPECT_THAT(restart_required_changes(a, b), IsEmpty());
+}
+
+TEST(ConfigDiff, PoolsAddedAndRemovedAndSettings) {
+    Config a = load(kBase);
+    Config b = load(std::string(kBase) + "seed = 7\n[pool.health]\ninterval_ms = 5000\n" +
+                    "[[pool]]\nname = \"trunk\"\nlisten = [\"203.0.113.20:5060\"]\ndns = [\"siptrunk.example.net\"]\n");
+    EXPECT_THAT(describe_changes(a, b),
+                UnorderedElementsAre("pool lund: seed: 357712284738 -> 7 (remaps calls; both cluster nodes must agree)",
+                                     "pool lund: health.interval_ms: 2000 -> 5000",
+                                     "pool trunk added (1 VIPs, 0 backends, 1 DNS names)"));
+    EXPECT_THAT(describe_changes(b, a), Contains("pool trunk removed"));
+}
+
+TEST(ConfigDiff, GlobalHealthChangeReportedOnce) {
+    Config a = load(kBase);
+    Config b = load(std::string("[health]\ninterval_ms = 3000\n") + kBase);
+    EXPECT_THAT(describe_changes(a, b), ElementsAre("health.interval_ms: 2000 -> 3000"));
+}
+
+TEST(ConfigDiff, DataplaneAndControlChangesNeedRestart) {
+    Config a = load(kBase);
+    Config b = a;
+    b.dataplane.workers = 2;
+    b.dataplane.eal.push_back("--no-pci");
+    b.dataplane.ports[0].mtu = 9000;
+    b.control.socket = "/run/other.sock";
+    b.log.level = "debug";
+    EXPECT_THAT(restart_required_changes(a, b),
+                UnorderedElementsAre("dataplane.workers: 1 -> 2",
+                                     "dataplane.eal: [\"--no-huge\"] -> [\"--no-huge\", \"--no-pci\"]",
+                                     "dataplane.port ext: mtu: 1500 -> 9000",
+                                     "control.socket: \"/run/siplb/siplb.sock\" -> \"/run/other.sock\""));
+    EXPECT_THAT(describe_changes(a, b), Contains("dataplane.workers: 1 -> 2 (needs restart)"));
+    EXPECT_THAT(describe_changes(a, b), Contains("log.level: \"info\" -> \"debug\""));
+    auto changes = diff_configs(a, b);
+    EXPECT_EQ(changes.size(), 5u);
+}
+
+TEST(ConfigDiff, RoutesAndPortsAddedNeedRestart) {
+    Config a = load(kBase);
+    Config b = load(std::string(kBase) +
+                    "[[dataplane.port]]\nname = \"int\"\ndevice = \"net_null1\"\n"
+                    "[[dataplane.route]]\nprefix = \"0.0.0.0/0\"\nvia = \"203.0.113.1\"\n");
+    EXPECT_THAT(restart_required_changes(a, b),
+                UnorderedElementsAre("dataplane.port int added (net_null1)",
+                                     "dataplane.route 0.0.0.0/0 via 203.0.113.1 added"));
+}
