@@ -1,0 +1,58 @@
+// Egress decision: which port and which next hop (the destination itself
+// when on-link, else a gateway) for a destination address. Longest prefix
+// match over the ports' connected prefixes and the static routes. Built once
+// from config, immutable afterwards, so workers read it without
+// synchronisation. Route tables at an SBC edge hold a handful of entries, so
+// a scan of a length-sorted array beats a trie on cache footprint.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "siplb/common/endpoint.h"
+#include "siplb/common/result.h"
+
+namespace siplb::net {
+
+struct RouteEntry {
+    Prefix prefix;
+    std::optional<IpAddress> via;  // nullopt: connected (on-link)
+    uint16_t port = 0;             // dataplane port index
+};
+
+struct NextHop {
+    uint16_t port = 0;
+    IpAddress address;  // neighbor to resolve: destination or gateway
+};
+
+class RouteTable {
+public:
+    struct PortPrefixes {
+        std::string name;
+        std::vector<Prefix> addresses;  // interface addresses with prefix length
+    };
+    struct StaticRoute {
+        Prefix prefix;
+        IpAddress via;
+        std::string port;  // empty: the port whose connected prefix holds `via`
+    };
+
+    // Fails on a route whose gateway is not on-link of any port (or of the
+    // named port), or names an unknown port.
+    static Result<RouteTable> build(const std::vector<PortPrefixes>& ports, const std::vector<StaticRoute>& routes);
+
+    std::optional<NextHop> lookup(const IpAddress& dst) const noexcept;
+    // True when `a` is one of the ports' own addresses.
+    bool is_local_address(const IpAddress& a) const noexcept;
+    // Port whose connected prefix contains `a` (for gleaning).
+    std::optional<uint16_t> on_link_port(const IpAddress& a) const noexcept;
+    const std::vector<RouteEntry>& entries() const noexcept { return entries_; }
+
+private:
+    std::vector<RouteEntry> entries_;  // longest prefix first
+    std::vector<IpAddress> local_;
+};
+
+}  // namespace siplb::net

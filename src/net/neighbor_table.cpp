@@ -1,0 +1,130 @@
+#include "siplb/net/neighbor_table.h"
+
+#include <bit>
+#include <cstring>
+
+namespace siplb::net {
+
+namespace {
+struct Key {
+    uint64_t lo, hi;
+    uint32_t family_flag;
+};
+Key key_of(const IpAddress& ip) noexcept {
+    Key k;
+    std::memcpy(&k.lo, ip.bytes.data(), 8);
+    std::memcpy(&k.hi, ip.bytes.data() + 8, 8);
+    k.family_flag = ip.is_v6() ? 2u : 0u;
+    return k;
+}
+uint64_t pack(const MacAddress& mac, uint16_t port) noexcept {
+    uint64_t v = 0;
+    std::memcpy(&v, mac.bytes.data(), 6);
+    return v | (static_cast<uint64_t>(port) << 48);
+}
+void unpack(uint64_t v, NeighborTable::Entry& e) noexcept {
+    std::memcpy(e.mac.bytes.data(), &v, 6);
+    e.port = static_cast<uint16_t>(v >> 48);
+}
+}  // namespace
+
+NeighborTable::NeighborTable(uint32_t capacity) {
+    uint32_t cap = std::bit_ceil(capacity < 16 ? 16u : capacity);
+    slots_ = std::make_unique<Slot[]>(cap);
+    mask_ = cap - 1;
+    uint32_t req = std::bit_ceil(cap / 4 < 16 ? 16u : cap / 4);
+    requests_ = std::make_unique<RequestSlot[]>(req);
+    request_mask_ = req - 1;
+}
+
+uint64_t NeighborTable::hash(const IpAddress& ip) noexcept {
+    Key k = key_of(ip);
+    uint64_t h = (k.lo ^ (k.hi * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 31);
+}
+
+std::optional<NeighborTable::Entry> NeighborTable::lookup(const IpAddress& ip) const noexcept {
+    Key k = key_of(ip);
+    uint64_t h = hash(ip);
+    for (uint32_t i = 0; i < kMaxProbe; ++i) {
+        const Slot& s = slots_[(h + i) & mask_];
+        for (int attempt = 0; attempt < 4; ++attempt) {
+            uint32_t seq1 = s.seq.load(std::memory_order_acquire);
+            if (seq1 & 1) continue;
+            uint32_t flags = s.flags.load(std::memory_order_relaxed);
+            uint64_t lo = s.addr_lo.load(std::memory_order_relaxed);
+            uint64_t hi = s.addr_hi.load(std::memory_order_relaxed);
+            uint64_t mp = s.mac_port.load(std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (s.seq.load(std::memory_order_relaxed) != seq1) continue;
+            if (!(flags & kFlagUsed)) return std::nullopt;  // keys are never removed: end of chain
+            if (lo == k.lo && hi == k.hi && (flags & kFlagV6) == k.family_flag) {
+                Entry e;
+                unpack(mp, e);
+                e.is_static = flags & kFlagStatic;
+                return e;
+            }
+            break;  // another key: next slot
+        }
+    }
+    return std::nullopt;
+}
+
+NeighborTable::Learn NeighborTable::learn(const IpAddress& ip, const MacAddress& mac, uint16_t port,
+                                          bool is_static) noexcept {
+    Key k = key_of(ip);
+    uint64_t h = hash(ip);
+    uint64_t mp = pack(mac, port);
+    for (uint32_t i = 0; i < kMaxProbe; ++i) {
+        Slot& s = slots_[(h + i) & mask_];
+        uint32_t seq = s.seq.load(std::memory_order_acquire);
+        if (seq & 1) return Learn::busy;
+        uint32_t flags = s.flags.load(std::memory_order_relaxed);
+        bool used = flags & kFlagUsed;
+        bool same = used && s.addr_lo.load(std::memory_order_relaxed) == k.lo &&
+                    s.addr_hi.load(std::memory_order_relaxed) == k.hi && (flags & kFlagV6) == k.family_flag;
+        if (used && !same) continue;
+        if (same) {
+            if ((flags & kFlagStatic) && !is_static) return Learn::static_kept;
+            if (s.mac_port.load(std::memory_order_relaxed) == mp && bool(flags & kFlagStatic) == is_static)
+                return Learn::unchanged;
+        }
+        if (!s.seq.compare_exchange_strong(seq, seq + 1, std::memory_order_acquire)) return Learn::busy;
+        // Re-check under ownership: the slot may have changed before the CAS.
+        uint32_t now_flags = s.flags.load(std::memory_order_relaxed);
+        if (now_flags != flags || (same && (s.addr_lo.load(std::memory_order_relaxed) != k.lo))) {
+            s.seq.store(seq, std::memory_order_release);  // nothing written: restore
+            return Learn::busy;
+        }
+        s.addr_lo.store(k.lo, std::memory_order_relaxed);
+        s.addr_hi.store(k.hi, std::memory_order_relaxed);
+        s.mac_port.store(mp, std::memory_order_relaxed);
+        s.flags.store(kFlagUsed | k.family_flag | (is_static ? kFlagStatic : 0), std::memory_order_relaxed);
+        s.seq.store(seq + 2, std::memory_order_release);
+        return same ? Learn::updated : Learn::inserted;
+    }
+    return Learn::full;
+}
+
+bool NeighborTable::should_request(const IpAddress& ip, uint64_t now_ms, uint64_t interval_ms) noexcept {
+    Key k = key_of(ip);
+    RequestSlot& r = requests_[hash(ip) & request_mask_];
+    uint64_t last = r.last_ms.load(std::memory_order_relaxed);
+    bool same = r.addr_lo.load(std::memory_order_relaxed) == k.lo && r.addr_hi.load(std::memory_order_relaxed) == k.hi;
+    if (same && last != 0 && now_ms - last < interval_ms) return false;
+    // One winner per interval among cores; a collision of two targets in one
+    // slot only shares their rate limit.
+    if (!r.last_ms.compare_exchange_strong(last, now_ms == 0 ? 1 : now_ms, std::memory_order_relaxed)) return false;
+    r.addr_lo.store(k.lo, std::memory_order_relaxed);
+    r.addr_hi.store(k.hi, std::memory_order_relaxed);
+    return true;
+}
+
+size_t NeighborTable::size() const noexcept {
+    size_t n = 0;
+    for (uint32_t i = 0; i <= mask_; ++i)
+        if (slots_[i].flags.load(std::memory_order_relaxed) & kFlagUsed) ++n;
+    return n;
+}
+
+}  // namespace siplb::net
