@@ -1,0 +1,97 @@
+// Lookup of any named header in an already parsed message, for consumers
+// (protection rules, health-check replies) that need headers the parser does
+// not extract itself. Not on the balancing hot path, so a plain line walk.
+#include <cstring>
+
+#include "siplb/sip/parser.h"
+
+namespace siplb::sip {
+namespace {
+
+struct CompactForm {
+    char letter;
+    std::string_view name;  // lowercase
+};
+
+// RFC 3261 section 20 and the IANA SIP header registry.
+constexpr CompactForm kCompactForms[] = {
+    {'a', "accept-contact"}, {'b', "referred-by"},     {'c', "content-type"},        {'d', "request-disposition"},
+    {'e', "content-encoding"}, {'f', "from"},          {'i', "call-id"},             {'j', "reject-contact"},
+    {'k', "supported"},       {'l', "content-length"}, {'m', "contact"},             {'n', "identity-info"},
+    {'o', "event"},           {'r', "refer-to"},       {'s', "subject"},             {'t', "to"},
+    {'u', "allow-events"},    {'v', "via"},            {'x', "session-expires"},     {'y', "identity"},
+};
+
+inline uint8_t lower(uint8_t c) noexcept { return (c >= 'A' && c <= 'Z') ? uint8_t(c | 0x20) : c; }
+
+bool ci_equal(const uint8_t* p, size_t n, std::string_view s) noexcept {
+    if (n != s.size()) return false;
+    for (size_t i = 0; i < n; ++i)
+        if (lower(p[i]) != lower(uint8_t(s[i]))) return false;
+    return true;
+}
+
+inline bool is_wsp(uint8_t c) noexcept { return c == ' ' || c == '\t'; }
+
+}  // namespace
+
+Span find_header(const uint8_t* d, size_t n, const SipMessage& msg, std::string_view name) noexcept {
+    if (msg.headers_begin == 0 || name.empty() || n == 0) return Span{};
+    const size_t limit = (msg.headers_end != 0 && msg.headers_end <= n) ? msg.headers_end : n;
+
+    // The other spelling of the same header, if it has a compact form.
+    std::string_view alias;
+    for (const auto& cf : kCompactForms) {
+        if (name.size() == 1 && lower(uint8_t(name[0])) == uint8_t(cf.letter)) alias = cf.name;
+        else if (ci_equal(reinterpret_cast<const uint8_t*>(name.data()), name.size(), cf.name))
+            alias = std::string_view(&cf.letter, 1);
+        if (!alias.empty()) break;
+    }
+
+    size_t ls = msg.headers_begin;
+    while (ls < limit) {
+        const uint8_t* lfp = static_cast<const uint8_t*>(std::memchr(d + ls, '\n', limit - ls));
+        const size_t le = lfp ? size_t(lfp - d) : limit;
+        size_t ce = le;
+        if (ce > ls && d[ce - 1] == '\r') --ce;
+        if (ce == ls) break;  // end of headers
+        if (is_wsp(d[ls])) {
+            ls = le + 1;
+            continue;
+        }
+        size_t p = ls;
+        while (p < ce && d[p] != ':' && !is_wsp(d[p])) ++p;
+        const size_t name_end = p;
+        while (p < ce && is_wsp(d[p])) ++p;
+        if (p >= ce || d[p] != ':' ||
+            !(ci_equal(d + ls, name_end - ls, name) || (!alias.empty() && ci_equal(d + ls, name_end - ls, alias)))) {
+            ls = le + 1;
+            continue;
+        }
+        ++p;
+        while (p < ce && is_wsp(d[p])) ++p;
+        size_t vb = p, ve = ce;
+        while (ve > vb && is_wsp(d[ve - 1])) --ve;
+        // Continuation lines belong to this value.
+        size_t next = le + 1;
+        while (next < limit && is_wsp(d[next])) {
+            const uint8_t* nl = static_cast<const uint8_t*>(std::memchr(d + next, '\n', limit - next));
+            const size_t nle = nl ? size_t(nl - d) : limit;
+            size_t nce = nle;
+            if (nce > next && d[nce - 1] == '\r') --nce;
+            size_t q = next;
+            while (q < nce && is_wsp(d[q])) ++q;
+            size_t r = nce;
+            while (r > q && is_wsp(d[r - 1])) --r;
+            if (r > q) {
+                if (ve == vb) vb = q;
+                ve = r;
+            }
+            next = nle + 1;
+        }
+        return Span{uint16_t(vb), uint16_t(ve - vb)};
+    }
+    return Span{};
+}
+
+}  // namespace siplb::sip

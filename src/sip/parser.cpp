@@ -1,0 +1,563 @@
+// One pass over the header section: LF and colon positions are found 64
+// bytes at a time (SSE2 where available), each header line is dispatched on
+// its first character, and only the headers the balancer needs are looked at
+// further. The body is never touched.
+#include "siplb/sip/parser.h"
+
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace siplb::sip {
+namespace {
+
+constexpr uint8_t kTokenChar = 1;
+constexpr uint8_t kDigitChar = 2;
+
+struct CharTable {
+    uint8_t cls[256] = {};
+};
+
+constexpr CharTable make_char_table() {
+    CharTable t;
+    for (int c = 'a'; c <= 'z'; ++c) t.cls[c] |= kTokenChar;
+    for (int c = 'A'; c <= 'Z'; ++c) t.cls[c] |= kTokenChar;
+    for (int c = '0'; c <= '9'; ++c) t.cls[c] |= kTokenChar | kDigitChar;
+    for (char c : std::string_view("-.!%*_+`'~")) t.cls[uint8_t(c)] |= kTokenChar;
+    return t;
+}
+constexpr CharTable kChars = make_char_table();
+
+inline bool is_token(uint8_t c) noexcept { return kChars.cls[c] & kTokenChar; }
+inline bool is_digit(uint8_t c) noexcept { return kChars.cls[c] & kDigitChar; }
+inline bool is_wsp(uint8_t c) noexcept { return c == ' ' || c == '\t'; }
+inline bool is_lws(uint8_t c) noexcept { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+inline Span make_span(size_t b, size_t e) noexcept { return Span{uint16_t(b), uint16_t(e - b)}; }
+
+// Finds LFs (and, for the header validity check, colons) a 64-byte block at
+// a time; keeps the colon mask of the previous block because header lines
+// often straddle a block boundary.
+class LineScanner {
+public:
+    LineScanner(const uint8_t* d, size_t n) noexcept : d_(d), n_(n) {}
+
+    // Offset of the first LF at or after pos, or n if there is none.
+    size_t next_lf(size_t pos) noexcept {
+        while (pos < n_) {
+            size_t blk = pos & ~size_t(63);
+            if (!loaded_ || blk != block_) load(blk);
+            uint64_t m = lf_ & (~uint64_t(0) << (pos - blk));
+            if (m) return blk + size_t(__builtin_ctzll(m));
+            pos = blk + 64;
+        }
+        return n_;
+    }
+
+    // Whether [a, b) contains a colon; b is the LF offset just returned by
+    // next_lf, so b lies in the current block.
+    bool has_colon(size_t a, size_t b) const noexcept {
+        if (a >= block_) return (colon_ & range_mask(a - block_, b - block_)) != 0;
+        if (prev_valid_ && a + 64 >= block_) {
+            uint64_t low = (b == block_) ? 0 : (colon_ & range_mask(0, b - block_));
+            return low != 0 || (prev_colon_ >> (a - (block_ - 64))) != 0;
+        }
+        return std::memchr(d_ + a, ':', b - a) != nullptr;
+    }
+
+private:
+    static uint64_t range_mask(size_t from, size_t to) noexcept {  // bits [from, to), to <= 64
+        uint64_t hi = to >= 64 ? ~uint64_t(0) : ((uint64_t(1) << to) - 1);
+        return hi & (~uint64_t(0) << from);
+    }
+
+    void load(size_t blk) noexcept {
+        prev_valid_ = loaded_ && blk == block_ + 64;
+        prev_colon_ = colon_;
+        block_ = blk;
+        loaded_ = true;
+        if (blk + 64 <= n_) {
+            masks(d_ + blk);
+        } else {
+            uint8_t tail[64] = {};
+            std::memcpy(tail, d_ + blk, n_ - blk);
+            masks(tail);
+        }
+    }
+
+    void masks(const uint8_t* p) noexcept {
+#if defined(__SSE2__)
+        const __m128i lf = _mm_set1_epi8('\n');
+        const __m128i colon = _mm_set1_epi8(':');
+        uint64_t l = 0, c = 0;
+        for (int i = 0; i < 4; ++i) {
+            __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i));
+            l |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)))) << (16 * i);
+            c |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v, colon)))) << (16 * i);
+        }
+        lf_ = l;
+        colon_ = c;
+#else
+        uint64_t l = 0, c = 0;
+        for (int i = 0; i < 64; ++i) {
+            l |= uint64_t(p[i] == '\n') << i;
+            c |= uint64_t(p[i] == ':') << i;
+        }
+        lf_ = l;
+        colon_ = c;
+#endif
+    }
+
+    const uint8_t* d_;
+    size_t n_;
+    size_t block_ = 0;
+    bool loaded_ = false;
+    bool prev_valid_ = false;
+    uint64_t lf_ = 0, colon_ = 0, prev_colon_ = 0;
+};
+
+// Case-insensitive match of a lowercase header name at the start of a line,
+// followed by ':' or whitespace. `avail` is the line length without CRLF.
+template <size_t N>
+inline bool name_is(const uint8_t* p, size_t avail, const char (&lit)[N]) noexcept {
+    constexpr size_t k = N - 1;
+    if (avail <= k) return false;
+    for (size_t i = 0; i < k; ++i) {
+        const uint8_t want = uint8_t(lit[i]);
+        const uint8_t got = (want >= 'a' && want <= 'z') ? uint8_t(p[i] | 0x20) : p[i];
+        if (got != want) return false;
+    }
+    const uint8_t t = p[k];
+    return t == ':' || t == ' ' || t == '\t';
+}
+
+inline bool ci_equal(const uint8_t* p, std::string_view lower) noexcept {
+    for (size_t i = 0; i < lower.size(); ++i) {
+        uint8_t c = p[i];
+        if (c >= 'A' && c <= 'Z') c |= 0x20;
+        if (c != uint8_t(lower[i])) return false;
+    }
+    return true;
+}
+
+enum class Hdr : uint8_t { none, call_id, via, cseq, from, to, user_agent, max_forwards, content_length };
+
+// Span of the first via-parm: up to the first comma outside a quoted string.
+Span first_via_parm(const uint8_t* d, size_t b, size_t e) noexcept {
+    bool quoted = false;
+    size_t i = b;
+    for (; i < e; ++i) {
+        const uint8_t c = d[i];
+        if (c == '"') quoted = !quoted;
+        else if (c == '\\' && quoted) ++i;
+        else if (c == ',' && !quoted) break;
+    }
+    if (i > e) i = e;
+    while (i > b && is_lws(d[i - 1])) --i;
+    return make_span(b, i);
+}
+
+// Value of the tag parameter of a From/To value (name-addr or addr-spec).
+Span find_tag(const uint8_t* d, size_t b, size_t e) noexcept {
+    bool quoted = false, angle = false;
+    for (size_t i = b; i < e; ++i) {
+        const uint8_t c = d[i];
+        if (quoted) {
+            if (c == '\\') ++i;
+            else if (c == '"') quoted = false;
+            continue;
+        }
+        if (c == '"') { quoted = true; continue; }
+        if (c == '<') { angle = true; continue; }
+        if (c == '>') { angle = false; continue; }
+        if (c != ';' || angle) continue;
+        size_t p = i + 1;
+        while (p < e && is_lws(d[p])) ++p;
+        if (p + 3 > e || !ci_equal(d + p, "tag")) continue;
+        p += 3;
+        while (p < e && is_lws(d[p])) ++p;
+        if (p >= e || d[p] != '=') continue;
+        ++p;
+        while (p < e && is_lws(d[p])) ++p;
+        size_t v = p;
+        while (p < e && is_token(d[p])) ++p;
+        if (p > v) return make_span(v, p);
+    }
+    return Span{};
+}
+
+// Decimal value; false if not all digits or not below 2^32.
+bool parse_u32(const uint8_t* d, size_t b, size_t e, uint32_t& out) noexcept {
+    if (b >= e) return false;
+    uint64_t v = 0;
+    for (size_t i = b; i < e; ++i) {
+        if (!is_digit(d[i])) return false;
+        v = v * 10 + (d[i] - '0');
+        if (v > 0xFFFFFFFFull) return false;
+    }
+    out = uint32_t(v);
+    return true;
+}
+
+void parse_cseq(const uint8_t* d, size_t b, size_t e, SipMessage& m) noexcept {
+    m.cseq = make_span(b, e);
+    size_t p = b;
+    while (p < e && is_digit(d[p])) ++p;
+    uint32_t n = 0;
+    m.cseq_number = parse_u32(d, b, p, n) ? n : 0;
+    while (p < e && is_lws(d[p])) ++p;
+    size_t t = p;
+    while (p < e && is_token(d[p])) ++p;
+    m.cseq_method_token = make_span(t, p);
+    m.cseq_method = method_from_token({reinterpret_cast<const char*>(d) + t, p - t});
+}
+
+bool parse_start_line(const uint8_t* d, size_t s, size_t e, SipMessage& m) noexcept {
+    const size_t len = e - s;
+    if (len >= 8 && ci_equal(d + s, "sip/2.0") && is_wsp(d[s + 7])) {
+        size_t p = s + 7;
+        while (p < e && is_wsp(d[p])) ++p;
+        if (p + 3 > e || !is_digit(d[p]) || !is_digit(d[p + 1]) || !is_digit(d[p + 2])) return false;
+        const unsigned code = unsigned(d[p] - '0') * 100 + unsigned(d[p + 1] - '0') * 10 + unsigned(d[p + 2] - '0');
+        if (code < 100 || code > 699) return false;
+        p += 3;
+        if (p < e && !is_wsp(d[p])) return false;
+        while (p < e && is_wsp(d[p])) ++p;
+        size_t r = e;
+        while (r > p && is_wsp(d[r - 1])) --r;
+        m.kind = Kind::response;
+        m.status = uint16_t(code);
+        m.reason_phrase = make_span(p, r);
+        return true;
+    }
+    size_t p = s;
+    while (p < e && is_token(d[p])) ++p;
+    if (p == s || p >= e || !is_wsp(d[p])) return false;
+    const size_t method_end = p;
+    while (p < e && is_wsp(d[p])) ++p;
+    const size_t uri = p;
+    while (p < e && !is_wsp(d[p])) ++p;
+    if (p == uri || p >= e) return false;
+    const size_t uri_end = p;
+    while (p < e && is_wsp(d[p])) ++p;
+    size_t v_end = e;
+    while (v_end > p && is_wsp(d[v_end - 1])) --v_end;
+    if (v_end - p != 7 || !ci_equal(d + p, "sip/2.0")) return false;
+    m.kind = Kind::request;
+    m.method_token = make_span(s, method_end);
+    m.method = method_from_token({reinterpret_cast<const char*>(d) + s, method_end - s});
+    m.request_uri = make_span(uri, uri_end);
+    return true;
+}
+
+bool is_stun_binding(const uint8_t* d, size_t n) noexcept {
+    if (n < 20 || (d[0] & 0xC0) != 0) return false;
+    if (d[4] != 0x21 || d[5] != 0x12 || d[6] != 0xA4 || d[7] != 0x42) return false;
+    const size_t body = (size_t(d[2]) << 8) | d[3];
+    if (body % 4 != 0 || body + 20 != n) return false;
+    const unsigned type = (unsigned(d[0]) << 8) | d[1];
+    return (type & 0x3EEF) == 0x0001;  // method Binding, any class
+}
+
+inline void reject(SipMessage& m, RejectReason r) noexcept {
+    m.verdict = Verdict::reject;
+    m.reason = r;
+}
+
+}  // namespace
+
+Method method_from_token(std::string_view t) noexcept {
+    switch (t.size()) {
+        case 3:
+            if (t == "ACK") return Method::ack;
+            if (t == "BYE") return Method::bye;
+            break;
+        case 4:
+            if (t == "INFO") return Method::info;
+            break;
+        case 5:
+            if (t == "PRACK") return Method::prack;
+            if (t == "REFER") return Method::refer;
+            break;
+        case 6:
+            if (t == "INVITE") return Method::invite;
+            if (t == "CANCEL") return Method::cancel;
+            if (t == "UPDATE") return Method::update;
+            if (t == "NOTIFY") return Method::notify;
+            break;
+        case 7:
+            if (t == "OPTIONS") return Method::options;
+            if (t == "MESSAGE") return Method::message;
+            if (t == "PUBLISH") return Method::publish;
+            break;
+        case 8:
+            if (t == "REGISTER") return Method::register_;
+            break;
+        case 9:
+            if (t == "SUBSCRIBE") return Method::subscribe;
+            break;
+        default:
+            break;
+    }
+    return Method::other;
+}
+
+void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
+    m = SipMessage{};
+    if (n == 0) return reject(m, RejectReason::empty);
+    if (n > kMaxDatagram) return reject(m, RejectReason::oversize);
+
+    // Keepalives: only CR/LF bytes (RFC 5626 CRLF / double CRLF), or STUN.
+    size_t s = 0;
+    while (s < n && (d[s] == '\r' || d[s] == '\n')) ++s;
+    if (s == n) {
+        m.verdict = Verdict::keepalive;
+        m.reason = RejectReason::none;
+        m.kind = Kind::keepalive;
+        m.keepalive = KeepaliveKind::crlf;
+        return;
+    }
+    if (s == 0 && is_stun_binding(d, n)) {
+        m.verdict = Verdict::keepalive;
+        m.reason = RejectReason::none;
+        m.kind = Kind::keepalive;
+        m.keepalive = KeepaliveKind::stun;
+        return;
+    }
+
+    // Start line (leading CRLFs before it are ignored, RFC 3261 7.5).
+    LineScanner scan(d, n);
+    const size_t lf = scan.next_lf(s);
+    size_t e = lf;
+    if (e > s && d[e - 1] == '\r') --e;
+    for (size_t i = s; i < e; ++i) {
+        const uint8_t c = d[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7F) return reject(m, RejectReason::binary);
+    }
+    if (!is_token(d[s])) return reject(m, d[s] >= 0x80 ? RejectReason::binary : RejectReason::bad_start_line);
+    if (lf == n) return reject(m, RejectReason::truncated_headers);
+    if (!parse_start_line(d, s, e, m)) return reject(m, RejectReason::bad_start_line);
+    m.headers_begin = uint16_t(lf + 1);
+
+    // Header section.
+    Hdr cur = Hdr::none;
+    size_t vb = 0, ve = 0;  // value of the current header, trimmed
+    bool via_seen = false;
+
+    // Takes the finished value of the current header; false on reject.
+    auto finish = [&]() noexcept -> bool {
+        switch (cur) {
+            case Hdr::none:
+                break;
+            case Hdr::call_id: {
+                if (ve == vb) return reject(m, RejectReason::bad_call_id), false;
+                if (m.call_id.empty()) {
+                    m.call_id = make_span(vb, ve);
+                } else if (m.call_id.length != ve - vb || std::memcmp(d + m.call_id.offset, d + vb, ve - vb) != 0) {
+                    return reject(m, RejectReason::conflicting_call_id), false;
+                }
+                break;
+            }
+            case Hdr::via:
+                if (!via_seen) {
+                    via_seen = true;
+                    m.top_via = first_via_parm(d, vb, ve);
+                }
+                break;
+            case Hdr::cseq:
+                if (m.cseq.empty()) parse_cseq(d, vb, ve, m);
+                break;
+            case Hdr::from:
+                if (m.from.empty()) {
+                    m.from = make_span(vb, ve);
+                    m.from_tag = find_tag(d, vb, ve);
+                }
+                break;
+            case Hdr::to:
+                if (m.to.empty()) {
+                    m.to = make_span(vb, ve);
+                    m.to_tag = find_tag(d, vb, ve);
+                }
+                break;
+            case Hdr::user_agent:
+                if (m.user_agent.empty()) m.user_agent = make_span(vb, ve);
+                break;
+            case Hdr::max_forwards:
+                if (m.max_forwards.empty()) m.max_forwards = make_span(vb, ve);
+                break;
+            case Hdr::content_length:
+                if (!m.has_content_length) {
+                    uint32_t v = 0;
+                    if (parse_u32(d, vb, ve, v)) {
+                        m.has_content_length = true;
+                        m.content_length = v;
+                    }
+                }
+                break;
+        }
+        cur = Hdr::none;
+        return true;
+    };
+
+    size_t ls = lf + 1;
+    for (;;) {
+        if (ls >= n) return reject(m, RejectReason::truncated_headers);
+        const size_t le = scan.next_lf(ls);
+        if (le == n) return reject(m, RejectReason::truncated_headers);
+        size_t ce = le;
+        if (ce > ls && d[ce - 1] == '\r') --ce;
+        if (ce == ls) {  // the empty line
+            if (!finish()) return;
+            m.headers_end = uint16_t(le + 1);
+            break;
+        }
+        const uint8_t c0 = d[ls];
+        if (is_wsp(c0)) {  // continuation of the previous header
+            if (cur != Hdr::none) {
+                size_t p = ls;
+                while (p < ce && is_wsp(d[p])) ++p;
+                size_t q = ce;
+                while (q > p && is_wsp(d[q - 1])) --q;
+                if (q > p) {
+                    if (ve == vb) {
+                        vb = p;
+                    } else if (cur == Hdr::call_id) {
+                        return reject(m, RejectReason::bad_call_id);
+                    }
+                    ve = q;
+                }
+            }
+            ls = le + 1;
+            continue;
+        }
+        if (!finish()) return;
+
+        const uint8_t* p = d + ls;
+        const size_t avail = ce - ls;
+        size_t name_len = 0;
+        switch (c0 | 0x20) {
+            case 'c':
+                if (name_is(p, avail, "call-id")) cur = Hdr::call_id, name_len = 7;
+                else if (name_is(p, avail, "cseq")) cur = Hdr::cseq, name_len = 4;
+                else if (name_is(p, avail, "content-length")) cur = Hdr::content_length, name_len = 14;
+                break;
+            case 'i':
+                if (name_is(p, avail, "i")) cur = Hdr::call_id, name_len = 1;
+                break;
+            case 'v':
+                if (!via_seen) {
+                    if (name_is(p, avail, "v")) cur = Hdr::via, name_len = 1;
+                    else if (name_is(p, avail, "via")) cur = Hdr::via, name_len = 3;
+                }
+                break;
+            case 'f':
+                if (name_is(p, avail, "f")) cur = Hdr::from, name_len = 1;
+                else if (name_is(p, avail, "from")) cur = Hdr::from, name_len = 4;
+                break;
+            case 't':
+                if (name_is(p, avail, "t")) cur = Hdr::to, name_len = 1;
+                else if (name_is(p, avail, "to")) cur = Hdr::to, name_len = 2;
+                break;
+            case 'l':
+                if (name_is(p, avail, "l")) cur = Hdr::content_length, name_len = 1;
+                break;
+            case 'm':
+                if (name_is(p, avail, "max-forwards")) cur = Hdr::max_forwards, name_len = 12;
+                break;
+            case 'u':
+                if (name_is(p, avail, "user-agent")) cur = Hdr::user_agent, name_len = 10;
+                break;
+            default:
+                break;
+        }
+        if (cur == Hdr::none) {
+            if (!is_token(c0) || !scan.has_colon(ls, le)) return reject(m, RejectReason::bad_header);
+        } else {
+            size_t q = ls + name_len;
+            while (q < ce && is_wsp(d[q])) ++q;
+            if (q >= ce || d[q] != ':') return reject(m, RejectReason::bad_header);
+            ++q;
+            while (q < ce && is_wsp(d[q])) ++q;
+            size_t r = ce;
+            while (r > q && is_wsp(d[r - 1])) --r;
+            vb = q;
+            ve = r;
+        }
+        ls = le + 1;
+    }
+
+    if (m.call_id.empty()) return reject(m, RejectReason::no_call_id);
+    m.verdict = Verdict::ok;
+    m.reason = RejectReason::none;
+}
+
+std::string_view to_string(RejectReason r) noexcept {
+    switch (r) {
+        case RejectReason::none: return "none";
+        case RejectReason::empty: return "empty";
+        case RejectReason::oversize: return "oversize";
+        case RejectReason::binary: return "binary";
+        case RejectReason::bad_start_line: return "bad_start_line";
+        case RejectReason::truncated_headers: return "truncated_headers";
+        case RejectReason::no_call_id: return "no_call_id";
+        case RejectReason::conflicting_call_id: return "conflicting_call_id";
+        case RejectReason::bad_call_id: return "bad_call_id";
+        case RejectReason::bad_header: return "bad_header";
+        case RejectReason::fragment: return "fragment";
+        case RejectReason::count_: break;
+    }
+    return "unknown";
+}
+
+std::string_view to_string(Method mt) noexcept {
+    switch (mt) {
+        case Method::other: return "other";
+        case Method::invite: return "INVITE";
+        case Method::ack: return "ACK";
+        case Method::bye: return "BYE";
+        case Method::cancel: return "CANCEL";
+        case Method::register_: return "REGISTER";
+        case Method::options: return "OPTIONS";
+        case Method::info: return "INFO";
+        case Method::update: return "UPDATE";
+        case Method::prack: return "PRACK";
+        case Method::subscribe: return "SUBSCRIBE";
+        case Method::notify: return "NOTIFY";
+        case Method::refer: return "REFER";
+        case Method::message: return "MESSAGE";
+        case Method::publish: return "PUBLISH";
+    }
+    return "other";
+}
+
+std::string_view to_string(Verdict v) noexcept {
+    switch (v) {
+        case Verdict::ok: return "ok";
+        case Verdict::keepalive: return "keepalive";
+        case Verdict::reject: return "reject";
+    }
+    return "reject";
+}
+
+std::string_view to_string(Kind k) noexcept {
+    switch (k) {
+        case Kind::request: return "request";
+        case Kind::response: return "response";
+        case Kind::keepalive: return "keepalive";
+        case Kind::unknown: return "unknown";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(KeepaliveKind k) noexcept {
+    switch (k) {
+        case KeepaliveKind::none: return "none";
+        case KeepaliveKind::crlf: return "crlf";
+        case KeepaliveKind::stun: return "stun";
+    }
+    return "none";
+}
+
+}  // namespace siplb::sip
