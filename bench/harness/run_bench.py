@@ -31,7 +31,9 @@ DUT_CPU = "1"                 # device under test
 GEN_CPU = "0"                 # load generator and sinks
 NS_NET = "198.51.100"         # TEST-NET-2
 LB_IP = NS_NET + ".1"         # the VIP side
-GEN_IP = NS_NET + ".2"        # load generator and backends (sinks)
+GEN_IP = NS_NET + ".2"        # load generator (and the backends with --io udp)
+SINK_IP = NS_NET + ".3"       # backends with --io af_packet: not configured, tapped
+SINK_MAC = "02:00:5e:00:53:03"
 VIP_PORT = 5060
 BACKEND_PORT = 6000
 NOT_AVAILABLE = "not available yet"
@@ -130,6 +132,9 @@ class Rig:
         # the lb side through AF_PACKET) is reachable without answering ARP.
         run(self.ns(self.ns_gen, ["ip", "neigh", "replace", LB_IP, "lladdr", self.mac_lb, "dev", self.if_gen]))
         run(self.ns(self.ns_lb, ["ip", "neigh", "replace", GEN_IP, "lladdr", self.mac_gen, "dev", self.if_lb]))
+        # Backends of the af_packet sink: a MAC no interface has, so the gen
+        # side's kernel drops the frames at once (no ICMP) after the tap.
+        run(self.ns(self.ns_lb, ["ip", "neigh", "replace", SINK_IP, "lladdr", SINK_MAC, "dev", self.if_lb]))
 
     def destroy(self):
         if not self.up:
@@ -210,6 +215,8 @@ class Bench:
         self.tmp = tempfile.mkdtemp(prefix="siplb-bench.")
         self.trial_s = 1.0 if args.quick else 2.0
         self.steps = 4 if args.quick else 7
+        self.raw = args.io == "af_packet"
+        self.backend_ip = SINK_IP if self.raw else GEN_IP
 
     def cleanup(self):
         self.procs.stop_all()
@@ -227,8 +234,10 @@ class Bench:
         ready = os.path.join(self.tmp, "sink.ready")
         if os.path.exists(ready):
             os.unlink(ready)
-        sink_cmd = [os.path.join(self.h, "sip_sink"), "--backends", f"{GEN_IP}:{BACKEND_PORT}*{nbackends}",
+        sink_cmd = [os.path.join(self.h, "sip_sink"), "--backends", f"{self.backend_ip}:{BACKEND_PORT}*{nbackends}",
                     "--duration", str(self.trial_s + 30), "--ready-file", ready]
+        if self.raw:
+            sink_cmd += ["--af-packet", self.rig.if_gen]
         if verify:
             sink_cmd.append("--verify")
         sink = self.procs.start(self.gen(sink_cmd))
@@ -239,9 +248,11 @@ class Bench:
                 self.procs.stop(sink)
                 raise RuntimeError(f"sink did not start: {err}")
             time.sleep(0.01)
-        lg = run(self.gen([os.path.join(self.h, "sip_loadgen"), "--dst", f"{LB_IP}:{VIP_PORT}",
-                           "--rate", str(int(rate)), "--duration", str(self.trial_s), "--requests-only",
-                           "--src", GEN_IP]), timeout=self.trial_s + 20)
+        lg_cmd = [os.path.join(self.h, "sip_loadgen"), "--dst", f"{LB_IP}:{VIP_PORT}", "--rate", str(int(rate)),
+                  "--duration", str(self.trial_s), "--requests-only", "--src", GEN_IP]
+        if self.raw:
+            lg_cmd += ["--af-packet", self.rig.if_gen, "--dst-mac", self.rig.mac_lb]
+        lg = run(self.gen(lg_cmd), timeout=self.trial_s + 20)
         time.sleep(0.3)  # let the DUT drain its queues
         self.procs.stop(sink)
         out = sink.stdout.read()
@@ -285,13 +296,13 @@ class Bench:
     # --- devices under test ---
     def start_forwarder(self, nbackends):
         return self.procs.start(self.dut([os.path.join(self.h, "socket_forwarder"), "--listen", f"{LB_IP}:{VIP_PORT}",
-                                          "--backends", f"{GEN_IP}:{BACKEND_PORT}*{nbackends}", "--duration", "600"]))
+                                          "--backends", f"{self.backend_ip}:{BACKEND_PORT}*{nbackends}", "--duration", "600"]))
 
     def start_kamailio(self, nbackends):
         rd = tempfile.mkdtemp(prefix="kam.", dir=self.tmp)
         with open(os.path.join(rd, "dispatcher.list"), "w") as f:
             for i in range(nbackends):
-                f.write(f"1 sip:{GEN_IP}:{BACKEND_PORT + i}\n")
+                f.write(f"1 sip:{self.backend_ip}:{BACKEND_PORT + i}\n")
         logf = open(os.path.join(rd, "kamailio.log"), "w")
         p = self.procs.start(self.dut(["kamailio", "-DD", "-E", "-f", os.path.join(SRC, "bench/kamailio/kamailio.cfg"),
                                        "-Y", rd, "-P", os.path.join(rd, "kamailio.pid"),
@@ -345,7 +356,7 @@ class Bench:
             self.procs.stop(p)
 
     def section_compare(self):
-        out = {"backends": 2, "loss_limit": LOSS_LIMIT, "trial_s": self.trial_s, "dut_cpu": DUT_CPU,
+        out = {"backends": 2, "io": self.args.io, "loss_limit": LOSS_LIMIT, "trial_s": self.trial_s, "dut_cpu": DUT_CPU,
                "gen_cpu": GEN_CPU, "results": {}}
         for name in ("kamailio", "socket_forwarder", "siplb"):
             out["results"][name] = self.measure(name, 2, verify=True)
@@ -506,6 +517,9 @@ def main():
     ap = argparse.ArgumentParser(description="siplb benchmarks (see bench/README.md)")
     ap.add_argument("--quick", action="store_true", help="short run (< 60 s)")
     ap.add_argument("--build", default=os.path.join(SRC, os.environ.get("SIPLB_BUILD_DIR", "build")))
+    ap.add_argument("--io", choices=("af_packet", "udp"), default="af_packet",
+                    help="load generator and sinks: pre-built frames on packet sockets (default, higher "
+                         "ceiling) or plain UDP sockets")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: micro,compare,scaling,disruption")
     args = ap.parse_args()
     build = os.path.abspath(args.build)

@@ -1,8 +1,14 @@
 #include "sip_mix.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cstdio>
+#include <cstring>
 #include <charconv>
 #include <ctime>
 #include <random>
@@ -371,5 +377,68 @@ uint64_t BackendChooser::hash(std::string_view call_id) const noexcept {
 uint32_t BackendChooser::pick_hash(uint64_t h) const noexcept { return jump_hash(h, impl_->n); }
 const char* BackendChooser::algorithm() { return "xxh3+jump (harness)"; }
 #endif
+
+}  // namespace siplb::bench
+
+namespace siplb::bench {
+
+std::string build_udp_frame(const uint8_t dst_mac[6], const uint8_t src_mac[6], const sockaddr_in& src,
+                            const sockaddr_in& dst, std::string_view payload) {
+    std::string f(14 + 20 + 8 + payload.size(), '\0');
+    auto* p = reinterpret_cast<uint8_t*>(f.data());
+    std::memcpy(p, dst_mac, 6);
+    std::memcpy(p + 6, src_mac, 6);
+    p[12] = 0x08;  // IPv4
+    uint8_t* ip = p + 14;
+    uint16_t tot = static_cast<uint16_t>(20 + 8 + payload.size());
+    ip[0] = 0x45;
+    ip[2] = static_cast<uint8_t>(tot >> 8);
+    ip[3] = static_cast<uint8_t>(tot);
+    ip[6] = 0x40;  // DF
+    ip[8] = 64;
+    ip[9] = 17;    // UDP
+    std::memcpy(ip + 12, &src.sin_addr, 4);
+    std::memcpy(ip + 16, &dst.sin_addr, 4);
+    uint32_t sum = 0;
+    for (int i = 0; i < 20; i += 2) sum += static_cast<uint32_t>(ip[i] << 8 | ip[i + 1]);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    uint16_t csum = static_cast<uint16_t>(~sum);
+    ip[10] = static_cast<uint8_t>(csum >> 8);
+    ip[11] = static_cast<uint8_t>(csum);
+    uint8_t* udp = ip + 20;
+    std::memcpy(udp, &src.sin_port, 2);
+    std::memcpy(udp + 2, &dst.sin_port, 2);
+    uint16_t ulen = static_cast<uint16_t>(8 + payload.size());
+    udp[4] = static_cast<uint8_t>(ulen >> 8);
+    udp[5] = static_cast<uint8_t>(ulen);
+    std::memcpy(udp + 8, payload.data(), payload.size());
+    return f;
+}
+
+bool parse_mac(std::string_view text, uint8_t out[6]) {
+    unsigned v[6];
+    std::string t(text);
+    if (std::sscanf(t.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6) return false;
+    for (int i = 0; i < 6; ++i) {
+        if (v[i] > 255) return false;
+        out[i] = static_cast<uint8_t>(v[i]);
+    }
+    return true;
+}
+
+bool interface_mac(const std::string& ifname, uint8_t out[6], int* ifindex) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) return false;
+    ifreq ifr{};
+    std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
+    bool ok = ioctl(fd, SIOCGIFHWADDR, &ifr) == 0;
+    if (ok) std::memcpy(out, ifr.ifr_hwaddr.sa_data, 6);
+    if (ok && ifindex) {
+        ok = ioctl(fd, SIOCGIFINDEX, &ifr) == 0;
+        *ifindex = ifr.ifr_ifindex;
+    }
+    close(fd);
+    return ok;
+}
 
 }  // namespace siplb::bench

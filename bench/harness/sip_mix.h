@@ -70,6 +70,14 @@ private:
 
 std::string endpoint_identity(const sockaddr_in& sa);
 
+// Ethernet + IPv4 + UDP frame around `payload` (UDP checksum 0, allowed
+// for IPv4), for the AF_PACKET modes of the load generator.
+std::string build_udp_frame(const uint8_t dst_mac[6], const uint8_t src_mac[6], const sockaddr_in& src,
+                            const sockaddr_in& dst, std::string_view payload);
+bool parse_mac(std::string_view text, uint8_t out[6]);
+// MAC address of interface `ifname`; false when it does not exist.
+bool interface_mac(const std::string& ifname, uint8_t out[6], int* ifindex);
+
 // Monotonic seconds.
 double now_s() noexcept;
 

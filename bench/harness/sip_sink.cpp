@@ -4,8 +4,15 @@
 // Runs until SIGINT/SIGTERM or --duration, then prints JSON on stdout.
 //
 //   sip_sink --backends 198.51.100.2:6000*100 [--duration 30] [--verify]
-//            [--ready-file PATH]
+//            [--ready-file PATH] [--af-packet IFACE]
+// With --af-packet the sink opens no UDP sockets: it taps the interface
+// with one packet socket and counts the UDP frames addressed to each backend
+// (the backend addresses are then not configured on the interface, so the
+// kernel drops the frames early and sends nothing back).
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -18,6 +25,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -33,7 +41,7 @@ void on_signal(int) { g_stop = 1; }
 [[noreturn]] void usage(const char* msg) {
     std::fprintf(stderr,
                  "sip_sink: %s\nusage: sip_sink --backends IP:PORT[*N] [--backends ...] [--duration S (<=900)] "
-                 "[--verify] [--ready-file PATH]\n",
+                 "[--verify] [--ready-file PATH] [--af-packet IFACE]\n",
                  msg);
     std::exit(2);
 }
@@ -46,7 +54,7 @@ int main(int argc, char** argv) {
     std::vector<sockaddr_in> backends;
     double duration = 60;
     bool verify = false;
-    std::string ready_file;
+    std::string ready_file, af_iface;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto val = [&]() -> std::string {
@@ -60,6 +68,7 @@ int main(int argc, char** argv) {
         } else if (a == "--duration") duration = std::atof(val().c_str());
         else if (a == "--verify") verify = true;
         else if (a == "--ready-file") ready_file = val();
+        else if (a == "--af-packet") af_iface = val();
         else usage(("unknown argument " + a).c_str());
     }
     if (backends.empty()) usage("need --backends");
@@ -75,7 +84,31 @@ int main(int argc, char** argv) {
     int ep = epoll_create1(0);
     if (ep < 0) { std::perror("epoll_create1"); return 1; }
     std::vector<int> fds;
-    for (size_t i = 0; i < backends.size(); ++i) {
+    std::unordered_map<uint64_t, uint32_t> backend_of;  // (ip << 16 | port), network order -> index
+    int raw = -1;
+    if (!af_iface.empty()) {
+        uint8_t mac[6];
+        int ifindex = 0;
+        if (!interface_mac(af_iface, mac, &ifindex)) usage("--af-packet: no such interface");
+        raw = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK, htons(ETH_P_IP));  // DGRAM: from the IP header on
+        if (raw < 0) { std::perror("socket(AF_PACKET)"); return 1; }
+        int rcvbuf = 32 << 20;
+        if (setsockopt(raw, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
+            setsockopt(raw, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+        sockaddr_ll ll{};
+        ll.sll_family = AF_PACKET;
+        ll.sll_protocol = htons(ETH_P_IP);
+        ll.sll_ifindex = ifindex;
+        if (bind(raw, reinterpret_cast<sockaddr*>(&ll), sizeof ll) != 0) { std::perror("bind(AF_PACKET)"); return 1; }
+        for (size_t i = 0; i < backends.size(); ++i)
+            backend_of[static_cast<uint64_t>(backends[i].sin_addr.s_addr) << 16 | backends[i].sin_port] =
+                static_cast<uint32_t>(i);
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u32 = UINT32_MAX;
+        epoll_ctl(ep, EPOLL_CTL_ADD, raw, &ev);
+    }
+    for (size_t i = 0; af_iface.empty() && i < backends.size(); ++i) {
         int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
         if (fd < 0) { std::perror("socket"); return 1; }
         int rcvbuf = backends.size() > 64 ? (1 << 20) : (8 << 20);
@@ -105,15 +138,20 @@ int main(int argc, char** argv) {
     std::vector<char> bufs(kBatch * kBufSize);
     std::vector<iovec> iov(kBatch);
     std::vector<mmsghdr> msgs(kBatch);
+    std::vector<sockaddr_ll> from(kBatch);
     for (unsigned k = 0; k < kBatch; ++k) {
         iov[k] = {&bufs[k * kBufSize], kBufSize};
         msgs[k] = {};
+        if (raw >= 0) {
+            msgs[k].msg_hdr.msg_name = &from[k];
+            msgs[k].msg_hdr.msg_namelen = sizeof from[k];
+        }
         msgs[k].msg_hdr.msg_iov = &iov[k];
         msgs[k].msg_hdr.msg_iovlen = 1;
     }
     std::vector<uint64_t> count(backends.size()), bytes(backends.size());
     std::unordered_map<uint64_t, uint32_t> owner;  // Call-ID hash -> first backend seen
-    uint64_t conflicts = 0, no_callid = 0, truncated = 0;
+    uint64_t conflicts = 0, no_callid = 0, truncated = 0, other_frames = 0;
     std::vector<epoll_event> events(256);
 
     const double t0 = now_s(), t_end = t0 + duration;
@@ -127,17 +165,43 @@ int main(int argc, char** argv) {
         }
         for (int e = 0; e < n; ++e) {
             uint32_t b = events[e].data.u32;
+            int fd = b == UINT32_MAX ? raw : fds[b];
             for (;;) {
-                int r = recvmmsg(fds[b], msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+                if (raw >= 0)
+                    for (unsigned k = 0; k < kBatch; ++k) msgs[k].msg_hdr.msg_namelen = sizeof from[k];
+                int r = recvmmsg(fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
                 if (r <= 0) break;
                 last_rx = now_s();
                 if (first_rx == 0) first_rx = last_rx;
-                count[b] += static_cast<uint64_t>(r);
                 for (int k = 0; k < r; ++k) {
-                    bytes[b] += msgs[k].msg_len;
+                    const char* data = &bufs[static_cast<size_t>(k) * kBufSize];
+                    size_t len = msgs[k].msg_len;
                     if (msgs[k].msg_hdr.msg_flags & MSG_TRUNC) ++truncated;
+                    if (raw >= 0) {
+                        // IPv4 + UDP to one of the backends, else not ours.
+                        const auto* ip = reinterpret_cast<const uint8_t*>(data);
+                        size_t ihl = len >= 20 ? (ip[0] & 0x0f) * 4u : 0;
+                        if (from[k].sll_pkttype == PACKET_OUTGOING || ihl < 20 || len < ihl + 8 || ip[9] != 17) {
+                            ++other_frames;
+                            continue;
+                        }
+                        uint32_t daddr;
+                        uint16_t dport;
+                        std::memcpy(&daddr, ip + 16, 4);
+                        std::memcpy(&dport, ip + ihl + 2, 2);
+                        auto it = backend_of.find(static_cast<uint64_t>(daddr) << 16 | dport);
+                        if (it == backend_of.end()) {
+                            ++other_frames;
+                            continue;
+                        }
+                        b = it->second;
+                        data += ihl + 8;
+                        len -= ihl + 8;
+                    }
+                    ++count[b];
+                    bytes[b] += len;
                     if (!verify) continue;
-                    std::string_view m(&bufs[static_cast<size_t>(k) * kBufSize], msgs[k].msg_len);
+                    std::string_view m(data, len);
                     auto cid = find_call_id(m);
                     if (cid.empty()) { ++no_callid; continue; }
                     uint64_t h = XXH3_64bits(cid.data(), cid.size());
@@ -160,10 +224,12 @@ int main(int argc, char** argv) {
     for (auto c : count) var += (static_cast<double>(c) - mean) * (static_cast<double>(c) - mean);
     double cv = mean > 0 ? std::sqrt(var / static_cast<double>(count.size())) / mean : 0;
     std::printf("{\"received\": %llu, \"bytes\": %llu, \"backends\": %zu, \"min_per_backend\": %llu, "
-                "\"max_per_backend\": %llu, \"cv_per_backend\": %.4f, \"rx_span_s\": %.4f, \"truncated\": %llu",
+                "\"max_per_backend\": %llu, \"cv_per_backend\": %.4f, \"rx_span_s\": %.4f, \"truncated\": %llu, "
+                "\"other_frames\": %llu, \"mode\": \"%s\"",
                 static_cast<unsigned long long>(total), static_cast<unsigned long long>(total_bytes),
                 count.size(), static_cast<unsigned long long>(mn), static_cast<unsigned long long>(mx), cv,
-                last_rx - first_rx, static_cast<unsigned long long>(truncated));
+                last_rx - first_rx, static_cast<unsigned long long>(truncated),
+                static_cast<unsigned long long>(other_frames), raw >= 0 ? "af_packet" : "udp");
     if (verify)
         std::printf(", \"verified\": true, \"call_ids\": %zu, \"call_id_conflicts\": %llu, \"no_call_id\": %llu",
                     owner.size(), static_cast<unsigned long long>(conflicts),
@@ -173,6 +239,7 @@ int main(int argc, char** argv) {
         std::printf("%s%llu", i ? ", " : "", static_cast<unsigned long long>(count[i]));
     std::printf("]}\n");
     for (int fd : fds) close(fd);
+    if (raw >= 0) close(raw);
     close(ep);
     return 0;
 }
