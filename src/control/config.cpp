@@ -399,6 +399,22 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
         c.ports.push_back(std::move(p));
     });
 
+    // A vdev is created either by an EAL --vdev argument or from the port's
+    // device + vdev_args, never both (DPDK would refuse the second one).
+    for (size_t i = 0; i < c.ports.size(); ++i) {
+        const PortConfig& p = c.ports[i];
+        if (p.vdev_args.empty()) continue;
+        for (const auto& arg : c.eal) {
+            std::string_view a = arg;
+            if (a.rfind("--vdev=", 0) == 0) a.remove_prefix(7);
+            else continue;
+            if (a.substr(0, a.find(',')) == p.device)
+                d.error(s.where(), s.path("port") + "[" + std::to_string(i) + "].vdev_args",
+                        "vdev " + squote(p.device) + " is also created by EAL argument " + squote(arg) +
+                            "; give its arguments in one place only");
+        }
+    }
+
     auto check_port_ref = [&](Section& rs, const std::string& port) {
         if (!port.empty() && !port_names.count(port))
             d.error(rs.table()->get("port")->source(), rs.path("port"), "unknown port " + squote(port));

@@ -543,6 +543,12 @@ TEST(ConfigErrors, DataplanePortsRoutesNeighbors) {
     EXPECT_THAT(parse_err(ports + "[[dataplane.neighbor]]\nip = \"203.0.113.1\"\n"), HasSubstr("dataplane.neighbor[0]: missing key 'mac'"));
 }
 
+TEST(ConfigErrors, VdevCreatedTwice) {
+    EXPECT_THAT(parse_err("[dataplane]\neal = [\"--vdev=net_af_packet0,iface=a\"]\n"
+                          "[[dataplane.port]]\nname = \"e\"\ndevice = \"net_af_packet0\"\nvdev_args = \"iface=a\"\n"),
+                HasSubstr("dataplane.port[0].vdev_args: vdev 'net_af_packet0' is also created by EAL argument"));
+}
+
 TEST(ConfigErrors, ReportsEveryMistakeNotOnlyTheFirst) {
     std::string e = parse_err("[dataplane]\nworkers = 0\nburst = 0\n[log]\nlevel = \"loud\"\n");
     EXPECT_THAT(e, HasSubstr("dataplane.workers"));
