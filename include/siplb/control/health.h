@@ -1,0 +1,208 @@
+// Active health checks with SIP OPTIONS over UDP, and the pure pieces they
+// are built from (hysteresis, probe building, response parsing, passive
+// evaluation of dataplane counters).
+//
+// Probes leave from one unconnected UDP socket per address family, bound to
+// an ephemeral port. Responses are matched by Call-ID (and top Via branch).
+// ICMP errors (port/host unreachable) arrive on the socket's error queue
+// (IP_RECVERR / IPV6_RECVERR) and fail the outstanding probe at once.
+// Everything runs in the control thread: fds() + timeout_ms() + process().
+#pragma once
+
+#include <poll.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "siplb/common/endpoint.h"
+#include "siplb/common/result.h"
+#include "siplb/control/config.h"
+
+namespace siplb::health {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+enum class Verdict : uint8_t { up, down, overloaded };
+std::string_view to_string(Verdict v);
+
+enum class ProbeOutcome : uint8_t {
+    ok,           // a final response that is not an overload code
+    overloaded,   // a final response with one of overload_codes (503)
+    timeout,      // no final response within timeout_ms
+    unreachable,  // ICMP port/host/net unreachable
+    send_error,   // the kernel refused to send
+};
+std::string_view to_string(ProbeOutcome o);
+
+struct ProbeResult {
+    ProbeOutcome outcome = ProbeOutcome::ok;
+    uint16_t status_code = 0;                 // for responses
+    std::optional<uint32_t> retry_after_s;    // Retry-After of an overload response
+    std::string detail;                       // "200 OK", "timeout after 1000 ms", ...
+};
+
+struct HysteresisParams {
+    uint32_t down_after = 3;        // consecutive failures (timeouts, unreachable) -> down
+    uint32_t up_after = 2;          // consecutive successes -> up
+    bool honor_retry_after = true;  // 503 + Retry-After: overloaded at once, at least that long
+};
+
+// The per-backend verdict with hysteresis; pure, time injected.
+//   - Starts `up` (a new backend is innocent until probes say otherwise).
+//   - down_after consecutive failures -> down (from up or overloaded).
+//   - down_after consecutive non-OK answers, the last an overload code ->
+//     overloaded. With honor_retry_after and a Retry-After header, a single
+//     overload answer suffices (the server asked explicitly) and the verdict
+//     stays overloaded at least until now + Retry-After.
+//   - A down backend that answers with an overload code is alive: overloaded.
+//   - up_after consecutive OK answers -> up (not before Retry-After ends).
+class HealthState {
+public:
+    explicit HealthState(HysteresisParams p = {}) : p_(p) {}
+    // Returns true when the verdict changed.
+    bool record(const ProbeResult& r, TimePoint now);
+    Verdict verdict() const { return verdict_; }
+    uint32_t consecutive_ok() const { return ok_; }
+    uint32_t consecutive_failures() const { return fail_; }
+    uint32_t consecutive_bad() const { return bad_; }
+    std::optional<TimePoint> overloaded_until() const { return overloaded_until_; }
+    void set_params(HysteresisParams p) { p_ = p; }
+
+private:
+    HysteresisParams p_;
+    Verdict verdict_ = Verdict::up;
+    uint32_t ok_ = 0;    // consecutive OK
+    uint32_t fail_ = 0;  // consecutive timeouts/unreachable/send errors
+    uint32_t bad_ = 0;   // consecutive non-OK of any kind
+    std::optional<TimePoint> overloaded_until_;
+};
+
+// --- OPTIONS probes ---
+
+struct ProbeIds {
+    std::string call_id;  // "<hex>@siplb"
+    std::string branch;   // "z9hG4bK<hex>"
+    std::string from_tag;
+    uint32_t cseq = 1;
+};
+
+// A complete OPTIONS request to `target`, sent from `local` (Via sent-by
+// and Contact). from_uri is config's health.from_uri.
+std::string build_options_request(const Endpoint& target, const Endpoint& local, const std::string& from_uri,
+                                  const ProbeIds& ids, std::string_view user_agent = "siplb");
+
+struct SipResponseInfo {
+    uint16_t status = 0;
+    std::string reason;
+    std::string call_id;
+    std::string branch;       // branch of the top Via
+    std::string cseq_method;  // "OPTIONS"
+    std::optional<uint32_t> retry_after_s;
+};
+// Parses a SIP response (status line and the headers we need; compact
+// forms i/v accepted). nullopt for requests or malformed datagrams.
+std::optional<SipResponseInfo> parse_sip_response(std::string_view datagram);
+
+// --- passive checks (dataplane counters, evaluated per interval) ---
+
+struct PassiveCounts {
+    uint64_t requests = 0;           // new transactions forwarded to the backend
+    uint64_t responses_503 = 0;      // 503 responses seen from it
+    uint64_t missing_responses = 0;  // transactions that timed out without any response
+};
+
+struct PassiveParams {
+    uint64_t threshold_503 = 50;        // 503s per interval -> overloaded
+    double missing_fraction = 0.5;      // of requests without response -> down ...
+    uint64_t min_requests = 20;         // ... only with at least this many requests
+};
+
+// One interval's verdict from counter deltas: overloaded when 503s reach
+// the threshold, down when too many requests went unanswered, else up.
+// The caller feeds it into a HealthState (as ProbeResults) for hysteresis.
+ProbeResult evaluate_passive(const PassiveCounts& interval_delta, const PassiveParams& p);
+
+// --- the active checker ---
+
+enum class LogLevel : uint8_t { debug, info, warn, error };
+using LogFn = std::function<void(LogLevel, const std::string& message)>;
+
+struct ProbeStatus {
+    std::string pool;
+    Endpoint address;
+    Verdict verdict = Verdict::up;
+    uint32_t consecutive_ok = 0;
+    uint32_t consecutive_failures = 0;
+    uint64_t probes_sent = 0;
+    uint64_t responses = 0;
+    uint64_t timeouts = 0;
+    uint64_t unreachable = 0;
+    uint64_t overloads = 0;
+    uint16_t last_status = 0;
+    std::string last_detail;
+    double last_rtt_ms = -1;
+    int64_t overloaded_for_ms = 0;   // remaining Retry-After hold, 0 if none
+    int64_t next_probe_in_ms = 0;
+};
+
+class HealthChecker {
+public:
+    using VerdictFn = std::function<void(const std::string& pool, const Endpoint& address, Verdict verdict,
+                                         const std::string& detail)>;
+    struct Options {
+        std::optional<IpAddress> source_v4;  // bind address (default any)
+        std::optional<IpAddress> source_v6;
+        uint64_t seed = 0;                   // 0: random seed (jitter, ids)
+        std::string user_agent = "siplb";
+        LogFn log;
+    };
+
+    static Result<std::unique_ptr<HealthChecker>> create(VerdictFn on_verdict, Options opts);
+    static Result<std::unique_ptr<HealthChecker>> create(VerdictFn on_verdict) {
+        return create(std::move(on_verdict), Options{});
+    }
+    ~HealthChecker();
+    HealthChecker(const HealthChecker&) = delete;
+    HealthChecker& operator=(const HealthChecker&) = delete;
+
+    // Health parameters of a pool (before or after its targets are set).
+    void set_pool(const std::string& pool, const config::HealthConfig& cfg);
+    // The full list of backends of the pool to probe. New ones get their
+    // first probe within one jittered interval fraction; removed ones are
+    // forgotten; kept ones keep their state. Nothing is probed for a pool
+    // whose health is disabled.
+    void set_targets(const std::string& pool, const std::vector<Endpoint>& targets, TimePoint now);
+    void remove_pool(const std::string& pool);
+
+    int timeout_ms(TimePoint now) const;  // -1: nothing scheduled
+    void fds(std::vector<pollfd>& out) const;
+    std::vector<pollfd> fds() const {
+        std::vector<pollfd> v;
+        fds(v);
+        return v;
+    }
+    // Reads responses and ICMP errors on our ready fds (others ignored),
+    // expires timed-out probes, sends the probes that are due.
+    void process(const std::vector<pollfd>& ready, TimePoint now);
+
+    std::vector<ProbeStatus> status(TimePoint now) const;
+    // Local port of the IPv4 / IPv6 probe socket (0 if none).
+    uint16_t local_port_v4() const;
+    uint16_t local_port_v6() const;
+
+private:
+    struct Impl;
+    explicit HealthChecker(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace siplb::health
