@@ -1,0 +1,92 @@
+// The control socket protocol (siplbctl <-> daemon).
+//
+// Transport: a Unix stream socket (config [control] socket, mode 0660 by
+// default; connecting needs write permission on it). The client sends one
+// JSON object per line ('\n' terminated); the daemon answers each line with
+// exactly one JSON object on one line, in order. A client may send several
+// requests on one connection. Limits: a request line is at most 64 KiB
+// (longer: error, then the connection is closed); at most 64 clients at once
+// (the 65th gets an error line and is closed); a client silent for 60 s with
+// a half line is closed.
+//
+// Requests ("cmd" is required; other fields per command):
+//   {"cmd":"status"}
+//   {"cmd":"pools"}
+//   {"cmd":"backends"}                  {"cmd":"backends","pool":"lund"}
+//   {"cmd":"stats"}
+//   {"cmd":"lookup","pool":"lund","call_id":"a84b4c76e66710"}
+//   {"cmd":"drain","pool":"lund","backend":"192.0.2.10:5060"}
+//   {"cmd":"disable",...}   {"cmd":"enable",...}          (same fields as drain)
+//   {"cmd":"weight","pool":"lund","backend":"192.0.2.10:5060","weight":5}
+//   {"cmd":"add","pool":"lund","backend":"192.0.2.10:5060","weight":1}   (weight optional, default 1)
+//   {"cmd":"remove","pool":"lund","backend":"192.0.2.10:5060"}
+//   {"cmd":"reload"}
+//   {"cmd":"resolve","pool":"lund"}
+//   {"cmd":"metrics"}
+// Backends are "ip:port" or "[v6]:port"; a bare address takes port 5060.
+//
+// Responses:
+//   {"ok":true,"result":{...}}                 command specific object
+//   {"ok":false,"error":"unknown command 'x'"} and the connection stays usable
+//                                              (except after an over-long line)
+// Result objects:
+//   status:   {"version","pid","uptime_s","config","workers","ports":[...],
+//              "snapshot_version","pools":N,"tables":{"pool":"fingerprint"}}
+//   pools:    {"pools":[{"name","version","backends","active","draining","down",
+//              "overloaded","disabled","standby","panic_events"}]}
+//   backends: {"backends":[{"pool","address","source","weight","state","admin",
+//              "health","health_detail","health_since_s","panic","priority",
+//              "table_share","packets","bytes","calls"}]}
+//   stats:    {"snapshot_version","workers":[...],"ports":[...],"drops":{reason:n},
+//              "pools":[...],"backends":[...]}
+//   lookup:   {"pool","call_id","backend","reason":"affinity"|"table","state"}
+//   drain/disable/enable/weight/add/remove: {"pool","backend","state","weight"}
+//   reload:   {"config","changes":["pool lund: backend ... added", ...]}
+//   resolve:  {"pool","names":[...]} (resolution is started; results arrive
+//              asynchronously and show up in "backends")
+//   metrics:  {"text":"# HELP ..."}            Prometheus text exposition
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "siplb/common/endpoint.h"
+#include "siplb/common/result.h"
+
+namespace siplb::control {
+
+inline constexpr size_t kMaxRequestLine = 64 * 1024;
+inline constexpr size_t kMaxClients = 64;
+inline constexpr size_t kMaxPendingOutput = 16 * 1024 * 1024;  // client not reading: dropped
+inline constexpr int kClientIdleTimeoutS = 60;
+inline constexpr uint16_t kDefaultSipPort = 5060;
+
+enum class CommandKind : uint8_t {
+    status, pools, backends, stats, lookup, drain, disable, enable, weight, add, remove, reload, resolve, metrics
+};
+
+std::string_view to_string(CommandKind c);
+std::optional<CommandKind> parse_command_kind(std::string_view name);
+
+struct Request {
+    CommandKind cmd = CommandKind::status;
+    std::string pool;               // "" when not given (backends: all pools)
+    std::optional<Endpoint> backend;
+    std::string call_id;
+    uint32_t weight = 1;
+};
+
+// Validates one request line (without the '\n'): JSON object, known "cmd",
+// required fields present with the right types. Errors are ready to send.
+Result<Request> parse_request(std::string_view line);
+
+// Builds the request line (with '\n') for a Request; used by siplbctl.
+std::string encode_request(const Request& r);
+
+// Response lines (with the trailing '\n').
+std::string error_response(std::string_view message);
+
+}  // namespace siplb::control

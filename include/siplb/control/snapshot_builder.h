@@ -1,0 +1,53 @@
+// Turns PoolManager state into balance snapshots. Pools whose version did not
+// change keep their PoolSnapshot object (same table, same pointer), so a
+// change to one pool never rebuilds or disturbs another pool's table.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "siplb/balance/affinity.h"
+#include "siplb/balance/snapshot.h"
+#include "siplb/common/result.h"
+#include "siplb/control/config.h"
+#include "siplb/control/pool_manager.h"
+
+namespace siplb::control {
+
+balance::BackendState to_balance_state(EffectiveState s);
+
+class SnapshotBuilder {
+public:
+    // Takes the per-pool table parameters (VIPs, table size, seed, mode, idle times).
+    explicit SnapshotBuilder(const config::Config& cfg);
+    // Replaces table parameters after a reload (the caller refused VIP changes).
+    void set_config(const config::Config& cfg);
+
+    // A full DataplaneSnapshot for the manager's current state; only pools
+    // whose PoolView::version differs from the cached one are rebuilt.
+    Result<std::unique_ptr<const balance::DataplaneSnapshot>> build(const PoolManager& pm);
+    uint64_t pools_rebuilt() const { return rebuilt_; }
+
+private:
+    struct Cached {
+        uint64_t version = 0;
+        std::shared_ptr<const balance::PoolSnapshot> snap;
+    };
+    std::map<std::string, config::PoolConfig, std::less<>> params_;
+    std::map<std::string, Cached, std::less<>> cache_;
+    uint64_t rebuilt_ = 0;
+};
+
+// pool -> backend address -> fraction of the pool's table it owns.
+std::map<std::string, std::map<std::string, double>> table_shares(const balance::DataplaneSnapshot& snap);
+
+// The backend the running dataplane would choose now for a Call-ID, without
+// touching the affinity table: {"backend","reason":"affinity"|"table","state"}.
+Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const balance::AffinityTable* affinity,
+                                   const std::string& pool, const std::string& call_id, uint32_t now_s);
+
+}  // namespace siplb::control

@@ -1,0 +1,217 @@
+#include "siplb/control/commands.h"
+
+#include "siplb/control/log.h"
+
+namespace siplb::control {
+
+using json = nlohmann::json;
+using JResult = Result<json>;
+
+namespace {
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+json pool_summary(const PoolView& p) {
+    json j;
+    j["name"] = p.name;
+    j["version"] = p.version;
+    j["backends"] = p.backends.size();
+    for (auto s : {EffectiveState::active, EffectiveState::draining, EffectiveState::overloaded, EffectiveState::down,
+                   EffectiveState::disabled, EffectiveState::standby}) {
+        size_t n = 0;
+        for (const auto& b : p.backends) n += b.state == s;
+        j[std::string(to_string(s))] = n;
+    }
+    j["panic_events"] = p.panic_events;
+    return j;
+}
+
+json change_result(const PoolManager& pm, const std::string& pool, const Endpoint& ep) {
+    json j;
+    j["pool"] = pool;
+    j["backend"] = ep.to_string();
+    const PoolView* p = pm.find_pool(pool);
+    const BackendView* b = p ? p->find(ep) : nullptr;
+    if (b) {
+        j["state"] = std::string(to_string(b->state));
+        j["weight"] = b->weight;
+    } else {
+        j["state"] = "removed";
+    }
+    return j;
+}
+
+}  // namespace
+
+std::string CommandHandler::handle(std::string_view line, const PeerCred& peer) {
+    auto req = parse_request(line);
+    if (!req) return error_response(req.message());
+    auto res = execute(*req, Actor{peer.to_string()});
+    if (!res) return error_response(res.message());
+    json out;
+    out["ok"] = true;
+    out["result"] = std::move(*res);
+    return dump(out) + "\n";
+}
+
+json CommandHandler::backends_json(const std::string& pool_filter) const {
+    StatsSnapshot stats = hooks_.stats ? hooks_.stats() : StatsSnapshot{};
+    MetricsInfo info = hooks_.metrics_info ? hooks_.metrics_info() : MetricsInfo{};
+    const auto now = Clock::now();
+    json list = json::array();
+    for (const auto& p : pools_.pools()) {
+        if (!pool_filter.empty() && p.name != pool_filter) continue;
+        for (const auto& b : p.backends) {
+            const std::string addr = b.address.to_string();
+            json j;
+            j["pool"] = p.name;
+            j["address"] = addr;
+            j["source"] = b.source();
+            j["weight"] = b.weight;
+            j["state"] = std::string(to_string(b.state));
+            j["admin"] = std::string(to_string(b.admin));
+            if (!b.admin_by.empty()) j["admin_by"] = b.admin_by;
+            j["health"] = std::string(to_string(b.health));
+            j["health_detail"] = b.health_detail;
+            j["health_since_s"] = std::chrono::duration_cast<std::chrono::seconds>(now - b.health_since).count();
+            j["panic"] = b.panic;
+            j["priority"] = b.priority;
+            double share = 0;
+            if (auto it = info.table_share.find(p.name); it != info.table_share.end())
+                if (auto jt = it->second.find(addr); jt != it->second.end()) share = jt->second;
+            j["table_share"] = share;
+            uint64_t packets = 0, bytes = 0, calls = 0;
+            for (const auto& c : stats.backends) {
+                if (c.pool != p.name || !(c.backend == b.address)) continue;
+                packets += c.packets_to + c.packets_from;
+                bytes += c.bytes_to + c.bytes_from;
+                calls += c.calls;
+            }
+            j["packets"] = packets;
+            j["bytes"] = bytes;
+            j["calls"] = calls;
+            list.push_back(std::move(j));
+        }
+    }
+    json out;
+    out["backends"] = std::move(list);
+    return out;
+}
+
+std::string CommandHandler::metrics_text() const {
+    StatsSnapshot stats = hooks_.stats ? hooks_.stats() : StatsSnapshot{};
+    MetricsInfo info = hooks_.metrics_info ? hooks_.metrics_info() : MetricsInfo{};
+    return render_metrics(pools_.pools(), stats, info);
+}
+
+JResult CommandHandler::execute(const Request& r, const Actor& who) {
+    auto need_pool = [&]() -> Status {
+        if (!pools_.find_pool(r.pool)) return Status::fail("unknown pool '" + r.pool + "'");
+        return ok_status();
+    };
+    switch (r.cmd) {
+        case CommandKind::status: {
+            json j = hooks_.status ? hooks_.status() : json::object();
+            j["pools"] = pools_.pools().size();
+            j["pool_manager_version"] = pools_.version();
+            return j;
+        }
+        case CommandKind::pools: {
+            json list = json::array();
+            for (const auto& p : pools_.pools()) list.push_back(pool_summary(p));
+            return json{{"pools", std::move(list)}};
+        }
+        case CommandKind::backends:
+            if (!r.pool.empty())
+                if (auto s = need_pool(); !s) return JResult::fail(s.message());
+            return backends_json(r.pool);
+        case CommandKind::stats: {
+            StatsSnapshot s = hooks_.stats ? hooks_.stats() : StatsSnapshot{};
+            MetricsInfo info = hooks_.metrics_info ? hooks_.metrics_info() : MetricsInfo{};
+            json j;
+            j["snapshot_version"] = info.snapshot_version;
+            json workers = json::array();
+            for (const auto& w : s.workers)
+                workers.push_back({{"worker", w.worker}, {"lcore", w.lcore}, {"rx_packets", w.rx_packets},
+                                   {"tx_packets", w.tx_packets}, {"drops", w.drops}});
+            j["workers"] = std::move(workers);
+            json ports = json::array();
+            for (const auto& p : s.ports)
+                ports.push_back({{"name", p.name}, {"rx_packets", p.rx_packets}, {"tx_packets", p.tx_packets},
+                                 {"rx_bytes", p.rx_bytes}, {"tx_bytes", p.tx_bytes}, {"rx_missed", p.rx_missed},
+                                 {"rx_errors", p.rx_errors}, {"tx_errors", p.tx_errors}});
+            j["ports"] = std::move(ports);
+            j["drops"] = json::object();
+            for (const auto& [reason, n] : s.drops) j["drops"][reason] = n;
+            json pools = json::array();
+            for (const auto& p : s.pools)
+                pools.push_back({{"pool", p.pool}, {"packets_in", p.packets_in}, {"bytes_in", p.bytes_in},
+                                 {"no_backend", p.no_backend}});
+            j["pools"] = std::move(pools);
+            json backends = json::array();
+            for (const auto& b : s.backends)
+                backends.push_back({{"pool", b.pool}, {"backend", b.backend.to_string()}, {"packets_to", b.packets_to},
+                                    {"bytes_to", b.bytes_to}, {"packets_from", b.packets_from},
+                                    {"bytes_from", b.bytes_from}, {"calls", b.calls}});
+            j["backends"] = std::move(backends);
+            j["affinity_entries"] = s.affinity_entries;
+            j["affinity_capacity"] = s.affinity_capacity;
+            return j;
+        }
+        case CommandKind::lookup: {
+            if (auto s = need_pool(); !s) return JResult::fail(s.message());
+            if (!hooks_.lookup) return JResult::fail("lookup is not available: the dataplane has no snapshot yet");
+            auto res = hooks_.lookup(r.pool, r.call_id);
+            if (!res) return res;
+            json j = std::move(*res);
+            j["pool"] = r.pool;
+            j["call_id"] = r.call_id;
+            return j;
+        }
+        case CommandKind::drain:
+        case CommandKind::disable:
+        case CommandKind::enable:
+        case CommandKind::weight:
+        case CommandKind::add:
+        case CommandKind::remove: {
+            Status s = ok_status();
+            const Endpoint& ep = *r.backend;
+            switch (r.cmd) {
+                case CommandKind::drain: s = pools_.drain(r.pool, ep, who); break;
+                case CommandKind::disable: s = pools_.disable(r.pool, ep, who); break;
+                case CommandKind::enable: s = pools_.enable(r.pool, ep, who); break;
+                case CommandKind::weight: s = pools_.set_weight(r.pool, ep, r.weight, who); break;
+                case CommandKind::add: s = pools_.add_static(r.pool, ep, r.weight, who); break;
+                default: s = pools_.remove_static(r.pool, ep, who); break;
+            }
+            if (!s) return JResult::fail(s.message());
+            return change_result(pools_, r.pool, ep);
+        }
+        case CommandKind::reload: {
+            if (!hooks_.reload) return JResult::fail("reload is not available");
+            auto res = hooks_.reload(who);
+            if (!res) return JResult::fail(res.message());
+            json j;
+            j["changes"] = *res;
+            if (hooks_.status) {
+                json st = hooks_.status();
+                if (st.contains("config")) j["config"] = st["config"];
+            }
+            return j;
+        }
+        case CommandKind::resolve: {
+            if (auto s = need_pool(); !s) return JResult::fail(s.message());
+            if (!hooks_.resolve) return JResult::fail("resolve is not available: DNS discovery is not running in this daemon");
+            auto res = hooks_.resolve(r.pool);
+            if (!res) return res;
+            json j = std::move(*res);
+            j["pool"] = r.pool;
+            return j;
+        }
+        case CommandKind::metrics:
+            return json{{"text", metrics_text()}};
+    }
+    return JResult::fail("unhandled command");
+}
+
+}  // namespace siplb::control

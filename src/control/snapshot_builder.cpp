@@ -1,0 +1,125 @@
+#include "siplb/control/snapshot_builder.h"
+
+#include "siplb/balance/hash.h"
+#include "siplb/balance/pick.h"
+#include "siplb/control/log.h"
+
+namespace siplb::control {
+
+balance::BackendState to_balance_state(EffectiveState s) {
+    switch (s) {
+        case EffectiveState::active: return balance::BackendState::active;
+        case EffectiveState::draining: return balance::BackendState::draining;
+        case EffectiveState::standby: return balance::BackendState::draining;
+        case EffectiveState::overloaded: return balance::BackendState::overloaded;
+        case EffectiveState::down: return balance::BackendState::down;
+        case EffectiveState::disabled: return balance::BackendState::disabled;
+    }
+    return balance::BackendState::disabled;
+}
+
+SnapshotBuilder::SnapshotBuilder(const config::Config& cfg) { set_config(cfg); }
+
+void SnapshotBuilder::set_config(const config::Config& cfg) {
+    std::map<std::string, config::PoolConfig, std::less<>> next;
+    for (const auto& p : cfg.pools) {
+        auto old = params_.find(p.name);
+        if (old != params_.end() &&
+            (old->second.table_size != p.table_size || old->second.seed != p.seed || old->second.mode != p.mode ||
+             old->second.dialog_idle_s != p.dialog_idle_s || old->second.transaction_idle_s != p.transaction_idle_s ||
+             old->second.listen != p.listen))
+            cache_.erase(p.name);  // table parameters changed: rebuild
+        next[p.name] = p;
+    }
+    params_ = std::move(next);
+}
+
+Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build(const PoolManager& pm) {
+    using R = Result<std::unique_ptr<const balance::DataplaneSnapshot>>;
+    std::vector<std::shared_ptr<const balance::PoolSnapshot>> pools;
+    std::map<std::string, Cached, std::less<>> next_cache;
+    for (const auto& view : pm.pools()) {
+        auto cached = cache_.find(view.name);
+        if (cached != cache_.end() && cached->second.version == view.version) {
+            pools.push_back(cached->second.snap);
+            next_cache[view.name] = cached->second;
+            continue;
+        }
+        auto param = params_.find(view.name);
+        if (param == params_.end()) return R::fail("pool '" + view.name + "' has no configuration");
+        balance::PoolSpec spec;
+        spec.name = view.name;
+        spec.listen = param->second.listen;
+        spec.table_size = param->second.table_size;
+        spec.seed = param->second.seed;
+        spec.mode = param->second.mode;
+        spec.dialog_idle_s = param->second.dialog_idle_s;
+        spec.transaction_idle_s = param->second.transaction_idle_s;
+        for (const auto& b : view.backends) {
+            balance::BackendSpec bs;
+            bs.address = b.address;
+            bs.weight = b.weight;
+            bs.state = to_balance_state(b.state);
+            bs.source = b.is_static ? balance::BackendSource::static_config : balance::BackendSource::dns;
+            spec.backends.push_back(bs);
+        }
+        auto snap = balance::PoolSnapshot::build(spec, view.version);
+        if (!snap) return R::fail("pool '" + view.name + "': " + snap.message());
+        ++rebuilt_;
+        pools.push_back(*snap);
+        next_cache[view.name] = Cached{view.version, *snap};
+    }
+    auto dp = balance::DataplaneSnapshot::build(std::move(pools), pm.version());
+    if (!dp) return R::fail(dp.message());
+    cache_ = std::move(next_cache);
+    return R(std::move(*dp));
+}
+
+std::map<std::string, std::map<std::string, double>> table_shares(const balance::DataplaneSnapshot& snap) {
+    std::map<std::string, std::map<std::string, double>> out;
+    for (const auto& p : snap.pools()) {
+        auto& m = out[p->name()];
+        const auto backends = p->backends();
+        const auto counts = p->table().slot_counts(backends.size());
+        const double size = p->table().size();
+        for (size_t i = 0; i < backends.size(); ++i)
+            m[backends[i].identity] = (i < counts.size() && size > 0) ? counts[i] / size : 0.0;
+    }
+    return out;
+}
+
+Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const balance::AffinityTable* affinity,
+                                   const std::string& pool, const std::string& call_id, uint32_t now_s) {
+    using R = Result<nlohmann::json>;
+    const balance::PoolSnapshot* p = snap.find_pool(pool);
+    if (!p) return R::fail("unknown pool '" + pool + "'");
+    const uint64_t hash = balance::hash_call_id(call_id, p->seed());
+    const auto backends = p->backends();
+    nlohmann::json j;
+    // Same order as balance::pick(), but read-only: lookup must not create
+    // affinity entries for Call-IDs that exist only in an operator's query.
+    if (affinity) {
+        if (auto hit = affinity->lookup(hash ^ p->affinity_salt(), now_s)) {
+            const uint16_t idx = p->index_of_id(hit->backend_id);
+            if (idx != balance::PoolSnapshot::kNoBackend && balance::keeps_affinity(backends[idx].state)) {
+                j["backend"] = backends[idx].identity;
+                j["reason"] = "affinity";
+                j["state"] = balance::to_string(backends[idx].state);
+                j["expires_in_s"] = static_cast<int32_t>(hit->expiry_s - now_s);
+                return j;
+            }
+        }
+    }
+    const balance::Decision d = balance::pick(*p, hash, false, now_s, nullptr);
+    if (!d.entry) {
+        j["backend"] = nullptr;
+        j["reason"] = "no_backend";
+        return j;
+    }
+    j["backend"] = d.entry->identity;
+    j["reason"] = "table";
+    j["state"] = balance::to_string(d.entry->state);
+    return j;
+}
+
+}  // namespace siplb::control
