@@ -1,0 +1,248 @@
+#include "siplb/balance/pick.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "test_keys.h"
+
+namespace siplb::balance {
+namespace {
+
+using testing::backend_endpoint;
+using Reason = Decision::Reason;
+
+PoolSpec make_spec(uint32_t n) {
+    PoolSpec spec;
+    spec.name = "lund";
+    spec.listen = {*Endpoint::parse("198.51.100.10:5060"), *Endpoint::parse("[2001:db8::10]:5060")};
+    spec.table_size = 65537;
+    for (uint32_t i = 0; i < n; ++i) spec.backends.push_back({backend_endpoint(i), 1});
+    return spec;
+}
+
+std::shared_ptr<const PoolSnapshot> build(const PoolSpec& spec, uint64_t version = 1) {
+    auto r = PoolSnapshot::build(spec, version);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.message());
+    return r.value();
+}
+
+void set_state(PoolSpec& spec, const Endpoint& e, BackendState s) {
+    for (auto& b : spec.backends)
+        if (b.address == e) b.state = s;
+}
+
+TEST(PoolSnapshot, ValidatesSpec) {
+    auto spec = make_spec(3);
+    spec.table_size = 65536;
+    auto r = PoolSnapshot::build(spec, 1);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.message().find("pool 'lund'"), std::string::npos);
+    EXPECT_NE(r.message().find("not prime"), std::string::npos);
+    spec = make_spec(3);
+    spec.backends.push_back(spec.backends[0]);
+    EXPECT_NE(PoolSnapshot::build(spec, 1).message().find("listed twice"), std::string::npos);
+    spec = make_spec(3);
+    spec.transaction_idle_s = 0;
+    EXPECT_FALSE(PoolSnapshot::build(spec, 1).ok());
+}
+
+TEST(PoolSnapshot, SortedBackendsStableIdsAndLookups) {
+    auto spec = make_spec(20);
+    std::reverse(spec.backends.begin(), spec.backends.end());
+    auto a = build(spec);
+    ASSERT_EQ(a->backends().size(), 20u);
+    for (size_t i = 1; i < 20; ++i) EXPECT_LT(a->backends()[i - 1].identity, a->backends()[i].identity);
+    spec.backends.pop_back();
+    auto b = build(spec, 2);
+    for (const auto& e : b->backends()) {
+        const uint16_t ia = a->index_of(e.address);
+        ASSERT_NE(ia, PoolSnapshot::kNoBackend);
+        EXPECT_EQ(a->backends()[ia].id, e.id);  // id survives a change of the set
+        EXPECT_EQ(b->index_of_id(e.id), b->index_of(e.address));
+    }
+    EXPECT_EQ(b->index_of_id(0xFFFFFFFFu), PoolSnapshot::kNoBackend);
+    EXPECT_EQ(b->index_of(*Endpoint::parse("192.0.2.99:5060")), PoolSnapshot::kNoBackend);
+    EXPECT_EQ(b->snat_vip_for(backend_endpoint(1))->to_string(), "198.51.100.10:5060");
+    EXPECT_EQ(b->snat_vip_for(*Endpoint::parse("[2001:db8::5]:5060"))->to_string(), "[2001:db8::10]:5060");
+    EXPECT_EQ(a->version(), 1u);
+    EXPECT_NE(a->fingerprint(), b->fingerprint());
+    EXPECT_EQ(build(spec, 7)->fingerprint(), b->fingerprint());
+}
+
+TEST(Pick, NoAffinityIsTheTable) {
+    auto pool = build(make_spec(10));
+    std::mt19937_64 rng(3);
+    for (int i = 0; i < 1000; ++i) {
+        const uint64_t h = rng();
+        Decision d = pick(*pool, h, true, 0, nullptr);
+        ASSERT_EQ(d.reason, Reason::table);
+        EXPECT_EQ(d.backend, pool->table().lookup(h));
+        EXPECT_EQ(d.entry, &pool->backends()[d.backend]);
+    }
+}
+
+TEST(Pick, NoUsableBackend) {
+    auto spec = make_spec(3);
+    set_state(spec, backend_endpoint(0), BackendState::down);
+    set_state(spec, backend_endpoint(1), BackendState::draining);
+    spec.backends[2].weight = 0;
+    auto pool = build(spec);
+    EXPECT_EQ(pool->usable_backends(), 0u);
+    Decision d = pick(*pool, 12345, true, 0, nullptr);
+    EXPECT_EQ(d.reason, Reason::no_backend);
+    EXPECT_EQ(d.entry, nullptr);
+    EXPECT_EQ(d.backend, PoolSnapshot::kNoBackend);
+    PoolSpec empty = make_spec(0);
+    EXPECT_EQ(pick(*build(empty), 1, false, 0, nullptr).reason, Reason::no_backend);
+    EXPECT_STREQ(to_string(Reason::no_backend), "no_backend");
+}
+
+// Finds a Call-ID hash whose table choice differs between two pools.
+uint64_t hash_moved_between(const PoolSnapshot& a, const PoolSnapshot& b) {
+    for (uint64_t h = 1;; h = h * 0x9E3779B97F4A7C15ull + 7)
+        if (a.backends()[a.table().lookup(h)].identity != b.backends()[b.table().lookup(h)].identity) return h;
+}
+
+TEST(Pick, AffinityKeepsCallsWhenABackendIsAdded) {
+    auto table = std::move(AffinityTable::create(1024).value());
+    auto spec = make_spec(10);
+    auto before = build(spec);
+    spec.backends.push_back({backend_endpoint(10), 1});
+    auto after = build(spec, 2);
+    const uint64_t h = hash_moved_between(*before, *after);
+    Decision first = pick(*before, h, true, 100, table.get());
+    EXPECT_EQ(first.reason, Reason::table);
+    Decision later = pick(*after, h, false, 200, table.get());  // e.g. the BYE
+    EXPECT_EQ(later.reason, Reason::affinity);
+    EXPECT_EQ(later.entry->address, first.entry->address);
+    // Without affinity the new table would have moved it.
+    EXPECT_NE(pick(*after, h, false, 200, nullptr).entry->address, first.entry->address);
+}
+
+TEST(Pick, AliveBackendsKeepCallsDeadOnesLoseThem) {
+    for (BackendState s : {BackendState::draining, BackendState::overloaded, BackendState::down,
+                           BackendState::disabled}) {
+        auto table = std::move(AffinityTable::create(1024).value());
+        auto spec = make_spec(10);
+        auto pool = build(spec);
+        const uint64_t h = 0xfeedface12345678ull;
+        Decision first = pick(*pool, h, true, 100, table.get());
+        set_state(spec, first.entry->address, s);
+        auto changed = build(spec, 2);
+        Decision d = pick(*changed, h, false, 150, table.get());
+        if (keeps_affinity(s)) {
+            EXPECT_EQ(d.reason, Reason::affinity) << to_string(s);
+            EXPECT_EQ(d.entry->address, first.entry->address);
+            // ...but a new call that would hash there goes elsewhere.
+            EXPECT_NE(pick(*changed, h, true, 150, nullptr).entry->address, first.entry->address);
+        } else {
+            EXPECT_EQ(d.reason, Reason::table) << to_string(s);
+            EXPECT_NE(d.entry->address, first.entry->address);
+            // The entry was replaced: once the backend is back, the call stays put.
+            Decision back = pick(*pool, h, false, 160, table.get());
+            EXPECT_EQ(back.reason, Reason::affinity);
+            EXPECT_EQ(back.entry->address, d.entry->address);
+        }
+    }
+}
+
+TEST(Pick, RemovedBackendLosesItsCalls) {
+    auto table = std::move(AffinityTable::create(1024).value());
+    auto spec = make_spec(10);
+    auto pool = build(spec);
+    const uint64_t h = 77;
+    Decision first = pick(*pool, h, true, 0, table.get());
+    std::erase_if(spec.backends, [&](const BackendSpec& b) { return b.address == first.entry->address; });
+    Decision d = pick(*build(spec, 2), h, true, 1, table.get());
+    EXPECT_EQ(d.reason, Reason::table);
+    EXPECT_NE(d.entry->address, first.entry->address);
+}
+
+TEST(Pick, DialogAndTransactionIdleTimesAndRefresh) {
+    auto table = std::move(AffinityTable::create(1024).value());
+    auto spec = make_spec(10);
+    spec.dialog_idle_s = 7200;
+    spec.transaction_idle_s = 64;
+    auto pool = build(spec);
+    // REGISTER: 64 s after the last message.
+    EXPECT_EQ(pick(*pool, 1, false, 1000, table.get()).reason, Reason::table);
+    EXPECT_EQ(pick(*pool, 1, false, 1060, table.get()).reason, Reason::affinity);  // refreshes to 1124
+    EXPECT_EQ(pick(*pool, 1, false, 1120, table.get()).reason, Reason::affinity);
+    EXPECT_EQ(pick(*pool, 1, false, 1185, table.get()).reason, Reason::table);    // idle > 64 s
+    // INVITE: 2 h; an in-dialog transaction does not shorten it.
+    EXPECT_EQ(pick(*pool, 2, true, 1000, table.get()).reason, Reason::table);
+    EXPECT_EQ(pick(*pool, 2, false, 1010, table.get()).reason, Reason::affinity);
+    EXPECT_EQ(table->lookup(2 ^ pool->affinity_salt(), 1010)->expiry_s, 8200u);
+    EXPECT_EQ(pick(*pool, 2, false, 1000 + 7199, table.get()).reason, Reason::affinity);
+    EXPECT_EQ(table->lookup(2 ^ pool->affinity_salt(), 8199)->expiry_s, 8199u + 64);
+}
+
+TEST(Pick, SameCallIdInTwoPoolsKeepsTwoEntries) {
+    auto table = std::move(AffinityTable::create(1024).value());
+    auto a = make_spec(5), b = make_spec(5);
+    b.name = "malmo";
+    for (auto& x : b.backends) x.address.port = 5080;
+    auto pa = build(a), pb = build(b);
+    EXPECT_EQ(pick(*pa, 9, true, 0, table.get()).reason, Reason::table);
+    EXPECT_EQ(pick(*pb, 9, true, 0, table.get()).reason, Reason::table);
+    EXPECT_EQ(pick(*pa, 9, true, 1, table.get()).reason, Reason::affinity);
+    EXPECT_EQ(pick(*pb, 9, true, 1, table.get()).reason, Reason::affinity);
+}
+
+TEST(DataplaneSnapshot, VipAndBackendLookups) {
+    auto a = make_spec(4);
+    auto b = make_spec(0);
+    b.name = "trunk";
+    b.listen = {*Endpoint::parse("198.51.100.20:5060")};
+    b.backends = {{*Endpoint::parse("203.0.113.5:5060"), 1}, {backend_endpoint(2), 1}};
+    auto snap = DataplaneSnapshot::build({build(a), build(b)}, 9);
+    ASSERT_TRUE(snap.ok()) << snap.message();
+    const auto& d = **snap;
+    EXPECT_EQ(d.version(), 9u);
+    auto p = d.find_pool_by_vip(*Endpoint::parse("198.51.100.20:5060"));
+    ASSERT_NE(p.pool, nullptr);
+    EXPECT_EQ(p.pool->name(), "trunk");
+    EXPECT_EQ(p.pool_index, 1u);
+    EXPECT_EQ(d.find_pool_by_vip(*Endpoint::parse("198.51.100.20:5061")).pool, nullptr);
+    EXPECT_EQ(d.find_pool_by_vip(*Endpoint::parse("[2001:db8::10]:5060")).pool_index, 0u);
+    auto be = d.find_backend(*Endpoint::parse("203.0.113.5:5060"));
+    ASSERT_NE(be.pool, nullptr);
+    EXPECT_EQ(be.pool_index, 1u);
+    EXPECT_EQ(be.pool->backends()[be.backend].identity, "203.0.113.5:5060");
+    EXPECT_EQ(be.snat_vip->to_string(), "198.51.100.20:5060");
+    EXPECT_EQ(d.find_backend(backend_endpoint(2)).pool_index, 0u);  // in both: first pool wins
+    EXPECT_EQ(d.find_backend(*Endpoint::parse("203.0.113.6:5060")).pool, nullptr);
+    EXPECT_EQ(d.find_pool("trunk"), p.pool);
+    EXPECT_EQ(d.find_pool("nope"), nullptr);
+
+    b.listen = a.listen;  // VIP collision
+    auto bad = DataplaneSnapshot::build({build(a), build(b)}, 10);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.message().find("used by pools"), std::string::npos);
+    EXPECT_FALSE(DataplaneSnapshot::build({build(a), build(a)}, 10).ok());
+}
+
+TEST(PoolSpecFromConfig, StaticBackendsAndSettings) {
+    config::PoolConfig pc;
+    pc.name = "lund";
+    pc.listen = {*Endpoint::parse("198.51.100.10:5060")};
+    pc.backends = {{backend_endpoint(0), 2, true}, {backend_endpoint(1), 1, false}};
+    pc.table_size = 1009;
+    pc.seed = 99;
+    pc.dialog_idle_s = 3600;
+    auto spec = pool_spec_from_config(pc);
+    EXPECT_EQ(spec.name, "lund");
+    ASSERT_EQ(spec.backends.size(), 2u);
+    EXPECT_EQ(spec.backends[0].weight, 2u);
+    EXPECT_EQ(spec.backends[1].state, BackendState::disabled);
+    EXPECT_EQ(spec.table_size, 1009u);
+    EXPECT_EQ(spec.seed, 99u);
+    EXPECT_EQ(spec.dialog_idle_s, 3600u);
+    auto pool = build(spec);
+    EXPECT_EQ(pool->usable_backends(), 1u);
+    EXPECT_EQ(pick(*pool, 5, true, 0, nullptr).entry->address, backend_endpoint(0));
+}
+
+}  // namespace
+}  // namespace siplb::balance
