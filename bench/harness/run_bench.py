@@ -317,7 +317,64 @@ class Bench:
         return path if os.access(path, os.X_OK) else None
 
     def start_siplb(self, nbackends, npools=1):
-        raise NotImplementedError(NOT_AVAILABLE)
+        """siplb owning the lb veth through net_af_packet (the kernel address is
+        removed meanwhile). Pool 0 listens on LB_IP and gets the traffic; the
+        other npools-1 pools (VIPs .10, .11, ...) are configured but idle."""
+        if not self.raw:
+            raise NotImplementedError("siplb needs --io af_packet (sinks tap frames, no kernel path)")
+        rd = tempfile.mkdtemp(prefix="siplb.", dir=self.tmp)
+        backends = ", ".join(f'"{SINK_IP}:{BACKEND_PORT + i}"' for i in range(nbackends))
+        pools = []
+        for i in range(npools):
+            vip = LB_IP if i == 0 else f"{NS_NET}.{9 + i}"
+            pools.append(f'[[pool]]\nname = "bench{i}"\nlisten = ["{vip}:{VIP_PORT}"]\nbackends = [{backends}]\n')
+        cfg = f"""[control]
+socket = "{rd}/siplb.sock"
+[log]
+level = "warn"
+[dataplane]
+eal = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "{self.rig.prefix}", "--log-level", "lib.*:error"]
+workers = 1
+[[dataplane.port]]
+name = "ext"
+device = "net_af_packet0"
+vdev_args = "iface={self.rig.if_lb},qpairs=1"
+addresses = ["{LB_IP}/24"]
+[[dataplane.neighbor]]
+ip = "{GEN_IP}"
+mac = "{self.rig.mac_gen}"
+port = "ext"
+[[dataplane.neighbor]]
+ip = "{SINK_IP}"
+mac = "{SINK_MAC}"
+port = "ext"
+[health]
+enabled = false
+""" + "\n".join(pools)
+        path = os.path.join(rd, "siplb.toml")
+        with open(path, "w") as f:
+            f.write(cfg)
+        run(self.rig.ns(self.rig.ns_lb, ["ip", "addr", "flush", "dev", self.rig.if_lb]))
+        logf = open(os.path.join(rd, "siplb.log"), "w")
+        p = self.procs.start(self.dut([self.siplb_binary(), "--config", path]), stdout=logf, stderr=logf)
+        p.logfile = os.path.join(rd, "siplb.log")
+        p.restore_addr = True
+        return p
+
+    def wait_forwarding(self, proc, nbackends, timeout=20):
+        """For a DUT without a kernel socket: a low-rate probe gets through."""
+        deadline = time.time() + timeout
+        saved, self.trial_s = self.trial_s, 0.3
+        try:
+            while time.time() < deadline:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"device under test exited ({proc.returncode}); see {proc.logfile}")
+                if self.trial(nbackends, 1000)["loss"] < 0.05:
+                    return
+                time.sleep(0.5)
+        finally:
+            self.trial_s = saved
+        raise RuntimeError("device under test does not forward")
 
     def wait_listening(self, proc, timeout=10):
         """Waits until the DUT answers: a probe trial at a low rate gets through."""
@@ -346,14 +403,36 @@ class Bench:
         except NotImplementedError as e:
             return {"available": False, "note": str(e)}
         try:
-            self.wait_listening(p)
+            if name == "siplb":
+                self.wait_forwarding(p, nbackends)
+            else:
+                self.wait_listening(p)
             res = self.search(nbackends)
             if verify:
                 res["consistency"] = self.verify(nbackends)
             res["available"] = True
             return res
+        except RuntimeError as e:
+            log(f"{name}: {e}")
+            return {"available": False, "note": f"failed: {e}"}
         finally:
             self.procs.stop(p)
+            if getattr(p, "restore_addr", False):
+                run(self.rig.ns(self.rig.ns_lb, ["ip", "addr", "replace", LB_IP + "/24", "dev", self.rig.if_lb]))
+
+    def measure_siplb_pools(self, npools):
+        log(f"scaling: siplb with {npools} pools")
+        p = self.start_siplb(2, npools)
+        try:
+            self.wait_forwarding(p, 2)
+            res = self.search(2)
+            res["available"] = True
+            return res
+        except RuntimeError as e:
+            return {"available": False, "note": f"failed: {e}"}
+        finally:
+            self.procs.stop(p)
+            run(self.rig.ns(self.rig.ns_lb, ["ip", "addr", "replace", LB_IP + "/24", "dev", self.rig.if_lb]))
 
     def section_compare(self):
         out = {"backends": 2, "io": self.args.io, "loss_limit": LOSS_LIMIT, "trial_s": self.trial_s, "dut_cpu": DUT_CPU,
@@ -378,8 +457,13 @@ class Bench:
             for n in counts:
                 r = self.measure(name, n)
                 out["backends"][name][str(n)] = {k: v for k, v in r.items() if k != "trials"}
-        out["pools"]["siplb"] = {"1": {"available": False, "note": NOT_AVAILABLE},
-                                 "100": {"available": False, "note": NOT_AVAILABLE}}
+        out["pools"]["siplb"] = {}
+        for npools in (1, 100):
+            if not self.siplb_binary():
+                out["pools"]["siplb"][str(npools)] = {"available": False, "note": NOT_AVAILABLE}
+                continue
+            r = self.measure_siplb_pools(npools)
+            out["pools"]["siplb"][str(npools)] = {k: v for k, v in r.items() if k != "trials"}
         return out
 
 
@@ -462,14 +546,18 @@ def table(res):
                 r = d.get(str(n), {})
                 cells.append(fmt_rate(r.get("msgs_per_s")) if r.get("available") else "n/a")
             lines.append("  " + f"{name:20s}" + "".join(f"{x:>12s}" for x in cells))
-        lines.append(f"  pools 1/100 (siplb): {NOT_AVAILABLE}; affinity memory per dialog: {NOT_AVAILABLE}")
+        pools = s.get("pools", {}).get("siplb", {})
+        cells = [fmt_rate(r.get("msgs_per_s")) if r.get("available") else NOT_AVAILABLE for r in pools.values()]
+        lines.append("  siplb pools (1, 100; traffic to one): " + ", ".join(cells))
         lines.append("")
     d = res.get("disruption")
     if d:
-        lines.append(f"5. Disruption ({d['algorithm']}, {d['keys']} calls): fraction moved vs ideal")
+        lines.append(f"5. Disruption ({d['algorithm']}, table 65537, {d['keys']} calls): fraction moved vs ideal")
         for r in d["results"]:
             lines.append(f"  {r['backends']:5d} backends: removal {r['removal_moved']:.4f} (ideal {r['removal_ideal']:.4f})"
                          f", addition {r['addition_moved']:.4f} (ideal {r['addition_ideal']:.4f})")
+        if d.get("affinity_bytes_per_dialog"):
+            lines.append(f"  affinity table: {d['affinity_bytes_per_dialog']} bytes per dialog entry (siplb_balance)")
     return "\n".join(lines)
 
 
