@@ -5,6 +5,7 @@
 #include "siplb/sip/parser.h"
 
 #include <cstring>
+#include <type_traits>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -33,6 +34,9 @@ constexpr CharTable kChars = make_char_table();
 inline bool is_token(uint8_t c) noexcept { return kChars.cls[c] & kTokenChar; }
 inline bool is_digit(uint8_t c) noexcept { return kChars.cls[c] & kDigitChar; }
 inline bool is_wsp(uint8_t c) noexcept { return c == ' ' || c == '\t'; }
+inline bool is_ctl(uint8_t c) noexcept { return (c < 0x20 && c != '\t') || c == 0x7F; }
+// Request-URI characters: anything visible; UTF-8 bytes are let through.
+inline bool is_uri_char(uint8_t c) noexcept { return c > 0x20 && c != 0x7F; }
 inline bool is_lws(uint8_t c) noexcept { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 inline Span make_span(size_t b, size_t e) noexcept { return Span{uint16_t(b), uint16_t(e - b)}; }
@@ -80,10 +84,22 @@ private:
         loaded_ = true;
         if (blk + 64 <= n_) {
             masks(d_ + blk);
+        } else if (n_ >= 64) {
+            // Last partial block: load the final 64 bytes of the buffer and
+            // shift, rather than copying into a padded buffer (whose
+            // store-then-load would stall store forwarding).
+            masks(d_ + n_ - 64);
+            const size_t shift = blk - (n_ - 64);
+            lf_ >>= shift;
+            colon_ >>= shift;
         } else {
-            uint8_t tail[64] = {};
-            std::memcpy(tail, d_ + blk, n_ - blk);
-            masks(tail);
+            uint64_t l = 0, c = 0;
+            for (size_t i = 0; i < n_ - blk; ++i) {
+                l |= uint64_t(d_[blk + i] == '\n') << i;
+                c |= uint64_t(d_[blk + i] == ':') << i;
+            }
+            lf_ = l;
+            colon_ = c;
         }
     }
 
@@ -145,24 +161,48 @@ inline bool ci_equal(const uint8_t* p, std::string_view lower) noexcept {
 enum class Hdr : uint8_t { none, call_id, via, cseq, from, to, user_agent, max_forwards, content_length };
 
 // Span of the first via-parm: up to the first comma outside a quoted string.
+// Quotes in Via are rare (only in quoted parameter values), so the common
+// case is one memchr.
 Span first_via_parm(const uint8_t* d, size_t b, size_t e) noexcept {
-    bool quoted = false;
-    size_t i = b;
-    for (; i < e; ++i) {
-        const uint8_t c = d[i];
-        if (c == '"') quoted = !quoted;
-        else if (c == '\\' && quoted) ++i;
-        else if (c == ',' && !quoted) break;
+    size_t i = e;
+    if (const void* comma = std::memchr(d + b, ',', e - b)) {
+        i = size_t(static_cast<const uint8_t*>(comma) - d);
+        if (std::memchr(d + b, '"', i - b)) {
+            bool quoted = false;
+            for (i = b; i < e; ++i) {
+                const uint8_t c = d[i];
+                if (c == '"') quoted = !quoted;
+                else if (c == '\\' && quoted) ++i;
+                else if (c == ',' && !quoted) break;
+            }
+            if (i > e) i = e;
+        }
     }
-    if (i > e) i = e;
     while (i > b && is_lws(d[i - 1])) --i;
     return make_span(b, i);
 }
 
 // Value of the tag parameter of a From/To value (name-addr or addr-spec).
+// Header parameters follow the '>' closing the URI (which cannot contain
+// '>'), or, in addr-spec form, start at the first ';'. Only a quoted display
+// name can hide a '<', so it alone is skipped byte by byte.
 Span find_tag(const uint8_t* d, size_t b, size_t e) noexcept {
-    bool quoted = false, angle = false;
-    for (size_t i = b; i < e; ++i) {
+    size_t p = b;
+    if (p < e && d[p] == '"') {
+        for (++p; p < e && d[p] != '"'; ++p)
+            if (d[p] == '\\') ++p;
+        if (p >= e) return Span{};
+        ++p;
+    }
+    if (const void* lt = std::memchr(d + p, '<', e - p)) {
+        const size_t l = size_t(static_cast<const uint8_t*>(lt) - d);
+        const void* gt = std::memchr(d + l, '>', e - l);
+        if (!gt) return Span{};
+        p = size_t(static_cast<const uint8_t*>(gt) - d) + 1;
+    }
+    // Parameters: ;name[=value], values may be quoted strings.
+    bool quoted = false;
+    for (size_t i = p; i < e; ++i) {
         const uint8_t c = d[i];
         if (quoted) {
             if (c == '\\') ++i;
@@ -170,20 +210,18 @@ Span find_tag(const uint8_t* d, size_t b, size_t e) noexcept {
             continue;
         }
         if (c == '"') { quoted = true; continue; }
-        if (c == '<') { angle = true; continue; }
-        if (c == '>') { angle = false; continue; }
-        if (c != ';' || angle) continue;
-        size_t p = i + 1;
-        while (p < e && is_lws(d[p])) ++p;
-        if (p + 3 > e || !ci_equal(d + p, "tag")) continue;
-        p += 3;
-        while (p < e && is_lws(d[p])) ++p;
-        if (p >= e || d[p] != '=') continue;
-        ++p;
-        while (p < e && is_lws(d[p])) ++p;
-        size_t v = p;
-        while (p < e && is_token(d[p])) ++p;
-        if (p > v) return make_span(v, p);
+        if (c != ';') continue;
+        size_t q = i + 1;
+        while (q < e && is_lws(d[q])) ++q;
+        if (q + 3 > e || !ci_equal(d + q, "tag")) continue;
+        q += 3;
+        while (q < e && is_lws(d[q])) ++q;
+        if (q >= e || d[q] != '=') continue;
+        ++q;
+        while (q < e && is_lws(d[q])) ++q;
+        const size_t v = q;
+        while (q < e && is_token(d[q])) ++q;
+        if (q > v) return make_span(v, q);
     }
     return Span{};
 }
@@ -227,6 +265,8 @@ bool parse_start_line(const uint8_t* d, size_t s, size_t e, SipMessage& m) noexc
         while (p < e && is_wsp(d[p])) ++p;
         size_t r = e;
         while (r > p && is_wsp(d[r - 1])) --r;
+        for (size_t i = p; i < r; ++i)
+            if (is_ctl(d[i])) return false;
         m.kind = Kind::response;
         m.status = uint16_t(code);
         m.reason_phrase = make_span(p, r);
@@ -238,8 +278,8 @@ bool parse_start_line(const uint8_t* d, size_t s, size_t e, SipMessage& m) noexc
     const size_t method_end = p;
     while (p < e && is_wsp(d[p])) ++p;
     const size_t uri = p;
-    while (p < e && !is_wsp(d[p])) ++p;
-    if (p == uri || p >= e) return false;
+    while (p < e && is_uri_char(d[p])) ++p;
+    if (p == uri || p >= e || !is_wsp(d[p])) return false;
     const size_t uri_end = p;
     while (p < e && is_wsp(d[p])) ++p;
     size_t v_end = e;
@@ -305,7 +345,13 @@ Method method_from_token(std::string_view t) noexcept {
 }
 
 void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
-    m = SipMessage{};
+    // Field by field rather than `m = SipMessage{}`, which compiles to a
+    // stack temporary and a copy that stalls store forwarding.
+    static_assert(std::is_trivially_copyable_v<SipMessage>);
+    std::memset(static_cast<void*>(&m), 0, sizeof m);
+    m.verdict = Verdict::reject;
+    m.reason = RejectReason::empty;
+    m.kind = Kind::unknown;
     if (n == 0) return reject(m, RejectReason::empty);
     if (n > kMaxDatagram) return reject(m, RejectReason::oversize);
 
@@ -332,13 +378,16 @@ void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
     const size_t lf = scan.next_lf(s);
     size_t e = lf;
     if (e > s && d[e - 1] == '\r') --e;
-    for (size_t i = s; i < e; ++i) {
-        const uint8_t c = d[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7F) return reject(m, RejectReason::binary);
+    // The request line is validated character by character while it is
+    // parsed; only a line that fails is examined again to tell binary
+    // garbage from a malformed text line.
+    if (lf == n || !parse_start_line(d, s, e, m)) {
+        m.kind = Kind::unknown;
+        bool binary = d[s] >= 0x80;
+        for (size_t i = s; i < e && !binary; ++i) binary = is_ctl(d[i]);
+        if (binary) return reject(m, RejectReason::binary);
+        return reject(m, lf == n ? RejectReason::truncated_headers : RejectReason::bad_start_line);
     }
-    if (!is_token(d[s])) return reject(m, d[s] >= 0x80 ? RejectReason::binary : RejectReason::bad_start_line);
-    if (lf == n) return reject(m, RejectReason::truncated_headers);
-    if (!parse_start_line(d, s, e, m)) return reject(m, RejectReason::bad_start_line);
     m.headers_begin = uint16_t(lf + 1);
 
     // Header section.

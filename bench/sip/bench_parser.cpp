@@ -1,0 +1,116 @@
+// SipParser against a naive parser over the same generated mix, in the same
+// run: the figure that matters is the ratio of items_per_second.
+//
+//   build-*/bench/sip/bench_sip_parser --benchmark_min_time=1
+#include <benchmark/benchmark.h>
+
+#include <cctype>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "siplb/sip/parser.h"
+
+namespace {
+
+using siplb::sip::SipMessage;
+using siplb::sip::SipParser;
+
+const std::vector<std::string>& mix() {
+    static const std::vector<std::string> m = siplb::sip::generate_message_mix(4096, 20261125);
+    return m;
+}
+
+size_t total_bytes() {
+    size_t b = 0;
+    for (const auto& s : mix()) b += s.size();
+    return b;
+}
+
+// The baseline: what a straightforward implementation does. Split into
+// lines, trim, split at the colon, compare names case-insensitively against
+// the long and compact forms, extract the same fields SipParser does.
+struct NaiveResult {
+    std::string_view call_id, via, cseq, from, to, user_agent, max_forwards, content_length;
+    std::string_view method;
+    int status = 0;
+};
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+    return true;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+    return s;
+}
+
+bool naive_parse(std::string_view msg, NaiveResult& r) {
+    r = NaiveResult{};
+    size_t pos = msg.find('\n');
+    if (pos == std::string_view::npos) return false;
+    std::string_view start = trim(msg.substr(0, pos));
+    if (start.substr(0, 8) == "SIP/2.0 ") r.status = std::atoi(std::string(start.substr(8, 3)).c_str());
+    else r.method = start.substr(0, start.find(' '));
+    ++pos;
+    while (pos < msg.size()) {
+        size_t end = msg.find('\n', pos);
+        if (end == std::string_view::npos) return false;
+        std::string_view line = trim(msg.substr(pos, end - pos));
+        pos = end + 1;
+        if (line.empty()) return !r.call_id.empty();
+        size_t colon = line.find(':');
+        if (colon == std::string_view::npos) continue;
+        std::string_view name = trim(line.substr(0, colon));
+        std::string_view value = trim(line.substr(colon + 1));
+        if (iequals(name, "call-id") || iequals(name, "i")) r.call_id = value;
+        else if ((iequals(name, "via") || iequals(name, "v")) && r.via.empty()) r.via = value.substr(0, value.find(','));
+        else if (iequals(name, "cseq")) r.cseq = value;
+        else if (iequals(name, "from") || iequals(name, "f")) r.from = value.substr(value.find(";tag=") + 5);
+        else if (iequals(name, "to") || iequals(name, "t")) r.to = value;
+        else if (iequals(name, "user-agent")) r.user_agent = value;
+        else if (iequals(name, "max-forwards")) r.max_forwards = value;
+        else if (iequals(name, "content-length") || iequals(name, "l")) r.content_length = value;
+    }
+    return false;
+}
+
+void BM_SipParser(benchmark::State& state) {
+    const auto& msgs = mix();
+    SipMessage m;
+    size_t i = 0, ok = 0;
+    for (auto _ : state) {
+        const std::string& s = msgs[i];
+        SipParser::parse(reinterpret_cast<const uint8_t*>(s.data()), s.size(), m);
+        ok += m.ok();
+        benchmark::DoNotOptimize(m);
+        if (++i == msgs.size()) i = 0;
+    }
+    if (ok != size_t(state.iterations())) state.SkipWithError("a generated message did not parse");
+    state.SetItemsProcessed(state.iterations());
+    state.SetBytesProcessed(int64_t(double(state.iterations()) * double(total_bytes()) / double(msgs.size())));
+}
+BENCHMARK(BM_SipParser);
+
+void BM_NaiveBaseline(benchmark::State& state) {
+    const auto& msgs = mix();
+    NaiveResult r;
+    size_t i = 0, ok = 0;
+    for (auto _ : state) {
+        ok += naive_parse(msgs[i], r);
+        benchmark::DoNotOptimize(r);
+        if (++i == msgs.size()) i = 0;
+    }
+    if (ok != size_t(state.iterations())) state.SkipWithError("a generated message did not parse");
+    state.SetItemsProcessed(state.iterations());
+    state.SetBytesProcessed(int64_t(double(state.iterations()) * double(total_bytes()) / double(msgs.size())));
+}
+BENCHMARK(BM_NaiveBaseline);
+
+}  // namespace
+
+BENCHMARK_MAIN();
