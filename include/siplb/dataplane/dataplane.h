@@ -78,7 +78,17 @@ struct DataplaneStats {
     std::vector<PoolStats> pools;  // pools of the current snapshot
     uint64_t snapshot_version = 0;
     uint64_t neighbors = 0;        // resolved neighbor entries
+    uint64_t neighbors_learned = 0;  // entries inserted/updated by gleaning ARP and IP sources
+    uint64_t arp_replies = 0;      // ARP requests for VIPs / port addresses answered
+    uint64_t arp_requests = 0;     // ARP requests sent for unresolved next hops
+    uint64_t affinity_evictions = 0;  // live affinity entries displaced (affinity table too small)
 };
+
+// Initialises DPDK's EAL once per process with these arguments (the program
+// name is prepended). Dataplane::create() calls it; tests and benchmarks call
+// it first when they need EAL objects (rings, ring ports) before the
+// Dataplane. Later calls return ok without re-initialising.
+Status init_eal(const std::vector<std::string>& eal_args);
 
 class Dataplane {
 public:

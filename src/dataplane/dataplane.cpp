@@ -1,0 +1,450 @@
+#include "siplb/dataplane/dataplane.h"
+
+#include <rte_bus_vdev.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "counters.h"
+#include "forwarder.h"
+#include "worker.h"
+
+namespace siplb::dataplane {
+
+namespace {
+
+std::mutex g_eal_mutex;
+bool g_eal_ready = false;
+unsigned g_instance = 0;
+
+// Symmetric Toeplitz key (0x6d5a repeated): both directions of a flow hash
+// to the same queue, so a client's requests and a backend's replies for it
+// meet on one lcore where the port supports a programmable key.
+uint8_t g_symmetric_rss_key[64] = {
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+};
+
+std::string errstr(int err) { return rte_strerror(err < 0 ? -err : err); }
+
+struct PortState {
+    uint16_t dpdk_port = 0;
+    bool created_here = false;  // vdev we created: closed and removed on stop
+    bool started = false;
+};
+
+}  // namespace
+
+Status init_eal(const std::vector<std::string>& eal_args) {
+    std::lock_guard lock(g_eal_mutex);
+    if (g_eal_ready) return ok_status();
+    // EAL keeps pointers into argv: give it storage that lives as long as the process.
+    static std::vector<std::string> storage;
+    static std::vector<char*> argv;
+    storage.clear();
+    storage.push_back("siplb");
+    storage.insert(storage.end(), eal_args.begin(), eal_args.end());
+    argv.clear();
+    for (auto& s : storage) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    int rc = rte_eal_init(static_cast<int>(storage.size()), argv.data());
+    if (rc < 0) {
+        std::string joined;
+        for (const auto& a : eal_args) joined += " " + a;
+        return Status::fail("DPDK EAL initialisation failed (" + errstr(rte_errno) + ") with arguments:" + joined);
+    }
+    g_eal_ready = true;
+    return ok_status();
+}
+
+struct Dataplane::Impl {
+    config::Config config;
+    balance::SnapshotPublisher& publisher;
+    balance::AffinityTable& affinity;
+    std::unique_ptr<net::NeighborTable> neighbors;
+    ForwardContext ctx;
+    rte_mempool* pool = nullptr;
+    std::vector<PortState> ports;
+    std::vector<std::unique_ptr<WorkerCounters>> counters;
+    std::vector<std::unique_ptr<Worker>> workers;
+    balance::ReaderId stats_reader = 0;
+    bool stats_reader_registered = false;
+    mutable std::mutex stats_mutex;
+    bool running = false;
+    bool stopped = false;
+
+    Impl(const config::Config& c, balance::SnapshotPublisher& p, balance::AffinityTable& a)
+        : config(c), publisher(p), affinity(a) {}
+
+    Status setup();
+    Status setup_port(size_t index);
+    void release();
+};
+
+Status Dataplane::Impl::setup_port(size_t index) {
+    const config::PortConfig& pc = config.dataplane.ports[index];
+    const std::string label = "port '" + pc.name + "' (" + pc.device + ")";
+    PortState st;
+    uint16_t pid = 0;
+    if (rte_eth_dev_get_port_by_name(pc.device.c_str(), &pid) == 0) {
+        st.dpdk_port = pid;  // probed by EAL (PCI, --vdev) or created by the embedding program
+    } else if (pc.device.rfind("net_", 0) == 0) {
+        int rc = rte_vdev_init(pc.device.c_str(), pc.vdev_args.c_str());
+        if (rc < 0)
+            return Status::fail(label + ": cannot create virtual device with arguments '" + pc.vdev_args +
+                                "': " + errstr(rc));
+        if (rte_eth_dev_get_port_by_name(pc.device.c_str(), &pid) != 0)
+            return Status::fail(label + ": virtual device created but no ethdev port appeared");
+        st.dpdk_port = pid;
+        st.created_here = true;
+    } else {
+        return Status::fail(label + ": no such DPDK port (PCI devices must be bound to a DPDK driver and allowed "
+                            "with -a in dataplane.eal)");
+    }
+    ports[index] = st;
+
+    rte_eth_dev_info info{};
+    if (int rc = rte_eth_dev_info_get(pid, &info); rc != 0) return Status::fail(label + ": " + errstr(rc));
+    const uint16_t nb_rx = pc.rx_queues;
+    const uint16_t nb_tx = static_cast<uint16_t>(config.dataplane.workers);
+    if (nb_rx > info.max_rx_queues)
+        return Status::fail(label + ": rx_queues = " + std::to_string(nb_rx) + " but the device supports " +
+                            std::to_string(info.max_rx_queues));
+    if (nb_tx > info.max_tx_queues)
+        return Status::fail(label + ": every worker needs its own TX queue (" + std::to_string(nb_tx) +
+                            " workers) but the device supports " + std::to_string(info.max_tx_queues) +
+                            " TX queues; lower dataplane.workers or use a multi-queue device");
+
+    rte_eth_conf conf{};
+    if (nb_rx > 1 && info.flow_type_rss_offloads != 0) {
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        uint8_t key_len = info.hash_key_size ? info.hash_key_size : 40;
+        if (key_len <= sizeof g_symmetric_rss_key) {
+            conf.rx_adv_conf.rss_conf.rss_key = g_symmetric_rss_key;
+            conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
+        }
+        conf.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+    }
+    if (int rc = rte_eth_dev_configure(pid, nb_rx, nb_tx, &conf); rc != 0)
+        return Status::fail(label + ": configure with " + std::to_string(nb_rx) + " RX / " + std::to_string(nb_tx) +
+                            " TX queues failed: " + errstr(rc));
+    uint16_t rxd = static_cast<uint16_t>(config.dataplane.rx_ring), txd = static_cast<uint16_t>(config.dataplane.tx_ring);
+    if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(pid, &rxd, &txd); rc != 0)
+        return Status::fail(label + ": descriptor counts: " + errstr(rc));
+    int socket = rte_eth_dev_socket_id(pid);
+    if (socket < 0) socket = 0;
+    for (uint16_t q = 0; q < nb_rx; ++q)
+        if (int rc = rte_eth_rx_queue_setup(pid, q, rxd, static_cast<unsigned>(socket), nullptr, pool); rc != 0)
+            return Status::fail(label + ": RX queue " + std::to_string(q) + " setup: " + errstr(rc));
+    for (uint16_t q = 0; q < nb_tx; ++q)
+        if (int rc = rte_eth_tx_queue_setup(pid, q, txd, static_cast<unsigned>(socket), nullptr); rc != 0)
+            return Status::fail(label + ": TX queue " + std::to_string(q) + " setup: " + errstr(rc));
+    if (pc.mtu != 1500) {
+        int rc = rte_eth_dev_set_mtu(pid, pc.mtu);
+        if (rc != 0 && rc != -ENOTSUP)
+            return Status::fail(label + ": MTU " + std::to_string(pc.mtu) + ": " + errstr(rc));
+    }
+
+    PortContext& port = ctx.ports[index];
+    port.name = pc.name;
+    port.dpdk_port = pid;
+    port.vlan = pc.vlan;
+    port.addresses = pc.addresses;
+    for (const auto& a : pc.addresses)
+        if (a.ip.is_v4() && port.first_v4_be == 0) port.first_v4_be = a.ip.v4_be();
+    if (pc.mac) {
+        port.mac = *pc.mac;
+        rte_ether_addr addr;
+        std::copy(pc.mac->bytes.begin(), pc.mac->bytes.end(), addr.addr_bytes);
+        // Vdevs without a settable MAC still send with the configured one.
+        (void)rte_eth_dev_default_mac_addr_set(pid, &addr);
+    } else {
+        rte_ether_addr addr{};
+        if (int rc = rte_eth_macaddr_get(pid, &addr); rc != 0) return Status::fail(label + ": MAC: " + errstr(rc));
+        std::copy(addr.addr_bytes, addr.addr_bytes + 6, port.mac.bytes.begin());
+    }
+    return ok_status();
+}
+
+Status Dataplane::Impl::setup() {
+    const auto& dc = config.dataplane;
+    if (dc.ports.empty()) return Status::fail("dataplane: no [[dataplane.port]] configured");
+    if (dc.ports.size() > kMaxPorts)
+        return Status::fail("dataplane: at most " + std::to_string(kMaxPorts) + " ports are supported");
+    if (dc.workers == 0) return Status::fail("dataplane.workers must be at least 1");
+    if (dc.burst == 0 || dc.burst > kMaxBurst)
+        return Status::fail("dataplane.burst must be in 1.." + std::to_string(kMaxBurst));
+    if (auto st = init_eal(dc.eal); !st) return st;
+
+    std::vector<unsigned> lcores;
+    unsigned lcore;
+    RTE_LCORE_FOREACH_WORKER(lcore) lcores.push_back(lcore);
+    if (lcores.size() < dc.workers)
+        return Status::fail("dataplane.workers = " + std::to_string(dc.workers) + " but EAL has only " +
+                            std::to_string(lcores.size()) +
+                            " worker lcores (the first lcore of -l runs the control thread)");
+
+    // Every descriptor can hold an mbuf, plus what is in flight in bursts,
+    // TX buffers and the per-lcore mempool caches.
+    uint64_t needed = 0;
+    for (const auto& p : dc.ports) needed += uint64_t{p.rx_queues} * dc.rx_ring + uint64_t{dc.workers} * dc.tx_ring;
+    needed += uint64_t{dc.workers} * dc.burst * (dc.ports.size() + 1);
+    needed += uint64_t{dc.mbuf_cache} * (dc.workers + 1);
+    if (dc.mbufs < needed)
+        return Status::fail("dataplane.mbufs = " + std::to_string(dc.mbufs) + " is too small: " +
+                            std::to_string(needed) +
+                            " needed for the RX/TX descriptor rings, bursts in flight and per-lcore caches "
+                            "(lower rx_ring/tx_ring/mbuf_cache or raise mbufs)");
+    std::string pool_name = "siplb_mbuf_" + std::to_string(g_instance++);
+    pool = rte_pktmbuf_pool_create(pool_name.c_str(), dc.mbufs, dc.mbuf_cache, 0,
+                                   static_cast<uint16_t>(dc.mbuf_size), static_cast<int>(rte_socket_id()));
+    if (!pool)
+        return Status::fail("cannot allocate " + std::to_string(dc.mbufs) + " mbufs of " +
+                            std::to_string(dc.mbuf_size) + " bytes (~" +
+                            std::to_string(uint64_t{dc.mbufs} * (dc.mbuf_size + 192) >> 20) +
+                            " MiB) from DPDK memory: " + errstr(rte_errno) +
+                            " (raise -m / hugepages in dataplane.eal or lower dataplane.mbufs)");
+
+    ctx.ports.resize(dc.ports.size());
+    ports.resize(dc.ports.size());
+    for (size_t i = 0; i < dc.ports.size(); ++i)
+        if (auto st = setup_port(i); !st) return st;
+
+    std::vector<net::RouteTable::PortPrefixes> prefixes;
+    for (const auto& p : dc.ports) prefixes.push_back({p.name, p.addresses});
+    std::vector<net::RouteTable::StaticRoute> routes;
+    for (const auto& r : dc.routes) routes.push_back({r.prefix, r.via, r.port});
+    auto table = net::RouteTable::build(prefixes, routes);
+    if (!table) return Status::fail("dataplane routes: " + table.message());
+    ctx.routes = std::move(table.value());
+
+    neighbors = std::make_unique<net::NeighborTable>(4096);
+    for (const auto& n : dc.neighbors) {
+        uint16_t port_index = 0;
+        bool found = false;
+        for (size_t i = 0; i < dc.ports.size(); ++i)
+            if (dc.ports[i].name == n.port) port_index = static_cast<uint16_t>(i), found = true;
+        if (!found) {
+            auto on_link = ctx.routes.on_link_port(n.ip);
+            if (!on_link)
+                return Status::fail("dataplane neighbor " + n.ip.to_string() + ": no port given and not on-link");
+            port_index = *on_link;
+        }
+        if (neighbors->learn(n.ip, n.mac, port_index, true) == net::NeighborTable::Learn::full)
+            return Status::fail("dataplane neighbor table full");
+    }
+    ctx.neighbors = neighbors.get();
+    ctx.affinity = &affinity;
+
+    auto sr = publisher.register_reader();
+    if (!sr) return Status::fail("dataplane: " + sr.message());
+    stats_reader = sr.value();
+    stats_reader_registered = true;
+    publisher.offline(stats_reader);
+
+    for (unsigned w = 0; w < dc.workers; ++w) {
+        auto reader = publisher.register_reader();
+        if (!reader) return Status::fail("dataplane worker " + std::to_string(w) + ": " + reader.message());
+        publisher.offline(reader.value());
+        counters.push_back(std::make_unique<WorkerCounters>());
+        workers.push_back(std::make_unique<Worker>(w, lcores[w], ctx, publisher, reader.value(), pool, dc.burst,
+                                                   *counters.back()));
+    }
+    // Spread every (port, RX queue) over the workers round-robin.
+    size_t next = 0;
+    for (size_t i = 0; i < dc.ports.size(); ++i)
+        for (uint16_t q = 0; q < dc.ports[i].rx_queues; ++q)
+            workers[next++ % workers.size()]->add_rx_queue({static_cast<uint16_t>(i), q});
+    return ok_status();
+}
+
+void Dataplane::Impl::release() {
+    for (auto& p : ports) {
+        if (p.started) rte_eth_dev_stop(p.dpdk_port);
+        p.started = false;
+    }
+    for (size_t i = 0; i < ports.size(); ++i) {
+        if (!ports[i].created_here) continue;
+        rte_eth_dev_close(ports[i].dpdk_port);
+        rte_vdev_uninit(config.dataplane.ports[i].device.c_str());
+        ports[i].created_here = false;
+    }
+}
+
+Dataplane::Dataplane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Dataplane::~Dataplane() {
+    stop();
+    for (auto& w : impl_->workers) impl_->publisher.unregister_reader(w->reader());
+    if (impl_->stats_reader_registered) impl_->publisher.unregister_reader(impl_->stats_reader);
+    impl_->workers.clear();
+    if (impl_->pool) rte_mempool_free(impl_->pool);
+}
+
+Result<std::unique_ptr<Dataplane>> Dataplane::create(const config::Config& config,
+                                                     balance::SnapshotPublisher& publisher,
+                                                     balance::AffinityTable& affinity) {
+    auto impl = std::make_unique<Impl>(config, publisher, affinity);
+    Status st = impl->setup();
+    std::unique_ptr<Dataplane> dp(new Dataplane(std::move(impl)));
+    if (!st) return Result<std::unique_ptr<Dataplane>>::fail(st.message());  // dp's destructor releases
+    return dp;
+}
+
+Status Dataplane::start() {
+    Impl& d = *impl_;
+    if (d.running) return ok_status();
+    if (d.stopped) return Status::fail("dataplane: already stopped; create a new one");
+    for (size_t i = 0; i < d.ports.size(); ++i) {
+        int rc = rte_eth_dev_start(d.ports[i].dpdk_port);
+        if (rc != 0) {
+            d.release();
+            return Status::fail("port '" + d.config.dataplane.ports[i].name + "': start failed: " + errstr(rc));
+        }
+        d.ports[i].started = true;
+    }
+    for (auto& w : d.workers) {
+        int rc = rte_eal_remote_launch(&Worker::launch, w.get(), w->lcore());
+        if (rc != 0) {
+            for (auto& other : d.workers) other->request_stop();
+            rte_eal_mp_wait_lcore();
+            d.release();
+            return Status::fail("cannot launch worker on lcore " + std::to_string(w->lcore()) + ": " + errstr(rc));
+        }
+    }
+    d.running = true;
+    return ok_status();
+}
+
+void Dataplane::stop() {
+    Impl& d = *impl_;
+    if (d.running) {
+        for (auto& w : d.workers) w->request_stop();
+        for (auto& w : d.workers) rte_eal_wait_lcore(w->lcore());
+        d.running = false;
+    }
+    d.stopped = true;
+    d.release();
+}
+
+bool Dataplane::running() const noexcept { return impl_->running; }
+unsigned Dataplane::worker_count() const noexcept { return static_cast<unsigned>(impl_->workers.size()); }
+
+std::vector<std::string> Dataplane::drop_reason_names() const {
+    std::vector<std::string> names;
+    for (size_t r = 0; r < kDropReasons; ++r) names.emplace_back(drop_reason_name(static_cast<DropReason>(r)));
+    return names;
+}
+
+DataplaneStats Dataplane::stats() const {
+    const Impl& d = *impl_;
+    std::lock_guard lock(d.stats_mutex);
+    DataplaneStats s;
+    s.drops.resize(kDropReasons);
+    for (size_t r = 0; r < kDropReasons; ++r) s.drops[r].first = drop_reason_name(static_cast<DropReason>(r));
+    s.ports.resize(d.ctx.ports.size());
+    for (size_t p = 0; p < d.ctx.ports.size(); ++p) {
+        s.ports[p].name = d.config.dataplane.ports[p].name;
+        s.ports[p].device = d.config.dataplane.ports[p].device;
+        s.ports[p].port_id = d.ctx.ports[p].dpdk_port;
+        rte_eth_stats hw{};
+        if (rte_eth_stats_get(d.ctx.ports[p].dpdk_port, &hw) == 0) {
+            s.ports[p].hw_ipackets = hw.ipackets;
+            s.ports[p].hw_opackets = hw.opackets;
+            s.ports[p].hw_ibytes = hw.ibytes;
+            s.ports[p].hw_obytes = hw.obytes;
+            s.ports[p].hw_imissed = hw.imissed;
+            s.ports[p].hw_ierrors = hw.ierrors;
+            s.ports[p].hw_oerrors = hw.oerrors;
+            s.ports[p].hw_rx_nombuf = hw.rx_nombuf;
+        }
+    }
+    for (size_t w = 0; w < d.workers.size(); ++w) {
+        const WorkerCounters& c = *d.counters[w];
+        WorkerStats ws;
+        ws.lcore = d.workers[w]->lcore();
+        ws.rx_packets = read(c.rx_packets);
+        ws.rx_bytes = read(c.rx_bytes);
+        ws.tx_packets = read(c.tx_packets);
+        ws.tx_bytes = read(c.tx_bytes);
+        ws.polls = read(c.polls);
+        ws.busy_polls = read(c.busy_polls);
+        for (size_t r = 0; r < kDropReasons; ++r) {
+            uint64_t n = read(c.drops[r]);
+            ws.dropped += n;
+            s.drops[r].second += n;
+        }
+        s.rx_packets += ws.rx_packets;
+        s.rx_bytes += ws.rx_bytes;
+        s.tx_packets += ws.tx_packets;
+        s.tx_bytes += ws.tx_bytes;
+        s.dropped += ws.dropped;
+        s.to_backend += read(c.to_backend);
+        s.to_client += read(c.to_client);
+        s.neighbors_learned += read(c.neighbors_learned);
+        s.arp_replies += read(c.arp_replies);
+        s.arp_requests += read(c.arp_requests);
+        s.affinity_evictions += read(c.affinity_evictions);
+        for (size_t p = 0; p < s.ports.size(); ++p) {
+            s.ports[p].rx_packets += read(c.ports[p].rx_packets);
+            s.ports[p].rx_bytes += read(c.ports[p].rx_bytes);
+            s.ports[p].tx_packets += read(c.ports[p].tx_packets);
+            s.ports[p].tx_bytes += read(c.ports[p].tx_bytes);
+            s.ports[p].tx_dropped += read(c.ports[p].tx_dropped);
+        }
+        s.workers.push_back(ws);
+    }
+    s.not_for_us = s.drops[static_cast<size_t>(DropReason::not_for_us)].second;
+    s.neighbors = d.neighbors ? d.neighbors->size() : 0;
+
+    if (!d.stats_reader_registered) return s;
+    d.publisher.online(d.stats_reader);
+    if (const balance::DataplaneSnapshot* snap = d.publisher.current()) {
+        s.snapshot_version = snap->version();
+        uint32_t pool_index = 0;
+        for (const auto& pool : snap->pools()) {
+            PoolStats ps;
+            ps.name = pool->name();
+            for (const auto& c : d.counters) {
+                if (pool_index >= kMaxPools) break;
+                const PoolCounters& pc = c->pools[pool_index];
+                ps.packets += read(pc.packets);
+                ps.bytes += read(pc.bytes);
+                ps.reply_packets += read(pc.reply_packets);
+                ps.reply_bytes += read(pc.reply_bytes);
+                ps.calls += read(pc.calls);
+                ps.keepalives += read(pc.keepalives);
+                ps.rejected += read(pc.rejected);
+                ps.no_backend += read(pc.no_backend);
+            }
+            for (const auto& b : pool->backends()) {
+                BackendStats bs;
+                bs.address = b.address;
+                bs.id = b.id;
+                for (const auto& c : d.counters) {
+                    if (const BackendCounters* bc = c->find_backend(pool_index, b.id)) {
+                        bs.packets += read(bc->packets);
+                        bs.bytes += read(bc->bytes);
+                        bs.calls += read(bc->calls);
+                        bs.reply_packets += read(bc->reply_packets);
+                        bs.reply_bytes += read(bc->reply_bytes);
+                    }
+                }
+                ps.backends.push_back(std::move(bs));
+            }
+            s.pools.push_back(std::move(ps));
+            ++pool_index;
+        }
+    }
+    d.publisher.offline(d.stats_reader);
+    return s;
+}
+
+}  // namespace siplb::dataplane

@@ -1,0 +1,283 @@
+#include "forwarder.h"
+
+#include <cstring>
+
+#include "siplb/balance/hash.h"
+#include "siplb/balance/pick.h"
+#include "siplb/net/arp.h"
+#include "siplb/net/checksum.h"
+#include "siplb/net/nat.h"
+
+namespace siplb::dataplane {
+
+using net::ParseStatus;
+
+const char* drop_reason_name(DropReason r) noexcept {
+    switch (r) {
+        case DropReason::short_frame: return "short";
+        case DropReason::bad_length: return "bad_length";
+        case DropReason::bad_ip_header: return "bad_ip_header";
+        case DropReason::bad_checksum: return "bad_checksum";
+        case DropReason::ip_fragment: return "ip_fragment";
+        case DropReason::ipv6_ext_header: return "ipv6_ext_header";
+        case DropReason::not_for_us: return "not_for_us";
+        case DropReason::vlan_mismatch: return "vlan_mismatch";
+        case DropReason::ttl_expired: return "ttl_expired";
+        case DropReason::sip_empty: return "sip_empty";
+        case DropReason::sip_oversize: return "sip_oversize";
+        case DropReason::sip_binary: return "sip_binary";
+        case DropReason::sip_bad_start_line: return "sip_bad_start_line";
+        case DropReason::sip_truncated_headers: return "sip_truncated_headers";
+        case DropReason::sip_no_call_id: return "sip_no_call_id";
+        case DropReason::sip_conflicting_call_id: return "sip_conflicting_call_id";
+        case DropReason::sip_bad_call_id: return "sip_bad_call_id";
+        case DropReason::sip_bad_header: return "sip_bad_header";
+        case DropReason::no_backend: return "no_backend";
+        case DropReason::family_mismatch: return "family_mismatch";
+        case DropReason::no_route: return "no_route";
+        case DropReason::no_neighbor: return "no_neighbor";
+        case DropReason::no_headroom: return "no_headroom";
+        case DropReason::tx_full: return "tx_full";
+        case DropReason::count_: break;
+    }
+    return "unknown";
+}
+
+namespace {
+
+DropReason drop_for(ParseStatus s) noexcept {
+    switch (s) {
+        case ParseStatus::short_frame: return DropReason::short_frame;
+        case ParseStatus::bad_ip_length:
+        case ParseStatus::bad_udp_length: return DropReason::bad_length;
+        case ParseStatus::bad_ip_header: return DropReason::bad_ip_header;
+        case ParseStatus::bad_ip_checksum:
+        case ParseStatus::bad_udp_checksum: return DropReason::bad_checksum;
+        case ParseStatus::ip_fragment: return DropReason::ip_fragment;
+        case ParseStatus::ipv6_ext_header: return DropReason::ipv6_ext_header;
+        default: return DropReason::not_for_us;
+    }
+}
+
+DropReason drop_for(sip::RejectReason r) noexcept {
+    switch (r) {
+        case sip::RejectReason::empty: return DropReason::sip_empty;
+        case sip::RejectReason::oversize: return DropReason::sip_oversize;
+        case sip::RejectReason::binary: return DropReason::sip_binary;
+        case sip::RejectReason::bad_start_line: return DropReason::sip_bad_start_line;
+        case sip::RejectReason::truncated_headers: return DropReason::sip_truncated_headers;
+        case sip::RejectReason::no_call_id: return DropReason::sip_no_call_id;
+        case sip::RejectReason::conflicting_call_id: return DropReason::sip_conflicting_call_id;
+        case sip::RejectReason::bad_call_id: return DropReason::sip_bad_call_id;
+        case sip::RejectReason::bad_header: return DropReason::sip_bad_header;
+        default: return DropReason::sip_bad_start_line;
+    }
+}
+
+// Requests that open a dialog (or a subscription usage): their affinity
+// entry lives for the dialog idle time and they count as calls.
+bool creates_dialog(const sip::SipMessage& m) noexcept {
+    return m.kind == sip::Kind::request &&
+           (m.method == sip::Method::invite || m.method == sip::Method::subscribe || m.method == sip::Method::refer);
+}
+
+uint64_t endpoint_hash(const uint8_t* frame, const net::PacketView& v, uint64_t seed) noexcept {
+    // Client address bytes then port, as on the wire: stable across nodes.
+    uint8_t key[18];
+    std::memcpy(key, frame + v.src_addr_offset(), v.addr_len());
+    std::memcpy(key + v.addr_len(), frame + v.l4_offset, 2);
+    return balance::hash_call_id(key, v.addr_len() + 2u, seed);
+}
+
+}  // namespace
+
+void Forwarder::glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port) noexcept {
+    IpAddress src;
+    if (v.ip_version == 6) src.family = IpAddress::Family::v6;
+    std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
+    auto port = ctx_.routes.on_link_port(src);
+    if (!port || *port != in_port) return;  // routed sources: their MAC is the router's
+    MacAddress mac;
+    std::memcpy(mac.bytes.data(), frame + 6, 6);
+    auto r = ctx_.neighbors->learn(src, mac, in_port);
+    if (r == net::NeighborTable::Learn::inserted || r == net::NeighborTable::Learn::updated) bump(c_.neighbors_learned);
+}
+
+Action Forwarder::handle_arp(uint8_t* frame, uint16_t len, const net::PacketView& v, uint16_t in_port,
+                             const balance::DataplaneSnapshot* snap) noexcept {
+    auto arp = net::parse_arp(frame + v.l3_offset, len - v.l3_offset);
+    if (!arp) return drop(DropReason::not_for_us);
+    IpAddress sender = IpAddress::from_v4_be(arp->sender_ip_be);
+    auto on_link = ctx_.routes.on_link_port(sender);
+    if (arp->sender_ip_be != 0 && on_link && *on_link == in_port) {
+        auto r = ctx_.neighbors->learn(sender, arp->sender_mac, in_port);
+        if (r == net::NeighborTable::Learn::inserted || r == net::NeighborTable::Learn::updated)
+            bump(c_.neighbors_learned);
+    }
+    if (arp->op != net::kArpRequest) return drop(DropReason::not_for_us);
+    IpAddress target = IpAddress::from_v4_be(arp->target_ip_be);
+    bool ours = false;
+    for (const auto& a : ctx_.ports[in_port].addresses) ours |= a.ip == target;
+    if (!ours && snap) {
+        for (const auto& pool : snap->pools())
+            for (const auto& vip : pool->listen()) ours |= vip.ip == target;
+    }
+    if (!ours) return drop(DropReason::not_for_us);
+    const PortContext& port = ctx_.ports[in_port];
+    net::write_arp(frame + v.l3_offset, net::arp_reply_to(*arp, port.mac));
+    // Reply on the same VLAN it was asked on.
+    MacAddress to = arp->sender_mac;
+    std::memcpy(frame, to.bytes.data(), 6);
+    std::memcpy(frame + 6, port.mac.bytes.data(), 6);
+    bump(c_.arp_replies);
+    Action a;
+    a.kind = Action::Kind::transmit;
+    a.port = in_port;
+    a.len = static_cast<uint16_t>(v.l3_offset + net::kArpLen);
+    return a;
+}
+
+Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t headroom, const IpAddress& dst,
+                         uint64_t now_ms) noexcept {
+    auto hop = ctx_.routes.lookup(dst);
+    if (!hop) return drop(DropReason::no_route);
+    auto neighbor = ctx_.neighbors->lookup(hop->address);
+    if (!neighbor || neighbor->port != hop->port) {
+        Action a = drop(DropReason::no_neighbor);
+        if (hop->address.is_v4() && ctx_.ports[hop->port].first_v4_be != 0 &&
+            ctx_.neighbors->should_request(hop->address, now_ms, ctx_.arp_retry_ms)) {
+            a.port = hop->port;
+            a.arp_target_be = hop->address.v4_be();
+        }
+        return a;
+    }
+    const PortContext& out = ctx_.ports[hop->port];
+    size_t l2_len = net::ethernet_header_len(out.vlan);
+    int shift = static_cast<int>(v.l3_offset) - static_cast<int>(l2_len);
+    if (shift < 0 && -shift > headroom) return drop(DropReason::no_headroom);
+    if (!net::decrement_ttl(frame, v)) return drop(DropReason::ttl_expired);
+    net::write_ethernet(frame + shift, neighbor->mac, out.mac, out.vlan,
+                        v.ip_version == 4 ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6);
+    Action a;
+    a.kind = Action::Kind::transmit;
+    a.port = hop->port;
+    a.shift = static_cast<int16_t>(shift);
+    a.len = static_cast<uint16_t>(v.l3_end - shift);  // trims Ethernet padding
+    return a;
+}
+
+Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t in_port,
+                          const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms) noexcept {
+    net::PacketView v;
+    ParseStatus st = net::parse_frame(frame, len, v);
+    const PortContext& in = ctx_.ports[in_port];
+    if (st != ParseStatus::udp) {
+        if (st == ParseStatus::not_ip && v.ethertype == net::kEtherTypeArp) {
+            if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != in.vlan) return drop(DropReason::vlan_mismatch);
+            return handle_arp(frame, len, v, in_port, snap);
+        }
+        return drop(drop_for(st));
+    }
+    if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != in.vlan) return drop(DropReason::vlan_mismatch);
+    if (!snap) return drop(DropReason::not_for_us);
+    // Early TTL check: an expiring datagram is dropped before any work.
+    if (v.ttl <= 1) return drop(DropReason::ttl_expired);
+
+    const Endpoint dst = net::destination_endpoint(frame, v);
+    if (auto ref = snap->find_pool_by_vip(dst); ref.pool) {
+        // Client -> VIP: parse, balance, DNAT.
+        const balance::PoolSnapshot& pool = *ref.pool;
+        PoolCounters* pc = ref.pool_index < kMaxPools ? &c_.pools[ref.pool_index] : nullptr;
+        sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_);
+        uint64_t key;
+        bool dialog = false;
+        if (msg_.verdict == sip::Verdict::reject) {
+            if (pc) bump(pc->rejected);
+            return drop(drop_for(msg_.reason));
+        }
+        // Hook point for the protect stage (Hyperscan rules, rate limits):
+        // it sees the parsed message and the pool before any backend is chosen.
+        balance::Decision d;
+        if (msg_.verdict == sip::Verdict::keepalive) {
+            // Keepalives have no Call-ID: the client's address:port keeps
+            // them on one backend (the one its NAT binding matters to).
+            key = endpoint_hash(frame, v, pool.seed());
+            d = balance::pick(pool, key, false, now_s, nullptr);
+        } else {
+            key = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length,
+                                        pool.seed());
+            dialog = creates_dialog(msg_);
+            d = balance::pick(pool, key, dialog, now_s, ctx_.affinity);
+            if (d.affinity_evicted) bump(c_.affinity_evictions);
+        }
+        if (d.reason == balance::Decision::Reason::no_backend || !d.entry) {
+            if (pc) bump(pc->no_backend);
+            return drop(DropReason::no_backend);
+        }
+        const Endpoint& backend = d.entry->address;
+        if (backend.ip.family != dst.ip.family) return drop(DropReason::family_mismatch);
+        glean(frame, v, in_port);
+        Action a = egress(frame, v, headroom, backend.ip, now_ms);
+        if (a.kind == Action::Kind::drop) return a;
+        net::dnat(frame, v, backend);
+        bump(c_.to_backend);
+        if (pc) {
+            bump(pc->packets);
+            bump(pc->bytes, a.len);
+            if (dialog) bump(pc->calls);
+            if (msg_.verdict == sip::Verdict::keepalive) bump(pc->keepalives);
+        }
+        if (auto* bc = c_.backend(ref.pool_index, d.entry->id)) {
+            bump(bc->packets);
+            bump(bc->bytes, a.len);
+            if (dialog) bump(bc->calls);
+        }
+        return a;
+    }
+
+    const Endpoint src = net::source_endpoint(frame, v);
+    if (auto ref = snap->find_backend(src); ref.pool && ref.snat_vip) {
+        // Backend -> client: SNAT to the pool's VIP. No SIP parsing needed.
+        if (ref.snat_vip->ip.family != src.ip.family) return drop(DropReason::family_mismatch);
+        glean(frame, v, in_port);
+        Action a = egress(frame, v, headroom, dst.ip, now_ms);
+        if (a.kind == Action::Kind::drop) return a;
+        net::snat(frame, v, *ref.snat_vip);
+        bump(c_.to_client);
+        if (ref.pool_index < kMaxPools) {
+            bump(c_.pools[ref.pool_index].reply_packets);
+            bump(c_.pools[ref.pool_index].reply_bytes, a.len);
+        }
+        if (ref.backend != balance::PoolSnapshot::kNoBackend) {
+            uint32_t id = ref.pool->backends()[ref.backend].id;
+            if (auto* bc = c_.backend(ref.pool_index, id)) {
+                bump(bc->reply_packets);
+                bump(bc->reply_bytes, a.len);
+            }
+        }
+        return a;
+    }
+    return drop(DropReason::not_for_us);
+}
+
+uint16_t Forwarder::write_arp_request(uint8_t* buf, uint16_t port, uint32_t target_be) const noexcept {
+    const PortContext& p = ctx_.ports[port];
+    static const MacAddress broadcast{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+    net::write_ethernet(buf, broadcast, p.mac, p.vlan, net::kEtherTypeArp);
+    size_t l2 = net::ethernet_header_len(p.vlan);
+    net::ArpMessage m;
+    m.op = net::kArpRequest;
+    m.sender_mac = p.mac;
+    m.sender_ip_be = p.first_v4_be;
+    m.target_ip_be = target_be;
+    net::write_arp(buf + l2, m);
+    // Pad to the Ethernet minimum (60 bytes without FCS).
+    size_t end = l2 + net::kArpLen;
+    if (end < 60) {
+        std::memset(buf + end, 0, 60 - end);
+        end = 60;
+    }
+    return static_cast<uint16_t>(end);
+}
+
+}  // namespace siplb::dataplane

@@ -1,0 +1,81 @@
+// The per-frame decision of a worker, free of DPDK so it can be driven by a
+// byte buffer: classify, parse SIP, pick a backend, rewrite in place and say
+// where the frame goes. The DPDK glue (worker.cpp) only moves mbufs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "counters.h"
+#include "siplb/balance/affinity.h"
+#include "siplb/balance/snapshot.h"
+#include "siplb/common/endpoint.h"
+#include "siplb/net/neighbor_table.h"
+#include "siplb/net/packet.h"
+#include "siplb/net/route_table.h"
+#include "siplb/sip/parser.h"
+
+namespace siplb::dataplane {
+
+struct PortContext {
+    std::string name;
+    uint16_t dpdk_port = 0;
+    MacAddress mac;
+    uint16_t vlan = 0;                // 0 = untagged
+    std::vector<Prefix> addresses;    // node addresses (answered for ARP)
+    uint32_t first_v4_be = 0;         // ARP request sender address; 0 = none
+};
+
+// Shared by all workers, read-only while they run (the neighbor and
+// affinity tables are internally synchronised).
+struct ForwardContext {
+    std::vector<PortContext> ports;
+    net::RouteTable routes;
+    net::NeighborTable* neighbors = nullptr;
+    balance::AffinityTable* affinity = nullptr;
+    uint64_t arp_retry_ms = 1000;     // at most one ARP request per target per interval
+};
+
+struct Action {
+    enum class Kind : uint8_t { drop, transmit };
+    Kind kind = Kind::drop;
+    uint16_t port = 0;      // ForwardContext::ports index to transmit on
+    int16_t shift = 0;      // new frame start relative to the old one (L2 header grew: < 0)
+    uint16_t len = 0;       // new frame length
+    // Set with a no_neighbor drop: send an ARP request for this IPv4 target on `port`.
+    uint32_t arp_target_be = 0;
+};
+
+class Forwarder {
+public:
+    Forwarder(const ForwardContext& ctx, WorkerCounters& counters) noexcept : ctx_(ctx), c_(counters) {}
+
+    // `frame` has `headroom` writable bytes before it. Counts every outcome
+    // (drops by reason, pool/backend counters) except TX results.
+    Action process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t in_port,
+                   const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms) noexcept;
+
+    // Writes a broadcast ARP request for `target_be` from port `port` into
+    // `buf` (at least 64 bytes); returns the frame length.
+    uint16_t write_arp_request(uint8_t* buf, uint16_t port, uint32_t target_be) const noexcept;
+
+private:
+    Action drop(DropReason r) noexcept {
+        c_.drop(r);
+        return Action{};
+    }
+    Action handle_arp(uint8_t* frame, uint16_t len, const net::PacketView& v, uint16_t in_port,
+                      const balance::DataplaneSnapshot* snap) noexcept;
+    // Routes, resolves the neighbor, decrements TTL and writes the Ethernet
+    // header. Leaves the frame untouched when it returns a drop.
+    Action egress(uint8_t* frame, const net::PacketView& v, uint16_t headroom, const IpAddress& dst,
+                  uint64_t now_ms) noexcept;
+    void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port) noexcept;
+
+    const ForwardContext& ctx_;
+    WorkerCounters& c_;
+    sip::SipMessage msg_;  // reused: no per-packet construction
+};
+
+}  // namespace siplb::dataplane

@@ -1,0 +1,141 @@
+#include "worker.h"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+
+#include <ctime>
+
+namespace siplb::dataplane {
+
+Worker::Worker(unsigned index, unsigned lcore, const ForwardContext& ctx, balance::SnapshotPublisher& publisher,
+               balance::ReaderId reader, rte_mempool* pool, uint32_t burst, WorkerCounters& counters)
+    : index_(index),
+      lcore_(lcore),
+      ctx_(ctx),
+      publisher_(publisher),
+      reader_(reader),
+      pool_(pool),
+      burst_(burst > kMaxBurst ? kMaxBurst : burst),
+      c_(counters),
+      forwarder_(ctx, counters),
+      tx_(ctx.ports.size()) {}
+
+Worker::~Worker() = default;
+
+void Worker::flush(uint16_t port_index) noexcept {
+    TxBuffer& b = tx_[port_index];
+    if (b.count == 0) return;
+    uint16_t port = ctx_.ports[port_index].dpdk_port;
+    uint16_t sent = 0;
+    // A full TX ring usually drains within a few retries; after that the
+    // packets are dropped and counted rather than stalling RX.
+    for (int attempt = 0; attempt < 4 && sent < b.count; ++attempt)
+        sent = static_cast<uint16_t>(sent + rte_eth_tx_burst(port, static_cast<uint16_t>(index_), b.pkts + sent,
+                                                             static_cast<uint16_t>(b.count - sent)));
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < sent; ++i) bytes += b.pkts[i]->pkt_len;
+    bump(c_.tx_packets, sent);
+    bump(c_.tx_bytes, bytes);
+    bump(c_.ports[port_index].tx_packets, sent);
+    bump(c_.ports[port_index].tx_bytes, bytes);
+    if (sent < b.count) {
+        uint16_t lost = static_cast<uint16_t>(b.count - sent);
+        bump(c_.drops[static_cast<size_t>(DropReason::tx_full)], lost);
+        bump(c_.ports[port_index].tx_dropped, lost);
+        rte_pktmbuf_free_bulk(b.pkts + sent, lost);
+    }
+    b.count = 0;
+}
+
+void Worker::flush_all() noexcept {
+    for (uint16_t p = 0; p < tx_.size(); ++p) flush(p);
+}
+
+void Worker::send_arp_request(uint16_t port_index, uint32_t target_be) noexcept {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    if (!m) return;  // pool exhausted: the next miss retries after the interval
+    auto* buf = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 64));
+    if (!buf) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    uint16_t len = forwarder_.write_arp_request(buf, port_index, target_be);
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(64 - len));
+    bump(c_.arp_requests);
+    TxBuffer& b = tx_[port_index];
+    b.pkts[b.count++] = m;
+    if (b.count == burst_) flush(port_index);
+}
+
+void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
+    rte_mbuf* pkts[kMaxBurst];
+    const balance::DataplaneSnapshot* snap = publisher_.current();
+    for (const RxQueueRef& q : rx_) {
+        uint16_t port = ctx_.ports[q.port_index].dpdk_port;
+        uint16_t n = rte_eth_rx_burst(port, q.queue, pkts, static_cast<uint16_t>(burst_));
+        bump(c_.polls);
+        if (n == 0) continue;
+        bump(c_.busy_polls);
+        constexpr uint16_t kPrefetchAhead = 4;
+        for (uint16_t i = 0; i < n && i < kPrefetchAhead; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+        uint64_t rx_bytes = 0;
+        for (uint16_t i = 0; i < n; ++i) {
+            if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetchAhead], void*));
+            rte_mbuf* m = pkts[i];
+            rx_bytes += m->pkt_len;
+            // Multi-segment frames (jumbo, scattered RX) are not parsed in
+            // place; a SIP datagram up to the mbuf data room is one segment.
+            if (m->nb_segs != 1) {
+                c_.drop(DropReason::bad_length);
+                rte_pktmbuf_free(m);
+                continue;
+            }
+            Action a = forwarder_.process(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m),
+                                          rte_pktmbuf_headroom(m), q.port_index, snap, now_s, now_ms);
+            if (a.kind == Action::Kind::drop) {
+                rte_pktmbuf_free(m);
+                if (a.arp_target_be) send_arp_request(a.port, a.arp_target_be);
+                continue;
+            }
+            if (a.shift < 0) {
+                rte_pktmbuf_prepend(m, static_cast<uint16_t>(-a.shift));
+            } else if (a.shift > 0) {
+                rte_pktmbuf_adj(m, static_cast<uint16_t>(a.shift));
+            }
+            m->data_len = a.len;
+            m->pkt_len = a.len;
+            m->ol_flags &= ~RTE_MBUF_F_TX_VLAN;  // the tag, if any, is in the frame
+            TxBuffer& b = tx_[a.port];
+            b.pkts[b.count++] = m;
+            if (b.count == burst_) flush(a.port);
+        }
+        bump(c_.rx_packets, n);
+        bump(c_.rx_bytes, rx_bytes);
+        bump(c_.ports[q.port_index].rx_packets, n);
+        bump(c_.ports[q.port_index].rx_bytes, rx_bytes);
+    }
+    flush_all();
+}
+
+int Worker::run() noexcept {
+    const uint64_t tsc_per_ms = rte_get_tsc_hz() / 1000 ? rte_get_tsc_hz() / 1000 : 1;
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    // Affinity expiry uses CLOCK_MONOTONIC seconds like the control side;
+    // the TSC only advances it cheaply.
+    const uint64_t base_ms = static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+    const uint64_t base_tsc = rte_rdtsc();
+    publisher_.online(reader_);
+    while (!stop_.load(std::memory_order_acquire)) {
+        uint64_t now_ms = base_ms + (rte_rdtsc() - base_tsc) / tsc_per_ms;
+        poll_once(static_cast<uint32_t>(now_ms / 1000), now_ms);
+        publisher_.quiescent(reader_);
+    }
+    flush_all();
+    publisher_.offline(reader_);
+    return 0;
+}
+
+}  // namespace siplb::dataplane

@@ -1,0 +1,68 @@
+// DPDK glue of one worker lcore: RX bursts from its queues, Forwarder per
+// frame, buffered TX per egress port, QSBR quiescent state once per loop.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "counters.h"
+#include "forwarder.h"
+
+struct rte_mbuf;
+struct rte_mempool;
+
+namespace siplb::dataplane {
+
+struct RxQueueRef {
+    uint16_t port_index = 0;  // ForwardContext::ports index
+    uint16_t queue = 0;
+};
+
+inline constexpr uint32_t kMaxBurst = 256;
+
+class Worker {
+public:
+    Worker(unsigned index, unsigned lcore, const ForwardContext& ctx, balance::SnapshotPublisher& publisher,
+           balance::ReaderId reader, rte_mempool* pool, uint32_t burst, WorkerCounters& counters);
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+    ~Worker();
+
+    void add_rx_queue(RxQueueRef q) { rx_.push_back(q); }
+    const std::vector<RxQueueRef>& rx_queues() const noexcept { return rx_; }
+
+    // The lcore's main loop; returns once stop is requested and TX drained.
+    int run() noexcept;
+    static int launch(void* self) { return static_cast<Worker*>(self)->run(); }
+    void request_stop() noexcept { stop_.store(true, std::memory_order_release); }
+
+    unsigned index() const noexcept { return index_; }
+    unsigned lcore() const noexcept { return lcore_; }
+    balance::ReaderId reader() const noexcept { return reader_; }
+
+private:
+    struct TxBuffer {
+        rte_mbuf* pkts[kMaxBurst];
+        uint16_t count = 0;
+    };
+    void poll_once(uint32_t now_s, uint64_t now_ms) noexcept;
+    void flush(uint16_t port_index) noexcept;
+    void flush_all() noexcept;
+    void send_arp_request(uint16_t port_index, uint32_t target_be) noexcept;
+
+    unsigned index_;
+    unsigned lcore_;
+    const ForwardContext& ctx_;
+    balance::SnapshotPublisher& publisher_;
+    balance::ReaderId reader_;
+    rte_mempool* pool_;
+    uint32_t burst_;
+    WorkerCounters& c_;
+    Forwarder forwarder_;
+    std::vector<RxQueueRef> rx_;
+    std::vector<TxBuffer> tx_;  // per port; TX queue id = worker index
+    std::atomic<bool> stop_{false};
+};
+
+}  // namespace siplb::dataplane
