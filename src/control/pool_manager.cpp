@@ -81,29 +81,33 @@ bool same_backend_config(const config::BackendConfig& a, const config::BackendCo
 
 }  // namespace
 
+PoolView PoolManager::make_pool(const config::PoolConfig& pc, uint32_t drain_grace_s, TimePoint now) {
+    PoolView p;
+    p.name = pc.name;
+    p.version = 1;
+    p.panic_threshold = pc.health.panic_threshold;
+    p.drain_grace_s = drain_grace_s;
+    for (const auto& bc : pc.backends) {
+        if (p.find(bc.address)) continue;  // the loader rejects duplicates; be safe anyway
+        BackendView b = make_backend(bc.address, now);
+        b.is_static = true;
+        b.configured_weight = bc.weight;
+        if (!bc.enabled) {
+            b.admin = AdminState::disabled;
+            b.admin_by = "config";
+        }
+        p.backends.push_back(std::move(b));
+    }
+    sort_backends(p);
+    recompute(p);
+    return p;
+}
+
 PoolManager::PoolManager(const config::Config& cfg, ClockFn clock) : clock_(std::move(clock)) {
     const TimePoint now = clock_();
     for (const auto& pc : cfg.pools) {
-        PoolView p;
-        p.name = pc.name;
-        p.version = 1;
-        p.panic_threshold = pc.health.panic_threshold;
-        p.drain_grace_s = cfg.dns.drain_grace_s;
-        for (const auto& bc : pc.backends) {
-            if (p.find(bc.address)) continue;  // the loader rejects duplicates; be safe anyway
-            BackendView b = make_backend(bc.address, now);
-            b.is_static = true;
-            b.configured_weight = bc.weight;
-            if (!bc.enabled) {
-                b.admin = AdminState::disabled;
-                b.admin_by = "config";
-            }
-            p.backends.push_back(std::move(b));
-        }
-        sort_backends(p);
-        recompute(p);
         applied_[pc.name] = pc;
-        pools_.push_back(std::move(p));
+        pools_.push_back(make_pool(pc, cfg.dns.drain_grace_s, now));
     }
 }
 
@@ -393,16 +397,30 @@ Status PoolManager::remove_static(const std::string& pool, const Endpoint& addre
 }
 
 Result<std::vector<std::string>> PoolManager::apply_config(const config::Config& cfg, const Actor& who) {
-    // Validate first so a refused reload changes nothing.
-    if (cfg.pools.size() != pools_.size())
-        return Result<std::vector<std::string>>::fail("the set of pools changed: adding or removing pools needs a restart");
-    for (const auto& pc : cfg.pools)
-        if (!find_pool(pc.name))
-            return Result<std::vector<std::string>>::fail("pool '" + pc.name + "' is new: adding pools needs a restart");
-
-    const TimePoint now = clock_();
     std::vector<std::string> lines;
     std::vector<std::string> changed;
+    // Pools removed from the file go away with their backends; new pools
+    // start from their static backends. Pool order follows the file.
+    for (const auto& p : pools_) {
+        if (cfg.find_pool(p.name)) continue;
+        lines.push_back("pool " + p.name + " removed");
+        applied_.erase(p.name);
+    }
+    std::vector<PoolView> ordered;
+    for (const auto& pc : cfg.pools) {
+        if (PoolView* p = pool_mut(pc.name)) {
+            ordered.push_back(std::move(*p));
+            continue;
+        }
+        PoolView p = make_pool(pc, cfg.dns.drain_grace_s, clock_());
+        lines.push_back("pool " + pc.name + " added with " + std::to_string(p.backends.size()) + " static backends");
+        changed.push_back(pc.name);
+        applied_[pc.name] = pc;
+        ordered.push_back(std::move(p));
+    }
+    const bool pool_set_changed = !lines.empty();
+    pools_ = std::move(ordered);
+    const TimePoint now = clock_();
     for (const auto& pc : cfg.pools) {
         PoolView& p = *pool_mut(pc.name);
         const config::PoolConfig& old = applied_[pc.name];
@@ -479,6 +497,12 @@ Result<std::vector<std::string>> PoolManager::apply_config(const config::Config&
         if (lines.size() != before) changed.push_back(pc.name);
     }
     for (const auto& l : lines) log(LogLevel::info, "reload change", {{"change", l}, {"by", who.who}});
+    if (pool_set_changed && changed.empty()) {
+        // Only removals: still a new snapshot without the removed pools.
+        ++version_;
+        if (listener_) listener_(*this, changed);
+        return lines;
+    }
     commit(std::move(changed));
     return lines;
 }

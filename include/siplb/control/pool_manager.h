@@ -132,11 +132,12 @@ public:
     Status add_static(const std::string& pool, const Endpoint& address, uint32_t weight, const Actor& who);
     Status remove_static(const std::string& pool, const Endpoint& address, const Actor& who);
 
-    // Applies a reloaded config's pool contents (static backends, weights,
-    // enabled flags, health panic threshold, DNS grace). The caller has
-    // already refused changes that need a restart (new/removed pools, VIPs,
-    // ports). Operator drain/disable on backends whose config did not change
-    // survive the reload. Returns one human line per change.
+    // Applies a reloaded config's pools: pools added/removed, static
+    // backends, weights, enabled flags, panic threshold, DNS grace, DNS names
+    // dropped. The caller has already refused changes that need a restart
+    // (config::restart_required_changes). Operator drain/disable on backends
+    // whose config did not change survive the reload; operator-added static
+    // backends stay. Returns one human line per change.
     Result<std::vector<std::string>> apply_config(const config::Config& cfg, const Actor& who);
 
     // --- read side ---
@@ -145,9 +146,10 @@ public:
     uint64_t version() const { return version_; }  // bumped on every change (any pool)
 
 private:
+    static PoolView make_pool(const config::PoolConfig& pc, uint32_t drain_grace_s, TimePoint now);
     PoolView* pool_mut(std::string_view name);
     BackendView* backend_mut(PoolView& p, const Endpoint& ep);
-    void recompute(PoolView& p);
+    static void recompute(PoolView& p);
     void commit(std::vector<std::string> changed);
     Status set_admin(const std::string& pool, const Endpoint& address, AdminState s, const Actor& who);
 

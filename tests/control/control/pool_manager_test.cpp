@@ -170,14 +170,26 @@ TEST_F(Fixture, ReloadAppliesOnlyWhatChanged) {
     EXPECT_EQ(changes.size(), n);
 }
 
-TEST_F(Fixture, ReloadRefusesPoolSetChanges) {
+TEST_F(Fixture, ReloadAddsAndRemovesPools) {
+    const uint64_t lund_v = pm.find_pool("lund")->version;
     config::Config next = cfg;
     next.pools[1].name = "goteborg";
     auto r = pm.apply_config(next, Actor{"reload"});
-    ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.message().find("restart"), std::string::npos);
-    EXPECT_NE(pm.find_pool("malmo"), nullptr);
-    EXPECT_TRUE(changes.empty());
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_EQ(r->size(), 2u);
+    EXPECT_EQ(pm.find_pool("malmo"), nullptr);
+    ASSERT_NE(pm.find_pool("goteborg"), nullptr);
+    EXPECT_EQ(pm.pools()[1].name, "goteborg");
+    EXPECT_EQ(state("goteborg", "198.51.100.2:5060"), EffectiveState::disabled);
+    EXPECT_EQ(pm.find_pool("lund")->version, lund_v);  // untouched pool keeps its table
+    ASSERT_EQ(changes.size(), 1u);
+    EXPECT_EQ(changes[0], std::vector<std::string>{"goteborg"});
+    // Removal only.
+    next.pools.pop_back();
+    r = pm.apply_config(next, Actor{"reload"});
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(pm.pools().size(), 1u);
+    EXPECT_EQ(changes.size(), 2u);
 }
 
 TEST(LogFormat, QuotesAndEscapes) {
