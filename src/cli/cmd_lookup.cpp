@@ -1,0 +1,113 @@
+// siplbctl lookup: which backend a Call-ID goes to, offline, from the
+// config's static backends, through the same PoolSnapshot + pick() the
+// dataplane runs (without affinity: a first message's decision).
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "command.h"
+#include "siplb/balance/hash.h"
+#include "siplb/balance/pick.h"
+#include "siplb/balance/snapshot.h"
+#include "siplb/control/config.h"
+
+namespace siplb::cli {
+namespace {
+
+constexpr const char* kUsage = "lookup --config FILE --pool NAME [CALLID...]";
+
+void help(FILE* out) {
+    std::fprintf(out,
+                 "usage: siplbctl %s\n\n"
+                 "Prints CALLID<TAB>BACKEND for each Call-ID (arguments, or one per line on\n"
+                 "stdin when none are given), computed from the pool's static backends with\n"
+                 "the dataplane's Maglev table. BACKEND is '-' when the pool has no usable\n"
+                 "backend. Exit status: 0 ok, 1 config or pool error, 2 usage.\n",
+                 kUsage);
+}
+
+int run_lookup(int argc, char** argv) {
+    std::string config_path, pool_name;
+    std::vector<std::string> call_ids;
+    for (int i = 1; i < argc; ++i) {
+        const char* a = argv[i];
+        auto value = [&](const char* flag) -> const char* {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "siplbctl lookup: %s needs a value\n", flag);
+                return nullptr;
+            }
+            return argv[++i];
+        };
+        if (!std::strcmp(a, "--help") || !std::strcmp(a, "-h")) {
+            help(stdout);
+            return 0;
+        } else if (!std::strcmp(a, "--config") || !std::strcmp(a, "-c")) {
+            const char* v = value(a);
+            if (!v) return 2;
+            config_path = v;
+        } else if (!std::strcmp(a, "--pool") || !std::strcmp(a, "-p")) {
+            const char* v = value(a);
+            if (!v) return 2;
+            pool_name = v;
+        } else if (!std::strcmp(a, "--")) {
+            for (++i; i < argc; ++i) call_ids.emplace_back(argv[i]);
+        } else if (a[0] == '-' && a[1] == '-') {
+            std::fprintf(stderr, "siplbctl lookup: unknown option '%s'\n", a);
+            help(stderr);
+            return 2;
+        } else {
+            call_ids.emplace_back(a);
+        }
+    }
+    if (config_path.empty() || pool_name.empty()) {
+        help(stderr);
+        return 2;
+    }
+
+    auto cfg = config::load_config(config_path);
+    if (!cfg) {
+        std::fprintf(stderr, "siplbctl lookup: %s\n", cfg.message().c_str());
+        return 1;
+    }
+    const config::PoolConfig* pc = cfg->find_pool(pool_name);
+    if (!pc) {
+        std::string known;
+        for (const auto& p : cfg->pools) known += (known.empty() ? "" : ", ") + p.name;
+        std::fprintf(stderr, "siplbctl lookup: no pool '%s' in %s (pools: %s)\n", pool_name.c_str(),
+                     config_path.c_str(), known.empty() ? "none" : known.c_str());
+        return 1;
+    }
+    auto pool = balance::PoolSnapshot::build(balance::pool_spec_from_config(*pc), 0);
+    if (!pool) {
+        std::fprintf(stderr, "siplbctl lookup: %s\n", pool.message().c_str());
+        return 1;
+    }
+    if ((*pool)->usable_backends() == 0)
+        std::fprintf(stderr, "siplbctl lookup: pool '%s' has no enabled backend with weight > 0\n",
+                     pool_name.c_str());
+
+    auto answer = [&](const std::string& call_id) {
+        const uint64_t h = balance::hash_call_id(call_id, (*pool)->seed());
+        const balance::Decision d = balance::pick(**pool, h, true, 0, nullptr);
+        std::printf("%s\t%s\n", call_id.c_str(), d.entry ? d.entry->identity.c_str() : "-");
+    };
+    if (!call_ids.empty()) {
+        for (const auto& c : call_ids) answer(c);
+    } else {
+        std::string line;
+        while (std::getline(std::cin, line)) {
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (line.empty()) continue;
+            answer(line);
+        }
+    }
+    return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
+const CommandRegistrar kRegister({"lookup", kUsage, "backend of each Call-ID from the config (offline)",
+                                  run_lookup});
+
+}  // namespace
+}  // namespace siplb::cli
