@@ -1,0 +1,460 @@
+// In-process dataplane test over net_ring ports: crafted frames go into the
+// RX rings, a real worker lcore forwards them, and every byte that comes out
+// of the TX rings is compared with a frame built independently (naive
+// checksums) from the expected addresses.
+#include <gtest/gtest.h>
+#include <rte_eal.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_ring.h>
+
+#include "../net/frame_builder.h"
+#include "dataplane_test_util.h"
+#include "siplb/balance/hash.h"
+#include "siplb/dataplane/dataplane.h"
+#include "siplb/net/arp.h"
+#include "siplb/net/packet.h"
+
+#include <map>
+#include <set>
+
+using namespace siplb;
+using namespace siplb::test;
+using std::chrono::milliseconds;
+
+namespace {
+
+const MacAddress kExtMac{{0x02, 0, 0, 0, 0x01, 0x01}};
+const MacAddress kIntMac{{0x02, 0, 0, 0, 0x02, 0x02}};
+const MacAddress kGatewayMac{{0x02, 0, 0, 0, 0x00, 0xfe}};
+const MacAddress kClient6Mac{{0x02, 0, 0, 0, 0x00, 0x99}};
+const MacAddress kBackend11Mac{{0x02, 0, 0, 0, 0x0b, 0x11}};
+const MacAddress kBackend12Mac{{0x02, 0, 0, 0, 0x0b, 0x12}};
+const MacAddress kBackend13Mac{{0x02, 0, 0, 0, 0x0b, 0x13}};
+const MacAddress kBackend6Mac{{0x02, 0, 0, 0, 0x0b, 0x66}};
+constexpr uint16_t kIntVlan = 100;
+
+std::string invite(const std::string& call_id, const char* method = "INVITE") {
+    return std::string(method) + " sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK" +
+           call_id + "\r\nFrom: <sip:alice@example.net>;tag=1\r\nTo: <sip:bob@example.net>\r\nCall-ID: " + call_id +
+           "\r\nCSeq: 1 " + method + "\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+}
+
+std::string response(const std::string& call_id) {
+    return "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK" + call_id +
+           "\r\nFrom: <sip:alice@example.net>;tag=1\r\nTo: <sip:bob@example.net>;tag=2\r\nCall-ID: " + call_id +
+           "\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+}
+
+struct RingPort {
+    rte_ring* rx = nullptr;  // test -> dataplane
+    rte_ring* tx = nullptr;  // dataplane -> test
+    int port_id = -1;
+    std::string device;      // ethdev name the config refers to
+};
+
+RingPort make_ring_port(const std::string& name) {
+    RingPort p;
+    p.rx = rte_ring_create((name + "_rx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    p.tx = rte_ring_create((name + "_tx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    p.port_id = rte_eth_from_rings(name.c_str(), &p.rx, 1, &p.tx, 1, 0);
+    char dev[RTE_ETH_NAME_MAX_LEN] = {};
+    if (p.port_id >= 0 && rte_eth_dev_get_name_by_port(static_cast<uint16_t>(p.port_id), dev) == 0) p.device = dev;
+    return p;
+}
+
+rte_mempool* g_test_pool = nullptr;
+
+class EalEnvironment : public ::testing::Environment {
+public:
+    void SetUp() override {
+        // Without EAL no test can run: fail the whole program loudly.
+        auto st = dataplane::init_eal(test_eal_args("siplb_dp_ring"));
+        if (!st) {
+            fprintf(stderr, "%s\n", st.message().c_str());
+            std::exit(1);
+        }
+        g_test_pool = rte_pktmbuf_pool_create("test_frames", 2048, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+        if (!g_test_pool) std::exit(1);
+    }
+};
+const auto* const g_env = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+
+class DataplaneRing : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        ext_ = make_ring_port("ring_ext");
+        int_ = make_ring_port("ring_int");
+        ASSERT_GE(ext_.port_id, 0);
+        ASSERT_GE(int_.port_id, 0);
+
+        config::Config cfg;
+        auto& dc = cfg.dataplane;
+        dc.eal = test_eal_args("siplb_dp_ring");
+        dc.workers = 1;
+        dc.mbufs = 4096;
+        dc.mbuf_cache = 32;
+        dc.rx_ring = 256;
+        dc.tx_ring = 256;
+        config::PortConfig ext;
+        ext.name = "ext";
+        ext.device = ext_.device;
+        ext.addresses = {*Prefix::parse("198.51.100.1/24", true), *Prefix::parse("2001:db8:1::1/64", true)};
+        ext.mac = kExtMac;
+        config::PortConfig in;
+        in.name = "int";
+        in.device = int_.device;
+        in.addresses = {*Prefix::parse("203.0.113.1/24", true), *Prefix::parse("2001:db8:2::1/64", true)};
+        in.mac = kIntMac;
+        in.vlan = kIntVlan;
+        dc.ports = {ext, in};
+        dc.routes = {{*Prefix::parse("0.0.0.0/0"), *IpAddress::parse("198.51.100.254"), ""}};
+        dc.neighbors = {{*IpAddress::parse("198.51.100.254"), kGatewayMac, "ext"},
+                        {*IpAddress::parse("203.0.113.11"), kBackend11Mac, "int"},
+                        {*IpAddress::parse("203.0.113.12"), kBackend12Mac, "int"},
+                        {*IpAddress::parse("2001:db8:2::11"), kBackend6Mac, ""}};
+
+        publisher_ = new balance::SnapshotPublisher(make_snapshot({
+            {"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060", "203.0.113.12:5080"}},
+            {"arp", {"198.51.100.11:5060"}, {"203.0.113.13:5060"}},
+            {"six", {"[2001:db8:1::10]:5060"}, {"[2001:db8:2::11]:5060"}},
+            {"empty", {"198.51.100.12:5060"}, {}},
+        }));
+        affinity_ = balance::AffinityTable::create(1024).value().release();
+        auto dp = dataplane::Dataplane::create(cfg, *publisher_, *affinity_);
+        ASSERT_TRUE(dp) << dp.message();
+        dp_ = dp.value().release();
+        auto st = dp_->start();
+        ASSERT_TRUE(st) << st.message();
+    }
+    static void TearDownTestSuite() {
+        if (dp_) {
+            dp_->stop();
+            EXPECT_FALSE(dp_->running());
+            dp_->stop();  // idempotent
+        }
+        for (RingPort* p : {&ext_, &int_}) {
+            void* m;
+            while (p->tx && rte_ring_dequeue(p->tx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+            while (p->rx && rte_ring_dequeue(p->rx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+        }
+        delete dp_;
+        delete affinity_;
+        delete publisher_;
+        dp_ = nullptr;
+    }
+
+    void SetUp() override { ASSERT_NE(dp_, nullptr); }
+
+    // Sends frames and waits until the worker has received them all.
+    void send(RingPort& p, const std::vector<std::vector<uint8_t>>& frames) {
+        uint64_t before = dp_->stats().rx_packets;
+        for (const auto& f : frames) {
+            rte_mbuf* m = to_mbuf(g_test_pool, f);
+            ASSERT_NE(m, nullptr);
+            ASSERT_EQ(rte_ring_enqueue(p.rx, m), 0);
+        }
+        ASSERT_TRUE(wait_until([&] { return dp_->stats().rx_packets >= before + frames.size(); }));
+    }
+    void send(RingPort& p, const std::vector<uint8_t>& frame) { send(p, std::vector<std::vector<uint8_t>>{frame}); }
+
+    // Collects exactly `n` frames (waiting up to 5 s), then checks nothing more comes.
+    std::vector<std::vector<uint8_t>> receive(RingPort& p, size_t n) {
+        std::vector<std::vector<uint8_t>> out;
+        wait_until([&] {
+            void* m;
+            while (rte_ring_dequeue(p.tx, &m) == 0) {
+                out.push_back(from_mbuf(static_cast<rte_mbuf*>(m)));
+                rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+            }
+            return out.size() >= n;
+        });
+        std::this_thread::sleep_for(milliseconds(20));
+        void* m;
+        while (rte_ring_dequeue(p.tx, &m) == 0) {
+            out.push_back(from_mbuf(static_cast<rte_mbuf*>(m)));
+            rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+        }
+        EXPECT_EQ(out.size(), n);
+        return out;
+    }
+
+    uint64_t drops(const dataplane::DataplaneStats& s, const std::string& reason) {
+        for (const auto& [name, count] : s.drops)
+            if (name == reason) return count;
+        ADD_FAILURE() << "no drop reason " << reason;
+        return 0;
+    }
+
+    static const balance::PoolSnapshot& pool(const std::string& name) {
+        return *publisher_->current()->find_pool(name);
+    }
+    // The backend the Maglev table gives a Call-ID (no affinity yet).
+    static Endpoint table_choice(const std::string& pool_name, const std::string& call_id) {
+        const auto& p = pool(pool_name);
+        uint16_t idx = p.table().lookup(balance::hash_call_id(call_id, p.seed()));
+        return p.backends()[idx].address;
+    }
+    static MacAddress backend_mac(const Endpoint& b) {
+        return b.ip == *IpAddress::parse("203.0.113.11") ? kBackend11Mac : kBackend12Mac;
+    }
+
+    static inline RingPort ext_, int_;
+    static inline balance::SnapshotPublisher* publisher_ = nullptr;
+    static inline balance::AffinityTable* affinity_ = nullptr;
+    static inline dataplane::Dataplane* dp_ = nullptr;
+};
+
+const Endpoint kClient = *Endpoint::parse("192.0.2.10:5062");
+const Endpoint kVip = *Endpoint::parse("198.51.100.10:5060");
+
+TEST_F(DataplaneRing, InviteIsDnatToTableChoiceByteForByte) {
+    std::string call_id = "first-call@192.0.2.10";
+    std::string msg = invite(call_id);
+    auto before = dp_->stats();
+    auto in = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .ttl = 60,
+                           .payload = msg});
+    send(ext_, in.bytes);
+    auto out = receive(int_, 1);
+    ASSERT_EQ(out.size(), 1u);
+    Endpoint backend = table_choice("lund", call_id);
+    auto expect = build_frame({.src_mac = kIntMac, .dst_mac = backend_mac(backend), .vlan = kIntVlan, .src = kClient,
+                               .dst = backend, .ttl = 59, .payload = msg});
+    EXPECT_EQ(out[0], expect.bytes);
+    EXPECT_TRUE(receive(ext_, 0).empty());
+
+    auto after = dp_->stats();
+    EXPECT_EQ(after.to_backend, before.to_backend + 1);
+    EXPECT_EQ(after.dropped, before.dropped);
+    ASSERT_EQ(after.pools.size(), 4u);
+    EXPECT_EQ(after.pools[0].name, "lund");
+    EXPECT_EQ(after.pools[0].calls, before.pools[0].calls + 1);
+    EXPECT_EQ(after.pools[0].packets, before.pools[0].packets + 1);
+    uint64_t backend_calls = 0, backend_bytes = 0;
+    for (size_t i = 0; i < after.pools[0].backends.size(); ++i) {
+        backend_calls += after.pools[0].backends[i].calls - before.pools[0].backends[i].calls;
+        if (after.pools[0].backends[i].address == backend)
+            backend_bytes = after.pools[0].backends[i].bytes - before.pools[0].backends[i].bytes;
+    }
+    EXPECT_EQ(backend_calls, 1u);
+    EXPECT_EQ(backend_bytes, expect.bytes.size());
+    EXPECT_EQ(after.ports[0].rx_packets, before.ports[0].rx_packets + 1);
+    EXPECT_EQ(after.ports[1].tx_packets, before.ports[1].tx_packets + 1);
+}
+
+TEST_F(DataplaneRing, EveryMessageOfACallReachesOneBackend) {
+    std::map<std::string, std::set<Endpoint>> seen;
+    std::set<Endpoint> used;
+    for (int round = 0; round < 2; ++round) {
+        std::vector<std::vector<uint8_t>> frames;
+        for (int i = 0; i < 100; ++i) {
+            std::string id = "call-" + std::to_string(i) + "@pbx";
+            frames.push_back(build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
+                                          .payload = round == 0 ? invite(id) : invite(id, "BYE")})
+                                 .bytes);
+        }
+        send(ext_, frames);
+        auto out = receive(int_, frames.size());
+        ASSERT_EQ(out.size(), frames.size());
+        for (const auto& f : out) {
+            // Tagged frame: L3 at 18. The Call-ID is in the payload.
+            net::PacketView v;
+            ASSERT_EQ(net::parse_frame(f.data(), f.size(), v), net::ParseStatus::udp);
+            std::string payload(f.begin() + v.payload_offset(), f.end());
+            auto pos = payload.find("Call-ID: ");
+            std::string id = payload.substr(pos + 9, payload.find("\r\n", pos) - pos - 9);
+            Endpoint dst = net::destination_endpoint(f.data(), v);
+            seen[id].insert(dst);
+            used.insert(dst);
+            EXPECT_EQ(dst, table_choice("lund", id));
+            EXPECT_EQ(get16(f, v.l3_offset + 10), naive_ipv4_checksum(f, v.l3_offset));
+            EXPECT_EQ(get16(f, v.l4_offset + 6), naive_udp_checksum(f, v.l3_offset, v.l4_offset, false));
+        }
+    }
+    EXPECT_EQ(seen.size(), 100u);
+    for (const auto& [id, backends] : seen) EXPECT_EQ(backends.size(), 1u) << id;
+    EXPECT_EQ(used.size(), 2u);
+}
+
+TEST_F(DataplaneRing, BackendReplyIsSnatToVipByteForByte) {
+    std::string msg = response("reply-call@192.0.2.10");
+    Endpoint backend = *Endpoint::parse("203.0.113.12:5080");
+    auto before = dp_->stats();
+    auto in = build_frame({.src_mac = kBackend12Mac, .dst_mac = kIntMac, .vlan = kIntVlan, .src = backend,
+                           .dst = kClient, .ttl = 64, .payload = msg});
+    send(int_, in.bytes);
+    auto out = receive(ext_, 1);
+    ASSERT_EQ(out.size(), 1u);
+    auto expect = build_frame({.src_mac = kExtMac, .dst_mac = kGatewayMac, .src = kVip, .dst = kClient, .ttl = 63,
+                               .payload = msg});
+    EXPECT_EQ(out[0], expect.bytes);
+    auto after = dp_->stats();
+    EXPECT_EQ(after.to_client, before.to_client + 1);
+    EXPECT_EQ(after.pools[0].reply_packets, before.pools[0].reply_packets + 1);
+    for (size_t i = 0; i < after.pools[0].backends.size(); ++i) {
+        uint64_t delta = after.pools[0].backends[i].reply_packets - before.pools[0].backends[i].reply_packets;
+        EXPECT_EQ(delta, after.pools[0].backends[i].address == backend ? 1u : 0u);
+    }
+
+    // The same reply untagged does not belong to the internal port's VLAN.
+    auto untagged = build_frame({.src_mac = kBackend12Mac, .dst_mac = kIntMac, .src = backend, .dst = kClient,
+                                 .payload = msg});
+    send(int_, untagged.bytes);
+    EXPECT_TRUE(receive(ext_, 0).empty());
+    EXPECT_EQ(drops(dp_->stats(), "vlan_mismatch"), drops(after, "vlan_mismatch") + 1);
+}
+
+TEST_F(DataplaneRing, KeepalivesStickToTheClientAddress) {
+    auto before = dp_->stats();
+    std::vector<std::vector<uint8_t>> frames;
+    for (int i = 0; i < 3; ++i)
+        frames.push_back(build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
+                                      .payload = "\r\n\r\n"})
+                             .bytes);
+    send(ext_, frames);
+    auto out = receive(int_, 3);
+    ASSERT_EQ(out.size(), 3u);
+    net::PacketView v;
+    std::set<Endpoint> dsts;
+    for (const auto& f : out) {
+        ASSERT_EQ(net::parse_frame(f.data(), f.size(), v), net::ParseStatus::udp);
+        dsts.insert(net::destination_endpoint(f.data(), v));
+    }
+    EXPECT_EQ(dsts.size(), 1u);
+    EXPECT_EQ(dp_->stats().pools[0].keepalives, before.pools[0].keepalives + 3);
+}
+
+TEST_F(DataplaneRing, DropsAreCountedByReasonAndNothingLeaks) {
+    auto before = dp_->stats();
+    auto good = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
+                             .payload = invite("drop-test")});
+    auto binary = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
+                               .payload = std::string("\x01\x02\x03\x04garbage", 11)});
+    auto no_call_id = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
+                                   .payload = "OPTIONS sip:x SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n"});
+    auto bad_sum = good;
+    bad_sum.bytes.back() ^= 0x01;
+    auto ttl1 = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .ttl = 1,
+                             .payload = invite("ttl-test")});
+    auto unknown = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient,
+                                .dst = *Endpoint::parse("198.51.100.10:5070"), .payload = invite("port-test")});
+    auto truncated = good;
+    truncated.bytes.resize(30);
+    auto empty_pool = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient,
+                                   .dst = *Endpoint::parse("198.51.100.12:5060"), .payload = invite("nobody")});
+    send(ext_, {binary.bytes, no_call_id.bytes, bad_sum.bytes, ttl1.bytes, unknown.bytes, truncated.bytes,
+                empty_pool.bytes});
+    EXPECT_TRUE(receive(int_, 0).empty());
+    EXPECT_TRUE(receive(ext_, 0).empty());
+    auto after = dp_->stats();
+    EXPECT_EQ(drops(after, "sip_binary"), drops(before, "sip_binary") + 1);
+    EXPECT_EQ(drops(after, "sip_no_call_id"), drops(before, "sip_no_call_id") + 1);
+    EXPECT_EQ(drops(after, "bad_checksum"), drops(before, "bad_checksum") + 1);
+    EXPECT_EQ(drops(after, "ttl_expired"), drops(before, "ttl_expired") + 1);
+    EXPECT_EQ(drops(after, "not_for_us"), drops(before, "not_for_us") + 1);
+    EXPECT_EQ(drops(after, "short"), drops(before, "short") + 1);
+    EXPECT_EQ(drops(after, "no_backend"), drops(before, "no_backend") + 1);
+    EXPECT_EQ(after.dropped, before.dropped + 7);
+    EXPECT_EQ(after.pools[0].rejected, before.pools[0].rejected + 2);
+    EXPECT_EQ(after.pools[3].no_backend, before.pools[3].no_backend + 1);
+    EXPECT_EQ(after.drops.size(), dp_->drop_reason_names().size());
+}
+
+TEST_F(DataplaneRing, ArpRequestForVipIsAnswered) {
+    std::vector<uint8_t> req(60, 0);
+    const MacAddress bcast{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+    std::copy(bcast.bytes.begin(), bcast.bytes.end(), req.begin());
+    std::copy(kGatewayMac.bytes.begin(), kGatewayMac.bytes.end(), req.begin() + 6);
+    req[12] = 0x08;
+    req[13] = 0x06;
+    net::ArpMessage m;
+    m.op = net::kArpRequest;
+    m.sender_mac = kGatewayMac;
+    m.sender_ip_be = IpAddress::parse("198.51.100.254")->v4_be();
+    m.target_ip_be = kVip.ip.v4_be();
+    net::write_arp(req.data() + 14, m);
+    send(ext_, req);
+    auto out = receive(ext_, 1);
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_GE(out[0].size(), 42u);
+    EXPECT_TRUE(std::equal(kGatewayMac.bytes.begin(), kGatewayMac.bytes.end(), out[0].begin()));
+    EXPECT_TRUE(std::equal(kExtMac.bytes.begin(), kExtMac.bytes.end(), out[0].begin() + 6));
+    auto reply = net::parse_arp(out[0].data() + 14, out[0].size() - 14);
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->op, net::kArpReply);
+    EXPECT_EQ(reply->sender_mac, kExtMac);
+    EXPECT_EQ(reply->sender_ip_be, kVip.ip.v4_be());
+    EXPECT_EQ(reply->target_mac, kGatewayMac);
+
+    // A request for someone else's address gets no answer.
+    m.target_ip_be = IpAddress::parse("198.51.100.77")->v4_be();
+    net::write_arp(req.data() + 14, m);
+    send(ext_, req);
+    EXPECT_TRUE(receive(ext_, 0).empty());
+}
+
+TEST_F(DataplaneRing, UnresolvedBackendIsArpedThenLearned) {
+    const Endpoint vip = *Endpoint::parse("198.51.100.11:5060");
+    const Endpoint backend = *Endpoint::parse("203.0.113.13:5060");
+    auto before = dp_->stats();
+    std::string msg = invite("arp-call");
+    auto in = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = vip, .payload = msg});
+    send(ext_, in.bytes);
+    auto out = receive(int_, 1);  // the ARP request, not the INVITE
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_EQ(out[0].size(), 60u);
+    EXPECT_EQ(out[0][12], 0x81);  // tagged for the internal VLAN
+    EXPECT_EQ(get16(out[0], 14), kIntVlan);
+    auto req = net::parse_arp(out[0].data() + 18, out[0].size() - 18);
+    ASSERT_TRUE(req);
+    EXPECT_EQ(req->op, net::kArpRequest);
+    EXPECT_EQ(req->target_ip_be, backend.ip.v4_be());
+    EXPECT_EQ(req->sender_ip_be, IpAddress::parse("203.0.113.1")->v4_be());
+    auto mid = dp_->stats();
+    EXPECT_EQ(drops(mid, "no_neighbor"), drops(before, "no_neighbor") + 1);
+    EXPECT_EQ(mid.arp_requests, before.arp_requests + 1);
+
+    // The backend answers; the retransmitted INVITE then goes through.
+    std::vector<uint8_t> rep(60, 0);
+    std::copy(kIntMac.bytes.begin(), kIntMac.bytes.end(), rep.begin());
+    std::copy(kBackend13Mac.bytes.begin(), kBackend13Mac.bytes.end(), rep.begin() + 6);
+    rep[12] = 0x81;
+    put16(rep, 14, kIntVlan);
+    put16(rep, 16, 0x0806);
+    net::write_arp(rep.data() + 18, net::arp_reply_to(*req, kBackend13Mac));
+    send(int_, rep);
+    send(ext_, in.bytes);
+    out = receive(int_, 1);
+    ASSERT_EQ(out.size(), 1u);
+    auto expect = build_frame({.src_mac = kIntMac, .dst_mac = kBackend13Mac, .vlan = kIntVlan, .src = kClient,
+                               .dst = backend, .ttl = 63, .payload = msg});
+    EXPECT_EQ(out[0], expect.bytes);
+    EXPECT_GT(dp_->stats().neighbors_learned, before.neighbors_learned);
+}
+
+TEST_F(DataplaneRing, Ipv6ForwardAndReplyToGleanedOnLinkClient) {
+    const Endpoint client = *Endpoint::parse("[2001:db8:1::99]:5062");
+    const Endpoint vip = *Endpoint::parse("[2001:db8:1::10]:5060");
+    const Endpoint backend = *Endpoint::parse("[2001:db8:2::11]:5060");
+    std::string msg = invite("v6-call");
+    auto in = build_frame({.src_mac = kClient6Mac, .dst_mac = kExtMac, .src = client, .dst = vip, .ttl = 64,
+                           .ipv6_hop_by_hop = true, .payload = msg});
+    send(ext_, in.bytes);
+    auto out = receive(int_, 1);
+    ASSERT_EQ(out.size(), 1u);
+    auto expect = build_frame({.src_mac = kIntMac, .dst_mac = kBackend6Mac, .vlan = kIntVlan, .src = client,
+                               .dst = backend, .ttl = 63, .ipv6_hop_by_hop = true, .payload = msg});
+    EXPECT_EQ(out[0], expect.bytes);
+
+    std::string reply = response("v6-call");
+    auto back = build_frame({.src_mac = kBackend6Mac, .dst_mac = kIntMac, .vlan = kIntVlan, .src = backend,
+                             .dst = client, .ttl = 64, .payload = reply});
+    send(int_, back.bytes);
+    out = receive(ext_, 1);  // client's MAC was learned from its request
+    ASSERT_EQ(out.size(), 1u);
+    auto expect_back = build_frame({.src_mac = kExtMac, .dst_mac = kClient6Mac, .src = vip, .dst = client, .ttl = 63,
+                                    .payload = reply});
+    EXPECT_EQ(out[0], expect_back.bytes);
+}
+
+}  // namespace
