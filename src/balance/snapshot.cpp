@@ -213,8 +213,8 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
             }
         }
     };
+    // Content only (not the version), so two nodes can compare fingerprints.
     Fingerprint fp;
-    fp.add_value(version);
     for (uint32_t p = 0; p < d->pools_.size(); ++p) {
         const auto& pool = *d->pools_[p];
         fp.add_value(pool.fingerprint());

@@ -246,3 +246,20 @@ TEST(PoolSpecFromConfig, StaticBackendsAndSettings) {
 
 }  // namespace
 }  // namespace siplb::balance
+
+namespace siplb::balance {
+namespace {
+
+TEST(DataplaneSnapshot, FingerprintIsContentNotVersion) {
+    PoolSpec spec = make_spec(5);
+    auto a = DataplaneSnapshot::build({build(spec, 1)}, 1);
+    auto b = DataplaneSnapshot::build({build(spec, 2)}, 2);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ((*a)->fingerprint(), (*b)->fingerprint());
+    set_state(spec, backend_endpoint(3), BackendState::draining);
+    auto c = DataplaneSnapshot::build({build(spec, 3)}, 3);
+    EXPECT_NE((*a)->fingerprint(), (*c)->fingerprint());
+}
+
+}  // namespace
+}  // namespace siplb::balance

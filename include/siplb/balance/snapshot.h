@@ -140,6 +140,8 @@ public:
 
     std::span<const std::shared_ptr<const PoolSnapshot>> pools() const noexcept { return pools_; }
     uint64_t version() const noexcept { return version_; }
+    // Over the pools' fingerprints, not the version: equal on two nodes
+    // with the same pools, backends, states and tables.
     uint64_t fingerprint() const noexcept { return fingerprint_; }
 
     // Exact VIP (address and port) -> pool. pool == nullptr when unknown.
