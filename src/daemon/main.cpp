@@ -232,6 +232,7 @@ control::StatsSnapshot Daemon::stats() const {
     control::StatsSnapshot s;
     if (affinity_) {
         s.affinity_capacity = affinity_->capacity();
+        s.affinity_entries = affinity_->count_live(monotonic_seconds());
     }
 #ifdef SIPLB_HAVE_DATAPLANE
     if (!dataplane_) return s;

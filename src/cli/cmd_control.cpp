@@ -1,0 +1,389 @@
+// siplbctl online commands: talk to the running daemon over its control
+// socket (protocol: include/siplb/control/protocol.h). Human-readable tables
+// by default, the daemon's raw JSON result with --json.
+// Exit status: 0 ok, 1 the daemon refused the request, 2 usage,
+// 3 the daemon cannot be reached (not running, no permission, timeout).
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "command.h"
+#include "siplb/control/config.h"
+#include "siplb/control/protocol.h"
+
+namespace siplb::cli {
+namespace {
+
+using json = nlohmann::json;
+using control::CommandKind;
+
+constexpr const char* kDefaultConfig = "/etc/siplb/siplb.toml";
+constexpr const char* kDefaultSocket = "/run/siplb/siplb.sock";
+
+struct Options {
+    std::string socket;
+    bool json_out = false;
+    int timeout_ms = 10000;
+    std::vector<std::string> args;  // positional
+};
+
+std::string default_socket() {
+    if (::access(kDefaultConfig, R_OK) == 0) {
+        auto cfg = config::load_config(kDefaultConfig);
+        if (cfg) return cfg->control.socket;
+    }
+    return kDefaultSocket;
+}
+
+// Sends one request line, reads one response line. Errors are exit-3 messages.
+Result<json> call(const std::string& path, const std::string& line, int timeout_ms) {
+    using R = Result<json>;
+    sockaddr_un addr{};
+    if (path.size() >= sizeof(addr.sun_path)) return R::fail("socket path too long: " + path);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return R::fail(std::string("socket: ") + std::strerror(errno));
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        const int e = errno;
+        ::close(fd);
+        std::string hint = (e == ENOENT || e == ECONNREFUSED) ? " (is siplb running? use --socket PATH)"
+                           : e == EACCES                       ? " (permission denied: run as root or a member of the socket's group)"
+                                                               : "";
+        return R::fail("cannot connect to siplb at " + path + ": " + std::strerror(e) + hint);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    auto left = [&] {
+        return static_cast<int>(std::max<int64_t>(
+            0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count()));
+    };
+    size_t sent = 0;
+    while (sent < line.size()) {
+        pollfd p{fd, POLLOUT, 0};
+        if (::poll(&p, 1, left()) <= 0) {
+            ::close(fd);
+            return R::fail("timed out sending to siplb at " + path);
+        }
+        const ssize_t n = ::send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+        if (n < 0 && errno != EINTR && errno != EAGAIN) {
+            ::close(fd);
+            return R::fail(std::string("send: ") + std::strerror(errno));
+        }
+        if (n > 0) sent += static_cast<size_t>(n);
+    }
+    std::string in;
+    char buf[65536];
+    while (in.find('\n') == std::string::npos) {
+        pollfd p{fd, POLLIN, 0};
+        const int r = ::poll(&p, 1, left());
+        if (r <= 0) {
+            ::close(fd);
+            return R::fail("timed out waiting for siplb at " + path);
+        }
+        const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            ::close(fd);
+            return R::fail(std::string("recv: ") + std::strerror(errno));
+        }
+        in.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    const size_t nl = in.find('\n');
+    if (nl == std::string::npos) return R::fail("siplb closed the connection without answering");
+    json j = json::parse(in.begin(), in.begin() + static_cast<long>(nl), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return R::fail("siplb sent a malformed response");
+    return j;
+}
+
+// --- table output ---
+
+std::string cell(const json& v) {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_null()) return "-";
+    if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
+    if (v.is_number_float()) {
+        char b[32];
+        std::snprintf(b, sizeof(b), "%.2f", v.get<double>());
+        return b;
+    }
+    return v.dump();
+}
+
+void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+    std::vector<size_t> w(header.size());
+    for (size_t i = 0; i < header.size(); ++i) w[i] = header[i].size();
+    for (const auto& r : rows)
+        for (size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], r[i].size());
+    auto line = [&](const std::vector<std::string>& r) {
+        std::string s;
+        for (size_t i = 0; i < r.size(); ++i) {
+            s += r[i];
+            if (i + 1 < r.size()) s += std::string(w[i] - r[i].size() + 2, ' ');
+        }
+        std::printf("%s\n", s.c_str());
+    };
+    line(header);
+    for (const auto& r : rows) line(r);
+}
+
+// Field of an object, null when absent (const operator[] on a missing key is UB).
+const json& at(const json& o, const char* key) {
+    static const json kNull;
+    if (!o.is_object()) return kNull;
+    auto it = o.find(key);
+    return it == o.end() ? kNull : *it;
+}
+
+std::string percent(const json& v) {
+    char b[32];
+    std::snprintf(b, sizeof(b), "%.1f%%", v.is_number() ? v.get<double>() * 100.0 : 0.0);
+    return b;
+}
+
+void print_human(CommandKind cmd, const json& r) {
+    switch (cmd) {
+        case CommandKind::status: {
+            std::printf("siplb %s  pid %s  up %ss  config %s\n", cell(at(r, "version")).c_str(),
+                        cell(at(r, "pid")).c_str(), cell(at(r, "uptime_s")).c_str(),
+                        cell(at(r, "config")).c_str());
+            std::printf("dataplane %s, %s workers, snapshot version %s, %s pools\n",
+                        cell(at(r, "dataplane")).c_str(), cell(at(r, "workers")).c_str(),
+                        cell(at(r, "snapshot_version")).c_str(), cell(at(r, "pools")).c_str());
+            std::vector<std::vector<std::string>> rows;
+            for (const auto& p : r.value("ports", json::array())) rows.push_back({"port", cell(at(p, "name")), cell(at(p, "device"))});
+            const json tables = r.value("tables", json::object());
+            for (const auto& [pool, fp] : tables.items()) rows.push_back({"table", pool, cell(fp)});
+            if (!rows.empty()) print_table({"KIND", "NAME", "DETAIL"}, rows);
+            return;
+        }
+        case CommandKind::pools: {
+            std::vector<std::vector<std::string>> rows;
+            for (const auto& p : r.value("pools", json::array()))
+                rows.push_back({cell(at(p, "name")), cell(at(p, "backends")), cell(at(p, "active")), cell(at(p, "draining")),
+                                cell(at(p, "standby")), cell(at(p, "overloaded")), cell(at(p, "down")), cell(at(p, "disabled")),
+                                cell(at(p, "version"))});
+            print_table({"POOL", "BACKENDS", "ACTIVE", "DRAINING", "STANDBY", "OVERLOADED", "DOWN", "DISABLED", "VERSION"},
+                        rows);
+            return;
+        }
+        case CommandKind::backends: {
+            std::vector<std::vector<std::string>> rows;
+            for (const auto& b : r.value("backends", json::array())) {
+                std::string health = cell(at(b, "health"));
+                if (b.value("panic", false)) health += " (panic: kept in)";
+                const std::string detail = b.value("health_detail", std::string());
+                if (!detail.empty()) health += ": " + detail;
+                rows.push_back({cell(at(b, "pool")), cell(at(b, "address")), cell(at(b, "source")), cell(at(b, "weight")),
+                                cell(at(b, "state")), percent(at(b, "table_share")), cell(at(b, "packets")), cell(at(b, "bytes")),
+                                cell(at(b, "calls")), health});
+            }
+            print_table({"POOL", "BACKEND", "SOURCE", "WEIGHT", "STATE", "SHARE", "PACKETS", "BYTES", "CALLS", "HEALTH"},
+                        rows);
+            return;
+        }
+        case CommandKind::stats: {
+            std::printf("snapshot version %s, affinity %s/%s entries\n\n", cell(at(r, "snapshot_version")).c_str(),
+                        cell(at(r, "affinity_entries")).c_str(), cell(at(r, "affinity_capacity")).c_str());
+            std::vector<std::vector<std::string>> rows;
+            for (const auto& w : r.value("workers", json::array()))
+                rows.push_back({cell(at(w, "worker")), cell(at(w, "lcore")), cell(at(w, "rx_packets")), cell(at(w, "tx_packets")), cell(at(w, "drops"))});
+            print_table({"WORKER", "LCORE", "RX", "TX", "DROPS"}, rows);
+            rows.clear();
+            std::printf("\n");
+            for (const auto& p : r.value("ports", json::array()))
+                rows.push_back({cell(at(p, "name")), cell(at(p, "rx_packets")), cell(at(p, "tx_packets")), cell(at(p, "rx_bytes")),
+                                cell(at(p, "tx_bytes")), cell(at(p, "rx_missed")), cell(at(p, "tx_errors"))});
+            print_table({"PORT", "RX", "TX", "RX_BYTES", "TX_BYTES", "RX_MISSED", "TX_ERRORS"}, rows);
+            rows.clear();
+            std::printf("\n");
+            const json drops = r.value("drops", json::object());
+            for (const auto& [reason, n] : drops.items())
+                if (n.is_number() && n.get<uint64_t>() > 0) rows.push_back({reason, cell(n)});
+            print_table({"DROP_REASON", "COUNT"}, rows);
+            rows.clear();
+            std::printf("\n");
+            for (const auto& b : r.value("backends", json::array()))
+                rows.push_back({cell(at(b, "pool")), cell(at(b, "backend")), cell(at(b, "packets_to")), cell(at(b, "bytes_to")),
+                                cell(at(b, "packets_from")), cell(at(b, "bytes_from")), cell(at(b, "calls"))});
+            print_table({"POOL", "BACKEND", "PKTS_TO", "BYTES_TO", "PKTS_FROM", "BYTES_FROM", "CALLS"}, rows);
+            return;
+        }
+        case CommandKind::lookup:
+            std::printf("%s\t%s\t%s\n", cell(at(r, "call_id")).c_str(), cell(at(r, "backend")).c_str(),
+                        cell(at(r, "reason")).c_str());
+            return;
+        case CommandKind::drain:
+        case CommandKind::disable:
+        case CommandKind::enable:
+        case CommandKind::weight:
+        case CommandKind::add:
+        case CommandKind::remove:
+            std::printf("pool %s backend %s: %s, weight %s\n", cell(at(r, "pool")).c_str(),
+                        cell(at(r, "backend")).c_str(), cell(at(r, "state")).c_str(),
+                        cell(at(r, "weight")).c_str());
+            return;
+        case CommandKind::reload: {
+            const auto changes = r.value("changes", json::array());
+            std::printf("reloaded %s: %zu change%s\n", cell(at(r, "config")).c_str(), changes.size(),
+                        changes.size() == 1 ? "" : "s");
+            for (const auto& c : changes) std::printf("  %s\n", cell(c).c_str());
+            return;
+        }
+        case CommandKind::resolve:
+            std::printf("resolving pool %s:", cell(at(r, "pool")).c_str());
+            for (const auto& n : r.value("names", json::array())) std::printf(" %s", cell(n).c_str());
+            std::printf("\n");
+            return;
+        case CommandKind::metrics:
+            std::fputs(r.value("text", std::string()).c_str(), stdout);
+            return;
+    }
+}
+
+struct Spec {
+    CommandKind kind;
+    const char* name;      // siplbctl subcommand
+    const char* usage;
+    const char* summary;
+    size_t min_args, max_args;
+};
+
+constexpr Spec kSpecs[] = {
+    {CommandKind::status, "status", "status", "daemon version, uptime, workers, ports, snapshot, tables", 0, 0},
+    {CommandKind::pools, "pools", "pools", "pools and backend counts by state", 0, 0},
+    {CommandKind::backends, "backends", "backends [POOL]", "backends: source, weight, state, health, share, traffic", 0, 1},
+    {CommandKind::stats, "stats", "stats", "counters per worker, port, drop reason, backend", 0, 0},
+    {CommandKind::lookup, "query", "query POOL CALLID...", "backend the running daemon picks now (affinity or table)", 2, SIZE_MAX},
+    {CommandKind::drain, "drain", "drain POOL BACKEND", "no new calls to BACKEND, existing dialogs stay", 2, 2},
+    {CommandKind::disable, "disable", "disable POOL BACKEND", "take BACKEND out entirely (dialogs move)", 2, 2},
+    {CommandKind::enable, "enable", "enable POOL BACKEND", "undo drain/disable", 2, 2},
+    {CommandKind::weight, "weight", "weight POOL BACKEND N", "set BACKEND's weight (0: no new calls)", 3, 3},
+    {CommandKind::add, "add", "add POOL BACKEND [WEIGHT]", "add a static backend at runtime", 2, 3},
+    {CommandKind::remove, "remove", "remove POOL BACKEND", "remove a static backend (drain it first)", 2, 2},
+    {CommandKind::reload, "reload", "reload", "re-read the config file and apply it live", 0, 0},
+    {CommandKind::resolve, "resolve", "resolve POOL", "re-resolve the pool's DNS names now", 1, 1},
+    {CommandKind::metrics, "metrics", "metrics", "Prometheus text exposition", 0, 0},
+};
+
+void help(const Spec& s, FILE* out) {
+    std::fprintf(out,
+                 "usage: siplbctl %s [--socket PATH] [--json] [--timeout SECONDS]\n  %s\n\n"
+                 "--socket  control socket (default: [control] socket of %s, else %s)\n"
+                 "--json    print the daemon's JSON result\n"
+                 "Exit status: 0 ok, 1 refused by the daemon, 2 usage, 3 daemon not reachable.\n",
+                 s.usage, s.summary, kDefaultConfig, kDefaultSocket);
+}
+
+int run(const Spec& s, int argc, char** argv) {
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--help" || a == "-h") {
+            help(s, stdout);
+            return 0;
+        } else if (a == "--json") {
+            o.json_out = true;
+        } else if (a == "--socket" || a == "-s" || a == "--timeout") {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "siplbctl %s: %s needs a value\n", s.name, a.c_str());
+                return 2;
+            }
+            const std::string v = argv[++i];
+            if (a == "--timeout") {
+                char* end = nullptr;
+                const double t = std::strtod(v.c_str(), &end);
+                if (!end || *end || t <= 0 || t > 3600) {
+                    std::fprintf(stderr, "siplbctl %s: bad --timeout '%s'\n", s.name, v.c_str());
+                    return 2;
+                }
+                o.timeout_ms = static_cast<int>(t * 1000);
+            } else {
+                o.socket = v;
+            }
+        } else if (a.rfind("--socket=", 0) == 0) {
+            o.socket = a.substr(9);
+        } else if (a.size() > 1 && a[0] == '-' && a != "-") {
+            std::fprintf(stderr, "siplbctl %s: unknown option '%s'\n", s.name, a.c_str());
+            help(s, stderr);
+            return 2;
+        } else {
+            o.args.push_back(a);
+        }
+    }
+    if (o.args.size() < s.min_args || o.args.size() > s.max_args) {
+        help(s, stderr);
+        return 2;
+    }
+    if (o.socket.empty()) o.socket = default_socket();
+
+    std::vector<control::Request> reqs;
+    control::Request base;
+    base.cmd = s.kind;
+    if (!o.args.empty()) base.pool = o.args[0];
+    if (o.args.size() >= 2 && s.kind != CommandKind::lookup) {
+        auto ep = Endpoint::parse(o.args[1], control::kDefaultSipPort, true);
+        if (!ep) {
+            std::fprintf(stderr, "siplbctl %s: '%s' is not an address like 192.0.2.10:5060\n", s.name, o.args[1].c_str());
+            return 2;
+        }
+        base.backend = *ep;
+    }
+    if (o.args.size() >= 3 && (s.kind == CommandKind::weight || s.kind == CommandKind::add)) {
+        char* end = nullptr;
+        const long w = std::strtol(o.args[2].c_str(), &end, 10);
+        if (!end || *end || w < 0 || w > 65535) {
+            std::fprintf(stderr, "siplbctl %s: weight '%s' is not a number 0..65535\n", s.name, o.args[2].c_str());
+            return 2;
+        }
+        base.weight = static_cast<uint32_t>(w);
+    }
+    if (s.kind == CommandKind::lookup) {
+        for (size_t i = 1; i < o.args.size(); ++i) {
+            control::Request r = base;
+            r.call_id = o.args[i];
+            reqs.push_back(r);
+        }
+    } else {
+        reqs.push_back(base);
+    }
+    int rc = 0;
+    for (const auto& r : reqs) {
+        auto resp = call(o.socket, control::encode_request(r), o.timeout_ms);
+        if (!resp) {
+            std::fprintf(stderr, "siplbctl %s: %s\n", s.name, resp.message().c_str());
+            return 3;
+        }
+        if (!resp->value("ok", false)) {
+            std::fprintf(stderr, "siplbctl %s: %s\n", s.name, resp->value("error", std::string("request failed")).c_str());
+            rc = 1;
+            continue;
+        }
+        const json& result = (*resp)["result"];
+        if (o.json_out)
+            std::printf("%s\n", result.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+        else
+            print_human(s.kind, result);
+    }
+    return rc;
+}
+
+struct RegisterAll {
+    RegisterAll() {
+        for (const Spec& s : kSpecs)
+            command_registry().push_back(Command{s.name, s.usage, s.summary, [&s](int argc, char** argv) { return run(s, argc, argv); }});
+    }
+} const kRegisterAll;
+
+}  // namespace
+}  // namespace siplb::cli
