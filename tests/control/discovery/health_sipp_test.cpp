@@ -111,7 +111,7 @@ TEST_F(HealthTest, HealthyBackendStaysUpThenDiesAndRecovers) {
     EXPECT_EQ(changes.back().verdict, Verdict::down);
     EXPECT_EQ(changes.back().pool, "lund");
     EXPECT_EQ(changes.back().ep, uas.endpoint());
-    EXPECT_LE(changes.back().at - died, 200ms * 3 * 1.1 + 300ms + 200ms);
+    EXPECT_LE(changes.back().at - died, 200ms * 3 * 1.1 + 300ms + 500ms);  // slack for loaded CI
     EXPECT_NE(changes.back().detail.find("ICMP"), std::string::npos) << changes.back().detail;
     EXPECT_GE(status_of(uas.endpoint()).unreachable, 3u);
 
@@ -141,7 +141,7 @@ TEST_F(HealthTest, SilentBackendTimesOutToDown) {
     EXPECT_EQ(changes.back().verdict, Verdict::down);
     // 3 probes, each waiting its 300 ms timeout, then rescheduled (interval 200 +-10%).
     EXPECT_GE(Clock::now() - start, 3 * 300ms);
-    EXPECT_LE(changes.back().at - start, 3 * (300ms + 220ms) + 200ms);
+    EXPECT_LE(changes.back().at - start, 3 * (300ms + 220ms) + 500ms);
     auto st = status_of(ep);
     EXPECT_EQ(st.timeouts, 3u);
     EXPECT_EQ(st.unreachable, 0u);
