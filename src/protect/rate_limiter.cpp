@@ -1,0 +1,99 @@
+#include "siplb/protect/rate_limiter.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+namespace siplb::protect {
+
+namespace {
+
+uint64_t mix(uint64_t hi, uint64_t lo, uint64_t seed) noexcept {
+    uint64_t x = hi * 0x9e3779b97f4a7c15ull ^ (lo + seed);
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+bool valid_rate(double r) { return std::isfinite(r) && r > 0 && r <= 1e9; }
+bool valid_burst(double b) { return std::isfinite(b) && b >= 1 && b <= 1e9; }
+
+}  // namespace
+
+Result<RateLimiter> RateLimiter::create(const config::RateLimitConfig& cfg, uint64_t hash_seed) {
+    if (!valid_rate(cfg.requests_per_s) || !valid_rate(cfg.prefix_requests_per_s))
+        return Result<RateLimiter>::fail("rate_limit: rates must be in (0, 1e9] requests/s");
+    if (!valid_burst(cfg.burst) || !valid_burst(cfg.prefix_burst))
+        return Result<RateLimiter>::fail("rate_limit: bursts must be in [1, 1e9]");
+    if (cfg.table_size < 16 || cfg.table_size > (1u << 26) || !std::has_single_bit(cfg.table_size))
+        return Result<RateLimiter>::fail("rate_limit: table_size " + std::to_string(cfg.table_size) +
+                                         " must be a power of two in [16, 2^26]");
+    RateLimiter r;
+    auto bucket = [](double rate, double burst) {
+        double t = std::max(1.0, std::round(1e9 / rate));
+        return Bucket{static_cast<uint64_t>(t), static_cast<uint64_t>(std::round(t * burst))};
+    };
+    r.source_ = bucket(cfg.requests_per_s, cfg.burst);
+    r.prefix_ = bucket(cfg.prefix_requests_per_s, cfg.prefix_burst);
+    r.mask_ = cfg.table_size - 1;
+    r.seed_ = hash_seed;
+    r.sources_.reset(new Slot[cfg.table_size]());
+    r.prefixes_.reset(new Slot[cfg.table_size]());
+    r.c_ = std::make_unique<Counters>();
+    return r;
+}
+
+RateLimiter::Slot* RateLimiter::lookup(Slot* table, uint64_t hi, uint64_t lo, uint64_t now_ns) noexcept {
+    uint64_t h = mix(hi, lo, seed_);
+    Slot* victim = nullptr;
+    for (uint32_t i = 0; i < kProbe; ++i) {
+        Slot* s = &table[(h + i) & mask_];
+        if (s->hi == hi && s->lo == lo && s->tat != 0) return s;
+        if (!victim || s->tat < victim->tat) victim = s;
+    }
+    if (victim->tat > now_ns) bump(c_->evictions);  // a live bucket gives way: stalest first
+    victim->hi = hi;
+    victim->lo = lo;
+    victim->tat = 0;  // full bucket
+    return victim;
+}
+
+RateVerdict RateLimiter::admit(const IpAddress& src, uint64_t now_ns) noexcept {
+    uint64_t hi, lo, phi, plo;
+    if (src.is_v4()) {
+        uint32_t a;
+        std::memcpy(&a, src.bytes.data(), 4);
+        hi = 0;
+        lo = (0xffffull << 32) | a;  // ::ffff:a.b.c.d, address bytes as they are in memory
+        uint32_t p = a;
+        std::memset(reinterpret_cast<uint8_t*>(&p) + 3, 0, 1);  // /24: clear the last address byte
+        phi = 0;
+        plo = (0xffffull << 32) | p;
+    } else {
+        std::memcpy(&hi, src.bytes.data(), 8);
+        std::memcpy(&lo, src.bytes.data() + 8, 8);
+        phi = hi;  // /64
+        plo = 0;
+    }
+    Slot* s = lookup(sources_.get(), hi, lo, now_ns);
+    uint64_t s_tat = std::max(s->tat, now_ns) + source_.interval_ns;
+    if (s_tat - now_ns > source_.tolerance_ns) {
+        bump(c_->source_limited);
+        return RateVerdict::source_limited;
+    }
+    Slot* p = lookup(prefixes_.get(), phi, plo, now_ns);
+    uint64_t p_tat = std::max(p->tat, now_ns) + prefix_.interval_ns;
+    if (p_tat - now_ns > prefix_.tolerance_ns) {
+        bump(c_->prefix_limited);
+        return RateVerdict::prefix_limited;
+    }
+    s->tat = s_tat;
+    p->tat = p_tat;
+    bump(c_->passed);
+    return RateVerdict::pass;
+}
+
+}  // namespace siplb::protect

@@ -1,0 +1,209 @@
+#include "siplb/protect/rules.h"
+
+#include <hs/hs.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+
+namespace siplb::protect {
+
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// Key under which rules share a database: the field, and for named headers
+// the lower-cased long name (so "header:f" and "from" land together).
+struct FieldKey {
+    Field field;
+    std::string header;
+    bool operator<(const FieldKey& o) const { return field != o.field ? field < o.field : header < o.header; }
+};
+
+sip::Span field_span(const uint8_t* payload, size_t len, const sip::SipMessage& msg, Field f,
+                     const std::string& header) noexcept {
+    switch (f) {
+        case Field::method: return msg.kind == sip::Kind::request ? msg.method_token : sip::Span{};
+        case Field::request_uri: return msg.kind == sip::Kind::request ? msg.request_uri : sip::Span{};
+        case Field::user_agent: return msg.user_agent;
+        case Field::from: return msg.from;
+        case Field::to: return msg.to;
+        case Field::call_id: return msg.call_id;
+        case Field::cseq: return msg.cseq;
+        case Field::header: return sip::find_header(payload, len, msg, header);
+    }
+    return {};
+}
+
+struct MatchContext {
+    uint32_t best;
+    uint32_t floor;  // lowest rule of the database being scanned: nothing can beat it
+};
+
+int on_match(unsigned int id, unsigned long long, unsigned long long, unsigned int, void* ctx) {
+    auto* m = static_cast<MatchContext*>(ctx);
+    if (id < m->best) m->best = id;
+    return m->best == m->floor ? 1 : 0;  // 1 stops the scan: no better rule in this database
+}
+
+}  // namespace
+
+bool parse_field(std::string_view text, Field& field, std::string& header) {
+    header.clear();
+    if (text == "method") field = Field::method;
+    else if (text == "request_uri") field = Field::request_uri;
+    else if (text == "user_agent") field = Field::user_agent;
+    else if (text == "from") field = Field::from;
+    else if (text == "to") field = Field::to;
+    else if (text.starts_with("header:") && text.size() > 7) {
+        std::string name = lower(text.substr(7));
+        // Headers the parser already located: reuse its span, no second search.
+        if (name == "user-agent") field = Field::user_agent;
+        else if (name == "from" || name == "f") field = Field::from;
+        else if (name == "to" || name == "t") field = Field::to;
+        else if (name == "call-id" || name == "i") field = Field::call_id;
+        else if (name == "cseq") field = Field::cseq;
+        else {
+            field = Field::header;
+            header = std::move(name);
+        }
+    } else {
+        return false;
+    }
+    return true;
+}
+
+CompiledRules::~CompiledRules() {
+    for (auto& d : dbs_) hs_free_database(d.db);
+}
+
+Result<std::shared_ptr<const CompiledRules>> CompiledRules::build(std::span<const config::RuleConfig> rules,
+                                                                  std::span<const std::string> pool_names) {
+    std::shared_ptr<CompiledRules> out(new CompiledRules());
+    std::map<FieldKey, std::vector<uint32_t>> groups;
+    auto where = [&](size_t i) { return "rule '" + rules[i].name + "' (rules[" + std::to_string(i) + "])"; };
+    for (size_t i = 0; i < rules.size(); ++i) {
+        const auto& r = rules[i];
+        RuleInfo info;
+        info.name = r.name;
+        info.action = r.action;
+        if (!parse_field(r.field, info.field, info.header))
+            return Result<std::shared_ptr<const CompiledRules>>::fail(where(i) + ": '" + r.field +
+                                                                      "' is not a rule field");
+        if (r.pattern.empty())
+            return Result<std::shared_ptr<const CompiledRules>>::fail(where(i) + ": empty pattern");
+        if (r.action == config::RuleAction::route) {
+            info.route_pool = r.route_pool;
+            if (!pool_names.empty()) {
+                auto it = std::find(pool_names.begin(), pool_names.end(), r.route_pool);
+                if (it == pool_names.end())
+                    return Result<std::shared_ptr<const CompiledRules>>::fail(where(i) + ": route_pool '" +
+                                                                              r.route_pool + "' is not a pool");
+                info.route_pool_index = static_cast<uint32_t>(it - pool_names.begin());
+            }
+        }
+        groups[FieldKey{info.field, info.header}].push_back(static_cast<uint32_t>(i));
+        out->rules_.push_back(std::move(info));
+    }
+    for (auto& [key, ids] : groups) {
+        std::vector<const char*> exprs;
+        std::vector<unsigned> flags;
+        for (uint32_t id : ids) {
+            exprs.push_back(rules[id].pattern.c_str());
+            flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL | (rules[id].caseless ? HS_FLAG_CASELESS : 0u));
+        }
+        hs_database_t* db = nullptr;
+        hs_compile_error_t* err = nullptr;
+        if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(ids.size()), HS_MODE_BLOCK,
+                             nullptr, &db, &err) != HS_SUCCESS) {
+            std::string msg;
+            if (err && err->expression >= 0 && static_cast<size_t>(err->expression) < ids.size()) {
+                uint32_t id = ids[static_cast<size_t>(err->expression)];
+                msg = where(id) + ": pattern '" + rules[id].pattern + "': " + err->message;
+            } else {
+                msg = std::string("rules on field '") + rules[ids.front()].field +
+                      "': " + (err ? err->message : "Hyperscan compile failed");
+            }
+            hs_free_compile_error(err);
+            return Result<std::shared_ptr<const CompiledRules>>::fail(std::move(msg));
+        }
+        out->dbs_.push_back(FieldDb{key.field, key.header, db, ids.front()});
+    }
+    std::sort(out->dbs_.begin(), out->dbs_.end(),
+              [](const FieldDb& a, const FieldDb& b) { return a.first_rule < b.first_rule; });
+    return std::shared_ptr<const CompiledRules>(std::move(out));
+}
+
+RuleScratch::~RuleScratch() {
+    if (s_) hs_free_scratch(s_);
+}
+
+RuleScratch& RuleScratch::operator=(RuleScratch&& o) noexcept {
+    if (this != &o) {
+        if (s_) hs_free_scratch(s_);
+        s_ = o.s_;
+        o.s_ = nullptr;
+    }
+    return *this;
+}
+
+Status RuleScratch::reserve(const CompiledRules& rules) {
+    for (const auto& d : rules.dbs_) {
+        if (hs_alloc_scratch(d.db, &s_) != HS_SUCCESS) return Status::fail("Hyperscan scratch allocation failed");
+    }
+    return ok_status();
+}
+
+Result<RuleScratch> RuleScratch::clone() const {
+    RuleScratch out;
+    if (s_ && hs_clone_scratch(s_, &out.s_) != HS_SUCCESS)
+        return Result<RuleScratch>::fail("Hyperscan scratch clone failed");
+    return out;
+}
+
+std::vector<uint64_t> RuleCounters::aggregate(std::span<const RuleCounters* const> workers) {
+    size_t n = 0;
+    for (const auto* w : workers) n = std::max(n, w->size());
+    std::vector<uint64_t> sum(n, 0);
+    for (const auto* w : workers)
+        for (size_t i = 0; i < w->size(); ++i) sum[i] += w->hits(i);
+    return sum;
+}
+
+RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
+                     RuleScratch& scratch, RuleCounters& counters) noexcept {
+    RuleVerdict v;
+    if (rules.dbs_.empty() || msg.verdict != sip::Verdict::ok) return v;
+    MatchContext m{kNoRule, 0};
+    for (const auto& d : rules.dbs_) {
+        // Databases are ordered by their lowest rule: once a match beats
+        // that, no later database can produce an earlier rule.
+        if (m.best <= d.first_rule) break;
+        sip::Span s = field_span(payload, len, msg, d.field, d.header);
+        if (s.empty() || s.end() > len) continue;
+        m.floor = d.first_rule;
+        hs_error_t e = hs_scan(d.db, reinterpret_cast<const char*>(payload) + s.offset, s.length, 0, scratch.s_,
+                               on_match, &m);
+        if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) counters.scan_error();
+    }
+    if (m.best == kNoRule) return v;
+    const RuleInfo& r = rules.rules_[m.best];
+    counters.hit(m.best);
+    v.rule = m.best;
+    switch (r.action) {
+        case config::RuleAction::drop: v.action = RuleVerdict::Action::drop; break;
+        case config::RuleAction::allow: v.action = RuleVerdict::Action::allow; break;
+        case config::RuleAction::route:
+            v.action = RuleVerdict::Action::route;
+            v.route_pool = r.route_pool_index;
+            v.route_pool_name = r.route_pool;
+            break;
+    }
+    return v;
+}
+
+}  // namespace siplb::protect

@@ -1,0 +1,107 @@
+#include <gtest/gtest.h>
+
+#include "siplb/protect/guard.h"
+#include "test_util.h"
+
+namespace siplb::protect {
+namespace {
+
+using config::RuleAction;
+using test::request;
+using test::rule;
+
+constexpr uint64_t kMs = 1'000'000ull;
+
+std::vector<config::PoolConfig> pools() {
+    config::PoolConfig acc;
+    acc.name = "accounts";
+    acc.rules = {rule("scanners", "user_agent", "friendly-scanner|sipvicious"),
+                 rule("trunk", "request_uri", "@siptrunk\\.example\\.net", RuleAction::route, "trunk")};
+    acc.rate_limit.enabled = true;
+    acc.rate_limit.requests_per_s = 10;
+    acc.rate_limit.burst = 20;
+    acc.rate_limit.prefix_requests_per_s = 1000;
+    acc.rate_limit.prefix_burst = 1000;
+    acc.rate_limit.table_size = 1024;
+    config::PoolConfig trunk;
+    trunk.name = "trunk";
+    return {acc, trunk};
+}
+
+struct Msg {
+    std::string text;
+    sip::SipMessage m;
+    explicit Msg(std::string t) : text(std::move(t)), m(sip::SipParser::parse(text)) {}
+    const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(text.data()); }
+};
+
+TEST(Guard, RulesThenRateLimit) {
+    auto snap = ProtectSnapshot::build(pools());
+    ASSERT_TRUE(snap.ok()) << snap.message();
+    auto g = WorkerGuard::create(snap.value()).value();
+    IpAddress src = *IpAddress::parse("203.0.113.9");
+    Msg scan(request("REGISTER", "sip:example.net", "friendly-scanner"));
+    auto d = g->check(0, scan.data(), scan.text.size(), scan.m, src, kMs);
+    EXPECT_EQ(d.action, GuardDecision::Action::drop_rule);
+    EXPECT_TRUE(d.dropped());
+    EXPECT_EQ(d.rule, 0u);
+    EXPECT_EQ(g->pool(0)->counters.hits(0), 1u);
+
+    Msg trunk(request("INVITE", "sip:4640@siptrunk.example.net", "pbx"));
+    d = g->check(0, trunk.data(), trunk.text.size(), trunk.m, src, kMs);
+    EXPECT_EQ(d.action, GuardDecision::Action::route);
+    EXPECT_EQ(d.route_pool, 1u);
+    // Rule drops were not charged to the source's bucket: 19 more fit the burst of 20.
+    Msg reg(request("REGISTER", "sip:example.net", "Yealink"));
+    int passed = 0;
+    for (int i = 0; i < 100; ++i)
+        passed += !g->check(0, reg.data(), reg.text.size(), reg.m, src, kMs).dropped();
+    EXPECT_EQ(passed, 19);
+    EXPECT_EQ(g->pool(0)->limiter->source_limited(), 81u);
+    // Another source is unaffected.
+    EXPECT_FALSE(g->check(0, reg.data(), reg.text.size(), reg.m, *IpAddress::parse("192.0.2.1"), kMs).dropped());
+}
+
+TEST(Guard, ResponsesAndKeepalivesAreNotLimited) {
+    auto g = WorkerGuard::create(ProtectSnapshot::build(pools()).value()).value();
+    IpAddress src = *IpAddress::parse("203.0.113.9");
+    Msg resp("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\nFrom: <sip:a@x>;tag=1\r\n"
+             "To: <sip:b@x>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
+    Msg ka("\r\n\r\n");
+    for (int i = 0; i < 1000; ++i) {
+        EXPECT_FALSE(g->check(0, resp.data(), resp.text.size(), resp.m, src, kMs).dropped());
+        EXPECT_FALSE(g->check(0, ka.data(), ka.text.size(), ka.m, src, kMs).dropped());
+    }
+}
+
+TEST(Guard, InviteFloodDroppedWhileOthersCall) {
+    auto g = WorkerGuard::create(ProtectSnapshot::build(pools()).value()).value();
+    Msg inv(request("INVITE", "sip:1000@example.net", "Linphone"));
+    IpAddress flood = *IpAddress::parse("198.51.100.66"), good = *IpAddress::parse("192.0.2.77");
+    int flood_ok = 0, good_ok = 0;
+    for (int ms = 0; ms < 5000; ++ms) {  // flood 1000/s, caller 5/s, limit 10/s burst 20
+        uint64_t now = 1'000'000'000ull + ms * kMs;
+        flood_ok += !g->check(0, inv.data(), inv.text.size(), inv.m, flood, now).dropped();
+        if (ms % 200 == 0) good_ok += !g->check(0, inv.data(), inv.text.size(), inv.m, good, now).dropped();
+    }
+    EXPECT_EQ(good_ok, 25);
+    EXPECT_LE(flood_ok, 20 + 50 + 1);
+}
+
+TEST(Guard, BadPatternFailsSnapshotWithPoolAndRule) {
+    auto p = pools();
+    p[1].rules = {rule("oops", "header:X-Foo", "[unterminated")};
+    auto snap = ProtectSnapshot::build(p);
+    ASSERT_FALSE(snap.ok());
+    EXPECT_NE(snap.message().find("pool 'trunk': rule 'oops' (rules[0])"), std::string::npos) << snap.message();
+}
+
+TEST(Guard, UnknownPoolIndexForwards) {
+    auto g = WorkerGuard::create(ProtectSnapshot::build(pools()).value()).value();
+    Msg scan(request("REGISTER", "sip:example.net", "friendly-scanner"));
+    EXPECT_EQ(g->check(7, scan.data(), scan.text.size(), scan.m, IpAddress{}, 0).action,
+              GuardDecision::Action::forward);
+}
+
+}  // namespace
+}  // namespace siplb::protect

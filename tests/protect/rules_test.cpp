@@ -1,0 +1,165 @@
+#include <gtest/gtest.h>
+
+#include "siplb/protect/rules.h"
+#include "test_util.h"
+
+namespace siplb::protect {
+namespace {
+
+using config::RuleAction;
+using test::request;
+using test::rule;
+
+struct Harness {
+    std::shared_ptr<const CompiledRules> rules;
+    RuleScratch scratch;
+    std::unique_ptr<RuleCounters> counters;
+
+    explicit Harness(std::vector<config::RuleConfig> cfg, std::vector<std::string> pools = {}) {
+        auto r = CompiledRules::build(cfg, pools);
+        if (!r) ADD_FAILURE() << r.message();
+        rules = r.value();
+        EXPECT_TRUE(scratch.reserve(*rules).ok());
+        counters = std::make_unique<RuleCounters>(rules->size());
+    }
+    RuleVerdict eval(const std::string& datagram) {
+        sip::SipMessage m = sip::SipParser::parse(datagram);
+        EXPECT_TRUE(m.ok() || m.verdict == sip::Verdict::keepalive) << sip::to_string(m.reason);
+        return evaluate(*rules, reinterpret_cast<const uint8_t*>(datagram.data()), datagram.size(), m, scratch,
+                        *counters);
+    }
+};
+
+TEST(Rules, DropsScannerByUserAgentCaseless) {
+    Harness h({rule("scanner", "user_agent", "friendly-scanner|sipvicious|sipcli")});
+    auto v = h.eval(request("REGISTER", "sip:example.net", "Friendly-Scanner"));
+    EXPECT_EQ(v.action, RuleVerdict::Action::drop);
+    EXPECT_EQ(v.rule, 0u);
+    EXPECT_EQ(h.eval(request("REGISTER", "sip:example.net", "Yealink SIP-T46S")).action, RuleVerdict::Action::none);
+    EXPECT_EQ(h.eval(request("REGISTER", "sip:example.net", "")).action, RuleVerdict::Action::none);
+    EXPECT_EQ(h.counters->hits(0), 1u);
+}
+
+TEST(Rules, CaseSensitiveWhenAsked) {
+    Harness h({rule("exact", "user_agent", "^BadUA$", RuleAction::drop, {}, false)});
+    EXPECT_EQ(h.eval(request("OPTIONS", "sip:x@example.net", "BadUA")).action, RuleVerdict::Action::drop);
+    EXPECT_EQ(h.eval(request("OPTIONS", "sip:x@example.net", "badua")).action, RuleVerdict::Action::none);
+}
+
+TEST(Rules, AnchorsApplyToTheFieldNotTheDatagram) {
+    Harness h({rule("uri", "request_uri", "^sip:\\+?46"), rule("m", "method", "^INVITE$")});
+    // "^INVITE$" must match the method token only, not "INVITE" in CSeq.
+    auto v = h.eval(request("OPTIONS", "sip:1000@example.net", "x"));
+    EXPECT_EQ(v.action, RuleVerdict::Action::none);
+    EXPECT_EQ(h.eval(request("INVITE", "sip:1000@example.net", "x")).rule, 1u);
+    EXPECT_EQ(h.eval(request("INVITE", "sip:+46701234@example.net", "x")).rule, 0u);
+}
+
+TEST(Rules, FirstRuleInConfigOrderWins) {
+    Harness h({rule("allow-trunk", "from", "@trunk\\.example", RuleAction::allow),
+               rule("drop-ua", "user_agent", "scanner"), rule("drop-all-invites", "method", "INVITE")});
+    auto trunk = request("INVITE", "sip:1@x", "scanner", "");
+    // From is alice@example.net: rule 0 does not match, rule 1 (UA) wins over rule 2.
+    EXPECT_EQ(h.eval(trunk).rule, 1u);
+    std::string from_trunk = trunk;
+    from_trunk.replace(from_trunk.find("alice@example.net"), 17, "pbx@trunk.example");
+    auto v = h.eval(from_trunk);
+    EXPECT_EQ(v.action, RuleVerdict::Action::allow);
+    EXPECT_EQ(v.rule, 0u);
+    EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", "phone")).rule, 2u);
+    EXPECT_EQ(h.counters->hits(0), 1u);
+    EXPECT_EQ(h.counters->hits(1), 1u);
+    EXPECT_EQ(h.counters->hits(2), 1u);
+}
+
+TEST(Rules, NamedHeadersAndCompactForms) {
+    Harness h({rule("x-scan", "header:X-Scanner", "yes"), rule("to-test", "header:t", "test@"),
+               rule("contact", "header:Contact", "evil\\.example")});
+    EXPECT_EQ(h.eval(request("OPTIONS", "sip:a@x", "ua", "X-Scanner: YES\r\n")).rule, 0u);
+    std::string m = request("OPTIONS", "sip:a@x", "ua", "m: <sip:bob@evil.example>\r\n");
+    EXPECT_EQ(h.eval(m).rule, 2u);
+    EXPECT_EQ(h.eval(request("OPTIONS", "sip:a@x", "ua")).action, RuleVerdict::Action::none);
+    // header:t shares the parser's To span, header:X-Scanner and header:Contact get their own database.
+    EXPECT_EQ(h.rules->databases(), 3u);
+}
+
+TEST(Rules, RouteResolvesPoolIndex) {
+    Harness h({rule("trunks", "request_uri", "@siptrunk\\.", RuleAction::route, "trunk")}, {"accounts", "trunk"});
+    auto v = h.eval(request("INVITE", "sip:4670@siptrunk.example.net", "pbx"));
+    EXPECT_EQ(v.action, RuleVerdict::Action::route);
+    EXPECT_EQ(v.route_pool, 1u);
+    EXPECT_EQ(v.route_pool_name, "trunk");
+}
+
+TEST(Rules, ResponsesHaveNoMethodOrUri) {
+    Harness h({rule("m", "method", "."), rule("ua", "user_agent", "bad")});
+    std::string resp =
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\nFrom: <sip:a@x>;tag=1\r\n"
+        "To: <sip:b@x>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nUser-Agent: bad\r\nContent-Length: 0\r\n\r\n";
+    EXPECT_EQ(h.eval(resp).rule, 1u);
+    EXPECT_EQ(h.eval("\r\n\r\n").action, RuleVerdict::Action::none);  // keepalive: never matched
+}
+
+TEST(Rules, BadPatternNamesTheRule) {
+    std::vector<config::RuleConfig> cfg = {rule("ok", "user_agent", "fine"), rule("broken", "user_agent", "abc(")};
+    auto r = CompiledRules::build(cfg);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.message().find("rule 'broken' (rules[1])"), std::string::npos) << r.message();
+    EXPECT_NE(r.message().find("abc("), std::string::npos) << r.message();
+
+    std::vector<config::RuleConfig> empty_match = {rule("any", "method", ".*")};
+    auto e = CompiledRules::build(empty_match);
+    ASSERT_FALSE(e.ok());
+    EXPECT_NE(e.message().find("rule 'any'"), std::string::npos) << e.message();
+
+    std::vector<config::RuleConfig> field = {rule("f", "body", "x")};
+    EXPECT_FALSE(CompiledRules::build(field).ok());
+
+    std::vector<config::RuleConfig> route = {rule("r", "method", "INVITE", RuleAction::route, "nowhere")};
+    std::vector<std::string> pools = {"lund"};
+    auto rr = CompiledRules::build(route, pools);
+    ASSERT_FALSE(rr.ok());
+    EXPECT_NE(rr.message().find("'nowhere'"), std::string::npos);
+}
+
+TEST(Rules, ScratchCloneAndAggregate) {
+    Harness h({rule("ua", "user_agent", "sipcli")});
+    auto clone = h.scratch.clone();
+    ASSERT_TRUE(clone.ok());
+    RuleCounters other(h.rules->size());
+    std::string m = request("REGISTER", "sip:x", "sipcli/v1.8");
+    sip::SipMessage msg = sip::SipParser::parse(m);
+    auto v = evaluate(*h.rules, reinterpret_cast<const uint8_t*>(m.data()), m.size(), msg, clone.value(), other);
+    EXPECT_EQ(v.rule, 0u);
+    h.eval(m);
+    const RuleCounters* all[] = {h.counters.get(), &other};
+    EXPECT_EQ(RuleCounters::aggregate(all), std::vector<uint64_t>{2});
+    EXPECT_EQ(other.scan_errors(), 0u);
+}
+
+TEST(Rules, UnreservedScratchIsCountedNotCrashed) {
+    Harness h({rule("ua", "user_agent", "sipcli")});
+    RuleScratch empty;
+    std::string m = request("REGISTER", "sip:x", "sipcli");
+    sip::SipMessage msg = sip::SipParser::parse(m);
+    auto v = evaluate(*h.rules, reinterpret_cast<const uint8_t*>(m.data()), m.size(), msg, empty, *h.counters);
+    EXPECT_EQ(v.action, RuleVerdict::Action::none);
+    EXPECT_EQ(h.counters->scan_errors(), 1u);
+}
+
+TEST(Rules, ThousandRulesCompileIntoFewDatabases) {
+    std::vector<config::RuleConfig> cfg;
+    for (int i = 0; i < 1000; ++i) {
+        std::string n = std::to_string(i);  // (GCC 12 -Wrestrict false positive on "lit" + string)
+        cfg.push_back(rule(std::string("r").append(n), i % 2 ? "user_agent" : "request_uri",
+                           std::string("blocked").append(n).append("\\b")));
+    }
+    Harness h(cfg);
+    EXPECT_EQ(h.rules->databases(), 2u);
+    EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", "blocked999")).rule, 999u);
+    EXPECT_EQ(h.eval(request("INVITE", "sip:blocked4@x", "blocked999")).rule, 4u);
+    EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", "blocked9999")).action, RuleVerdict::Action::none);
+}
+
+}  // namespace
+}  // namespace siplb::protect
