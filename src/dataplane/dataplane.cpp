@@ -112,6 +112,8 @@ Status Dataplane::Impl::setup_port(size_t index) {
 
     rte_eth_dev_info info{};
     if (int rc = rte_eth_dev_info_get(pid, &info); rc != 0) return Status::fail(label + ": " + errstr(rc));
+    // rx_queues = 0 makes a TX-only port (e.g. net_null as a sink, whose RX
+    // would otherwise generate frames).
     const uint16_t nb_rx = pc.rx_queues;
     const uint16_t nb_tx = static_cast<uint16_t>(config.dataplane.workers);
     if (nb_rx > info.max_rx_queues)

@@ -1,0 +1,259 @@
+// End-to-end throughput of one dataplane worker core, against a pure I/O
+// loop (testpmd "io" forwarding: rx burst -> tx burst, no processing) on
+// the same kind of ports, in the same run:
+//
+//   RX: net_pcap with infinite_rx=1 over a capture of a realistic SIP mix
+//       (requests client -> VIP, responses backend -> client; ~800 bytes avg)
+//   TX: net_null
+//
+// Cases: io baseline, dataplane with 2 backends, dataplane with 1000
+// backends. Prints Mpps per worker core and the ratio to the io loop.
+// Usage: bench_dataplane_forward [seconds per case, default 3] [messages, default 4096]
+#include <pcap/pcap.h>
+#include <rte_bus_vdev.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "siplb/balance/hash.h"
+#include "siplb/balance/snapshot.h"
+#include "siplb/dataplane/dataplane.h"
+#include "siplb/net/checksum.h"
+#include "siplb/sip/parser.h"
+
+using namespace siplb;
+
+namespace {
+
+const MacAddress kPortMac{{0x02, 0, 0, 0, 0x01, 0x01}};
+const MacAddress kPeerMac{{0x02, 0, 0, 0, 0x00, 0xfe}};
+const Endpoint kVip = *Endpoint::parse("198.51.100.10:5060");
+
+std::vector<Endpoint> backends(size_t n) {
+    // RFC 2544 benchmarking range 198.18.0.0/15, on-link of the TX port.
+    std::vector<Endpoint> out;
+    for (size_t i = 0; i < n; ++i)
+        out.push_back(*Endpoint::parse("198.18." + std::to_string(1 + i / 250) + "." + std::to_string(1 + i % 250) +
+                                       ":5060"));
+    return out;
+}
+
+std::unique_ptr<const balance::DataplaneSnapshot> snapshot_for(const std::vector<Endpoint>& bs) {
+    balance::PoolSpec spec;
+    spec.name = "bench";
+    spec.listen = {kVip};
+    for (const auto& b : bs) spec.backends.push_back({b});
+    auto pool = balance::PoolSnapshot::build(spec, 1);
+    if (!pool) throw std::runtime_error(pool.message());
+    auto dp = balance::DataplaneSnapshot::build({pool.value()}, 1);
+    if (!dp) throw std::runtime_error(dp.message());
+    return std::move(dp.value());
+}
+
+std::vector<uint8_t> udp_frame(const Endpoint& src, const Endpoint& dst, const std::string& payload) {
+    std::vector<uint8_t> f(14 + 20 + 8 + payload.size());
+    std::copy(kPortMac.bytes.begin(), kPortMac.bytes.end(), f.begin());
+    std::copy(kPeerMac.bytes.begin(), kPeerMac.bytes.end(), f.begin() + 6);
+    f[12] = 0x08;
+    uint8_t* ip = f.data() + 14;
+    ip[0] = 0x45;
+    net::store_be16(ip + 2, static_cast<uint16_t>(20 + 8 + payload.size()));
+    ip[8] = 64;
+    ip[9] = 17;
+    std::copy(src.ip.bytes.begin(), src.ip.bytes.begin() + 4, ip + 12);
+    std::copy(dst.ip.bytes.begin(), dst.ip.bytes.begin() + 4, ip + 16);
+    net::store_be16(ip + 10, net::ipv4_header_checksum(ip, 20));
+    uint8_t* udp = ip + 20;
+    net::store_be16(udp, src.port);
+    net::store_be16(udp + 2, dst.port);
+    net::store_be16(udp + 4, static_cast<uint16_t>(8 + payload.size()));
+    std::copy(payload.begin(), payload.end(), udp + 8);
+    net::store_be16(udp + 6, net::udp_checksum_ipv4(ip + 12, ip + 16, udp, 8 + payload.size()));
+    return f;
+}
+
+// Requests from clients to the VIP, responses from the call's table backend.
+size_t write_mix(const std::string& path, size_t count, const balance::DataplaneSnapshot& snap) {
+    const auto& pool = *snap.pools()[0];
+    auto mix = sip::generate_message_mix(count, 7);
+    pcap_t* dead = pcap_open_dead(DLT_EN10MB, 65535);
+    pcap_dumper_t* d = pcap_dump_open(dead, path.c_str());
+    size_t bytes = 0, n = 0;
+    for (const auto& msg : mix) {
+        sip::SipMessage m;
+        sip::SipParser::parse(reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), m);
+        if (!m.ok()) continue;
+        auto call = m.call_id.view(reinterpret_cast<const uint8_t*>(msg.data()));
+        uint64_t h = balance::hash_call_id(call, pool.seed());
+        Endpoint client = *Endpoint::parse("192.0.2." + std::to_string(1 + h % 250) + ":" + std::to_string(5060 + h % 50));
+        auto f = m.kind == sip::Kind::request
+                     ? udp_frame(client, kVip, msg)
+                     : udp_frame(pool.backends()[pool.table().lookup(h)].address, client, msg);
+        pcap_pkthdr hdr{};
+        hdr.caplen = hdr.len = static_cast<uint32_t>(f.size());
+        pcap_dump(reinterpret_cast<u_char*>(d), &hdr, f.data());
+        bytes += f.size();
+        ++n;
+    }
+    pcap_dump_close(d);
+    pcap_close(dead);
+    return n ? bytes / n : 0;
+}
+
+// ---- io baseline: rx burst from the pcap port, tx burst to the null port ----
+std::atomic<bool> g_io_stop{false};
+struct IoPorts {
+    uint16_t rx, tx;
+    uint64_t forwarded = 0;
+};
+int io_loop(void* arg) {
+    auto* p = static_cast<IoPorts*>(arg);
+    rte_mbuf* pkts[32];
+    uint64_t fwd = 0;
+    while (!g_io_stop.load(std::memory_order_relaxed)) {
+        uint16_t n = rte_eth_rx_burst(p->rx, 0, pkts, 32);
+        if (!n) continue;
+        uint16_t s = rte_eth_tx_burst(p->tx, 0, pkts, n);
+        if (s < n) rte_pktmbuf_free_bulk(pkts + s, n - s);
+        fwd += s;
+    }
+    p->forwarded = fwd;
+    return 0;
+}
+
+uint16_t setup_vdev(const std::string& name, const std::string& args, rte_mempool* pool) {
+    if (rte_vdev_init(name.c_str(), args.c_str()) != 0) throw std::runtime_error("vdev " + name);
+    uint16_t pid;
+    rte_eth_dev_get_port_by_name(name.c_str(), &pid);
+    rte_eth_conf conf{};
+    if (rte_eth_dev_configure(pid, 1, 1, &conf) != 0 ||
+        rte_eth_rx_queue_setup(pid, 0, 1024, 0, nullptr, pool) != 0 ||
+        rte_eth_tx_queue_setup(pid, 0, 1024, 0, nullptr) != 0 || rte_eth_dev_start(pid) != 0)
+        throw std::runtime_error("port setup " + name);
+    return pid;
+}
+
+double run_io(const std::string& pcap, double seconds) {
+    rte_mempool* pool = rte_pktmbuf_pool_create("io_pool", 8192, 256, 0, 2176, 0);
+    uint16_t rx = setup_vdev("net_pcap_io", "rx_pcap=" + pcap + ",infinite_rx=1", pool);
+    uint16_t tx = setup_vdev("net_null_io", "", pool);
+    IoPorts ports{rx, tx};
+    g_io_stop = false;
+    unsigned lcore = rte_get_next_lcore(-1, 1, 0);
+    rte_eal_remote_launch(io_loop, &ports, lcore);
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    g_io_stop = true;
+    rte_eal_wait_lcore(lcore);
+    for (uint16_t p : {rx, tx}) {
+        rte_eth_dev_stop(p);
+        rte_eth_dev_close(p);
+    }
+    rte_vdev_uninit("net_pcap_io");
+    rte_vdev_uninit("net_null_io");
+    rte_mempool_free(pool);
+    return static_cast<double>(ports.forwarded) / seconds / 1e6;
+}
+
+struct DpResult {
+    double mpps = 0;
+    uint64_t dropped = 0, to_backend = 0, to_client = 0;
+};
+
+DpResult run_dataplane(const std::string& pcap, size_t n_backends, double seconds, const std::string& tag) {
+    auto bs = backends(n_backends);
+    config::Config cfg;
+    auto& dc = cfg.dataplane;
+    dc.workers = 1;
+    dc.burst = 32;
+    dc.mbufs = 8192;
+    dc.rx_ring = 1024;
+    dc.tx_ring = 1024;
+    config::PortConfig in;
+    in.name = "in";
+    in.device = "net_pcap_" + tag;
+    in.vdev_args = "rx_pcap=" + pcap + ",infinite_rx=1";
+    in.addresses = {*Prefix::parse("198.51.100.1/24", true)};
+    in.mac = kPortMac;
+    config::PortConfig out;
+    out.name = "out";
+    out.device = "net_null_" + tag;
+    out.rx_queues = 0;  // TX sink only: net_null RX would generate frames
+    out.addresses = {*Prefix::parse("198.18.0.1/15", true), *Prefix::parse("203.0.113.1/24", true)};
+    out.mac = kPortMac;
+    dc.ports = {in, out};
+    dc.routes = {{*Prefix::parse("192.0.2.0/24"), *IpAddress::parse("203.0.113.254"), ""}};
+    dc.neighbors = {{*IpAddress::parse("203.0.113.254"), kPeerMac, "out"}};
+    for (const auto& b : bs) dc.neighbors.push_back({b.ip, kPeerMac, "out"});
+
+    balance::SnapshotPublisher publisher(snapshot_for(bs));
+    auto affinity = balance::AffinityTable::create(1u << 18);
+    auto dp = dataplane::Dataplane::create(cfg, publisher, *affinity.value());
+    if (!dp) throw std::runtime_error(dp.message());
+    if (auto st = dp.value()->start(); !st) throw std::runtime_error(st.message());
+    // Warm-up (affinity entries, caches), then measure a window.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto s0 = dp.value()->stats();
+    auto t0 = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    auto s1 = dp.value()->stats();
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    dp.value()->stop();
+    DpResult r;
+    r.mpps = static_cast<double>(s1.tx_packets - s0.tx_packets) / dt / 1e6;
+    r.dropped = s1.dropped - s0.dropped;
+    r.to_backend = s1.to_backend - s0.to_backend;
+    r.to_client = s1.to_client - s0.to_client;
+    for (size_t i = 0; i < s1.drops.size(); ++i)
+        if (s1.drops[i].second != s0.drops[i].second)
+            std::printf("  drop %s: %lu\n", s1.drops[i].first.c_str(), s1.drops[i].second - s0.drops[i].second);
+    return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    double seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
+    size_t messages = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 4096;
+    std::string prefix = "siplb_bench_" + std::to_string(getpid());
+    auto st = dataplane::init_eal({"--no-huge", "-m", "1024", "--no-pci", "--no-shconf", "--file-prefix", prefix, "-l",
+                                   "0,1", "--log-level=*:error", "--no-telemetry"});
+    if (!st) {
+        std::fprintf(stderr, "%s\n", st.message().c_str());
+        return 1;
+    }
+    auto dir = std::filesystem::temp_directory_path() / prefix;
+    std::filesystem::create_directories(dir);
+    try {
+        std::string pcap2 = (dir / "mix2.pcap").string(), pcap1000 = (dir / "mix1000.pcap").string();
+        size_t avg = write_mix(pcap2, messages, *snapshot_for(backends(2)));
+        write_mix(pcap1000, messages, *snapshot_for(backends(1000)));
+        std::printf("mix: %zu messages, average frame %zu bytes; %.1f s per case, 1 worker core\n", messages, avg,
+                    seconds);
+        double io = run_io(pcap2, seconds);
+        std::printf("%-28s %8.2f Mpps  ratio 1.00\n", "io forwarding (baseline)", io);
+        for (size_t n : {size_t{2}, size_t{1000}}) {
+            auto r = run_dataplane(n == 2 ? pcap2 : pcap1000, n, seconds, std::to_string(n));
+            std::printf("%-28s %8.2f Mpps  ratio %.2f  (%.1f Gbit/s; to_backend %lu, to_client %lu, dropped %lu)\n",
+                        ("siplb worker, " + std::to_string(n) + " backends").c_str(), r.mpps, io ? r.mpps / io : 0.0,
+                        r.mpps * 1e6 * static_cast<double>(avg) * 8 / 1e9, r.to_backend, r.to_client, r.dropped);
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench failed: %s\n", e.what());
+        std::filesystem::remove_all(dir);
+        return 1;
+    }
+    std::filesystem::remove_all(dir);
+    rte_eal_cleanup();
+    return 0;
+}
