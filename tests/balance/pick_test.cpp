@@ -154,7 +154,8 @@ TEST(Pick, RemovedBackendLosesItsCalls) {
     const uint64_t h = 77;
     Decision first = pick(*pool, h, true, 0, table.get());
     std::erase_if(spec.backends, [&](const BackendSpec& b) { return b.address == first.entry->address; });
-    Decision d = pick(*build(spec, 2), h, true, 1, table.get());
+    auto changed = build(spec, 2);
+    Decision d = pick(*changed, h, true, 1, table.get());
     EXPECT_EQ(d.reason, Reason::table);
     EXPECT_NE(d.entry->address, first.entry->address);
 }
