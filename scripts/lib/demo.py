@@ -62,11 +62,13 @@ def offline_step(work: Path, cmds: set):
         cfg = work / "offline.toml"
         cfg.write_text(E.config_text(rig))
         o = E.Outcome("siplbctl lookup --config (offline Maglev)")
-        for cid in ("demo-call-1@192.0.2.11", "demo-call-2@192.0.2.12", "demo-call-3@192.0.2.13"):
-            r = subprocess.run([ctl, "lookup", "--config", str(cfg), "trunk", cid],
-                               capture_output=True, text=True, timeout=20)
-            o.check(r.returncode == 0, f"trunk {cid} -> {(r.stdout or r.stderr).strip().splitlines()[:1]}")
+        cids = [f"demo-call-{i}@192.0.2.1{i % 3 + 1}" for i in range(1, 7)]
+        r = subprocess.run([ctl, "lookup", "--config", str(cfg), "--pool", "trunk", *cids],
+                           capture_output=True, text=True, timeout=20)
+        o.check(r.returncode == 0, f"6 Call-IDs through the trunk pool's Maglev table: rc {r.returncode}")
         report(o)
+        for line in (r.stdout or r.stderr).strip().splitlines()[:8]:
+            say("      " + line)
     else:
         say("[----] siplbctl lookup --config: not built yet (balance subsystem)")
 

@@ -478,6 +478,7 @@ print("no frame captured")
         if self._is_up:
             self.cleanup_leftovers(self.run_id)
             self._is_up = False
+        shutil.rmtree(f"/var/run/dpdk/{self.pfx}", ignore_errors=True)  # siplb's EAL runtime dir
 
     @staticmethod
     def cleanup_leftovers(run_id: str) -> None:
