@@ -450,7 +450,7 @@ def scenario_overload(rig: R.Rig, d: Daemon, out_stream=None) -> Outcome:
 
     progress([run], "503 overload", out_stream, budget=45, on_tick=tick, every=0.1)
     res = run.wait(30)
-    out.numbers.update({k: round(v, 2) for k, v in st.items() if isinstance(v, float)})
+    out.numbers.update({k + "_s": round(v, 2) for k, v in st.items() if isinstance(v, float) and k not in ("503", "ok")})
     out.check("out" in st and st["out"] <= HEALTH_WINDOW_S + 1.0,
               f"{ip} answering 503 taken out of rotation ({st.get('out_state', '?')}) after "
               f"{st.get('out', float('nan')):.1f}s")
