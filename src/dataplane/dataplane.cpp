@@ -394,6 +394,7 @@ DataplaneStats Dataplane::stats() const {
         s.arp_replies += read(c.arp_replies);
         s.arp_requests += read(c.arp_requests);
         s.affinity_evictions += read(c.affinity_evictions);
+        s.backend_dialogs += read(c.backend_dialogs);
         for (size_t p = 0; p < s.ports.size(); ++p) {
             s.ports[p].rx_packets += read(c.ports[p].rx_packets);
             s.ports[p].rx_bytes += read(c.ports[p].rx_bytes);

@@ -81,6 +81,12 @@ bool creates_dialog(const sip::SipMessage& m) noexcept {
            (m.method == sip::Method::invite || m.method == sip::Method::subscribe || m.method == sip::Method::refer);
 }
 
+// Cheap pre-check on the reverse path: only these requests are parsed.
+bool may_create_dialog(const uint8_t* payload, size_t len) noexcept {
+    auto starts = [&](const char* m, size_t n) { return len > n && std::memcmp(payload, m, n) == 0; };
+    return starts("INVITE ", 7) || starts("SUBSCRIBE ", 10) || starts("REFER ", 6);
+}
+
 uint64_t endpoint_hash(const uint8_t* frame, const net::PacketView& v, uint64_t seed) noexcept {
     // Client address bytes then port, as on the wire: stable across nodes.
     uint8_t key[18];
@@ -135,6 +141,21 @@ Action Forwarder::handle_arp(uint8_t* frame, uint16_t len, const net::PacketView
     a.port = in_port;
     a.len = static_cast<uint16_t>(v.l3_offset + net::kArpLen);
     return a;
+}
+
+void Forwarder::remember_backend_dialog(const uint8_t* frame, const net::PacketView& v,
+                                        const balance::PoolSnapshot& pool, uint16_t backend, uint32_t now_s) noexcept {
+    // A dialog a backend starts toward a customer (INVITE to a registered
+    // phone, SUBSCRIBE, REFER): the customer's answers arrive on the VIP and
+    // must reach this backend even where the table names another one.
+    sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_);
+    if (!msg_.ok() || !creates_dialog(msg_) || !ctx_.affinity) return;
+    uint64_t key = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length,
+                                         pool.seed()) ^
+                   pool.affinity_salt();
+    auto r = ctx_.affinity->upsert(key, pool.backends()[backend].id, now_s + pool.dialog_idle_s(), now_s);
+    if (r == balance::AffinityTable::Store::evicted) bump(c_.affinity_evictions);
+    bump(c_.backend_dialogs);
 }
 
 Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t headroom, const IpAddress& dst,
@@ -242,6 +263,9 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         glean(frame, v, in_port);
         Action a = egress(frame, v, headroom, dst.ip, now_ms);
         if (a.kind == Action::Kind::drop) return a;
+        if (ref.backend != balance::PoolSnapshot::kNoBackend &&
+            may_create_dialog(frame + v.payload_offset(), v.payload_len()))
+            remember_backend_dialog(frame, v, *ref.pool, ref.backend, now_s);
         net::snat(frame, v, *ref.snat_vip);
         bump(c_.to_client);
         if (ref.pool_index < kMaxPools) {

@@ -71,6 +71,8 @@ private:
     // header. Leaves the frame untouched when it returns a drop.
     Action egress(uint8_t* frame, const net::PacketView& v, uint16_t headroom, const IpAddress& dst,
                   uint64_t now_ms) noexcept;
+    void remember_backend_dialog(const uint8_t* frame, const net::PacketView& v, const balance::PoolSnapshot& pool,
+                                 uint16_t backend, uint32_t now_s) noexcept;
     void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port) noexcept;
 
     const ForwardContext& ctx_;

@@ -304,6 +304,31 @@ TEST_F(DataplaneRing, BackendReplyIsSnatToVipByteForByte) {
     EXPECT_EQ(drops(dp_->stats(), "vlan_mismatch"), drops(after, "vlan_mismatch") + 1);
 }
 
+TEST_F(DataplaneRing, DialogStartedByBackendKeepsAnswersOnIt) {
+    // A Call-ID the table gives to .11, started by .12 toward the client.
+    std::string call_id;
+    for (int i = 0; call_id.empty(); ++i) {
+        std::string id = "outbound-" + std::to_string(i);
+        if (table_choice("lund", id) == *Endpoint::parse("203.0.113.11:5060")) call_id = id;
+    }
+    Endpoint backend = *Endpoint::parse("203.0.113.12:5080");
+    auto before = dp_->stats();
+    send(int_, build_frame({.src_mac = kBackend12Mac, .dst_mac = kIntMac, .vlan = kIntVlan, .src = backend,
+                            .dst = kClient, .payload = invite(call_id)})
+                   .bytes);
+    ASSERT_EQ(receive(ext_, 1).size(), 1u);
+    EXPECT_EQ(dp_->stats().backend_dialogs, before.backend_dialogs + 1);
+    // The phone answers on the VIP: the 200 goes to .12, not the table's .11.
+    std::string answer = response(call_id);
+    send(ext_, build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .payload = answer})
+                   .bytes);
+    auto out = receive(int_, 1);
+    ASSERT_EQ(out.size(), 1u);
+    auto expect = build_frame({.src_mac = kIntMac, .dst_mac = kBackend12Mac, .vlan = kIntVlan, .src = kClient,
+                               .dst = backend, .ttl = 63, .payload = answer});
+    EXPECT_EQ(out[0], expect.bytes);
+}
+
 TEST_F(DataplaneRing, KeepalivesStickToTheClientAddress) {
     auto before = dp_->stats();
     std::vector<std::vector<uint8_t>> frames;

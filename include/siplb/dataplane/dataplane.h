@@ -82,6 +82,7 @@ struct DataplaneStats {
     uint64_t arp_replies = 0;      // ARP requests for VIPs / port addresses answered
     uint64_t arp_requests = 0;     // ARP requests sent for unresolved next hops
     uint64_t affinity_evictions = 0;  // live affinity entries displaced (affinity table too small)
+    uint64_t backend_dialogs = 0;  // dialogs started by backends (INVITE/SUBSCRIBE/REFER to clients), pinned
 };
 
 // Initialises DPDK's EAL once per process with these arguments (the program
