@@ -1,0 +1,616 @@
+// Integration: the real siplb daemon (child process, saved PID) on a
+// net_null vdev, control socket in a temp dir, driven over the socket and
+// through siplbctl.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string env_or(const char* name, const char* fallback) {
+    const char* v = std::getenv(name);
+    return v ? v : fallback;
+}
+
+const std::string kSiplb = env_or("SIPLB_BIN", "siplb");
+const std::string kSiplbctl = env_or("SIPLBCTL_BIN", "siplbctl");
+
+uint16_t free_tcp_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+struct Files {
+    fs::path dir;
+    std::string prefix;
+    uint16_t metrics_port = 0;
+    fs::path config() const { return dir / "siplb.toml"; }
+    fs::path socket() const { return dir / "run" / "siplb.sock"; }
+
+    std::string config_text(const std::string& extra_backends = "", uint32_t workers = 1) const {
+        std::ostringstream o;
+        o << "[control]\nsocket = \"" << socket().string() << "\"\nsocket_mode = \"0660\"\n"
+          << "metrics = \"127.0.0.1:" << metrics_port << "\"\n\n"
+          << "[log]\nlevel = \"info\"\n\n"
+          << "[dataplane]\neal = [\"--no-huge\", \"-m\", \"512\", \"--no-pci\", \"--vdev=net_null0\", "
+          << "\"--file-prefix\", \"" << prefix << "\", \"--log-level\", \"error\"]\n"
+          << "workers = " << workers << "\nmbufs = 4096\naffinity_capacity = 4096\n\n"
+          << "[[dataplane.port]]\nname = \"null\"\ndevice = \"net_null0\"\naddresses = [\"203.0.113.2/24\"]\n\n"
+          << "[health]\nenabled = false\n\n"
+          << "[[pool]]\nname = \"lund\"\nlisten = [\"203.0.113.10:5060\"]\n"
+          << "backends = [\"198.51.100.11:5060\", \"198.51.100.12:5060\", \"198.51.100.13:5060\"" << extra_backends
+          << "]\n\n"
+          << "[[pool]]\nname = \"malmo\"\nlisten = [\"203.0.113.11:5060\"]\n"
+          << "backends = [\"198.51.100.21:5060\", \"198.51.100.22:5060\"]\n";
+        return o.str();
+    }
+    void write(const std::string& text) const {
+        const fs::path tmp = dir / "siplb.toml.tmp";
+        std::ofstream(tmp) << text;
+        fs::rename(tmp, config());
+    }
+};
+
+// A line-oriented client of the control socket.
+class Client {
+public:
+    explicit Client(const fs::path& path) {
+        fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+        connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    }
+    ~Client() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    Client(const Client&) = delete;
+    bool connected() const { return connected_; }
+    bool send_raw(const std::string& data) {
+        size_t off = 0;
+        while (off < data.size()) {
+            ssize_t n = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+            if (n <= 0) return false;
+            off += static_cast<size_t>(n);
+        }
+        return true;
+    }
+    // Next response line; empty string on timeout or EOF.
+    std::string read_line(std::chrono::milliseconds timeout = 5000ms) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (true) {
+            const size_t nl = buf_.find('\n');
+            if (nl != std::string::npos) {
+                std::string line = buf_.substr(0, nl);
+                buf_.erase(0, nl + 1);
+                return line;
+            }
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return "";
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return "";
+            char tmp[65536];
+            const ssize_t n = ::recv(fd_, tmp, sizeof(tmp), 0);
+            if (n <= 0) return "";
+            buf_.append(tmp, static_cast<size_t>(n));
+        }
+    }
+    bool at_eof(std::chrono::milliseconds timeout = 3000ms) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+        char c;
+        return ::recv(fd_, &c, 1, 0) == 0;
+    }
+    json request(const json& req) {
+        if (!send_raw(req.dump() + "\n")) return json();
+        const std::string line = read_line();
+        if (line.empty()) return json();
+        return json::parse(line, nullptr, false);
+    }
+
+private:
+    int fd_ = -1;
+    bool connected_ = false;
+    std::string buf_;
+};
+
+struct RunResult {
+    int status = -1;
+    std::string out;
+};
+
+// Runs a command with stdout+stderr captured, bounded in time.
+RunResult run(const std::vector<std::string>& argv, std::chrono::seconds timeout = 20s) {
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) return {};
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(pipefd[1], 1);
+        ::dup2(pipefd[1], 2);
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        _exit(127);
+    }
+    ::close(pipefd[1]);
+    RunResult r;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buf[4096];
+    while (true) {
+        pollfd p{pipefd[0], POLLIN, 0};
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            ::kill(pid, SIGKILL);
+            break;
+        }
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+        const ssize_t n = ::read(pipefd[0], buf, sizeof(buf));
+        if (n <= 0) break;
+        r.out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(pipefd[0]);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return r;
+}
+
+// Waits for a child with a deadline; returns its exit code, or -1 (then it was killed).
+int wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    int st = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+        const pid_t r = ::waitpid(pid, &st, WNOHANG);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        std::this_thread::sleep_for(20ms);
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &st, 0);
+    return -1;
+}
+
+pid_t spawn_daemon(const Files& f, const fs::path& log) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        ::execl(kSiplb.c_str(), kSiplb.c_str(), "--config", f.config().c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    return pid;
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+Files make_files(const char* tag) {
+    Files f;
+    char tmpl[] = "/tmp/siplb-ctl-XXXXXX";
+    f.dir = ::mkdtemp(tmpl);
+    f.prefix = std::string("siplb-ctl-") + tag + "-" + std::to_string(::getpid());
+    f.metrics_port = free_tcp_port();
+    return f;
+}
+
+void remove_files(const Files& f) {
+    std::error_code ec;
+    fs::remove_all(f.dir, ec);
+    fs::remove_all(fs::path("/var/run/dpdk") / f.prefix, ec);
+}
+
+class Daemon : public ::testing::Test {
+protected:
+    static inline Files files;
+    static inline pid_t pid = -1;
+
+    static void SetUpTestSuite() {
+        files = make_files("d");
+        files.write(files.config_text());
+        pid = spawn_daemon(files, files.dir / "daemon.log");
+        // Ready when the socket answers status.
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        while (std::chrono::steady_clock::now() < deadline) {
+            Client c(files.socket());
+            if (c.connected() && c.request({{"cmd", "status"}}).value("ok", false)) {
+                // and the dataplane is up
+                if (c.request({{"cmd", "status"}})["result"].value("dataplane", "") == "running") return;
+            }
+            int st;
+            if (::waitpid(pid, &st, WNOHANG) == pid) {
+                pid = -1;
+                break;
+            }
+            std::this_thread::sleep_for(100ms);
+        }
+    }
+    static void TearDownTestSuite() {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+            pid = -1;
+        }
+        remove_files(files);
+    }
+    void SetUp() override {
+        ASSERT_GT(pid, 0) << "daemon did not start:\n" << slurp(files.dir / "daemon.log");
+    }
+    json req(const json& r) {
+        Client c(files.socket());
+        EXPECT_TRUE(c.connected());
+        return c.request(r);
+    }
+    RunResult ctl(std::vector<std::string> args) {
+        args.insert(args.begin(), kSiplbctl);
+        args.push_back("--socket");
+        args.push_back(files.socket().string());
+        return run(args);
+    }
+    json backend(const std::string& pool, const std::string& addr) {
+        json r = req({{"cmd", "backends"}, {"pool", pool}});
+        for (const auto& b : r["result"]["backends"])
+            if (b["address"] == addr) return b;
+        return json();
+    }
+};
+
+TEST_F(Daemon, StatusPoolsBackends) {
+    json s = req({{"cmd", "status"}});
+    ASSERT_EQ(s["ok"], true) << s.dump();
+    EXPECT_EQ(s["result"]["workers"], 1);
+    EXPECT_EQ(s["result"]["pid"], pid);
+    EXPECT_GE(s["result"]["snapshot_version"].get<int>(), 1);
+    EXPECT_TRUE(s["result"]["tables"].contains("lund"));
+    EXPECT_EQ(s["result"]["config"], files.config().string());
+    json p = req({{"cmd", "pools"}});
+    ASSERT_EQ(p["result"]["pools"].size(), 2u);
+    EXPECT_EQ(p["result"]["pools"][0]["active"], 3);
+    json b = req({{"cmd", "backends"}, {"pool", "lund"}});
+    ASSERT_EQ(b["result"]["backends"].size(), 3u);
+    double share = 0;
+    for (const auto& x : b["result"]["backends"]) {
+        EXPECT_EQ(x["source"], "static");
+        EXPECT_EQ(x["state"], "active");
+        share += x["table_share"].get<double>();
+    }
+    EXPECT_NEAR(share, 1.0, 1e-6);
+    EXPECT_EQ(req({{"cmd", "backends"}})["result"]["backends"].size(), 5u);
+    json st = req({{"cmd", "stats"}});
+    ASSERT_EQ(st["ok"], true);
+    EXPECT_EQ(st["result"]["workers"].size(), 1u);
+    EXPECT_TRUE(st["result"]["drops"].is_object());
+}
+
+TEST_F(Daemon, SocketPermissions) {
+    struct stat sb {};
+    ASSERT_EQ(::stat(files.socket().c_str(), &sb), 0);
+    EXPECT_TRUE(S_ISSOCK(sb.st_mode));
+    EXPECT_EQ(sb.st_mode & 07777, 0660u);
+}
+
+TEST_F(Daemon, ErrorsAreClearAndKeepTheConnection) {
+    Client c(files.socket());
+    ASSERT_TRUE(c.connected());
+    struct Case {
+        std::string line;
+        std::string error_part;
+    };
+    const std::vector<Case> cases = {
+        {"garbage", "not valid JSON"},
+        {"{\"cmd\":\"frobnicate\"}", "unknown command 'frobnicate'"},
+        {"{\"cmd\":\"drain\",\"pool\":\"lund\"}", "missing field 'backend'"},
+        {"{\"cmd\":\"drain\",\"pool\":\"nope\",\"backend\":\"198.51.100.11:5060\"}", "unknown pool 'nope'"},
+        {"{\"cmd\":\"drain\",\"pool\":\"lund\",\"backend\":\"198.51.100.99:5060\"}", "no backend 198.51.100.99:5060"},
+        {"{\"cmd\":\"lookup\",\"pool\":\"nope\",\"call_id\":\"x\"}", "unknown pool 'nope'"},
+        {"{\"cmd\":\"weight\",\"pool\":\"lund\",\"backend\":\"198.51.100.11:5060\",\"weight\":100000}", "out of range"},
+        {"{\"cmd\":\"resolve\",\"pool\":\"lund\"}", "no DNS names"},
+        {"{\"cmd\":\"remove\",\"pool\":\"lund\",\"backend\":\"198.51.100.77:5060\"}", "no static backend"},
+    };
+    for (const auto& tc : cases) {
+        ASSERT_TRUE(c.send_raw(tc.line + "\n"));
+        json r = json::parse(c.read_line(), nullptr, false);
+        ASSERT_TRUE(r.is_object()) << tc.line;
+        EXPECT_EQ(r["ok"], false) << tc.line;
+        EXPECT_NE(r["error"].get<std::string>().find(tc.error_part), std::string::npos)
+            << tc.line << " -> " << r["error"];
+    }
+    // Pipelined requests in one write, CRLF and blank lines tolerated.
+    ASSERT_TRUE(c.send_raw("{\"cmd\":\"status\"}\r\n\n{\"cmd\":\"pools\"}\n"));
+    EXPECT_EQ(json::parse(c.read_line())["ok"], true);
+    EXPECT_EQ(json::parse(c.read_line())["ok"], true);
+}
+
+TEST_F(Daemon, OverlongLineIsRejectedAndClosed) {
+    Client c(files.socket());
+    ASSERT_TRUE(c.connected());
+    c.send_raw(std::string(70 * 1024, 'x'));
+    json r = json::parse(c.read_line(), nullptr, false);
+    ASSERT_TRUE(r.is_object());
+    EXPECT_NE(r["error"].get<std::string>().find("exceeds 65536"), std::string::npos);
+    EXPECT_TRUE(c.at_eof());
+    EXPECT_EQ(req({{"cmd", "status"}})["ok"], true);
+}
+
+TEST_F(Daemon, HalfLineDoesNotStallOthers) {
+    Client slow(files.socket());
+    ASSERT_TRUE(slow.send_raw("{\"cmd\":\"sta"));
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(req({{"cmd", "status"}})["ok"], true);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+    ASSERT_TRUE(slow.send_raw("tus\"}\n"));
+    EXPECT_EQ(json::parse(slow.read_line())["ok"], true);
+}
+
+TEST_F(Daemon, ConcurrentClientsAndClientCap) {
+    std::atomic<int> ok{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 16; ++t)
+        threads.emplace_back([&] {
+            Client c(files.socket());
+            for (int i = 0; i < 20; ++i)
+                if (json r = c.request({{"cmd", i % 2 ? "backends" : "status"}}); r.is_object() && r.value("ok", false)) ++ok;
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(ok.load(), 16 * 20);
+    // Wait until the daemon has noticed those clients left (only the asker remains).
+    for (int i = 0; i < 100; ++i) {
+        json s = req({{"cmd", "status"}});
+        if (s.is_object() && s["result"].value("control_clients", 99) == 1) break;
+        std::this_thread::sleep_for(20ms);
+    }
+    std::this_thread::sleep_for(300ms);  // the asker's own connection closes too
+
+    std::vector<std::unique_ptr<Client>> idle;
+    for (int i = 0; i < 64; ++i) {
+        idle.push_back(std::make_unique<Client>(files.socket()));
+        ASSERT_TRUE(idle.back()->connected());
+    }
+    // Make sure the daemon has accepted them all.
+    for (auto& c : idle) {
+        json r = c->request({{"cmd", "pools"}});
+        ASSERT_TRUE(r.is_object() && r.value("ok", false)) << r.dump();
+    }
+    Client extra(files.socket());
+    json r = json::parse(extra.read_line(), nullptr, false);
+    ASSERT_TRUE(r.is_object());
+    EXPECT_NE(r["error"].get<std::string>().find("too many control clients"), std::string::npos);
+    idle.clear();
+    std::this_thread::sleep_for(200ms);
+    EXPECT_EQ(req({{"cmd", "status"}})["ok"], true);
+}
+
+TEST_F(Daemon, DrainIsObservedThroughLookupAndBackends) {
+    const std::string target = "198.51.100.12:5060";
+    std::vector<std::string> to_target, others;
+    std::map<std::string, std::string> before;
+    for (int i = 0; i < 60; ++i) {
+        const std::string id = "call-" + std::to_string(i) + "@test";
+        json r = req({{"cmd", "lookup"}, {"pool", "lund"}, {"call_id", id}});
+        ASSERT_EQ(r["ok"], true) << r.dump();
+        EXPECT_EQ(r["result"]["reason"], "table");
+        before[id] = r["result"]["backend"];
+        (r["result"]["backend"] == target ? to_target : others).push_back(id);
+    }
+    ASSERT_FALSE(to_target.empty());
+    const int v0 = req({{"cmd", "status"}})["result"]["snapshot_version"];
+
+    RunResult d = ctl({"drain", "lund", target});
+    ASSERT_EQ(d.status, 0) << d.out;
+    EXPECT_NE(d.out.find("draining"), std::string::npos);
+    EXPECT_GT(req({{"cmd", "status"}})["result"]["snapshot_version"].get<int>(), v0);
+    json b = backend("lund", target);
+    EXPECT_EQ(b["state"], "draining");
+    EXPECT_EQ(b["table_share"], 0.0);
+    EXPECT_EQ(b["admin_by"].get<std::string>().rfind("uid=", 0), 0u);
+    // New Call-IDs avoid the drained backend; the others keep their backend
+    // (Maglev moves only the drained backend's calls).
+    for (const auto& id : to_target) {
+        json r = req({{"cmd", "lookup"}, {"pool", "lund"}, {"call_id", id}});
+        EXPECT_NE(r["result"]["backend"], target) << id;
+    }
+    for (const auto& id : others) {
+        json r = req({{"cmd", "lookup"}, {"pool", "lund"}, {"call_id", id}});
+        EXPECT_EQ(r["result"]["backend"], before[id]) << id;
+    }
+    // The other pool's table is untouched.
+    RunResult q = ctl({"query", "lund", to_target[0]});
+    EXPECT_EQ(q.status, 0);
+    EXPECT_EQ(q.out.find(target), std::string::npos) << q.out;
+
+    ASSERT_EQ(ctl({"enable", "lund", target}).status, 0);
+    EXPECT_EQ(backend("lund", target)["state"], "active");
+    for (const auto& id : to_target)
+        EXPECT_EQ(req({{"cmd", "lookup"}, {"pool", "lund"}, {"call_id", id}})["result"]["backend"], target);
+}
+
+TEST_F(Daemon, OtherPoolUntouchedByChanges) {
+    const std::string malmo_fp = req({{"cmd", "status"}})["result"]["tables"]["malmo"];
+    ASSERT_EQ(ctl({"disable", "lund", "198.51.100.11:5060"}).status, 0);
+    EXPECT_EQ(backend("lund", "198.51.100.11:5060")["state"], "disabled");
+    json s = req({{"cmd", "status"}});
+    EXPECT_EQ(s["result"]["tables"]["malmo"], malmo_fp);
+    EXPECT_NE(s["result"]["tables"]["lund"], "");
+    ASSERT_EQ(ctl({"enable", "lund", "198.51.100.11:5060"}).status, 0);
+}
+
+TEST_F(Daemon, WeightAddRemoveThroughSiplbctl) {
+    RunResult w = ctl({"weight", "lund", "198.51.100.13:5060", "3"});
+    ASSERT_EQ(w.status, 0) << w.out;
+    EXPECT_EQ(backend("lund", "198.51.100.13:5060")["weight"], 3);
+    ASSERT_EQ(ctl({"add", "lund", "198.51.100.14:5070", "2"}).status, 0);
+    json b = backend("lund", "198.51.100.14:5070");
+    EXPECT_EQ(b["state"], "active");
+    EXPECT_EQ(b["weight"], 2);
+    RunResult tbl = ctl({"backends", "lund"});
+    EXPECT_EQ(tbl.status, 0);
+    EXPECT_NE(tbl.out.find("198.51.100.14:5070"), std::string::npos);
+    EXPECT_NE(tbl.out.find("SHARE"), std::string::npos);
+    RunResult dup = ctl({"add", "lund", "198.51.100.14:5070"});
+    EXPECT_EQ(dup.status, 1);
+    EXPECT_NE(dup.out.find("already has"), std::string::npos);
+    ASSERT_EQ(ctl({"remove", "lund", "198.51.100.14:5070"}).status, 0);
+    EXPECT_TRUE(backend("lund", "198.51.100.14:5070").is_null());
+    ASSERT_EQ(ctl({"weight", "lund", "198.51.100.13:5060", "1"}).status, 0);
+    RunResult js = ctl({"status", "--json"});
+    ASSERT_EQ(js.status, 0);
+    EXPECT_EQ(json::parse(js.out)["workers"], 1);
+    EXPECT_EQ(ctl({"drain", "lund"}).status, 2);  // usage
+}
+
+TEST_F(Daemon, ReloadGoodBadAndRestartRequired) {
+    files.write(files.config_text(", \"198.51.100.15:5060\""));
+    json r = req({{"cmd", "reload"}});
+    ASSERT_EQ(r["ok"], true) << r.dump();
+    EXPECT_FALSE(r["result"]["changes"].empty());
+    EXPECT_EQ(backend("lund", "198.51.100.15:5060")["state"], "active");
+
+    files.write("this is [not toml");
+    r = req({{"cmd", "reload"}});
+    ASSERT_EQ(r["ok"], false);
+    EXPECT_NE(r["error"].get<std::string>().find("running config kept"), std::string::npos) << r["error"];
+    EXPECT_EQ(backend("lund", "198.51.100.15:5060")["state"], "active");
+
+    files.write(files.config_text(", \"198.51.100.16:5060\"", /*workers=*/2));
+    RunResult ctlr = ctl({"reload"});
+    EXPECT_EQ(ctlr.status, 1);
+    EXPECT_NE(ctlr.out.find("restart"), std::string::npos) << ctlr.out;
+    EXPECT_TRUE(backend("lund", "198.51.100.16:5060").is_null());
+
+    // SIGHUP reloads too.
+    files.write(files.config_text(", \"198.51.100.16:5060\""));
+    ASSERT_EQ(::kill(pid, SIGHUP), 0);
+    bool seen = false;
+    for (int i = 0; i < 50 && !seen; ++i) {
+        seen = !backend("lund", "198.51.100.16:5060").is_null();
+        if (!seen) std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_TRUE(seen);
+    EXPECT_TRUE(backend("lund", "198.51.100.15:5060").is_null() ||
+                backend("lund", "198.51.100.15:5060")["state"] == "draining");  // removed from config: drains
+
+    files.write(files.config_text());
+    EXPECT_EQ(req({{"cmd", "reload"}})["ok"], true);
+    EXPECT_EQ(req({{"cmd", "status"}})["ok"], true);
+}
+
+TEST_F(Daemon, MetricsOverSocketAndHttp) {
+    json m = req({{"cmd", "metrics"}});
+    ASSERT_EQ(m["ok"], true);
+    const std::string text = m["result"]["text"];
+    EXPECT_NE(text.find("# TYPE siplb_backend_up gauge"), std::string::npos);
+    EXPECT_NE(text.find("siplb_backend_up{pool=\"lund\",backend=\"198.51.100.11:5060\"} 1"), std::string::npos);
+    EXPECT_NE(text.find("siplb_drops_total{reason="), std::string::npos);
+
+    auto http = [&](const std::string& request) {
+        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(files.metrics_port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        std::string out;
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+            ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+            char buf[65536];
+            pollfd p{fd, POLLIN, 0};
+            while (::poll(&p, 1, 5000) > 0) {
+                const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+                if (n <= 0) break;
+                out.append(buf, static_cast<size_t>(n));
+            }
+        }
+        ::close(fd);
+        return out;
+    };
+    const std::string ok = http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(ok.rfind("HTTP/1.0 200 OK", 0), 0u) << ok.substr(0, 200);
+    EXPECT_NE(ok.find("siplb_snapshot_version"), std::string::npos);
+    EXPECT_EQ(http("GET / HTTP/1.1\r\n\r\n").rfind("HTTP/1.0 404", 0), 0u);
+    RunResult cm = ctl({"metrics"});
+    EXPECT_EQ(cm.status, 0);
+    EXPECT_NE(cm.out.find("siplb_worker_packets_total{worker=\"0\",direction=\"rx\"}"), std::string::npos);
+}
+
+TEST_F(Daemon, SecondDaemonOnSameSocketRefused) {
+    Files other = make_files("dup");
+    other.metrics_port = free_tcp_port();
+    std::string text = other.config_text();
+    // Same control socket as the running daemon.
+    const std::string mine = other.socket().string(), theirs = files.socket().string();
+    text.replace(text.find(mine), mine.size(), theirs);
+    other.write(text);
+    RunResult r = run({kSiplb, "--config", other.config().string()}, 20s);
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("in use"), std::string::npos) << r.out;
+    remove_files(other);
+    EXPECT_EQ(req({{"cmd", "status"}})["ok"], true);
+}
+
+// Last in the suite: SIGTERM stops cleanly with exit status 0.
+TEST_F(Daemon, SigtermExitsZeroAndRemovesSocket) {
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    const int code = wait_exit(pid, 15s);
+    pid = -1;
+    EXPECT_EQ(code, 0) << slurp(files.dir / "daemon.log");
+    EXPECT_FALSE(fs::exists(files.socket()));
+    const std::string log = slurp(files.dir / "daemon.log");
+    EXPECT_NE(log.find("level=info msg=\"stopped\""), std::string::npos);
+    EXPECT_NE(log.find("by=\"uid="), std::string::npos);  // changes were logged with who made them
+    RunResult r = ctl({"status"});
+    EXPECT_EQ(r.status, 3);
+    EXPECT_NE(r.out.find("is siplb running"), std::string::npos);
+}
+
+TEST(DaemonCli, CheckAndBadConfig) {
+    Files f = make_files("chk");
+    f.write(f.config_text());
+    RunResult ok = run({kSiplb, "--config", f.config().string(), "--check"});
+    EXPECT_EQ(ok.status, 0) << ok.out;
+    EXPECT_NE(ok.out.find("configuration valid"), std::string::npos);
+    f.write("[[pool]]\nname = 7\n");
+    RunResult bad = run({kSiplb, "--config", f.config().string()});
+    EXPECT_EQ(bad.status, 2) << bad.out;
+    EXPECT_NE(bad.out.find("level=error msg=\"invalid configuration\""), std::string::npos) << bad.out;
+    RunResult missing = run({kSiplb, "--config", (f.dir / "nope.toml").string(), "--check"});
+    EXPECT_EQ(missing.status, 2);
+    EXPECT_EQ(run({kSiplb}).status, 2);
+    remove_files(f);
+}
+
+}  // namespace
