@@ -12,12 +12,25 @@ const char* to_string(Decision::Reason r) noexcept {
     return "unknown";
 }
 
+namespace {
+inline uint32_t expiry_for(const PoolSnapshot& pool, bool creates_dialog, uint32_t now_s) noexcept {
+    return now_s + (creates_dialog ? pool.dialog_idle_s() : pool.transaction_idle_s());
+}
+}  // namespace
+
+AffinityTable::Store pin(const PoolSnapshot& pool, uint64_t call_hash, uint16_t backend, bool creates_dialog,
+                         uint32_t now_s, AffinityTable& affinity) noexcept {
+    if (backend >= pool.backends().size()) return AffinityTable::Store::unchanged;
+    return affinity.upsert(affinity_key(pool, call_hash), pool.backends()[backend].id,
+                           expiry_for(pool, creates_dialog, now_s), now_s);
+}
+
 Decision pick(const PoolSnapshot& pool, uint64_t call_hash, bool creates_dialog, uint32_t now_s,
               AffinityTable* affinity) noexcept {
     const auto backends = pool.backends();
     Decision d;
-    const uint64_t key = call_hash ^ pool.affinity_salt();
-    const uint32_t expiry = now_s + (creates_dialog ? pool.dialog_idle_s() : pool.transaction_idle_s());
+    const uint64_t key = affinity_key(pool, call_hash);
+    const uint32_t expiry = expiry_for(pool, creates_dialog, now_s);
 
     if (affinity) {
         if (auto hit = affinity->lookup(key, now_s)) {

@@ -264,3 +264,23 @@ TEST(DataplaneSnapshot, FingerprintIsContentNotVersion) {
 
 }  // namespace
 }  // namespace siplb::balance
+
+namespace siplb::balance {
+namespace {
+
+TEST(Pick, PinnedCallFollowsThePin) {
+    auto table = std::move(AffinityTable::create(1024).value());
+    auto pool = build(make_spec(10));
+    const uint64_t h = 0x5555aaaa5555aaaaull;
+    const uint16_t table_choice = pool->table().lookup(h);
+    const uint16_t other = static_cast<uint16_t>((table_choice + 1) % 10);
+    EXPECT_EQ(pin(*pool, h, other, true, 50, *table), AffinityTable::Store::inserted);
+    Decision d = pick(*pool, h, false, 60, table.get());
+    EXPECT_EQ(d.reason, Reason::affinity);
+    EXPECT_EQ(d.backend, other);
+    EXPECT_EQ(table->lookup(affinity_key(*pool, h), 60)->expiry_s, 50u + pool->dialog_idle_s());
+    EXPECT_EQ(pin(*pool, h, 999, true, 50, *table), AffinityTable::Store::unchanged);  // bad index ignored
+}
+
+}  // namespace
+}  // namespace siplb::balance

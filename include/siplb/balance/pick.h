@@ -24,6 +24,17 @@ struct Decision {
 
 const char* to_string(Decision::Reason r) noexcept;
 
+// The affinity table key of a call in a pool (the Call-ID hash mixed with
+// the pool's salt). Use it, or pin(), rather than re-deriving it.
+inline uint64_t affinity_key(const PoolSnapshot& pool, uint64_t call_hash) noexcept {
+    return call_hash ^ pool.affinity_salt();
+}
+
+// Pins a call to a backend chosen elsewhere (e.g. a dialog a backend starts
+// toward a customer), with pick()'s expiry rules. backend: index in pool.
+AffinityTable::Store pin(const PoolSnapshot& pool, uint64_t call_hash, uint16_t backend, bool creates_dialog,
+                         uint32_t now_s, AffinityTable& affinity) noexcept;
+
 // call_hash: hash_call_id(call_id, pool.seed()). creates_dialog: the message
 // starts a dialog (INVITE, SUBSCRIBE, ...): the affinity entry then lives
 // dialog_idle_s after the last message, otherwise transaction_idle_s; an
