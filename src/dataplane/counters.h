@@ -34,7 +34,9 @@ enum class DropReason : uint8_t {
     family_mismatch,      // VIP and backend of different address families (no NAT46)
     no_route,
     no_neighbor,          // next hop MAC unknown (a rate-limited ARP request was sent)
-    no_headroom,          // no room to grow the L2 header (VLAN tag insertion)
+    no_headroom,          // no room to grow the L2 header (VLAN tag insertion, tunnel header)
+    mtu_exceeded,         // ipip: the encapsulated datagram exceeds the egress MTU
+    no_tunnel_source,     // ipip: egress port has no address of the backend's family
     tx_full,              // TX queue refused the packet
     count_
 };

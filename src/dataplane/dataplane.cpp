@@ -159,8 +159,12 @@ Status Dataplane::Impl::setup_port(size_t index) {
     port.dpdk_port = pid;
     port.vlan = pc.vlan;
     port.addresses = pc.addresses;
-    for (const auto& a : pc.addresses)
+    port.mtu = pc.mtu;
+    for (const auto& a : pc.addresses) {
         if (a.ip.is_v4() && port.first_v4_be == 0) port.first_v4_be = a.ip.v4_be();
+        auto& tunnel_source = a.ip.is_v4() ? port.tunnel_source_v4 : port.tunnel_source_v6;
+        if (!tunnel_source) tunnel_source = a.ip;
+    }
     if (pc.mac) {
         port.mac = *pc.mac;
         rte_ether_addr addr;

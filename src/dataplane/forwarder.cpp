@@ -37,6 +37,8 @@ const char* drop_reason_name(DropReason r) noexcept {
         case DropReason::no_route: return "no_route";
         case DropReason::no_neighbor: return "no_neighbor";
         case DropReason::no_headroom: return "no_headroom";
+        case DropReason::mtu_exceeded: return "mtu_exceeded";
+        case DropReason::no_tunnel_source: return "no_tunnel_source";
         case DropReason::tx_full: return "tx_full";
         case DropReason::count_: break;
     }
@@ -159,7 +161,7 @@ void Forwarder::remember_backend_dialog(const uint8_t* frame, const net::PacketV
 }
 
 Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t headroom, const IpAddress& dst,
-                         uint64_t now_ms) noexcept {
+                         uint64_t now_ms, uint16_t encap_len) noexcept {
     auto hop = ctx_.routes.lookup(dst);
     if (!hop) return drop(DropReason::no_route);
     auto neighbor = ctx_.neighbors->lookup(hop->address);
@@ -173,12 +175,15 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
         return a;
     }
     const PortContext& out = ctx_.ports[hop->port];
+    if (encap_len && v.l3_end - v.l3_offset + encap_len > out.mtu) return drop(DropReason::mtu_exceeded);
     size_t l2_len = net::ethernet_header_len(out.vlan);
-    int shift = static_cast<int>(v.l3_offset) - static_cast<int>(l2_len);
+    int shift = static_cast<int>(v.l3_offset) - static_cast<int>(encap_len) - static_cast<int>(l2_len);
     if (shift < 0 && -shift > headroom) return drop(DropReason::no_headroom);
     if (!net::decrement_ttl(frame, v)) return drop(DropReason::ttl_expired);
+    // With a tunnel the EtherType is the outer header's, i.e. the family of dst.
+    bool l3_v6 = encap_len ? dst.is_v6() : v.ip_version == 6;
     net::write_ethernet(frame + shift, neighbor->mac, out.mac, out.vlan,
-                        v.ip_version == 4 ? net::kEtherTypeIpv4 : net::kEtherTypeIpv6);
+                        l3_v6 ? net::kEtherTypeIpv6 : net::kEtherTypeIpv4);
     Action a;
     a.kind = Action::Kind::transmit;
     a.port = hop->port;
@@ -236,11 +241,28 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
             return drop(DropReason::no_backend);
         }
         const Endpoint& backend = d.entry->address;
-        if (backend.ip.family != dst.ip.family) return drop(DropReason::family_mismatch);
-        glean(frame, v, in_port);
-        Action a = egress(frame, v, headroom, backend.ip, now_ms);
-        if (a.kind == Action::Kind::drop) return a;
-        net::dnat(frame, v, backend);
+        Action a;
+        if (pool.mode() == config::ForwardMode::ipip) {
+            // Direct server return: the datagram travels unchanged (client ->
+            // VIP) inside a tunnel to the backend, which answers from the VIP.
+            auto hop = ctx_.routes.lookup(backend.ip);
+            if (!hop) return drop(DropReason::no_route);
+            const PortContext& out = ctx_.ports[hop->port];
+            const auto& source = backend.ip.is_v4() ? out.tunnel_source_v4 : out.tunnel_source_v6;
+            if (!source) return drop(DropReason::no_tunnel_source);
+            auto encap = static_cast<uint16_t>(net::tunnel_header_len(backend.ip));
+            glean(frame, v, in_port);
+            a = egress(frame, v, headroom, backend.ip, now_ms, encap);
+            if (a.kind == Action::Kind::drop) return a;
+            net::write_tunnel_header(frame + v.l3_offset - encap, *source, backend.ip, v.ip_version,
+                                     static_cast<uint16_t>(v.l3_end - v.l3_offset));
+        } else {
+            if (backend.ip.family != dst.ip.family) return drop(DropReason::family_mismatch);
+            glean(frame, v, in_port);
+            a = egress(frame, v, headroom, backend.ip, now_ms);
+            if (a.kind == Action::Kind::drop) return a;
+            net::dnat(frame, v, backend);
+        }
         bump(c_.to_backend);
         if (pc) {
             bump(pc->packets);

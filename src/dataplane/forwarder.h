@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct PortContext {
     uint16_t vlan = 0;                // 0 = untagged
     std::vector<Prefix> addresses;    // node addresses (answered for ARP)
     uint32_t first_v4_be = 0;         // ARP request sender address; 0 = none
+    std::optional<IpAddress> tunnel_source_v4, tunnel_source_v6;  // outer source of ipip pools
+    uint16_t mtu = 1500;              // largest IP datagram sent (checked for ipip growth)
 };
 
 // Shared by all workers, read-only while they run (the neighbor and
@@ -69,8 +72,10 @@ private:
                       const balance::DataplaneSnapshot* snap) noexcept;
     // Routes, resolves the neighbor, decrements TTL and writes the Ethernet
     // header. Leaves the frame untouched when it returns a drop.
+    // encap_len: bytes of tunnel header to fit between L2 and the datagram
+    // (ipip); the caller writes it. l3_is_v6: the EtherType to write.
     Action egress(uint8_t* frame, const net::PacketView& v, uint16_t headroom, const IpAddress& dst,
-                  uint64_t now_ms) noexcept;
+                  uint64_t now_ms, uint16_t encap_len = 0) noexcept;
     void remember_backend_dialog(const uint8_t* frame, const net::PacketView& v, const balance::PoolSnapshot& pool,
                                  uint16_t backend, uint32_t now_s) noexcept;
     void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port) noexcept;

@@ -49,6 +49,29 @@ bool decrement_ttl(uint8_t* frame, const PacketView& v) noexcept {
     return true;
 }
 
+void write_tunnel_header(uint8_t* outer, const IpAddress& src, const IpAddress& dst, uint8_t inner_ip_version,
+                         uint16_t inner_len) noexcept {
+    const uint8_t proto = inner_ip_version == 4 ? 4 : 41;
+    if (dst.is_v4()) {
+        std::memset(outer, 0, kIpv4MinHeaderLen);
+        outer[0] = 0x45;
+        store_be16(outer + 2, static_cast<uint16_t>(kIpv4MinHeaderLen + inner_len));
+        outer[8] = 64;
+        outer[9] = proto;
+        std::memcpy(outer + 12, src.bytes.data(), 4);
+        std::memcpy(outer + 16, dst.bytes.data(), 4);
+        store_be16(outer + 10, ipv4_header_checksum(outer, kIpv4MinHeaderLen));
+    } else {
+        std::memset(outer, 0, kIpv6HeaderLen);
+        outer[0] = 0x60;
+        store_be16(outer + 4, inner_len);
+        outer[6] = proto;
+        outer[7] = 64;
+        std::memcpy(outer + 8, src.bytes.data(), 16);
+        std::memcpy(outer + 24, dst.bytes.data(), 16);
+    }
+}
+
 void write_ethernet(uint8_t* l2, const MacAddress& dst, const MacAddress& src, uint16_t vlan_id,
                     uint16_t ethertype) noexcept {
     std::memcpy(l2, dst.bytes.data(), 6);

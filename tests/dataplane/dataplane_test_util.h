@@ -28,6 +28,7 @@ struct PoolDesc {
     std::string name;
     std::vector<std::string> listen;
     std::vector<std::string> backends;
+    config::ForwardMode mode = config::ForwardMode::nat;
 };
 
 inline std::unique_ptr<const balance::DataplaneSnapshot> make_snapshot(const std::vector<PoolDesc>& pools,
@@ -38,6 +39,7 @@ inline std::unique_ptr<const balance::DataplaneSnapshot> make_snapshot(const std
         spec.name = p.name;
         for (const auto& l : p.listen) spec.listen.push_back(*Endpoint::parse(l));
         for (const auto& b : p.backends) spec.backends.push_back({*Endpoint::parse(b)});
+        spec.mode = p.mode;
         auto snap = balance::PoolSnapshot::build(spec, version);
         if (!snap) throw std::runtime_error(snap.message());
         built.push_back(snap.value());

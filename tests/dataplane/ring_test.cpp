@@ -119,6 +119,7 @@ protected:
             {"arp", {"198.51.100.11:5060"}, {"203.0.113.13:5060"}},
             {"six", {"[2001:db8:1::10]:5060"}, {"[2001:db8:2::11]:5060"}},
             {"empty", {"198.51.100.12:5060"}, {}},
+            {"dsr", {"198.51.100.13:5060"}, {"203.0.113.11:5060"}, config::ForwardMode::ipip},
         }));
         affinity_ = balance::AffinityTable::create(1024).value().release();
         auto dp = dataplane::Dataplane::create(cfg, *publisher_, *affinity_);
@@ -226,7 +227,7 @@ TEST_F(DataplaneRing, InviteIsDnatToTableChoiceByteForByte) {
     auto after = dp_->stats();
     EXPECT_EQ(after.to_backend, before.to_backend + 1);
     EXPECT_EQ(after.dropped, before.dropped);
-    ASSERT_EQ(after.pools.size(), 4u);
+    ASSERT_EQ(after.pools.size(), 5u);
     EXPECT_EQ(after.pools[0].name, "lund");
     EXPECT_EQ(after.pools[0].calls, before.pools[0].calls + 1);
     EXPECT_EQ(after.pools[0].packets, before.pools[0].packets + 1);
@@ -327,6 +328,26 @@ TEST_F(DataplaneRing, DialogStartedByBackendKeepsAnswersOnIt) {
     auto expect = build_frame({.src_mac = kIntMac, .dst_mac = kBackend12Mac, .vlan = kIntVlan, .src = kClient,
                                .dst = backend, .ttl = 63, .payload = answer});
     EXPECT_EQ(out[0], expect.bytes);
+}
+
+TEST_F(DataplaneRing, IpipPoolEncapsulatesTheUnchangedDatagram) {
+    const Endpoint vip = *Endpoint::parse("198.51.100.13:5060");
+    std::string msg = invite("dsr-call");
+    send(ext_, build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = vip, .ttl = 30,
+                            .payload = msg})
+                   .bytes);
+    auto out = receive(int_, 1);
+    ASSERT_EQ(out.size(), 1u);
+    auto inner = build_frame({.src = kClient, .dst = vip, .ttl = 29, .payload = msg});
+    const size_t inner_len = inner.bytes.size() - inner.l3;
+    std::vector<uint8_t> expect = {0x02, 0, 0, 0, 0x0b, 0x11, 0x02, 0, 0, 0, 0x02, 0x02, 0x81, 0x00, 0, kIntVlan,
+                                   0x08, 0x00};
+    std::vector<uint8_t> outer = {0x45, 0, 0, 0, 0, 0, 0, 0, 64, 4, 0, 0, 203, 0, 113, 1, 203, 0, 113, 11};
+    put16(outer, 2, static_cast<uint16_t>(20 + inner_len));
+    put16(outer, 10, naive_ipv4_checksum(outer, 0));
+    expect.insert(expect.end(), outer.begin(), outer.end());
+    expect.insert(expect.end(), inner.bytes.begin() + inner.l3, inner.bytes.end());
+    EXPECT_EQ(out[0], expect);
 }
 
 TEST_F(DataplaneRing, KeepalivesStickToTheClientAddress) {

@@ -279,3 +279,30 @@ TEST(Parse, TruncationsNeverReadOutOfBounds) {
         EXPECT_NE(parse_frame(cut.data(), cut.size(), v), ParseStatus::udp) << len;
     }
 }
+
+TEST(Nat, TunnelHeaderIpv4AndIpv6Outer) {
+    auto f = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"), .payload = kInvite});
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
+    const uint16_t inner_len = static_cast<uint16_t>(v.l3_end - v.l3_offset);
+    std::vector<uint8_t> buf(40 + inner_len);
+    std::copy(f.bytes.begin() + v.l3_offset, f.bytes.begin() + v.l3_end, buf.begin() + 40);
+    auto inner = std::vector<uint8_t>(buf.begin() + 40, buf.end());
+
+    write_tunnel_header(buf.data() + 20, *IpAddress::parse("203.0.113.1"), *IpAddress::parse("203.0.113.7"), 4, inner_len);
+    std::vector<uint8_t> outer4(buf.begin() + 20, buf.begin() + 40);
+    EXPECT_EQ(outer4[0], 0x45);
+    EXPECT_EQ(get16(outer4, 2), 20 + inner_len);
+    EXPECT_EQ(outer4[9], 4);
+    EXPECT_EQ(outer4[8], 64);
+    EXPECT_EQ(get16(outer4, 10), naive_ipv4_checksum(outer4, 0));
+    EXPECT_TRUE(std::equal(inner.begin(), inner.end(), buf.begin() + 40));
+
+    write_tunnel_header(buf.data(), *IpAddress::parse("2001:db8:2::1"), *IpAddress::parse("2001:db8:2::7"), 4, inner_len);
+    EXPECT_EQ(buf[0], 0x60);
+    EXPECT_EQ(get16(buf, 4), inner_len);
+    EXPECT_EQ(buf[6], 4);
+    EXPECT_EQ(buf[7], 64);
+    EXPECT_EQ(tunnel_header_len(*IpAddress::parse("2001:db8:2::7")), 40u);
+    EXPECT_TRUE(std::equal(inner.begin(), inner.end(), buf.begin() + 40));
+}

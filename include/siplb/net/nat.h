@@ -36,6 +36,18 @@ inline bool snat(uint8_t* frame, const PacketView& v, const Endpoint& vip) noexc
     return rewrite_endpoint(frame, v, NatSide::source, vip);
 }
 
+// Tunnel encapsulation for direct server return (`ipip` pools): an outer
+// IPv4 (protocol 4 for IPv4 inside, 41 for IPv6) or IPv6 header (next
+// header 4/41) from `src` to `dst` in front of the inner datagram, which is
+// left untouched. Writes tunnel_header_len(dst) bytes at `outer`, directly
+// before the inner IP header. Outer TTL/hop limit 64, DF clear (the outer
+// datagram may be fragmented on the way; the inner one is not touched).
+inline size_t tunnel_header_len(const IpAddress& outer_dst) noexcept {
+    return outer_dst.is_v4() ? kIpv4MinHeaderLen : kIpv6HeaderLen;
+}
+void write_tunnel_header(uint8_t* outer, const IpAddress& src, const IpAddress& dst, uint8_t inner_ip_version,
+                         uint16_t inner_len) noexcept;
+
 // Length of the Ethernet header write_ethernet produces.
 inline constexpr size_t ethernet_header_len(uint16_t vlan_id) noexcept {
     return vlan_id ? kEthernetHeaderLen + kVlanTagLen : kEthernetHeaderLen;
