@@ -1,0 +1,84 @@
+// fuzz-sources: src/sip/parser.cpp src/sip/find_header.cpp src/protect/rules.cpp src/protect/rate_limiter.cpp src/protect/guard.cpp
+// fuzz-pkg: libhs
+// fuzz-corpus: tests/sip/data
+//
+// Arbitrary bytes through the SIP parser, the rule engine (rules on every
+// field kind, including named headers and compact forms) and the rate
+// limiter. The first two bytes pick the source address and the clock step.
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+
+#include "siplb/protect/guard.h"
+
+using namespace siplb;
+
+namespace {
+
+config::RuleConfig rule(const char* name, const char* field, const char* pattern, config::RuleAction a,
+                        const char* route = "") {
+    config::RuleConfig r;
+    r.name = name;
+    r.field = field;
+    r.pattern = pattern;
+    r.action = a;
+    r.route_pool = route;
+    return r;
+}
+
+protect::WorkerGuard& guard() {
+    static std::unique_ptr<protect::WorkerGuard> g = [] {
+        std::vector<config::PoolConfig> pools(2);
+        pools[0].name = "accounts";
+        pools[1].name = "trunk";
+        using A = config::RuleAction;
+        pools[0].rules = {
+            rule("allow-trusted", "header:X-Trusted", "^yes$", A::allow),
+            rule("scanners", "user_agent", "friendly-scanner|sipvicious|sip-?cli|VaxSIPUserAgent", A::drop),
+            rule("trunk", "request_uri", "@siptrunk\\.", A::route, "trunk"),
+            rule("method", "method", "^(PUBLISH|MESSAGE)$", A::drop),
+            rule("from", "from", "<sip:[0-9]{10,}@", A::drop),
+            rule("to", "header:t", "\\b(100|101)@", A::drop),
+            rule("callid", "header:i", "^scan", A::drop),
+            rule("cseq", "header:CSeq", "^1 OPTIONS$", A::allow),
+            rule("contact", "header:m", "evil", A::drop),
+            rule("via", "header:Via", "rport.*rport", A::drop),
+        };
+        for (auto& p : pools) {
+            p.rate_limit.enabled = true;
+            p.rate_limit.requests_per_s = 5;
+            p.rate_limit.burst = 5;
+            p.rate_limit.prefix_requests_per_s = 20;
+            p.rate_limit.prefix_burst = 20;
+            p.rate_limit.table_size = 16;  // tiny: evictions happen
+        }
+        auto snap = protect::ProtectSnapshot::build(pools);
+        if (!snap) abort();
+        auto w = protect::WorkerGuard::create(snap.value());
+        if (!w) abort();
+        return std::move(w).value();
+    }();
+    return *g;
+}
+
+uint64_t now_ns = 1;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    if (size < 2) return 0;
+    uint8_t addr = data[0], step = data[1];
+    data += 2;
+    size -= 2;
+    sip::SipMessage msg;
+    sip::SipParser::parse(data, size, msg);
+    now_ns += uint64_t(step) * 1'000'000ull;
+    uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, static_cast<uint8_t>(addr & 3u), 0, 0, 0, 0, 0, 0, 0, addr};
+    IpAddress src = (addr & 0x80) ? IpAddress::from_v6(v6) : IpAddress::from_v4_be(0x000071cbu | (uint32_t(addr) << 24));
+    auto& g = guard();
+    auto d = g.check(addr & 1u, data, size, msg, src, now_ns);
+    if (d.action == protect::GuardDecision::Action::route && d.route_pool != 1) abort();
+    if (d.rule != protect::kNoRule && d.rule >= g.snapshot().pools()[0].rules->size()) abort();
+    if (g.pool(0)->counters.scan_errors() != 0) abort();
+    return 0;
+}
