@@ -134,6 +134,8 @@ Status Dataplane::Impl::setup_port(size_t index) {
         }
         conf.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
     }
+    // Checksum verification in the NIC where offered; software otherwise.
+    conf.rxmode.offloads |= info.rx_offload_capa & (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
     if (int rc = rte_eth_dev_configure(pid, nb_rx, nb_tx, &conf); rc != 0)
         return Status::fail(label + ": configure with " + std::to_string(nb_rx) + " RX / " + std::to_string(nb_tx) +
                             " TX queues failed: " + errstr(rc));

@@ -193,9 +193,10 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
 }
 
 Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t in_port,
-                          const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms) noexcept {
+                          const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms,
+                          net::ParseOptions parse) noexcept {
     net::PacketView v;
-    ParseStatus st = net::parse_frame(frame, len, v);
+    ParseStatus st = net::parse_frame(frame, len, v, parse);
     const PortContext& in = ctx_.ports[in_port];
     if (st != ParseStatus::udp) {
         if (st == ParseStatus::not_ip && v.ethertype == net::kEtherTypeArp) {

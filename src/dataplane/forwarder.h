@@ -56,8 +56,12 @@ public:
 
     // `frame` has `headroom` writable bytes before it. Counts every outcome
     // (drops by reason, pool/backend counters) except TX results.
+    // `parse` turns software checksum checks off where the NIC verified them.
     Action process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t in_port,
-                   const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms) noexcept;
+                   const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms,
+                   net::ParseOptions parse = {}) noexcept;
+    // A frame the NIC found with a bad checksum.
+    void count_bad_checksum() noexcept { c_.drop(DropReason::bad_checksum); }
 
     // Writes a broadcast ARP request for `target_be` from port `port` into
     // `buf` (at least 64 bytes); returns the frame length.
