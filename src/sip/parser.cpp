@@ -39,71 +39,133 @@ inline bool is_ctl(uint8_t c) noexcept { return (c < 0x20 && c != '\t') || c == 
 inline bool is_uri_char(uint8_t c) noexcept { return c > 0x20 && c != 0x7F; }
 inline bool is_lws(uint8_t c) noexcept { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+// Offset of the first byte c in [b, e), or e. May read ahead up to n (the
+// datagram's end) but never past it; cheaper than a memchr call for the
+// short ranges of a header value.
+inline size_t find_byte(const uint8_t* d, size_t b, size_t e, size_t n, uint8_t c) noexcept {
+#if defined(__SSE2__)
+    const __m128i needle = _mm_set1_epi8(char(c));
+    while (b < e && b + 16 <= n) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + b));
+        const unsigned mask = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, needle)));
+        if (mask) {
+            const size_t pos = b + size_t(__builtin_ctz(mask));
+            return pos < e ? pos : e;
+        }
+        b += 16;
+    }
+#else
+    (void)n;
+#endif
+    for (; b < e; ++b)
+        if (d[b] == c) return b;
+    return e;
+}
+
+// First byte in [b, e) that cannot be in a Request-URI (SP, HT, controls,
+// DEL), or e. May read ahead up to n.
+inline size_t uri_end(const uint8_t* d, size_t b, size_t e, size_t n) noexcept {
+#if defined(__SSE2__)
+    const __m128i min_visible = _mm_set1_epi8(0x21);
+    const __m128i del = _mm_set1_epi8(0x7F);
+    while (b < e && b + 16 <= n) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + b));
+        const __m128i visible = _mm_cmpeq_epi8(_mm_max_epu8(v, min_visible), v);  // v >= 0x21 unsigned
+        const unsigned ok = unsigned(_mm_movemask_epi8(_mm_andnot_si128(_mm_cmpeq_epi8(v, del), visible)));
+        if (ok != 0xFFFF) {
+            const size_t pos = b + size_t(__builtin_ctz(~ok));
+            return pos < e ? pos : e;
+        }
+        b += 16;
+    }
+#else
+    (void)n;
+#endif
+    while (b < e && is_uri_char(d[b])) ++b;
+    return b;
+}
+
 inline Span make_span(size_t b, size_t e) noexcept { return Span{uint16_t(b), uint16_t(e - b)}; }
 
-// Finds LFs (and, for the header validity check, colons) a 64-byte block at
-// a time; keeps the colon mask of the previous block because header lines
-// often straddle a block boundary.
+// Bitmaps of LF and colon positions, computed 256 bytes at a time (SSE2
+// where available) as the header walk advances, never over the whole body.
+// Looking up the next LF reads two adjacent words, so a line crossing a
+// 64-byte boundary costs no unpredictable branch.
 class LineScanner {
 public:
-    LineScanner(const uint8_t* d, size_t n) noexcept : d_(d), n_(n) {}
+    LineScanner(const uint8_t* d, size_t n) noexcept : d_(d), n_(n), words_((n + 63) / 64) {}
 
     // Offset of the first LF at or after pos, or n if there is none.
     size_t next_lf(size_t pos) noexcept {
-        while (pos < n_) {
-            size_t blk = pos & ~size_t(63);
-            if (!loaded_ || blk != block_) load(blk);
-            uint64_t m = lf_ & (~uint64_t(0) << (pos - blk));
-            if (m) return blk + size_t(__builtin_ctzll(m));
-            pos = blk + 64;
+        if (pos >= n_) return n_;
+        size_t w = pos >> 6;
+        const unsigned s = unsigned(pos & 63);
+        ensure(w + 1);
+        uint64_t bits = lf_[w] >> s;
+        if (s) bits |= lf_[w + 1] << (64 - s);
+        if (bits) return pos + size_t(__builtin_ctzll(bits));
+        // Line longer than 64 bytes.
+        for (w += 1;; ++w) {
+            if (w >= words_) return n_;
+            ensure(w + 1);  // has_colon may read the word after the LF's
+            const uint64_t m = w == (pos >> 6) + 1 ? lf_[w] & (~uint64_t(0) << s) : lf_[w];
+            if (m) return (w << 6) + size_t(__builtin_ctzll(m));
         }
-        return n_;
     }
 
-    // Whether [a, b) contains a colon; b is the LF offset just returned by
-    // next_lf, so b lies in the current block.
+    // Whether [a, b) holds a colon; b was returned by next_lf (so the words
+    // up to it are computed).
     bool has_colon(size_t a, size_t b) const noexcept {
-        if (a >= block_) return (colon_ & range_mask(a - block_, b - block_)) != 0;
-        if (prev_valid_ && a + 64 >= block_) {
-            uint64_t low = (b == block_) ? 0 : (colon_ & range_mask(0, b - block_));
-            return low != 0 || (prev_colon_ >> (a - (block_ - 64))) != 0;
+        while (a < b) {
+            const size_t w = a >> 6;
+            const unsigned s = unsigned(a & 63);
+            uint64_t bits = colon_[w] >> s;
+            if (s) bits |= colon_[w + 1] << (64 - s);
+            const size_t span = b - a;
+            if (span < 64) bits &= (uint64_t(1) << span) - 1;
+            if (bits) return true;
+            a += 64;
         }
-        return std::memchr(d_ + a, ':', b - a) != nullptr;
+        return false;
     }
 
 private:
-    static uint64_t range_mask(size_t from, size_t to) noexcept {  // bits [from, to), to <= 64
-        uint64_t hi = to >= 64 ? ~uint64_t(0) : ((uint64_t(1) << to) - 1);
-        return hi & (~uint64_t(0) << from);
-    }
-
-    void load(size_t blk) noexcept {
-        prev_valid_ = loaded_ && blk == block_ + 64;
-        prev_colon_ = colon_;
-        block_ = blk;
-        loaded_ = true;
-        if (blk + 64 <= n_) {
-            masks(d_ + blk);
-        } else if (n_ >= 64) {
-            // Last partial block: load the final 64 bytes of the buffer and
-            // shift, rather than copying into a padded buffer (whose
-            // store-then-load would stall store forwarding).
-            masks(d_ + n_ - 64);
-            const size_t shift = blk - (n_ - 64);
-            lf_ >>= shift;
-            colon_ >>= shift;
-        } else {
-            uint64_t l = 0, c = 0;
-            for (size_t i = 0; i < n_ - blk; ++i) {
-                l |= uint64_t(d_[blk + i] == '\n') << i;
-                c |= uint64_t(d_[blk + i] == ':') << i;
+    // Words [0, w] are computed afterwards (and w + 1 readable: a zero
+    // sentinel past the end).
+    void ensure(size_t w) noexcept {
+        while (done_ <= w) {
+            if (done_ >= words_) {
+                lf_[done_] = colon_[done_] = 0;
+                ++done_;
+                continue;
             }
-            lf_ = l;
-            colon_ = c;
+            const size_t stop = done_ + 4 < words_ ? done_ + 4 : words_;
+            for (; done_ < stop; ++done_) compute(done_);
         }
     }
 
-    void masks(const uint8_t* p) noexcept {
+    void compute(size_t w) noexcept {
+        const size_t off = w << 6;
+        if (off + 64 <= n_) {
+            masks(d_ + off, lf_[w], colon_[w]);
+        } else if (n_ >= 64) {
+            // Last partial word: load the buffer's final 64 bytes and shift.
+            const size_t shift = off - (n_ - 64);
+            masks(d_ + n_ - 64, lf_[w], colon_[w]);
+            lf_[w] >>= shift;
+            colon_[w] >>= shift;
+        } else {
+            uint64_t l = 0, c = 0;
+            for (size_t i = 0; i < n_ - off; ++i) {
+                l |= uint64_t(d_[off + i] == '\n') << i;
+                c |= uint64_t(d_[off + i] == ':') << i;
+            }
+            lf_[w] = l;
+            colon_[w] = c;
+        }
+    }
+
+    static void masks(const uint8_t* p, uint64_t& lf_out, uint64_t& colon_out) noexcept {
 #if defined(__SSE2__)
         const __m128i lf = _mm_set1_epi8('\n');
         const __m128i colon = _mm_set1_epi8(':');
@@ -113,25 +175,27 @@ private:
             l |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)))) << (16 * i);
             c |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v, colon)))) << (16 * i);
         }
-        lf_ = l;
-        colon_ = c;
+        lf_out = l;
+        colon_out = c;
 #else
         uint64_t l = 0, c = 0;
         for (int i = 0; i < 64; ++i) {
             l |= uint64_t(p[i] == '\n') << i;
             c |= uint64_t(p[i] == ':') << i;
         }
-        lf_ = l;
-        colon_ = c;
+        lf_out = l;
+        colon_out = c;
 #endif
     }
 
+    static constexpr size_t kMaxWords = (kMaxDatagram + 63) / 64 + 1;
+
     const uint8_t* d_;
     size_t n_;
-    size_t block_ = 0;
-    bool loaded_ = false;
-    bool prev_valid_ = false;
-    uint64_t lf_ = 0, colon_ = 0, prev_colon_ = 0;
+    size_t words_;
+    size_t done_ = 0;
+    uint64_t lf_[kMaxWords];     // filled lazily by ensure(); no zeroing up front
+    uint64_t colon_[kMaxWords];
 };
 
 // Case-insensitive match of a lowercase header name at the start of a line,
@@ -163,11 +227,10 @@ enum class Hdr : uint8_t { none, call_id, via, cseq, from, to, user_agent, max_f
 // Span of the first via-parm: up to the first comma outside a quoted string.
 // Quotes in Via are rare (only in quoted parameter values), so the common
 // case is one memchr.
-Span first_via_parm(const uint8_t* d, size_t b, size_t e) noexcept {
-    size_t i = e;
-    if (const void* comma = std::memchr(d + b, ',', e - b)) {
-        i = size_t(static_cast<const uint8_t*>(comma) - d);
-        if (std::memchr(d + b, '"', i - b)) {
+Span first_via_parm(const uint8_t* d, size_t b, size_t e, size_t n) noexcept {
+    size_t i = find_byte(d, b, e, n, ',');
+    if (i < e) {
+        if (find_byte(d, b, i, n, '"') < i) {
             bool quoted = false;
             for (i = b; i < e; ++i) {
                 const uint8_t c = d[i];
@@ -182,25 +245,56 @@ Span first_via_parm(const uint8_t* d, size_t b, size_t e) noexcept {
     return make_span(b, i);
 }
 
+// If a parameter starting at q (just after its ';') is "tag = token",
+// the token's span; else empty.
+inline Span tag_value_at(const uint8_t* d, size_t q, size_t e) noexcept {
+    while (q < e && is_lws(d[q])) ++q;
+    if (q + 3 > e || (d[q] | 0x20) != 't' || (d[q + 1] | 0x20) != 'a' || (d[q + 2] | 0x20) != 'g') return Span{};
+    q += 3;
+    while (q < e && is_lws(d[q])) ++q;
+    if (q >= e || d[q] != '=') return Span{};
+    ++q;
+    while (q < e && is_lws(d[q])) ++q;
+    const size_t v = q;
+    while (q < e && is_token(d[q])) ++q;
+    return make_span(v, q);
+}
+
 // Value of the tag parameter of a From/To value (name-addr or addr-spec).
 // Header parameters follow the '>' closing the URI (which cannot contain
 // '>'), or, in addr-spec form, start at the first ';'. Only a quoted display
 // name can hide a '<', so it alone is skipped byte by byte.
-Span find_tag(const uint8_t* d, size_t b, size_t e) noexcept {
+Span find_tag(const uint8_t* d, size_t b, size_t e, size_t n) noexcept {
     size_t p = b;
     if (p < e && d[p] == '"') {
-        for (++p; p < e && d[p] != '"'; ++p)
-            if (d[p] == '\\') ++p;
-        if (p >= e) return Span{};
         ++p;
+        for (;;) {  // to the closing quote; a backslash escapes the next byte
+            const size_t q = find_byte(d, p, e, n, '"');
+            if (q == e) return Span{};
+            const size_t bs = find_byte(d, p, q, n, '\\');
+            if (bs < q) {
+                p = bs + 2;
+                continue;
+            }
+            p = q + 1;
+            break;
+        }
     }
-    if (const void* lt = std::memchr(d + p, '<', e - p)) {
-        const size_t l = size_t(static_cast<const uint8_t*>(lt) - d);
-        const void* gt = std::memchr(d + l, '>', e - l);
-        if (!gt) return Span{};
-        p = size_t(static_cast<const uint8_t*>(gt) - d) + 1;
+    const size_t l = find_byte(d, p, e, n, '<');
+    if (l < e) {
+        const size_t g = find_byte(d, l, e, n, '>');
+        if (g == e) return Span{};
+        p = g + 1;
     }
-    // Parameters: ;name[=value], values may be quoted strings.
+    // Parameters: ;name[=value]. Without quoted values (the common case)
+    // every ';' separates parameters and memchr-style jumps suffice.
+    if (find_byte(d, p, e, n, '"') == e) {
+        for (size_t i = find_byte(d, p, e, n, ';'); i < e; i = find_byte(d, i + 1, e, n, ';')) {
+            const Span t = tag_value_at(d, i + 1, e);
+            if (!t.empty()) return t;
+        }
+        return Span{};
+    }
     bool quoted = false;
     for (size_t i = p; i < e; ++i) {
         const uint8_t c = d[i];
@@ -211,17 +305,8 @@ Span find_tag(const uint8_t* d, size_t b, size_t e) noexcept {
         }
         if (c == '"') { quoted = true; continue; }
         if (c != ';') continue;
-        size_t q = i + 1;
-        while (q < e && is_lws(d[q])) ++q;
-        if (q + 3 > e || !ci_equal(d + q, "tag")) continue;
-        q += 3;
-        while (q < e && is_lws(d[q])) ++q;
-        if (q >= e || d[q] != '=') continue;
-        ++q;
-        while (q < e && is_lws(d[q])) ++q;
-        const size_t v = q;
-        while (q < e && is_token(d[q])) ++q;
-        if (q > v) return make_span(v, q);
+        const Span t = tag_value_at(d, i + 1, e);
+        if (!t.empty()) return t;
     }
     return Span{};
 }
@@ -252,7 +337,7 @@ void parse_cseq(const uint8_t* d, size_t b, size_t e, SipMessage& m) noexcept {
     m.cseq_method = method_from_token({reinterpret_cast<const char*>(d) + t, p - t});
 }
 
-bool parse_start_line(const uint8_t* d, size_t s, size_t e, SipMessage& m) noexcept {
+bool parse_start_line(const uint8_t* d, size_t s, size_t e, size_t n, SipMessage& m) noexcept {
     const size_t len = e - s;
     if (len >= 8 && ci_equal(d + s, "sip/2.0") && is_wsp(d[s + 7])) {
         size_t p = s + 7;
@@ -278,7 +363,7 @@ bool parse_start_line(const uint8_t* d, size_t s, size_t e, SipMessage& m) noexc
     const size_t method_end = p;
     while (p < e && is_wsp(d[p])) ++p;
     const size_t uri = p;
-    while (p < e && is_uri_char(d[p])) ++p;
+    p = uri_end(d, p, e, n);
     if (p == uri || p >= e || !is_wsp(d[p])) return false;
     const size_t uri_end = p;
     while (p < e && is_wsp(d[p])) ++p;
@@ -381,7 +466,7 @@ void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
     // The request line is validated character by character while it is
     // parsed; only a line that fails is examined again to tell binary
     // garbage from a malformed text line.
-    if (lf == n || !parse_start_line(d, s, e, m)) {
+    if (lf == n || !parse_start_line(d, s, e, n, m)) {
         m.kind = Kind::unknown;
         bool binary = d[s] >= 0x80;
         for (size_t i = s; i < e && !binary; ++i) binary = is_ctl(d[i]);
@@ -412,7 +497,7 @@ void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
             case Hdr::via:
                 if (!via_seen) {
                     via_seen = true;
-                    m.top_via = first_via_parm(d, vb, ve);
+                    m.top_via = first_via_parm(d, vb, ve, n);
                 }
                 break;
             case Hdr::cseq:
@@ -421,13 +506,13 @@ void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
             case Hdr::from:
                 if (m.from.empty()) {
                     m.from = make_span(vb, ve);
-                    m.from_tag = find_tag(d, vb, ve);
+                    m.from_tag = find_tag(d, vb, ve, n);
                 }
                 break;
             case Hdr::to:
                 if (m.to.empty()) {
                     m.to = make_span(vb, ve);
-                    m.to_tag = find_tag(d, vb, ve);
+                    m.to_tag = find_tag(d, vb, ve, n);
                 }
                 break;
             case Hdr::user_agent:
@@ -458,7 +543,7 @@ void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
         size_t ce = le;
         if (ce > ls && d[ce - 1] == '\r') --ce;
         if (ce == ls) {  // the empty line
-            if (!finish()) return;
+            if (cur != Hdr::none && !finish()) return;
             m.headers_end = uint16_t(le + 1);
             break;
         }
@@ -481,7 +566,7 @@ void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
             ls = le + 1;
             continue;
         }
-        if (!finish()) return;
+        if (cur != Hdr::none && !finish()) return;
 
         const uint8_t* p = d + ls;
         const size_t avail = ce - ls;
