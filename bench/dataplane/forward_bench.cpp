@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "mix_frames.h"
 #include "siplb/balance/hash.h"
 #include "siplb/balance/snapshot.h"
 #include "siplb/dataplane/dataplane.h"
@@ -36,79 +37,24 @@ using namespace siplb;
 
 namespace {
 
-const MacAddress kPortMac{{0x02, 0, 0, 0, 0x01, 0x01}};
-const MacAddress kPeerMac{{0x02, 0, 0, 0, 0x00, 0xfe}};
-const Endpoint kVip = *Endpoint::parse("198.51.100.10:5060");
+using bench::bench_backends;
+using bench::kPeerMac;
+using bench::kPortMac;
 
-std::vector<Endpoint> backends(size_t n) {
-    // RFC 2544 benchmarking range 198.18.0.0/15, on-link of the TX port.
-    std::vector<Endpoint> out;
-    for (size_t i = 0; i < n; ++i)
-        out.push_back(*Endpoint::parse("198.18." + std::to_string(1 + i / 250) + "." + std::to_string(1 + i % 250) +
-                                       ":5060"));
-    return out;
-}
-
-std::unique_ptr<const balance::DataplaneSnapshot> snapshot_for(const std::vector<Endpoint>& bs) {
-    balance::PoolSpec spec;
-    spec.name = "bench";
-    spec.listen = {kVip};
-    for (const auto& b : bs) spec.backends.push_back({b});
-    auto pool = balance::PoolSnapshot::build(spec, 1);
-    if (!pool) throw std::runtime_error(pool.message());
-    auto dp = balance::DataplaneSnapshot::build({pool.value()}, 1);
-    if (!dp) throw std::runtime_error(dp.message());
-    return std::move(dp.value());
-}
-
-std::vector<uint8_t> udp_frame(const Endpoint& src, const Endpoint& dst, const std::string& payload) {
-    std::vector<uint8_t> f(14 + 20 + 8 + payload.size());
-    std::copy(kPortMac.bytes.begin(), kPortMac.bytes.end(), f.begin());
-    std::copy(kPeerMac.bytes.begin(), kPeerMac.bytes.end(), f.begin() + 6);
-    f[12] = 0x08;
-    uint8_t* ip = f.data() + 14;
-    ip[0] = 0x45;
-    net::store_be16(ip + 2, static_cast<uint16_t>(20 + 8 + payload.size()));
-    ip[8] = 64;
-    ip[9] = 17;
-    std::copy(src.ip.bytes.begin(), src.ip.bytes.begin() + 4, ip + 12);
-    std::copy(dst.ip.bytes.begin(), dst.ip.bytes.begin() + 4, ip + 16);
-    net::store_be16(ip + 10, net::ipv4_header_checksum(ip, 20));
-    uint8_t* udp = ip + 20;
-    net::store_be16(udp, src.port);
-    net::store_be16(udp + 2, dst.port);
-    net::store_be16(udp + 4, static_cast<uint16_t>(8 + payload.size()));
-    std::copy(payload.begin(), payload.end(), udp + 8);
-    net::store_be16(udp + 6, net::udp_checksum_ipv4(ip + 12, ip + 16, udp, 8 + payload.size()));
-    return f;
-}
-
-// Requests from clients to the VIP, responses from the call's table backend.
 size_t write_mix(const std::string& path, size_t count, const balance::DataplaneSnapshot& snap) {
-    const auto& pool = *snap.pools()[0];
-    auto mix = sip::generate_message_mix(count, 7);
+    auto frames = bench::mix_frames(count, snap);
     pcap_t* dead = pcap_open_dead(DLT_EN10MB, 65535);
     pcap_dumper_t* d = pcap_dump_open(dead, path.c_str());
-    size_t bytes = 0, n = 0;
-    for (const auto& msg : mix) {
-        sip::SipMessage m;
-        sip::SipParser::parse(reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), m);
-        if (!m.ok()) continue;
-        auto call = m.call_id.view(reinterpret_cast<const uint8_t*>(msg.data()));
-        uint64_t h = balance::hash_call_id(call, pool.seed());
-        Endpoint client = *Endpoint::parse("192.0.2." + std::to_string(1 + h % 250) + ":" + std::to_string(5060 + h % 50));
-        auto f = m.kind == sip::Kind::request
-                     ? udp_frame(client, kVip, msg)
-                     : udp_frame(pool.backends()[pool.table().lookup(h)].address, client, msg);
+    size_t bytes = 0;
+    for (const auto& f : frames) {
         pcap_pkthdr hdr{};
         hdr.caplen = hdr.len = static_cast<uint32_t>(f.size());
         pcap_dump(reinterpret_cast<u_char*>(d), &hdr, f.data());
         bytes += f.size();
-        ++n;
     }
     pcap_dump_close(d);
     pcap_close(dead);
-    return n ? bytes / n : 0;
+    return frames.empty() ? 0 : bytes / frames.size();
 }
 
 // ---- io baseline: rx burst from the pcap port, tx burst to the null port ----
@@ -171,7 +117,7 @@ struct DpResult {
 };
 
 DpResult run_dataplane(const std::string& pcap, size_t n_backends, double seconds, const std::string& tag) {
-    auto bs = backends(n_backends);
+    auto bs = bench_backends(n_backends);
     config::Config cfg;
     auto& dc = cfg.dataplane;
     dc.workers = 1;
@@ -196,7 +142,7 @@ DpResult run_dataplane(const std::string& pcap, size_t n_backends, double second
     dc.neighbors = {{*IpAddress::parse("203.0.113.254"), kPeerMac, "out"}};
     for (const auto& b : bs) dc.neighbors.push_back({b.ip, kPeerMac, "out"});
 
-    balance::SnapshotPublisher publisher(snapshot_for(bs));
+    balance::SnapshotPublisher publisher(bench::bench_snapshot(bs));
     auto affinity = balance::AffinityTable::create(1u << 18);
     auto dp = dataplane::Dataplane::create(cfg, publisher, *affinity.value());
     if (!dp) throw std::runtime_error(dp.message());
@@ -236,8 +182,8 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(dir);
     try {
         std::string pcap2 = (dir / "mix2.pcap").string(), pcap1000 = (dir / "mix1000.pcap").string();
-        size_t avg = write_mix(pcap2, messages, *snapshot_for(backends(2)));
-        write_mix(pcap1000, messages, *snapshot_for(backends(1000)));
+        size_t avg = write_mix(pcap2, messages, *bench::bench_snapshot(bench_backends(2)));
+        write_mix(pcap1000, messages, *bench::bench_snapshot(bench_backends(1000)));
         std::printf("mix: %zu messages, average frame %zu bytes; %.1f s per case, 1 worker core\n", messages, avg,
                     seconds);
         double io = run_io(pcap2, seconds);

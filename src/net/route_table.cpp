@@ -5,6 +5,10 @@
 namespace siplb::net {
 
 namespace {
+uint32_t host_order(uint32_t be) noexcept {
+    const auto* b = reinterpret_cast<const uint8_t*>(&be);
+    return uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
+}
 Prefix network_of(const Prefix& p) {
     Prefix n = p;
     size_t bits = p.length;
@@ -29,7 +33,8 @@ Result<RouteTable> RouteTable::build(const std::vector<PortPrefixes>& ports, con
                 if (ports[i].name == r.port) port = static_cast<uint16_t>(i);
             if (!port) return Result<RouteTable>::fail("route " + r.prefix.to_string() + ": unknown port '" + r.port + "'");
         } else {
-            port = t.on_link_port(r.via);
+            for (const auto& e : t.entries_)  // connected prefixes only so far
+                if (!port && e.prefix.contains(r.via)) port = e.port;
             if (!port)
                 return Result<RouteTable>::fail("route " + r.prefix.to_string() + ": gateway " + r.via.to_string() +
                                                 " is not on-link of any port address");
@@ -43,10 +48,25 @@ Result<RouteTable> RouteTable::build(const std::vector<PortPrefixes>& ports, con
     // keeps them ahead since they were added first).
     std::stable_sort(t.entries_.begin(), t.entries_.end(),
                      [](const RouteEntry& a, const RouteEntry& b) { return a.prefix.length > b.prefix.length; });
+    for (uint32_t i = 0; i < t.entries_.size(); ++i) {
+        const auto& e = t.entries_[i];
+        if (!e.prefix.ip.is_v4()) continue;
+        uint32_t mask = e.prefix.length == 0 ? 0 : ~uint32_t{0} << (32 - e.prefix.length);
+        t.v4_.push_back({host_order(e.prefix.ip.v4_be()) & mask, mask, i});
+    }
     return t;
 }
 
 std::optional<NextHop> RouteTable::lookup(const IpAddress& dst) const noexcept {
+    if (dst.is_v4()) {
+        const uint32_t a = host_order(dst.v4_be());
+        for (const auto& v : v4_) {
+            if ((a & v.mask) != v.network) continue;
+            const auto& e = entries_[v.index];
+            return NextHop{e.port, e.via ? *e.via : dst};
+        }
+        return std::nullopt;
+    }
     for (const auto& e : entries_) {
         if (e.prefix.ip.family == dst.family && e.prefix.contains(dst))
             return NextHop{e.port, e.via ? *e.via : dst};
@@ -59,6 +79,12 @@ bool RouteTable::is_local_address(const IpAddress& a) const noexcept {
 }
 
 std::optional<uint16_t> RouteTable::on_link_port(const IpAddress& a) const noexcept {
+    if (a.is_v4()) {
+        const uint32_t h = host_order(a.v4_be());
+        for (const auto& v : v4_)
+            if ((h & v.mask) == v.network && !entries_[v.index].via) return entries_[v.index].port;
+        return std::nullopt;
+    }
     for (const auto& e : entries_)
         if (!e.via && e.prefix.ip.family == a.family && e.prefix.contains(a)) return e.port;
     return std::nullopt;

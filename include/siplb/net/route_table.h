@@ -51,7 +51,13 @@ public:
     const std::vector<RouteEntry>& entries() const noexcept { return entries_; }
 
 private:
+    // IPv4 fast path: (network, mask) in host order, same order as entries_.
+    struct V4Entry {
+        uint32_t network = 0, mask = 0;
+        uint32_t index = 0;  // into entries_
+    };
     std::vector<RouteEntry> entries_;  // longest prefix first
+    std::vector<V4Entry> v4_;
     std::vector<IpAddress> local_;
 };
 
