@@ -178,8 +178,3 @@ TEST(DataplanePcap, ReplayedCallMixIsBalancedPerCallId) {
 }
 
 }  // namespace
-
-int main(int argc, char** argv) {
-    ::testing::InitGoogleTest(&argc, argv);
-    return RUN_ALL_TESTS();
-}
