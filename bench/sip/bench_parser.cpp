@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cctype>
+#include <charconv>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,12 +34,21 @@ size_t total_bytes(const std::vector<std::string>& msgs) {
 
 // The baseline: what a straightforward implementation does. Split into
 // lines, trim, split at the colon, compare names case-insensitively against
-// the long and compact forms, extract the same fields SipParser does.
+// the long and compact forms, extract the same fields SipParser does (with
+// less care: no folding, no quoted strings, no duplicate Call-ID check).
 struct NaiveResult {
-    std::string_view call_id, via, cseq, from, to, user_agent, max_forwards, content_length;
-    std::string_view method;
+    std::string_view call_id, via, cseq, from, from_tag, to, to_tag, user_agent, max_forwards;
+    std::string_view method, cseq_method;
+    uint32_t cseq_number = 0, content_length = 0;
     int status = 0;
 };
+
+std::string_view tag_of(std::string_view value) {
+    size_t t = value.find(";tag=");
+    if (t == std::string_view::npos) return {};
+    value.remove_prefix(t + 5);
+    return value.substr(0, value.find_first_of(";, \t"));
+}
 
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -73,12 +83,21 @@ bool naive_parse(std::string_view msg, NaiveResult& r) {
         std::string_view value = trim(line.substr(colon + 1));
         if (iequals(name, "call-id") || iequals(name, "i")) r.call_id = value;
         else if ((iequals(name, "via") || iequals(name, "v")) && r.via.empty()) r.via = value.substr(0, value.find(','));
-        else if (iequals(name, "cseq")) r.cseq = value;
-        else if (iequals(name, "from") || iequals(name, "f")) r.from = value.substr(value.find(";tag=") + 5);
-        else if (iequals(name, "to") || iequals(name, "t")) r.to = value;
+        else if (iequals(name, "cseq")) {
+            r.cseq = value;
+            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), r.cseq_number);
+            r.cseq_method = trim(value.substr(size_t(end - value.data())));
+        } else if (iequals(name, "from") || iequals(name, "f")) {
+            r.from = value;
+            r.from_tag = tag_of(value);
+        } else if (iequals(name, "to") || iequals(name, "t")) {
+            r.to = value;
+            r.to_tag = tag_of(value);
+        }
         else if (iequals(name, "user-agent")) r.user_agent = value;
         else if (iequals(name, "max-forwards")) r.max_forwards = value;
-        else if (iequals(name, "content-length") || iequals(name, "l")) r.content_length = value;
+        else if (iequals(name, "content-length") || iequals(name, "l"))
+            std::from_chars(value.data(), value.data() + value.size(), r.content_length);
     }
     return false;
 }

@@ -139,7 +139,7 @@ private:
                 ++done_;
                 continue;
             }
-            const size_t stop = done_ + 4 < words_ ? done_ + 4 : words_;
+            const size_t stop = done_ + 2 < words_ ? done_ + 2 : words_;
             for (; done_ < stop; ++done_) compute(done_);
         }
     }
@@ -199,15 +199,58 @@ private:
 };
 
 // Case-insensitive match of a lowercase header name at the start of a line,
-// followed by ':' or whitespace. `avail` is the line length without CRLF.
+// followed by ':' or whitespace. `avail` is the line length without CRLF;
+// `room` the bytes readable from p (to the datagram's end). With 16 bytes of
+// room the name is compared as two 64-bit words (letters folded by OR 0x20
+// only where the name has letters, so '-' never matches CR).
+struct NamePattern {
+    uint64_t fold[2] = {}, want[2] = {}, care[2] = {};
+};
+
+// A string literal usable as a template argument.
 template <size_t N>
-inline bool name_is(const uint8_t* p, size_t avail, const char (&lit)[N]) noexcept {
-    constexpr size_t k = N - 1;
+struct Literal {
+    char s[N] = {};
+    constexpr Literal(const char (&lit)[N]) {  // NOLINT(google-explicit-constructor)
+        for (size_t i = 0; i < N; ++i) s[i] = lit[i];
+    }
+};
+
+template <size_t N>
+constexpr NamePattern make_pattern(const char (&lit)[N]) {
+    static_assert(N - 1 <= 16);
+    NamePattern np;
+    for (size_t i = 0; i + 1 < N; ++i) {
+        const uint64_t c = uint8_t(lit[i]);
+        const unsigned shift = unsigned(8 * (i % 8));
+        if (c >= 'a' && c <= 'z') np.fold[i / 8] |= uint64_t(0x20) << shift;
+        np.want[i / 8] |= c << shift;
+        np.care[i / 8] |= uint64_t(0xFF) << shift;
+    }
+    return np;
+}
+
+template <Literal L>
+inline bool name_is(const uint8_t* p, size_t avail, size_t room) noexcept {
+    constexpr auto& lit = L.s;
+    constexpr size_t k = sizeof(L.s) - 1;
     if (avail <= k) return false;
-    for (size_t i = 0; i < k; ++i) {
-        const uint8_t want = uint8_t(lit[i]);
-        const uint8_t got = (want >= 'a' && want <= 'z') ? uint8_t(p[i] | 0x20) : p[i];
-        if (got != want) return false;
+    if (room >= 16) {
+        static constexpr NamePattern np = make_pattern(lit);
+        uint64_t w0;
+        std::memcpy(&w0, p, 8);
+        if (((w0 | np.fold[0]) & np.care[0]) != np.want[0]) return false;
+        if constexpr (k > 8) {
+            uint64_t w1;
+            std::memcpy(&w1, p + 8, 8);
+            if (((w1 | np.fold[1]) & np.care[1]) != np.want[1]) return false;
+        }
+    } else {
+        for (size_t i = 0; i < k; ++i) {
+            const uint8_t want = uint8_t(lit[i]);
+            const uint8_t got = (want >= 'a' && want <= 'z') ? uint8_t(p[i] | 0x20) : p[i];
+            if (got != want) return false;
+        }
     }
     const uint8_t t = p[k];
     return t == ':' || t == ' ' || t == '\t';
@@ -391,6 +434,63 @@ inline void reject(SipMessage& m, RejectReason r) noexcept {
     m.reason = r;
 }
 
+// Takes the complete (possibly folded) value [vb, ve) of a header the
+// balancer needs; false if the message is rejected. A plain function rather
+// than a lambda over the loop's variables, which would keep them in memory.
+bool finish_header(const uint8_t* d, size_t n, Hdr cur, size_t vb, size_t ve, bool& via_seen,
+                   SipMessage& m) noexcept {
+    switch (cur) {
+        case Hdr::none:
+            break;
+        case Hdr::call_id: {
+            if (ve == vb) { reject(m, RejectReason::bad_call_id); return false; }
+            if (m.call_id.empty()) {
+                m.call_id = make_span(vb, ve);
+            } else if (m.call_id.length != ve - vb || std::memcmp(d + m.call_id.offset, d + vb, ve - vb) != 0) {
+                { reject(m, RejectReason::conflicting_call_id); return false; }
+            }
+            break;
+        }
+        case Hdr::via:
+            if (!via_seen) {
+                via_seen = true;
+                m.top_via = first_via_parm(d, vb, ve, n);
+            }
+            break;
+        case Hdr::cseq:
+            if (m.cseq.empty()) parse_cseq(d, vb, ve, m);
+            break;
+        case Hdr::from:
+            if (m.from.empty()) {
+                m.from = make_span(vb, ve);
+                m.from_tag = find_tag(d, vb, ve, n);
+            }
+            break;
+        case Hdr::to:
+            if (m.to.empty()) {
+                m.to = make_span(vb, ve);
+                m.to_tag = find_tag(d, vb, ve, n);
+            }
+            break;
+        case Hdr::user_agent:
+            if (m.user_agent.empty()) m.user_agent = make_span(vb, ve);
+            break;
+        case Hdr::max_forwards:
+            if (m.max_forwards.empty()) m.max_forwards = make_span(vb, ve);
+            break;
+        case Hdr::content_length:
+            if (!m.has_content_length) {
+                uint32_t v = 0;
+                if (parse_u32(d, vb, ve, v)) {
+                    m.has_content_length = true;
+                    m.content_length = v;
+                }
+            }
+            break;
+    }
+    return true;
+}
+
 }  // namespace
 
 Method method_from_token(std::string_view t) noexcept {
@@ -480,61 +580,6 @@ void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
     size_t vb = 0, ve = 0;  // value of the current header, trimmed
     bool via_seen = false;
 
-    // Takes the finished value of the current header; false on reject.
-    auto finish = [&]() noexcept -> bool {
-        switch (cur) {
-            case Hdr::none:
-                break;
-            case Hdr::call_id: {
-                if (ve == vb) return reject(m, RejectReason::bad_call_id), false;
-                if (m.call_id.empty()) {
-                    m.call_id = make_span(vb, ve);
-                } else if (m.call_id.length != ve - vb || std::memcmp(d + m.call_id.offset, d + vb, ve - vb) != 0) {
-                    return reject(m, RejectReason::conflicting_call_id), false;
-                }
-                break;
-            }
-            case Hdr::via:
-                if (!via_seen) {
-                    via_seen = true;
-                    m.top_via = first_via_parm(d, vb, ve, n);
-                }
-                break;
-            case Hdr::cseq:
-                if (m.cseq.empty()) parse_cseq(d, vb, ve, m);
-                break;
-            case Hdr::from:
-                if (m.from.empty()) {
-                    m.from = make_span(vb, ve);
-                    m.from_tag = find_tag(d, vb, ve, n);
-                }
-                break;
-            case Hdr::to:
-                if (m.to.empty()) {
-                    m.to = make_span(vb, ve);
-                    m.to_tag = find_tag(d, vb, ve, n);
-                }
-                break;
-            case Hdr::user_agent:
-                if (m.user_agent.empty()) m.user_agent = make_span(vb, ve);
-                break;
-            case Hdr::max_forwards:
-                if (m.max_forwards.empty()) m.max_forwards = make_span(vb, ve);
-                break;
-            case Hdr::content_length:
-                if (!m.has_content_length) {
-                    uint32_t v = 0;
-                    if (parse_u32(d, vb, ve, v)) {
-                        m.has_content_length = true;
-                        m.content_length = v;
-                    }
-                }
-                break;
-        }
-        cur = Hdr::none;
-        return true;
-    };
-
     size_t ls = lf + 1;
     for (;;) {
         if (ls >= n) return reject(m, RejectReason::truncated_headers);
@@ -542,13 +587,8 @@ void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
         if (le == n) return reject(m, RejectReason::truncated_headers);
         size_t ce = le;
         if (ce > ls && d[ce - 1] == '\r') --ce;
-        if (ce == ls) {  // the empty line
-            if (cur != Hdr::none && !finish()) return;
-            m.headers_end = uint16_t(le + 1);
-            break;
-        }
         const uint8_t c0 = d[ls];
-        if (is_wsp(c0)) {  // continuation of the previous header
+        if (is_wsp(c0) && ce > ls) {  // continuation of the previous header
             if (cur != Hdr::none) {
                 size_t p = ls;
                 while (p < ce && is_wsp(d[p])) ++p;
@@ -566,42 +606,50 @@ void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
             ls = le + 1;
             continue;
         }
-        if (cur != Hdr::none && !finish()) return;
+        if (cur != Hdr::none) {
+            if (!finish_header(d, n, cur, vb, ve, via_seen, m)) return;
+            cur = Hdr::none;
+        }
+        if (ce == ls) {  // the empty line
+            m.headers_end = uint16_t(le + 1);
+            break;
+        }
 
         const uint8_t* p = d + ls;
         const size_t avail = ce - ls;
+        const size_t room = n - ls;
         size_t name_len = 0;
         switch (c0 | 0x20) {
             case 'c':
-                if (name_is(p, avail, "call-id")) cur = Hdr::call_id, name_len = 7;
-                else if (name_is(p, avail, "cseq")) cur = Hdr::cseq, name_len = 4;
-                else if (name_is(p, avail, "content-length")) cur = Hdr::content_length, name_len = 14;
+                if (name_is<"call-id">(p, avail, room)) cur = Hdr::call_id, name_len = 7;
+                else if (name_is<"cseq">(p, avail, room)) cur = Hdr::cseq, name_len = 4;
+                else if (name_is<"content-length">(p, avail, room)) cur = Hdr::content_length, name_len = 14;
                 break;
             case 'i':
-                if (name_is(p, avail, "i")) cur = Hdr::call_id, name_len = 1;
+                if (name_is<"i">(p, avail, room)) cur = Hdr::call_id, name_len = 1;
                 break;
             case 'v':
                 if (!via_seen) {
-                    if (name_is(p, avail, "v")) cur = Hdr::via, name_len = 1;
-                    else if (name_is(p, avail, "via")) cur = Hdr::via, name_len = 3;
+                    if (name_is<"v">(p, avail, room)) cur = Hdr::via, name_len = 1;
+                    else if (name_is<"via">(p, avail, room)) cur = Hdr::via, name_len = 3;
                 }
                 break;
             case 'f':
-                if (name_is(p, avail, "f")) cur = Hdr::from, name_len = 1;
-                else if (name_is(p, avail, "from")) cur = Hdr::from, name_len = 4;
+                if (name_is<"f">(p, avail, room)) cur = Hdr::from, name_len = 1;
+                else if (name_is<"from">(p, avail, room)) cur = Hdr::from, name_len = 4;
                 break;
             case 't':
-                if (name_is(p, avail, "t")) cur = Hdr::to, name_len = 1;
-                else if (name_is(p, avail, "to")) cur = Hdr::to, name_len = 2;
+                if (name_is<"t">(p, avail, room)) cur = Hdr::to, name_len = 1;
+                else if (name_is<"to">(p, avail, room)) cur = Hdr::to, name_len = 2;
                 break;
             case 'l':
-                if (name_is(p, avail, "l")) cur = Hdr::content_length, name_len = 1;
+                if (name_is<"l">(p, avail, room)) cur = Hdr::content_length, name_len = 1;
                 break;
             case 'm':
-                if (name_is(p, avail, "max-forwards")) cur = Hdr::max_forwards, name_len = 12;
+                if (name_is<"max-forwards">(p, avail, room)) cur = Hdr::max_forwards, name_len = 12;
                 break;
             case 'u':
-                if (name_is(p, avail, "user-agent")) cur = Hdr::user_agent, name_len = 10;
+                if (name_is<"user-agent">(p, avail, room)) cur = Hdr::user_agent, name_len = 10;
                 break;
             default:
                 break;
