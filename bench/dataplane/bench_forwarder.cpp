@@ -38,7 +38,7 @@ struct Fixture {
         out.name = "out";
         out.mac = bench::kPortMac;
         out.addresses = {*Prefix::parse("198.18.0.1/15", true), *Prefix::parse("203.0.113.1/24", true)};
-        out.first_v4_be = IpAddress::parse("198.18.0.1")->v4_be();
+        out.source_v4 = *IpAddress::parse("198.18.0.1");
         ctx.ports = {in, out};
         ctx.routes = std::move(net::RouteTable::build({{"in", in.addresses}, {"out", out.addresses}},
                                                       {{*Prefix::parse("192.0.2.0/24"),
@@ -86,7 +86,7 @@ void BM_Forward(benchmark::State& state) {
     for (auto _ : state) {
         const auto& fr = f.frames[i++ & (f.frames.size() - 1)];
         std::memcpy(buf + 128, fr.data(), fr.size());
-        auto a = fwd.process(buf + 128, static_cast<uint16_t>(fr.size()), 128, 0, f.snap.get(), 1000, 1000000);
+        auto a = fwd.process(buf + 128, static_cast<uint16_t>(fr.size()), 128, 512, 0, f.snap.get(), 1000, 1000000);
         sent += a.kind == dataplane::Action::Kind::transmit;
         benchmark::ClobberMemory();
     }

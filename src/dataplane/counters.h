@@ -73,6 +73,7 @@ struct alignas(64) WorkerCounters {
     std::atomic<uint64_t> polls{0}, busy_polls{0};
     std::atomic<uint64_t> to_backend{0}, to_client{0};
     std::atomic<uint64_t> arp_replies{0}, arp_requests{0}, neighbors_learned{0};
+    std::atomic<uint64_t> nd_advertisements{0}, nd_solicitations{0};
     std::atomic<uint64_t> affinity_evictions{0};
     std::atomic<uint64_t> backend_dialogs{0};  // dialogs started by backends, pinned in affinity
     std::atomic<uint64_t> backend_counter_overflow{0};

@@ -163,9 +163,8 @@ Status Dataplane::Impl::setup_port(size_t index) {
     port.addresses = pc.addresses;
     port.mtu = pc.mtu;
     for (const auto& a : pc.addresses) {
-        if (a.ip.is_v4() && port.first_v4_be == 0) port.first_v4_be = a.ip.v4_be();
-        auto& tunnel_source = a.ip.is_v4() ? port.tunnel_source_v4 : port.tunnel_source_v6;
-        if (!tunnel_source) tunnel_source = a.ip;
+        auto& source = a.ip.is_v4() ? port.source_v4 : port.source_v6;
+        if (!source) source = a.ip;
     }
     if (pc.mac) {
         port.mac = *pc.mac;
@@ -399,6 +398,8 @@ DataplaneStats Dataplane::stats() const {
         s.neighbors_learned += read(c.neighbors_learned);
         s.arp_replies += read(c.arp_replies);
         s.arp_requests += read(c.arp_requests);
+        s.nd_advertisements += read(c.nd_advertisements);
+        s.nd_solicitations += read(c.nd_solicitations);
         s.affinity_evictions += read(c.affinity_evictions);
         s.backend_dialogs += read(c.backend_dialogs);
         for (size_t p = 0; p < s.ports.size(); ++p) {

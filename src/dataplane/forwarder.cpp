@@ -7,6 +7,7 @@
 #include "siplb/net/arp.h"
 #include "siplb/net/checksum.h"
 #include "siplb/net/nat.h"
+#include "siplb/net/ndp.h"
 
 namespace siplb::dataplane {
 
@@ -111,6 +112,61 @@ void Forwarder::glean(const uint8_t* frame, const net::PacketView& v, uint16_t i
     if (r == net::NeighborTable::Learn::inserted || r == net::NeighborTable::Learn::updated) bump(c_.neighbors_learned);
 }
 
+bool Forwarder::is_our_address(uint16_t in_port, const IpAddress& a,
+                               const balance::DataplaneSnapshot* snap) const noexcept {
+    for (const auto& p : ctx_.ports[in_port].addresses)
+        if (p.ip == a) return true;
+    if (snap) {
+        for (const auto& pool : snap->pools())
+            for (const auto& vip : pool->listen())
+                if (vip.ip == a) return true;
+    }
+    return false;
+}
+
+Action Forwarder::handle_ndp(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v,
+                             uint16_t in_port, const balance::DataplaneSnapshot* snap) noexcept {
+    auto m = net::parse_ndp(frame, v);
+    if (!m) return drop(DropReason::not_for_us);
+    // Glean: a solicitation names its sender's MAC, an advertisement the target's.
+    const IpAddress& learned_ip = m->type == net::kIcmpv6NeighborSolicitation ? m->source : m->target;
+    static const IpAddress unspecified{IpAddress::Family::v6, {}};
+    if (m->link_addr && learned_ip != unspecified) {
+        auto on_link = ctx_.routes.on_link_port(learned_ip);
+        if (on_link && *on_link == in_port) {
+            auto r = ctx_.neighbors->learn(learned_ip, *m->link_addr, in_port);
+            if (r == net::NeighborTable::Learn::inserted || r == net::NeighborTable::Learn::updated)
+                bump(c_.neighbors_learned);
+        }
+    }
+    if (m->type != net::kIcmpv6NeighborSolicitation || !is_our_address(in_port, m->target, snap))
+        return drop(DropReason::not_for_us);
+    const uint16_t reply_len = static_cast<uint16_t>(v.l3_offset + net::kIpv6HeaderLen + net::kNdpMessageLen);
+    if (reply_len > len + tailroom) return drop(DropReason::no_headroom);
+    const PortContext& port = ctx_.ports[in_port];
+    // A DAD probe (source ::) is answered to all nodes, unsolicited.
+    const bool dad = m->source == unspecified;
+    static const IpAddress all_nodes = *IpAddress::parse("ff02::1");
+    const IpAddress dst = dad ? all_nodes : m->source;
+    MacAddress dst_mac;
+    if (dad) {
+        dst_mac = net::ipv6_multicast_mac(all_nodes);
+    } else if (m->link_addr) {
+        dst_mac = *m->link_addr;
+    } else {
+        std::memcpy(dst_mac.bytes.data(), frame + 6, 6);
+    }
+    net::write_neighbor_advertisement(frame + v.l3_offset, m->target, dst, port.mac, !dad);
+    std::memcpy(frame, dst_mac.bytes.data(), 6);  // the VLAN tag, if any, stays as asked
+    std::memcpy(frame + 6, port.mac.bytes.data(), 6);
+    bump(c_.nd_advertisements);
+    Action a;
+    a.kind = Action::Kind::transmit;
+    a.port = in_port;
+    a.len = reply_len;
+    return a;
+}
+
 Action Forwarder::handle_arp(uint8_t* frame, uint16_t len, const net::PacketView& v, uint16_t in_port,
                              const balance::DataplaneSnapshot* snap) noexcept {
     auto arp = net::parse_arp(frame + v.l3_offset, len - v.l3_offset);
@@ -123,14 +179,7 @@ Action Forwarder::handle_arp(uint8_t* frame, uint16_t len, const net::PacketView
             bump(c_.neighbors_learned);
     }
     if (arp->op != net::kArpRequest) return drop(DropReason::not_for_us);
-    IpAddress target = IpAddress::from_v4_be(arp->target_ip_be);
-    bool ours = false;
-    for (const auto& a : ctx_.ports[in_port].addresses) ours |= a.ip == target;
-    if (!ours && snap) {
-        for (const auto& pool : snap->pools())
-            for (const auto& vip : pool->listen()) ours |= vip.ip == target;
-    }
-    if (!ours) return drop(DropReason::not_for_us);
+    if (!is_our_address(in_port, IpAddress::from_v4_be(arp->target_ip_be), snap)) return drop(DropReason::not_for_us);
     const PortContext& port = ctx_.ports[in_port];
     net::write_arp(frame + v.l3_offset, net::arp_reply_to(*arp, port.mac));
     // Reply on the same VLAN it was asked on.
@@ -167,10 +216,12 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
     auto neighbor = ctx_.neighbors->lookup(hop->address);
     if (!neighbor || neighbor->port != hop->port) {
         Action a = drop(DropReason::no_neighbor);
-        if (hop->address.is_v4() && ctx_.ports[hop->port].first_v4_be != 0 &&
-            ctx_.neighbors->should_request(hop->address, now_ms, ctx_.arp_retry_ms)) {
+        const PortContext& port = ctx_.ports[hop->port];
+        const bool have_source = hop->address.is_v4() ? port.source_v4.has_value() : port.source_v6.has_value();
+        if (have_source && ctx_.neighbors->should_request(hop->address, now_ms, ctx_.arp_retry_ms)) {
             a.port = hop->port;
-            a.arp_target_be = hop->address.v4_be();
+            a.resolve = true;
+            a.resolve_target = hop->address;
         }
         return a;
     }
@@ -192,7 +243,7 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
     return a;
 }
 
-Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t in_port,
+Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t tailroom, uint16_t in_port,
                           const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms,
                           net::ParseOptions parse) noexcept {
     net::PacketView v;
@@ -202,6 +253,10 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         if (st == ParseStatus::not_ip && v.ethertype == net::kEtherTypeArp) {
             if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != in.vlan) return drop(DropReason::vlan_mismatch);
             return handle_arp(frame, len, v, in_port, snap);
+        }
+        if (st == ParseStatus::not_udp && v.ip_version == 6 && v.ip_proto == 58) {
+            if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != in.vlan) return drop(DropReason::vlan_mismatch);
+            return handle_ndp(frame, len, tailroom, v, in_port, snap);
         }
         return drop(drop_for(st));
     }
@@ -249,7 +304,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
             auto hop = ctx_.routes.lookup(backend.ip);
             if (!hop) return drop(DropReason::no_route);
             const PortContext& out = ctx_.ports[hop->port];
-            const auto& source = backend.ip.is_v4() ? out.tunnel_source_v4 : out.tunnel_source_v6;
+            const auto& source = backend.ip.is_v4() ? out.source_v4 : out.source_v6;
             if (!source) return drop(DropReason::no_tunnel_source);
             auto encap = static_cast<uint16_t>(net::tunnel_header_len(backend.ip));
             glean(frame, v, in_port);
@@ -307,19 +362,28 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
     return drop(DropReason::not_for_us);
 }
 
-uint16_t Forwarder::write_arp_request(uint8_t* buf, uint16_t port, uint32_t target_be) const noexcept {
+uint16_t Forwarder::write_resolution_request(uint8_t* buf, uint16_t port, const IpAddress& target) const noexcept {
     const PortContext& p = ctx_.ports[port];
-    static const MacAddress broadcast{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
-    net::write_ethernet(buf, broadcast, p.mac, p.vlan, net::kEtherTypeArp);
     size_t l2 = net::ethernet_header_len(p.vlan);
-    net::ArpMessage m;
-    m.op = net::kArpRequest;
-    m.sender_mac = p.mac;
-    m.sender_ip_be = p.first_v4_be;
-    m.target_ip_be = target_be;
-    net::write_arp(buf + l2, m);
+    size_t end;
+    if (target.is_v6()) {
+        const IpAddress group = net::solicited_node_address(target);
+        net::write_ethernet(buf, net::ipv6_multicast_mac(group), p.mac, p.vlan, net::kEtherTypeIpv6);
+        net::write_neighbor_solicitation(buf + l2, p.source_v6.value_or(IpAddress{IpAddress::Family::v6, {}}), p.mac,
+                                         target);
+        end = l2 + net::kIpv6HeaderLen + net::kNdpMessageLen;
+    } else {
+        static const MacAddress broadcast{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+        net::write_ethernet(buf, broadcast, p.mac, p.vlan, net::kEtherTypeArp);
+        net::ArpMessage m;
+        m.op = net::kArpRequest;
+        m.sender_mac = p.mac;
+        m.sender_ip_be = p.source_v4 ? p.source_v4->v4_be() : 0;
+        m.target_ip_be = target.v4_be();
+        net::write_arp(buf + l2, m);
+        end = l2 + net::kArpLen;
+    }
     // Pad to the Ethernet minimum (60 bytes without FCS).
-    size_t end = l2 + net::kArpLen;
     if (end < 60) {
         std::memset(buf + end, 0, 60 - end);
         end = 60;

@@ -25,8 +25,9 @@ struct PortContext {
     MacAddress mac;
     uint16_t vlan = 0;                // 0 = untagged
     std::vector<Prefix> addresses;    // node addresses (answered for ARP)
-    uint32_t first_v4_be = 0;         // ARP request sender address; 0 = none
-    std::optional<IpAddress> tunnel_source_v4, tunnel_source_v6;  // outer source of ipip pools
+    // First address of each family: source of ARP requests / neighbor
+    // solicitations and of ipip tunnels.
+    std::optional<IpAddress> source_v4, source_v6;
     uint16_t mtu = 1500;              // largest IP datagram sent (checked for ipip growth)
 };
 
@@ -46,32 +47,40 @@ struct Action {
     uint16_t port = 0;      // ForwardContext::ports index to transmit on
     int16_t shift = 0;      // new frame start relative to the old one (L2 header grew: < 0)
     uint16_t len = 0;       // new frame length
-    // Set with a no_neighbor drop: send an ARP request for this IPv4 target on `port`.
-    uint32_t arp_target_be = 0;
+    // Set with a no_neighbor drop: send an ARP request (IPv4) or a neighbor
+    // solicitation (IPv6) for this next hop on `port`.
+    bool resolve = false;
+    IpAddress resolve_target;
 };
 
 class Forwarder {
 public:
     Forwarder(const ForwardContext& ctx, WorkerCounters& counters) noexcept : ctx_(ctx), c_(counters) {}
 
-    // `frame` has `headroom` writable bytes before it. Counts every outcome
-    // (drops by reason, pool/backend counters) except TX results.
-    // `parse` turns software checksum checks off where the NIC verified them.
-    Action process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t in_port,
+    // Counts every outcome (drops by reason, pool/backend counters) except TX results.
+    // `frame` has `headroom` writable bytes before it and `tailroom` after
+    // `len`. `parse` turns software checksum checks off where the NIC
+    // verified them.
+    Action process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t tailroom, uint16_t in_port,
                    const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms,
                    net::ParseOptions parse = {}) noexcept;
     // A frame the NIC found with a bad checksum.
     void count_bad_checksum() noexcept { c_.drop(DropReason::bad_checksum); }
 
-    // Writes a broadcast ARP request for `target_be` from port `port` into
-    // `buf` (at least 64 bytes); returns the frame length.
-    uint16_t write_arp_request(uint8_t* buf, uint16_t port, uint32_t target_be) const noexcept;
+    // Writes a broadcast ARP request (IPv4 target) or a multicast neighbor
+    // solicitation (IPv6 target) from port `port` into `buf` (at least
+    // kResolutionFrameMax bytes); returns the frame length.
+    static constexpr uint16_t kResolutionFrameMax = 18 + 72;
+    uint16_t write_resolution_request(uint8_t* buf, uint16_t port, const IpAddress& target) const noexcept;
 
 private:
     Action drop(DropReason r) noexcept {
         c_.drop(r);
         return Action{};
     }
+    Action handle_ndp(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v, uint16_t in_port,
+                      const balance::DataplaneSnapshot* snap) noexcept;
+    bool is_our_address(uint16_t in_port, const IpAddress& a, const balance::DataplaneSnapshot* snap) const noexcept;
     Action handle_arp(uint8_t* frame, uint16_t len, const net::PacketView& v, uint16_t in_port,
                       const balance::DataplaneSnapshot* snap) noexcept;
     // Routes, resolves the neighbor, decrements TTL and writes the Ethernet

@@ -53,17 +53,17 @@ void Worker::flush_all() noexcept {
     for (uint16_t p = 0; p < tx_.size(); ++p) flush(p);
 }
 
-void Worker::send_arp_request(uint16_t port_index, uint32_t target_be) noexcept {
+void Worker::send_resolution_request(uint16_t port_index, const IpAddress& target) noexcept {
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
     if (!m) return;  // pool exhausted: the next miss retries after the interval
-    auto* buf = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 64));
+    auto* buf = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, Forwarder::kResolutionFrameMax));
     if (!buf) {
         rte_pktmbuf_free(m);
         return;
     }
-    uint16_t len = forwarder_.write_arp_request(buf, port_index, target_be);
-    rte_pktmbuf_trim(m, static_cast<uint16_t>(64 - len));
-    bump(c_.arp_requests);
+    uint16_t len = forwarder_.write_resolution_request(buf, port_index, target);
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(Forwarder::kResolutionFrameMax - len));
+    bump(target.is_v4() ? c_.arp_requests : c_.nd_solicitations);
     TxBuffer& b = tx_[port_index];
     b.pkts[b.count++] = m;
     if (b.count == burst_) flush(port_index);
@@ -106,10 +106,11 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             parse.verify_ip_checksum = ip_ck == RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
             parse.verify_udp_checksum = l4_ck == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN;
             Action a = forwarder_.process(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m),
-                                          rte_pktmbuf_headroom(m), q.port_index, snap, now_s, now_ms, parse);
+                                          rte_pktmbuf_headroom(m), rte_pktmbuf_tailroom(m), q.port_index, snap,
+                                          now_s, now_ms, parse);
             if (a.kind == Action::Kind::drop) {
                 rte_pktmbuf_free(m);
-                if (a.arp_target_be) send_arp_request(a.port, a.arp_target_be);
+                if (a.resolve) send_resolution_request(a.port, a.resolve_target);
                 continue;
             }
             if (a.shift < 0) {

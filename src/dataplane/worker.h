@@ -49,7 +49,7 @@ private:
     void poll_once(uint32_t now_s, uint64_t now_ms) noexcept;
     void flush(uint16_t port_index) noexcept;
     void flush_all() noexcept;
-    void send_arp_request(uint16_t port_index, uint32_t target_be) noexcept;
+    void send_resolution_request(uint16_t port_index, const IpAddress& target) noexcept;
 
     unsigned index_;
     unsigned lcore_;

@@ -79,4 +79,15 @@ uint16_t udp_checksum_ipv6(const uint8_t src[16], const uint8_t dst[16], const u
     return udp_checksum(sum, udp, udp_len);
 }
 
+uint16_t icmpv6_checksum(const uint8_t src[16], const uint8_t dst[16], const uint8_t* msg, size_t len) noexcept {
+    uint32_t sum = checksum_accumulate(src, 16);
+    sum = checksum_accumulate(dst, 16, sum);
+    sum += static_cast<uint32_t>(len >> 16);
+    sum += static_cast<uint32_t>(len & 0xFFFF);
+    sum += 58;
+    sum = checksum_accumulate(msg, 2, sum);
+    if (len > 4) sum = checksum_accumulate(msg + 4, len - 4, sum);
+    return checksum_finish(sum);
+}
+
 }  // namespace siplb::net

@@ -74,6 +74,7 @@ ParseStatus parse_ipv6(const uint8_t* frame, size_t len, PacketView& out, ParseO
         if (next == kIpv6Fragment) return ParseStatus::ip_fragment;
         if (next != kIpv6HopByHop && next != kIpv6DestOpts && next != kIpv6Routing) {
             out.ip_proto = next;
+            out.l4_offset = static_cast<uint16_t>(off);  // ICMPv6 (neighbor discovery) reads from here
             // ICMPv6, TCP, no-next-header are simply not UDP; AH/ESP/others
             // are extension headers we cannot look through.
             bool upper_layer = next == 58 || next == 6 || next == 59 || next == 132;

@@ -13,6 +13,7 @@
 #include "siplb/balance/hash.h"
 #include "siplb/dataplane/dataplane.h"
 #include "siplb/net/arp.h"
+#include "siplb/net/ndp.h"
 #include "siplb/net/packet.h"
 
 #include <map>
@@ -120,6 +121,7 @@ protected:
             {"six", {"[2001:db8:1::10]:5060"}, {"[2001:db8:2::11]:5060"}},
             {"empty", {"198.51.100.12:5060"}, {}},
             {"dsr", {"198.51.100.13:5060"}, {"203.0.113.11:5060"}, config::ForwardMode::ipip},
+            {"six-nd", {"[2001:db8:1::11]:5060"}, {"[2001:db8:2::13]:5060"}},
         }));
         affinity_ = balance::AffinityTable::create(1024).value().release();
         auto dp = dataplane::Dataplane::create(cfg, *publisher_, *affinity_);
@@ -227,7 +229,7 @@ TEST_F(DataplaneRing, InviteIsDnatToTableChoiceByteForByte) {
     auto after = dp_->stats();
     EXPECT_EQ(after.to_backend, before.to_backend + 1);
     EXPECT_EQ(after.dropped, before.dropped);
-    ASSERT_EQ(after.pools.size(), 5u);
+    ASSERT_EQ(after.pools.size(), 6u);
     EXPECT_EQ(after.pools[0].name, "lund");
     EXPECT_EQ(after.pools[0].calls, before.pools[0].calls + 1);
     EXPECT_EQ(after.pools[0].packets, before.pools[0].packets + 1);
@@ -348,6 +350,79 @@ TEST_F(DataplaneRing, IpipPoolEncapsulatesTheUnchangedDatagram) {
     expect.insert(expect.end(), outer.begin(), outer.end());
     expect.insert(expect.end(), inner.bytes.begin() + inner.l3, inner.bytes.end());
     EXPECT_EQ(out[0], expect);
+}
+
+// Ethernet + IPv6 + NS/NA frame (optionally tagged) written by the pure ND code.
+std::vector<uint8_t> ndp_frame(const MacAddress& dst, const MacAddress& src, uint16_t vlan) {
+    const size_t l2 = vlan ? 18 : 14;
+    std::vector<uint8_t> f(l2 + 72, 0);  // sized once: GCC 12 misreads resize-after-push_back bounds
+    std::copy(dst.bytes.begin(), dst.bytes.end(), f.begin());
+    std::copy(src.bytes.begin(), src.bytes.end(), f.begin() + 6);
+    if (vlan) {
+        put16(f, 12, 0x8100);
+        put16(f, 14, vlan);
+    }
+    put16(f, l2 - 2, 0x86DD);
+    return f;
+}
+
+TEST_F(DataplaneRing, NeighborSolicitationForVipIsAnswered) {
+    const IpAddress client = *IpAddress::parse("2001:db8:1::99");
+    const IpAddress vip = *IpAddress::parse("2001:db8:1::10");
+    auto before = dp_->stats();
+    auto ns = ndp_frame(net::ipv6_multicast_mac(net::solicited_node_address(vip)), kClient6Mac, 0);
+    net::write_neighbor_solicitation(ns.data() + 14, client, kClient6Mac, vip);
+    send(ext_, ns);
+    auto out = receive(ext_, 1);
+    ASSERT_EQ(out.size(), 1u);
+    net::PacketView v;
+    ASSERT_EQ(net::parse_frame(out[0].data(), out[0].size(), v), net::ParseStatus::not_udp);
+    auto na = net::parse_ndp(out[0].data(), v);  // validates the ICMPv6 checksum
+    ASSERT_TRUE(na);
+    EXPECT_EQ(na->type, net::kIcmpv6NeighborAdvertisement);
+    EXPECT_EQ(na->target, vip);
+    EXPECT_TRUE(na->solicited);
+    EXPECT_EQ(na->link_addr, std::optional<MacAddress>(kExtMac));
+    EXPECT_EQ(IpAddress::from_v6(out[0].data() + 14 + 24), client);
+    EXPECT_TRUE(std::equal(kClient6Mac.bytes.begin(), kClient6Mac.bytes.end(), out[0].begin()));
+    EXPECT_EQ(dp_->stats().nd_advertisements, before.nd_advertisements + 1);
+}
+
+TEST_F(DataplaneRing, UnresolvedIpv6BackendIsSolicitedThenLearned) {
+    const Endpoint client = *Endpoint::parse("[2001:db8:1::99]:5062");
+    const Endpoint vip = *Endpoint::parse("[2001:db8:1::11]:5060");
+    const Endpoint backend = *Endpoint::parse("[2001:db8:2::13]:5060");
+    const MacAddress backend_mac{{0x02, 0, 0, 0, 0x0b, 0x63}};
+    auto before = dp_->stats();
+    std::string msg = invite("v6-nd-call");
+    auto in = build_frame({.src_mac = kClient6Mac, .dst_mac = kExtMac, .src = client, .dst = vip, .payload = msg});
+    send(ext_, in.bytes);
+    auto out = receive(int_, 1);  // the solicitation
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(std::equal(out[0].begin(), out[0].begin() + 6,
+                           net::ipv6_multicast_mac(net::solicited_node_address(backend.ip)).bytes.begin()));
+    EXPECT_EQ(get16(out[0], 14), kIntVlan);
+    net::PacketView v;
+    ASSERT_EQ(net::parse_frame(out[0].data(), out[0].size(), v), net::ParseStatus::not_udp);
+    auto ns = net::parse_ndp(out[0].data(), v);
+    ASSERT_TRUE(ns);
+    EXPECT_EQ(ns->type, net::kIcmpv6NeighborSolicitation);
+    EXPECT_EQ(ns->target, backend.ip);
+    EXPECT_EQ(ns->source, *IpAddress::parse("2001:db8:2::1"));
+    EXPECT_EQ(ns->link_addr, std::optional<MacAddress>(kIntMac));
+    auto mid = dp_->stats();
+    EXPECT_EQ(mid.nd_solicitations, before.nd_solicitations + 1);
+    EXPECT_EQ(drops(mid, "no_neighbor"), drops(before, "no_neighbor") + 1);
+
+    auto na = ndp_frame(kIntMac, backend_mac, kIntVlan);
+    net::write_neighbor_advertisement(na.data() + 18, backend.ip, ns->source, backend_mac, true);
+    send(int_, na);
+    send(ext_, in.bytes);
+    out = receive(int_, 1);
+    ASSERT_EQ(out.size(), 1u);
+    auto expect = build_frame({.src_mac = kIntMac, .dst_mac = backend_mac, .vlan = kIntVlan, .src = client,
+                               .dst = backend, .ttl = 63, .payload = msg});
+    EXPECT_EQ(out[0], expect.bytes);
 }
 
 TEST_F(DataplaneRing, KeepalivesStickToTheClientAddress) {

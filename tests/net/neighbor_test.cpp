@@ -3,7 +3,10 @@
 #include <thread>
 
 #include "siplb/net/arp.h"
+#include "siplb/net/ndp.h"
 #include "siplb/net/neighbor_table.h"
+#include "siplb/net/packet.h"
+#include "frame_builder.h"
 
 using namespace siplb;
 using namespace siplb::net;
@@ -98,4 +101,74 @@ TEST(Arp, ParseBuildReply) {
     EXPECT_FALSE(parse_arp(buf, kArpLen - 1));
     buf[7] = 9;
     EXPECT_FALSE(parse_arp(buf, sizeof buf));
+}
+
+namespace {
+// Independent ICMPv6 checksum over pseudo-header + message.
+uint16_t naive_icmpv6(const std::vector<uint8_t>& f, size_t l3) {
+    std::vector<uint8_t> d(f.begin() + l3 + 8, f.begin() + l3 + 40);
+    size_t len = siplb::test::get16(f, l3 + 4);
+    d.insert(d.end(), {0, 0, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len), 0, 0, 0, 58});
+    std::vector<uint8_t> msg(f.begin() + l3 + 40, f.begin() + l3 + 40 + len);
+    msg[2] = msg[3] = 0;
+    d.insert(d.end(), msg.begin(), msg.end());
+    return siplb::test::naive_checksum(d);
+}
+std::vector<uint8_t> ndp_frame() {
+    std::vector<uint8_t> f(14 + 40 + kNdpMessageLen, 0);
+    f[12] = 0x86;
+    f[13] = 0xDD;
+    return f;
+}
+}  // namespace
+
+TEST(Ndp, SolicitationRoundTrip) {
+    auto f = ndp_frame();
+    write_neighbor_solicitation(f.data() + 14, ip("2001:db8:2::1"), mac(1), ip("2001:db8:2::abcd:1234"));
+    EXPECT_EQ(siplb::test::get16(f, 14 + 42), naive_icmpv6(f, 14));
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.data(), f.size(), v), ParseStatus::not_udp);
+    auto m = parse_ndp(f.data(), v);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->type, kIcmpv6NeighborSolicitation);
+    EXPECT_EQ(m->target, ip("2001:db8:2::abcd:1234"));
+    EXPECT_EQ(m->source, ip("2001:db8:2::1"));
+    ASSERT_TRUE(m->link_addr);
+    EXPECT_EQ(*m->link_addr, mac(1));
+    // Sent to the solicited-node group of the target.
+    EXPECT_EQ(IpAddress::from_v6(f.data() + 14 + 24), ip("ff02::1:ffcd:1234"));
+    EXPECT_EQ(ipv6_multicast_mac(solicited_node_address(ip("2001:db8:2::abcd:1234"))),
+              (MacAddress{{0x33, 0x33, 0xff, 0xcd, 0x12, 0x34}}));
+
+    auto bad = f;
+    bad[14 + 40 + 10] ^= 1;  // target changed, checksum stale
+    ASSERT_EQ(parse_frame(bad.data(), bad.size(), v), ParseStatus::not_udp);
+    EXPECT_FALSE(parse_ndp(bad.data(), v));
+    auto routed = f;
+    routed[14 + 7] = 254;  // crossed a router
+    ASSERT_EQ(parse_frame(routed.data(), routed.size(), v), ParseStatus::not_udp);
+    EXPECT_FALSE(parse_ndp(routed.data(), v));
+}
+
+TEST(Ndp, AdvertisementRoundTrip) {
+    auto f = ndp_frame();
+    write_neighbor_advertisement(f.data() + 14, ip("2001:db8:1::10"), ip("2001:db8:1::99"), mac(7), true);
+    EXPECT_EQ(siplb::test::get16(f, 14 + 42), naive_icmpv6(f, 14));
+    PacketView v;
+    ASSERT_EQ(parse_frame(f.data(), f.size(), v), ParseStatus::not_udp);
+    auto m = parse_ndp(f.data(), v);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->type, kIcmpv6NeighborAdvertisement);
+    EXPECT_EQ(m->target, ip("2001:db8:1::10"));
+    EXPECT_TRUE(m->solicited);
+    EXPECT_TRUE(m->override_flag);
+    ASSERT_TRUE(m->link_addr);
+    EXPECT_EQ(*m->link_addr, mac(7));
+    for (size_t cut = 14 + 40; cut < f.size(); ++cut) {  // truncated: never valid, never out of bounds
+        std::vector<uint8_t> t(f.begin(), f.begin() + cut);
+        siplb::test::put16(t, 14 + 4, static_cast<uint16_t>(cut - 54));
+        if (parse_frame(t.data(), t.size(), v) == ParseStatus::not_udp) {
+            EXPECT_FALSE(parse_ndp(t.data(), v)) << cut;
+        }
+    }
 }

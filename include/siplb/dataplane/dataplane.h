@@ -81,6 +81,8 @@ struct DataplaneStats {
     uint64_t neighbors_learned = 0;  // entries inserted/updated by gleaning ARP and IP sources
     uint64_t arp_replies = 0;      // ARP requests for VIPs / port addresses answered
     uint64_t arp_requests = 0;     // ARP requests sent for unresolved next hops
+    uint64_t nd_advertisements = 0;  // IPv6 neighbor solicitations for VIPs / port addresses answered
+    uint64_t nd_solicitations = 0;   // IPv6 neighbor solicitations sent for unresolved next hops
     uint64_t affinity_evictions = 0;  // live affinity entries displaced (affinity table too small)
     uint64_t backend_dialogs = 0;  // dialogs started by backends (INVITE/SUBSCRIBE/REFER to clients), pinned
 };

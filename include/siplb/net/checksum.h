@@ -46,6 +46,10 @@ uint16_t udp_checksum_ipv4(const uint8_t src[4], const uint8_t dst[4], const uin
 uint16_t udp_checksum_ipv6(const uint8_t src[16], const uint8_t dst[16], const uint8_t* udp,
                            size_t udp_len) noexcept;
 
+// ICMPv6 checksum (RFC 4443) of the message at `msg` (`len` bytes) with its
+// checksum field (bytes 2-3) taken as zero, including the pseudo-header.
+uint16_t icmpv6_checksum(const uint8_t src[16], const uint8_t dst[16], const uint8_t* msg, size_t len) noexcept;
+
 // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for one 16-bit field changing
 // from old_word to new_word (host-order values of the big-endian words).
 inline uint16_t checksum_update16(uint16_t checksum, uint16_t old_word, uint16_t new_word) noexcept {

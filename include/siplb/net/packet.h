@@ -43,7 +43,8 @@ struct PacketView {
     bool has_vlan = false;
     uint8_t ip_version = 0;     // 4 or 6
     uint16_t l3_offset = 0;     // IP header
-    uint16_t l4_offset = 0;     // UDP header (after IPv4 options / IPv6 extension headers)
+    uint16_t l4_offset = 0;     // UDP header (after IPv4 options / IPv6 extension headers);
+                                // also set for other upper layers (not_udp), e.g. ICMPv6
     uint16_t l3_end = 0;        // end of the IP datagram (frame padding excluded)
     uint8_t ip_proto = 0;       // IPv4 protocol / final IPv6 next header
     uint8_t ttl = 0;            // TTL or hop limit
