@@ -85,10 +85,28 @@ inline size_t uri_end(const uint8_t* d, size_t b, size_t e, size_t n) noexcept {
     return b;
 }
 
+// Whether the line [b, e) holds a colon; header names are short, so the
+// first 16 bytes nearly always answer.
+inline bool line_has_colon(const uint8_t* d, size_t b, size_t e, size_t n) noexcept {
+#if defined(__SSE2__)
+    if (b + 16 <= n) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + b));
+        unsigned mask = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':'))));
+        if (e - b < 16) mask &= (1u << (e - b)) - 1;
+        if (mask) return true;
+        if (e - b <= 16) return false;
+        b += 16;
+    }
+#else
+    (void)n;
+#endif
+    return std::memchr(d + b, ':', e - b) != nullptr;
+}
+
 inline Span make_span(size_t b, size_t e) noexcept { return Span{uint16_t(b), uint16_t(e - b)}; }
 
-// Bitmaps of LF and colon positions, computed 256 bytes at a time (SSE2
-// where available) as the header walk advances, never over the whole body.
+// Bitmap of LF positions, computed 128 bytes at a time (SSE2 where
+// available) as the header walk advances, never over the whole body.
 // Looking up the next LF reads two adjacent words, so a line crossing a
 // 64-byte boundary costs no unpredictable branch.
 class LineScanner {
@@ -107,26 +125,10 @@ public:
         // Line longer than 64 bytes.
         for (w += 1;; ++w) {
             if (w >= words_) return n_;
-            ensure(w + 1);  // has_colon may read the word after the LF's
+            ensure(w);
             const uint64_t m = w == (pos >> 6) + 1 ? lf_[w] & (~uint64_t(0) << s) : lf_[w];
             if (m) return (w << 6) + size_t(__builtin_ctzll(m));
         }
-    }
-
-    // Whether [a, b) holds a colon; b was returned by next_lf (so the words
-    // up to it are computed).
-    bool has_colon(size_t a, size_t b) const noexcept {
-        while (a < b) {
-            const size_t w = a >> 6;
-            const unsigned s = unsigned(a & 63);
-            uint64_t bits = colon_[w] >> s;
-            if (s) bits |= colon_[w + 1] << (64 - s);
-            const size_t span = b - a;
-            if (span < 64) bits &= (uint64_t(1) << span) - 1;
-            if (bits) return true;
-            a += 64;
-        }
-        return false;
     }
 
 private:
@@ -135,7 +137,7 @@ private:
     void ensure(size_t w) noexcept {
         while (done_ <= w) {
             if (done_ >= words_) {
-                lf_[done_] = colon_[done_] = 0;
+                lf_[done_] = 0;
                 ++done_;
                 continue;
             }
@@ -147,44 +149,30 @@ private:
     void compute(size_t w) noexcept {
         const size_t off = w << 6;
         if (off + 64 <= n_) {
-            masks(d_ + off, lf_[w], colon_[w]);
+            lf_[w] = lf_mask(d_ + off);
         } else if (n_ >= 64) {
             // Last partial word: load the buffer's final 64 bytes and shift.
-            const size_t shift = off - (n_ - 64);
-            masks(d_ + n_ - 64, lf_[w], colon_[w]);
-            lf_[w] >>= shift;
-            colon_[w] >>= shift;
+            lf_[w] = lf_mask(d_ + n_ - 64) >> (off - (n_ - 64));
         } else {
-            uint64_t l = 0, c = 0;
-            for (size_t i = 0; i < n_ - off; ++i) {
-                l |= uint64_t(d_[off + i] == '\n') << i;
-                c |= uint64_t(d_[off + i] == ':') << i;
-            }
+            uint64_t l = 0;
+            for (size_t i = 0; i < n_ - off; ++i) l |= uint64_t(d_[off + i] == '\n') << i;
             lf_[w] = l;
-            colon_[w] = c;
         }
     }
 
-    static void masks(const uint8_t* p, uint64_t& lf_out, uint64_t& colon_out) noexcept {
+    static uint64_t lf_mask(const uint8_t* p) noexcept {
 #if defined(__SSE2__)
         const __m128i lf = _mm_set1_epi8('\n');
-        const __m128i colon = _mm_set1_epi8(':');
-        uint64_t l = 0, c = 0;
+        uint64_t l = 0;
         for (int i = 0; i < 4; ++i) {
-            __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i));
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i));
             l |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)))) << (16 * i);
-            c |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v, colon)))) << (16 * i);
         }
-        lf_out = l;
-        colon_out = c;
+        return l;
 #else
-        uint64_t l = 0, c = 0;
-        for (int i = 0; i < 64; ++i) {
-            l |= uint64_t(p[i] == '\n') << i;
-            c |= uint64_t(p[i] == ':') << i;
-        }
-        lf_out = l;
-        colon_out = c;
+        uint64_t l = 0;
+        for (int i = 0; i < 64; ++i) l |= uint64_t(p[i] == '\n') << i;
+        return l;
 #endif
     }
 
@@ -194,8 +182,7 @@ private:
     size_t n_;
     size_t words_;
     size_t done_ = 0;
-    uint64_t lf_[kMaxWords];     // filled lazily by ensure(); no zeroing up front
-    uint64_t colon_[kMaxWords];
+    uint64_t lf_[kMaxWords];  // filled lazily by ensure(); no zeroing up front
 };
 
 // Case-insensitive match of a lowercase header name at the start of a line,
@@ -655,7 +642,7 @@ void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
                 break;
         }
         if (cur == Hdr::none) {
-            if (!is_token(c0) || !scan.has_colon(ls, le)) return reject(m, RejectReason::bad_header);
+            if (!is_token(c0) || !line_has_colon(d, ls, ce, n)) return reject(m, RejectReason::bad_header);
         } else {
             size_t q = ls + name_len;
             while (q < ce && is_wsp(d[q])) ++q;
