@@ -89,6 +89,30 @@ TEST(DataplaneMultiWorker, TwoWorkersForwardBothDirectionsAndCountersAddUp) {
                     {*IpAddress::parse("203.0.113.11"), kBackendMac, ""}};
     balance::SnapshotPublisher publisher(make_snapshot({{"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060"}}}));
     auto affinity = balance::AffinityTable::create(1024);
+
+    // What does not fit fails at create() with a message naming the limit.
+    auto expect_error = [&](config::Config bad, const std::string& needle) {
+        auto r = dataplane::Dataplane::create(bad, publisher, *affinity.value());
+        ASSERT_FALSE(r) << needle;
+        EXPECT_NE(r.message().find(needle), std::string::npos) << r.message();
+    };
+    auto too_many_workers = cfg;
+    too_many_workers.dataplane.workers = 5;
+    expect_error(too_many_workers, "worker lcores");
+    auto too_few_mbufs = cfg;
+    too_few_mbufs.dataplane.mbufs = 300;
+    expect_error(too_few_mbufs, "dataplane.mbufs = 300 is too small");
+    auto unknown_port = cfg;
+    unknown_port.dataplane.ports[1].device = "0000:99:00.0";
+    expect_error(unknown_port, "port 'int' (0000:99:00.0): no such DPDK port");
+    auto bad_vdev = cfg;
+    bad_vdev.dataplane.ports[1].device = "net_pcap_broken";
+    bad_vdev.dataplane.ports[1].vdev_args = "rx_pcap=/nonexistent/in.pcap";
+    expect_error(bad_vdev, "cannot create virtual device");
+    auto too_many_rx = cfg;
+    too_many_rx.dataplane.ports[0].rx_queues = 8;
+    expect_error(too_many_rx, "rx_queues = 8 but the device supports 1");
+
     auto dp = dataplane::Dataplane::create(cfg, publisher, *affinity.value());
     ASSERT_TRUE(dp) << dp.message();
     ASSERT_EQ(dp.value()->worker_count(), 2u);
