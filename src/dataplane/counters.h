@@ -32,6 +32,8 @@ enum class DropReason : uint8_t {
     sip_bad_header,
     no_backend,
     family_mismatch,      // VIP and backend of different address families (no NAT46)
+    protect_rule,         // a [[pool.rule]] with action drop matched
+    rate_limited,         // the source (or its /24, /64) is over the pool's request rate
     no_route,
     no_neighbor,          // next hop MAC unknown (a rate-limited ARP request was sent)
     no_headroom,          // no room to grow the L2 header (VLAN tag insertion, tunnel header)

@@ -69,6 +69,10 @@ struct Dataplane::Impl {
     balance::SnapshotPublisher& publisher;
     balance::AffinityTable& affinity;
     std::unique_ptr<net::NeighborTable> neighbors;
+    // Compiled [[pool.rule]]s and rate limits of config.pools, built once
+    // here: the dataplane has no reload path yet, so rule and rate-limit
+    // changes take effect with the next Dataplane::create().
+    std::shared_ptr<const protect::ProtectSnapshot> protect;
     ForwardContext ctx;
     rte_mempool* pool = nullptr;
     std::vector<PortState> ports;
@@ -188,6 +192,13 @@ Status Dataplane::Impl::setup() {
     if (dc.workers == 0) return Status::fail("dataplane.workers must be at least 1");
     if (dc.burst == 0 || dc.burst > kMaxBurst)
         return Status::fail("dataplane.burst must be in 1.." + std::to_string(kMaxBurst));
+    // Rules are validated (compiled) before anything touches DPDK: a bad
+    // pattern fails the start with its pool and rule named.
+    auto protect_snap = protect::ProtectSnapshot::build(config.pools);
+    if (!protect_snap) return Status::fail("protect: " + protect_snap.message());
+    protect = std::move(protect_snap).value();
+    bool protect_used = false;
+    for (const auto& p : config.pools) protect_used = protect_used || !p.rules.empty() || p.rate_limit.enabled;
     if (auto st = init_eal(dc.eal); !st) return st;
 
     std::vector<unsigned> lcores;
@@ -263,6 +274,12 @@ Status Dataplane::Impl::setup() {
         counters.push_back(std::make_unique<WorkerCounters>());
         workers.push_back(std::make_unique<Worker>(w, lcores[w], ctx, publisher, reader.value(), pool, dc.burst,
                                                    *counters.back()));
+        if (protect_used) {
+            // Own scratch, counters and rate tables per worker; own hash salt too.
+            auto guard = protect::WorkerGuard::create(protect, 0x5349504c42ull ^ (0x9e3779b97f4a7c15ull * (w + 1)));
+            if (!guard) return Status::fail("protect: worker " + std::to_string(w) + ": " + guard.message());
+            workers.back()->set_guard(std::move(guard).value());
+        }
     }
     // Spread every (port, RX queue) over the workers round-robin.
     size_t next = 0;

@@ -33,6 +33,8 @@ const char* drop_reason_name(DropReason r) noexcept {
         case DropReason::sip_conflicting_call_id: return "sip_conflicting_call_id";
         case DropReason::sip_bad_call_id: return "sip_bad_call_id";
         case DropReason::sip_bad_header: return "sip_bad_header";
+        case DropReason::protect_rule: return "protect_rule";
+        case DropReason::rate_limited: return "rate_limited";
         case DropReason::no_backend: return "no_backend";
         case DropReason::family_mismatch: return "family_mismatch";
         case DropReason::no_route: return "no_route";
@@ -110,6 +112,21 @@ void Forwarder::glean(const uint8_t* frame, const net::PacketView& v, uint16_t i
     std::memcpy(mac.bytes.data(), frame + 6, 6);
     auto r = ctx_.neighbors->learn(src, mac, in_port);
     if (r == net::NeighborTable::Learn::inserted || r == net::NeighborTable::Learn::updated) bump(c_.neighbors_learned);
+}
+
+void Forwarder::map_protect_pools(const balance::DataplaneSnapshot* snap) noexcept {
+    for (uint32_t i = 0; i < kMaxPools; ++i) protect_of_pool_[i] = pool_of_protect_[i] = protect::kNoPool;
+    const auto protect_pools = guard_->snapshot().pools();
+    const auto pools = snap->pools();
+    for (uint32_t i = 0; i < pools.size() && i < kMaxPools; ++i)
+        for (uint32_t j = 0; j < protect_pools.size() && j < kMaxPools; ++j)
+            if (pools[i]->name() == protect_pools[j].name) {
+                protect_of_pool_[i] = j;
+                pool_of_protect_[j] = i;
+                break;
+            }
+    guard_snap_ = snap;
+    guard_snap_version_ = snap->version();
 }
 
 bool Forwarder::is_our_address(uint16_t in_port, const IpAddress& a,
@@ -268,8 +285,9 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
     const Endpoint dst = net::destination_endpoint(frame, v);
     if (auto ref = snap->find_pool_by_vip(dst); ref.pool) {
         // Client -> VIP: parse, balance, DNAT.
-        const balance::PoolSnapshot& pool = *ref.pool;
-        PoolCounters* pc = ref.pool_index < kMaxPools ? &c_.pools[ref.pool_index] : nullptr;
+        const balance::PoolSnapshot* target = ref.pool;
+        uint32_t pool_index = ref.pool_index;
+        PoolCounters* pc = pool_index < kMaxPools ? &c_.pools[pool_index] : nullptr;
         sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_);
         uint64_t key;
         bool dialog = false;
@@ -277,8 +295,34 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
             if (pc) bump(pc->rejected);
             return drop(drop_for(msg_.reason));
         }
-        // Hook point for the protect stage (Hyperscan rules, rate limits):
-        // it sees the parsed message and the pool before any backend is chosen.
+        // Protect stage (Hyperscan rules, rate limits): it sees the parsed
+        // message and the pool before any backend is chosen. Keepalives pass.
+        if (guard_ && msg_.verdict == sip::Verdict::ok) {
+            if (snap != guard_snap_ || snap->version() != guard_snap_version_) map_protect_pools(snap);
+            const uint32_t pp = pool_index < kMaxPools ? protect_of_pool_[pool_index] : protect::kNoPool;
+            if (pp != protect::kNoPool) {
+                IpAddress src;
+                if (v.ip_version == 6) src.family = IpAddress::Family::v6;
+                std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
+                const protect::GuardDecision g =
+                    guard_->check(pp, frame + v.payload_offset(), v.payload_len(), msg_, src, now_ms * 1000000);
+                if (g.dropped())
+                    return drop(g.action == protect::GuardDecision::Action::drop_rule ? DropReason::protect_rule
+                                                                                      : DropReason::rate_limited);
+                if (g.action == protect::GuardDecision::Action::route) {
+                    // Balanced in the rule's target pool (gone after a reload: nothing to balance to).
+                    const uint32_t to = g.route_pool < kMaxPools ? pool_of_protect_[g.route_pool] : protect::kNoPool;
+                    if (to == protect::kNoPool) {
+                        if (pc) bump(pc->no_backend);
+                        return drop(DropReason::no_backend);
+                    }
+                    target = snap->pools()[to].get();
+                    pool_index = to;
+                    pc = &c_.pools[to];
+                }
+            }
+        }
+        const balance::PoolSnapshot& pool = *target;
         balance::Decision d;
         if (msg_.verdict == sip::Verdict::keepalive) {
             // Keepalives have no Call-ID: the client's address:port keeps
@@ -326,7 +370,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
             if (dialog) bump(pc->calls);
             if (msg_.verdict == sip::Verdict::keepalive) bump(pc->keepalives);
         }
-        if (auto* bc = c_.backend(ref.pool_index, d.entry->id)) {
+        if (auto* bc = c_.backend(pool_index, d.entry->id)) {
             bump(bc->packets);
             bump(bc->bytes, a.len);
             if (dialog) bump(bc->calls);

@@ -16,6 +16,7 @@
 #include "siplb/net/packet.h"
 #include "siplb/net/route_table.h"
 #include "siplb/sip/parser.h"
+#include "siplb/protect/guard.h"
 
 namespace siplb::dataplane {
 
@@ -70,6 +71,13 @@ public:
     // Writes a broadcast ARP request (IPv4 target) or a multicast neighbor
     // solicitation (IPv6 target) from port `port` into `buf` (at least
     // kResolutionFrameMax bytes); returns the frame length.
+    // The protect stage of this worker (rules, rate limits), nullptr when no
+    // pool configures any. Owned by the caller; set before the first frame.
+    void set_guard(protect::WorkerGuard* guard) noexcept {
+        guard_ = guard;
+        guard_snap_ = nullptr;
+    }
+
     static constexpr uint16_t kResolutionFrameMax = 18 + 72;
     uint16_t write_resolution_request(uint8_t* buf, uint16_t port, const IpAddress& target) const noexcept;
 
@@ -96,6 +104,15 @@ private:
     const ForwardContext& ctx_;
     WorkerCounters& c_;
     sip::SipMessage msg_;  // reused: no per-packet construction
+    // Protect pools are the config's at dataplane creation; snapshot pools
+    // change with reloads. Both maps are rebuilt (by name, no allocation)
+    // the first time a new snapshot is seen.
+    void map_protect_pools(const balance::DataplaneSnapshot* snap) noexcept;
+    protect::WorkerGuard* guard_ = nullptr;
+    const balance::DataplaneSnapshot* guard_snap_ = nullptr;
+    uint64_t guard_snap_version_ = 0;
+    uint32_t protect_of_pool_[kMaxPools];   // snapshot pool index -> protect pool, protect::kNoPool if none
+    uint32_t pool_of_protect_[kMaxPools];   // protect pool -> snapshot pool index, protect::kNoPool if gone
 };
 
 }  // namespace siplb::dataplane

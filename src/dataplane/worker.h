@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "counters.h"
@@ -30,6 +31,11 @@ public:
     ~Worker();
 
     void add_rx_queue(RxQueueRef q) { rx_.push_back(q); }
+    // The worker's protect stage (nullptr: none). Before run().
+    void set_guard(std::unique_ptr<protect::WorkerGuard> guard) noexcept {
+        guard_ = std::move(guard);
+        forwarder_.set_guard(guard_.get());
+    }
     const std::vector<RxQueueRef>& rx_queues() const noexcept { return rx_; }
 
     // The lcore's main loop; returns once stop is requested and TX drained.
@@ -59,6 +65,7 @@ private:
     rte_mempool* pool_;
     uint32_t burst_;
     WorkerCounters& c_;
+    std::unique_ptr<protect::WorkerGuard> guard_;  // before forwarder_: outlives its pointer
     Forwarder forwarder_;
     std::vector<RxQueueRef> rx_;
     std::vector<TxBuffer> tx_;  // per port; TX queue id = worker index
