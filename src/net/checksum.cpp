@@ -6,28 +6,34 @@ namespace siplb::net {
 
 uint32_t checksum_accumulate(const void* data, size_t len, uint32_t sum) noexcept {
     const auto* p = static_cast<const uint8_t*>(data);
-    // 64-bit accumulator: a 64 KiB datagram cannot overflow it.
-    uint64_t acc = 0, acc2 = 0;
-    // Two independent accumulators over 16-byte steps keep the adds in
-    // parallel; 32-bit halves summed in 64 bits cannot overflow for any
-    // datagram size.
-    while (len >= 16) {
-        uint64_t w0, w1;
-        std::memcpy(&w0, p, 8);
-        std::memcpy(&w1, p + 8, 8);
-        acc += (w0 & 0xFFFFFFFFu) + (w0 >> 32);
-        acc2 += (w1 & 0xFFFFFFFFu) + (w1 >> 32);
-        p += 16;
-        len -= 16;
+    // Native 64-bit words summed into two 128-bit accumulators (add + adc
+    // per word, two independent carry chains): the ones' complement sum is
+    // the total modulo 2^16 - 1, and 2^64 is 1 modulo 2^16 - 1, so the
+    // carries out of 64 bits are simply added back when folding.
+    unsigned __int128 acc0 = 0, acc1 = 0;
+    while (len >= 32) {
+        uint64_t w[4];
+        std::memcpy(w, p, 32);
+        acc0 += w[0];
+        acc1 += w[1];
+        acc0 += w[2];
+        acc1 += w[3];
+        p += 32;
+        len -= 32;
     }
-    acc += acc2;
-    if (len >= 8) {
+    while (len >= 8) {
         uint64_t w;
         std::memcpy(&w, p, 8);
-        acc += (w & 0xFFFFFFFFu) + (w >> 32);
+        acc0 += w;
         p += 8;
         len -= 8;
     }
+    acc0 += acc1;
+    // Fold 128 -> 64 bits (end-around carry), then 64 -> 16 below.
+    uint64_t lo = static_cast<uint64_t>(acc0), hi = static_cast<uint64_t>(acc0 >> 64);
+    uint64_t acc = lo + hi;
+    acc += acc < hi;
+    acc = (acc & 0xFFFFFFFFu) + (acc >> 32);
     // Fold native-order partial sum to 16 bits and convert to big-endian lanes.
     while (acc >> 16) acc = (acc & 0xFFFF) + (acc >> 16);
     uint32_t native = static_cast<uint32_t>(acc);

@@ -42,6 +42,25 @@ TEST(Checksum, AccumulateMatchesNaiveForAllLengthsAndAlignments) {
     }
 }
 
+TEST(Checksum, AccumulateCarriesOnLongSaturatedAndChainedData) {
+    // Long runs of 0xFF overflow every wide accumulator word; chained calls
+    // (pseudo-header sum passed in) must equal one pass over the whole.
+    std::mt19937 rng(13);
+    for (size_t len : {size_t(999), size_t(1500), size_t(9001), size_t(65535)}) {
+        for (int fill = 0; fill < 2; ++fill) {
+            std::vector<uint8_t> d(len + 1);
+            for (auto& x : d) x = fill ? uint8_t(0xFF) : static_cast<uint8_t>(rng());
+            std::vector<uint8_t> slice(d.begin() + 1, d.end());
+            const uint16_t naive = siplb::test::naive_checksum(slice);
+            EXPECT_EQ(checksum_finish(checksum_accumulate(d.data() + 1, len)), naive) << "len " << len;
+            const size_t half = (len / 2) & ~size_t(1);
+            uint32_t chained = checksum_accumulate(d.data() + 1, half);
+            chained = checksum_accumulate(d.data() + 1 + half, len - half, chained);
+            EXPECT_EQ(checksum_finish(chained), naive) << "len " << len;
+        }
+    }
+}
+
 TEST(Checksum, Rfc1624UpdateMatchesRecompute) {
     std::mt19937 rng(11);
     for (int i = 0; i < 1000; ++i) {
