@@ -15,6 +15,7 @@
 namespace {
 
 using siplb::sip::SipMessage;
+using siplb::sip::ParseDepth;
 using siplb::sip::SipParser;
 
 // Working sets: 512 messages (~290 KB) stay in L2, as datagrams just
@@ -102,13 +103,14 @@ bool naive_parse(std::string_view msg, NaiveResult& r) {
     return false;
 }
 
+template <ParseDepth kDepth>
 void BM_SipParser(benchmark::State& state) {
     const auto& msgs = mix(size_t(state.range(0)));
     SipMessage m;
     size_t i = 0, ok = 0;
     for (auto _ : state) {
         const std::string& s = msgs[i];
-        SipParser::parse(reinterpret_cast<const uint8_t*>(s.data()), s.size(), m);
+        SipParser::parse(reinterpret_cast<const uint8_t*>(s.data()), s.size(), m, kDepth);
         ok += m.ok();
         benchmark::DoNotOptimize(m);
         if (++i == msgs.size()) i = 0;
@@ -117,7 +119,10 @@ void BM_SipParser(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
     state.SetBytesProcessed(int64_t(double(state.iterations()) * double(total_bytes(msgs)) / double(msgs.size())));
 }
-BENCHMARK(BM_SipParser)->Arg(512)->Arg(8192);
+// Full: every SipMessage field. Balancer: what the dataplane asks for (no
+// From/To tags, no top via-parm; same verdicts).
+BENCHMARK_TEMPLATE(BM_SipParser, ParseDepth::full)->Name("BM_SipParser")->Arg(512)->Arg(8192);
+BENCHMARK_TEMPLATE(BM_SipParser, ParseDepth::balancer)->Name("BM_SipParserBalancer")->Arg(512)->Arg(8192);
 
 void BM_NaiveBaseline(benchmark::State& state) {
     const auto& msgs = mix(size_t(state.range(0)));

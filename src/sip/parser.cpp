@@ -105,59 +105,40 @@ inline bool line_has_colon(const uint8_t* d, size_t b, size_t e, size_t n) noexc
 
 inline Span make_span(size_t b, size_t e) noexcept { return Span{uint16_t(b), uint16_t(e - b)}; }
 
-// Bitmap of LF positions, computed 128 bytes at a time (SSE2 where
-// available) as the header walk advances, never over the whole body.
-// Looking up the next LF reads two adjacent words, so a line crossing a
-// 64-byte boundary costs no unpredictable branch.
+// LF positions, one 64-byte word of bitmap at a time (SSE2 where
+// available), computed as the header walk advances and never over the
+// body. Positions asked for only grow, so one cached word suffices: a line
+// inside the current word costs a mask and a ctz, with no table to fill.
 class LineScanner {
 public:
     LineScanner(const uint8_t* d, size_t n) noexcept : d_(d), n_(n), words_((n + 63) / 64) {}
 
-    // Offset of the first LF at or after pos, or n if there is none.
+    // Offset of the first LF at or after pos, or n if there is none. Any
+    // order is correct; growing positions (the header walk) are the fast one.
     size_t next_lf(size_t pos) noexcept {
         if (pos >= n_) return n_;
-        size_t w = pos >> 6;
-        const unsigned s = unsigned(pos & 63);
-        ensure(w + 1);
-        uint64_t bits = lf_[w] >> s;
-        if (s) bits |= lf_[w + 1] << (64 - s);
-        if (bits) return pos + size_t(__builtin_ctzll(bits));
-        // Line longer than 64 bytes.
-        for (w += 1;; ++w) {
-            if (w >= words_) return n_;
-            ensure(w);
-            const uint64_t m = w == (pos >> 6) + 1 ? lf_[w] & (~uint64_t(0) << s) : lf_[w];
-            if (m) return (w << 6) + size_t(__builtin_ctzll(m));
+        const size_t w = pos >> 6;
+        if (w != w_) {
+            w_ = w;
+            bits_ = compute(w);
         }
+        uint64_t m = bits_ & (~uint64_t(0) << (pos & 63));
+        while (m == 0) {  // line runs into the next word
+            if (++w_ >= words_) return n_;
+            bits_ = compute(w_);
+            m = bits_;
+        }
+        return (w_ << 6) + size_t(__builtin_ctzll(m));
     }
 
 private:
-    // Words [0, w] are computed afterwards (and w + 1 readable: a zero
-    // sentinel past the end).
-    void ensure(size_t w) noexcept {
-        while (done_ <= w) {
-            if (done_ >= words_) {
-                lf_[done_] = 0;
-                ++done_;
-                continue;
-            }
-            const size_t stop = done_ + 2 < words_ ? done_ + 2 : words_;
-            for (; done_ < stop; ++done_) compute(done_);
-        }
-    }
-
-    void compute(size_t w) noexcept {
+    uint64_t compute(size_t w) const noexcept {
         const size_t off = w << 6;
-        if (off + 64 <= n_) {
-            lf_[w] = lf_mask(d_ + off);
-        } else if (n_ >= 64) {
-            // Last partial word: load the buffer's final 64 bytes and shift.
-            lf_[w] = lf_mask(d_ + n_ - 64) >> (off - (n_ - 64));
-        } else {
-            uint64_t l = 0;
-            for (size_t i = 0; i < n_ - off; ++i) l |= uint64_t(d_[off + i] == '\n') << i;
-            lf_[w] = l;
-        }
+        if (off + 64 <= n_) return lf_mask(d_ + off);
+        if (n_ >= 64) return lf_mask(d_ + n_ - 64) >> (off - (n_ - 64));  // last partial word
+        uint64_t l = 0;
+        for (size_t i = 0; i < n_ - off; ++i) l |= uint64_t(d_[off + i] == '\n') << i;
+        return l;
     }
 
     static uint64_t lf_mask(const uint8_t* p) noexcept {
@@ -176,13 +157,11 @@ private:
 #endif
     }
 
-    static constexpr size_t kMaxWords = (kMaxDatagram + 63) / 64 + 1;
-
     const uint8_t* d_;
     size_t n_;
     size_t words_;
-    size_t done_ = 0;
-    uint64_t lf_[kMaxWords];  // filled lazily by ensure(); no zeroing up front
+    size_t w_ = ~size_t(0);  // word in bits_
+    uint64_t bits_ = 0;
 };
 
 // Case-insensitive match of a lowercase header name at the start of a line,
@@ -424,6 +403,7 @@ inline void reject(SipMessage& m, RejectReason r) noexcept {
 // Takes the complete (possibly folded) value [vb, ve) of a header the
 // balancer needs; false if the message is rejected. A plain function rather
 // than a lambda over the loop's variables, which would keep them in memory.
+template <bool kFull>
 bool finish_header(const uint8_t* d, size_t n, Hdr cur, size_t vb, size_t ve, bool& via_seen,
                    SipMessage& m) noexcept {
     switch (cur) {
@@ -441,7 +421,7 @@ bool finish_header(const uint8_t* d, size_t n, Hdr cur, size_t vb, size_t ve, bo
         case Hdr::via:
             if (!via_seen) {
                 via_seen = true;
-                m.top_via = first_via_parm(d, vb, ve, n);
+                if constexpr (kFull) m.top_via = first_via_parm(d, vb, ve, n);
             }
             break;
         case Hdr::cseq:
@@ -450,13 +430,13 @@ bool finish_header(const uint8_t* d, size_t n, Hdr cur, size_t vb, size_t ve, bo
         case Hdr::from:
             if (m.from.empty()) {
                 m.from = make_span(vb, ve);
-                m.from_tag = find_tag(d, vb, ve, n);
+                if constexpr (kFull) m.from_tag = find_tag(d, vb, ve, n);
             }
             break;
         case Hdr::to:
             if (m.to.empty()) {
                 m.to = make_span(vb, ve);
-                m.to_tag = find_tag(d, vb, ve, n);
+                if constexpr (kFull) m.to_tag = find_tag(d, vb, ve, n);
             }
             break;
         case Hdr::user_agent:
@@ -516,7 +496,10 @@ Method method_from_token(std::string_view t) noexcept {
     return Method::other;
 }
 
-void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
+namespace {
+
+template <bool kFull>
+void parse_message(const uint8_t* d, size_t n, SipMessage& m) noexcept {
     // Field by field rather than `m = SipMessage{}`, which compiles to a
     // stack temporary and a copy that stalls store forwarding.
     static_assert(std::is_trivially_copyable_v<SipMessage>);
@@ -594,7 +577,7 @@ void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
             continue;
         }
         if (cur != Hdr::none) {
-            if (!finish_header(d, n, cur, vb, ve, via_seen, m)) return;
+            if (!finish_header<kFull>(d, n, cur, vb, ve, via_seen, m)) return;
             cur = Hdr::none;
         }
         if (ce == ls) {  // the empty line
@@ -660,6 +643,16 @@ void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m) noexcept {
     if (m.call_id.empty()) return reject(m, RejectReason::no_call_id);
     m.verdict = Verdict::ok;
     m.reason = RejectReason::none;
+}
+
+}  // namespace
+
+void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m, ParseDepth depth) noexcept {
+    if (depth == ParseDepth::full) {
+        parse_message<true>(d, n, m);
+    } else {
+        parse_message<false>(d, n, m);
+    }
 }
 
 std::string_view to_string(RejectReason r) noexcept {

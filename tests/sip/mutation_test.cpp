@@ -47,6 +47,14 @@ void check(const std::string& input) {
         const Span via = find_header(buf.get(), n, m, "via");
         ASSERT_LE(via.end(), m.headers_end);
     }
+    // The dataplane's depth: the same message but for the tags and the top via-parm.
+    SipMessage b;
+    SipParser::parse(buf.get(), n, b, ParseDepth::balancer);
+    ASSERT_TRUE(b.from_tag.empty() && b.to_tag.empty() && b.top_via.empty());
+    b.from_tag = m.from_tag;
+    b.to_tag = m.to_tag;
+    b.top_via = m.top_via;
+    ASSERT_EQ(std::memcmp(&b, &m, sizeof m), 0);
 }
 
 }  // namespace

@@ -112,11 +112,21 @@ struct SipMessage {
     bool ok() const noexcept { return verdict == Verdict::ok; }
 };
 
+// How much of SipMessage parse() fills. The verdict, the reject reason and
+// every span but from_tag, to_tag and top_via are the same at both depths.
+enum class ParseDepth : uint8_t {
+    full,      // everything
+    balancer,  // from_tag, to_tag and top_via left empty: the dataplane and
+               // the protect rules read none of them, and finding the tags
+               // is a good part of the parse
+};
+
 class SipParser {
 public:
     // Classifies data[0, len) and fills `out` (fully overwritten). Never reads
     // outside the buffer, never allocates, never throws.
-    static void parse(const uint8_t* data, size_t len, SipMessage& out) noexcept;
+    static void parse(const uint8_t* data, size_t len, SipMessage& out,
+                      ParseDepth depth = ParseDepth::full) noexcept;
 
     static SipMessage parse(std::string_view datagram) noexcept {
         SipMessage m;
