@@ -2,37 +2,59 @@
 
 #include <bit>
 
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
 namespace siplb::net {
 
 uint32_t checksum_accumulate(const void* data, size_t len, uint32_t sum) noexcept {
     const auto* p = static_cast<const uint8_t*>(data);
-    // Native 64-bit words summed into two 128-bit accumulators (add + adc
-    // per word, two independent carry chains): the ones' complement sum is
-    // the total modulo 2^16 - 1, and 2^64 is 1 modulo 2^16 - 1, so the
-    // carries out of 64 bits are simply added back when folding.
-    unsigned __int128 acc0 = 0, acc1 = 0;
+    // Ones' complement sum of native 64-bit words: add with carry, the
+    // carry out of each add fed into the next one (end-around). 2^64 - 1 is
+    // a multiple of 2^16 - 1, so the 64-bit sum folds to the 16-bit one.
+    uint64_t acc = 0;
+#if defined(__x86_64__)
+    unsigned char carry = 0;
     while (len >= 32) {
-        uint64_t w[4];
-        std::memcpy(w, p, 32);
-        acc0 += w[0];
-        acc1 += w[1];
-        acc0 += w[2];
-        acc1 += w[3];
+        uint64_t w0, w1, w2, w3;  // scalars: an array would be staged on the stack
+        std::memcpy(&w0, p, 8);
+        std::memcpy(&w1, p + 8, 8);
+        std::memcpy(&w2, p + 16, 8);
+        std::memcpy(&w3, p + 24, 8);
+        unsigned long long a = acc;
+        carry = _addcarry_u64(carry, a, w0, &a);
+        carry = _addcarry_u64(carry, a, w1, &a);
+        carry = _addcarry_u64(carry, a, w2, &a);
+        carry = _addcarry_u64(carry, a, w3, &a);
+        acc = a;
         p += 32;
         len -= 32;
     }
     while (len >= 8) {
         uint64_t w;
         std::memcpy(&w, p, 8);
-        acc0 += w;
+        unsigned long long a = acc;
+        carry = _addcarry_u64(carry, a, w, &a);
+        acc = a;
         p += 8;
         len -= 8;
     }
-    acc0 += acc1;
-    // Fold 128 -> 64 bits (end-around carry), then 64 -> 16 below.
-    uint64_t lo = static_cast<uint64_t>(acc0), hi = static_cast<uint64_t>(acc0 >> 64);
-    uint64_t acc = lo + hi;
-    acc += acc < hi;
+    acc += carry;
+    acc += acc < carry;  // the end-around add can carry once more (acc was all ones)
+#else
+    uint64_t carries = 0;
+    while (len >= 8) {
+        uint64_t w;
+        std::memcpy(&w, p, 8);
+        acc += w;
+        carries += acc < w;
+        p += 8;
+        len -= 8;
+    }
+    acc += carries;
+    acc += acc < carries;
+#endif
     acc = (acc & 0xFFFFFFFFu) + (acc >> 32);
     // Fold native-order partial sum to 16 bits and convert to big-endian lanes.
     while (acc >> 16) acc = (acc & 0xFFFF) + (acc >> 16);
