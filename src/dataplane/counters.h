@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "edge_counters.h"
+
 namespace siplb::dataplane {
 
 // Why a frame was not forwarded. Order is the order of
@@ -80,6 +82,7 @@ struct alignas(64) WorkerCounters {
     std::atomic<uint64_t> backend_dialogs{0};  // dialogs started by backends, pinned in affinity
     std::atomic<uint64_t> backend_counter_overflow{0};
     std::atomic<uint64_t> drops[kDropReasons]{};
+    EdgeCounters edge;
     PortCounters ports[kMaxPorts];
     PoolCounters pools[kMaxPools];
     BackendCounters backends[kBackendCounterSlots];

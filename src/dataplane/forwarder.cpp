@@ -271,6 +271,10 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
             if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != in.vlan) return drop(DropReason::vlan_mismatch);
             return handle_arp(frame, len, v, in_port, snap);
         }
+        if (st == ParseStatus::not_udp && is_icmp(frame, v)) {
+            if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != in.vlan) return drop(DropReason::vlan_mismatch);
+            return handle_icmp(frame, headroom, v, in_port, snap, now_s, now_ms);
+        }
         if (st == ParseStatus::not_udp && v.ip_version == 6 && v.ip_proto == 58) {
             if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != in.vlan) return drop(DropReason::vlan_mismatch);
             return handle_ndp(frame, len, tailroom, v, in_port, snap);
@@ -280,7 +284,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
     if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != in.vlan) return drop(DropReason::vlan_mismatch);
     if (!snap) return drop(DropReason::not_for_us);
     // Early TTL check: an expiring datagram is dropped before any work.
-    if (v.ttl <= 1) return drop(DropReason::ttl_expired);
+    if (v.ttl <= 1) return ttl_expired(frame, len, tailroom, v, in_port, snap, now_ms);
 
     const Endpoint dst = net::destination_endpoint(frame, v);
     if (auto ref = snap->find_pool_by_vip(dst); ref.pool) {
@@ -403,7 +407,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         }
         return a;
     }
-    return drop(DropReason::not_for_us);
+    return unmatched_udp(frame, len, tailroom, v, in_port, snap, now_ms);
 }
 
 uint16_t Forwarder::write_resolution_request(uint8_t* buf, uint16_t port, const IpAddress& target) const noexcept {

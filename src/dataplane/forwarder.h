@@ -12,6 +12,7 @@
 #include "siplb/balance/affinity.h"
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/endpoint.h"
+#include "siplb/net/icmp.h"
 #include "siplb/net/neighbor_table.h"
 #include "siplb/net/packet.h"
 #include "siplb/net/route_table.h"
@@ -40,6 +41,8 @@ struct ForwardContext {
     net::NeighborTable* neighbors = nullptr;
     balance::AffinityTable* affinity = nullptr;
     uint64_t arp_retry_ms = 1000;     // at most one ARP request per target per interval
+    // ICMP errors generated per worker (time exceeded, port unreachable).
+    uint32_t icmp_error_rate_per_s = 100, icmp_error_burst = 50;
 };
 
 struct Action {
@@ -100,6 +103,18 @@ private:
     void remember_backend_dialog(const uint8_t* frame, const net::PacketView& v, const balance::PoolSnapshot& pool,
                                  uint16_t backend, uint32_t now_s) noexcept;
     void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port) noexcept;
+    // ICMP stage (forwarder_icmp.cpp).
+    static bool is_icmp(const uint8_t* frame, const net::PacketView& v) noexcept;
+    Action handle_icmp(uint8_t* frame, uint16_t headroom, const net::PacketView& v, uint16_t in_port,
+                       const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms) noexcept;
+    Action icmp_error(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v, uint16_t in_port,
+                      uint8_t type, uint8_t code, const IpAddress* source, uint64_t now_ms,
+                      DropReason reason) noexcept;
+    Action ttl_expired(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v, uint16_t in_port,
+                       const balance::DataplaneSnapshot* snap, uint64_t now_ms) noexcept;
+    Action unmatched_udp(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v,
+                         uint16_t in_port, const balance::DataplaneSnapshot* snap, uint64_t now_ms) noexcept;
+    bool find_quoted_call_id(const uint8_t* p, size_t len, sip::Span& out) noexcept;
 
     const ForwardContext& ctx_;
     WorkerCounters& c_;
@@ -113,6 +128,7 @@ private:
     uint64_t guard_snap_version_ = 0;
     uint32_t protect_of_pool_[kMaxPools];   // snapshot pool index -> protect pool, protect::kNoPool if none
     uint32_t pool_of_protect_[kMaxPools];   // protect pool -> snapshot pool index, protect::kNoPool if gone
+    net::TokenBucket icmp_error_bucket_{ctx_.icmp_error_rate_per_s, ctx_.icmp_error_burst};
 };
 
 }  // namespace siplb::dataplane

@@ -18,6 +18,7 @@
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
 #include "siplb/control/config.h"
+#include "siplb/dataplane/edge_stats.h"
 
 namespace siplb::dataplane {
 
@@ -85,6 +86,7 @@ struct DataplaneStats {
     uint64_t nd_solicitations = 0;   // IPv6 neighbor solicitations sent for unresolved next hops
     uint64_t affinity_evictions = 0;  // live affinity entries displaced (affinity table too small)
     uint64_t backend_dialogs = 0;  // dialogs started by backends (INVITE/SUBSCRIBE/REFER to clients), pinned
+    EdgeStats edge;                // ICMP, IP fragments, kernel exception path
 };
 
 // Initialises DPDK's EAL once per process with these arguments (the program

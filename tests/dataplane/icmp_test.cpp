@@ -1,0 +1,359 @@
+// ICMP through a running dataplane over net_ring ports: echo replies, time
+// exceeded and port unreachable (rate-limited), and customer errors about
+// VIP datagrams passed to the backend; output compared byte for byte or
+// checked with the naive checksums of frame_builder.h.
+#include <gtest/gtest.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_ring.h>
+
+#include "../net/frame_builder.h"
+#include "dataplane_test_util.h"
+#include "siplb/balance/hash.h"
+#include "siplb/dataplane/dataplane.h"
+#include "siplb/net/icmp.h"
+#include "siplb/net/packet.h"
+
+using namespace siplb;
+using namespace siplb::test;
+using std::chrono::milliseconds;
+
+namespace {
+
+const MacAddress kExtMac{{0x02, 0, 0, 0, 0x01, 0x01}};
+const MacAddress kIntMac{{0x02, 0, 0, 0, 0x02, 0x02}};
+const MacAddress kGatewayMac{{0x02, 0, 0, 0, 0x00, 0xfe}};
+const MacAddress kBackend11Mac{{0x02, 0, 0, 0, 0x0b, 0x11}};
+const MacAddress kBackend12Mac{{0x02, 0, 0, 0, 0x0b, 0x12}};
+const MacAddress kBackend6Mac{{0x02, 0, 0, 0, 0x0b, 0x66}};
+constexpr uint16_t kIntVlan = 100;
+const Endpoint kClient = *Endpoint::parse("192.0.2.10:5062");
+const Endpoint kVip = *Endpoint::parse("198.51.100.10:5060");
+const Endpoint kClient6 = *Endpoint::parse("[2001:db8:9::10]:5062");
+const Endpoint kVip6 = *Endpoint::parse("[2001:db8:1::10]:5060");
+
+struct RingPort {
+    rte_ring* rx = nullptr;
+    rte_ring* tx = nullptr;
+    int port_id = -1;
+    std::string device;
+};
+
+RingPort make_ring_port(const std::string& name) {
+    RingPort p;
+    p.rx = rte_ring_create((name + "_rx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    p.tx = rte_ring_create((name + "_tx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    p.port_id = rte_eth_from_rings(name.c_str(), &p.rx, 1, &p.tx, 1, 0);
+    char dev[RTE_ETH_NAME_MAX_LEN] = {};
+    if (p.port_id >= 0 && rte_eth_dev_get_name_by_port(static_cast<uint16_t>(p.port_id), dev) == 0) p.device = dev;
+    return p;
+}
+
+rte_mempool* g_pool = nullptr;
+
+class EalEnvironment : public ::testing::Environment {
+public:
+    void SetUp() override {
+        auto st = dataplane::init_eal(test_eal_args("siplb_dp_icmp"));
+        if (!st) {
+            fprintf(stderr, "%s\n", st.message().c_str());
+            std::exit(1);
+        }
+        g_pool = rte_pktmbuf_pool_create("icmp_frames", 2048, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+        if (!g_pool) std::exit(1);
+    }
+};
+const auto* const g_env = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+
+// Ethernet (+tag) / IP / ICMP echo with id 0x1234, seq 1.
+std::vector<uint8_t> echo_frame(const MacAddress& src_mac, const MacAddress& dst_mac, const IpAddress& src,
+                                const IpAddress& dst, bool reply, uint8_t ttl, const std::vector<uint8_t>& body) {
+    std::vector<uint8_t> b(dst_mac.bytes.begin(), dst_mac.bytes.end());
+    b.insert(b.end(), src_mac.bytes.begin(), src_mac.bytes.end());
+    const bool v6 = src.is_v6();
+    b.push_back(v6 ? 0x86 : 0x08);
+    b.push_back(v6 ? 0xDD : 0x00);
+    const size_t l3 = b.size();
+    std::vector<uint8_t> msg = {static_cast<uint8_t>(v6 ? (reply ? 129 : 128) : (reply ? 0 : 8)), 0, 0, 0, 0x12,
+                                0x34, 0, 1};
+    msg.insert(msg.end(), body.begin(), body.end());
+    if (!v6) {
+        b.resize(l3 + 20);
+        b[l3] = 0x45;
+        b[l3 + 1] = reply ? 0xC0 : 0;
+        put16(b, l3 + 2, static_cast<uint16_t>(20 + msg.size()));
+        b[l3 + 8] = ttl;
+        b[l3 + 9] = 1;
+        std::copy(src.bytes.begin(), src.bytes.begin() + 4, b.begin() + l3 + 12);
+        std::copy(dst.bytes.begin(), dst.bytes.begin() + 4, b.begin() + l3 + 16);
+        put16(b, l3 + 10, naive_ipv4_checksum(b, l3));
+        put16(msg, 2, naive_checksum(msg));
+    } else {
+        b.resize(l3 + 40);
+        b[l3] = 0x60;
+        put16(b, l3 + 4, static_cast<uint16_t>(msg.size()));
+        b[l3 + 6] = 58;
+        b[l3 + 7] = ttl;
+        std::copy(src.bytes.begin(), src.bytes.end(), b.begin() + l3 + 8);
+        std::copy(dst.bytes.begin(), dst.bytes.end(), b.begin() + l3 + 24);
+        std::vector<uint8_t> pseudo(b.begin() + l3 + 8, b.begin() + l3 + 40);
+        pseudo.insert(pseudo.end(), {0, 0, static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size()),
+                                     0, 0, 0, 58});
+        pseudo.insert(pseudo.end(), msg.begin(), msg.end());
+        put16(msg, 2, naive_checksum(pseudo));
+    }
+    b.insert(b.end(), msg.begin(), msg.end());
+    return b;
+}
+
+uint16_t naive_icmp_checksum(const std::vector<uint8_t>& f, size_t l3, size_t l4, bool v6) {
+    std::vector<uint8_t> msg(f.begin() + l4, f.end());
+    msg[2] = msg[3] = 0;
+    if (!v6) return naive_checksum(msg);
+    std::vector<uint8_t> pseudo(f.begin() + l3 + 8, f.begin() + l3 + 40);
+    pseudo.insert(pseudo.end(), {0, 0, static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size()),
+                                 0, 0, 0, 58});
+    pseudo.insert(pseudo.end(), msg.begin(), msg.end());
+    return naive_checksum(pseudo);
+}
+
+std::string bye(const std::string& call_id) {
+    return "BYE sip:alice@192.0.2.10:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.10;branch=z9hG4bK" + call_id +
+           "\r\nFrom: <sip:bob@example.net>;tag=2\r\nTo: <sip:alice@example.net>;tag=1\r\nCall-ID: " + call_id +
+           "\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
+}
+
+class DataplaneIcmp : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        ext_ = make_ring_port("icmp_ext");
+        int_ = make_ring_port("icmp_int");
+        ASSERT_GE(ext_.port_id, 0);
+        ASSERT_GE(int_.port_id, 0);
+        config::Config cfg;
+        auto& dc = cfg.dataplane;
+        dc.eal = test_eal_args("siplb_dp_icmp");
+        dc.workers = 1;
+        dc.mbufs = 4096;
+        dc.mbuf_cache = 32;
+        dc.rx_ring = 256;
+        dc.tx_ring = 256;
+        config::PortConfig ext;
+        ext.name = "ext";
+        ext.device = ext_.device;
+        ext.addresses = {*Prefix::parse("198.51.100.1/24", true), *Prefix::parse("2001:db8:1::1/64", true)};
+        ext.mac = kExtMac;
+        config::PortConfig in;
+        in.name = "int";
+        in.device = int_.device;
+        in.addresses = {*Prefix::parse("203.0.113.1/24", true), *Prefix::parse("2001:db8:2::1/64", true)};
+        in.mac = kIntMac;
+        in.vlan = kIntVlan;
+        dc.ports = {ext, in};
+        dc.routes = {{*Prefix::parse("0.0.0.0/0"), *IpAddress::parse("198.51.100.254"), ""},
+                     {*Prefix::parse("::/0"), *IpAddress::parse("2001:db8:1::fe"), ""}};
+        dc.neighbors = {{*IpAddress::parse("198.51.100.254"), kGatewayMac, "ext"},
+                        {*IpAddress::parse("2001:db8:1::fe"), kGatewayMac, "ext"},
+                        {*IpAddress::parse("203.0.113.11"), kBackend11Mac, "int"},
+                        {*IpAddress::parse("203.0.113.12"), kBackend12Mac, "int"},
+                        {*IpAddress::parse("2001:db8:2::11"), kBackend6Mac, ""}};
+        publisher_ = new balance::SnapshotPublisher(make_snapshot({
+            {"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060", "203.0.113.12:5080"}},
+            {"six", {"[2001:db8:1::10]:5060"}, {"[2001:db8:2::11]:5060"}},
+        }));
+        affinity_ = balance::AffinityTable::create(1024).value().release();
+        auto dp = dataplane::Dataplane::create(cfg, *publisher_, *affinity_);
+        ASSERT_TRUE(dp) << dp.message();
+        dp_ = dp.value().release();
+        auto st = dp_->start();
+        ASSERT_TRUE(st) << st.message();
+    }
+    static void TearDownTestSuite() {
+        if (dp_) dp_->stop();
+        for (RingPort* p : {&ext_, &int_}) {
+            void* m;
+            while (p->tx && rte_ring_dequeue(p->tx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+            while (p->rx && rte_ring_dequeue(p->rx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+        }
+        delete dp_;
+        delete affinity_;
+        delete publisher_;
+        dp_ = nullptr;
+    }
+    void SetUp() override { ASSERT_NE(dp_, nullptr); }
+
+    void send(RingPort& p, const std::vector<std::vector<uint8_t>>& frames) {
+        uint64_t before = dp_->stats().rx_packets;
+        for (const auto& f : frames) {
+            rte_mbuf* m = to_mbuf(g_pool, f);
+            ASSERT_NE(m, nullptr);
+            ASSERT_EQ(rte_ring_enqueue(p.rx, m), 0);
+        }
+        ASSERT_TRUE(wait_until([&] { return dp_->stats().rx_packets >= before + frames.size(); }));
+    }
+    void send(RingPort& p, const std::vector<uint8_t>& frame) { send(p, std::vector<std::vector<uint8_t>>{frame}); }
+    std::vector<std::vector<uint8_t>> receive(RingPort& p, size_t n) {
+        std::vector<std::vector<uint8_t>> out;
+        auto drain = [&] {
+            void* m;
+            while (rte_ring_dequeue(p.tx, &m) == 0) {
+                out.push_back(from_mbuf(static_cast<rte_mbuf*>(m)));
+                rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+            }
+            return out.size() >= n;
+        };
+        wait_until(drain);
+        std::this_thread::sleep_for(milliseconds(20));
+        drain();
+        EXPECT_EQ(out.size(), n);
+        return out;
+    }
+    static Endpoint table_choice(const std::string& pool_name, const std::string& call_id) {
+        const auto& p = *publisher_->current()->find_pool(pool_name);
+        return p.backends()[p.table().lookup(balance::hash_call_id(call_id, p.seed()))].address;
+    }
+
+    static inline RingPort ext_, int_;
+    static inline balance::SnapshotPublisher* publisher_ = nullptr;
+    static inline balance::AffinityTable* affinity_ = nullptr;
+    static inline dataplane::Dataplane* dp_ = nullptr;
+};
+
+TEST_F(DataplaneIcmp, EchoRequestsToVipsAndPortAddressesAreAnswered) {
+    std::vector<uint8_t> body(56, 0x61);
+    const IpAddress port4 = *IpAddress::parse("198.51.100.1");
+    const IpAddress port6 = *IpAddress::parse("2001:db8:1::1");
+    auto before = dp_->stats();
+    send(ext_, {echo_frame(kGatewayMac, kExtMac, kClient.ip, kVip.ip, false, 50, body),
+                echo_frame(kGatewayMac, kExtMac, kClient.ip, port4, false, 50, body),
+                echo_frame(kGatewayMac, kExtMac, kClient6.ip, kVip6.ip, false, 50, body),
+                echo_frame(kGatewayMac, kExtMac, kClient6.ip, port6, false, 50, body),
+                echo_frame(kGatewayMac, kExtMac, kClient.ip, *IpAddress::parse("198.51.100.99"), false, 50, body)});
+    auto out = receive(ext_, 4);
+    ASSERT_EQ(out.size(), 4u);
+    EXPECT_EQ(out[0], echo_frame(kExtMac, kGatewayMac, kVip.ip, kClient.ip, true, 64, body));
+    EXPECT_EQ(out[1], echo_frame(kExtMac, kGatewayMac, port4, kClient.ip, true, 64, body));
+    EXPECT_EQ(out[2], echo_frame(kExtMac, kGatewayMac, kVip6.ip, kClient6.ip, true, 64, body));
+    EXPECT_EQ(out[3], echo_frame(kExtMac, kGatewayMac, port6, kClient6.ip, true, 64, body));
+    auto after = dp_->stats();
+    EXPECT_EQ(after.edge.icmp_echo_replies, before.edge.icmp_echo_replies + 4);
+    EXPECT_EQ(after.not_for_us, before.not_for_us + 1);  // echo to an address that is not ours
+}
+
+TEST_F(DataplaneIcmp, TtlOneAndUnknownPortEarnErrorsWithValidChecksums) {
+    for (bool v6 : {false, true}) {
+        const Endpoint client = v6 ? kClient6 : kClient;
+        const Endpoint vip = v6 ? kVip6 : kVip;
+        Endpoint closed = vip;
+        closed.port = 5999;
+        auto ttl1 = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = vip, .ttl = 1,
+                                 .payload = bye("ttl1")});
+        auto unknown = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = closed,
+                                    .payload = bye("closed")});
+        send(ext_, {ttl1.bytes, unknown.bytes});
+        auto out = receive(ext_, 2);
+        ASSERT_EQ(out.size(), 2u);
+        const size_t l3 = 14, hdr = v6 ? 40 : 20, l4 = l3 + hdr;
+        for (size_t i = 0; i < 2; ++i) {
+            const auto& f = out[i];
+            const auto& original = i == 0 ? ttl1.bytes : unknown.bytes;
+            EXPECT_TRUE(std::equal(kGatewayMac.bytes.begin(), kGatewayMac.bytes.end(), f.begin()));
+            EXPECT_TRUE(std::equal(kExtMac.bytes.begin(), kExtMac.bytes.end(), f.begin() + 6));
+            ASSERT_EQ(f.size(), l4 + 8 + (original.size() - 14));  // whole datagram quoted (< 576)
+            EXPECT_EQ(f[l4], v6 ? (i == 0 ? 3 : 1) : (i == 0 ? 11 : 3));
+            EXPECT_EQ(f[l4 + 1], i == 0 ? 0 : (v6 ? 4 : 3));
+            EXPECT_EQ(get16(f, l4 + 2), naive_icmp_checksum(f, l3, l4, v6));
+            if (!v6) {
+                EXPECT_EQ(get16(f, l3 + 10), naive_ipv4_checksum(f, l3));
+            }
+            // From the port address (time exceeded) or the VIP (port unreachable), to the client.
+            IpAddress from = i == 0 ? *IpAddress::parse(v6 ? "2001:db8:1::1" : "198.51.100.1") : vip.ip;
+            const size_t alen = v6 ? 16 : 4, src_off = l3 + (v6 ? 8 : 12), dst_off = l3 + (v6 ? 24 : 16);
+            EXPECT_TRUE(std::equal(from.bytes.begin(), from.bytes.begin() + alen, f.begin() + src_off));
+            EXPECT_TRUE(std::equal(client.ip.bytes.begin(), client.ip.bytes.begin() + alen, f.begin() + dst_off));
+            EXPECT_TRUE(std::equal(original.begin() + 14, original.end(), f.begin() + l4 + 8));
+        }
+    }
+}
+
+TEST_F(DataplaneIcmp, ErrorsAreRateLimitedAndCounted) {
+    auto before = dp_->stats();
+    std::vector<std::vector<uint8_t>> frames;
+    for (int i = 0; i < 200; ++i)
+        frames.push_back(build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
+                                      .ttl = 1, .payload = bye("flood")})
+                             .bytes);
+    send(ext_, frames);
+    auto after = dp_->stats();
+    uint64_t sent = after.edge.icmp_errors_sent - before.edge.icmp_errors_sent;
+    uint64_t limited = after.edge.icmp_errors_rate_limited - before.edge.icmp_errors_rate_limited;
+    EXPECT_EQ(sent + limited, 200u);
+    EXPECT_LE(sent, 100u);  // burst 50 plus 100/s for well under the 5 s the send may take
+    EXPECT_GE(limited, 100u);
+    auto out = receive(ext_, sent);
+    EXPECT_EQ(out.size(), sent);
+}
+
+TEST_F(DataplaneIcmp, CustomerPortUnreachableReachesTheBackendThatSentTheDatagram) {
+    for (const std::string call_id : {"gone-1@pbx", "gone-2@pbx", "gone-3@pbx", "gone-4@pbx"}) {
+        const Endpoint backend = table_choice("lund", call_id);
+        // What the backend sent (after SNAT: VIP -> client), and the client's
+        // port unreachable about it.
+        auto seen = build_frame({.src = kVip, .dst = kClient, .ttl = 60, .payload = bye(call_id)});
+        net::PacketView sv;
+        ASSERT_EQ(net::parse_frame(seen.bytes.data(), seen.bytes.size(), sv), net::ParseStatus::udp);
+        auto err = seen.bytes;
+        err.resize(2014);
+        size_t ip_len = net::write_icmp_error(err.data(), sv, net::kIcmpDestUnreachable,
+                                              net::kIcmpCodePortUnreachable, kClient.ip, 2000);
+        ASSERT_GT(ip_len, 0u);
+        err.resize(14 + ip_len);
+        std::copy(kExtMac.bytes.begin(), kExtMac.bytes.end(), err.begin());
+        std::copy(kGatewayMac.bytes.begin(), kGatewayMac.bytes.end(), err.begin() + 6);
+        auto before = dp_->stats();
+        send(ext_, err);
+        auto out = receive(int_, 1);
+        ASSERT_EQ(out.size(), 1u);
+        const auto& f = out[0];
+        // Tagged, to the backend's MAC, outer destination the backend, TTL 63.
+        ASSERT_EQ(f.size(), err.size() + 4);
+        const size_t l3 = 18, l4 = l3 + 20, inner = l4 + 8;
+        EXPECT_EQ(get16(f, 12), 0x8100);
+        EXPECT_EQ(get16(f, 14), kIntVlan);
+        MacAddress bmac = backend.ip == *IpAddress::parse("203.0.113.11") ? kBackend11Mac : kBackend12Mac;
+        EXPECT_TRUE(std::equal(bmac.bytes.begin(), bmac.bytes.end(), f.begin()));
+        EXPECT_EQ(f[l3 + 8], 63);
+        EXPECT_TRUE(std::equal(backend.ip.bytes.begin(), backend.ip.bytes.begin() + 4, f.begin() + l3 + 16));
+        EXPECT_EQ(get16(f, l3 + 10), naive_ipv4_checksum(f, l3));
+        EXPECT_EQ(get16(f, l4 + 2), naive_icmp_checksum(f, l3, l4, false));
+        // The quote names the backend as the sender, with consistent checksums.
+        EXPECT_TRUE(std::equal(backend.ip.bytes.begin(), backend.ip.bytes.begin() + 4, f.begin() + inner + 12));
+        EXPECT_EQ(get16(f, inner + 20), backend.port);
+        EXPECT_EQ(get16(f, inner + 10), naive_ipv4_checksum(f, inner));
+        std::vector<uint8_t> inner_frame(14, 0);
+        inner_frame.insert(inner_frame.end(), f.begin() + inner, f.end());
+        EXPECT_EQ(get16(inner_frame, 14 + 20 + 6), naive_udp_checksum(inner_frame, 14, 34, false));
+        auto after = dp_->stats();
+        EXPECT_EQ(after.edge.icmp_errors_to_backend, before.edge.icmp_errors_to_backend + 1);
+    }
+}
+
+TEST_F(DataplaneIcmp, ErrorWithoutCallIdInTheQuoteIsCounted) {
+    auto seen = build_frame({.src = kVip, .dst = kClient, .payload = "\r\n\r\n"});
+    net::PacketView sv;
+    ASSERT_EQ(net::parse_frame(seen.bytes.data(), seen.bytes.size(), sv), net::ParseStatus::udp);
+    auto err = seen.bytes;
+    err.resize(2014);
+    size_t ip_len = net::write_icmp_error(err.data(), sv, net::kIcmpDestUnreachable, net::kIcmpCodePortUnreachable,
+                                          kClient.ip, 2000);
+    err.resize(14 + ip_len);
+    auto before = dp_->stats();
+    send(ext_, err);
+    EXPECT_TRUE(receive(int_, 0).empty());
+    EXPECT_TRUE(receive(ext_, 0).empty());
+    auto after = dp_->stats();
+    EXPECT_EQ(after.edge.icmp_errors_unmatched, before.edge.icmp_errors_unmatched + 1);
+    EXPECT_EQ(after.not_for_us, before.not_for_us + 1);
+}
+
+}  // namespace
