@@ -216,7 +216,7 @@ void Forwarder::remember_backend_dialog(const uint8_t* frame, const net::PacketV
     // A dialog a backend starts toward a customer (INVITE to a registered
     // phone, SUBSCRIBE, REFER): the customer's answers arrive on the VIP and
     // must reach this backend even where the table names another one.
-    sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_);
+    sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
     if (!msg_.ok() || !creates_dialog(msg_) || !ctx_.affinity) return;
     uint64_t key = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length,
                                          pool.seed()) ^
@@ -292,7 +292,8 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         const balance::PoolSnapshot* target = ref.pool;
         uint32_t pool_index = ref.pool_index;
         PoolCounters* pc = pool_index < kMaxPools ? &c_.pools[pool_index] : nullptr;
-        sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_);
+        // Balancer depth: neither pick() nor the protect rules read tags or the top via-parm.
+        sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
         uint64_t key;
         bool dialog = false;
         if (msg_.verdict == sip::Verdict::reject) {
