@@ -25,10 +25,15 @@ ParseStatus parse_udp(const uint8_t* frame, PacketView& out, ParseOptions option
     if (udp_len < kUdpHeaderLen || udp_len != out.l3_end - out.l4_offset) return ParseStatus::bad_udp_length;
     if (out.ip_version == 6 && out.udp_checksum == 0) return ParseStatus::bad_udp_checksum;
     if (options.verify_udp_checksum && out.udp_checksum != 0) {
+        // One pass, checksum field included: valid when the ones' complement
+        // sum over pseudo-header and datagram is all ones (RFC 1071 4.1).
+        // Same verdict as recomputing and comparing: the field is not 0
+        // here, and the pseudo-header (protocol 17) makes the rest of the
+        // sum non-zero, so only the one matching field value completes it.
         const uint8_t* ip = frame + out.l3_offset;
-        uint16_t expect = out.ip_version == 4 ? udp_checksum_ipv4(ip + 12, ip + 16, udp, udp_len)
-                                              : udp_checksum_ipv6(ip + 8, ip + 24, udp, udp_len);
-        if (expect != out.udp_checksum) return ParseStatus::bad_udp_checksum;
+        uint32_t sum = out.ip_version == 4 ? checksum_accumulate(ip + 12, 8) : checksum_accumulate(ip + 8, 32);
+        sum += kIpProtoUdp + uint32_t{udp_len};
+        if (checksum_finish(checksum_accumulate(udp, udp_len, sum)) != 0) return ParseStatus::bad_udp_checksum;
     }
     return ParseStatus::udp;
 }

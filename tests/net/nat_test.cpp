@@ -161,6 +161,35 @@ TEST(Parse, Ipv6ExtensionHeaders) {
     EXPECT_EQ(parse_frame(zero.bytes.data(), zero.bytes.size(), v), ParseStatus::bad_udp_checksum);
 }
 
+TEST(Parse, UdpChecksumAcceptsExactlyTheComputedValue) {
+    // The verify sums pseudo-header and datagram with the field included;
+    // it must accept the one value a recomputation gives and nothing else
+    // (IPv4: 0 = no checksum; IPv6: 0 is invalid), and catch address changes.
+    for (const char* src : {"192.0.2.10:5062", "[2001:db8::10]:5062"}) {
+        const bool v6 = src[0] == '[';
+        const Endpoint dst = ep(v6 ? "[2001:db8:1::1]:5060" : "198.51.100.1:5060");
+        for (std::string payload : {std::string(kInvite), std::string("x"), std::string(301, '\xff')}) {
+            auto f = build_frame({.src = ep(src), .dst = dst, .payload = payload});
+            const uint16_t good = get16(f.bytes, f.l4 + 6);
+            ASSERT_EQ(good, naive_udp_checksum(f.bytes, f.l3, f.l4, v6));
+            PacketView v;
+            size_t accepted = 0;
+            for (uint32_t c = 0; c <= 0xFFFF; ++c) {
+                siplb::test::put16(f.bytes, f.l4 + 6, static_cast<uint16_t>(c));
+                const ParseStatus st = parse_frame(f.bytes.data(), f.bytes.size(), v);
+                const bool expect_ok = c == good || (c == 0 && !v6);
+                ASSERT_EQ(st, expect_ok ? ParseStatus::udp : ParseStatus::bad_udp_checksum) << src << " field " << c;
+                accepted += st == ParseStatus::udp;
+            }
+            EXPECT_EQ(accepted, v6 ? 1u : 2u);
+            siplb::test::put16(f.bytes, f.l4 + 6, good);
+            f.bytes[f.l3 + (v6 ? 8 : 12)] ^= 0x01;  // source address: pseudo-header
+            if (!v6) siplb::test::put16(f.bytes, f.l3 + 10, naive_ipv4_checksum(f.bytes, f.l3));
+            EXPECT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::bad_udp_checksum) << src;
+        }
+    }
+}
+
 TEST(Nat, Ipv4DnatSnatAndTtl) {
     auto f = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"), .ttl = 5, .payload = kInvite});
     PacketView v;
