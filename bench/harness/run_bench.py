@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -41,6 +42,14 @@ NOT_AVAILABLE = "not available yet"
 
 def log(msg):
     print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def log_tail(path, n=600):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-n:].strip()
+    except OSError:
+        return f"(no log at {path})"
 
 
 def run(cmd, check=True, **kw):
@@ -152,6 +161,8 @@ def gbench_programs(build):
             continue
         for name in sorted(os.listdir(d)):
             path = os.path.join(d, name)
+            if name in NOT_GBENCH:
+                continue
             if os.path.isfile(path) and os.access(path, os.X_OK) and not name.endswith((".so", ".a", ".p")):
                 progs.append((sub, path))
     return progs
@@ -186,23 +197,53 @@ def section_micro(build, quick):
     return res
 
 
-def section_dataplane(micro):
-    """Pairs 'worker' and 'io loop' rates from bench/dataplane's results."""
-    rows = []
-    for prog, doc in micro.items():
-        if not prog.startswith("bench/dataplane"):
+# Programs under BUILD/bench/<sub>/ that are not Google Benchmarks (own arguments, text output).
+NOT_GBENCH = {"bench_dataplane_forward"}
+DP_LINE = re.compile(r"^(?P<name>\S.*?)\s+(?P<mpps>[0-9.]+) Mpps\s+ratio (?P<ratio>[0-9.]+)(?P<rest>.*)$")
+
+
+def section_dataplane(build, micro, quick):
+    """bench_dataplane_forward: one siplb worker core (net_pcap infinite_rx over
+    the realistic mix -> worker -> net_null) next to the pure DPDK I/O loop on
+    the same ports, same run; plus the per-frame stage costs of
+    bench_dataplane_forwarder (a Google Benchmark, run in the micro section)."""
+    out = {"available": False, "rows": [], "worker_over_io_loop": None, "stages": []}
+    prog = os.path.join(build, "bench", "dataplane", "bench_dataplane_forward")
+    if os.access(prog, os.X_OK):
+        seconds = 1.0 if quick else 3.0
+        log(f"dataplane: {os.path.relpath(prog, build)} {seconds}")
+        try:
+            r = subprocess.run([prog, str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=30 + 4 * seconds)
+            out["output"] = r.stdout
+            if r.returncode != 0:
+                out["note"] = f"exit {r.returncode}: {r.stderr.strip()[-300:]}"
+            for line in r.stdout.splitlines():
+                if line.startswith("mix:"):
+                    out["mix"] = line[4:].strip()
+                m = DP_LINE.match(line)
+                if m:
+                    row = {"name": m["name"], "mpps": float(m["mpps"]), "ratio": float(m["ratio"]),
+                           "io_loop": "io forwarding" in m["name"], "detail": m["rest"].strip()}
+                    out["rows"].append(row)
+        except subprocess.TimeoutExpired:
+            out["note"] = "timed out"
+    io = [r for r in out["rows"] if r["io_loop"]]
+    wk = [r for r in out["rows"] if not r["io_loop"]]
+    out["available"] = bool(io and wk)
+    if out["available"]:
+        out["io_loop_mpps"] = io[0]["mpps"]
+        out["worker_mpps"] = wk[0]["mpps"]  # the first case: 2 backends
+        out["worker_over_io_loop"] = wk[0]["mpps"] / io[0]["mpps"] if io[0]["mpps"] else None
+    # Per-frame stage costs (ns, and cycles at the benchmark's nominal clock).
+    for prog_name, doc in micro.items():
+        if not prog_name.endswith("bench_dataplane_forwarder") or "error" in doc:
             continue
+        mhz = (doc.get("context") or {}).get("mhz_per_cpu") or 0
         for b in doc.get("benchmarks", []):
-            ips = b.get("items_per_second")
-            if ips:
-                rows.append({"name": b["name"], "mpps": ips / 1e6,
-                             **{k: v for k, v in b.items() if k in ("label",)}})
-    io = [r for r in rows if "io" in r["name"].lower() and "loop" in r["name"].lower()]
-    wk = [r for r in rows if "worker" in r["name"].lower()]
-    ratio = None
-    if io and wk:
-        ratio = max(r["mpps"] for r in wk) / max(r["mpps"] for r in io)
-    return {"available": bool(rows), "rows": rows, "worker_over_io_loop": ratio}
+            ns = b["real_time"] * {"ns": 1, "us": 1e3, "ms": 1e6}.get(b.get("time_unit", "ns"), 1)
+            out["stages"].append({"name": b["name"], "ns": ns, "cycles": ns * mhz / 1e3 if mhz else None})
+    return out
 
 
 class Bench:
@@ -217,6 +258,7 @@ class Bench:
         self.steps = 4 if args.quick else 7
         self.raw = args.io == "af_packet"
         self.backend_ip = SINK_IP if self.raw else GEN_IP
+        self.duts = [d for d in ("kamailio", "socket_forwarder", "siplb") if d in args.dut.split(",")]
 
     def cleanup(self):
         self.procs.stop_all()
@@ -333,7 +375,8 @@ socket = "{rd}/siplb.sock"
 [log]
 level = "warn"
 [dataplane]
-eal = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "{self.rig.prefix}", "--log-level", "lib.*:error"]
+eal = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "{self.rig.prefix}",
+       "--lcores", "0@{DUT_CPU},1@{DUT_CPU}", "--log-level", "lib.*:error"]
 workers = 1
 [[dataplane.port]]
 name = "ext"
@@ -368,7 +411,7 @@ enabled = false
         try:
             while time.time() < deadline:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"device under test exited ({proc.returncode}); see {proc.logfile}")
+                    raise RuntimeError(f"device under test exited ({proc.returncode}): {log_tail(proc.logfile)}")
                 if self.trial(nbackends, 1000)["loss"] < 0.05:
                     return
                 time.sleep(0.5)
@@ -437,12 +480,12 @@ enabled = false
     def section_compare(self):
         out = {"backends": 2, "io": self.args.io, "loss_limit": LOSS_LIMIT, "trial_s": self.trial_s, "dut_cpu": DUT_CPU,
                "gen_cpu": GEN_CPU, "results": {}}
-        for name in ("kamailio", "socket_forwarder", "siplb"):
+        for name in self.duts:
             out["results"][name] = self.measure(name, 2, verify=True)
         r = out["results"]
 
         def rate(n):
-            return r[n]["msgs_per_s"] if r[n].get("available") and r[n].get("msgs_per_s") else None
+            return r[n]["msgs_per_s"] if n in r and r[n].get("available") and r[n].get("msgs_per_s") else None
         s, k, f = rate("siplb"), rate("kamailio"), rate("socket_forwarder")
         out["ratios"] = {"siplb_over_kamailio": s / k if s and k else None,
                          "siplb_over_socket_forwarder": s / f if s and f else None,
@@ -452,7 +495,7 @@ enabled = false
     def section_scaling(self):
         counts = [2, 100] if self.args.quick else [2, 100, 1000]
         out = {"backends": {}, "pools": {}}
-        for name in ("kamailio", "socket_forwarder", "siplb"):
+        for name in self.duts:
             out["backends"][name] = {}
             for n in counts:
                 r = self.measure(name, n)
@@ -509,14 +552,23 @@ def table(res):
         lines.append(f"  {NOT_AVAILABLE} (no Google Benchmark programs in the build)")
     lines.append("")
     dp = res["dataplane"]
-    lines.append("2. Dataplane worker vs DPDK I/O loop (vdevs fed from memory)")
-    if not dp["available"]:
-        lines.append(f"  {NOT_AVAILABLE} (bench/dataplane not built)")
-    else:
-        for r in dp["rows"]:
-            lines.append(f"  {r['name'][:58]:58s} {r['mpps']:8.2f} Mpps")
-        if dp["worker_over_io_loop"]:
-            lines.append(f"  worker / I/O loop = {dp['worker_over_io_loop']:.2f}")
+    lines.append("2. Dataplane: one siplb worker core vs the pure DPDK I/O loop, same ports, same run "
+                 "(net_pcap infinite_rx -> net_null)")
+    if dp.get("mix"):
+        lines.append(f"  mix: {dp['mix']}")
+    if not dp["rows"]:
+        lines.append(f"  {NOT_AVAILABLE} (bench/dataplane/bench_dataplane_forward not built)"
+                     + (f": {dp['note']}" if dp.get("note") else ""))
+    for r in dp["rows"]:
+        lines.append(f"  {r['name'][:34]:34s} {r['mpps']:7.2f} Mpps  ratio {r['ratio']:.2f}")
+    if dp.get("worker_over_io_loop"):
+        lines.append(f"  siplb worker / I/O loop = {dp['worker_over_io_loop']:.3f} "
+                     f"(target >= 5 Mpps per worker core: {'met' if dp['worker_mpps'] >= 5 else 'missed'})")
+    if dp.get("stages"):
+        lines.append("  per-frame cost of the worker's decision core (bench_dataplane_forwarder, no DPDK):")
+        for st in dp["stages"]:
+            cyc = f" ~{st['cycles']:.0f} cycles" if st.get("cycles") else ""
+            lines.append(f"    {st['name']:28s} {st['ns']:8.1f} ns{cyc}")
     lines.append("")
     c = res.get("compare")
     if c:
@@ -608,7 +660,9 @@ def main():
     ap.add_argument("--io", choices=("af_packet", "udp"), default="af_packet",
                     help="load generator and sinks: pre-built frames on packet sockets (default, higher "
                          "ceiling) or plain UDP sockets")
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: micro,compare,scaling,disruption")
+    ap.add_argument("--dut", default="kamailio,socket_forwarder,siplb",
+                    help="comma list of devices under test for compare/scaling (default: all three)")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: micro,dataplane,compare,scaling,disruption")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     skip = set(filter(None, args.skip.split(",")))
@@ -629,7 +683,8 @@ def main():
     try:
         if "micro" not in skip:
             res["micro"] = section_micro(build, args.quick)
-        res["dataplane"] = section_dataplane(res["micro"])
+        if "dataplane" not in skip:
+            res["dataplane"] = section_dataplane(build, res["micro"], args.quick)
         if not {"compare", "scaling"} <= skip:
             if os.geteuid() != 0:
                 log("compare/scaling need root (network namespaces); skipped")
