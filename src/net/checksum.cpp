@@ -2,46 +2,53 @@
 
 #include <bit>
 
-#if defined(__x86_64__)
-#include <x86intrin.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
 #endif
 
 namespace siplb::net {
 
 uint32_t checksum_accumulate(const void* data, size_t len, uint32_t sum) noexcept {
     const auto* p = static_cast<const uint8_t*>(data);
-    // Ones' complement sum of native 64-bit words: add with carry, the
-    // carry out of each add fed into the next one (end-around). 2^64 - 1 is
-    // a multiple of 2^16 - 1, so the 64-bit sum folds to the 16-bit one.
+    // Plain sum of native-order words (16, 32 or 64 bits wide) in a 64-bit
+    // accumulator: 2^16, 2^32 and 2^64 are all 1 modulo 2^16 - 1,
+    // so folding it below gives the ones' complement sum.
     uint64_t acc = 0;
-#if defined(__x86_64__)
-    unsigned char carry = 0;
-    while (len >= 32) {
-        uint64_t w0, w1, w2, w3;  // scalars: an array would be staged on the stack
-        std::memcpy(&w0, p, 8);
-        std::memcpy(&w1, p + 8, 8);
-        std::memcpy(&w2, p + 16, 8);
-        std::memcpy(&w3, p + 24, 8);
-        unsigned long long a = acc;
-        carry = _addcarry_u64(carry, a, w0, &a);
-        carry = _addcarry_u64(carry, a, w1, &a);
-        carry = _addcarry_u64(carry, a, w2, &a);
-        carry = _addcarry_u64(carry, a, w3, &a);
-        acc = a;
-        p += 32;
-        len -= 32;
+#if defined(__SSE2__)
+    // Native 16-bit words summed into 32-bit lanes: per 16 bytes one
+    // and, one shift and two adds, no carry chain, so the vector ALUs run
+    // it in parallel (an adc chain is bound to one add per cycle). A lane
+    // gains at most 2 * 0xFFFF per step: blocks of 32 KiB cannot overflow.
+    while (len >= 16) {
+        const size_t block = len < 32768 ? len & ~size_t(15) : 32768;
+        const __m128i lo16 = _mm_set1_epi32(0xFFFF);
+        __m128i s0 = _mm_setzero_si128(), s1 = _mm_setzero_si128();
+        size_t i = 0;
+        for (; i + 32 <= block; i += 32) {
+            const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 16));
+            s0 = _mm_add_epi32(s0, _mm_add_epi32(_mm_and_si128(a, lo16), _mm_srli_epi32(a, 16)));
+            s1 = _mm_add_epi32(s1, _mm_add_epi32(_mm_and_si128(b, lo16), _mm_srli_epi32(b, 16)));
+        }
+        if (i < block) {
+            const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+            s0 = _mm_add_epi32(s0, _mm_add_epi32(_mm_and_si128(a, lo16), _mm_srli_epi32(a, 16)));
+        }
+        // Four 32-bit lanes of each sum, widened to 64 bits before adding.
+        const __m128i zero = _mm_setzero_si128();
+        __m128i w = _mm_add_epi64(_mm_unpacklo_epi32(s0, zero), _mm_unpackhi_epi32(s0, zero));
+        w = _mm_add_epi64(w, _mm_add_epi64(_mm_unpacklo_epi32(s1, zero), _mm_unpackhi_epi32(s1, zero)));
+        acc += static_cast<uint64_t>(_mm_cvtsi128_si64(w)) + static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(w, w)));
+        p += block;
+        len -= block;
     }
-    while (len >= 8) {
+    if (len >= 8) {
         uint64_t w;
         std::memcpy(&w, p, 8);
-        unsigned long long a = acc;
-        carry = _addcarry_u64(carry, a, w, &a);
-        acc = a;
+        acc += (w & 0xFFFFFFFFu) + (w >> 32);
         p += 8;
         len -= 8;
     }
-    acc += carry;
-    acc += acc < carry;  // the end-around add can carry once more (acc was all ones)
 #else
     uint64_t carries = 0;
     while (len >= 8) {
