@@ -75,6 +75,7 @@ struct Dataplane::Impl {
     std::shared_ptr<const protect::ProtectSnapshot> protect;
     ForwardContext ctx;
     rte_mempool* pool = nullptr;
+    rte_mempool* indirect_pool = nullptr;  // re-fragmentation: pieces reference the datagram's data
     std::vector<PortState> ports;
     std::vector<std::unique_ptr<WorkerCounters>> counters;
     std::vector<std::unique_ptr<Worker>> workers;
@@ -274,6 +275,18 @@ Status Dataplane::Impl::setup() {
         counters.push_back(std::make_unique<WorkerCounters>());
         workers.push_back(std::make_unique<Worker>(w, lcores[w], ctx, publisher, reader.value(), pool, dc.burst,
                                                    *counters.back()));
+        if (dc.frag_max_flows > 0) {
+            if (!indirect_pool) {
+                std::string name = "siplb_indirect_" + std::to_string(g_instance - 1);
+                indirect_pool = rte_pktmbuf_pool_create(name.c_str(), 1024 * dc.workers, 32, 0, 0,
+                                                        static_cast<int>(rte_socket_id()));
+                if (!indirect_pool)
+                    return Status::fail("cannot allocate the indirect mbuf pool for IP fragmentation: " +
+                                        errstr(rte_errno));
+            }
+            if (auto st = workers.back()->enable_fragments(dc.frag_max_flows, dc.frag_timeout_ms, indirect_pool); !st)
+                return st;
+        }
         if (protect_used) {
             // Own scratch, counters and rate tables per worker; own hash salt too.
             auto guard = protect::WorkerGuard::create(protect, 0x5349504c42ull ^ (0x9e3779b97f4a7c15ull * (w + 1)));
@@ -310,6 +323,7 @@ Dataplane::~Dataplane() {
     if (impl_->stats_reader_registered) impl_->publisher.unregister_reader(impl_->stats_reader);
     impl_->workers.clear();
     if (impl_->pool) rte_mempool_free(impl_->pool);
+    if (impl_->indirect_pool) rte_mempool_free(impl_->indirect_pool);
 }
 
 Result<std::unique_ptr<Dataplane>> Dataplane::create(const config::Config& config,

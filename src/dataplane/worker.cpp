@@ -102,6 +102,7 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
                 rte_pktmbuf_free(m);
                 continue;
             }
+            if (frag_ && handle_fragment(m, q.port_index, snap, now_s, now_ms)) continue;
             net::ParseOptions parse;
             parse.verify_ip_checksum = ip_ck == RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
             parse.verify_udp_checksum = l4_ck == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN;
@@ -130,6 +131,7 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
         bump(c_.ports[q.port_index].rx_packets, n);
         bump(c_.ports[q.port_index].rx_bytes, rx_bytes);
     }
+    if (frag_) expire_fragments();
     flush_all();
 }
 

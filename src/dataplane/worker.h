@@ -15,6 +15,11 @@ struct rte_mempool;
 
 namespace siplb::dataplane {
 
+struct FragState;  // reassembly.cpp
+struct FragStateDeleter {
+    void operator()(FragState* s) const noexcept;
+};
+
 struct RxQueueRef {
     uint16_t port_index = 0;  // ForwardContext::ports index
     uint16_t queue = 0;
@@ -31,6 +36,9 @@ public:
     ~Worker();
 
     void add_rx_queue(RxQueueRef q) { rx_.push_back(q); }
+    // IP reassembly (per-worker table) and re-fragmentation on egress
+    // (reassembly.cpp); before run().
+    Status enable_fragments(uint32_t max_flows, uint32_t timeout_ms, rte_mempool* indirect_pool);
     // The worker's protect stage (nullptr: none). Before run().
     void set_guard(std::unique_ptr<protect::WorkerGuard> guard) noexcept {
         guard_ = std::move(guard);
@@ -56,6 +64,13 @@ private:
     void flush(uint16_t port_index) noexcept;
     void flush_all() noexcept;
     void send_resolution_request(uint16_t port_index, const IpAddress& target) noexcept;
+    // reassembly.cpp: true when `m` was a fragment (consumed).
+    bool handle_fragment(rte_mbuf* m, uint16_t port_index, const balance::DataplaneSnapshot* snap, uint32_t now_s,
+                         uint64_t now_ms) noexcept;
+    void forward_reassembled(rte_mbuf* whole, uint16_t port_index, const balance::DataplaneSnapshot* snap,
+                             uint32_t now_s, uint64_t now_ms) noexcept;
+    rte_mbuf* copy_to_chain(const uint8_t* data, uint32_t len) noexcept;
+    void expire_fragments() noexcept;
 
     unsigned index_;
     unsigned lcore_;
@@ -70,6 +85,7 @@ private:
     std::vector<RxQueueRef> rx_;
     std::vector<TxBuffer> tx_;  // per port; TX queue id = worker index
     std::atomic<bool> stop_{false};
+    std::unique_ptr<FragState, FragStateDeleter> frag_;
 };
 
 }  // namespace siplb::dataplane

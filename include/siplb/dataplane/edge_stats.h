@@ -17,6 +17,7 @@ struct EdgeStats {
     uint64_t frag_received = 0;             // fragments of datagrams to a VIP taken into reassembly
     uint64_t frag_reassembled = 0;          // datagrams completed
     uint64_t frag_dropped = 0;              // fragments freed unused (timeout, table full, overlap, bad)
+    uint64_t frag_duplicates = 0;           // exact duplicates of a fragment already taken (dropped)
     uint64_t frag_not_for_vip = 0;          // fragments of datagrams to other addresses
     uint64_t frag_too_big = 0;              // reassembled datagram larger than the scratch buffer
     uint64_t frag_sent = 0;                 // fragments transmitted (egress MTU exceeded)
