@@ -35,9 +35,17 @@ LB_IP = NS_NET + ".1"         # the VIP side
 GEN_IP = NS_NET + ".2"        # load generator (and the backends with --io udp)
 SINK_IP = NS_NET + ".3"       # backends with --io af_packet: not configured, tapped
 SINK_MAC = "02:00:5e:00:53:03"
+# siplb's port MAC on the lb veth, not the veth's own: the kernel sees the
+# frames to siplb as PACKET_OTHERHOST and drops its copy first thing in
+# ip_rcv (after siplb's packet socket took it), as a NIC bound to DPDK would
+# never hand them to the kernel at all.
+SIPLB_MAC = "02:00:5e:00:53:01"
 VIP_PORT = 5060
 BACKEND_PORT = 6000
 NOT_AVAILABLE = "not available yet"
+# siplb's net_af_packet ring (frames of 2 KiB per direction): a NIC-sized ring
+# (default 512) loses bursts whenever the worker is descheduled for a few ms.
+AFP_FRAMES = 8192
 
 
 def log(msg):
@@ -258,6 +266,7 @@ class Bench:
         self.steps = 4 if args.quick else 7
         self.raw = args.io == "af_packet"
         self.backend_ip = SINK_IP if self.raw else GEN_IP
+        self.dst_mac = None  # the DUT's MAC when it is not the lb veth's (siplb)
         self.duts = [d for d in ("kamailio", "socket_forwarder", "siplb") if d in args.dut.split(",")]
 
     def cleanup(self):
@@ -293,7 +302,7 @@ class Bench:
         lg_cmd = [os.path.join(self.h, "sip_loadgen"), "--dst", f"{LB_IP}:{VIP_PORT}", "--rate", str(int(rate)),
                   "--duration", str(self.trial_s), "--requests-only", "--src", GEN_IP]
         if self.raw:
-            lg_cmd += ["--af-packet", self.rig.if_gen, "--dst-mac", self.rig.mac_lb]
+            lg_cmd += ["--af-packet", self.rig.if_gen, "--dst-mac", self.dst_mac or self.rig.mac_lb]
         lg = run(self.gen(lg_cmd), timeout=self.trial_s + 20)
         time.sleep(0.3)  # let the DUT drain its queues
         self.procs.stop(sink)
@@ -381,8 +390,9 @@ workers = 1
 [[dataplane.port]]
 name = "ext"
 device = "net_af_packet0"
-vdev_args = "iface={self.rig.if_lb},qpairs=1"
+vdev_args = "iface={self.rig.if_lb},qpairs=1,framecnt={AFP_FRAMES}"
 addresses = ["{LB_IP}/24"]
+mac = "{SIPLB_MAC}"
 [[dataplane.neighbor]]
 ip = "{GEN_IP}"
 mac = "{self.rig.mac_gen}"
@@ -402,7 +412,14 @@ enabled = false
         p = self.procs.start(self.dut([self.siplb_binary(), "--config", path]), stdout=logf, stderr=logf)
         p.logfile = os.path.join(rd, "siplb.log")
         p.restore_addr = True
+        self.dst_mac = SIPLB_MAC
         return p
+
+    def stop_dut(self, p):
+        self.procs.stop(p)
+        if getattr(p, "restore_addr", False):
+            run(self.rig.ns(self.rig.ns_lb, ["ip", "addr", "replace", LB_IP + "/24", "dev", self.rig.if_lb]))
+        self.dst_mac = None
 
     def wait_forwarding(self, proc, nbackends, timeout=20):
         """For a DUT without a kernel socket: a low-rate probe gets through."""
@@ -459,9 +476,7 @@ enabled = false
             log(f"{name}: {e}")
             return {"available": False, "note": f"failed: {e}"}
         finally:
-            self.procs.stop(p)
-            if getattr(p, "restore_addr", False):
-                run(self.rig.ns(self.rig.ns_lb, ["ip", "addr", "replace", LB_IP + "/24", "dev", self.rig.if_lb]))
+            self.stop_dut(p)
 
     def measure_siplb_pools(self, npools):
         log(f"scaling: siplb with {npools} pools")
@@ -474,8 +489,7 @@ enabled = false
         except RuntimeError as e:
             return {"available": False, "note": f"failed: {e}"}
         finally:
-            self.procs.stop(p)
-            run(self.rig.ns(self.rig.ns_lb, ["ip", "addr", "replace", LB_IP + "/24", "dev", self.rig.if_lb]))
+            self.stop_dut(p)
 
     def section_compare(self):
         out = {"backends": 2, "io": self.args.io, "loss_limit": LOSS_LIMIT, "trial_s": self.trial_s, "dut_cpu": DUT_CPU,
