@@ -12,6 +12,7 @@
 
 #include "counters.h"
 #include "forwarder.h"
+#include "kernel_path.h"
 #include "worker.h"
 
 namespace siplb::dataplane {
@@ -75,7 +76,8 @@ struct Dataplane::Impl {
     std::shared_ptr<const protect::ProtectSnapshot> protect;
     ForwardContext ctx;
     rte_mempool* pool = nullptr;
-    rte_mempool* indirect_pool = nullptr;  // re-fragmentation: pieces reference the datagram's data
+    rte_mempool* indirect_pool = nullptr;
+    std::vector<std::pair<size_t, KernelTap>> taps;  // (port index, tap) for kernel_path ports  // re-fragmentation: pieces reference the datagram's data
     std::vector<PortState> ports;
     std::vector<std::unique_ptr<WorkerCounters>> counters;
     std::vector<std::unique_ptr<Worker>> workers;
@@ -299,10 +301,26 @@ Status Dataplane::Impl::setup() {
     for (size_t i = 0; i < dc.ports.size(); ++i)
         for (uint16_t q = 0; q < dc.ports[i].rx_queues; ++q)
             workers[next++ % workers.size()]->add_rx_queue({static_cast<uint16_t>(i), q});
+    // Kernel exception path: a tap per port that asks for one; the worker
+    // that polls the port's queue 0 also polls the tap.
+    for (size_t i = 0; i < dc.ports.size(); ++i) {
+        if (!dc.ports[i].kernel_path) continue;
+        auto tap = create_kernel_tap(dc.ports[i].name, ctx.ports[i].mac, static_cast<uint16_t>(dc.workers), pool,
+                                     static_cast<uint16_t>(dc.rx_ring));
+        if (!tap) return Status::fail(tap.message());
+        taps.emplace_back(i, tap.value());
+        for (size_t w = 0; w < workers.size(); ++w) {
+            bool poll = dc.ports[i].rx_queues == 0 && w == 0;
+            for (const auto& q : workers[w]->rx_queues()) poll |= q.port_index == i && q.queue == 0;
+            workers[w]->set_kernel_tap(static_cast<uint16_t>(i), tap.value().dpdk_port, poll);
+        }
+    }
     return ok_status();
 }
 
 void Dataplane::Impl::release() {
+    for (const auto& [index, tap] : taps) destroy_kernel_tap(tap);
+    taps.clear();
     for (auto& p : ports) {
         if (p.started) rte_eth_dev_stop(p.dpdk_port);
         p.started = false;
@@ -347,6 +365,15 @@ Status Dataplane::start() {
             return Status::fail("port '" + d.config.dataplane.ports[i].name + "': start failed: " + errstr(rc));
         }
         d.ports[i].started = true;
+    }
+    for (const auto& [index, tap] : d.taps) {
+        int rc = rte_eth_dev_start(tap.dpdk_port);
+        Status st = rc == 0 ? mirror_addresses(tap, d.config.dataplane.ports[index].addresses)
+                            : Status::fail("kernel path " + tap.iface + ": start failed: " + errstr(rc));
+        if (!st) {
+            d.release();
+            return st;
+        }
     }
     for (auto& w : d.workers) {
         int rc = rte_eal_remote_launch(&Worker::launch, w.get(), w->lcore());

@@ -145,6 +145,7 @@ bool Worker::handle_fragment(rte_mbuf* m, uint16_t port_index, const balance::Da
     std::memcpy(dst.bytes.data(), f + v.dst_addr_offset(), v.addr_len());
     if (!is_vip_address(dst, snap)) {
         bump(c_.edge.frag_not_for_vip);
+        if (has_tap_ && to_kernel(m, port_index)) return true;
         c_.drop(DropReason::ip_fragment);
         rte_pktmbuf_free(m);
         return true;

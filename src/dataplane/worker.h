@@ -39,6 +39,10 @@ public:
     // IP reassembly (per-worker table) and re-fragmentation on egress
     // (reassembly.cpp); before run().
     Status enable_fragments(uint32_t max_flows, uint32_t timeout_ms, rte_mempool* indirect_pool);
+    // Kernel exception path of a port (worker_kernel.cpp): frames the
+    // Forwarder finds not for us go to `tap_port` (TX queue = worker index);
+    // with `poll`, this worker also moves the kernel's frames to the wire.
+    void set_kernel_tap(uint16_t port_index, uint16_t tap_port, bool poll);
     // The worker's protect stage (nullptr: none). Before run().
     void set_guard(std::unique_ptr<protect::WorkerGuard> guard) noexcept {
         guard_ = std::move(guard);
@@ -71,6 +75,8 @@ private:
                              uint32_t now_s, uint64_t now_ms) noexcept;
     rte_mbuf* copy_to_chain(const uint8_t* data, uint32_t len) noexcept;
     void expire_fragments() noexcept;
+    bool to_kernel(rte_mbuf* m, uint16_t port_index) noexcept;
+    void poll_kernel_taps() noexcept;
 
     unsigned index_;
     unsigned lcore_;
@@ -86,6 +92,9 @@ private:
     std::vector<TxBuffer> tx_;  // per port; TX queue id = worker index
     std::atomic<bool> stop_{false};
     std::unique_ptr<FragState, FragStateDeleter> frag_;
+    bool has_tap_ = false;
+    std::vector<int32_t> tap_of_port_;                        // per port index; -1: none
+    std::vector<std::pair<uint16_t, uint16_t>> tap_polls_;    // (tap DPDK port, wire port index)
 };
 
 }  // namespace siplb::dataplane
