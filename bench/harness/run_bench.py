@@ -266,6 +266,7 @@ class Bench:
         self.steps = 4 if args.quick else 7
         self.raw = args.io == "af_packet"
         self.backend_ip = SINK_IP if self.raw else GEN_IP
+        self.lg_extra = os.environ.get("SIPLB_BENCH_LOADGEN_ARGS", "").split()
         self.dst_mac = None  # the DUT's MAC when it is not the lb veth's (siplb)
         self.duts = [d for d in ("kamailio", "socket_forwarder", "siplb") if d in args.dut.split(",")]
 
@@ -302,7 +303,7 @@ class Bench:
         lg_cmd = [os.path.join(self.h, "sip_loadgen"), "--dst", f"{LB_IP}:{VIP_PORT}", "--rate", str(int(rate)),
                   "--duration", str(self.trial_s), "--requests-only", "--src", GEN_IP]
         if self.raw:
-            lg_cmd += ["--af-packet", self.rig.if_gen, "--dst-mac", self.dst_mac or self.rig.mac_lb]
+            lg_cmd += ["--af-packet", self.rig.if_gen, "--dst-mac", self.dst_mac or self.rig.mac_lb] + self.lg_extra
         lg = run(self.gen(lg_cmd), timeout=self.trial_s + 20)
         time.sleep(0.3)  # let the DUT drain its queues
         self.procs.stop(sink)
