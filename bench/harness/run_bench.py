@@ -599,8 +599,11 @@ def table(res):
                 cc = r["consistency"]
                 note += f"; Call-ID conflicts {cc['call_id_conflicts']} over {cc['call_ids']} calls"
             lines.append(f"  {name:20s} {fmt_rate(r['msgs_per_s']):>10s}  {note}")
+        targets = {"siplb_over_kamailio": 50, "siplb_over_socket_forwarder": 10}
         for k, v in c["ratios"].items():
-            lines.append(f"  {k:32s} {'%.2f' % v if v else NOT_AVAILABLE}")
+            t = targets.get(k)
+            note = f"  (target >= {t}: {'met' if v >= t else 'missed'})" if v and t else ""
+            lines.append(f"  {k:32s} {'%.2f' % v if v else NOT_AVAILABLE}{note}")
         lines.append("")
     s = res.get("scaling")
     if s:
