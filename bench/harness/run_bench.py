@@ -471,6 +471,8 @@ enabled = false
             res = self.search(nbackends)
             if verify:
                 res["consistency"] = self.verify(nbackends)
+                if res.get("msgs_per_s") and (not self.args.quick or name == "siplb"):
+                    res["profile"] = self.profile(nbackends, res["msgs_per_s"])
             res["available"] = True
             return res
         except RuntimeError as e:
@@ -478,6 +480,51 @@ enabled = false
             return {"available": False, "note": f"failed: {e}"}
         finally:
             self.stop_dut(p)
+
+    def profile(self, nbackends, rate):
+        """Where the DUT core's time goes at `rate`: `perf record -C DUT_CPU`
+        (cpu-clock samples: this works in VMs without hardware counters)
+        during one trial, summed by user/kernel/idle, by program and library,
+        and the top symbols."""
+        if not shutil.which("perf"):
+            return {"note": "perf not installed"}
+        data = os.path.join(self.tmp, "perf.data")
+        rec = self.procs.start(["perf", "record", "-q", "-C", DUT_CPU, "-o", data, "--", "sleep",
+                                str(self.trial_s)])
+        try:
+            t = self.trial(nbackends, rate)
+        finally:
+            try:
+                rec.wait(timeout=self.trial_s + 15)
+            except subprocess.TimeoutExpired:
+                pass
+            self.procs.stop(rec)
+        if not os.path.exists(data):
+            return {"note": "perf record failed: " + (rec.stderr.read() or "")[-200:]}
+        def report(sort):
+            r = run(["perf", "report", "-i", data, "--stdio", "-q", "--sort", sort, "--percent-limit", "0.5"],
+                    check=False)
+            return r.stdout.splitlines()
+        out = {"rate": rate, "loss": t["loss"], "user": 0.0, "kernel": 0.0, "idle": 0.0, "by_dso": [],
+               "top_symbols": []}
+        for line in report("comm,dso"):
+            m = re.match(r"^\s*([\d.]+)%\s+(.+?)\s{2,}(\S.*)$", line)
+            if not m:
+                continue
+            pct, comm, dso = float(m[1]), m[2].strip(), m[3].strip()
+            if comm.startswith("swapper"):
+                out["idle"] += pct
+            elif dso.startswith("[kernel"):
+                out["kernel"] += pct
+            else:
+                out["user"] += pct
+            out["by_dso"].append({"comm": comm, "dso": dso, "pct": pct})
+        for line in report("sym")[:12]:
+            m = re.match(r"^\s*([\d.]+)%\s+\[(.)\]\s+(.*)$", line)
+            if m:
+                out["top_symbols"].append({"pct": float(m[1]), "kernel": m[2] == "k", "symbol": m[3].strip()})
+        os.unlink(data)
+        return out
 
     def measure_siplb_pools(self, npools):
         log(f"scaling: siplb with {npools} pools")
@@ -599,6 +646,14 @@ def table(res):
                 cc = r["consistency"]
                 note += f"; Call-ID conflicts {cc['call_id_conflicts']} over {cc['call_ids']} calls"
             lines.append(f"  {name:20s} {fmt_rate(r['msgs_per_s']):>10s}  {note}")
+            pr = r.get("profile")
+            if pr and "user" in pr:
+                libs = ", ".join([f"{os.path.basename(d['dso'])} {d['pct']:.0f}%" for d in pr["by_dso"]
+                                  if not d["dso"].startswith("[kernel") and d["pct"] >= 1][:5])
+                syms = ", ".join(f"{x['symbol'][:28]} {x['pct']:.0f}%" for x in pr["top_symbols"][:5])
+                lines.append(f"  {'':20s} {'':10s}  CPU {DUT_CPU} at {fmt_rate(pr['rate'])}: user {pr['user']:.0f}%"
+                             f" ({libs}), kernel {pr['kernel']:.0f}%, idle {pr['idle']:.0f}%")
+                lines.append(f"  {'':20s} {'':10s}  top: {syms}")
         targets = {"siplb_over_kamailio": 50, "siplb_over_socket_forwarder": 10}
         for k, v in c["ratios"].items():
             t = targets.get(k)
