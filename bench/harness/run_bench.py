@@ -148,6 +148,11 @@ class Rig:
         # Static neighbours: no ARP in the measurement, and siplb (which owns
         # the lb side through AF_PACKET) is reachable without answering ARP.
         run(self.ns(self.ns_gen, ["ip", "neigh", "replace", LB_IP, "lladdr", self.mac_lb, "dev", self.if_gen]))
+        self.lb_neighbours()
+
+    def lb_neighbours(self):
+        """The lb side's static neighbours (again after a MAC change, which
+        flushes even permanent entries)."""
         run(self.ns(self.ns_lb, ["ip", "neigh", "replace", GEN_IP, "lladdr", self.mac_gen, "dev", self.if_lb]))
         # Backends of the af_packet sink: a MAC no interface has, so the gen
         # side's kernel drops the frames at once (no ICMP) after the tap.
@@ -416,10 +421,25 @@ enabled = false
         self.dst_mac = SIPLB_MAC
         return p
 
+    def siplb_ready(self, p, nbackends):
+        """siplb forwards; then the veth gets its own MAC back. siplb set the
+        port MAC on the veth (the af_packet PMD does SIOCSIFHWADDR) and keeps
+        sending from it; with the veth's MAC different again, the kernel's
+        copy of each frame is PACKET_OTHERHOST and dropped at once in ip_rcv
+        instead of going through the route lookup to ip_error."""
+        self.wait_forwarding(p, nbackends)
+        self.set_lb_mac(self.rig.mac_lb)
+        self.wait_forwarding(p, nbackends)
+
+    def set_lb_mac(self, mac):
+        run(self.rig.ns(self.rig.ns_lb, ["ip", "link", "set", "dev", self.rig.if_lb, "address", mac]))
+
     def stop_dut(self, p):
         self.procs.stop(p)
         if getattr(p, "restore_addr", False):
+            self.set_lb_mac(self.rig.mac_lb)
             run(self.rig.ns(self.rig.ns_lb, ["ip", "addr", "replace", LB_IP + "/24", "dev", self.rig.if_lb]))
+            self.rig.lb_neighbours()
         self.dst_mac = None
 
     def wait_forwarding(self, proc, nbackends, timeout=20):
@@ -465,7 +485,7 @@ enabled = false
             return {"available": False, "note": str(e)}
         try:
             if name == "siplb":
-                self.wait_forwarding(p, nbackends)
+                self.siplb_ready(p, nbackends)
             else:
                 self.wait_listening(p)
             res = self.search(nbackends)
@@ -530,7 +550,7 @@ enabled = false
         log(f"scaling: siplb with {npools} pools")
         p = self.start_siplb(2, npools)
         try:
-            self.wait_forwarding(p, 2)
+            self.siplb_ready(p, 2)
             res = self.search(2)
             res["available"] = True
             return res
