@@ -60,6 +60,16 @@ def log_tail(path, n=600):
         return f"(no log at {path})"
 
 
+def softnet_drops():
+    """Per-CPU packets dropped because the receive backlog was full
+    (/proc/net/softnet_stat, second column, one row per CPU)."""
+    try:
+        with open("/proc/net/softnet_stat") as f:
+            return [int(line.split()[1], 16) for line in f]
+    except (OSError, IndexError, ValueError):
+        return []
+
+
 def run(cmd, check=True, **kw):
     return subprocess.run(cmd, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
@@ -309,8 +319,10 @@ class Bench:
                   "--duration", str(self.trial_s), "--requests-only", "--src", GEN_IP]
         if self.raw:
             lg_cmd += ["--af-packet", self.rig.if_gen, "--dst-mac", self.dst_mac or self.rig.mac_lb] + self.lg_extra
+        drops0 = softnet_drops()
         lg = run(self.gen(lg_cmd), timeout=self.trial_s + 20)
         time.sleep(0.3)  # let the DUT drain its queues
+        drops1 = softnet_drops()
         self.procs.stop(sink)
         out = sink.stdout.read()
         sent = json.loads(lg.stdout)
@@ -318,6 +330,7 @@ class Bench:
         loss = 1 - recv["received"] / sent["sent"] if sent["sent"] else 1.0
         return {"rate": rate, "offered": sent["rate_achieved"], "sent": sent["sent"], "received": recv["received"],
                 "loss": max(0.0, loss), "recv_rate": recv["received"] / sent["elapsed_s"],
+                "backlog_drops": {f"cpu{i}": b - a for i, (a, b) in enumerate(zip(drops0, drops1)) if b != a},
                 "sink": {k: v for k, v in recv.items() if k != "per_backend"}, "mix_source": sent["mix_source"],
                 "mix_avg_bytes": sent["mix_avg_bytes"]}
 
@@ -418,6 +431,7 @@ enabled = false
         p = self.procs.start(self.dut([self.siplb_binary(), "--config", path]), stdout=logf, stderr=logf)
         p.logfile = os.path.join(rd, "siplb.log")
         p.restore_addr = True
+        p.socket = f"{rd}/siplb.sock"
         self.dst_mac = SIPLB_MAC
         return p
 
@@ -430,6 +444,26 @@ enabled = false
         self.wait_forwarding(p, nbackends)
         self.set_lb_mac(self.rig.mac_lb)
         self.wait_forwarding(p, nbackends)
+
+    def siplb_stats(self, p):
+        """siplb's own counters over the whole search (siplbctl stats): where
+        it dropped, and whether its RX ring overflowed (rx_missed)."""
+        ctl = os.path.join(self.build, "src", "cli", "siplbctl")
+        if not os.access(ctl, os.X_OK):
+            return None
+        r = run([ctl, "stats", "--socket", p.socket, "--json"], check=False, timeout=10)
+        try:
+            d = json.loads(r.stdout)
+        except json.JSONDecodeError:
+            return {"note": f"siplbctl stats: exit {r.returncode} {r.stderr.strip()[-200:]}"}
+        port = (d.get("ports") or [{}])[0]
+        drops = {}
+        for k, v in d.items():  # the drop-reason table, wherever the daemon nests it
+            if isinstance(v, dict) and "tx_full" in v:
+                drops = {kk: vv for kk, vv in v.items() if vv}
+        return {"rx_packets": port.get("rx_packets"), "tx_packets": port.get("tx_packets"),
+                "rx_missed": port.get("rx_missed"), "rx_errors": port.get("rx_errors"),
+                "tx_errors": port.get("tx_errors"), "drops": drops}
 
     def set_lb_mac(self, mac):
         run(self.rig.ns(self.rig.ns_lb, ["ip", "link", "set", "dev", self.rig.if_lb, "address", mac]))
@@ -493,6 +527,8 @@ enabled = false
                 res["consistency"] = self.verify(nbackends)
                 if res.get("msgs_per_s") and (not self.args.quick or name == "siplb"):
                     res["profile"] = self.profile(nbackends, res["msgs_per_s"])
+            if name == "siplb":
+                res["siplb_stats"] = self.siplb_stats(p)
             res["available"] = True
             return res
         except RuntimeError as e:
@@ -666,10 +702,21 @@ def table(res):
                 cc = r["consistency"]
                 note += f"; Call-ID conflicts {cc['call_id_conflicts']} over {cc['call_ids']} calls"
             lines.append(f"  {name:20s} {fmt_rate(r['msgs_per_s']):>10s}  {note}")
+            st = r.get("siplb_stats")
+            if st and "rx_packets" in st:
+                lines.append(f"  {'':20s} {'':10s}  siplb over the search: rx {st['rx_packets']}, tx {st['tx_packets']}, "
+                             f"rx_missed {st['rx_missed']}, drops {st['drops'] or 0}")
+            bd = (r.get("trials") or [{}])[0].get("backlog_drops")
+            if bd:
+                lines.append(f"  {'':20s} {'':10s}  max-rate trial: kernel receive backlog drops "
+                             + ", ".join(f"{k} {v}" for k, v in bd.items()))
             pr = r.get("profile")
             if pr and "user" in pr:
-                libs = ", ".join([f"{os.path.basename(d['dso'])} {d['pct']:.0f}%" for d in pr["by_dso"]
-                                  if not d["dso"].startswith("[kernel") and d["pct"] >= 1][:5])
+                by = {}
+                for d in pr["by_dso"]:
+                    if not d["dso"].startswith("[kernel"):
+                        by[os.path.basename(d["dso"])] = by.get(os.path.basename(d["dso"]), 0) + d["pct"]
+                libs = ", ".join(f"{k} {v:.0f}%" for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:5] if v >= 1)
                 syms = ", ".join(f"{x['symbol'][:28]} {x['pct']:.0f}%" for x in pr["top_symbols"][:5])
                 lines.append(f"  {'':20s} {'':10s}  CPU {DUT_CPU} at {fmt_rate(pr['rate'])}: user {pr['user']:.0f}%"
                              f" ({libs}), kernel {pr['kernel']:.0f}%, idle {pr['idle']:.0f}%")
