@@ -781,6 +781,7 @@ set style fill solid 0.8 border -1
 set boxwidth 0.7
 set ylabel 'messages/s'
 set yrange [0:*]
+set offsets 0, 0, graph 0.08, 0
 set grid ytics
 set xtics font ',9'
 unset key
