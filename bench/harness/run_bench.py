@@ -718,8 +718,10 @@ def table(res):
                         by[os.path.basename(d["dso"])] = by.get(os.path.basename(d["dso"]), 0) + d["pct"]
                 libs = ", ".join(f"{k} {v:.0f}%" for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:5] if v >= 1)
                 syms = ", ".join(f"{x['symbol'][:28]} {x['pct']:.0f}%" for x in pr["top_symbols"][:5])
+                per = 1e7 / pr["rate"]  # ns of the core per message for each 1% of its time
                 lines.append(f"  {'':20s} {'':10s}  CPU {DUT_CPU} at {fmt_rate(pr['rate'])}: user {pr['user']:.0f}%"
-                             f" ({libs}), kernel {pr['kernel']:.0f}%, idle {pr['idle']:.0f}%")
+                             f" ({libs}), kernel {pr['kernel']:.0f}% (~{pr['kernel'] * per:.0f} ns/msg), "
+                             f"idle {pr['idle']:.0f}%")
                 lines.append(f"  {'':20s} {'':10s}  top: {syms}")
         targets = {"siplb_over_kamailio": 50, "siplb_over_socket_forwarder": 10}
         for k, v in c["ratios"].items():
