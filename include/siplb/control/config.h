@@ -202,10 +202,12 @@ std::string format_config(const Config& config);
 //     affinity capacity, ports, routes, neighbors, reassembly): the ports and
 //     lcores are set up once at start;
 //   - every [control] key (socket path, mode, owner, group, metrics listener):
-//     bound once at start.
+//     bound once at start;
+//   - pool rules and rate limits (and a new pool that has them): compiled
+//     into the workers' protect guards when the dataplane starts.
 // Everything else applies live: log level, [health], [dns], pools added or
 // removed, VIPs, backends, weights, DNS names, table size, seed (remaps
-// calls, so it is flagged in the text), mode, timers, rules and rate limits.
+// calls, so it is flagged in the text), mode, timers.
 struct ConfigChange {
     std::string description;  // "pool lund: backend 198.51.100.13:5060 added"
     bool needs_restart = false;
