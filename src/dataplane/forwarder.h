@@ -16,8 +16,8 @@
 #include "siplb/net/neighbor_table.h"
 #include "siplb/net/packet.h"
 #include "siplb/net/route_table.h"
-#include "siplb/sip/parser.h"
 #include "siplb/protect/guard.h"
+#include "siplb/sip/parser.h"
 
 namespace siplb::dataplane {
 
@@ -71,9 +71,6 @@ public:
     // A frame the NIC found with a bad checksum.
     void count_bad_checksum() noexcept { c_.drop(DropReason::bad_checksum); }
 
-    // Writes a broadcast ARP request (IPv4 target) or a multicast neighbor
-    // solicitation (IPv6 target) from port `port` into `buf` (at least
-    // kResolutionFrameMax bytes); returns the frame length.
     // The protect stage of this worker (rules, rate limits), nullptr when no
     // pool configures any. Owned by the caller; set before the first frame.
     void set_guard(protect::WorkerGuard* guard) noexcept {
@@ -81,6 +78,9 @@ public:
         guard_snap_ = nullptr;
     }
 
+    // Writes a broadcast ARP request (IPv4 target) or a multicast neighbor
+    // solicitation (IPv6 target) from port `port` into `buf` (at least
+    // kResolutionFrameMax bytes); returns the frame length.
     static constexpr uint16_t kResolutionFrameMax = 18 + 72;
     uint16_t write_resolution_request(uint8_t* buf, uint16_t port, const IpAddress& target) const noexcept;
 
