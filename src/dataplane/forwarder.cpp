@@ -348,19 +348,9 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         const Endpoint& backend = d.entry->address;
         Action a;
         if (pool.mode() == config::ForwardMode::ipip) {
-            // Direct server return: the datagram travels unchanged (client ->
-            // VIP) inside a tunnel to the backend, which answers from the VIP.
-            auto hop = ctx_.routes.lookup(backend.ip);
-            if (!hop) return drop(DropReason::no_route);
-            const PortContext& out = ctx_.ports[hop->port];
-            const auto& source = backend.ip.is_v4() ? out.source_v4 : out.source_v6;
-            if (!source) return drop(DropReason::no_tunnel_source);
-            auto encap = static_cast<uint16_t>(net::tunnel_header_len(backend.ip));
-            glean(frame, v, in_port);
-            a = egress(frame, v, headroom, backend.ip, now_ms, encap);
+            // Direct server return: the backend answers from the VIP.
+            a = tunnel_to_backend(frame, v, headroom, backend.ip, now_ms, true, in_port);
             if (a.kind == Action::Kind::drop) return a;
-            net::write_tunnel_header(frame + v.l3_offset - encap, *source, backend.ip, v.ip_version,
-                                     static_cast<uint16_t>(v.l3_end - v.l3_offset));
         } else {
             if (backend.ip.family != dst.ip.family) return drop(DropReason::family_mismatch);
             glean(frame, v, in_port);

@@ -13,6 +13,7 @@
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/net/icmp.h"
+#include "siplb/net/nat.h"
 #include "siplb/net/neighbor_table.h"
 #include "siplb/net/packet.h"
 #include "siplb/net/route_table.h"
@@ -103,6 +104,26 @@ private:
     void remember_backend_dialog(const uint8_t* frame, const net::PacketView& v, const balance::PoolSnapshot& pool,
                                  uint16_t backend, uint32_t now_s) noexcept;
     void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port) noexcept;
+    // ipip pools: the datagram travels unchanged (client -> VIP) inside a
+    // tunnel to `backend`, from the egress port's address of its family.
+    // `glean_sender`: learn the sender's MAC on `in_port` once the tunnel
+    // can be built (client datagrams; the ICMP error path does not glean).
+    // Inline: both callers are per packet.
+    Action tunnel_to_backend(uint8_t* frame, const net::PacketView& v, uint16_t headroom, const IpAddress& backend,
+                             uint64_t now_ms, bool glean_sender, uint16_t in_port) noexcept {
+        auto hop = ctx_.routes.lookup(backend);
+        if (!hop) return drop(DropReason::no_route);
+        const PortContext& out = ctx_.ports[hop->port];
+        const auto& source = backend.is_v4() ? out.source_v4 : out.source_v6;
+        if (!source) return drop(DropReason::no_tunnel_source);
+        auto encap = static_cast<uint16_t>(net::tunnel_header_len(backend));
+        if (glean_sender) glean(frame, v, in_port);
+        Action a = egress(frame, v, headroom, backend, now_ms, encap);
+        if (a.kind == Action::Kind::drop) return a;
+        net::write_tunnel_header(frame + v.l3_offset - encap, *source, backend, v.ip_version,
+                                 static_cast<uint16_t>(v.l3_end - v.l3_offset));
+        return a;
+    }
     // ICMP stage (forwarder_icmp.cpp).
     static bool is_icmp(const uint8_t* frame, const net::PacketView& v) noexcept;
     Action handle_icmp(uint8_t* frame, uint16_t headroom, const net::PacketView& v, uint16_t in_port,

@@ -169,16 +169,8 @@ Action Forwarder::handle_icmp(uint8_t* frame, uint16_t headroom, const net::Pack
     if (pool.mode() == config::ForwardMode::ipip) {
         // The backend sent it from the VIP itself: the error travels
         // unchanged in the tunnel, as the datagrams toward it do.
-        auto hop = ctx_.routes.lookup(backend.ip);
-        if (!hop) return drop(DropReason::no_route);
-        const PortContext& out = ctx_.ports[hop->port];
-        const auto& source = backend.ip.is_v4() ? out.source_v4 : out.source_v6;
-        if (!source) return drop(DropReason::no_tunnel_source);
-        auto encap = static_cast<uint16_t>(net::tunnel_header_len(backend.ip));
-        a = egress(frame, v, headroom, backend.ip, now_ms, encap);
+        a = tunnel_to_backend(frame, v, headroom, backend.ip, now_ms, false, in_port);
         if (a.kind == Action::Kind::drop) return a;
-        net::write_tunnel_header(frame + v.l3_offset - encap, *source, backend.ip, v.ip_version,
-                                 static_cast<uint16_t>(v.l3_end - v.l3_offset));
     } else {
         if (backend.ip.family != dst.family) return drop(DropReason::family_mismatch);
         a = egress(frame, v, headroom, backend.ip, now_ms);

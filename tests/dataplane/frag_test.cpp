@@ -3,163 +3,45 @@
 // missing; the datagram balanced whole and fragmented again for the egress
 // MTU with valid checksums; no mbuf held after a timeout.
 #include <gtest/gtest.h>
-#include <rte_eth_ring.h>
-#include <rte_ethdev.h>
 #include <rte_ring.h>
 
 #include "../net/frame_builder.h"
 #include "dataplane_test_util.h"
+#include "ring_fixture.h"
 #include "siplb/balance/hash.h"
 #include "siplb/dataplane/dataplane.h"
 #include "siplb/net/packet.h"
 
 using namespace siplb;
 using namespace siplb::test;
+using namespace siplb::dataplane::testing;
 using std::chrono::milliseconds;
 
 namespace {
 
-const MacAddress kExtMac{{0x02, 0, 0, 0, 0x01, 0x01}};
-const MacAddress kIntMac{{0x02, 0, 0, 0, 0x02, 0x02}};
-const MacAddress kGatewayMac{{0x02, 0, 0, 0, 0x00, 0xfe}};
-const MacAddress kBackend11Mac{{0x02, 0, 0, 0, 0x0b, 0x11}};
-const MacAddress kBackend12Mac{{0x02, 0, 0, 0, 0x0b, 0x12}};
-const MacAddress kBackend6Mac{{0x02, 0, 0, 0, 0x0b, 0x66}};
-constexpr uint16_t kIntVlan = 100;
 const Endpoint kClient = *Endpoint::parse("192.0.2.10:5062");
 const Endpoint kVip = *Endpoint::parse("198.51.100.10:5060");
 const Endpoint kClient6 = *Endpoint::parse("[2001:db8:9::10]:5062");
 const Endpoint kVip6 = *Endpoint::parse("[2001:db8:1::10]:5060");
 
-struct RingPort {
-    rte_ring* rx = nullptr;
-    rte_ring* tx = nullptr;
-    int port_id = -1;
-    std::string device;
-};
+const auto* const g_env =
+    ::testing::AddGlobalTestEnvironment(new RingEalEnvironment("siplb_dp_frag", "frag_frames"));
 
-RingPort make_ring_port(const std::string& name) {
-    RingPort p;
-    p.rx = rte_ring_create((name + "_rx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    p.tx = rte_ring_create((name + "_tx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    p.port_id = rte_eth_from_rings(name.c_str(), &p.rx, 1, &p.tx, 1, 0);
-    char dev[RTE_ETH_NAME_MAX_LEN] = {};
-    if (p.port_id >= 0 && rte_eth_dev_get_name_by_port(static_cast<uint16_t>(p.port_id), dev) == 0) p.device = dev;
-    return p;
-}
-
-rte_mempool* g_pool = nullptr;
-
-class EalEnvironment : public ::testing::Environment {
-public:
-    void SetUp() override {
-        auto st = dataplane::init_eal(test_eal_args("siplb_dp_frag"));
-        if (!st) {
-            fprintf(stderr, "%s\n", st.message().c_str());
-            std::exit(1);
-        }
-        g_pool = rte_pktmbuf_pool_create("frag_frames", 2048, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-        if (!g_pool) std::exit(1);
-    }
-};
-const auto* const g_env = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
-
-class DataplaneFrag : public ::testing::Test {
+class DataplaneFrag : public RingDataplaneTest<DataplaneFrag> {
 protected:
     static void SetUpTestSuite() {
-        ext_ = make_ring_port("frag_ext");
-        int_ = make_ring_port("frag_int");
-        ASSERT_GE(ext_.port_id, 0);
-        ASSERT_GE(int_.port_id, 0);
+        open_ports("frag");
+        if (HasFatalFailure()) return;
         config::Config cfg;
-        auto& dc = cfg.dataplane;
-        dc.eal = test_eal_args("siplb_dp_frag");
-        dc.workers = 1;
-        dc.mbufs = 4096;
-        dc.mbuf_cache = 32;
-        dc.rx_ring = 256;
-        dc.tx_ring = 256;
-        dc.frag_timeout_ms = 300;
-        dc.frag_max_flows = 64;
-        config::PortConfig ext;
-        ext.name = "ext";
-        ext.device = ext_.device;
-        ext.addresses = {*Prefix::parse("198.51.100.1/24", true), *Prefix::parse("2001:db8:1::1/64", true)};
-        ext.mac = kExtMac;
-        config::PortConfig in;
-        in.name = "int";
-        in.device = int_.device;
-        in.addresses = {*Prefix::parse("203.0.113.1/24", true), *Prefix::parse("2001:db8:2::1/64", true)};
-        in.mac = kIntMac;
-        in.vlan = kIntVlan;
-        dc.ports = {ext, in};
-        dc.routes = {{*Prefix::parse("0.0.0.0/0"), *IpAddress::parse("198.51.100.254"), ""},
-                     {*Prefix::parse("::/0"), *IpAddress::parse("2001:db8:1::fe"), ""}};
-        dc.neighbors = {{*IpAddress::parse("198.51.100.254"), kGatewayMac, "ext"},
-                        {*IpAddress::parse("2001:db8:1::fe"), kGatewayMac, "ext"},
-                        {*IpAddress::parse("203.0.113.11"), kBackend11Mac, "int"},
-                        {*IpAddress::parse("203.0.113.12"), kBackend12Mac, "int"},
-                        {*IpAddress::parse("2001:db8:2::11"), kBackend6Mac, ""}};
-        publisher_ = new balance::SnapshotPublisher(make_snapshot({
-            {"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060", "203.0.113.12:5080"}},
-            {"six", {"[2001:db8:1::10]:5060"}, {"[2001:db8:2::11]:5060"}},
-        }));
-        affinity_ = balance::AffinityTable::create(1024).value().release();
-        auto dp = dataplane::Dataplane::create(cfg, *publisher_, *affinity_);
-        ASSERT_TRUE(dp) << dp.message();
-        dp_ = dp.value().release();
-        auto st = dp_->start();
-        ASSERT_TRUE(st) << st.message();
+        set_test_sizes(cfg.dataplane, "siplb_dp_frag");
+        cfg.dataplane.frag_timeout_ms = 300;
+        cfg.dataplane.frag_max_flows = 64;
+        set_two_ports(cfg.dataplane, ext_, int_, true);
+        start(cfg, make_snapshot({
+                       {"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060", "203.0.113.12:5080"}},
+                       {"six", {"[2001:db8:1::10]:5060"}, {"[2001:db8:2::11]:5060"}},
+                   }));
     }
-    static void TearDownTestSuite() {
-        if (dp_) dp_->stop();
-        for (RingPort* p : {&ext_, &int_}) {
-            void* m;
-            while (p->tx && rte_ring_dequeue(p->tx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-            while (p->rx && rte_ring_dequeue(p->rx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-        }
-        delete dp_;
-        delete affinity_;
-        delete publisher_;
-        dp_ = nullptr;
-    }
-    void SetUp() override { ASSERT_NE(dp_, nullptr); }
-
-    void send(RingPort& p, const std::vector<std::vector<uint8_t>>& frames) {
-        uint64_t before = dp_->stats().rx_packets;
-        for (const auto& f : frames) {
-            rte_mbuf* m = to_mbuf(g_pool, f);
-            ASSERT_NE(m, nullptr);
-            ASSERT_EQ(rte_ring_enqueue(p.rx, m), 0);
-        }
-        ASSERT_TRUE(wait_until([&] { return dp_->stats().rx_packets >= before + frames.size(); }));
-    }
-    void send(RingPort& p, const std::vector<uint8_t>& frame) { send(p, std::vector<std::vector<uint8_t>>{frame}); }
-    std::vector<std::vector<uint8_t>> receive(RingPort& p, size_t n) {
-        std::vector<std::vector<uint8_t>> out;
-        auto drain = [&] {
-            void* m;
-            while (rte_ring_dequeue(p.tx, &m) == 0) {
-                out.push_back(from_mbuf(static_cast<rte_mbuf*>(m)));
-                rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-            }
-            return out.size() >= n;
-        };
-        wait_until(drain);
-        std::this_thread::sleep_for(milliseconds(20));
-        drain();
-        EXPECT_EQ(out.size(), n);
-        return out;
-    }
-    static Endpoint table_choice(const std::string& pool_name, const std::string& call_id) {
-        const auto& p = *publisher_->current()->find_pool(pool_name);
-        return p.backends()[p.table().lookup(balance::hash_call_id(call_id, p.seed()))].address;
-    }
-
-    static inline RingPort ext_, int_;
-    static inline balance::SnapshotPublisher* publisher_ = nullptr;
-    static inline balance::AffinityTable* affinity_ = nullptr;
-    static inline dataplane::Dataplane* dp_ = nullptr;
 };
 
 std::string big_invite(const std::string& call_id, size_t size) {
@@ -288,16 +170,16 @@ TEST_F(DataplaneFrag, OutOfOrderDuplicatedFragmentsAreBalancedWholeAndRefragment
 
 TEST_F(DataplaneFrag, MissingFragmentTimesOutWithoutLeaking) {
     std::this_thread::sleep_for(milliseconds(400));  // earlier tests' flows expired
-    const unsigned start = rte_mempool_avail_count(g_pool);
+    const unsigned start = rte_mempool_avail_count(g_frame_pool);
     auto whole = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
                               .payload = big_invite("lost@pbx", 3000)})
                      .bytes;
     auto frags = fragment(whole, 1232, 0x777);
     auto before = dp_->stats();
     send(ext_, {frags[0], frags[2]});
-    EXPECT_EQ(rte_mempool_avail_count(g_pool), start - 2);  // held by the reassembly table
+    EXPECT_EQ(rte_mempool_avail_count(g_frame_pool), start - 2);  // held by the reassembly table
     EXPECT_TRUE(wait_until([&] { return dp_->stats().edge.frag_dropped >= before.edge.frag_dropped + 2; }));
-    EXPECT_TRUE(wait_until([&] { return rte_mempool_avail_count(g_pool) == start; }));
+    EXPECT_TRUE(wait_until([&] { return rte_mempool_avail_count(g_frame_pool) == start; }));
     EXPECT_TRUE(receive(int_, 0).empty());
     EXPECT_EQ(dp_->stats().edge.frag_reassembled, before.edge.frag_reassembled);
 }
@@ -308,11 +190,11 @@ TEST_F(DataplaneFrag, OverlappingFragmentsAreDroppedAndCounted) {
                      .bytes;
     auto frags = fragment(whole, 1232, 0x999);
     auto wide = fragment(whole, 1480, 0x999);  // its second piece overlaps frags[0] and frags[1]
-    const unsigned start = rte_mempool_avail_count(g_pool);
+    const unsigned start = rte_mempool_avail_count(g_frame_pool);
     auto before = dp_->stats();
     send(ext_, {frags[0], wide[1], frags[2]});
     EXPECT_TRUE(receive(int_, 0).empty());
-    EXPECT_TRUE(wait_until([&] { return rte_mempool_avail_count(g_pool) == start; }));
+    EXPECT_TRUE(wait_until([&] { return rte_mempool_avail_count(g_frame_pool) == start; }));
     auto after = dp_->stats();
     EXPECT_EQ(after.edge.frag_reassembled, before.edge.frag_reassembled);
     EXPECT_EQ(after.edge.frag_dropped, before.edge.frag_dropped + 3);

@@ -6,8 +6,6 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <rte_eth_ring.h>
-#include <rte_ethdev.h>
 #include <rte_ring.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -17,41 +15,36 @@
 
 #include "../net/frame_builder.h"
 #include "dataplane_test_util.h"
+#include "ring_fixture.h"
 #include "siplb/dataplane/dataplane.h"
 #include "siplb/net/arp.h"
 #include "siplb/net/packet.h"
 
 using namespace siplb;
 using namespace siplb::test;
+using namespace siplb::dataplane::testing;
 
 namespace {
 
-const MacAddress kExtMac{{0x02, 0, 0, 0, 0x01, 0x01}};
 const MacAddress kPeerMac{{0x02, 0, 0, 0, 0x00, 0x20}};
 bool g_netns = false;
 
 TEST(KernelPath, TapCarriesNodeTrafficBothWays) {
     if (!g_netns) GTEST_SKIP() << "unshare(CLONE_NEWNET) not permitted: the test needs root";
-    rte_ring* rx = rte_ring_create("kp_rx", 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    rte_ring* tx = rte_ring_create("kp_tx", 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    int port = rte_eth_from_rings("kp_ext", &rx, 1, &tx, 1, 0);
-    ASSERT_GE(port, 0);
-    char dev[RTE_ETH_NAME_MAX_LEN] = {};
-    ASSERT_EQ(rte_eth_dev_get_name_by_port(static_cast<uint16_t>(port), dev), 0);
+    RingPort wire = make_ring_port("kp_ext");
+    ASSERT_GE(wire.port_id, 0);
+    ASSERT_FALSE(wire.device.empty());
+    rte_ring* rx = wire.rx;
+    rte_ring* tx = wire.tx;
     rte_mempool* pool = rte_pktmbuf_pool_create("kp_frames", 1024, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     ASSERT_NE(pool, nullptr);
 
     config::Config cfg;
     auto& dc = cfg.dataplane;
-    dc.eal = test_eal_args("siplb_dp_kp");
-    dc.workers = 1;
-    dc.mbufs = 4096;
-    dc.mbuf_cache = 32;
-    dc.rx_ring = 256;
-    dc.tx_ring = 256;
+    set_test_sizes(dc, "siplb_dp_kp");
     config::PortConfig ext;
     ext.name = "ext";
-    ext.device = dev;
+    ext.device = wire.device;
     ext.addresses = {*Prefix::parse("198.51.100.1/24", true)};
     ext.mac = kExtMac;
     ext.kernel_path = true;

@@ -3,23 +3,20 @@
 // parse and the backend choice, and every outcome is counted by reason.
 #include <gtest/gtest.h>
 #include <rte_eal.h>
-#include <rte_eth_ring.h>
-#include <rte_ethdev.h>
 #include <rte_ring.h>
 
 #include "../net/frame_builder.h"
 #include "dataplane_test_util.h"
+#include "ring_fixture.h"
 #include "siplb/dataplane/dataplane.h"
 
 using namespace siplb;
 using namespace siplb::test;
+using namespace siplb::dataplane::testing;
 using std::chrono::milliseconds;
 
 namespace {
 
-const MacAddress kExtMac{{0x02, 0, 0, 0, 0x01, 0x01}};
-const MacAddress kIntMac{{0x02, 0, 0, 0, 0x02, 0x02}};
-const MacAddress kGatewayMac{{0x02, 0, 0, 0, 0x00, 0xfe}};
 const MacAddress kLundMac{{0x02, 0, 0, 0, 0x0b, 0x11}};
 const MacAddress kTrunkMac{{0x02, 0, 0, 0, 0x0b, 0x12}};
 const Endpoint kVip = *Endpoint::parse("198.51.100.10:5060");
@@ -40,38 +37,8 @@ std::string ok_response(const std::string& call_id) {
            "\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
 }
 
-struct RingPort {
-    rte_ring* rx = nullptr;
-    rte_ring* tx = nullptr;
-    int port_id = -1;
-    std::string device;
-};
-
-RingPort make_ring_port(const std::string& name) {
-    RingPort p;
-    p.rx = rte_ring_create((name + "_rx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    p.tx = rte_ring_create((name + "_tx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    p.port_id = rte_eth_from_rings(name.c_str(), &p.rx, 1, &p.tx, 1, 0);
-    char dev[RTE_ETH_NAME_MAX_LEN] = {};
-    if (p.port_id >= 0 && rte_eth_dev_get_name_by_port(static_cast<uint16_t>(p.port_id), dev) == 0) p.device = dev;
-    return p;
-}
-
-rte_mempool* g_test_pool = nullptr;
-
-class EalEnvironment : public ::testing::Environment {
-public:
-    void SetUp() override {
-        auto st = dataplane::init_eal(test_eal_args("siplb_dp_protect"));
-        if (!st) {
-            fprintf(stderr, "%s\n", st.message().c_str());
-            std::exit(1);
-        }
-        g_test_pool = rte_pktmbuf_pool_create("test_frames", 2048, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-        if (!g_test_pool) std::exit(1);
-    }
-};
-const auto* const g_env = ::testing::AddGlobalTestEnvironment(new EalEnvironment);
+const auto* const g_env =
+    ::testing::AddGlobalTestEnvironment(new RingEalEnvironment("siplb_dp_protect", "test_frames"));
 
 config::RuleConfig rule(const std::string& name, const std::string& field, const std::string& pattern,
                         config::RuleAction action, const std::string& route_pool = "") {
@@ -87,12 +54,7 @@ config::RuleConfig rule(const std::string& name, const std::string& field, const
 config::Config make_config(const RingPort& ext, const RingPort& in) {
     config::Config cfg;
     auto& dc = cfg.dataplane;
-    dc.eal = test_eal_args("siplb_dp_protect");
-    dc.workers = 1;
-    dc.mbufs = 4096;
-    dc.mbuf_cache = 32;
-    dc.rx_ring = 256;
-    dc.tx_ring = 256;
+    set_test_sizes(dc, "siplb_dp_protect");
     config::PortConfig e;
     e.name = "ext";
     e.device = ext.device;
@@ -128,76 +90,24 @@ config::Config make_config(const RingPort& ext, const RingPort& in) {
     return cfg;
 }
 
-class DataplaneProtect : public ::testing::Test {
+class DataplaneProtect : public RingDataplaneTest<DataplaneProtect> {
 protected:
     static void SetUpTestSuite() {
-        ext_ = make_ring_port("prot_ext");
-        int_ = make_ring_port("prot_int");
-        ASSERT_GE(ext_.port_id, 0);
-        ASSERT_GE(int_.port_id, 0);
+        open_ports("prot");
+        if (HasFatalFailure()) return;
         cfg_ = new config::Config(make_config(ext_, int_));
-        publisher_ = new balance::SnapshotPublisher(make_snapshot({
+        start(*cfg_, make_snapshot({
             {"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060"}},
             {"trunk", {"198.51.100.11:5060"}, {"203.0.113.12:5060"}},
         }));
-        affinity_ = balance::AffinityTable::create(1024).value().release();
-        auto dp = dataplane::Dataplane::create(*cfg_, *publisher_, *affinity_);
-        ASSERT_TRUE(dp) << dp.message();
-        dp_ = dp.value().release();
-        auto st = dp_->start();
-        ASSERT_TRUE(st) << st.message();
     }
     static void TearDownTestSuite() {
-        if (dp_) dp_->stop();
-        for (RingPort* p : {&ext_, &int_}) {
-            void* m;
-            while (p->tx && rte_ring_dequeue(p->tx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-            while (p->rx && rte_ring_dequeue(p->rx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-        }
-        delete dp_;
-        delete affinity_;
-        delete publisher_;
+        RingDataplaneTest::TearDownTestSuite();
         delete cfg_;
-        dp_ = nullptr;
     }
 
-    void SetUp() override { ASSERT_NE(dp_, nullptr); }
-
-    void send(const std::vector<std::vector<uint8_t>>& frames) {
-        uint64_t before = dp_->stats().rx_packets;
-        for (const auto& f : frames) {
-            rte_mbuf* m = to_mbuf(g_test_pool, f);
-            ASSERT_NE(m, nullptr);
-            ASSERT_EQ(rte_ring_enqueue(ext_.rx, m), 0);
-        }
-        ASSERT_TRUE(wait_until([&] { return dp_->stats().rx_packets >= before + frames.size(); }));
-    }
-
-    std::vector<std::vector<uint8_t>> receive(RingPort& p, size_t n) {
-        std::vector<std::vector<uint8_t>> out;
-        auto drain = [&] {
-            void* m;
-            while (rte_ring_dequeue(p.tx, &m) == 0) {
-                out.push_back(from_mbuf(static_cast<rte_mbuf*>(m)));
-                rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-            }
-        };
-        wait_until([&] {
-            drain();
-            return out.size() >= n;
-        });
-        std::this_thread::sleep_for(milliseconds(20));
-        drain();
-        EXPECT_EQ(out.size(), n);
-        return out;
-    }
-
-    static uint64_t drops(const dataplane::DataplaneStats& s, const std::string& reason) {
-        for (const auto& [name, count] : s.drops)
-            if (name == reason) return count;
-        ADD_FAILURE() << "no drop reason " << reason;
-        return 0;
-    }
+    // Every test sends from the client side.
+    void send(const std::vector<std::vector<uint8_t>>& frames) { RingDataplaneTest::send(ext_, frames); }
 
     // The frame a client datagram becomes after DNAT to `backend`.
     static std::vector<uint8_t> dnat_expected(const Endpoint& client, const Endpoint& backend, const MacAddress& mac,
@@ -213,11 +123,7 @@ protected:
             .bytes;
     }
 
-    static inline RingPort ext_, int_;
     static inline config::Config* cfg_ = nullptr;
-    static inline balance::SnapshotPublisher* publisher_ = nullptr;
-    static inline balance::AffinityTable* affinity_ = nullptr;
-    static inline dataplane::Dataplane* dp_ = nullptr;
 };
 
 TEST_F(DataplaneProtect, ScannerIsDroppedByRuleWithoutSpendingTheSourceBudget) {
