@@ -1,3 +1,6 @@
+// fuzz-sources: src/sip/parser.cpp src/sip/find_header.cpp
+// fuzz-corpus: tests/sip/data
+//
 // libFuzzer target for the SIP parser (built by the fuzz runner with clang,
 // not by meson):
 //   clang++ -std=c++20 -fsanitize=fuzzer,address,undefined -Iinclude \
