@@ -277,6 +277,7 @@ Status Dataplane::Impl::setup() {
         counters.push_back(std::make_unique<WorkerCounters>());
         workers.push_back(std::make_unique<Worker>(w, lcores[w], ctx, publisher, reader.value(), pool, dc.burst,
                                                    *counters.back()));
+        workers.back()->set_announce(dc.announce);
         if (dc.frag_max_flows > 0) {
             if (!indirect_pool) {
                 std::string name = "siplb_indirect_" + std::to_string(g_instance - 1);

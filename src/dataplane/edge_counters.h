@@ -15,6 +15,7 @@ struct EdgeCounters {
     std::atomic<uint64_t> frag_received{0}, frag_reassembled{0}, frag_dropped{0}, frag_not_for_vip{0}, frag_duplicates{0};
     std::atomic<uint64_t> frag_too_big{0}, frag_sent{0}, frag_failed{0};
     std::atomic<uint64_t> kernel_to_tap{0}, kernel_from_tap{0}, kernel_tap_dropped{0};
+    std::atomic<uint64_t> gratuitous_arps{0}, unsolicited_nas{0};
 
     void add_to(EdgeStats& s) const noexcept {
         auto r = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
@@ -34,6 +35,8 @@ struct EdgeCounters {
         s.kernel_to_tap += r(kernel_to_tap);
         s.kernel_from_tap += r(kernel_from_tap);
         s.kernel_tap_dropped += r(kernel_tap_dropped);
+        s.gratuitous_arps += r(gratuitous_arps);
+        s.unsolicited_nas += r(unsolicited_nas);
     }
 };
 

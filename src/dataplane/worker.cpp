@@ -72,6 +72,8 @@ void Worker::send_resolution_request(uint16_t port_index, const IpAddress& targe
 void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
     rte_mbuf* pkts[kMaxBurst];
     const balance::DataplaneSnapshot* snap = publisher_.current();
+    if (announce_ && index_ == 0 && (!announced_start_ || (snap && snap->version() != announced_version_)))
+        announce_addresses(snap);
     for (const RxQueueRef& q : rx_) {
         uint16_t port = ctx_.ports[q.port_index].dpdk_port;
         uint16_t n = rte_eth_rx_burst(port, q.queue, pkts, static_cast<uint16_t>(burst_));

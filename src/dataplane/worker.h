@@ -49,6 +49,9 @@ public:
         forwarder_.set_guard(guard_.get());
     }
     const std::vector<RxQueueRef>& rx_queues() const noexcept { return rx_; }
+    // Gratuitous ARP / unsolicited NA for the port addresses and VIPs at
+    // start and for VIPs a new snapshot brings (worker 0). Before run().
+    void set_announce(bool on) noexcept { announce_ = on; }
 
     // The lcore's main loop; returns once stop is requested and TX drained.
     int run() noexcept;
@@ -76,6 +79,9 @@ private:
     rte_mbuf* copy_to_chain(const uint8_t* data, uint32_t len) noexcept;
     void expire_fragments() noexcept;
     bool to_kernel(rte_mbuf* m, uint16_t port_index) noexcept;
+    // announce.cpp: gratuitous ARP / unsolicited NA, each address once.
+    void announce(uint16_t port_index, const IpAddress& ip) noexcept;
+    void announce_addresses(const balance::DataplaneSnapshot* snap) noexcept;
     void poll_kernel_taps() noexcept;
 
     unsigned index_;
@@ -93,6 +99,12 @@ private:
     std::atomic<bool> stop_{false};
     std::unique_ptr<FragState, FragStateDeleter> frag_;
     bool has_tap_ = false;
+    static constexpr uint32_t kMaxAnnounced = 256;
+    IpAddress announced_[kMaxAnnounced];
+    uint32_t announced_count_ = 0;
+    bool announce_ = true;
+    bool announced_start_ = false;             // port addresses announced
+    uint64_t announced_version_ = ~uint64_t{0};  // snapshot version last announced
     std::vector<int32_t> tap_of_port_;                        // per port index; -1: none
     std::vector<std::pair<uint16_t, uint16_t>> tap_polls_;    // (tap DPDK port, wire port index)
 };

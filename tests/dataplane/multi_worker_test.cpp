@@ -74,6 +74,7 @@ TEST(DataplaneMultiWorker, TwoWorkersForwardBothDirectionsAndCountersAddUp) {
     dc.mbuf_cache = 32;
     dc.rx_ring = 256;
     dc.tx_ring = 256;
+    dc.announce = false;  // every frame out is counted
     config::PortConfig pe, pi;
     pe.name = "ext";
     pe.device = ext.device;

@@ -79,6 +79,7 @@ struct DataplaneConfig {
     std::vector<NeighborConfig> neighbors;  // [[dataplane.neighbor]]
     uint32_t frag_max_flows = 4096;   // IP reassembly table size
     uint32_t frag_timeout_ms = 2000;
+    bool announce = true;             // gratuitous ARP / unsolicited NA for port addresses and VIPs
 
     bool operator==(const DataplaneConfig&) const = default;
 };

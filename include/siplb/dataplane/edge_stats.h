@@ -26,6 +26,9 @@ struct EdgeStats {
     uint64_t kernel_to_tap = 0;             // frames handed to the kernel
     uint64_t kernel_from_tap = 0;           // frames the kernel sent, transmitted on the wire
     uint64_t kernel_tap_dropped = 0;        // tap TX queue full
+    // Announcements when a port or VIP address comes up
+    uint64_t gratuitous_arps = 0;
+    uint64_t unsolicited_nas = 0;
 };
 
 }  // namespace siplb::dataplane

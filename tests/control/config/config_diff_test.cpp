@@ -97,6 +97,13 @@ TEST(ConfigDiff, DataplaneAndControlChangesNeedRestart) {
     EXPECT_EQ(changes.size(), 5u);
 }
 
+TEST(ConfigDiff, AnnounceChangeNeedsRestart) {
+    Config a = load(kBase);
+    Config b = a;
+    b.dataplane.announce = false;
+    EXPECT_THAT(restart_required_changes(a, b), ElementsAre("dataplane.announce: true -> false"));
+}
+
 TEST(ConfigDiff, RoutesAndPortsAddedNeedRestart) {
     Config a = load(kBase);
     Config b = load(std::string(kBase) +

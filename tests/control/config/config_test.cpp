@@ -49,6 +49,7 @@ TEST(ConfigDefaults, MinimalFileTakesSchemaDefaults) {
     EXPECT_EQ(c.dataplane.workers, 1u);
     EXPECT_EQ(c.dataplane.burst, 32u);
     EXPECT_EQ(c.dataplane.affinity_capacity, 1u << 20);
+    EXPECT_TRUE(c.dataplane.announce);
     ASSERT_EQ(c.pools.size(), 1u);
     const PoolConfig& p = c.pools[0];
     EXPECT_EQ(p.name, "lund");
@@ -94,6 +95,7 @@ tx_ring = 512
 affinity_capacity = 4096
 frag_max_flows = 100
 frag_timeout_ms = 500
+announce = false
 
 [[dataplane.port]]
 name = "ext"
@@ -211,6 +213,7 @@ dns = ["siptrunk.example.net"]
     EXPECT_EQ(d.affinity_capacity, 4096u);
     EXPECT_EQ(d.frag_max_flows, 100u);
     EXPECT_EQ(d.frag_timeout_ms, 500u);
+    EXPECT_FALSE(d.announce);
     ASSERT_EQ(d.ports.size(), 2u);
     EXPECT_EQ(d.ports[0].name, "ext");
     EXPECT_EQ(d.ports[0].device, "0000:01:00.0");
@@ -382,6 +385,7 @@ TEST(ConfigErrors, WrongTypes) {
     EXPECT_THAT(parse_err("[dataplane]\nworkers = \"2\"\n"),
                 HasSubstr("t.toml:2:11: dataplane.workers: expected an integer, got a string"));
     EXPECT_THAT(parse_err("[health]\nenabled = 1\n"), HasSubstr("health.enabled: expected true or false"));
+    EXPECT_THAT(parse_err("[dataplane]\nannounce = \"yes\"\n"), HasSubstr("dataplane.announce: expected true or false"));
     EXPECT_THAT(parse_err("[control]\nsocket = 5\n"), HasSubstr("control.socket: expected a string"));
     EXPECT_THAT(parse_err("control = 1\n"), HasSubstr("control: expected a table"));
     EXPECT_THAT(parse_err("[pool]\nname = \"x\"\n"), HasSubstr("pool: expected an array of tables ([[pool]])"));
