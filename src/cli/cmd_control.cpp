@@ -160,7 +160,14 @@ void print_human(CommandKind cmd, const json& r) {
             std::printf("dataplane %s, %s workers, snapshot version %s, %s pools\n",
                         cell(at(r, "dataplane")).c_str(), cell(at(r, "workers")).c_str(),
                         cell(at(r, "snapshot_version")).c_str(), cell(at(r, "pools")).c_str());
+            if (at(r, "stalled_workers").is_number() && at(r, "stalled_workers").get<uint64_t>() > 0)
+                std::printf("WARNING: %s worker(s) stalled (loop counter not moving)\n",
+                            cell(at(r, "stalled_workers")).c_str());
             std::vector<std::vector<std::string>> rows;
+            for (const auto& w : r.value("worker_status", json::array()))
+                rows.push_back({"worker", cell(at(w, "worker")),
+                                std::string(at(w, "stalled") == true ? "STALLED" : "running") + ", loops " +
+                                    cell(at(w, "loops"))});
             for (const auto& p : r.value("ports", json::array())) rows.push_back({"port", cell(at(p, "name")), cell(at(p, "device"))});
             const json tables = r.value("tables", json::object());
             for (const auto& [pool, fp] : tables.items()) rows.push_back({"table", pool, cell(fp)});
@@ -260,7 +267,7 @@ struct Spec {
 };
 
 constexpr Spec kSpecs[] = {
-    {CommandKind::status, "status", "status", "daemon version, uptime, workers, ports, snapshot, tables", 0, 0},
+    {CommandKind::status, "status", "status", "daemon version, uptime, dataplane and worker heartbeats, ports, snapshot, tables", 0, 0},
     {CommandKind::pools, "pools", "pools", "pools and backend counts by state", 0, 0},
     {CommandKind::backends, "backends", "backends [POOL]", "backends: source, weight, state, health, share, traffic", 0, 1},
     {CommandKind::stats, "stats", "stats", "counters per worker, port, drop reason, backend", 0, 0},

@@ -307,6 +307,7 @@ void read_control(Section& s, ControlConfig& c) {
         else
             c.metrics_listen = *ep;
     }
+    read_uint(s, "stop_grace_ms", c.stop_grace_ms, 0, 600000);
 }
 
 void read_log(Section& s, LogConfig& c) {

@@ -224,6 +224,7 @@ std::vector<ConfigChange> diff_configs(const Config& before, const Config& after
     d.field("control.", "socket_owner", ca.socket_owner, cb.socket_owner, true);
     d.field("control.", "socket_group", ca.socket_group, cb.socket_group, true);
     d.field("control.", "metrics", ca.metrics_listen, cb.metrics_listen, true);
+    d.field("control.", "stop_grace_ms", ca.stop_grace_ms, cb.stop_grace_ms, true);
     d.field("log.", "level", before.log.level, after.log.level, false);
     diff_dataplane(d, before.dataplane, after.dataplane);
     diff_health(d, "health.", before.health, after.health);

@@ -80,6 +80,7 @@ std::string format_config(const Config& c) {
       << "socket_owner = " << toml_string(c.control.socket_owner) << "\n"
       << "socket_group = " << toml_string(c.control.socket_group) << "\n";
     if (c.control.metrics_listen) o << "metrics = " << str(*c.control.metrics_listen) << "\n";
+    o << "stop_grace_ms = " << c.control.stop_grace_ms << "\n";
 
     o << "\n[log]\nlevel = " << toml_string(c.log.level) << "\n";
 

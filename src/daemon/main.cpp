@@ -54,7 +54,8 @@ void usage(FILE* out) {
                  "  --config FILE  configuration (TOML), e.g. /etc/siplb/siplb.toml\n"
                  "  --check        validate the configuration and exit (0: valid)\n"
                  "  --version      print the version\n"
-                 "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the configuration.\n");
+                 "Signals: SIGTERM/SIGINT stop cleanly (after [control] stop_grace_ms; a second\n"
+                 "one stops at once), SIGHUP reloads the configuration.\n");
 }
 
 class Daemon {
@@ -73,6 +74,8 @@ private:
     control::StatsSnapshot stats() const;
     control::MetricsInfo metrics_info() const;
     void on_signal();
+    bool dataplane_running() const;
+    void sample_workers();
 
     config::Config cfg_;
     std::chrono::steady_clock::time_point started_;
@@ -88,6 +91,18 @@ private:
     uint64_t reloads_ok_ = 0;
     uint64_t reloads_failed_ = 0;
     uint64_t publish_failures_ = 0;
+    // SIGTERM/SIGINT with control.stop_grace_ms > 0: still forwarding, but
+    // status says "stopping" so a BGP watcher withdraws the VIPs first.
+    bool stopping_ = false;
+    // Worker heartbeats, sampled by a control-loop timer (not on request):
+    // a worker whose loop counter has not moved for kStallAfter is stalled.
+    struct WorkerBeat {
+        uint64_t loops = 0;
+        std::chrono::steady_clock::time_point moved{};
+        bool stalled = false;
+    };
+    static constexpr std::chrono::milliseconds kStallAfter{1000};
+    std::vector<WorkerBeat> beats_;
 #ifdef SIPLB_HAVE_DATAPLANE
     std::unique_ptr<dataplane::Dataplane> dataplane_;
 #endif
@@ -218,7 +233,15 @@ json Daemon::status() const {
     for (const auto& p : cfg_.dataplane.ports) ports.push_back({{"name", p.name}, {"device", p.device}});
 #ifdef SIPLB_HAVE_DATAPLANE
     j["workers"] = dataplane_ ? dataplane_->worker_count() : 0;
-    j["dataplane"] = dataplane_ && dataplane_->running() ? "running" : "stopped";
+    j["dataplane"] = !dataplane_running() ? "stopped" : stopping_ ? "stopping" : "running";
+    json beats = json::array();
+    size_t stalled = 0;
+    for (size_t i = 0; i < beats_.size(); ++i) {
+        beats.push_back({{"worker", i}, {"loops", beats_[i].loops}, {"stalled", beats_[i].stalled}});
+        stalled += beats_[i].stalled;
+    }
+    j["worker_status"] = beats;
+    j["stalled_workers"] = stalled;
 #else
     j["workers"] = 0;
     j["dataplane"] = "absent";
@@ -266,12 +289,51 @@ control::MetricsInfo Daemon::metrics_info() const {
     return m;
 }
 
+bool Daemon::dataplane_running() const {
+#ifdef SIPLB_HAVE_DATAPLANE
+    return dataplane_ && dataplane_->running();
+#else
+    return false;
+#endif
+}
+
+void Daemon::sample_workers() {
+#ifdef SIPLB_HAVE_DATAPLANE
+    if (!dataplane_running()) return;
+    const auto now = std::chrono::steady_clock::now();
+    const std::vector<uint64_t> loops = dataplane_->worker_loops();
+    if (beats_.size() != loops.size()) beats_.assign(loops.size(), WorkerBeat{0, now, false});
+    for (size_t i = 0; i < loops.size(); ++i) {
+        WorkerBeat& b = beats_[i];
+        if (loops[i] != b.loops) {
+            b.loops = loops[i];
+            b.moved = now;
+        }
+        const bool stalled = now - b.moved > kStallAfter;
+        if (stalled != b.stalled)
+            log(stalled ? LogLevel::error : LogLevel::info, stalled ? "worker stalled" : "worker running again",
+                {{"worker", std::to_string(i)}, {"loops", std::to_string(b.loops)}});
+        b.stalled = stalled;
+    }
+#endif
+}
+
 void Daemon::on_signal() {
     signalfd_siginfo si{};
     while (::read(signal_fd_, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
         if (si.ssi_signo == SIGHUP) {
             log(LogLevel::info, "SIGHUP: reloading config", {{"config", cfg_.source_path}});
             (void)reload(control::Actor{"signal SIGHUP"});
+        } else if (!stopping_ && cfg_.control.stop_grace_ms > 0 && dataplane_running()) {
+            // Graceful: keep forwarding while routers move the traffic away.
+            stopping_ = true;
+            log(LogLevel::info, "stopping after the grace period, still forwarding",
+                {{"signal", strsignal(static_cast<int>(si.ssi_signo))},
+                 {"stop_grace_ms", std::to_string(cfg_.control.stop_grace_ms)}});
+            loop_.after(std::chrono::milliseconds(cfg_.control.stop_grace_ms), [this] {
+                log(LogLevel::info, "stopping", {{"reason", "grace period over"}});
+                loop_.stop();
+            });
         } else {
             log(LogLevel::info, "stopping", {{"signal", strsignal(static_cast<int>(si.ssi_signo))}});
             loop_.stop();
@@ -371,6 +433,8 @@ int Daemon::run() {
     // Housekeeping: free retired snapshots, expire drained DNS backends.
     loop_.every(std::chrono::milliseconds(200), [this] { publisher_.reclaim(); });
     loop_.every(std::chrono::seconds(1), [this] { pools_.expire(); });
+    sample_workers();
+    loop_.every(std::chrono::milliseconds(250), [this] { sample_workers(); });
 
     log(LogLevel::info, "running", {{"socket", server_->path()}});
     loop_.run();

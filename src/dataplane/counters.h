@@ -75,6 +75,7 @@ struct BackendCounters {
 struct alignas(64) WorkerCounters {
     std::atomic<uint64_t> rx_packets{0}, rx_bytes{0}, tx_packets{0}, tx_bytes{0};
     std::atomic<uint64_t> polls{0}, busy_polls{0};
+    std::atomic<uint64_t> loops{0};  // main-loop iterations: the control thread's heartbeat of this worker
     std::atomic<uint64_t> to_backend{0}, to_client{0};
     std::atomic<uint64_t> arp_replies{0}, arp_requests{0}, neighbors_learned{0};
     std::atomic<uint64_t> nd_advertisements{0}, nd_solicitations{0};

@@ -403,6 +403,12 @@ void Dataplane::stop() {
 bool Dataplane::running() const noexcept { return impl_->running; }
 unsigned Dataplane::worker_count() const noexcept { return static_cast<unsigned>(impl_->workers.size()); }
 
+std::vector<uint64_t> Dataplane::worker_loops() const {
+    std::vector<uint64_t> loops;
+    for (const auto& c : impl_->counters) loops.push_back(read(c->loops));
+    return loops;
+}
+
 std::vector<std::string> Dataplane::drop_reason_names() const {
     std::vector<std::string> names;
     for (size_t r = 0; r < kDropReasons; ++r) names.emplace_back(drop_reason_name(static_cast<DropReason>(r)));
@@ -442,6 +448,7 @@ DataplaneStats Dataplane::stats() const {
         ws.tx_bytes = read(c.tx_bytes);
         ws.polls = read(c.polls);
         ws.busy_polls = read(c.busy_polls);
+        ws.loops = read(c.loops);
         for (size_t r = 0; r < kDropReasons; ++r) {
             uint64_t n = read(c.drops[r]);
             ws.dropped += n;

@@ -157,6 +157,7 @@ int Worker::run() noexcept {
         uint64_t now_ms = base_ms + (rte_rdtsc() - base_tsc) / tsc_per_ms;
         poll_once(static_cast<uint32_t>(now_ms / 1000), now_ms);
         publisher_.quiescent(reader_);
+        bump(c_.loops);  // heartbeat (also for a worker without RX queues, whose polls stay 0)
     }
     flush_all();
     publisher_.offline(reader_);

@@ -22,6 +22,10 @@ struct ControlConfig {
     std::string socket_owner;                       // user name; empty: keep
     std::string socket_group;                       // group name; empty: keep
     std::optional<Endpoint> metrics_listen;         // metrics = "127.0.0.1:9560"; off when absent
+    // stop_grace_ms = 2000: on SIGTERM/SIGINT report "dataplane":"stopping"
+    // in status (so a BGP watcher withdraws the VIPs) and keep forwarding
+    // this long before stopping; 0 stops at once. A second signal stops at once.
+    uint32_t stop_grace_ms = 0;
 
     bool operator==(const ControlConfig&) const = default;
 };
@@ -202,8 +206,8 @@ std::string format_config(const Config& config);
 //   - every [dataplane] key (EAL args, workers, burst, mempools, rings,
 //     affinity capacity, ports, routes, neighbors, reassembly): the ports and
 //     lcores are set up once at start;
-//   - every [control] key (socket path, mode, owner, group, metrics listener):
-//     bound once at start;
+//   - every [control] key (socket path, mode, owner, group, metrics listener,
+//     stop grace): bound once at start;
 //   - pool rules and rate limits (and a new pool that has them): compiled
 //     into the workers' protect guards when the dataplane starts.
 // Everything else applies live: log level, [health], [dns], pools added or

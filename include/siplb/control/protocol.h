@@ -31,7 +31,13 @@
 //                                              (except after an over-long line)
 // Result objects:
 //   status:   {"version","pid","uptime_s","config","workers","ports":[...],
-//              "snapshot_version","pools":N,"tables":{"pool":"fingerprint"}}
+//              "snapshot_version","pools":N,"tables":{"pool":"fingerprint"},
+//              "dataplane":"running"|"stopping"|"stopped"|"absent",
+//              "worker_status":[{"worker","loops","stalled"}],"stalled_workers":N}
+//              "stopping": a stop signal arrived and the workers still
+//              forward for [control] stop_grace_ms. A worker is "stalled"
+//              when its loop counter did not move for over 1 s (sampled by
+//              the control thread every 250 ms).
 //   pools:    {"pools":[{"name","version","backends","active","draining","down",
 //              "overloaded","disabled","standby","panic_events"}]}
 //   backends: {"backends":[{"pool","address","source","weight","state","admin",

@@ -42,6 +42,7 @@ struct WorkerStats {
     uint64_t dropped = 0;      // sum of all drop reasons on this worker
     uint64_t polls = 0;        // RX bursts attempted
     uint64_t busy_polls = 0;   // bursts that returned packets
+    uint64_t loops = 0;        // main-loop iterations (heartbeat)
 };
 
 struct BackendStats {
@@ -120,6 +121,9 @@ public:
 
     bool running() const noexcept;
     unsigned worker_count() const noexcept;
+    // Each worker's main-loop iteration count, in worker order (cheap: one
+    // relaxed load per worker; the control thread samples it as a heartbeat).
+    std::vector<uint64_t> worker_loops() const;
 
     ~Dataplane();
     Dataplane(const Dataplane&) = delete;

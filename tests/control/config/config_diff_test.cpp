@@ -130,3 +130,10 @@ TEST(ConfigDiff, ProtectChangesNeedRestart) {
                              "backends = [\"198.51.100.21:5060\"]\n");
     EXPECT_THAT(restart_required_changes(a, plain_pool), IsEmpty());
 }
+
+TEST(ConfigDiff, StopGraceNeedsRestart) {
+    Config a = load(kBase);
+    Config b = a;
+    b.control.stop_grace_ms = 2000;
+    EXPECT_THAT(restart_required_changes(a, b), ElementsAre("control.stop_grace_ms: 0 -> 2000"));
+}

@@ -591,3 +591,15 @@ TEST(ConfigLoad, ReadsFileAndNamesItInErrors) {
     EXPECT_EQ(ok->source_path, path);
     EXPECT_EQ(ok->pools.size(), 1u);
 }
+
+TEST(ConfigParse, StopGrace) {
+    EXPECT_EQ(parse_ok(kMinimalPool).control.stop_grace_ms, 0u);  // stop at once, as before
+    Config c = parse_ok(std::string("[control]\nstop_grace_ms = 2000\n") + kMinimalPool);
+    EXPECT_EQ(c.control.stop_grace_ms, 2000u);
+    auto again = parse_config(format_config(c), "t.toml");
+    ASSERT_TRUE(again.ok()) << again.message();
+    EXPECT_EQ(again->control.stop_grace_ms, 2000u);
+    EXPECT_THAT(parse_err("[control]\nstop_grace_ms = -1\n"), HasSubstr("control.stop_grace_ms"));
+    EXPECT_THAT(parse_err("[control]\nstop_grace_ms = 600001\n"), HasSubstr("control.stop_grace_ms"));
+    EXPECT_THAT(parse_err("[control]\nstop_grace_s = 100\n"), HasSubstr("did you mean 'stop_grace_ms'"));
+}

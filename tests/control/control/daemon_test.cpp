@@ -230,6 +230,23 @@ Files make_files(const char* tag) {
     return f;
 }
 
+// Waits until the daemon answers status with its dataplane running; false
+// when it exited or did not get there in time.
+bool wait_running(const Files& f, pid_t pid) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        Client c(f.socket());
+        if (c.connected()) {
+            json s = c.request({{"cmd", "status"}});
+            if (s.is_object() && s.value("ok", false) && s["result"].value("dataplane", "") == "running") return true;
+        }
+        int st;
+        if (::waitpid(pid, &st, WNOHANG) == pid) return false;
+        std::this_thread::sleep_for(100ms);
+    }
+    return false;
+}
+
 void remove_files(const Files& f) {
     std::error_code ec;
     fs::remove_all(f.dir, ec);
@@ -582,6 +599,28 @@ TEST_F(Daemon, SecondDaemonOnSameSocketRefused) {
     EXPECT_EQ(req({{"cmd", "status"}})["ok"], true);
 }
 
+TEST_F(Daemon, WorkerHeartbeatInStatus) {
+    json s = req({{"cmd", "status"}});
+    ASSERT_EQ(s["ok"], true) << s.dump();
+    EXPECT_EQ(s["result"]["dataplane"], "running");
+    ASSERT_EQ(s["result"]["worker_status"].size(), 1u) << s.dump();
+    const json w0 = s["result"]["worker_status"][0];
+    EXPECT_EQ(w0["worker"], 0);
+    EXPECT_EQ(w0["stalled"], false);
+    EXPECT_EQ(s["result"]["stalled_workers"], 0);
+    // Sampled by the control loop every 250 ms: the counter moves while the worker runs.
+    std::this_thread::sleep_for(600ms);
+    json s2 = req({{"cmd", "status"}});
+    const json w1 = s2["result"]["worker_status"][0];
+    EXPECT_GT(w1["loops"].get<uint64_t>(), w0["loops"].get<uint64_t>());
+    EXPECT_EQ(w1["stalled"], false);
+    RunResult t = ctl({"status"});
+    ASSERT_EQ(t.status, 0) << t.out;
+    EXPECT_NE(t.out.find("dataplane running"), std::string::npos) << t.out;
+    EXPECT_NE(t.out.find("running, loops "), std::string::npos) << t.out;
+    EXPECT_EQ(t.out.find("STALLED"), std::string::npos) << t.out;
+}
+
 // Last in the suite: SIGTERM stops cleanly with exit status 0.
 TEST_F(Daemon, SigtermExitsZeroAndRemovesSocket) {
     ASSERT_EQ(::kill(pid, SIGTERM), 0);
@@ -610,6 +649,66 @@ TEST(DaemonCli, CheckAndBadConfig) {
     RunResult missing = run({kSiplb, "--config", (f.dir / "nope.toml").string(), "--check"});
     EXPECT_EQ(missing.status, 2);
     EXPECT_EQ(run({kSiplb}).status, 2);
+    remove_files(f);
+}
+
+// [control] stop_grace_ms: after SIGTERM the daemon reports "stopping" and
+// keeps running for the grace, then exits 0; a second SIGTERM ends it at once.
+Files grace_files(const char* tag, uint32_t grace_ms) {
+    Files f = make_files(tag);
+    std::string text = f.config_text();
+    const std::string head = "[control]\n";
+    text.replace(text.find(head), head.size(), head + "stop_grace_ms = " + std::to_string(grace_ms) + "\n");
+    f.write(text);
+    return f;
+}
+
+std::string dataplane_state(const Files& f) {
+    Client c(f.socket());
+    json s = c.request({{"cmd", "status"}});
+    return s.is_object() && s.value("ok", false) ? s["result"].value("dataplane", "") : "";
+}
+
+TEST(DaemonStop, GraceReportsStoppingThenExits) {
+    Files f = grace_files("grace", 1500);
+    const pid_t pid = spawn_daemon(f, f.dir / "daemon.log");
+    ASSERT_TRUE(wait_running(f, pid)) << slurp(f.dir / "daemon.log");
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    std::string state;
+    for (int i = 0; i < 50 && state != "stopping"; ++i) {
+        state = dataplane_state(f);
+        if (state != "stopping") std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(state, "stopping");
+    RunResult st = run({kSiplbctl, "status", "--socket", f.socket().string()});
+    EXPECT_NE(st.out.find("dataplane stopping"), std::string::npos) << st.out;
+    const int code = wait_exit(pid, 15s);
+    const auto elapsed = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(code, 0) << slurp(f.dir / "daemon.log");
+    EXPECT_GE(elapsed, 1500ms);
+    const std::string log = slurp(f.dir / "daemon.log");
+    EXPECT_NE(log.find("grace period over"), std::string::npos) << log;
+    EXPECT_FALSE(fs::exists(f.socket()));
+    remove_files(f);
+}
+
+TEST(DaemonStop, SecondSigtermStopsAtOnce) {
+    Files f = grace_files("grace2", 60000);
+    const pid_t pid = spawn_daemon(f, f.dir / "daemon.log");
+    ASSERT_TRUE(wait_running(f, pid)) << slurp(f.dir / "daemon.log");
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    std::string state;
+    for (int i = 0; i < 50 && state != "stopping"; ++i) {
+        state = dataplane_state(f);
+        if (state != "stopping") std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(state, "stopping");
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    // Well inside the 60 s grace.
+    const int code = wait_exit(pid, 15s);
+    EXPECT_EQ(code, 0) << slurp(f.dir / "daemon.log");
+    EXPECT_EQ(slurp(f.dir / "daemon.log").find("grace period over"), std::string::npos);
     remove_files(f);
 }
 
