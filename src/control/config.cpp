@@ -385,6 +385,7 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
     read_uint(s, "frag_max_flows", c.frag_max_flows, 1, 1 << 20);
     read_uint(s, "frag_timeout_ms", c.frag_timeout_ms, 1, 60000);
     read_bool(s, "announce", c.announce);
+    read_uint(s, "neighbor_reachable_s", c.neighbor_reachable_s, 1, 86400);
     if (c.mbuf_cache > 0 && c.mbuf_cache * 3 / 2 > c.mbufs)
         d.error(s.where(), s.path("mbuf_cache"), "must be at most mbufs / 1.5 (DPDK mempool rule)");
 

@@ -87,6 +87,7 @@ void diff_dataplane(Differ& d, const DataplaneConfig& a, const DataplaneConfig& 
     d.field(p, "frag_max_flows", a.frag_max_flows, b.frag_max_flows, true);
     d.field(p, "frag_timeout_ms", a.frag_timeout_ms, b.frag_timeout_ms, true);
     d.field(p, "announce", a.announce, b.announce, true);
+    d.field(p, "neighbor_reachable_s", a.neighbor_reachable_s, b.neighbor_reachable_s, true);
 
     std::map<std::string, const PortConfig*> pa, pb;
     for (const auto& x : a.ports) pa[x.name] = &x;

@@ -97,7 +97,8 @@ std::string format_config(const Config& c) {
       << "affinity_capacity = " << d.affinity_capacity << "\n"
       << "frag_max_flows = " << d.frag_max_flows << "\n"
       << "frag_timeout_ms = " << d.frag_timeout_ms << "\n"
-      << "announce = " << toml_bool(d.announce) << "\n";
+      << "announce = " << toml_bool(d.announce) << "\n"
+      << "neighbor_reachable_s = " << d.neighbor_reachable_s << "\n";
     for (const auto& p : d.ports) {
         o << "\n[[dataplane.port]]\n"
           << "name = " << toml_string(p.name) << "\n"

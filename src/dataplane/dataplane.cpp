@@ -246,7 +246,7 @@ Status Dataplane::Impl::setup() {
     if (!table) return Status::fail("dataplane routes: " + table.message());
     ctx.routes = std::move(table.value());
 
-    neighbors = std::make_unique<net::NeighborTable>(4096);
+    neighbors = std::make_unique<net::NeighborTable>(4096, uint64_t{dc.neighbor_reachable_s} * 1000);
     for (const auto& n : dc.neighbors) {
         uint16_t port_index = 0;
         bool found = false;

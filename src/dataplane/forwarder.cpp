@@ -102,7 +102,7 @@ uint64_t endpoint_hash(const uint8_t* frame, const net::PacketView& v, uint64_t 
 
 }  // namespace
 
-void Forwarder::glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port) noexcept {
+void Forwarder::glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept {
     IpAddress src;
     if (v.ip_version == 6) src.family = IpAddress::Family::v6;
     std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
@@ -110,7 +110,7 @@ void Forwarder::glean(const uint8_t* frame, const net::PacketView& v, uint16_t i
     if (!port || *port != in_port) return;  // routed sources: their MAC is the router's
     MacAddress mac;
     std::memcpy(mac.bytes.data(), frame + 6, 6);
-    auto r = ctx_.neighbors->learn(src, mac, in_port);
+    auto r = ctx_.neighbors->learn(src, mac, in_port, false, now_ms);
     if (r == net::NeighborTable::Learn::inserted || r == net::NeighborTable::Learn::updated) bump(c_.neighbors_learned);
 }
 
@@ -142,7 +142,7 @@ bool Forwarder::is_our_address(uint16_t in_port, const IpAddress& a,
 }
 
 Action Forwarder::handle_ndp(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v,
-                             uint16_t in_port, const balance::DataplaneSnapshot* snap) noexcept {
+                             uint16_t in_port, const balance::DataplaneSnapshot* snap, uint64_t now_ms) noexcept {
     auto m = net::parse_ndp(frame, v);
     if (!m) return drop(DropReason::not_for_us);
     // Glean: a solicitation names its sender's MAC, an advertisement the target's.
@@ -151,7 +151,7 @@ Action Forwarder::handle_ndp(uint8_t* frame, uint16_t len, uint16_t tailroom, co
     if (m->link_addr && learned_ip != unspecified) {
         auto on_link = ctx_.routes.on_link_port(learned_ip);
         if (on_link && *on_link == in_port) {
-            auto r = ctx_.neighbors->learn(learned_ip, *m->link_addr, in_port);
+            auto r = ctx_.neighbors->learn(learned_ip, *m->link_addr, in_port, false, now_ms);
             if (r == net::NeighborTable::Learn::inserted || r == net::NeighborTable::Learn::updated)
                 bump(c_.neighbors_learned);
         }
@@ -185,13 +185,13 @@ Action Forwarder::handle_ndp(uint8_t* frame, uint16_t len, uint16_t tailroom, co
 }
 
 Action Forwarder::handle_arp(uint8_t* frame, uint16_t len, const net::PacketView& v, uint16_t in_port,
-                             const balance::DataplaneSnapshot* snap) noexcept {
+                             const balance::DataplaneSnapshot* snap, uint64_t now_ms) noexcept {
     auto arp = net::parse_arp(frame + v.l3_offset, len - v.l3_offset);
     if (!arp) return drop(DropReason::not_for_us);
     IpAddress sender = IpAddress::from_v4_be(arp->sender_ip_be);
     auto on_link = ctx_.routes.on_link_port(sender);
     if (arp->sender_ip_be != 0 && on_link && *on_link == in_port) {
-        auto r = ctx_.neighbors->learn(sender, arp->sender_mac, in_port);
+        auto r = ctx_.neighbors->learn(sender, arp->sender_mac, in_port, false, now_ms);
         if (r == net::NeighborTable::Learn::inserted || r == net::NeighborTable::Learn::updated)
             bump(c_.neighbors_learned);
     }
@@ -230,11 +230,11 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
                          uint64_t now_ms, uint16_t encap_len) noexcept {
     auto hop = ctx_.routes.lookup(dst);
     if (!hop) return drop(DropReason::no_route);
-    auto neighbor = ctx_.neighbors->lookup(hop->address);
+    auto neighbor = ctx_.neighbors->lookup(hop->address, now_ms);
+    const PortContext& out = ctx_.ports[hop->port];
+    const bool have_source = hop->address.is_v4() ? out.source_v4.has_value() : out.source_v6.has_value();
     if (!neighbor || neighbor->port != hop->port) {
         Action a = drop(DropReason::no_neighbor);
-        const PortContext& port = ctx_.ports[hop->port];
-        const bool have_source = hop->address.is_v4() ? port.source_v4.has_value() : port.source_v6.has_value();
         if (have_source && ctx_.neighbors->should_request(hop->address, now_ms, ctx_.arp_retry_ms)) {
             a.port = hop->port;
             a.resolve = true;
@@ -242,7 +242,6 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
         }
         return a;
     }
-    const PortContext& out = ctx_.ports[hop->port];
     if (encap_len && v.l3_end - v.l3_offset + encap_len > out.mtu) return drop(DropReason::mtu_exceeded);
     size_t l2_len = net::ethernet_header_len(out.vlan);
     int shift = static_cast<int>(v.l3_offset) - static_cast<int>(encap_len) - static_cast<int>(l2_len);
@@ -257,6 +256,11 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
     a.port = hop->port;
     a.shift = static_cast<int16_t>(shift);
     a.len = static_cast<uint16_t>(v.l3_end - shift);  // trims Ethernet padding
+    if (neighbor->state == net::NeighborTable::State::stale && have_source &&
+        ctx_.neighbors->should_request(hop->address, now_ms, ctx_.arp_retry_ms)) {
+        a.resolve = true;
+        a.resolve_target = hop->address;
+    }
     return a;
 }
 
@@ -269,7 +273,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
     if (st != ParseStatus::udp) {
         if (st == ParseStatus::not_ip && v.ethertype == net::kEtherTypeArp) {
             if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != in.vlan) return drop(DropReason::vlan_mismatch);
-            return handle_arp(frame, len, v, in_port, snap);
+            return handle_arp(frame, len, v, in_port, snap, now_ms);
         }
         if (st == ParseStatus::not_udp && is_icmp(frame, v)) {
             if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != in.vlan) return drop(DropReason::vlan_mismatch);
@@ -277,7 +281,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         }
         if (st == ParseStatus::not_udp && v.ip_version == 6 && v.ip_proto == 58) {
             if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != in.vlan) return drop(DropReason::vlan_mismatch);
-            return handle_ndp(frame, len, tailroom, v, in_port, snap);
+            return handle_ndp(frame, len, tailroom, v, in_port, snap, now_ms);
         }
         return drop(drop_for(st));
     }
@@ -353,7 +357,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
             if (a.kind == Action::Kind::drop) return a;
         } else {
             if (backend.ip.family != dst.ip.family) return drop(DropReason::family_mismatch);
-            glean(frame, v, in_port);
+            glean(frame, v, in_port, now_ms);
             a = egress(frame, v, headroom, backend.ip, now_ms);
             if (a.kind == Action::Kind::drop) return a;
             net::dnat(frame, v, backend);
@@ -377,7 +381,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
     if (auto ref = snap->find_backend(src); ref.pool && ref.snat_vip) {
         // Backend -> client: SNAT to the pool's VIP. No SIP parsing needed.
         if (ref.snat_vip->ip.family != src.ip.family) return drop(DropReason::family_mismatch);
-        glean(frame, v, in_port);
+        glean(frame, v, in_port, now_ms);
         Action a = egress(frame, v, headroom, dst.ip, now_ms);
         if (a.kind == Action::Kind::drop) return a;
         if (ref.backend != balance::PoolSnapshot::kNoBackend &&

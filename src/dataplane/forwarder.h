@@ -52,8 +52,9 @@ struct Action {
     uint16_t port = 0;      // ForwardContext::ports index to transmit on
     int16_t shift = 0;      // new frame start relative to the old one (L2 header grew: < 0)
     uint16_t len = 0;       // new frame length
-    // Set with a no_neighbor drop: send an ARP request (IPv4) or a neighbor
-    // solicitation (IPv6) for this next hop on `port`.
+    // Set with a no_neighbor drop, or with a transmit to a stale neighbor:
+    // send an ARP request (IPv4) or a neighbor solicitation (IPv6) for this
+    // next hop on `port`.
     bool resolve = false;
     IpAddress resolve_target;
 };
@@ -91,19 +92,21 @@ private:
         return Action{};
     }
     Action handle_ndp(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v, uint16_t in_port,
-                      const balance::DataplaneSnapshot* snap) noexcept;
+                      const balance::DataplaneSnapshot* snap, uint64_t now_ms) noexcept;
     bool is_our_address(uint16_t in_port, const IpAddress& a, const balance::DataplaneSnapshot* snap) const noexcept;
     Action handle_arp(uint8_t* frame, uint16_t len, const net::PacketView& v, uint16_t in_port,
-                      const balance::DataplaneSnapshot* snap) noexcept;
+                      const balance::DataplaneSnapshot* snap, uint64_t now_ms) noexcept;
     // Routes, resolves the neighbor, decrements TTL and writes the Ethernet
-    // header. Leaves the frame untouched when it returns a drop.
+    // header. Leaves the frame untouched when it returns a drop. A stale
+    // neighbor is used and, at most once per arp_retry_ms, also gets a
+    // refresh request (Action::resolve on a transmit).
     // encap_len: bytes of tunnel header to fit between L2 and the datagram
     // (ipip); the caller writes it. l3_is_v6: the EtherType to write.
     Action egress(uint8_t* frame, const net::PacketView& v, uint16_t headroom, const IpAddress& dst,
                   uint64_t now_ms, uint16_t encap_len = 0) noexcept;
     void remember_backend_dialog(const uint8_t* frame, const net::PacketView& v, const balance::PoolSnapshot& pool,
                                  uint16_t backend, uint32_t now_s) noexcept;
-    void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port) noexcept;
+    void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept;
     // ipip pools: the datagram travels unchanged (client -> VIP) inside a
     // tunnel to `backend`, from the egress port's address of its family.
     // `glean_sender`: learn the sender's MAC on `in_port` once the tunnel
@@ -117,7 +120,7 @@ private:
         const auto& source = backend.is_v4() ? out.source_v4 : out.source_v6;
         if (!source) return drop(DropReason::no_tunnel_source);
         auto encap = static_cast<uint16_t>(net::tunnel_header_len(backend));
-        if (glean_sender) glean(frame, v, in_port);
+        if (glean_sender) glean(frame, v, in_port, now_ms);
         Action a = egress(frame, v, headroom, backend, now_ms, encap);
         if (a.kind == Action::Kind::drop) return a;
         net::write_tunnel_header(frame + v.l3_offset - encap, *source, backend, v.ip_version,

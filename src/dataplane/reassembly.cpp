@@ -234,6 +234,7 @@ void Worker::forward_reassembled(rte_mbuf* whole, uint16_t port_index, const bal
         if (a.resolve) send_resolution_request(a.port, a.resolve_target);
         return;
     }
+    if (a.resolve) send_resolution_request(a.port, a.resolve_target);  // stale neighbor: refresh
     const uint8_t* frame = buf + a.shift;
     const uint16_t out_l2 = net::load_be16(frame + 12) == net::kEtherTypeVlan ? 18 : 14;
     const uint16_t ip_len = static_cast<uint16_t>(a.len - out_l2);

@@ -133,6 +133,7 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             TxBuffer& b = tx_[a.port];
             b.pkts[b.count++] = m;
             if (b.count == burst_) flush(a.port);
+            if (a.resolve) send_resolution_request(a.port, a.resolve_target);  // stale neighbor: refresh
         }
         bump(c_.rx_packets, n);
         bump(c_.rx_bytes, rx_bytes);
@@ -140,6 +141,12 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
         bump(c_.ports[q.port_index].rx_bytes, rx_bytes);
     }
     if (frag_) expire_fragments();
+    // Learned neighbors unconfirmed for 4 x neighbor_reachable_s: one core
+    // frees their slots about once a second (lookups miss them already).
+    if (index_ == 0 && ctx_.neighbors && now_ms >= next_neighbor_expiry_ms_) {
+        ctx_.neighbors->expire(now_ms);
+        next_neighbor_expiry_ms_ = now_ms + 1000;
+    }
     if (!tap_polls_.empty()) poll_kernel_taps();
     flush_all();
 }

@@ -105,6 +105,7 @@ private:
     bool announce_ = true;
     bool announced_start_ = false;             // port addresses announced
     uint64_t announced_version_ = ~uint64_t{0};  // snapshot version last announced
+    uint64_t next_neighbor_expiry_ms_ = 0;       // worker 0: neighbor table sweep
     std::vector<int32_t> tap_of_port_;                        // per port index; -1: none
     std::vector<std::pair<uint16_t, uint16_t>> tap_polls_;    // (tap DPDK port, wire port index)
 };

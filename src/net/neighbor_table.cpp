@@ -28,7 +28,7 @@ void unpack(uint64_t v, NeighborTable::Entry& e) noexcept {
 }
 }  // namespace
 
-NeighborTable::NeighborTable(uint32_t capacity) {
+NeighborTable::NeighborTable(uint32_t capacity, uint64_t reachable_ms) : reachable_ms_(reachable_ms) {
     uint32_t cap = std::bit_ceil(capacity < 16 ? 16u : capacity);
     slots_ = std::make_unique<Slot[]>(cap);
     mask_ = cap - 1;
@@ -43,7 +43,7 @@ uint64_t NeighborTable::hash(const IpAddress& ip) noexcept {
     return h ^ (h >> 31);
 }
 
-std::optional<NeighborTable::Entry> NeighborTable::lookup(const IpAddress& ip) const noexcept {
+std::optional<NeighborTable::Entry> NeighborTable::lookup(const IpAddress& ip, uint64_t now_ms) const noexcept {
     Key k = key_of(ip);
     uint64_t h = hash(ip);
     for (uint32_t i = 0; i < kMaxProbe; ++i) {
@@ -55,13 +55,21 @@ std::optional<NeighborTable::Entry> NeighborTable::lookup(const IpAddress& ip) c
             uint64_t lo = s.addr_lo.load(std::memory_order_relaxed);
             uint64_t hi = s.addr_hi.load(std::memory_order_relaxed);
             uint64_t mp = s.mac_port.load(std::memory_order_relaxed);
+            uint64_t confirmed = s.confirmed_ms.load(std::memory_order_relaxed);
             std::atomic_thread_fence(std::memory_order_acquire);
             if (s.seq.load(std::memory_order_relaxed) != seq1) continue;
-            if (!(flags & kFlagUsed)) return std::nullopt;  // keys are never removed: end of chain
+            if (!(flags & kFlagUsed)) return std::nullopt;  // never used: end of chain
+            if (flags & kFlagTomb) break;                   // freed: the chain goes on
             if (lo == k.lo && hi == k.hi && (flags & kFlagV6) == k.family_flag) {
                 Entry e;
                 unpack(mp, e);
                 e.is_static = flags & kFlagStatic;
+                if (e.is_static) {
+                    e.state = State::permanent;
+                } else if (reachable_ms_ && now_ms > confirmed) {
+                    if (expired(confirmed, now_ms)) return std::nullopt;
+                    if (now_ms - confirmed >= reachable_ms_) e.state = State::stale;
+                }
                 return e;
             }
             break;  // another key: next slot
@@ -71,23 +79,50 @@ std::optional<NeighborTable::Entry> NeighborTable::lookup(const IpAddress& ip) c
 }
 
 NeighborTable::Learn NeighborTable::learn(const IpAddress& ip, const MacAddress& mac, uint16_t port,
-                                          bool is_static) noexcept {
+                                          bool is_static, uint64_t now_ms) noexcept {
     Key k = key_of(ip);
     uint64_t h = hash(ip);
     uint64_t mp = pack(mac, port);
-    for (uint32_t i = 0; i < kMaxProbe; ++i) {
-        Slot& s = slots_[(h + i) & mask_];
+    // The key's slot if it has one, else the first freed slot of its chain,
+    // else the first never-used one.
+    Slot* tomb = nullptr;
+    uint32_t tomb_seq = 0;
+    for (uint32_t i = 0; i <= kMaxProbe; ++i) {
+        Slot* sp = i < kMaxProbe ? &slots_[(h + i) & mask_] : tomb;
+        if (!sp) return Learn::full;
+        Slot& s = *sp;
         uint32_t seq = s.seq.load(std::memory_order_acquire);
         if (seq & 1) return Learn::busy;
         uint32_t flags = s.flags.load(std::memory_order_relaxed);
         bool used = flags & kFlagUsed;
-        bool same = used && s.addr_lo.load(std::memory_order_relaxed) == k.lo &&
+        if (i < kMaxProbe && used && (flags & kFlagTomb)) {
+            if (!tomb) {
+                tomb = sp;
+                tomb_seq = seq;
+            }
+            continue;
+        }
+        if (i == kMaxProbe && seq != tomb_seq) return Learn::busy;
+        bool same = used && !(flags & kFlagTomb) && s.addr_lo.load(std::memory_order_relaxed) == k.lo &&
                     s.addr_hi.load(std::memory_order_relaxed) == k.hi && (flags & kFlagV6) == k.family_flag;
-        if (used && !same) continue;
+        if (used && !same && !(flags & kFlagTomb)) continue;
+        if (!used && tomb) {  // end of chain: reuse the freed slot instead
+            i = kMaxProbe - 1;
+            continue;
+        }
         if (same) {
             if ((flags & kFlagStatic) && !is_static) return Learn::static_kept;
-            if (s.mac_port.load(std::memory_order_relaxed) == mp && bool(flags & kFlagStatic) == is_static)
+            if (s.mac_port.load(std::memory_order_relaxed) == mp && bool(flags & kFlagStatic) == is_static) {
+                uint64_t confirmed = s.confirmed_ms.load(std::memory_order_relaxed);
+                if (!is_static && now_ms >= confirmed + kConfirmGranularityMs) {
+                    if (expired(confirmed, now_ms)) {
+                        s.confirmed_ms.store(now_ms, std::memory_order_relaxed);
+                        return Learn::updated;  // back from expiry: as good as new
+                    }
+                    s.confirmed_ms.store(now_ms, std::memory_order_relaxed);
+                }
                 return Learn::unchanged;
+            }
         }
         if (!s.seq.compare_exchange_strong(seq, seq + 1, std::memory_order_acquire)) return Learn::busy;
         // Re-check under ownership: the slot may have changed before the CAS.
@@ -99,6 +134,7 @@ NeighborTable::Learn NeighborTable::learn(const IpAddress& ip, const MacAddress&
         s.addr_lo.store(k.lo, std::memory_order_relaxed);
         s.addr_hi.store(k.hi, std::memory_order_relaxed);
         s.mac_port.store(mp, std::memory_order_relaxed);
+        s.confirmed_ms.store(now_ms, std::memory_order_relaxed);
         s.flags.store(kFlagUsed | k.family_flag | (is_static ? kFlagStatic : 0), std::memory_order_relaxed);
         s.seq.store(seq + 2, std::memory_order_release);
         return same ? Learn::updated : Learn::inserted;
@@ -120,10 +156,35 @@ bool NeighborTable::should_request(const IpAddress& ip, uint64_t now_ms, uint64_
     return true;
 }
 
+size_t NeighborTable::expire(uint64_t now_ms) noexcept {
+    if (!reachable_ms_) return 0;
+    size_t n = 0;
+    for (uint32_t i = 0; i <= mask_; ++i) {
+        Slot& s = slots_[i];
+        uint32_t flags = s.flags.load(std::memory_order_relaxed);
+        if ((flags & (kFlagUsed | kFlagTomb | kFlagStatic)) != kFlagUsed ||
+            !expired(s.confirmed_ms.load(std::memory_order_relaxed), now_ms))
+            continue;
+        uint32_t seq = s.seq.load(std::memory_order_acquire);
+        if ((seq & 1) || !s.seq.compare_exchange_strong(seq, seq + 1, std::memory_order_acquire)) continue;
+        // Re-check under ownership: a learner may have confirmed it meanwhile.
+        if (s.flags.load(std::memory_order_relaxed) == flags &&
+            expired(s.confirmed_ms.load(std::memory_order_relaxed), now_ms)) {
+            s.addr_lo.store(0, std::memory_order_relaxed);
+            s.addr_hi.store(0, std::memory_order_relaxed);
+            s.mac_port.store(0, std::memory_order_relaxed);
+            s.flags.store(kFlagUsed | kFlagTomb, std::memory_order_relaxed);
+            ++n;
+        }
+        s.seq.store(seq + 2, std::memory_order_release);
+    }
+    return n;
+}
+
 size_t NeighborTable::size() const noexcept {
     size_t n = 0;
     for (uint32_t i = 0; i <= mask_; ++i)
-        if (slots_[i].flags.load(std::memory_order_relaxed) & kFlagUsed) ++n;
+        if ((slots_[i].flags.load(std::memory_order_relaxed) & (kFlagUsed | kFlagTomb)) == kFlagUsed) ++n;
     return n;
 }
 

@@ -84,6 +84,7 @@ struct DataplaneConfig {
     uint32_t frag_max_flows = 4096;   // IP reassembly table size
     uint32_t frag_timeout_ms = 2000;
     bool announce = true;             // gratuitous ARP / unsolicited NA for port addresses and VIPs
+    uint32_t neighbor_reachable_s = 300;  // learned neighbors: stale after, dropped after 4x unconfirmed
 
     bool operator==(const DataplaneConfig&) const = default;
 };

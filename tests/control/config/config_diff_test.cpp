@@ -102,6 +102,9 @@ TEST(ConfigDiff, AnnounceChangeNeedsRestart) {
     Config b = a;
     b.dataplane.announce = false;
     EXPECT_THAT(restart_required_changes(a, b), ElementsAre("dataplane.announce: true -> false"));
+    Config c = a;
+    c.dataplane.neighbor_reachable_s = 30;
+    EXPECT_THAT(restart_required_changes(a, c), ElementsAre("dataplane.neighbor_reachable_s: 300 -> 30"));
 }
 
 TEST(ConfigDiff, RoutesAndPortsAddedNeedRestart) {
