@@ -288,6 +288,7 @@ void help(const Spec& s, FILE* out) {
                  "usage: siplbctl %s [--socket PATH] [--json] [--timeout SECONDS]\n  %s\n\n"
                  "--socket  control socket (default: [control] socket of %s, else %s)\n"
                  "--json    print the daemon's JSON result\n"
+                 "--        the rest are arguments, also when they start with '-' (a Call-ID)\n"
                  "Exit status: 0 ok, 1 refused by the daemon, 2 usage, 3 daemon not reachable.\n",
                  s.usage, s.summary, kDefaultConfig, kDefaultSocket);
 }
@@ -320,6 +321,9 @@ int run(const Spec& s, int argc, char** argv) {
             }
         } else if (a.rfind("--socket=", 0) == 0) {
             o.socket = a.substr(9);
+        } else if (a == "--") {
+            // The rest is positional, e.g. a Call-ID that starts with '-'.
+            for (++i; i < argc; ++i) o.args.emplace_back(argv[i]);
         } else if (a.size() > 1 && a[0] == '-' && a != "-") {
             std::fprintf(stderr, "siplbctl %s: unknown option '%s'\n", s.name, a.c_str());
             help(s, stderr);

@@ -621,6 +621,26 @@ TEST_F(Daemon, WorkerHeartbeatInStatus) {
     EXPECT_EQ(t.out.find("STALLED"), std::string::npos) << t.out;
 }
 
+TEST_F(Daemon, QueryCallIdStartingWithDash) {
+    const std::string id = "-8f3a@pbx.example.net";
+    json want = req({{"cmd", "lookup"}, {"pool", "lund"}, {"call_id", id}});
+    ASSERT_EQ(want["ok"], true) << want.dump();
+    const std::string backend = want["result"]["backend"];
+    // Options before "--", arguments after it, even when they start with '-'.
+    RunResult q = run({kSiplbctl, "query", "--socket", files.socket().string(), "--", "lund", id, "--json"});
+    ASSERT_EQ(q.status, 0) << q.out;
+    EXPECT_NE(q.out.find(id + "\t" + backend), std::string::npos) << q.out;  // "--json" is a Call-ID here
+    EXPECT_NE(q.out.find("--json\t"), std::string::npos) << q.out;
+    // Without "--" the Call-ID is taken for an option: usage error.
+    RunResult bad = ctl({"query", "lund", id});
+    EXPECT_EQ(bad.status, 2) << bad.out;
+    EXPECT_NE(bad.out.find("unknown option"), std::string::npos) << bad.out;
+    // Other online commands take "--" too.
+    RunResult d = run({kSiplbctl, "backends", "--socket", files.socket().string(), "--", "malmo"});
+    EXPECT_EQ(d.status, 0) << d.out;
+    EXPECT_NE(d.out.find("198.51.100.21:5060"), std::string::npos) << d.out;
+}
+
 // Last in the suite: SIGTERM stops cleanly with exit status 0.
 TEST_F(Daemon, SigtermExitsZeroAndRemovesSocket) {
     ASSERT_EQ(::kill(pid, SIGTERM), 0);
