@@ -50,7 +50,6 @@ std::vector<uint8_t> echo_frame(const MacAddress& src_mac, const MacAddress& dst
         std::copy(src.bytes.begin(), src.bytes.begin() + 4, b.begin() + l3 + 12);
         std::copy(dst.bytes.begin(), dst.bytes.begin() + 4, b.begin() + l3 + 16);
         put16(b, l3 + 10, naive_ipv4_checksum(b, l3));
-        put16(msg, 2, naive_checksum(msg));
     } else {
         b.resize(l3 + 40);
         b[l3] = 0x60;
@@ -59,25 +58,11 @@ std::vector<uint8_t> echo_frame(const MacAddress& src_mac, const MacAddress& dst
         b[l3 + 7] = ttl;
         std::copy(src.bytes.begin(), src.bytes.end(), b.begin() + l3 + 8);
         std::copy(dst.bytes.begin(), dst.bytes.end(), b.begin() + l3 + 24);
-        std::vector<uint8_t> pseudo(b.begin() + l3 + 8, b.begin() + l3 + 40);
-        pseudo.insert(pseudo.end(), {0, 0, static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size()),
-                                     0, 0, 0, 58});
-        pseudo.insert(pseudo.end(), msg.begin(), msg.end());
-        put16(msg, 2, naive_checksum(pseudo));
     }
+    const size_t l4 = b.size();
     b.insert(b.end(), msg.begin(), msg.end());
+    put16(b, l4 + 2, naive_icmp_checksum(b, l3, l4, b.size(), v6));
     return b;
-}
-
-uint16_t naive_icmp_checksum(const std::vector<uint8_t>& f, size_t l3, size_t l4, bool v6) {
-    std::vector<uint8_t> msg(f.begin() + l4, f.end());
-    msg[2] = msg[3] = 0;
-    if (!v6) return naive_checksum(msg);
-    std::vector<uint8_t> pseudo(f.begin() + l3 + 8, f.begin() + l3 + 40);
-    pseudo.insert(pseudo.end(), {0, 0, static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size()),
-                                 0, 0, 0, 58});
-    pseudo.insert(pseudo.end(), msg.begin(), msg.end());
-    return naive_checksum(pseudo);
 }
 
 std::string bye(const std::string& call_id) {
@@ -144,7 +129,7 @@ TEST_F(DataplaneIcmp, TtlOneAndUnknownPortEarnErrorsWithValidChecksums) {
             ASSERT_EQ(f.size(), l4 + 8 + (original.size() - 14));  // whole datagram quoted (< 576)
             EXPECT_EQ(f[l4], v6 ? (i == 0 ? 3 : 1) : (i == 0 ? 11 : 3));
             EXPECT_EQ(f[l4 + 1], i == 0 ? 0 : (v6 ? 4 : 3));
-            EXPECT_EQ(get16(f, l4 + 2), naive_icmp_checksum(f, l3, l4, v6));
+            EXPECT_EQ(get16(f, l4 + 2), naive_icmp_checksum(f, l3, l4, f.size(), v6));
             if (!v6) {
                 EXPECT_EQ(get16(f, l3 + 10), naive_ipv4_checksum(f, l3));
             }
@@ -207,7 +192,7 @@ TEST_F(DataplaneIcmp, CustomerPortUnreachableReachesTheBackendThatSentTheDatagra
         EXPECT_EQ(f[l3 + 8], 63);
         EXPECT_TRUE(std::equal(backend.ip.bytes.begin(), backend.ip.bytes.begin() + 4, f.begin() + l3 + 16));
         EXPECT_EQ(get16(f, l3 + 10), naive_ipv4_checksum(f, l3));
-        EXPECT_EQ(get16(f, l4 + 2), naive_icmp_checksum(f, l3, l4, false));
+        EXPECT_EQ(get16(f, l4 + 2), naive_icmp_checksum(f, l3, l4, f.size(), false));
         // The quote names the backend as the sender, with consistent checksums.
         EXPECT_TRUE(std::equal(backend.ip.bytes.begin(), backend.ip.bytes.begin() + 4, f.begin() + inner + 12));
         EXPECT_EQ(get16(f, inner + 20), backend.port);

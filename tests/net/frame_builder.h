@@ -71,6 +71,19 @@ inline uint16_t naive_udp_checksum(const std::vector<uint8_t>& frame, size_t l3,
     return c == 0 ? 0xFFFF : c;
 }
 
+// ICMP / ICMPv6 checksum of the message f[l4, end) with its checksum field
+// taken as zero; ICMPv6 adds the pseudo-header of the IPv6 header at f[l3].
+inline uint16_t naive_icmp_checksum(const std::vector<uint8_t>& f, size_t l3, size_t l4, size_t end, bool v6) {
+    std::vector<uint8_t> msg(f.begin() + static_cast<long>(l4), f.begin() + static_cast<long>(end));
+    msg[2] = msg[3] = 0;
+    if (!v6) return naive_checksum(msg);
+    std::vector<uint8_t> pseudo(f.begin() + static_cast<long>(l3) + 8, f.begin() + static_cast<long>(l3) + 40);
+    pseudo.insert(pseudo.end(), {0, 0, static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size()),
+                                 0, 0, 0, 58});
+    pseudo.insert(pseudo.end(), msg.begin(), msg.end());
+    return naive_checksum(pseudo);
+}
+
 inline uint16_t naive_ipv4_checksum(const std::vector<uint8_t>& frame, size_t l3) {
     size_t ihl = (frame[l3] & 0x0F) * 4u;
     std::vector<uint8_t> h(frame.begin() + l3, frame.begin() + l3 + ihl);

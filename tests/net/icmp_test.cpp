@@ -36,7 +36,6 @@ std::vector<uint8_t> icmp_frame(const IpAddress& src, const IpAddress& dst, uint
         if (ipv4_options) b[l3 + 20] = 1;  // NOPs
         if (ipv4_options) b[l3 + 21] = 1, b[l3 + 22] = 1, b[l3 + 23] = 0;
         put16(b, l3 + 10, naive_ipv4_checksum(b, l3));
-        put16(msg, 2, naive_checksum(msg));
     } else {
         b.resize(l3 + 40);
         b[l3] = 0x60;
@@ -45,25 +44,11 @@ std::vector<uint8_t> icmp_frame(const IpAddress& src, const IpAddress& dst, uint
         b[l3 + 7] = 50;
         std::copy(src.bytes.begin(), src.bytes.end(), b.begin() + l3 + 8);
         std::copy(dst.bytes.begin(), dst.bytes.end(), b.begin() + l3 + 24);
-        std::vector<uint8_t> pseudo(b.begin() + l3 + 8, b.begin() + l3 + 40);
-        pseudo.insert(pseudo.end(), {0, 0, static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size()),
-                                     0, 0, 0, 58});
-        pseudo.insert(pseudo.end(), msg.begin(), msg.end());
-        put16(msg, 2, naive_checksum(pseudo));
     }
+    const size_t l4 = b.size();
     b.insert(b.end(), msg.begin(), msg.end());
+    put16(b, l4 + 2, naive_icmp_checksum(b, l3, l4, b.size(), v6));
     return b;
-}
-
-uint16_t naive_icmp_checksum(const std::vector<uint8_t>& f, size_t l3, size_t l4, size_t end, bool v6) {
-    std::vector<uint8_t> msg(f.begin() + l4, f.begin() + end);
-    msg[2] = msg[3] = 0;
-    if (!v6) return naive_checksum(msg);
-    std::vector<uint8_t> pseudo(f.begin() + l3 + 8, f.begin() + l3 + 40);
-    pseudo.insert(pseudo.end(), {0, 0, static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size()),
-                                 0, 0, 0, 58});
-    pseudo.insert(pseudo.end(), msg.begin(), msg.end());
-    return naive_checksum(pseudo);
 }
 
 const IpAddress kClient4 = *IpAddress::parse("192.0.2.10");
