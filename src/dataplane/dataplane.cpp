@@ -234,6 +234,8 @@ Status Dataplane::Impl::setup() {
                             " (raise -m / hugepages in dataplane.eal or lower dataplane.mbufs)");
 
     ctx.ports.resize(dc.ports.size());
+    ctx.icmp_error_rate_per_s = dc.icmp_error_rate;
+    ctx.icmp_error_burst = dc.icmp_error_rate ? dc.icmp_error_burst : 0;  // rate 0: none at all
     ports.resize(dc.ports.size());
     for (size_t i = 0; i < dc.ports.size(); ++i)
         if (auto st = setup_port(i); !st) return st;

@@ -42,7 +42,8 @@ struct ForwardContext {
     net::NeighborTable* neighbors = nullptr;
     balance::AffinityTable* affinity = nullptr;
     uint64_t arp_retry_ms = 1000;     // at most one ARP request per target per interval
-    // ICMP errors generated per worker (time exceeded, port unreachable).
+    // ICMP errors generated per worker (time exceeded, port unreachable,
+    // fragmentation needed): dataplane.icmp_error_rate / icmp_error_burst.
     uint32_t icmp_error_rate_per_s = 100, icmp_error_burst = 50;
 };
 
