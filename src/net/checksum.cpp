@@ -104,12 +104,33 @@ uint32_t checksum_accumulate(const void* data, size_t len, uint32_t sum) noexcep
         p += block;
         len -= block;
     }
+    // Tail of 0..15 bytes in native order too: the words stay at even
+    // offsets, and a last odd byte is the high byte of a big-endian word,
+    // i.e. the low byte of a native one.
     if (len >= 8) {
         uint64_t w;
         std::memcpy(&w, p, 8);
         acc += (w & 0xFFFFFFFFu) + (w >> 32);
         p += 8;
         len -= 8;
+    }
+    if (len >= 4) {
+        uint32_t w;
+        std::memcpy(&w, p, 4);
+        acc += w;
+        p += 4;
+        len -= 4;
+    }
+    if (len >= 2) {
+        uint16_t w;
+        std::memcpy(&w, p, 2);
+        acc += w;
+        p += 2;
+        len -= 2;
+    }
+    if (len) {
+        if constexpr (std::endian::native == std::endian::little) acc += p[0];
+        else acc += static_cast<uint64_t>(p[0]) << 8;
     }
 #else
     uint64_t carries = 0;
@@ -123,22 +144,30 @@ uint32_t checksum_accumulate(const void* data, size_t len, uint32_t sum) noexcep
     }
     acc += carries;
     acc += acc < carries;
-#endif
-    acc = (acc & 0xFFFFFFFFu) + (acc >> 32);
-    // Fold native-order partial sum to 16 bits and convert to big-endian lanes.
-    while (acc >> 16) acc = (acc & 0xFFFF) + (acc >> 16);
-    uint32_t native = static_cast<uint32_t>(acc);
-    if constexpr (std::endian::native == std::endian::little) {
-        native = static_cast<uint16_t>((native >> 8) | (native << 8));
-    }
-    uint64_t total = static_cast<uint64_t>(native) + sum;
+    // (This path keeps big-endian words for the tail.)
+    uint64_t tail = 0;
     while (len >= 2) {
-        total += load_be16(p);
+        tail += load_be16(p);
         p += 2;
         len -= 2;
     }
-    if (len) total += static_cast<uint32_t>(p[0]) << 8;
-    while (total >> 32) total = (total & 0xFFFFFFFFu) + (total >> 32);
+    if (len) tail += static_cast<uint32_t>(p[0]) << 8;
+#endif
+    // Fixed folds, no loops: 64 -> 33 -> 32 -> 17 -> 16 bits.
+    acc = (acc & 0xFFFFFFFFu) + (acc >> 32);
+    acc = (acc & 0xFFFFFFFFu) + (acc >> 32);
+    acc = (acc & 0xFFFF) + (acc >> 16);
+    acc = (acc & 0xFFFF) + (acc >> 16);
+    uint32_t folded = static_cast<uint32_t>(acc);
+    if constexpr (std::endian::native == std::endian::little) {
+        folded = static_cast<uint16_t>((folded >> 8) | (folded << 8));
+    }
+    uint64_t total = static_cast<uint64_t>(folded) + sum;
+#if !defined(__SSE2__)
+    total += tail;
+#endif
+    total = (total & 0xFFFFFFFFu) + (total >> 32);
+    total = (total & 0xFFFFFFFFu) + (total >> 32);
     return static_cast<uint32_t>(total);
 }
 
