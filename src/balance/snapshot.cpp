@@ -167,8 +167,8 @@ const Endpoint* PoolSnapshot::snat_vip_for(const Endpoint& backend) const noexce
     return listen_.empty() ? nullptr : &listen_.front();
 }
 
-DataplaneSnapshot::Key DataplaneSnapshot::key_of(const Endpoint& e) noexcept {
-    Key k;
+DataplaneSnapshot::EndpointKey DataplaneSnapshot::EndpointKey::of(const Endpoint& e) noexcept {
+    EndpointKey k;
     std::memcpy(&k.lo, e.ip.bytes.data(), 8);
     std::memcpy(&k.hi, e.ip.bytes.data() + 8, 8);
     k.tag = uint32_t{e.port} | uint32_t{static_cast<uint8_t>(e.ip.family)} << 16 | 1u << 24;
@@ -182,9 +182,7 @@ uint64_t DataplaneSnapshot::key_hash(const Key& k) noexcept {
     return h ^ (h >> 32);
 }
 
-const DataplaneSnapshot::Slot* DataplaneSnapshot::find(const std::vector<Slot>& table,
-                                                       const Endpoint& endpoint) const noexcept {
-    const Key key = key_of(endpoint);
+const DataplaneSnapshot::Slot* DataplaneSnapshot::find(const std::vector<Slot>& table, const Key& key) const noexcept {
     const size_t mask = table.size() - 1;
     for (size_t pos = key_hash(key) & mask;; pos = (pos + 1) & mask) {
         const Slot& s = table[pos];
@@ -212,7 +210,7 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
 
     auto insert = [&](std::vector<Slot>& table, const Endpoint& endpoint, uint32_t pool, uint16_t backend,
                       const Endpoint* snat_vip) -> const Slot* {
-        const Key key = key_of(endpoint);
+        const Key key = Key::of(endpoint);
         const size_t mask = table.size() - 1;
         for (size_t pos = key_hash(key) & mask;; pos = (pos + 1) & mask) {
             Slot& s = table[pos];
@@ -241,13 +239,13 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
     return std::unique_ptr<const DataplaneSnapshot>(std::move(d));
 }
 
-DataplaneSnapshot::PoolRef DataplaneSnapshot::find_pool_by_vip(const Endpoint& vip) const noexcept {
+DataplaneSnapshot::PoolRef DataplaneSnapshot::find_pool_by_vip(const EndpointKey& vip) const noexcept {
     const Slot* s = find(vips_, vip);
     if (!s) return {};
     return {pools_[s->pool_index].get(), s->pool_index};
 }
 
-DataplaneSnapshot::BackendRef DataplaneSnapshot::find_backend(const Endpoint& backend) const noexcept {
+DataplaneSnapshot::BackendRef DataplaneSnapshot::find_backend(const EndpointKey& backend) const noexcept {
     const Slot* s = find(backends_, backend);
     if (!s) return {};
     return {pools_[s->pool_index].get(), s->pool_index, s->backend, s->snat_vip};

@@ -327,8 +327,10 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
     // Early TTL check: an expiring datagram is dropped before any work.
     if (v.ttl <= 1) return ttl_expired(frame, len, tailroom, v, in_port, snap, now_ms);
 
-    const Endpoint dst = net::destination_endpoint(frame, v);
-    if (auto ref = snap->find_pool_by_vip(dst); ref.pool) {
+    const bool v6 = v.ip_version == 6;
+    using Key = balance::DataplaneSnapshot::EndpointKey;
+    if (auto ref = snap->find_pool_by_vip(Key::from_wire(frame + v.dst_addr_offset(), v6, frame + v.l4_offset + 2));
+        ref.pool) {
         // Client -> VIP: parse, balance, DNAT.
         const balance::PoolSnapshot* target = ref.pool;
         uint32_t pool_index = ref.pool_index;
@@ -393,7 +395,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
             a = tunnel_to_backend(frame, v, headroom, backend.ip, now_ms, true, in_port);
             if (a.kind == Action::Kind::drop) return egress_dropped(a, frame, len, tailroom, v, in_port, now_ms);
         } else {
-            if (backend.ip.family != dst.ip.family) return drop(DropReason::family_mismatch);
+            if (backend.ip.is_v6() != v6) return drop(DropReason::family_mismatch);
             glean(frame, v, in_port, now_ms);
             a = egress(frame, v, headroom, backend.ip, now_ms);
             if (a.kind == Action::Kind::drop) return egress_dropped(a, frame, len, tailroom, v, in_port, now_ms);
@@ -414,12 +416,15 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         return a;
     }
 
-    const Endpoint src = net::source_endpoint(frame, v);
-    if (auto ref = snap->find_backend(src); ref.pool && ref.snat_vip) {
+    if (auto ref = snap->find_backend(Key::from_wire(frame + v.src_addr_offset(), v6, frame + v.l4_offset));
+        ref.pool && ref.snat_vip) {
         // Backend -> client: SNAT to the pool's VIP. No SIP parsing needed.
-        if (ref.snat_vip->ip.family != src.ip.family) return drop(DropReason::family_mismatch);
+        if (ref.snat_vip->ip.is_v6() != v6) return drop(DropReason::family_mismatch);
         glean(frame, v, in_port, now_ms);
-        Action a = egress(frame, v, headroom, dst.ip, now_ms);
+        IpAddress client;
+        if (v6) client.family = IpAddress::Family::v6;
+        std::memcpy(client.bytes.data(), frame + v.dst_addr_offset(), v.addr_len());
+        Action a = egress(frame, v, headroom, client, now_ms);
         if (a.kind == Action::Kind::drop) return egress_dropped(a, frame, len, tailroom, v, in_port, now_ms);
         if (ref.backend != balance::PoolSnapshot::kNoBackend &&
             may_create_dialog(frame + v.payload_offset(), v.payload_len()))

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -144,32 +145,53 @@ public:
     // with the same pools, backends, states and tables.
     uint64_t fingerprint() const noexcept { return fingerprint_; }
 
+    // An endpoint as the lookup tables compare it: three words (address
+    // halves; port, family and a used bit). from_wire() reads it straight
+    // from a packet's address and port bytes, without building an Endpoint
+    // first (whose narrow stores, read back as words, stalled per frame).
+    struct EndpointKey {
+        uint64_t lo = 0, hi = 0;
+        uint32_t tag = 0;  // port | family << 16 | 1 << 24; 0 in a free slot
+        bool operator==(const EndpointKey&) const = default;
+        static EndpointKey of(const Endpoint& e) noexcept;
+        static EndpointKey from_wire(const uint8_t* addr, bool v6, const uint8_t* port_be) noexcept {
+            EndpointKey k;
+            if (v6) {
+                std::memcpy(&k.lo, addr, 8);
+                std::memcpy(&k.hi, addr + 8, 8);
+            } else {
+                uint32_t a;
+                std::memcpy(&a, addr, 4);
+                k.lo = a;  // an IpAddress keeps v4 in its first 4 bytes, the rest zero
+            }
+            const uint32_t port = static_cast<uint32_t>(port_be[0]) << 8 | port_be[1];
+            k.tag = port | uint32_t{v6 ? 6u : 4u} << 16 | 1u << 24;
+            return k;
+        }
+    };
+
     // Exact VIP (address and port) -> pool. pool == nullptr when unknown.
-    PoolRef find_pool_by_vip(const Endpoint& vip) const noexcept;
+    PoolRef find_pool_by_vip(const Endpoint& vip) const noexcept { return find_pool_by_vip(EndpointKey::of(vip)); }
+    PoolRef find_pool_by_vip(const EndpointKey& vip) const noexcept;
     // Backend address -> pool, backend index and SNAT VIP. pool == nullptr when unknown.
-    BackendRef find_backend(const Endpoint& backend) const noexcept;
+    BackendRef find_backend(const Endpoint& backend) const noexcept { return find_backend(EndpointKey::of(backend)); }
+    BackendRef find_backend(const EndpointKey& backend) const noexcept;
     // By name, control side (linear).
     const PoolSnapshot* find_pool(std::string_view name) const noexcept;
 
 private:
     DataplaneSnapshot() = default;
-    // Keys as three words (address halves; port, family and a used bit):
-    // one multiply-mix hash and word compares per probe, no byte copies.
-    // The hash is private to this process's tables, unlike the Call-ID hash.
-    struct Key {
-        uint64_t lo = 0, hi = 0;
-        uint32_t tag = 0;  // port | family << 16 | 1 << 24; 0 in a free slot
-        bool operator==(const Key&) const = default;
-    };
+    // One multiply-mix hash and word compares per probe. The hash is
+    // private to this process's tables, unlike the Call-ID hash.
+    using Key = EndpointKey;
     struct Slot {
         Key key;
         uint32_t pool_index = 0;
         uint16_t backend = PoolSnapshot::kNoBackend;
         const Endpoint* snat_vip = nullptr;  // backends: the pool's VIP of their family
     };
-    static Key key_of(const Endpoint& e) noexcept;
     static uint64_t key_hash(const Key& k) noexcept;
-    const Slot* find(const std::vector<Slot>& table, const Endpoint& key) const noexcept;
+    const Slot* find(const std::vector<Slot>& table, const Key& key) const noexcept;
 
     std::vector<std::shared_ptr<const PoolSnapshot>> pools_;
     std::vector<Slot> vips_;      // power-of-two open addressing
