@@ -253,9 +253,11 @@ class Rig:
         # veth leaves UDP checksums CHECKSUM_PARTIAL when tx checksumming is
         # on; af_packet would then hand siplb frames with a pseudo-header-only
         # checksum. The self-test verifies the result (checksum_check()).
-        if shutil.which("ethtool"):
-            sh("ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off",
-               ns=ns, check=False)
+        # Without ethtool every rig frame would carry a partial checksum and
+        # siplb would drop it as bad_checksum: fail here, not later.
+        if shutil.which("ethtool") is None:
+            raise RigError("ethtool not found (scripts/setup installs it): cannot turn off veth checksum offloads")
+        sh("ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off", ns=ns)
 
     def set_kernel_forwarding(self, on: bool) -> None:
         """Only for the direct-call self-test (no siplb): the lb kernel routes."""
