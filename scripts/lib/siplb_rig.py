@@ -659,6 +659,53 @@ class Capture:
         return [json.loads(l) for l in self.file.read_text().splitlines() if l.strip()]
 
 
+_FRAME_CAPTURE = r"""
+import json, socket, sys, time
+dev, seconds, limit, out = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), open(sys.argv[4], "w")
+types = (b"\x08\x00", b"\x86\xdd") + ((b"\x08\x06",) if sys.argv[5] == "arp" else ())
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))  # ETH_P_ALL
+s.bind((dev, 0)); s.settimeout(0.2)
+print("ready", flush=True)
+end, n = time.time() + seconds, 0
+while time.time() < end and n < limit:
+    try:
+        f, meta = s.recvfrom(65536)
+    except socket.timeout:
+        continue
+    if meta[2] == socket.PACKET_OUTGOING or len(f) < 14 or f[12:14] not in types:
+        continue
+    out.write(json.dumps({"t": time.time(), "frame": f.hex()}) + "\n")
+    out.flush()
+    n += 1
+"""
+
+
+class FrameCapture:
+    """Bounded AF_PACKET capture (time and frame count) of every incoming
+    IPv4 and IPv6 frame (and ARP with arp=True) on one device of one
+    namespace, stored raw (hex) so the caller can check headers, fragments
+    and checksums itself."""
+
+    def __init__(self, rig: Rig, ns: str, dev: str, seconds: float, limit: int = 20000, arp: bool = False):
+        rig._seq += 1
+        self.file = rig.workdir / f"{rig._seq:02d}-frames-{dev}.jsonl"
+        self.proc = rig.spawn(f"frames-{dev}", ns, [sys.executable, "-u", "-c", _FRAME_CAPTURE, dev,
+                                                    str(seconds), str(limit), str(self.file),
+                                                    "arp" if arp else "-"])
+        self.rig = rig
+        deadline = time.monotonic() + 5
+        while "ready" not in self.proc.log.read_text(errors="replace"):
+            if not self.proc.alive() or time.monotonic() > deadline:
+                raise RigError(f"frame capture on {dev} not ready: {self.proc.log.read_text(errors='replace')[-300:]}")
+            time.sleep(0.05)
+
+    def frames(self) -> list[bytes]:
+        self.rig.stop(self.proc, signal.SIGTERM, timeout=3)
+        if not self.file.exists():
+            return []
+        return [bytes.fromhex(json.loads(l)["frame"]) for l in self.file.read_text().splitlines() if l.strip()]
+
+
 def send_crlf_keepalives(rig: Rig, src_ip: str, sport: int, target: str, count: int,
                          interval: float = 0.05) -> None:
     """RFC 5626 style CRLF keepalives (UDP "\\r\\n\\r\\n") from one client address:port."""
