@@ -386,6 +386,8 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
     read_uint(s, "frag_timeout_ms", c.frag_timeout_ms, 1, 60000);
     read_bool(s, "announce", c.announce);
     read_uint(s, "neighbor_reachable_s", c.neighbor_reachable_s, 1, 86400);
+    read_uint(s, "icmp_error_rate", c.icmp_error_rate, 0, 1000000);
+    read_uint(s, "icmp_error_burst", c.icmp_error_burst, 1, 1000000);
     if (c.mbuf_cache > 0 && c.mbuf_cache * 3 / 2 > c.mbufs)
         d.error(s.where(), s.path("mbuf_cache"), "must be at most mbufs / 1.5 (DPDK mempool rule)");
 

@@ -88,6 +88,8 @@ void diff_dataplane(Differ& d, const DataplaneConfig& a, const DataplaneConfig& 
     d.field(p, "frag_timeout_ms", a.frag_timeout_ms, b.frag_timeout_ms, true);
     d.field(p, "announce", a.announce, b.announce, true);
     d.field(p, "neighbor_reachable_s", a.neighbor_reachable_s, b.neighbor_reachable_s, true);
+    d.field(p, "icmp_error_rate", a.icmp_error_rate, b.icmp_error_rate, true);
+    d.field(p, "icmp_error_burst", a.icmp_error_burst, b.icmp_error_burst, true);
 
     std::map<std::string, const PortConfig*> pa, pb;
     for (const auto& x : a.ports) pa[x.name] = &x;

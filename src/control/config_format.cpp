@@ -98,7 +98,9 @@ std::string format_config(const Config& c) {
       << "frag_max_flows = " << d.frag_max_flows << "\n"
       << "frag_timeout_ms = " << d.frag_timeout_ms << "\n"
       << "announce = " << toml_bool(d.announce) << "\n"
-      << "neighbor_reachable_s = " << d.neighbor_reachable_s << "\n";
+      << "neighbor_reachable_s = " << d.neighbor_reachable_s << "\n"
+      << "icmp_error_rate = " << d.icmp_error_rate << "\n"
+      << "icmp_error_burst = " << d.icmp_error_burst << "\n";
     for (const auto& p : d.ports) {
         o << "\n[[dataplane.port]]\n"
           << "name = " << toml_string(p.name) << "\n"

@@ -52,9 +52,7 @@ void Worker::announce(uint16_t port_index, const IpAddress& ip) noexcept {
         end = 60;
     }
     rte_pktmbuf_trim(m, static_cast<uint16_t>(Forwarder::kResolutionFrameMax - end));
-    TxBuffer& b = tx_[port_index];
-    if (b.count == burst_) flush(port_index);
-    b.pkts[b.count++] = m;
+    enqueue_tx(port_index, m);
 }
 
 void Worker::announce_addresses(const balance::DataplaneSnapshot* snap) noexcept {

@@ -234,6 +234,8 @@ Status Dataplane::Impl::setup() {
                             " (raise -m / hugepages in dataplane.eal or lower dataplane.mbufs)");
 
     ctx.ports.resize(dc.ports.size());
+    ctx.icmp_error_rate_per_s = dc.icmp_error_rate;
+    ctx.icmp_error_burst = dc.icmp_error_rate ? dc.icmp_error_burst : 0;  // rate 0: none at all
     ports.resize(dc.ports.size());
     for (size_t i = 0; i < dc.ports.size(); ++i)
         if (auto st = setup_port(i); !st) return st;
@@ -278,17 +280,19 @@ Status Dataplane::Impl::setup() {
         workers.push_back(std::make_unique<Worker>(w, lcores[w], ctx, publisher, reader.value(), pool, dc.burst,
                                                    *counters.back()));
         workers.back()->set_announce(dc.announce);
+        // Egress fragmentation (datagrams above a port's MTU) is always on;
+        // reassembly only with a table.
+        if (!indirect_pool) {
+            std::string name = "siplb_indirect_" + std::to_string(g_instance - 1);
+            indirect_pool = rte_pktmbuf_pool_create(name.c_str(), 1024 * dc.workers, 32, 0, 0,
+                                                    static_cast<int>(rte_socket_id()));
+            if (!indirect_pool)
+                return Status::fail("cannot allocate the indirect mbuf pool for IP fragmentation: " +
+                                    errstr(rte_errno));
+        }
+        workers.back()->set_fragment_pool(indirect_pool);
         if (dc.frag_max_flows > 0) {
-            if (!indirect_pool) {
-                std::string name = "siplb_indirect_" + std::to_string(g_instance - 1);
-                indirect_pool = rte_pktmbuf_pool_create(name.c_str(), 1024 * dc.workers, 32, 0, 0,
-                                                        static_cast<int>(rte_socket_id()));
-                if (!indirect_pool)
-                    return Status::fail("cannot allocate the indirect mbuf pool for IP fragmentation: " +
-                                        errstr(rte_errno));
-            }
-            if (auto st = workers.back()->enable_fragments(dc.frag_max_flows, dc.frag_timeout_ms, indirect_pool); !st)
-                return st;
+            if (auto st = workers.back()->enable_fragments(dc.frag_max_flows, dc.frag_timeout_ms); !st) return st;
         }
         if (protect_used) {
             // Own scratch, counters and rate tables per worker; own hash salt too.

@@ -13,7 +13,7 @@ struct EdgeCounters {
     std::atomic<uint64_t> icmp_echo_replies{0}, icmp_errors_sent{0}, icmp_errors_rate_limited{0};
     std::atomic<uint64_t> icmp_errors_to_backend{0}, icmp_errors_unmatched{0};
     std::atomic<uint64_t> frag_received{0}, frag_reassembled{0}, frag_dropped{0}, frag_not_for_vip{0}, frag_duplicates{0};
-    std::atomic<uint64_t> frag_too_big{0}, frag_sent{0}, frag_failed{0};
+    std::atomic<uint64_t> frag_too_big{0}, frag_oversize{0}, frag_sent{0}, frag_failed{0};
     std::atomic<uint64_t> kernel_to_tap{0}, kernel_from_tap{0}, kernel_tap_dropped{0};
     std::atomic<uint64_t> gratuitous_arps{0}, unsolicited_nas{0};
 
@@ -30,6 +30,7 @@ struct EdgeCounters {
         s.frag_not_for_vip += r(frag_not_for_vip);
         s.frag_duplicates += r(frag_duplicates);
         s.frag_too_big += r(frag_too_big);
+        s.frag_oversize += r(frag_oversize);
         s.frag_sent += r(frag_sent);
         s.frag_failed += r(frag_failed);
         s.kernel_to_tap += r(kernel_to_tap);

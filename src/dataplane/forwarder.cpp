@@ -242,7 +242,17 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
         }
         return a;
     }
-    if (encap_len && v.l3_end - v.l3_offset + encap_len > out.mtu) return drop(DropReason::mtu_exceeded);
+    bool fragment = false;
+    if (static_cast<size_t>(v.l3_end - v.l3_offset) + encap_len > out.mtu) [[unlikely]] {
+        // IPv4 with DF asks for path MTU discovery: answered, not cut
+        // (tunnel headers never set DF, so the inner header decides).
+        if (v.ip_version == 4 && (frame[v.l3_offset + 6] & 0x40)) {
+            Action a = drop(DropReason::mtu_exceeded);
+            a.too_big_mtu = static_cast<uint16_t>(out.mtu - encap_len);
+            return a;
+        }
+        fragment = true;
+    }
     size_t l2_len = net::ethernet_header_len(out.vlan);
     int shift = static_cast<int>(v.l3_offset) - static_cast<int>(encap_len) - static_cast<int>(l2_len);
     if (shift < 0 && -shift > headroom) return drop(DropReason::no_headroom);
@@ -256,6 +266,7 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
     a.port = hop->port;
     a.shift = static_cast<int16_t>(shift);
     a.len = static_cast<uint16_t>(v.l3_end - shift);  // trims Ethernet padding
+    a.fragment = fragment;
     if (neighbor->state == net::NeighborTable::State::stale && have_source &&
         ctx_.neighbors->should_request(hop->address, now_ms, ctx_.arp_retry_ms)) {
         a.resolve = true;
@@ -354,12 +365,12 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         if (pool.mode() == config::ForwardMode::ipip) {
             // Direct server return: the backend answers from the VIP.
             a = tunnel_to_backend(frame, v, headroom, backend.ip, now_ms, true, in_port);
-            if (a.kind == Action::Kind::drop) return a;
+            if (a.kind == Action::Kind::drop) return egress_dropped(a, frame, len, tailroom, v, in_port, now_ms);
         } else {
             if (backend.ip.family != dst.ip.family) return drop(DropReason::family_mismatch);
             glean(frame, v, in_port, now_ms);
             a = egress(frame, v, headroom, backend.ip, now_ms);
-            if (a.kind == Action::Kind::drop) return a;
+            if (a.kind == Action::Kind::drop) return egress_dropped(a, frame, len, tailroom, v, in_port, now_ms);
             net::dnat(frame, v, backend);
         }
         bump(c_.to_backend);
@@ -383,7 +394,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         if (ref.snat_vip->ip.family != src.ip.family) return drop(DropReason::family_mismatch);
         glean(frame, v, in_port, now_ms);
         Action a = egress(frame, v, headroom, dst.ip, now_ms);
-        if (a.kind == Action::Kind::drop) return a;
+        if (a.kind == Action::Kind::drop) return egress_dropped(a, frame, len, tailroom, v, in_port, now_ms);
         if (ref.backend != balance::PoolSnapshot::kNoBackend &&
             may_create_dialog(frame + v.payload_offset(), v.payload_len()))
             remember_backend_dialog(frame, v, *ref.pool, ref.backend, now_s);

@@ -31,7 +31,7 @@ struct PortContext {
     // First address of each family: source of ARP requests / neighbor
     // solicitations and of ipip tunnels.
     std::optional<IpAddress> source_v4, source_v6;
-    uint16_t mtu = 1500;              // largest IP datagram sent (checked for ipip growth)
+    uint16_t mtu = 1500;              // largest IP datagram sent; larger ones are fragmented or answered (DF)
 };
 
 // Shared by all workers, read-only while they run (the neighbor and
@@ -42,7 +42,8 @@ struct ForwardContext {
     net::NeighborTable* neighbors = nullptr;
     balance::AffinityTable* affinity = nullptr;
     uint64_t arp_retry_ms = 1000;     // at most one ARP request per target per interval
-    // ICMP errors generated per worker (time exceeded, port unreachable).
+    // ICMP errors generated per worker (time exceeded, port unreachable,
+    // fragmentation needed): dataplane.icmp_error_rate / icmp_error_burst.
     uint32_t icmp_error_rate_per_s = 100, icmp_error_burst = 50;
 };
 
@@ -57,6 +58,14 @@ struct Action {
     // next hop on `port`.
     bool resolve = false;
     IpAddress resolve_target;
+    // Transmit: the IP datagram is larger than the egress port's MTU and may
+    // be fragmented (IPv6, or IPv4 without DF); the worker cuts it into
+    // pieces of at most ports[port].mtu bytes.
+    bool fragment = false;
+    // Drop (counted mtu_exceeded): an IPv4 datagram with DF does not fit the
+    // egress MTU; the caller may answer "fragmentation needed" with this
+    // next-hop MTU. Nothing in the frame has been changed.
+    uint16_t too_big_mtu = 0;
 };
 
 class Forwarder {
@@ -131,9 +140,23 @@ private:
     static bool is_icmp(const uint8_t* frame, const net::PacketView& v) noexcept;
     Action handle_icmp(uint8_t* frame, uint16_t headroom, const net::PacketView& v, uint16_t in_port,
                        const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms) noexcept;
+    // Counts the offending datagram's drop, then answers it (send_icmp_error).
     Action icmp_error(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v, uint16_t in_port,
                       uint8_t type, uint8_t code, const IpAddress* source, uint64_t now_ms,
-                      DropReason reason) noexcept;
+                      DropReason reason) noexcept {
+        c_.drop(reason);
+        return send_icmp_error(frame, len, tailroom, v, in_port, type, code, source, now_ms, 0);
+    }
+    // The error in place of the datagram, back out of in_port, within the
+    // per-worker rate; a drop Action when there is no source address or no token.
+    Action send_icmp_error(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v,
+                           uint16_t in_port, uint8_t type, uint8_t code, const IpAddress* source, uint64_t now_ms,
+                           uint32_t rest) noexcept;
+    // An egress drop that may earn an ICMP error: "fragmentation needed"
+    // to the sender of an IPv4 DF datagram too big for the egress MTU (the
+    // drop itself is already counted).
+    Action egress_dropped(Action a, uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v,
+                          uint16_t in_port, uint64_t now_ms) noexcept;
     Action ttl_expired(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v, uint16_t in_port,
                        const balance::DataplaneSnapshot* snap, uint64_t now_ms) noexcept;
     Action unmatched_udp(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v,

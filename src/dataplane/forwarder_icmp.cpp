@@ -90,20 +90,29 @@ bool Forwarder::is_icmp(const uint8_t* frame, const net::PacketView& v) noexcept
     return type < 133 || type > 137;  // router/neighbor discovery and redirects: handle_ndp
 }
 
-Action Forwarder::icmp_error(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v,
-                             uint16_t in_port, uint8_t type, uint8_t code, const IpAddress* source, uint64_t now_ms,
-                             DropReason reason) noexcept {
-    c_.drop(reason);  // the offending datagram is dropped either way
+Action Forwarder::send_icmp_error(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v,
+                                  uint16_t in_port, uint8_t type, uint8_t code, const IpAddress* source,
+                                  uint64_t now_ms, uint32_t rest) noexcept {
     if (!source) return Action{};
     if (!icmp_error_bucket_.take(now_ms)) {
         bump(c_.edge.icmp_errors_rate_limited);
         return Action{};
     }
     const size_t room = static_cast<size_t>(len) + tailroom - v.l3_offset;
-    const size_t ip_len = net::write_icmp_error(frame, v, type, code, *source, room);
+    const size_t ip_len = net::write_icmp_error(frame, v, type, code, *source, room, rest);
     if (ip_len == 0) return Action{};
     bump(c_.edge.icmp_errors_sent);
     return transmit_back(frame, ctx_.ports[in_port], in_port, v.l3_offset + ip_len);
+}
+
+Action Forwarder::egress_dropped(Action a, uint8_t* frame, uint16_t len, uint16_t tailroom,
+                                 const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept {
+    if (!a.too_big_mtu) return a;
+    // RFC 1191: the sender lowers its path MTU to the VIP (or client) and
+    // sends smaller datagrams; SIP over UDP retransmits the lost one.
+    const auto& source = ctx_.ports[in_port].source_v4;
+    return send_icmp_error(frame, len, tailroom, v, in_port, net::kIcmpDestUnreachable, net::kIcmpCodeFragNeeded,
+                           source ? &*source : nullptr, now_ms, a.too_big_mtu);
 }
 
 Action Forwarder::ttl_expired(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v,

@@ -1,6 +1,6 @@
 // IP fragments of datagrams to a VIP (large INVITEs): reassembled per worker
 // with rte_ip_frag, balanced whole, and fragmented again when the result
-// exceeds the egress port's MTU.
+// exceeds the egress port's MTU (fragment.cpp).
 //
 // The SIP parser and the rewriters need contiguous bytes, and a reassembled
 // datagram is an mbuf chain. It is copied into a per-worker scratch buffer
@@ -33,7 +33,6 @@ namespace siplb::dataplane {
 namespace {
 constexpr uint32_t kScratchHeadroom = 128;
 constexpr uint32_t kScratchSize = kScratchHeadroom + 65535 + 64;
-constexpr uint16_t kMaxFragmentsOut = 64;
 
 bool is_vip_address(const IpAddress& a, const balance::DataplaneSnapshot* snap) noexcept {
     if (!snap) return false;
@@ -47,7 +46,6 @@ bool is_vip_address(const IpAddress& a, const balance::DataplaneSnapshot* snap) 
 struct FragState {
     rte_ip_frag_tbl* table = nullptr;
     rte_ip_frag_death_row death_row{};
-    rte_mempool* indirect = nullptr;
     std::vector<uint8_t> scratch;
     // rte_ip_frag gives up a whole datagram when a fragment arrives twice
     // (networks do duplicate packets): exact duplicates seen within the
@@ -90,7 +88,7 @@ struct FragState {
 
 void FragStateDeleter::operator()(FragState* s) const noexcept { delete s; }
 
-Status Worker::enable_fragments(uint32_t max_flows, uint32_t timeout_ms, rte_mempool* indirect_pool) {
+Status Worker::enable_fragments(uint32_t max_flows, uint32_t timeout_ms) {
     auto s = std::unique_ptr<FragState, FragStateDeleter>(new FragState);
     const uint64_t cycles = (rte_get_tsc_hz() + 999) / 1000 * timeout_ms;
     // Buckets of 4 entries (hash collisions), max_flows entries in all.
@@ -99,7 +97,6 @@ Status Worker::enable_fragments(uint32_t max_flows, uint32_t timeout_ms, rte_mem
     if (!s->table)
         return Status::fail("worker " + std::to_string(index_) + ": cannot create the IP reassembly table for " +
                             std::to_string(max_flows) + " flows (dataplane.frag_max_flows)");
-    s->indirect = indirect_pool;
     s->scratch.resize(kScratchSize);
     uint64_t slots = 1024;
     while (slots < uint64_t{max_flows} * 16 && slots < (1u << 20)) slots <<= 1;
@@ -235,49 +232,15 @@ void Worker::forward_reassembled(rte_mbuf* whole, uint16_t port_index, const bal
         return;
     }
     if (a.resolve) send_resolution_request(a.port, a.resolve_target);  // stale neighbor: refresh
-    const uint8_t* frame = buf + a.shift;
-    const uint16_t out_l2 = net::load_be16(frame + 12) == net::kEtherTypeVlan ? 18 : 14;
-    const uint16_t ip_len = static_cast<uint16_t>(a.len - out_l2);
-    const PortContext& out = ctx_.ports[a.port];
-    TxBuffer& b = tx_[a.port];
-    if (ip_len <= out.mtu) {
-        rte_mbuf* m = copy_to_chain(frame, a.len);
-        if (!m) {
-            bump(c_.edge.frag_failed);
-            return;
-        }
-        if (b.count == burst_) flush(a.port);
-        b.pkts[b.count++] = m;
-        return;
-    }
-    // Fragment the L3 datagram, then put the L2 header in front of each piece.
-    rte_mbuf* datagram = copy_to_chain(frame + out_l2, ip_len);
-    rte_mbuf* pieces[kMaxFragmentsOut];
-    int32_t n = -1;
-    if (datagram) {
-        const bool v4 = (frame[out_l2] >> 4) == 4;
-        n = v4 ? rte_ipv4_fragment_packet(datagram, pieces, kMaxFragmentsOut, out.mtu, pool_, frag_->indirect)
-               : rte_ipv6_fragment_packet(datagram, pieces, kMaxFragmentsOut, out.mtu, pool_, frag_->indirect);
-        rte_pktmbuf_free(datagram);  // the pieces hold references to its data
-    }
-    if (n <= 0) {
+    rte_mbuf* m = copy_to_chain(buf + a.shift, a.len);
+    if (!m) {
         bump(c_.edge.frag_failed);
         return;
     }
-    for (int32_t i = 0; i < n; ++i) {
-        rte_mbuf* piece = pieces[i];
-        auto* hdr = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(piece, out_l2));
-        if (!hdr) {
-            bump(c_.edge.frag_failed);
-            rte_pktmbuf_free_bulk(pieces + i, static_cast<unsigned>(n - i));
-            return;
-        }
-        std::memcpy(hdr, frame, out_l2);
-        uint8_t* ip = hdr + out_l2;
-        if ((ip[0] >> 4) == 4) net::store_be16(ip + 10, net::ipv4_header_checksum(ip, (ip[0] & 0x0F) * 4u));
-        if (b.count == burst_) flush(a.port);
-        b.pkts[b.count++] = piece;
-        bump(c_.edge.frag_sent);
+    if (a.fragment) {
+        transmit_fragmented(m, a.port);
+    } else {
+        enqueue_tx(a.port, m);
     }
 }
 

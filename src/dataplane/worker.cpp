@@ -64,9 +64,7 @@ void Worker::send_resolution_request(uint16_t port_index, const IpAddress& targe
     uint16_t len = forwarder_.write_resolution_request(buf, port_index, target);
     rte_pktmbuf_trim(m, static_cast<uint16_t>(Forwarder::kResolutionFrameMax - len));
     bump(target.is_v4() ? c_.arp_requests : c_.nd_solicitations);
-    TxBuffer& b = tx_[port_index];
-    b.pkts[b.count++] = m;
-    if (b.count == burst_) flush(port_index);
+    enqueue_tx(port_index, m);
 }
 
 void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
@@ -130,9 +128,12 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             m->data_len = a.len;
             m->pkt_len = a.len;
             m->ol_flags &= ~RTE_MBUF_F_TX_VLAN;  // the tag, if any, is in the frame
-            TxBuffer& b = tx_[a.port];
-            b.pkts[b.count++] = m;
-            if (b.count == burst_) flush(a.port);
+            if (a.fragment) [[unlikely]] {
+                bump(c_.edge.frag_oversize);
+                transmit_fragmented(m, a.port);
+            } else {
+                enqueue_tx(a.port, m);
+            }
             if (a.resolve) send_resolution_request(a.port, a.resolve_target);  // stale neighbor: refresh
         }
         bump(c_.rx_packets, n);

@@ -36,9 +36,12 @@ public:
     ~Worker();
 
     void add_rx_queue(RxQueueRef q) { rx_.push_back(q); }
-    // IP reassembly (per-worker table) and re-fragmentation on egress
-    // (reassembly.cpp); before run().
-    Status enable_fragments(uint32_t max_flows, uint32_t timeout_ms, rte_mempool* indirect_pool);
+    // IP reassembly (per-worker table, reassembly.cpp); before run().
+    Status enable_fragments(uint32_t max_flows, uint32_t timeout_ms);
+    // Egress fragmentation of datagrams above the port MTU (fragment.cpp):
+    // piece headers come from the worker's pool, the data is shared through
+    // `indirect_pool`. Without it such datagrams are dropped (frag_failed).
+    void set_fragment_pool(rte_mempool* indirect_pool) noexcept { indirect_pool_ = indirect_pool; }
     // Kernel exception path of a port (worker_kernel.cpp): frames the
     // Forwarder finds not for us go to `tap_port` (TX queue = worker index);
     // with `poll`, this worker also moves the kernel's frames to the wire.
@@ -68,8 +71,19 @@ private:
         uint16_t count = 0;
     };
     void poll_once(uint32_t now_s, uint64_t now_ms) noexcept;
+    // Adds to the port's TX buffer, sent when it holds a burst (the buffer
+    // never stays full, so every caller can add one more).
+    void enqueue_tx(uint16_t port_index, rte_mbuf* m) noexcept {
+        TxBuffer& b = tx_[port_index];
+        b.pkts[b.count++] = m;
+        if (b.count == burst_) flush(port_index);
+    }
     void flush(uint16_t port_index) noexcept;
     void flush_all() noexcept;
+    // fragment.cpp: `frame` (whole Ethernet frame, single or chained
+    // segments) carries an IP datagram above the port's MTU: sent as
+    // fragments with its L2 header in front of each. Consumes `frame`.
+    void transmit_fragmented(rte_mbuf* frame, uint16_t port_index) noexcept;
     void send_resolution_request(uint16_t port_index, const IpAddress& target) noexcept;
     // reassembly.cpp: true when `m` was a fragment (consumed).
     bool handle_fragment(rte_mbuf* m, uint16_t port_index, const balance::DataplaneSnapshot* snap, uint32_t now_s,
@@ -98,6 +112,7 @@ private:
     std::vector<TxBuffer> tx_;  // per port; TX queue id = worker index
     std::atomic<bool> stop_{false};
     std::unique_ptr<FragState, FragStateDeleter> frag_;
+    rte_mempool* indirect_pool_ = nullptr;
     bool has_tap_ = false;
     static constexpr uint32_t kMaxAnnounced = 256;
     IpAddress announced_[kMaxAnnounced];

@@ -40,7 +40,6 @@ void Worker::poll_kernel_taps() noexcept {
         const uint16_t n = rte_eth_rx_burst(tap, 0, pkts, 32);
         if (n == 0) continue;
         bump(c_.edge.kernel_from_tap, n);
-        TxBuffer& b = tx_[port_index];
         const uint16_t vlan = ctx_.ports[port_index].vlan;
         for (uint16_t i = 0; i < n; ++i) {
             rte_mbuf* m = pkts[i];
@@ -58,8 +57,7 @@ void Worker::poll_kernel_taps() noexcept {
                 p[14] = static_cast<uint8_t>((vlan >> 8) & 0x0F);
                 p[15] = static_cast<uint8_t>(vlan);
             }
-            if (b.count == burst_) flush(port_index);
-            b.pkts[b.count++] = m;
+            enqueue_tx(port_index, m);
         }
     }
 }

@@ -85,7 +85,7 @@ size_t write_echo_reply(uint8_t* frame, const PacketView& v, const IcmpView& m) 
 }
 
 size_t write_icmp_error(uint8_t* frame, const PacketView& v, uint8_t type, uint8_t code, const IpAddress& source,
-                        size_t room) noexcept {
+                        size_t room, uint32_t rest) noexcept {
     const bool v4 = v.ip_version == 4;
     if (v4 != source.is_v4()) return 0;
     uint8_t* ip = frame + v.l3_offset;
@@ -106,7 +106,9 @@ size_t write_icmp_error(uint8_t* frame, const PacketView& v, uint8_t type, uint8
     uint8_t* msg = ip + ip_hdr;
     msg[0] = type;
     msg[1] = code;
-    std::memset(msg + 2, 0, 6);
+    std::memset(msg + 2, 0, 2);
+    store_be16(msg + 4, static_cast<uint16_t>(rest >> 16));
+    store_be16(msg + 6, static_cast<uint16_t>(rest));
     store_be16(msg + 2, icmp_checksum(v.ip_version, ip, msg, icmp_len));
     return ip_hdr + icmp_len;
 }

@@ -1,7 +1,10 @@
 // IP fragments through a running dataplane over net_ring ports: fragments
 // of large INVITEs to a VIP out of order, duplicated, overlapping or
 // missing; the datagram balanced whole and fragmented again for the egress
-// MTU with valid checksums; no mbuf held after a timeout.
+// MTU with valid checksums; no mbuf held after a timeout. Whole datagrams
+// above the egress MTU in one frame (jumbo ingress, net_af_packet's kernel
+// defragmentation) are fragmented in both directions, or answered
+// "fragmentation needed" when IPv4 DF is set.
 #include <gtest/gtest.h>
 #include <rte_ring.h>
 
@@ -25,7 +28,8 @@ const Endpoint kClient6 = *Endpoint::parse("[2001:db8:9::10]:5062");
 const Endpoint kVip6 = *Endpoint::parse("[2001:db8:1::10]:5060");
 
 const auto* const g_env =
-    ::testing::AddGlobalTestEnvironment(new RingEalEnvironment("siplb_dp_frag", "frag_frames"));
+    ::testing::AddGlobalTestEnvironment(new RingEalEnvironment("siplb_dp_frag", "frag_frames",
+                                                               RTE_PKTMBUF_HEADROOM + 4096));
 
 class DataplaneFrag : public RingDataplaneTest<DataplaneFrag> {
 protected:
@@ -40,6 +44,7 @@ protected:
         start(cfg, make_snapshot({
                        {"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060", "203.0.113.12:5080"}},
                        {"six", {"[2001:db8:1::10]:5060"}, {"[2001:db8:2::11]:5060"}},
+                       {"dsr", {"198.51.100.13:5060"}, {"203.0.113.11:5060"}, config::ForwardMode::ipip},
                    }));
     }
 };
@@ -51,6 +56,18 @@ std::string big_invite(const std::string& call_id, size_t size) {
     std::string body;
     while (body.size() + head.size() + 12 < size) body += "a=candidate:1 1 UDP 2130706431 192.0.2.10 5004 typ host\r\n";
     return head + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// An INVITE of exactly `size` bytes (its body padded to fit).
+std::string invite_of_size(const std::string& call_id, size_t size) {
+    const std::string head = "INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK" +
+                             call_id + "\r\nFrom: <sip:alice@example.net>;tag=1\r\nTo: <sip:bob@example.net>\r\n"
+                             "Call-ID: " + call_id + "\r\nCSeq: 1 INVITE\r\nContent-Length: ";
+    for (size_t body = 0; body < size; ++body) {
+        std::string msg = head + std::to_string(body) + "\r\n\r\n";
+        if (msg.size() + body == size) return msg + std::string(body, 'x');
+    }
+    return {};
 }
 
 // Splits the datagram of an untagged frame into fragments of `piece` bytes
@@ -136,6 +153,19 @@ std::vector<uint8_t> expected_datagram(const Endpoint& client, const Endpoint& b
     return d;
 }
 
+// IPv4 without DF (what a kernel reassembles from fragments), so it may be cut again.
+std::vector<uint8_t> without_df(std::vector<uint8_t> frame) {
+    const size_t l3 = get16(frame, 12) == 0x8100 ? 18 : 14;
+    put16(frame, l3 + 6, 0);
+    put16(frame, l3 + 10, naive_ipv4_checksum(frame, l3));
+    return frame;
+}
+
+// Identification of each IPv6 fragment (tagged frames, fragment header at 18 + 40).
+uint32_t v6_fragment_id(const std::vector<uint8_t>& f) {
+    return static_cast<uint32_t>(get16(f, 18 + 44)) << 16 | get16(f, 18 + 46);
+}
+
 TEST_F(DataplaneFrag, OutOfOrderDuplicatedFragmentsAreBalancedWholeAndRefragmented) {
     for (bool v6 : {false, true}) {
         const std::string call_id = v6 ? "big-six@pbx" : "big-four@pbx";
@@ -153,6 +183,10 @@ TEST_F(DataplaneFrag, OutOfOrderDuplicatedFragmentsAreBalancedWholeAndRefragment
         ASSERT_EQ(out.size(), 3u);
         const Endpoint backend = table_choice(v6 ? "six" : "lund", call_id);
         EXPECT_EQ(reassemble(out, 1500), expected_datagram(client, backend, 59, msg, 0x4242));
+        if (v6) {  // not the zero DPDK's fragmenter writes
+            EXPECT_NE(v6_fragment_id(out[0]), 0u);
+            for (const auto& f : out) EXPECT_EQ(v6_fragment_id(f), v6_fragment_id(out[0]));
+        }
         for (const auto& f : out) {
             MacAddress bmac = v6 ? kBackend6Mac
                                  : (backend.ip == *IpAddress::parse("203.0.113.11") ? kBackend11Mac : kBackend12Mac);
@@ -166,6 +200,154 @@ TEST_F(DataplaneFrag, OutOfOrderDuplicatedFragmentsAreBalancedWholeAndRefragment
         EXPECT_EQ(after.edge.frag_sent, before.edge.frag_sent + 3);
         EXPECT_EQ(after.to_backend, before.to_backend + 1);
     }
+}
+
+TEST_F(DataplaneFrag, WholeDatagramAboveTheEgressMtuIsFragmented) {
+    uint32_t previous_v6_id = 0;
+    for (int round = 0; round < 3; ++round) {
+        const bool v6 = round > 0;  // two IPv6 datagrams: their identifications must differ
+        const std::string call_id = "whole-" + std::to_string(round) + "@pbx";
+        const std::string msg = big_invite(call_id, 3000);
+        const Endpoint client = v6 ? kClient6 : kClient;
+        const Endpoint vip = v6 ? kVip6 : kVip;
+        auto whole = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = vip, .ttl = 60,
+                                  .payload = msg})
+                         .bytes;
+        if (!v6) whole = without_df(whole);
+        ASSERT_GT(whole.size(), 3000u);
+        auto before = dp_->stats();
+        send(ext_, whole);
+        auto out = receive(int_, 3);
+        ASSERT_EQ(out.size(), 3u) << (v6 ? "IPv6" : "IPv4");
+        const Endpoint backend = table_choice(v6 ? "six" : "lund", call_id);
+        // IPv4 pieces keep the datagram's identification, as a router's do.
+        EXPECT_EQ(reassemble(out, 1500), expected_datagram(client, backend, 59, msg, v6 ? 0 : get16(whole, 14 + 4)));
+        if (v6) {
+            const uint32_t id = v6_fragment_id(out[0]);
+            EXPECT_NE(id, 0u);
+            for (const auto& f : out) EXPECT_EQ(v6_fragment_id(f), id);
+            EXPECT_NE(id, previous_v6_id);
+            previous_v6_id = id;
+        }
+        auto after = dp_->stats();
+        EXPECT_EQ(after.edge.frag_oversize, before.edge.frag_oversize + 1);
+        EXPECT_EQ(after.edge.frag_sent, before.edge.frag_sent + 3);
+        EXPECT_EQ(after.to_backend, before.to_backend + 1);
+        EXPECT_EQ(after.edge.frag_received, before.edge.frag_received);  // no reassembly involved
+    }
+}
+
+TEST_F(DataplaneFrag, WholeReplyAboveTheEgressMtuIsFragmentedFromTheVip) {
+    // A backend's large answer (e.g. a 200 OK with a long SDP) toward the client.
+    const Endpoint backend = *Endpoint::parse("203.0.113.11:5060");
+    const std::string msg = "SIP/2.0 200 OK\r\nCall-ID: reply-big@pbx\r\n" + big_invite("reply-big@pbx", 2800);
+    auto whole = without_df(build_frame({.src_mac = kBackend11Mac, .dst_mac = kIntMac, .vlan = kIntVlan,
+                                         .src = backend, .dst = kClient, .ttl = 64, .payload = msg})
+                                .bytes);
+    const size_t pieces = (whole.size() - 18 - 20 + 1479) / 1480;  // 1480 data bytes each at MTU 1500
+    ASSERT_GE(pieces, 2u);
+    auto before = dp_->stats();
+    send(int_, whole);
+    auto out = receive(ext_, pieces);
+    ASSERT_EQ(out.size(), pieces);
+    // Untagged on ext: reassemble() reads L3 at 18, so put a tag-sized gap back in.
+    std::vector<std::vector<uint8_t>> shifted;
+    for (auto f : out) {
+        EXPECT_TRUE(std::equal(kGatewayMac.bytes.begin(), kGatewayMac.bytes.end(), f.begin()));
+        EXPECT_EQ(get16(f, 12), 0x0800);
+        f.insert(f.begin() + 12, {0x81, 0x00, 0x00, 0x00});
+        shifted.push_back(std::move(f));
+    }
+    auto expect = build_frame({.src = kVip, .dst = kClient, .ttl = 63, .payload = msg}).bytes;
+    std::vector<uint8_t> datagram(expect.begin() + 14, expect.end());
+    put16(datagram, 4, get16(whole, 18 + 4));
+    put16(datagram, 6, 0);
+    put16(datagram, 10, naive_ipv4_checksum(datagram, 0));
+    EXPECT_EQ(reassemble(shifted, 1500), datagram);
+    auto after = dp_->stats();
+    EXPECT_EQ(after.to_client, before.to_client + 1);
+    EXPECT_EQ(after.edge.frag_oversize, before.edge.frag_oversize + 1);
+}
+
+TEST_F(DataplaneFrag, DontFragmentDatagramAboveTheMtuIsAnsweredFragmentationNeeded) {
+    const std::string msg = big_invite("df-big@pbx", 3000);
+    auto whole = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .ttl = 60,
+                              .payload = msg})
+                     .bytes;
+    ASSERT_EQ(get16(whole, 14 + 6) & 0x4000, 0x4000);  // the builder sets DF
+    auto before = dp_->stats();
+    send(ext_, whole);
+    auto back = receive(ext_, 1);
+    ASSERT_EQ(back.size(), 1u);
+    EXPECT_TRUE(receive(int_, 0).empty());
+    const auto& f = back[0];
+    ASSERT_GE(f.size(), 14u + 20 + 8 + 28);
+    EXPECT_TRUE(std::equal(kGatewayMac.bytes.begin(), kGatewayMac.bytes.end(), f.begin()));  // back where it came from
+    EXPECT_EQ(get16(f, 12), 0x0800);
+    EXPECT_EQ(f[14 + 9], 1);  // ICMP
+    EXPECT_EQ(get16(f, 14 + 10), naive_ipv4_checksum(f, 14));
+    const std::vector<uint8_t> port_address{198, 51, 100, 1}, client_address{192, 0, 2, 10};
+    EXPECT_TRUE(std::equal(port_address.begin(), port_address.end(), f.begin() + 14 + 12));
+    EXPECT_TRUE(std::equal(client_address.begin(), client_address.end(), f.begin() + 14 + 16));
+    const size_t icmp = 14 + 20;
+    EXPECT_EQ(f[icmp], 3);      // destination unreachable
+    EXPECT_EQ(f[icmp + 1], 4);  // fragmentation needed and DF set
+    EXPECT_EQ(get16(f, icmp + 4), 0);
+    EXPECT_EQ(get16(f, icmp + 6), 1500);  // next-hop MTU (RFC 1191)
+    EXPECT_EQ(get16(f, icmp + 2), naive_icmp_checksum(f, 14, icmp, f.size(), false));
+    // The quote starts with the offending datagram's own IP header, unchanged (TTL 60, DF).
+    EXPECT_TRUE(std::equal(whole.begin() + 14, whole.begin() + 14 + 28, f.begin() + icmp + 8));
+    auto after = dp_->stats();
+    EXPECT_EQ(drops(after, "mtu_exceeded"), drops(before, "mtu_exceeded") + 1);
+    EXPECT_EQ(after.edge.icmp_errors_sent, before.edge.icmp_errors_sent + 1);
+    EXPECT_EQ(after.to_backend, before.to_backend);
+}
+
+TEST_F(DataplaneFrag, TunnelAboveTheMtuIsFragmentedOrAnsweredForDontFragment) {
+    // 1490 bytes fit the client's link; the 20-byte ipip header does not fit int's MTU.
+    const Endpoint dsr_vip = *Endpoint::parse("198.51.100.13:5060");
+    const std::string msg = invite_of_size("tunnel-big@pbx", 1490 - 28);
+    auto inner = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = dsr_vip,
+                              .ttl = 60, .payload = msg})
+                     .bytes;
+    ASSERT_EQ(inner.size(), 14u + 1490);
+
+    // DF: "fragmentation needed" with the MTU left inside the tunnel.
+    auto before = dp_->stats();
+    send(ext_, inner);
+    auto back = receive(ext_, 1);
+    ASSERT_EQ(back.size(), 1u);
+    EXPECT_TRUE(receive(int_, 0).empty());
+    EXPECT_EQ(back[0][14 + 20], 3);
+    EXPECT_EQ(back[0][14 + 21], 4);
+    EXPECT_EQ(get16(back[0], 14 + 26), 1480);
+    EXPECT_EQ(drops(dp_->stats(), "mtu_exceeded"), drops(before, "mtu_exceeded") + 1);
+
+    // Without DF: the tunnel packet leaves in two pieces under one fresh outer identification.
+    inner = without_df(inner);
+    std::vector<std::vector<uint8_t>> pieces;
+    for (int i = 0; i < 2; ++i) {
+        send(ext_, inner);
+        auto out = receive(int_, 2);
+        ASSERT_EQ(out.size(), 2u);
+        EXPECT_NE(get16(out[0], 18 + 4), 0);
+        EXPECT_EQ(get16(out[0], 18 + 4), get16(out[1], 18 + 4));
+        if (i == 1) {
+            EXPECT_NE(get16(out[0], 18 + 4), get16(pieces[0], 18 + 4));
+        }
+        pieces = out;
+    }
+    auto outer = reassemble(pieces, 1500);
+    ASSERT_EQ(outer.size(), 20u + 1490);
+    EXPECT_EQ(outer[9], 4);  // IP in IP
+    const std::vector<uint8_t> tunnel_src{203, 0, 113, 1}, tunnel_dst{203, 0, 113, 11};
+    EXPECT_TRUE(std::equal(tunnel_src.begin(), tunnel_src.end(), outer.begin() + 12));
+    EXPECT_TRUE(std::equal(tunnel_dst.begin(), tunnel_dst.end(), outer.begin() + 16));
+    // Inside: the client's datagram as sent, TTL 60 -> 59 and its header checksum updated.
+    std::vector<uint8_t> want(inner.begin() + 14, inner.end());
+    want[8] = 59;
+    put16(want, 10, naive_ipv4_checksum(want, 0));
+    EXPECT_EQ(std::vector<uint8_t>(outer.begin() + 20, outer.end()), want);
 }
 
 TEST_F(DataplaneFrag, MissingFragmentTimesOutWithoutLeaking) {

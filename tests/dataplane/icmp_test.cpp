@@ -3,6 +3,8 @@
 // VIP datagrams passed to the backend; output compared byte for byte or
 // checked with the naive checksums of frame_builder.h.
 #include <gtest/gtest.h>
+
+#include <chrono>
 #include <rte_ring.h>
 
 #include "../net/frame_builder.h"
@@ -71,6 +73,8 @@ std::string bye(const std::string& call_id) {
            "\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
 }
 
+constexpr uint32_t kErrorRate = 20, kErrorBurst = 30;
+
 class DataplaneIcmp : public RingDataplaneTest<DataplaneIcmp> {
 protected:
     static void SetUpTestSuite() {
@@ -79,6 +83,8 @@ protected:
         config::Config cfg;
         set_test_sizes(cfg.dataplane, "siplb_dp_icmp");
         set_two_ports(cfg.dataplane, ext_, int_, true);
+        cfg.dataplane.icmp_error_rate = kErrorRate;  // not the defaults (100/s, burst 50)
+        cfg.dataplane.icmp_error_burst = kErrorBurst;
         start(cfg, make_snapshot({
                        {"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060", "203.0.113.12:5080"}},
                        {"six", {"[2001:db8:1::10]:5060"}, {"[2001:db8:2::11]:5060"}},
@@ -150,12 +156,16 @@ TEST_F(DataplaneIcmp, ErrorsAreRateLimitedAndCounted) {
         frames.push_back(build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
                                       .ttl = 1, .payload = bye("flood")})
                              .bytes);
+    const auto start = std::chrono::steady_clock::now();
     send(ext_, frames);
     auto after = dp_->stats();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     uint64_t sent = after.edge.icmp_errors_sent - before.edge.icmp_errors_sent;
     uint64_t limited = after.edge.icmp_errors_rate_limited - before.edge.icmp_errors_rate_limited;
     EXPECT_EQ(sent + limited, 200u);
-    EXPECT_LE(sent, 100u);  // burst 50 plus 100/s for well under the 5 s the send may take
+    // dataplane.icmp_error_burst, then icmp_error_rate per second (one more second of slack).
+    EXPECT_LE(static_cast<double>(sent), kErrorBurst + kErrorRate * (seconds + 1.0));
+    EXPECT_GE(sent, 1u);
     EXPECT_GE(limited, 100u);
     auto out = receive(ext_, sent);
     EXPECT_EQ(out.size(), sent);

@@ -54,21 +54,25 @@ inline rte_mempool* g_frame_pool = nullptr;
 // can run: the whole program fails loudly.
 class RingEalEnvironment : public ::testing::Environment {
 public:
-    RingEalEnvironment(std::string eal_prefix, std::string pool_name)
-        : eal_prefix_(std::move(eal_prefix)), pool_name_(std::move(pool_name)) {}
+    // `data_room`: frames up to data_room - RTE_PKTMBUF_HEADROOM bytes are
+    // injected as one segment.
+    RingEalEnvironment(std::string eal_prefix, std::string pool_name,
+                       uint16_t data_room = RTE_MBUF_DEFAULT_BUF_SIZE)
+        : eal_prefix_(std::move(eal_prefix)), pool_name_(std::move(pool_name)), data_room_(data_room) {}
     void SetUp() override {
         auto st = init_eal(siplb::test::test_eal_args(eal_prefix_));
         if (!st) {
             fprintf(stderr, "%s\n", st.message().c_str());
             std::exit(1);
         }
-        g_frame_pool = rte_pktmbuf_pool_create(pool_name_.c_str(), 2048, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+        g_frame_pool = rte_pktmbuf_pool_create(pool_name_.c_str(), 2048, 0, 0, data_room_, 0);
         if (!g_frame_pool) std::exit(1);
     }
 
 private:
     std::string eal_prefix_;
     std::string pool_name_;
+    uint16_t data_room_;
 };
 
 // One worker, small rings and pool: what every in-process test runs with.

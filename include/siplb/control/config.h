@@ -85,6 +85,11 @@ struct DataplaneConfig {
     uint32_t frag_timeout_ms = 2000;
     bool announce = true;             // gratuitous ARP / unsolicited NA for port addresses and VIPs
     uint32_t neighbor_reachable_s = 300;  // learned neighbors: stale after, dropped after 4x unconfirmed
+    // ICMP errors siplb generates (time exceeded, port unreachable,
+    // fragmentation needed), per worker: a token bucket of this rate per
+    // second and this burst. 0 sends none.
+    uint32_t icmp_error_rate = 100;
+    uint32_t icmp_error_burst = 50;
 
     bool operator==(const DataplaneConfig&) const = default;
 };

@@ -20,8 +20,9 @@ struct EdgeStats {
     uint64_t frag_duplicates = 0;           // exact duplicates of a fragment already taken (dropped)
     uint64_t frag_not_for_vip = 0;          // fragments of datagrams to other addresses
     uint64_t frag_too_big = 0;              // reassembled datagram larger than the scratch buffer
+    uint64_t frag_oversize = 0;             // whole datagrams in one frame above the egress MTU (fragmented)
     uint64_t frag_sent = 0;                 // fragments transmitted (egress MTU exceeded)
-    uint64_t frag_failed = 0;               // datagrams that could not be fragmented (DF-less IPv6 too, pool empty)
+    uint64_t frag_failed = 0;               // datagrams that could not be fragmented (pool empty, > 64 pieces)
     // Kernel exception path
     uint64_t kernel_to_tap = 0;             // frames handed to the kernel
     uint64_t kernel_from_tap = 0;           // frames the kernel sent, transmitted on the wire

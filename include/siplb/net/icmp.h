@@ -67,8 +67,11 @@ size_t write_echo_reply(uint8_t* frame, const PacketView& v, const IcmpView& m) 
 // `room` (bytes writable from v.l3_offset). Returns the IP length of the
 // error, 0 when `room` cannot hold the headers plus the 8 bytes of the
 // original payload RFC 792 requires. `source` must be of v's family.
+// `rest` fills bytes 4..7 of the ICMP header: 0 for most errors, the
+// next-hop MTU for fragmentation needed (RFC 1191, low 16 bits) and the MTU
+// for an IPv6 packet too big (RFC 4443 3.2).
 size_t write_icmp_error(uint8_t* frame, const PacketView& v, uint8_t type, uint8_t code, const IpAddress& source,
-                        size_t room) noexcept;
+                        size_t room, uint32_t rest = 0) noexcept;
 
 // The UDP datagram an ICMP error quotes (its IP header and at least the
 // 8-byte UDP header must be present; the rest may be truncated).

@@ -51,6 +51,8 @@ TEST(ConfigDefaults, MinimalFileTakesSchemaDefaults) {
     EXPECT_EQ(c.dataplane.affinity_capacity, 1u << 20);
     EXPECT_TRUE(c.dataplane.announce);
     EXPECT_EQ(c.dataplane.neighbor_reachable_s, 300u);
+    EXPECT_EQ(c.dataplane.icmp_error_rate, 100u);
+    EXPECT_EQ(c.dataplane.icmp_error_burst, 50u);
     ASSERT_EQ(c.pools.size(), 1u);
     const PoolConfig& p = c.pools[0];
     EXPECT_EQ(p.name, "lund");
@@ -98,6 +100,8 @@ frag_max_flows = 100
 frag_timeout_ms = 500
 announce = false
 neighbor_reachable_s = 60
+icmp_error_rate = 0
+icmp_error_burst = 7
 
 [[dataplane.port]]
 name = "ext"
@@ -217,6 +221,8 @@ dns = ["siptrunk.example.net"]
     EXPECT_EQ(d.frag_timeout_ms, 500u);
     EXPECT_FALSE(d.announce);
     EXPECT_EQ(d.neighbor_reachable_s, 60u);
+    EXPECT_EQ(d.icmp_error_rate, 0u);
+    EXPECT_EQ(d.icmp_error_burst, 7u);
     ASSERT_EQ(d.ports.size(), 2u);
     EXPECT_EQ(d.ports[0].name, "ext");
     EXPECT_EQ(d.ports[0].device, "0000:01:00.0");
@@ -405,6 +411,8 @@ TEST(ConfigErrors, OutOfRangeNumbers) {
     EXPECT_THAT(parse_err("[dataplane]\nburst = 257\n"), HasSubstr("dataplane.burst: 257 is out of range"));
     EXPECT_THAT(parse_err("[dataplane]\nneighbor_reachable_s = 0\n"),
                 HasSubstr("dataplane.neighbor_reachable_s: 0 is out of range 1..86400"));
+    EXPECT_THAT(parse_err("[dataplane]\nicmp_error_burst = 0\n"),
+                HasSubstr("dataplane.icmp_error_burst: 0 is out of range 1..1000000"));
     EXPECT_THAT(parse_err("[dataplane]\nworkers = -1\n"), HasSubstr("dataplane.workers: -1 is out of range"));
     EXPECT_THAT(parse_err("[health]\njitter = 0.6\n"), HasSubstr("health.jitter: 0.6 is out of range 0..0.5"));
     EXPECT_THAT(parse_err("[health]\njitter = nan\n"), HasSubstr("health.jitter"));
