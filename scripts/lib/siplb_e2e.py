@@ -186,8 +186,11 @@ class Daemon:
         return self.proc.log.read_text(errors="replace")[-n:] if self.proc else ""
 
     def ctl(self, *args: str, check: bool = True) -> tuple[int, str]:
-        cmd = ["ip", "netns", "exec", self.rig.ns_lb, str(siplbctl_path()), *args,
-               "--socket", str(self.rig.siplb_socket)]
+        # --socket goes before a "--" (after it, everything is positional)
+        args = list(args)
+        at = args.index("--") if "--" in args else len(args)
+        cmd = ["ip", "netns", "exec", self.rig.ns_lb, str(siplbctl_path()), *args[:at],
+               "--socket", str(self.rig.siplb_socket), *args[at:]]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=10,
                            env={**os.environ, "SIPLB_SOCKET": str(self.rig.siplb_socket)})
         if check and r.returncode != 0:

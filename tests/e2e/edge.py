@@ -133,7 +133,9 @@ def sdp(length):
         body += line
         i += 1
     return body
-body_len = size - len(request("INVITE", 1, body=b"x" * 1000)) + 1000
+body_len = 1000
+for _ in range(3):  # Content-Length has as many digits as the body length needs
+    body_len = size - len(request("INVITE", 1, body=b"x" * body_len)) + body_len
 invite = request("INVITE", 1, body=sdp(body_len))
 assert len(invite) == size, (len(invite), size)
 open(payload_file, "wb").write(invite)
@@ -284,6 +286,10 @@ def check_invite_on_wire(out: E.Outcome, fam: str, frames: list[bytes], client_i
     out.numbers[f"{fam}_fragment_ip_bytes"] = sizes
     out.numbers[f"{fam}_fragment_offsets"] = [p["off"] for p in pieces]
     out.numbers[f"{fam}_fragment_id"] = pieces[0]["id"]
+    if fam == "v6":
+        # siplb builds these fragment headers itself (DPDK's fragmenter writes
+        # identification 0 into every one, so two datagrams could be merged).
+        out.check(pieces[0]["id"] != 0, f"{fam}: fragment header identification set ({pieces[0]['id']}, not 0)")
     out.numbers[f"{fam}_ttl"] = sorted({p["ttl"] for p in pieces})
     out.check(len(pieces) >= 2 and all(p["frag"] for p in pieces) and max(sizes) <= MTU,
               f"{fam}: INVITE arrives as {len(pieces)} IP fragment(s) of {sizes} bytes of IP datagram "
@@ -313,8 +319,7 @@ def script(rig: R.Rig, name: str, text: str) -> str:
     """The helper programs run in the client namespace from files in the
     workdir (short command lines in errors, kept with the logs)."""
     path = rig.workdir / name
-    if not path.exists():
-        path.write_text(text)
+    path.write_text(text)
     return str(path)
 
 
@@ -435,9 +440,25 @@ def resolution_answer(frame: bytes, vip: str) -> dict | None:
     return None
 
 
+def call_id_for(d: E.Daemon, pool: str, wanted: set, fam: str, src: str) -> tuple[str, str]:
+    """A fresh Call-ID that siplb's table (siplbctl query) puts on one of
+    `wanted` backend addresses."""
+    for _ in range(8):
+        candidates = [f"edge-{fam}-{uuid.uuid4().hex}@{src}" for _ in range(8)]
+        _, text = d.ctl("query", pool, "--", *candidates)
+        for line in text.splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 2 and parts[0] in candidates and parts[1] in wanted:
+                return parts[0], parts[1]
+    raise R.RigError(f"siplbctl query {pool}: no Call-ID of 64 maps to {sorted(wanted)}")
+
+
 def fragmented_invite(out: E.Outcome, rig: R.Rig, d: E.Daemon, fam: str, src: str, vip: str, pool: str,
-                      backend_ips: list) -> None:
-    call_id = f"edge-{fam}-{uuid.uuid4().hex}@{src}"
+                      backend_ips: list, wanted: list) -> None:
+    """wanted: the backends the Call-ID may hash to. A backend address in two
+    pools answers from the first pool's VIP (DataplaneSnapshot::find_backend),
+    and the rig's b2 is in lund and trunk: the IPv4 INVITE goes to b3."""
+    call_id, predicted = call_id_for(d, pool, {R.host_port(ip, R.SIP_PORT) for ip in wanted}, fam, src)
     payload_file = rig.workdir / f"invite-{fam}.bin"
     st0 = stats(d)
     cap = R.FrameCapture(rig, rig.ns_back, "b0", seconds=12)
@@ -468,8 +489,10 @@ def fragmented_invite(out: E.Outcome, rig: R.Rig, d: E.Daemon, fam: str, src: st
     where = {b.addr: [m for cid, m in b.received() if cid == call_id] for b in rig.backends.values()}
     where = {k: v for k, v in where.items() if v}
     ips = {R.host_port(ip, R.SIP_PORT) for ip in backend_ips}
-    out.check(len(where) == 1 and set(where) <= ips and "INVITE" in next(iter(where.values())),
-              f"{fam}: Call-ID logged by exactly one backend of the pool: {where}")
+    out.check(len(where) == 1 and set(where) == {predicted} and set(where) <= ips
+              and "INVITE" in next(iter(where.values())),
+              f"{fam}: Call-ID logged by exactly one backend of pool {pool}, the one siplbctl query names "
+              f"({predicted}): {where}")
     check_invite_on_wire(out, fam, frames, src, set(backend_ips), call_id, sent)
 
 
@@ -505,8 +528,11 @@ def main() -> int:
                               f"{r['answered']} of {PINGS} echoes (RTT ms {r['rtt_ms']})")
                 for fam, src, vip in (("v4", src4, vip4), ("v6", src6, vip6)):
                     resolve_and_ping(out, rig, fam, src, vip)
-                fragmented_invite(out, rig, d, "v4", src4, vip4, "trunk", [R.backend_ip(i) for i in E.TRUNK])
-                fragmented_invite(out, rig, d, "v6", src6, vip6, "trunk6", [R.backend_ip6(i) for i in E.TRUNK])
+                trunk4 = [R.backend_ip(i) for i in E.TRUNK]
+                trunk_only = [R.backend_ip(i) for i in E.TRUNK if i not in E.LUND_WEIGHTS]
+                trunk6 = [R.backend_ip6(i) for i in E.TRUNK]
+                fragmented_invite(out, rig, d, "v4", src4, vip4, "trunk", trunk4, trunk_only)
+                fragmented_invite(out, rig, d, "v6", src6, vip6, "trunk6", trunk6, trunk6)
             rc = d.stop()
             out.check(rc == 0, f"siplb stopped cleanly on SIGTERM (exit {rc})")
         left = rig.leftovers()
