@@ -10,19 +10,28 @@ Topology (every name carries a per-run prefix, e.g. "sle4711"):
     route 203.0.113.0/24           siplb: net_af_packet on ext0 and int0                 route 192.0.2.0/24
           via 192.0.2.1            ip_forward=0, VIPs NOT on the kernel                  via 198.51.100.1
                                                                                          dnsmasq 198.51.100.53
+  with Rig(ipv6=True) also (IPv6 is disabled in every namespace otherwise):
+    c0 2001:db8:c::11-13/64        ext0 2001:db8:c::1/64 int0 2001:db8:b::1/64           b0 2001:db8:b::11.../64
+    route 2001:db8:f::/64          forwarding=0, no VIP on the kernel,                   route 2001:db8:c::/64
+          via 2001:db8:c::1        blackhole 2001:db8:f::/64                             via 2001:db8:b::1
 
-How traffic reaches the VIPs: clients route the VIP prefix (203.0.113.0/24)
-through the lb node address 192.0.2.1, so frames to a VIP carry ext0's MAC;
-no ARP for the VIP itself is needed (neither siplb ARP nor proxy ARP). The lb
-kernel sees the same frames (af_packet gets copies) and drops them silently
-because forwarding is off and the VIPs are not local addresses, so it never
-answers SIP to a VIP with ICMP. Backends route client-bound traffic through
-198.51.100.1 in the same way. The node addresses 192.0.2.1 and 198.51.100.1
-stay on the kernel for siplb's control plane (DNS queries, OPTIONS probes
-through kernel sockets). Every neighbor is static (nud permanent in the
-namespaces, [[dataplane.neighbor]] in the generated config), so forwarding
-does not depend on ARP. Checksum offloads are off on every veth so frames
-carry complete UDP checksums (af_packet would otherwise see partial ones).
+How traffic reaches the VIPs: clients route the VIP prefix (203.0.113.0/24,
+and 2001:db8:f::/64 with IPv6) through the lb node address, so frames to a
+VIP carry ext0's MAC; no ARP/ND for the VIP itself is needed. (A test may
+add an on-link route to a VIP instead, so that the client resolves it by
+ARP or ND and siplb answers: tests/e2e/edge.py.) The lb kernel sees the
+same frames (af_packet gets copies) and drops them silently because
+forwarding is off and the VIPs are not local addresses, so it never answers
+SIP to a VIP with ICMP; for IPv6 this takes the blackhole route, as IPv6
+without any route would send an ICMPv6 "no route" error per frame.
+Backends route client-bound traffic through the lb int address in the same
+way. The node addresses stay on the kernel for siplb's control plane (DNS
+queries, OPTIONS probes through kernel sockets). Every neighbor is static
+(nud permanent in the namespaces, [[dataplane.neighbor]] in the generated
+config), so forwarding does not depend on ARP/ND. IPv6 addresses are
+nodad, with accept_dad, accept_ra and forwarding 0. Checksum offloads are
+off on every veth (ethtool, installed by scripts/setup) so frames carry
+complete UDP checksums (af_packet would otherwise see partial ones).
 
 Nothing here sends traffic outside the namespaces it creates.
 """

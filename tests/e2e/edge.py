@@ -2,27 +2,35 @@
 """Edge networking end to end (issue 6) through the siplb daemon in the rig,
 IPv4 and IPv6 (Rig(ipv6=True)), net_af_packet with framesz=4096:
 
+0. control, before siplb starts: with an on-link route to each VIP the
+   client's ARP / neighbor solicitation goes unanswered and so do its
+   echoes (the lb kernel has no VIPs, no proxy ARP/ND, forwarding off and
+   a blackhole route for the IPv6 VIP prefix), so whatever answers later
+   is siplb.
 1. ping: the client pings the IPv4 and the IPv6 VIP through the static
-   route via the lb node address; siplb answers the echoes (the lb kernel
-   has no VIPs, forwarding off, a blackhole route for the IPv6 VIP prefix,
-   so nobody else could).
+   route via the lb node address; siplb answers 3 of 3 echoes.
 2. ARP and ND: the client gets on-link routes to both VIPs (no neighbor
    entry for them), pings again, and its kernel resolves each VIP itself;
-   `ip neigh` must then show the VIP at the lb ext MAC, and siplb's
-   arp_replies / nd_advertisements counters must have moved.
+   `ip neigh` must then show the VIP at the lb ext MAC (reachable), and a
+   capture on c0 the ARP reply / solicited neighbor advertisement naming it.
 3. fragments: the client sends one SIP INVITE of 3000 bytes of UDP
    payload (large SDP, unique Call-ID) to each VIP; at MTU 1500 its kernel
    fragments it. Checked: a final response (200) comes back from the
-   VIP:5060, the Call-ID (INVITE, ACK, BYE) is logged by exactly one
-   backend, and an AF_PACKET capture on b0 (backends namespace), checked
-   here and not by siplb, shows the INVITE arriving as IP fragments of at
-   most 1500 bytes with valid IPv4 header checksums, contiguous offsets,
-   a valid UDP checksum over the reassembled datagram and a UDP payload
-   byte-identical to the one the client sent.
+   VIP:5060 it was sent to, ACK and BYE are answered, the Call-ID is
+   logged by exactly one backend (the one `siplbctl query` names), and an
+   AF_PACKET capture on b0 (backends namespace), checked here and not by
+   siplb, shows the INVITE arriving as IP fragments of at most 1500 bytes
+   with valid IPv4 header checksums, contiguous offsets, a valid UDP
+   checksum over the reassembled datagram, a UDP payload byte-identical to
+   the one the client sent and (IPv6) a fragment identification set.
    IPv4: the PMD's fanout socket has the kernel reassemble the fragments
-   (PACKET_FANOUT_FLAG_DEFRAG), so siplb receives one ~3000-byte frame and
-   must fragment it on egress. IPv6: siplb reassembles (rte_ip_frag),
-   balances and fragments again.
+   (PACKET_FANOUT_FLAG_DEFRAG), so siplb receives one 3042-byte frame and
+   fragments it on egress. IPv6: siplb reassembles (rte_ip_frag), balances
+   and fragments again.
+   A backend in two pools answers from the first pool's VIP
+   (DataplaneSnapshot::find_backend) and the rig's 198.51.100.13 is in lund
+   and trunk, so the IPv4 INVITE uses a Call-ID that lands on
+   198.51.100.14 (trunk only).
 4. siplb stops cleanly; no namespaces, links or processes are left.
 
 Exit 77 (skip) only when network namespaces cannot be created."""
