@@ -220,6 +220,15 @@ void print_human(CommandKind cmd, const json& r) {
             print_table({"DROP_REASON", "COUNT"}, rows);
             rows.clear();
             std::printf("\n");
+            const json edge = r.value("edge", json::object());
+            for (const auto& [group, kinds] : edge.items())
+                for (const auto& [kind, n] : kinds.items())
+                    if (n.is_number() && n.get<uint64_t>() > 0) rows.push_back({group, kind, cell(n)});
+            if (!rows.empty()) {
+                print_table({"EDGE", "KIND", "COUNT"}, rows);
+                rows.clear();
+                std::printf("\n");
+            }
             for (const auto& b : r.value("backends", json::array()))
                 rows.push_back({cell(at(b, "pool")), cell(at(b, "backend")), cell(at(b, "packets_to")), cell(at(b, "bytes_to")),
                                 cell(at(b, "packets_from")), cell(at(b, "bytes_from")), cell(at(b, "calls"))});

@@ -156,6 +156,9 @@ JResult CommandHandler::execute(const Request& r, const Actor& who) {
             j["backends"] = std::move(backends);
             j["affinity_entries"] = s.affinity_entries;
             j["affinity_capacity"] = s.affinity_capacity;
+            j["neighbors"] = s.neighbors;
+            j["edge"] = json::object();
+            for (const auto& e : s.edge) j["edge"][e.group][e.kind] = e.value;
             return j;
         }
         case CommandKind::lookup: {

@@ -6,6 +6,7 @@
 #include "siplb/control/config.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -403,6 +404,45 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
                     "device " + squote(p.device) + " is used by two ports");
         c.ports.push_back(std::move(p));
     });
+
+    // net_af_packet copies each frame into one mbuf and refuses, at start, a
+    // frame size (framesz, default 2048) that does not fit the data room
+    // after the 128-byte headroom (the frame's first 32 bytes are the
+    // tpacket header). framesz matters: the kernel hands the PMD's socket
+    // IPv4 fragments already reassembled, so a fragmented INVITE arrives as
+    // one frame of its full size, and a frame larger than framesz is cut.
+    for (size_t i = 0; i < c.ports.size(); ++i) {
+        const PortConfig& p = c.ports[i];
+        if (p.device.rfind("net_af_packet", 0) != 0) continue;
+        std::string_view args = p.vdev_args;
+        for (const auto& arg : c.eal) {
+            std::string_view a = arg;
+            if (a.rfind("--vdev=", 0) == 0 && a.substr(7, a.find(',') - 7) == p.device && a.find(',') != a.npos)
+                args = a.substr(a.find(',') + 1);
+        }
+        const std::string where = s.path("port") + "[" + std::to_string(i) + "].vdev_args";
+        uint64_t framesz = 2048;  // the PMD's default
+        bool framesz_ok = true;
+        for (size_t at = 0; at <= args.size();) {
+            size_t end = args.find(',', at);
+            if (end == args.npos) end = args.size();
+            std::string_view kv = args.substr(at, end - at);
+            if (kv.rfind("framesz=", 0) == 0) {
+                const std::string_view v = kv.substr(8);
+                auto [rest, ec] = std::from_chars(v.data(), v.data() + v.size(), framesz);
+                if (ec != std::errc{} || rest != v.data() + v.size() || v.empty()) {
+                    d.error(s.where(), where, squote(std::string(kv)) + " is not a frame size in bytes");
+                    framesz_ok = false;
+                }
+            }
+            at = end + 1;
+        }
+        if (framesz_ok && framesz + 96 > c.mbuf_size)
+            d.error(s.where(), where,
+                    "net_af_packet frames of framesz=" + std::to_string(framesz) +
+                        " need dataplane.mbuf_size >= " + std::to_string(framesz + 96) + " (it is " +
+                        std::to_string(c.mbuf_size) + "): the PMD copies each frame into one mbuf");
+    }
 
     // A vdev is created either by an EAL --vdev argument or from the port's
     // device + vdev_args, never both (DPDK would refuse the second one).

@@ -130,6 +130,25 @@ std::string render_metrics(const std::vector<PoolView>& pools, const StatsSnapsh
         w.sample_u("siplb_port_errors_total", {{"port", p.name}, {"kind", "rx_errors"}}, p.rx_errors);
         w.sample_u("siplb_port_errors_total", {{"port", p.name}, {"kind", "tx_errors"}}, p.tx_errors);
     }
+    // Edge counters: one family per group, in the order the snapshot lists them.
+    static const std::map<std::string, std::string, std::less<>> kEdgeHelp = {
+        {"icmp", "ICMP handled by kind (echo replies, errors sent, rate-limited, passed to backends, unmatched)."},
+        {"fragments", "IP fragments and fragmentation by kind (received, reassembled, dropped, sent, failed, ...)."},
+        {"kernel_path", "Frames through the kernel exception path (TAP) by kind."},
+        {"neighbor", "Neighbor resolution events by kind (ARP/ND answered and sent, learned, announced)."},
+        {"affinity", "Dialog affinity events by kind."},
+    };
+    for (size_t i = 0; i < stats.edge.size(); ++i) {
+        const std::string& group = stats.edge[i].group;
+        if (i > 0 && stats.edge[i - 1].group == group) continue;
+        const std::string name = "siplb_" + group + "_total";
+        auto help = kEdgeHelp.find(group);
+        w.family(name, "counter", help != kEdgeHelp.end() ? help->second : group + " events by kind.");
+        for (size_t j = i; j < stats.edge.size() && stats.edge[j].group == group; ++j)
+            w.sample_u(name, {{"kind", stats.edge[j].kind}}, stats.edge[j].value);
+    }
+    w.family("siplb_neighbors", "gauge", "Resolved neighbor (ARP/ND) entries.");
+    w.sample_u("siplb_neighbors", {}, stats.neighbors);
     w.family("siplb_affinity_entries", "gauge", "Live dialog affinity entries.");
     w.sample_u("siplb_affinity_entries", {}, stats.affinity_entries);
     w.family("siplb_affinity_capacity", "gauge", "Capacity of the dialog affinity table.");

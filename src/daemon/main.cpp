@@ -267,6 +267,36 @@ control::StatsSnapshot Daemon::stats() const {
         s.ports.push_back({p.name, p.rx_packets, p.tx_packets, p.rx_bytes, p.tx_bytes, p.hw_imissed, p.hw_ierrors,
                            p.hw_oerrors + p.tx_dropped});
     for (const auto& [reason, n] : d.drops) s.drops[reason] = n;
+    const dataplane::EdgeStats& e = d.edge;
+    s.neighbors = d.neighbors;
+    s.edge = {
+        {"icmp", "echo_replies", e.icmp_echo_replies},
+        {"icmp", "errors_sent", e.icmp_errors_sent},
+        {"icmp", "errors_rate_limited", e.icmp_errors_rate_limited},
+        {"icmp", "errors_to_backend", e.icmp_errors_to_backend},
+        {"icmp", "errors_unmatched", e.icmp_errors_unmatched},
+        {"fragments", "received", e.frag_received},
+        {"fragments", "reassembled", e.frag_reassembled},
+        {"fragments", "dropped", e.frag_dropped},
+        {"fragments", "duplicates", e.frag_duplicates},
+        {"fragments", "not_for_vip", e.frag_not_for_vip},
+        {"fragments", "too_big", e.frag_too_big},
+        {"fragments", "oversize", e.frag_oversize},
+        {"fragments", "sent", e.frag_sent},
+        {"fragments", "failed", e.frag_failed},
+        {"kernel_path", "to_kernel", e.kernel_to_tap},
+        {"kernel_path", "from_kernel", e.kernel_from_tap},
+        {"kernel_path", "dropped", e.kernel_tap_dropped},
+        {"neighbor", "learned", d.neighbors_learned},
+        {"neighbor", "arp_replies", d.arp_replies},
+        {"neighbor", "arp_requests", d.arp_requests},
+        {"neighbor", "nd_advertisements", d.nd_advertisements},
+        {"neighbor", "nd_solicitations", d.nd_solicitations},
+        {"neighbor", "gratuitous_arps", e.gratuitous_arps},
+        {"neighbor", "unsolicited_nas", e.unsolicited_nas},
+        {"affinity", "evictions", d.affinity_evictions},
+        {"affinity", "backend_dialogs", d.backend_dialogs},
+    };
     for (const auto& p : d.pools) {
         s.pools.push_back({p.name, p.packets, p.bytes, p.no_backend});
         for (const auto& b : p.backends)

@@ -148,7 +148,9 @@ Action Forwarder::handle_ndp(uint8_t* frame, uint16_t len, uint16_t tailroom, co
     // Glean: a solicitation names its sender's MAC, an advertisement the target's.
     const IpAddress& learned_ip = m->type == net::kIcmpv6NeighborSolicitation ? m->source : m->target;
     static const IpAddress unspecified{IpAddress::Family::v6, {}};
-    if (m->link_addr && learned_ip != unspecified) {
+    // An advertisement for one of our addresses (a conflict, or our own
+    // unsolicited NA looped back) is not learned, as with ARP.
+    if (m->link_addr && learned_ip != unspecified && !is_our_address(in_port, learned_ip, snap)) {
         auto on_link = ctx_.routes.on_link_port(learned_ip);
         if (on_link && *on_link == in_port) {
             auto r = ctx_.neighbors->learn(learned_ip, *m->link_addr, in_port, false, now_ms);
@@ -189,6 +191,9 @@ Action Forwarder::handle_arp(uint8_t* frame, uint16_t len, const net::PacketView
     auto arp = net::parse_arp(frame + v.l3_offset, len - v.l3_offset);
     if (!arp) return drop(DropReason::not_for_us);
     IpAddress sender = IpAddress::from_v4_be(arp->sender_ip_be);
+    // Someone claiming one of our addresses (a conflict, or our own
+    // announcement looped back) is neither learned nor answered.
+    if (arp->sender_ip_be != 0 && is_our_address(in_port, sender, snap)) return drop(DropReason::not_for_us);
     auto on_link = ctx_.routes.on_link_port(sender);
     if (arp->sender_ip_be != 0 && on_link && *on_link == in_port) {
         auto r = ctx_.neighbors->learn(sender, arp->sender_mac, in_port, false, now_ms);

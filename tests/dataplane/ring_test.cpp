@@ -254,6 +254,15 @@ TEST_F(DataplaneRing, NeighborSolicitationForVipIsAnswered) {
     EXPECT_EQ(IpAddress::from_v6(out[0].data() + 14 + 24), client);
     EXPECT_TRUE(std::equal(kClient6Mac.bytes.begin(), kClient6Mac.bytes.end(), out[0].begin()));
     EXPECT_EQ(dp_->stats().nd_advertisements, before.nd_advertisements + 1);
+
+    // An unsolicited advertisement of the VIP from another host (a conflict)
+    // is not learned: the VIP is ours.
+    auto mid = dp_->stats();
+    auto conflict = ndp_frame(kExtMac, kClient6Mac, 0);
+    net::write_neighbor_advertisement(conflict.data() + 14, vip, client, kClient6Mac, false);
+    send(ext_, conflict);
+    EXPECT_TRUE(receive(ext_, 0).empty());
+    EXPECT_EQ(dp_->stats().neighbors_learned, mid.neighbors_learned);
 }
 
 TEST_F(DataplaneRing, UnresolvedIpv6BackendIsSolicitedThenLearned) {
@@ -386,6 +395,18 @@ TEST_F(DataplaneRing, ArpRequestForVipIsAnswered) {
     net::write_arp(req.data() + 14, m);
     send(ext_, req);
     EXPECT_TRUE(receive(ext_, 0).empty());
+
+    // A gratuitous ARP claiming the VIP (an address conflict, or our own
+    // announcement looped back): no answer, and the VIP is not learned.
+    auto before = dp_->stats();
+    m.sender_mac = kBackend11Mac;
+    m.sender_ip_be = m.target_ip_be = kVip.ip.v4_be();
+    net::write_arp(req.data() + 14, m);
+    send(ext_, req);
+    EXPECT_TRUE(receive(ext_, 0).empty());
+    auto after = dp_->stats();
+    EXPECT_EQ(after.neighbors_learned, before.neighbors_learned);
+    EXPECT_EQ(after.arp_replies, before.arp_replies);
 }
 
 TEST_F(DataplaneRing, UnresolvedBackendIsArpedThenLearned) {

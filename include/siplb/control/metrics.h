@@ -50,6 +50,15 @@ struct PoolCounters {
     uint64_t no_backend = 0;
 };
 
+// One counter of the networking edge (ICMP, IP fragments, the kernel path,
+// neighbor resolution, dialog affinity), e.g. {"fragments", "reassembled"}.
+// Groups become Prometheus families siplb_<group>_total{kind="..."}.
+struct EdgeCounter {
+    std::string group;
+    std::string kind;
+    uint64_t value = 0;
+};
+
 struct StatsSnapshot {
     std::vector<WorkerCounters> workers;
     std::vector<PortCounters> ports;
@@ -58,6 +67,8 @@ struct StatsSnapshot {
     std::vector<BackendCounters> backends;
     uint64_t affinity_entries = 0;
     uint64_t affinity_capacity = 0;
+    std::vector<EdgeCounter> edge;  // grouped, in a stable order
+    uint64_t neighbors = 0;         // resolved neighbor entries (gauge)
 };
 
 // Process-level facts for the exposition.

@@ -92,7 +92,7 @@ workers = 4
 burst = 64
 mbufs = 16384
 mbuf_cache = 128
-mbuf_size = 2048
+mbuf_size = 2304
 rx_ring = 2048
 tx_ring = 512
 affinity_capacity = 4096
@@ -213,7 +213,7 @@ dns = ["siptrunk.example.net"]
     EXPECT_EQ(d.burst, 64u);
     EXPECT_EQ(d.mbufs, 16384u);
     EXPECT_EQ(d.mbuf_cache, 128u);
-    EXPECT_EQ(d.mbuf_size, 2048u);
+    EXPECT_EQ(d.mbuf_size, 2304u);
     EXPECT_EQ(d.rx_ring, 2048u);
     EXPECT_EQ(d.tx_ring, 512u);
     EXPECT_EQ(d.affinity_capacity, 4096u);
@@ -376,6 +376,21 @@ TEST(ConfigErrors, UnknownKeySuggestsTheRightOne) {
 
 TEST(ConfigErrors, UnknownKeysEverywhere) {
     EXPECT_THAT(parse_err("[contrl]\n"), HasSubstr("unknown key 'contrl' (did you mean 'control'?)"));
+}
+
+TEST(Config, AfPacketFrameSizeMustFitTheMbuf) {
+    auto port = [](const std::string& mbuf_size, const std::string& args) {
+        return "[dataplane]\n" + mbuf_size + "[[dataplane.port]]\nname = \"ext\"\ndevice = \"net_af_packet0\"\n"
+               "vdev_args = \"" + args + "\"\naddresses = [\"192.0.2.1/24\"]\n" + kMinimalPool;
+    };
+    // The default frame (2048) fits the default data room (2176); 4096 needs 4192.
+    EXPECT_TRUE(parse_config(port("", "iface=v0"), "t.toml"));
+    EXPECT_TRUE(parse_config(port("mbuf_size = 4192\n", "iface=v0,framesz=4096"), "t.toml"));
+    EXPECT_THAT(parse_err(port("mbuf_size = 4191\n", "iface=v0,framesz=4096")),
+                HasSubstr("dataplane.port[0].vdev_args: net_af_packet frames of framesz=4096 need "
+                          "dataplane.mbuf_size >= 4192 (it is 4191)"));
+    EXPECT_THAT(parse_err(port("", "iface=v0,framesz=4096,qpairs=1")), HasSubstr("mbuf_size >= 4192 (it is 2176)"));
+    EXPECT_THAT(parse_err(port("", "iface=v0,framesz=4k")), HasSubstr("'framesz=4k' is not a frame size in bytes"));
     EXPECT_THAT(parse_err(std::string(kMinimalPool) + "backend = [\"198.51.100.1:5060\"]\n"),
                 HasSubstr("pool[0]: unknown key 'backend' (did you mean 'backends'?)"));
     EXPECT_THAT(parse_err(std::string(kMinimalPool) + "[pool.health]\ntimeout = 3\n"),

@@ -333,6 +333,16 @@ TEST_F(Daemon, StatusPoolsBackends) {
     ASSERT_EQ(st["ok"], true);
     EXPECT_EQ(st["result"]["workers"].size(), 1u);
     EXPECT_TRUE(st["result"]["drops"].is_object());
+    // Edge counters reach the socket: worker 0 announces the port address and both VIPs at start.
+    for (const char* group : {"icmp", "fragments", "kernel_path", "neighbor", "affinity"})
+        EXPECT_TRUE(st["result"]["edge"][group].is_object()) << group;
+    EXPECT_TRUE(st["result"]["edge"]["fragments"]["oversize"].is_number());
+    uint64_t garps = 0;
+    for (int i = 0; i < 200 && garps < 3; ++i) {
+        garps = req({{"cmd", "stats"}})["result"]["edge"]["neighbor"]["gratuitous_arps"].get<uint64_t>();
+        if (garps < 3) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(garps, 3u);
 }
 
 TEST_F(Daemon, SocketPermissions) {
@@ -554,6 +564,9 @@ TEST_F(Daemon, MetricsOverSocketAndHttp) {
     EXPECT_NE(text.find("# TYPE siplb_backend_up gauge"), std::string::npos);
     EXPECT_NE(text.find("siplb_backend_up{pool=\"lund\",backend=\"198.51.100.11:5060\"} 1"), std::string::npos);
     EXPECT_NE(text.find("siplb_drops_total{reason="), std::string::npos);
+    EXPECT_NE(text.find("# TYPE siplb_fragments_total counter"), std::string::npos);
+    EXPECT_NE(text.find("siplb_fragments_total{kind=\"oversize\"} "), std::string::npos);
+    EXPECT_NE(text.find("siplb_neighbors "), std::string::npos);
 
     auto http = [&](const std::string& request) {
         int fd = ::socket(AF_INET, SOCK_STREAM, 0);

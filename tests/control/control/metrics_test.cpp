@@ -90,6 +90,8 @@ TEST(Metrics, ExpositionIsWellFormed) {
     s.drops["no_backend"] = 3;
     s.backends.push_back({"lund", *Endpoint::parse("192.0.2.1:5060"), 5, 500, 4, 400, 2});
     s.backends[0].packets_to = 18446744073709551615ull;  // exact uint64
+    s.edge = {{"icmp", "echo_replies", 4}, {"icmp", "errors_sent", 1}, {"fragments", "reassembled", 9}};
+    s.neighbors = 5;
     MetricsInfo info;
     info.version = "0.1.0";
     info.snapshot_version = 12;
@@ -135,6 +137,12 @@ TEST(Metrics, ExpositionIsWellFormed) {
     EXPECT_NE(text.find("siplb_backend_state{pool=\"lu\\\"nd\\\\x\\ny\",backend=\"[2001:db8::1]:5060\",state=\"disabled\"} 1\n"),
               std::string::npos);
     EXPECT_NE(text.find("siplb_snapshot_version 12\n"), std::string::npos);
+    EXPECT_TRUE(typed.count("siplb_icmp_total"));
+    EXPECT_TRUE(typed.count("siplb_fragments_total"));
+    EXPECT_NE(text.find("siplb_icmp_total{kind=\"echo_replies\"} 4\nsiplb_icmp_total{kind=\"errors_sent\"} 1\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("siplb_fragments_total{kind=\"reassembled\"} 9\n"), std::string::npos);
+    EXPECT_NE(text.find("siplb_neighbors 5\n"), std::string::npos);
 }
 
 TEST(MetricsHttp, Routes) {
