@@ -259,8 +259,9 @@ def udp_checksum_ok(v: int, raw_src: bytes, raw_dst: bytes, udp: bytes) -> bool:
 
 
 def check_invite_on_wire(out: E.Outcome, fam: str, frames: list[bytes], client_ip: str, backend_ips: set,
-                         call_id: str, sent: bytes) -> None:
-    """The INVITE as b0 received it, verified independently of siplb."""
+                         call_id: str, sent: bytes) -> int:
+    """The INVITE as b0 received it, verified independently of siplb.
+    Returns the number of its fragments seen."""
     pkts = [p for p in (parse_ip(f) for f in frames) if p and p["src"] == client_ip and p["dst"] in backend_ips]
     groups: dict = {}
     for p in pkts:
@@ -286,7 +287,7 @@ def check_invite_on_wire(out: E.Outcome, fam: str, frames: list[bytes], client_i
     if not invites:
         out.check(False, f"{fam}: the fragmented INVITE reached b0 ({len(pkts)} frames from {client_ip} to the "
                          f"backends captured, none of them the INVITE)")
-        return
+        return 0
     out.check(len(invites) == 1, f"{fam}: the INVITE reached b0 exactly once ({len(invites)} datagrams)")
     pieces, data, why = invites[0]
     pieces = sorted(pieces, key=lambda p: p["off"])
@@ -308,7 +309,7 @@ def check_invite_on_wire(out: E.Outcome, fam: str, frames: list[bytes], client_i
     out.check(data is not None, f"{fam}: the fragments fit together (contiguous offsets, MF set on all but the "
                                 f"last){': ' + why if why else ''}")
     if data is None:
-        return
+        return len(pieces)
     ulen = struct.unpack("!H", data[4:6])[0]
     ok = udp_checksum_ok(pieces[0]["v"], pieces[0]["raw_src"], pieces[0]["raw_dst"], data)
     out.numbers[f"{fam}_udp_checksum"] = f"0x{struct.unpack('!H', data[6:8])[0]:04x} {'valid' if ok else 'INVALID'}"
@@ -320,6 +321,7 @@ def check_invite_on_wire(out: E.Outcome, fam: str, frames: list[bytes], client_i
     first_diff = next((i for i, (a, b) in enumerate(zip(payload, sent)) if a != b), min(len(payload), len(sent)))
     out.check(same, f"{fam}: reassembled UDP payload ({len(payload)} bytes) byte-identical to what the client sent "
                     f"({len(sent)} bytes)" + ("" if same else f", first difference at byte {first_diff}"))
+    return len(pieces)
 
 
 # ---------------------------------------------------------------- helpers
@@ -357,6 +359,12 @@ def drops(st: dict) -> dict:
         if p.get("tx_errors"):
             d[f"port {p.get('name')} tx_errors"] = p["tx_errors"]
     return d
+
+
+def edge_counters(st: dict) -> dict:
+    """siplb's edge counters ('stats' edge.GROUP.KIND) as {"GROUP.KIND": n}."""
+    return {f"{g}.{k}": v for g, kinds in st.get("edge", {}).items() if isinstance(kinds, dict)
+            for k, v in kinds.items() if isinstance(v, int)}
 
 
 def sent_to_backends(st: dict, pool: str) -> dict:
@@ -398,21 +406,24 @@ def nobody_answers_without_siplb(out: E.Outcome, rig: R.Rig, fam: str, src: str,
               f"and not answered ({r['answered']} echo replies): the lb kernel does not answer for it")
 
 
-def resolve_and_ping(out: E.Outcome, rig: R.Rig, fam: str, src: str, vip: str) -> None:
+def resolve_and_ping(out: E.Outcome, rig: R.Rig, d: E.Daemon, fam: str, src: str, vip: str) -> None:
     """On-link route to the VIP, no neighbor entry: the client's kernel must
     resolve it (ARP / neighbor solicitation), and only siplb can answer.
     A capture on c0 shows the answer itself."""
     onlink_route(rig, fam, src, vip, add=True)
     before_entry = neighbor(rig, vip)
     cap = R.FrameCapture(rig, rig.ns_client, "c0", seconds=8, arp=True)
+    c0 = edge_counters(stats(d))
     r = ping(rig, src, vip)
     entry = neighbor(rig, vip)
+    moved = delta(edge_counters(stats(d)), c0)
     answers = [a for a in (resolution_answer(f, vip) for f in cap.frames()) if a]
     st = state_of(entry)
     what = "ARP" if fam == "v4" else "ND"
     out.numbers[f"{fam}_neigh"] = f"{entry.get('lladdr', '-')} {'/'.join(sorted(st)) or '-'}"
     out.numbers[f"{fam}_{what}_answers_on_c0"] = answers
     out.numbers[f"{fam}_onlink_ping_rtt_ms"] = r["rtt_ms"]
+    out.numbers[f"{fam}_siplb_counters_onlink_ping"] = moved
     out.check(not before_entry and entry.get("lladdr") == R.MAC_LB_EXT and st & RESOLVED_STATES,
               f"{fam}: client resolves VIP {vip} by {what} on an on-link route: ip neigh "
               f"{entry.get('lladdr', 'none')} {'/'.join(sorted(st)) or '-'} (lb ext MAC {R.MAC_LB_EXT}; "
@@ -422,8 +433,11 @@ def resolve_and_ping(out: E.Outcome, rig: R.Rig, fam: str, src: str, vip: str) -
               f"{fam}: {len(answers)} {what} answer(s) for {vip} on c0, {len(good)} naming {R.MAC_LB_EXT}"
               + (" (solicited NA, override, target link-layer address, valid ICMPv6 checksum)" if fam == "v6"
                  else " (ARP reply from the VIP to the client)"))
-    out.check(r["answered"] == PINGS, f"{fam}: client pings VIP {vip} on-link, siplb answers {r['answered']} of "
-                                      f"{PINGS} echoes (RTT ms {r['rtt_ms']})")
+    name = "neighbor.arp_replies" if fam == "v4" else "neighbor.nd_advertisements"
+    out.check(moved.get(name, 0) >= 1, f"{fam}: siplb counts the answer ({name} +{moved.get(name, 0)})")
+    out.check(r["answered"] == PINGS and moved.get("icmp.echo_replies", 0) == PINGS,
+              f"{fam}: client pings VIP {vip} on-link, siplb answers {r['answered']} of {PINGS} echoes "
+              f"(icmp.echo_replies +{moved.get('icmp.echo_replies', 0)}; RTT ms {r['rtt_ms']})")
 
 
 def resolution_answer(frame: bytes, vip: str) -> dict | None:
@@ -478,6 +492,8 @@ def fragmented_invite(out: E.Outcome, rig: R.Rig, d: E.Daemon, fam: str, src: st
     st1 = stats(d)
     out.numbers[f"{fam}_invite_s"] = round(time.monotonic() - t0, 2)
     out.numbers[f"{fam}_siplb_drops_during_invite"] = delta(drops(st1), drops(st0))
+    frag = {k: v for k, v in delta(edge_counters(st1), edge_counters(st0)).items() if k.startswith("fragments.")}
+    out.numbers[f"{fam}_siplb_fragment_counters"] = frag
     before = sent_to_backends(st0, pool)
     out.numbers[f"{fam}_siplb_sent_to_{pool}_backends"] = {
         k: f"{n - before.get(k, (0, 0))[0]} pkts {b - before.get(k, (0, 0))[1]} bytes"
@@ -501,7 +517,14 @@ def fragmented_invite(out: E.Outcome, rig: R.Rig, d: E.Daemon, fam: str, src: st
               and "INVITE" in next(iter(where.values())),
               f"{fam}: Call-ID logged by exactly one backend of pool {pool}, the one siplbctl query names "
               f"({predicted}): {where}")
-    check_invite_on_wire(out, fam, frames, src, set(backend_ips), call_id, sent)
+    n_wire = check_invite_on_wire(out, fam, frames, src, set(backend_ips), call_id, sent)
+    # siplb's own account of the same datagram agrees with the wire.
+    want = {"fragments.sent": n_wire}
+    if fam == "v6":
+        want.update({"fragments.received": n_wire, "fragments.reassembled": 1})
+    got = {k: frag.get(k, 0) for k in want}
+    out.check(n_wire and got == want and not frag.get("fragments.failed") and not frag.get("fragments.dropped"),
+              f"{fam}: siplb's fragment counters match the wire: {got} (want {want}, failed/dropped 0)")
 
 
 def main() -> int:
@@ -530,12 +553,14 @@ def main() -> int:
             E.wait_pool_ready(rig, d, out)
             if out.ok:
                 for fam, src, vip in (("v4", src4, vip4), ("v6", src6, vip6)):
+                    c0 = edge_counters(stats(d))
                     r = ping(rig, src, vip)
-                    out.check(r["answered"] == PINGS,
+                    echoes = delta(edge_counters(stats(d)), c0).get("icmp.echo_replies", 0)
+                    out.check(r["answered"] == PINGS and echoes == PINGS,
                               f"{fam}: client pings VIP {vip} (routed via the lb node address), siplb answers "
-                              f"{r['answered']} of {PINGS} echoes (RTT ms {r['rtt_ms']})")
+                              f"{r['answered']} of {PINGS} echoes (icmp.echo_replies +{echoes}; RTT ms {r['rtt_ms']})")
                 for fam, src, vip in (("v4", src4, vip4), ("v6", src6, vip6)):
-                    resolve_and_ping(out, rig, fam, src, vip)
+                    resolve_and_ping(out, rig, d, fam, src, vip)
                 trunk4 = [R.backend_ip(i) for i in E.TRUNK]
                 trunk_only = [R.backend_ip(i) for i in E.TRUNK if i not in E.LUND_WEIGHTS]
                 trunk6 = [R.backend_ip6(i) for i in E.TRUNK]
