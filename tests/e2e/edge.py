@@ -31,6 +31,8 @@ IPv4 and IPv6 (Rig(ipv6=True)), net_af_packet with framesz=4096:
    (DataplaneSnapshot::find_backend) and the rig's 198.51.100.13 is in lund
    and trunk, so the IPv4 INVITE uses a Call-ID that lands on
    198.51.100.14 (trunk only).
+   siplb's own counters ('stats' edge.*) must agree: echo replies, ARP
+   replies / NAs, fragments sent (and for IPv6 received and reassembled).
 4. siplb stops cleanly; no namespaces, links or processes are left.
 
 Exit 77 (skip) only when network namespaces cannot be created."""
