@@ -167,21 +167,29 @@ const Endpoint* PoolSnapshot::snat_vip_for(const Endpoint& backend) const noexce
     return listen_.empty() ? nullptr : &listen_.front();
 }
 
-uint64_t DataplaneSnapshot::endpoint_hash(const Endpoint& e) noexcept {
-    uint8_t buf[19];
-    buf[0] = static_cast<uint8_t>(e.ip.family);
-    std::memcpy(buf + 1, e.ip.bytes.data(), 16);
-    std::memcpy(buf + 17, &e.port, 2);
-    return XXH3_64bits(buf, sizeof buf);
+DataplaneSnapshot::Key DataplaneSnapshot::key_of(const Endpoint& e) noexcept {
+    Key k;
+    std::memcpy(&k.lo, e.ip.bytes.data(), 8);
+    std::memcpy(&k.hi, e.ip.bytes.data() + 8, 8);
+    k.tag = uint32_t{e.port} | uint32_t{static_cast<uint8_t>(e.ip.family)} << 16 | 1u << 24;
+    return k;
+}
+
+uint64_t DataplaneSnapshot::key_hash(const Key& k) noexcept {
+    uint64_t h = k.lo * 0x9E3779B97F4A7C15ull ^ k.hi * 0xC2B2AE3D27D4EB4Full ^ k.tag * 0x165667B19E3779F9ull;
+    h ^= h >> 32;
+    h *= 0xD6E8FEB86659FD93ull;
+    return h ^ (h >> 32);
 }
 
 const DataplaneSnapshot::Slot* DataplaneSnapshot::find(const std::vector<Slot>& table,
-                                                       const Endpoint& key) const noexcept {
+                                                       const Endpoint& endpoint) const noexcept {
+    const Key key = key_of(endpoint);
     const size_t mask = table.size() - 1;
-    for (size_t pos = endpoint_hash(key) & mask;; pos = (pos + 1) & mask) {
+    for (size_t pos = key_hash(key) & mask;; pos = (pos + 1) & mask) {
         const Slot& s = table[pos];
-        if (!s.used) return nullptr;
         if (s.key == key) return &s;
+        if (s.key.tag == 0) return nullptr;  // free: end of the chain
     }
 }
 
@@ -202,13 +210,15 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
     d->vips_.resize(pow2_at_least(2 * nvips));
     d->backends_.resize(pow2_at_least(2 * nbackends));
 
-    auto insert = [&](std::vector<Slot>& table, const Endpoint& key, uint32_t pool, uint16_t backend) -> const Slot* {
+    auto insert = [&](std::vector<Slot>& table, const Endpoint& endpoint, uint32_t pool, uint16_t backend,
+                      const Endpoint* snat_vip) -> const Slot* {
+        const Key key = key_of(endpoint);
         const size_t mask = table.size() - 1;
-        for (size_t pos = endpoint_hash(key) & mask;; pos = (pos + 1) & mask) {
+        for (size_t pos = key_hash(key) & mask;; pos = (pos + 1) & mask) {
             Slot& s = table[pos];
-            if (s.used && s.key == key) return &s;  // already present: caller decides
-            if (!s.used) {
-                s = {key, pool, backend, true};
+            if (s.key == key) return &s;  // already present: caller decides
+            if (s.key.tag == 0) {
+                s = {key, pool, backend, snat_vip};
                 return nullptr;
             }
         }
@@ -219,12 +229,13 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
         const auto& pool = *d->pools_[p];
         fp.add_value(pool.fingerprint());
         for (const auto& vip : pool.listen())
-            if (const Slot* dup = insert(d->vips_, vip, p, PoolSnapshot::kNoBackend))
+            if (const Slot* dup = insert(d->vips_, vip, p, PoolSnapshot::kNoBackend, nullptr))
                 return R::fail("VIP " + vip.to_string() + " used by pools '" + d->pools_[dup->pool_index]->name() +
                                "' and '" + pool.name() + "'");
         const auto backends = pool.backends();
         for (size_t b = 0; b < backends.size(); ++b)
-            insert(d->backends_, backends[b].address, p, static_cast<uint16_t>(b));  // first pool wins
+            insert(d->backends_, backends[b].address, p, static_cast<uint16_t>(b),
+                   pool.snat_vip_for(backends[b].address));  // first pool wins
     }
     d->fingerprint_ = fp.digest();
     return std::unique_ptr<const DataplaneSnapshot>(std::move(d));
@@ -239,8 +250,7 @@ DataplaneSnapshot::PoolRef DataplaneSnapshot::find_pool_by_vip(const Endpoint& v
 DataplaneSnapshot::BackendRef DataplaneSnapshot::find_backend(const Endpoint& backend) const noexcept {
     const Slot* s = find(backends_, backend);
     if (!s) return {};
-    const PoolSnapshot* pool = pools_[s->pool_index].get();
-    return {pool, s->pool_index, s->backend, pool->snat_vip_for(backend)};
+    return {pools_[s->pool_index].get(), s->pool_index, s->backend, s->snat_vip};
 }
 
 const PoolSnapshot* DataplaneSnapshot::find_pool(std::string_view name) const noexcept {

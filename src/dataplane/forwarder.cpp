@@ -233,20 +233,43 @@ void Forwarder::remember_backend_dialog(const uint8_t* frame, const net::PacketV
 
 Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t headroom, const IpAddress& dst,
                          uint64_t now_ms, uint16_t encap_len) noexcept {
-    auto hop = ctx_.routes.lookup(dst);
-    if (!hop) return drop(DropReason::no_route);
-    auto neighbor = ctx_.neighbors->lookup(hop->address, now_ms);
-    const PortContext& out = ctx_.ports[hop->port];
-    const bool have_source = hop->address.is_v4() ? out.source_v4.has_value() : out.source_v6.has_value();
-    if (!neighbor || neighbor->port != hop->port) {
-        Action a = drop(DropReason::no_neighbor);
-        if (have_source && ctx_.neighbors->should_request(hop->address, now_ms, ctx_.arp_retry_ms)) {
-            a.port = hop->port;
-            a.resolve = true;
-            a.resolve_target = hop->address;
+    const net::RouteEntry* route = ctx_.routes.find(dst);
+    if (!route) return drop(DropReason::no_route);
+    const IpAddress& hop = route->via ? *route->via : dst;  // the neighbor: gateway or destination
+    uint64_t lo, hi;
+    std::memcpy(&lo, hop.bytes.data(), 8);
+    std::memcpy(&hi, hop.bytes.data() + 8, 8);
+    const uint8_t v6 = hop.is_v6();
+    // The generation is read before any lookup that may fill the cache.
+    const uint64_t generation = ctx_.neighbors->generation();
+    HopCacheEntry& hc = hop_cache_[hop_slot(lo, hi)];
+    const uint16_t out_port = route->port;
+    const MacAddress* next_mac;
+    bool refresh = false;  // stale neighbor: still used, and asked again
+    std::optional<net::NeighborTable::Entry> neighbor;
+    if (hc.generation == generation && hc.addr_lo == lo && hc.addr_hi == hi && hc.v6 == v6 &&
+        hc.port == out_port && now_ms < hc.fresh_until_ms) [[likely]] {
+        next_mac = &hc.mac;
+    } else {
+        neighbor = ctx_.neighbors->lookup(hop, now_ms);
+        const PortContext& out = ctx_.ports[out_port];
+        const bool have_source = v6 ? out.source_v6.has_value() : out.source_v4.has_value();
+        if (!neighbor || neighbor->port != out_port) {
+            Action a = drop(DropReason::no_neighbor);
+            if (have_source && ctx_.neighbors->should_request(hop, now_ms, ctx_.arp_retry_ms)) {
+                a.port = out_port;
+                a.resolve = true;
+                resolve_target_ = hop;
+            }
+            return a;
         }
-        return a;
+        next_mac = &neighbor->mac;
+        if (neighbor->state == net::NeighborTable::State::stale)
+            refresh = have_source;
+        else
+            hc = HopCacheEntry{lo, hi, generation, neighbor->fresh_until_ms, neighbor->mac, out_port, v6};
     }
+    const PortContext& out = ctx_.ports[out_port];
     bool fragment = false;
     if (static_cast<size_t>(v.l3_end - v.l3_offset) + encap_len > out.mtu) [[unlikely]] {
         // IPv4 with DF asks for path MTU discovery: answered, not cut
@@ -264,18 +287,16 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
     if (!net::decrement_ttl(frame, v)) return drop(DropReason::ttl_expired);
     // With a tunnel the EtherType is the outer header's, i.e. the family of dst.
     bool l3_v6 = encap_len ? dst.is_v6() : v.ip_version == 6;
-    net::write_ethernet(frame + shift, neighbor->mac, out.mac, out.vlan,
-                        l3_v6 ? net::kEtherTypeIpv6 : net::kEtherTypeIpv4);
+    net::write_ethernet(frame + shift, *next_mac, out.mac, out.vlan, l3_v6 ? net::kEtherTypeIpv6 : net::kEtherTypeIpv4);
     Action a;
     a.kind = Action::Kind::transmit;
-    a.port = hop->port;
+    a.port = out_port;
     a.shift = static_cast<int16_t>(shift);
     a.len = static_cast<uint16_t>(v.l3_end - shift);  // trims Ethernet padding
     a.fragment = fragment;
-    if (neighbor->state == net::NeighborTable::State::stale && have_source &&
-        ctx_.neighbors->should_request(hop->address, now_ms, ctx_.arp_retry_ms)) {
+    if (refresh && ctx_.neighbors->should_request(hop, now_ms, ctx_.arp_retry_ms)) [[unlikely]] {
         a.resolve = true;
-        a.resolve_target = hop->address;
+        resolve_target_ = hop;
     }
     return a;
 }

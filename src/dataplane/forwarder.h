@@ -47,26 +47,29 @@ struct ForwardContext {
     uint32_t icmp_error_rate_per_s = 100, icmp_error_burst = 50;
 };
 
+// What to do with a frame. Small enough (<= 16 bytes of integers) to come
+// back in registers: built field by field in memory and copied out, it cost
+// a store-forwarding stall per frame.
 struct Action {
     enum class Kind : uint8_t { drop, transmit };
     Kind kind = Kind::drop;
-    uint16_t port = 0;      // ForwardContext::ports index to transmit on
-    int16_t shift = 0;      // new frame start relative to the old one (L2 header grew: < 0)
-    uint16_t len = 0;       // new frame length
     // Set with a no_neighbor drop, or with a transmit to a stale neighbor:
-    // send an ARP request (IPv4) or a neighbor solicitation (IPv6) for this
-    // next hop on `port`.
+    // send an ARP request (IPv4) or a neighbor solicitation (IPv6) for
+    // Forwarder::resolve_target() on `port`.
     bool resolve = false;
-    IpAddress resolve_target;
     // Transmit: the IP datagram is larger than the egress port's MTU and may
     // be fragmented (IPv6, or IPv4 without DF); the worker cuts it into
     // pieces of at most ports[port].mtu bytes.
     bool fragment = false;
+    uint16_t port = 0;      // ForwardContext::ports index to transmit on
+    int16_t shift = 0;      // new frame start relative to the old one (L2 header grew: < 0)
+    uint16_t len = 0;       // new frame length
     // Drop (counted mtu_exceeded): an IPv4 datagram with DF does not fit the
     // egress MTU; the caller may answer "fragmentation needed" with this
     // next-hop MTU. Nothing in the frame has been changed.
     uint16_t too_big_mtu = 0;
 };
+static_assert(sizeof(Action) <= 16, "Action is returned in registers");
 
 class Forwarder {
 public:
@@ -94,6 +97,8 @@ public:
     // kResolutionFrameMax bytes); returns the frame length.
     static constexpr uint16_t kResolutionFrameMax = 18 + 72;
     uint16_t write_resolution_request(uint8_t* buf, uint16_t port, const IpAddress& target) const noexcept;
+    // The next hop of the last Action with `resolve` set.
+    const IpAddress& resolve_target() const noexcept { return resolve_target_; }
 
 private:
     Action drop(DropReason r) noexcept {
@@ -165,6 +170,27 @@ private:
 
     const ForwardContext& ctx_;
     WorkerCounters& c_;
+    IpAddress resolve_target_;
+    // Neighbor cache of this worker: next hop (backend or gateway) -> MAC,
+    // so the common case skips the shared neighbor table (its seqlocked
+    // probe). Keyed by next hop, not destination: customers behind one
+    // router share its entry. An entry is used while the neighbor table's
+    // generation is the one it was filled under and the neighbor is fresh
+    // (reachable or static); unresolved and stale neighbors take the full path.
+    struct HopCacheEntry {
+        uint64_t addr_lo = 0, addr_hi = 0;  // next-hop address bytes
+        uint64_t generation = 0;            // 0: empty (tables start at 1)
+        uint64_t fresh_until_ms = 0;
+        MacAddress mac;
+        uint16_t port = 0;
+        uint8_t v6 = 0;
+    };
+    static constexpr uint32_t kHopCacheSize = 4096;  // power of two; ~1000 on-link backends, few collisions
+    static uint32_t hop_slot(uint64_t lo, uint64_t hi) noexcept {
+        return static_cast<uint32_t>(((lo ^ (hi * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull) >> 40) &
+               (kHopCacheSize - 1);
+    }
+    HopCacheEntry hop_cache_[kHopCacheSize];
     sip::SipMessage msg_;  // reused: no per-packet construction
     // Protect pools are the config's at dataplane creation; snapshot pools
     // change with reloads. Both maps are rebuilt (by name, no allocation)

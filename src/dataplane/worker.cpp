@@ -117,7 +117,7 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
                     to_kernel(m, q.port_index))
                     continue;
                 rte_pktmbuf_free(m);
-                if (a.resolve) send_resolution_request(a.port, a.resolve_target);
+                if (a.resolve) send_resolution_request(a.port, forwarder_.resolve_target());
                 continue;
             }
             if (a.shift < 0) {
@@ -134,7 +134,7 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             } else {
                 enqueue_tx(a.port, m);
             }
-            if (a.resolve) send_resolution_request(a.port, a.resolve_target);  // stale neighbor: refresh
+            if (a.resolve) send_resolution_request(a.port, forwarder_.resolve_target());  // stale neighbor: refresh
         }
         bump(c_.rx_packets, n);
         bump(c_.rx_bytes, rx_bytes);

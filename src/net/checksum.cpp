@@ -5,8 +5,87 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if SIPLB_CHECKSUM_AVX2
+#include <immintrin.h>
+#endif
 
 namespace siplb::net {
+
+namespace detail {
+
+#if defined(__SSE2__)
+// Native 16-bit words summed into 32-bit lanes: per 16 bytes one and, one
+// shift and two adds, no carry chain, so the vector ALUs run it in parallel
+// (an adc chain is bound to one add per cycle). A lane gains at most
+// 2 * 0xFFFF per step, so a block of up to 32 KiB cannot overflow it.
+uint64_t sum_words_sse2(const uint8_t* p, size_t block) noexcept {
+    const __m128i lo16 = _mm_set1_epi32(0xFFFF);
+    __m128i s0 = _mm_setzero_si128(), s1 = _mm_setzero_si128();
+    size_t i = 0;
+    for (; i + 32 <= block; i += 32) {
+        const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 16));
+        s0 = _mm_add_epi32(s0, _mm_add_epi32(_mm_and_si128(a, lo16), _mm_srli_epi32(a, 16)));
+        s1 = _mm_add_epi32(s1, _mm_add_epi32(_mm_and_si128(b, lo16), _mm_srli_epi32(b, 16)));
+    }
+    if (i < block) {
+        const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        s0 = _mm_add_epi32(s0, _mm_add_epi32(_mm_and_si128(a, lo16), _mm_srli_epi32(a, 16)));
+    }
+    // Four 32-bit lanes of each sum, widened to 64 bits before adding.
+    const __m128i zero = _mm_setzero_si128();
+    __m128i w = _mm_add_epi64(_mm_unpacklo_epi32(s0, zero), _mm_unpackhi_epi32(s0, zero));
+    w = _mm_add_epi64(w, _mm_add_epi64(_mm_unpacklo_epi32(s1, zero), _mm_unpackhi_epi32(s1, zero)));
+    return static_cast<uint64_t>(_mm_cvtsi128_si64(w)) + static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(w, w)));
+}
+#endif
+
+#if SIPLB_CHECKSUM_AVX2
+// The same sum over 32-byte vectors, 64 bytes per step. Compiled for AVX2
+// and chosen at run time: the build's baseline (DPDK's -march) stops at
+// SSE4.2, while every current x86 server has AVX2.
+__attribute__((target("avx2"))) uint64_t sum_words_avx2(const uint8_t* p, size_t block) noexcept {
+    const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 64 <= block; i += 64) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
+        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32));
+        s0 = _mm256_add_epi32(s0, _mm256_add_epi32(_mm256_and_si256(a, lo16), _mm256_srli_epi32(a, 16)));
+        s1 = _mm256_add_epi32(s1, _mm256_add_epi32(_mm256_and_si256(b, lo16), _mm256_srli_epi32(b, 16)));
+    }
+    if (i + 32 <= block) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
+        s0 = _mm256_add_epi32(s0, _mm256_add_epi32(_mm256_and_si256(a, lo16), _mm256_srli_epi32(a, 16)));
+        i += 32;
+    }
+    if (i < block) {  // 16 bytes left (blocks are multiples of 16)
+        const __m256i a = _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)));
+        s1 = _mm256_add_epi32(s1, _mm256_add_epi32(_mm256_and_si256(a, lo16), _mm256_srli_epi32(a, 16)));
+    }
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i w = _mm256_add_epi64(_mm256_unpacklo_epi32(s0, zero), _mm256_unpackhi_epi32(s0, zero));
+    w = _mm256_add_epi64(w, _mm256_add_epi64(_mm256_unpacklo_epi32(s1, zero), _mm256_unpackhi_epi32(s1, zero)));
+    const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    return static_cast<uint64_t>(_mm_cvtsi128_si64(h)) + static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(h, h)));
+}
+
+bool cpu_has_avx2() noexcept {
+    static const bool has = [] {
+        __builtin_cpu_init();  // may run before libgcc's own constructor
+        return __builtin_cpu_supports("avx2") != 0;
+    }();
+    return has;
+}
+#endif
+
+}  // namespace detail
+
+namespace {
+#if SIPLB_CHECKSUM_AVX2
+const bool g_avx2 = detail::cpu_has_avx2();
+#endif
+}  // namespace
 
 uint32_t checksum_accumulate(const void* data, size_t len, uint32_t sum) noexcept {
     const auto* p = static_cast<const uint8_t*>(data);
@@ -15,30 +94,13 @@ uint32_t checksum_accumulate(const void* data, size_t len, uint32_t sum) noexcep
     // so folding it below gives the ones' complement sum.
     uint64_t acc = 0;
 #if defined(__SSE2__)
-    // Native 16-bit words summed into 32-bit lanes: per 16 bytes one
-    // and, one shift and two adds, no carry chain, so the vector ALUs run
-    // it in parallel (an adc chain is bound to one add per cycle). A lane
-    // gains at most 2 * 0xFFFF per step: blocks of 32 KiB cannot overflow.
     while (len >= 16) {
         const size_t block = len < 32768 ? len & ~size_t(15) : 32768;
-        const __m128i lo16 = _mm_set1_epi32(0xFFFF);
-        __m128i s0 = _mm_setzero_si128(), s1 = _mm_setzero_si128();
-        size_t i = 0;
-        for (; i + 32 <= block; i += 32) {
-            const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 16));
-            s0 = _mm_add_epi32(s0, _mm_add_epi32(_mm_and_si128(a, lo16), _mm_srli_epi32(a, 16)));
-            s1 = _mm_add_epi32(s1, _mm_add_epi32(_mm_and_si128(b, lo16), _mm_srli_epi32(b, 16)));
-        }
-        if (i < block) {
-            const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-            s0 = _mm_add_epi32(s0, _mm_add_epi32(_mm_and_si128(a, lo16), _mm_srli_epi32(a, 16)));
-        }
-        // Four 32-bit lanes of each sum, widened to 64 bits before adding.
-        const __m128i zero = _mm_setzero_si128();
-        __m128i w = _mm_add_epi64(_mm_unpacklo_epi32(s0, zero), _mm_unpackhi_epi32(s0, zero));
-        w = _mm_add_epi64(w, _mm_add_epi64(_mm_unpacklo_epi32(s1, zero), _mm_unpackhi_epi32(s1, zero)));
-        acc += static_cast<uint64_t>(_mm_cvtsi128_si64(w)) + static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(w, w)));
+#if SIPLB_CHECKSUM_AVX2
+        acc += g_avx2 && block >= 64 ? detail::sum_words_avx2(p, block) : detail::sum_words_sse2(p, block);
+#else
+        acc += detail::sum_words_sse2(p, block);
+#endif
         p += block;
         len -= block;
     }

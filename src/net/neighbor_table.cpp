@@ -66,9 +66,12 @@ std::optional<NeighborTable::Entry> NeighborTable::lookup(const IpAddress& ip, u
                 e.is_static = flags & kFlagStatic;
                 if (e.is_static) {
                     e.state = State::permanent;
-                } else if (reachable_ms_ && now_ms > confirmed) {
-                    if (expired(confirmed, now_ms)) return std::nullopt;
-                    if (now_ms - confirmed >= reachable_ms_) e.state = State::stale;
+                } else if (reachable_ms_) {
+                    if (now_ms > confirmed) {
+                        if (expired(confirmed, now_ms)) return std::nullopt;
+                        if (now_ms - confirmed >= reachable_ms_) e.state = State::stale;
+                    }
+                    e.fresh_until_ms = e.state == State::stale ? now_ms : confirmed + reachable_ms_;
                 }
                 return e;
             }
@@ -137,6 +140,7 @@ NeighborTable::Learn NeighborTable::learn(const IpAddress& ip, const MacAddress&
         s.confirmed_ms.store(now_ms, std::memory_order_relaxed);
         s.flags.store(kFlagUsed | k.family_flag | (is_static ? kFlagStatic : 0), std::memory_order_relaxed);
         s.seq.store(seq + 2, std::memory_order_release);
+        generation_.fetch_add(1, std::memory_order_release);
         return same ? Learn::updated : Learn::inserted;
     }
     return Learn::full;
@@ -178,6 +182,7 @@ size_t NeighborTable::expire(uint64_t now_ms) noexcept {
         }
         s.seq.store(seq + 2, std::memory_order_release);
     }
+    if (n) generation_.fetch_add(1, std::memory_order_release);
     return n;
 }
 

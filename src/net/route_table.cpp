@@ -57,21 +57,22 @@ Result<RouteTable> RouteTable::build(const std::vector<PortPrefixes>& ports, con
     return t;
 }
 
-std::optional<NextHop> RouteTable::lookup(const IpAddress& dst) const noexcept {
+const RouteEntry* RouteTable::find(const IpAddress& dst) const noexcept {
     if (dst.is_v4()) {
         const uint32_t a = host_order(dst.v4_be());
-        for (const auto& v : v4_) {
-            if ((a & v.mask) != v.network) continue;
-            const auto& e = entries_[v.index];
-            return NextHop{e.port, e.via ? *e.via : dst};
-        }
-        return std::nullopt;
+        for (const auto& v : v4_)
+            if ((a & v.mask) == v.network) return &entries_[v.index];
+        return nullptr;
     }
-    for (const auto& e : entries_) {
-        if (e.prefix.ip.family == dst.family && e.prefix.contains(dst))
-            return NextHop{e.port, e.via ? *e.via : dst};
-    }
-    return std::nullopt;
+    for (const auto& e : entries_)
+        if (e.prefix.ip.family == dst.family && e.prefix.contains(dst)) return &e;
+    return nullptr;
+}
+
+std::optional<NextHop> RouteTable::lookup(const IpAddress& dst) const noexcept {
+    const RouteEntry* e = find(dst);
+    if (!e) return std::nullopt;
+    return NextHop{e->port, e->via ? *e->via : dst};
 }
 
 bool RouteTable::is_local_address(const IpAddress& a) const noexcept {

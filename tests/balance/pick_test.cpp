@@ -217,11 +217,42 @@ TEST(DataplaneSnapshot, VipAndBackendLookups) {
     EXPECT_EQ(d.find_pool("trunk"), p.pool);
     EXPECT_EQ(d.find_pool("nope"), nullptr);
 
+    // Near misses: only address, port and family together match.
+    EXPECT_EQ(d.find_backend(*Endpoint::parse("203.0.113.5:5061")).pool, nullptr);
+    EXPECT_EQ(d.find_backend(*Endpoint::parse("[cb00:7105::]:5060")).pool, nullptr);  // 203.0.113.5's bytes, v6
+    EXPECT_EQ(d.find_pool_by_vip(*Endpoint::parse("[c633:6414::]:5060")).pool, nullptr);
+
     b.listen = a.listen;  // VIP collision
     auto bad = DataplaneSnapshot::build({build(a), build(b)}, 10);
     ASSERT_FALSE(bad.ok());
     EXPECT_NE(bad.message().find("used by pools"), std::string::npos);
     EXPECT_FALSE(DataplaneSnapshot::build({build(a), build(a)}, 10).ok());
+}
+
+TEST(DataplaneSnapshot, EveryOneOfAThousandBackendsIsFound) {
+    PoolSpec big;
+    big.name = "big";
+    big.listen = {*Endpoint::parse("198.51.100.30:5060"), *Endpoint::parse("[2001:db8::30]:5060")};
+    for (int i = 0; i < 1000; ++i) {
+        big.backends.push_back({*Endpoint::parse("10." + std::to_string(i / 250) + "." + std::to_string(i % 250) + ".1:" +
+                                                 std::to_string(5060 + i % 3)),
+                                1});
+        big.backends.push_back({*Endpoint::parse("[2001:db8:1::" + std::to_string(i) + "]:5060"), 1});
+    }
+    auto snap = DataplaneSnapshot::build({build(big)}, 1);
+    ASSERT_TRUE(snap.ok()) << snap.message();
+    const auto& d = **snap;
+    const auto& pool = *d.pools()[0];
+    for (const auto& b : big.backends) {
+        auto r = d.find_backend(b.address);
+        ASSERT_NE(r.pool, nullptr) << b.address.to_string();
+        EXPECT_EQ(pool.backends()[r.backend].address, b.address);
+        ASSERT_NE(r.snat_vip, nullptr);
+        EXPECT_EQ(r.snat_vip->ip.family, b.address.ip.family);  // replies leave from the VIP of their family
+        Endpoint other = b.address;
+        other.port = static_cast<uint16_t>(other.port + 100);
+        EXPECT_EQ(d.find_backend(other).pool, nullptr);
+    }
 }
 
 TEST(PoolSpecFromConfig, StaticBackendsAndSettings) {

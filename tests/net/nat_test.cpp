@@ -61,6 +61,27 @@ TEST(Checksum, AccumulateCarriesOnLongSaturatedAndChainedData) {
     }
 }
 
+TEST(Checksum, Sse2AndAvx2KernelsAgreeOnEveryBlockSize) {
+#if SIPLB_CHECKSUM_AVX2
+    if (!detail::cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU (checksum_accumulate uses SSE2 only)";
+    std::mt19937 rng(21);
+    std::vector<uint8_t> data(32768 + 64);
+    for (int fill = 0; fill < 2; ++fill) {  // random, then all 0xFF (largest lane sums)
+        for (auto& x : data) x = fill ? uint8_t(0xFF) : static_cast<uint8_t>(rng());
+        for (size_t block = 16; block <= 32768; block += block < 1024 ? 16 : 1008) {
+            for (size_t offset : {size_t(0), size_t(1), size_t(7)}) {
+                const uint8_t* p = data.data() + offset;
+                ASSERT_EQ(detail::sum_words_avx2(p, block), detail::sum_words_sse2(p, block))
+                    << "block " << block << " offset " << offset << " fill " << fill;
+            }
+        }
+        EXPECT_EQ(detail::sum_words_avx2(data.data(), 32768), detail::sum_words_sse2(data.data(), 32768));
+    }
+#else
+    GTEST_SKIP() << "no AVX2 kernel on this target";
+#endif
+}
+
 TEST(Checksum, Rfc1624UpdateMatchesRecompute) {
     std::mt19937 rng(11);
     for (int i = 0; i < 1000; ++i) {

@@ -153,13 +153,22 @@ public:
 
 private:
     DataplaneSnapshot() = default;
+    // Keys as three words (address halves; port, family and a used bit):
+    // one multiply-mix hash and word compares per probe, no byte copies.
+    // The hash is private to this process's tables, unlike the Call-ID hash.
+    struct Key {
+        uint64_t lo = 0, hi = 0;
+        uint32_t tag = 0;  // port | family << 16 | 1 << 24; 0 in a free slot
+        bool operator==(const Key&) const = default;
+    };
     struct Slot {
-        Endpoint key;
+        Key key;
         uint32_t pool_index = 0;
         uint16_t backend = PoolSnapshot::kNoBackend;
-        bool used = false;
+        const Endpoint* snat_vip = nullptr;  // backends: the pool's VIP of their family
     };
-    static uint64_t endpoint_hash(const Endpoint& e) noexcept;
+    static Key key_of(const Endpoint& e) noexcept;
+    static uint64_t key_hash(const Key& k) noexcept;
     const Slot* find(const std::vector<Slot>& table, const Endpoint& key) const noexcept;
 
     std::vector<std::shared_ptr<const PoolSnapshot>> pools_;

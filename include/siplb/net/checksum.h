@@ -14,6 +14,27 @@ namespace siplb::net {
 // padded with zero), added to `sum`; not folded.
 uint32_t checksum_accumulate(const void* data, size_t len, uint32_t sum = 0) noexcept;
 
+// x86-64 with GCC or Clang: an AVX2 variant is built too and used when the
+// CPU has it (checked once at start).
+#if defined(__x86_64__) && defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#define SIPLB_CHECKSUM_AVX2 1
+#else
+#define SIPLB_CHECKSUM_AVX2 0
+#endif
+
+// The vector kernels behind checksum_accumulate, exposed so tests can hold
+// each to the same results: 64-bit sum of the native-order 16-bit words of
+// `block` bytes (a multiple of 16, at most 32768).
+namespace detail {
+#if defined(__SSE2__)
+uint64_t sum_words_sse2(const uint8_t* p, size_t block) noexcept;
+#endif
+#if SIPLB_CHECKSUM_AVX2
+uint64_t sum_words_avx2(const uint8_t* p, size_t block) noexcept;
+bool cpu_has_avx2() noexcept;
+#endif
+}  // namespace detail
+
 inline uint16_t checksum_fold(uint32_t sum) noexcept {
     sum = (sum & 0xFFFF) + (sum >> 16);
     sum = (sum & 0xFFFF) + (sum >> 16);

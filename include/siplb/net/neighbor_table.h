@@ -36,6 +36,11 @@ public:
         uint16_t port = 0;        // dataplane port index the neighbor is on
         bool is_static = false;
         State state = State::reachable;
+        // Until then (exclusive, the caller's clock) the entry stays as it is
+        // unless generation() moves: reachable until confirmed + reachable_ms;
+        // never for static entries or without aging (UINT64_MAX); the lookup
+        // time itself for stale entries (they need a refresh on every use).
+        uint64_t fresh_until_ms = UINT64_MAX;
     };
     static constexpr uint64_t kExpireFactor = 4;  // expired after kExpireFactor x reachable_ms unconfirmed
     enum class Learn : uint8_t { inserted, updated, unchanged, static_kept, full, busy };
@@ -65,6 +70,12 @@ public:
     // Uses a small separate table so unresolved targets do not fill this one.
     bool should_request(const IpAddress& ip, uint64_t now_ms, uint64_t interval_ms) noexcept;
 
+    // Moves whenever an entry is inserted, gets another MAC or port, or is
+    // freed (not when it is merely confirmed). A reader that read G before a
+    // lookup may keep the result while generation() is still G and the
+    // entry is fresh: the per-worker next-hop caches rely on it.
+    uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
+
     size_t size() const noexcept;  // O(capacity): for stats
     uint32_t capacity() const noexcept { return mask_ + 1; }
 
@@ -93,6 +104,7 @@ private:
     std::unique_ptr<RequestSlot[]> requests_;
     uint32_t request_mask_;
     uint64_t reachable_ms_;
+    alignas(64) std::atomic<uint64_t> generation_{1};  // own line: read per frame, written on changes only
 };
 
 }  // namespace siplb::net

@@ -44,6 +44,9 @@ public:
     static Result<RouteTable> build(const std::vector<PortPrefixes>& ports, const std::vector<StaticRoute>& routes);
 
     std::optional<NextHop> lookup(const IpAddress& dst) const noexcept;
+    // The same match without copying an address (per-packet use): the
+    // next hop is entry->via when set, else dst itself. nullptr: no route.
+    const RouteEntry* find(const IpAddress& dst) const noexcept;
     // True when `a` is one of the ports' own addresses.
     bool is_local_address(const IpAddress& a) const noexcept;
     // Port whose connected prefix contains `a` (for gleaning).
