@@ -7,6 +7,8 @@ Pools of the generated config:
   lund  VIP 203.0.113.10:5060, backends from DNS: _sip._udp.lund.example.net
         SRV b0 weight 2, b1 weight 1, b2 weight 1 (b4 is added live)
   trunk VIP 203.0.113.20:5060, static backends b2 and b3, weight 1 each
+  trunk6 (only on a Rig(ipv6=True)) VIP [2001:db8:f::20]:5060, static
+        backends [2001:db8:b::13]:5060 and [2001:db8:b::14]:5060 (b2, b3)
 Health checks: OPTIONS every 500 ms, timeout 300 ms, down after 2, up after 2.
 """
 from __future__ import annotations
@@ -74,7 +76,28 @@ def zone(with_spare: bool = False) -> dict:
             "a": [(f"b{i}.lund.example.net", R.backend_ip(i)) for i in weights]}
 
 
-def config_text(rig: R.Rig) -> str:
+# net_af_packet's default frame (2048 bytes) holds one 1500-byte frame. The
+# PMD's fanout socket has the kernel reassemble IPv4 fragments
+# (PACKET_FANOUT_FLAG_DEFRAG), so a fragmented 3000-byte INVITE reaches siplb
+# as one frame: it needs framesz=4096. The PMD refuses an RX queue whose frame
+# exceeds the mbuf data room (frame - 32 bytes of tpacket header > mbuf_size -
+# 128 bytes of headroom), so the mbufs grow with it; 8192 of them stay well
+# inside 512 MB of --no-huge memory.
+FRAMESZ_DEFAULT = 2048
+MBUF_SIZE_FOR_FRAMESZ = {2048: None, 4096: 4352}
+
+
+def config_text(rig: R.Rig, framesz: int = FRAMESZ_DEFAULT) -> str:
+    """siplb's config for the rig. framesz: net_af_packet frame size (2048 =
+    the PMD default, kept for the balanced tests; 4096 for whole
+    kernel-defragmented IPv4 datagrams of up to ~4000 bytes). A Rig with
+    ipv6=True adds the IPv6 port addresses and neighbors and pool trunk6."""
+    if framesz not in MBUF_SIZE_FOR_FRAMESZ:
+        raise ValueError(f"framesz {framesz}: one of {sorted(MBUF_SIZE_FOR_FRAMESZ)}")
+    mbuf_size = MBUF_SIZE_FOR_FRAMESZ[framesz]
+    vdev_extra = f",framesz={framesz}" if framesz != FRAMESZ_DEFAULT else ""
+    ext_addrs = [f"{R.LB_EXT_IP}/24"] + ([f"{R.LB_EXT_IP6}/64"] if rig.ipv6 else [])
+    int_addrs = [f"{R.LB_INT_IP}/24"] + ([f"{R.LB_INT_IP6}/64"] if rig.ipv6 else [])
     # --no-huge implies legacy memory, which excludes --in-memory: a per-run
     # file prefix keeps parallel DPDK processes apart (removed by Rig.down()).
     eal = ["--no-huge", "-m", "512", "--no-pci", f"--file-prefix={rig.pfx}", "-l", "0-1",
@@ -92,6 +115,7 @@ def config_text(rig: R.Rig) -> str:
         "eal = [" + ", ".join(json.dumps(a) for a in eal) + "]",
         "workers = 1",
         "mbufs = 8192",
+        *([f"mbuf_size = {mbuf_size}"] if mbuf_size else []),
         "mbuf_cache = 128",
         "rx_ring = 512",
         "tx_ring = 512",
@@ -99,15 +123,15 @@ def config_text(rig: R.Rig) -> str:
         "[[dataplane.port]]",
         'name = "ext"',
         'device = "net_af_packet0"',
-        'vdev_args = "iface=ext0,qpairs=1"',
-        f'addresses = ["{R.LB_EXT_IP}/24"]',
+        f'vdev_args = "iface=ext0,qpairs=1{vdev_extra}"',
+        "addresses = [" + ", ".join(f'"{a}"' for a in ext_addrs) + "]",
         f'mac = "{R.MAC_LB_EXT}"',
         "",
         "[[dataplane.port]]",
         'name = "int"',
         'device = "net_af_packet1"',
-        'vdev_args = "iface=int0,qpairs=1"',
-        f'addresses = ["{R.LB_INT_IP}/24"]',
+        f'vdev_args = "iface=int0,qpairs=1{vdev_extra}"',
+        "addresses = [" + ", ".join(f'"{a}"' for a in int_addrs) + "]",
         f'mac = "{R.MAC_LB_INT}"',
         "",
     ]
@@ -115,6 +139,11 @@ def config_text(rig: R.Rig) -> str:
         lines += ["[[dataplane.neighbor]]", f'ip = "{ip}"', f'mac = "{R.MAC_CLIENT}"', 'port = "ext"', ""]
     for ip in rig.backend_ips + [R.DNS_IP]:
         lines += ["[[dataplane.neighbor]]", f'ip = "{ip}"', f'mac = "{R.MAC_BACKENDS}"', 'port = "int"', ""]
+    if rig.ipv6:
+        for ip in R.CLIENT_IPS6:
+            lines += ["[[dataplane.neighbor]]", f'ip = "{ip}"', f'mac = "{R.MAC_CLIENT}"', 'port = "ext"', ""]
+        for ip in rig.backend_ips6:
+            lines += ["[[dataplane.neighbor]]", f'ip = "{ip}"', f'mac = "{R.MAC_BACKENDS}"', 'port = "int"', ""]
     lines += ["[health]"] + [f"{k} = {v}" for k, v in HEALTH.items()] + [
         "jitter = 0.1", "",
         "[dns]", f'resolvers = ["{R.DNS_IP}:53"]', "ttl_floor_s = 1", "ttl_ceiling_s = 60",
@@ -123,19 +152,26 @@ def config_text(rig: R.Rig) -> str:
         "[[pool]]", 'name = "trunk"', f'listen = ["{R.VIPS["trunk"]}:5060"]',
         "backends = [" + ", ".join(f'{{ address = "{R.backend_ip(i)}:5060", weight = 1 }}' for i in TRUNK) + "]",
         ""]
+    if rig.ipv6:
+        lines += [
+            "[[pool]]", 'name = "trunk6"', f'listen = ["{R.host_port(R.VIPS6["trunk6"], R.SIP_PORT)}"]',
+            "backends = [" + ", ".join(f'{{ address = "{R.host_port(R.backend_ip6(i), R.SIP_PORT)}", weight = 1 }}'
+                                       for i in TRUNK) + "]",
+            ""]
     return "\n".join(lines)
 
 
 class Daemon:
     """siplb in the lb namespace, started from a generated config."""
 
-    def __init__(self, rig: R.Rig):
+    def __init__(self, rig: R.Rig, framesz: int = FRAMESZ_DEFAULT):
         self.rig = rig
+        self.framesz = framesz
         self.proc = None
         self.config = rig.workdir / "siplb.toml"
 
     def start(self, timeout: float = 20) -> None:
-        self.config.write_text(config_text(self.rig))
+        self.config.write_text(config_text(self.rig, self.framesz))
         self.proc = self.rig.spawn("siplb", self.rig.ns_lb, [str(daemon_path()), "--config", str(self.config)])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -150,8 +186,11 @@ class Daemon:
         return self.proc.log.read_text(errors="replace")[-n:] if self.proc else ""
 
     def ctl(self, *args: str, check: bool = True) -> tuple[int, str]:
-        cmd = ["ip", "netns", "exec", self.rig.ns_lb, str(siplbctl_path()), *args,
-               "--socket", str(self.rig.siplb_socket)]
+        # --socket goes before a "--" (after it, everything is positional)
+        args = list(args)
+        at = args.index("--") if "--" in args else len(args)
+        cmd = ["ip", "netns", "exec", self.rig.ns_lb, str(siplbctl_path()), *args[:at],
+               "--socket", str(self.rig.siplb_socket), *args[at:]]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=10,
                            env={**os.environ, "SIPLB_SOCKET": str(self.rig.siplb_socket)})
         if check and r.returncode != 0:
@@ -273,12 +312,17 @@ def check_frames(out: Outcome, back: list, client: list) -> None:
 def start_pool_backends(rig: R.Rig) -> None:
     for i in range(rig.n_backends):
         rig.start_backend(R.backend_ip(i))
+    if rig.ipv6:
+        for i in TRUNK:
+            rig.start_backend(R.backend_ip6(i))
     rig.wait_backends_ready()
 
 
 def wait_pool_ready(rig: R.Rig, d: Daemon, out: Outcome, timeout: float = 15) -> None:
     """Waits until siplb lists the DNS-discovered and static backends as usable."""
     want = {"lund": {R.backend_ip(i) for i in LUND_WEIGHTS}, "trunk": {R.backend_ip(i) for i in TRUNK}}
+    if rig.ipv6:
+        want["trunk6"] = {R.backend_ip6(i) for i in TRUNK}
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         got = {p: {ip for ip, st in d.backend_states(p).items() if st in ("active", "up")} for p in want}
@@ -286,8 +330,8 @@ def wait_pool_ready(rig: R.Rig, d: Daemon, out: Outcome, timeout: float = 15) ->
             out.numbers["ready_s"] = round(time.monotonic() - t0, 1)
             return
         time.sleep(0.25)
-    out.check(False, f"siplb lists lund (DNS) and trunk backends as active within {timeout}s: "
-                     f"lund={d.backend_states('lund')} trunk={d.backend_states('trunk')}")
+    out.check(False, f"siplb lists {', '.join(want)} backends as active within {timeout}s: "
+                     + " ".join(f"{p}={d.backend_states(p)}" for p in want))
 
 
 def scenario_distribution(rig: R.Rig, d: Daemon, out_stream=None, calls_per_client: int = 100) -> Outcome:

@@ -10,19 +10,28 @@ Topology (every name carries a per-run prefix, e.g. "sle4711"):
     route 203.0.113.0/24           siplb: net_af_packet on ext0 and int0                 route 192.0.2.0/24
           via 192.0.2.1            ip_forward=0, VIPs NOT on the kernel                  via 198.51.100.1
                                                                                          dnsmasq 198.51.100.53
+  with Rig(ipv6=True) also (IPv6 is disabled in every namespace otherwise):
+    c0 2001:db8:c::11-13/64        ext0 2001:db8:c::1/64 int0 2001:db8:b::1/64           b0 2001:db8:b::11.../64
+    route 2001:db8:f::/64          forwarding=0, no VIP on the kernel,                   route 2001:db8:c::/64
+          via 2001:db8:c::1        blackhole 2001:db8:f::/64                             via 2001:db8:b::1
 
-How traffic reaches the VIPs: clients route the VIP prefix (203.0.113.0/24)
-through the lb node address 192.0.2.1, so frames to a VIP carry ext0's MAC;
-no ARP for the VIP itself is needed (neither siplb ARP nor proxy ARP). The lb
-kernel sees the same frames (af_packet gets copies) and drops them silently
-because forwarding is off and the VIPs are not local addresses, so it never
-answers SIP to a VIP with ICMP. Backends route client-bound traffic through
-198.51.100.1 in the same way. The node addresses 192.0.2.1 and 198.51.100.1
-stay on the kernel for siplb's control plane (DNS queries, OPTIONS probes
-through kernel sockets). Every neighbor is static (nud permanent in the
-namespaces, [[dataplane.neighbor]] in the generated config), so forwarding
-does not depend on ARP. Checksum offloads are off on every veth so frames
-carry complete UDP checksums (af_packet would otherwise see partial ones).
+How traffic reaches the VIPs: clients route the VIP prefix (203.0.113.0/24,
+and 2001:db8:f::/64 with IPv6) through the lb node address, so frames to a
+VIP carry ext0's MAC; no ARP/ND for the VIP itself is needed. (A test may
+add an on-link route to a VIP instead, so that the client resolves it by
+ARP or ND and siplb answers: tests/e2e/edge.py.) The lb kernel sees the
+same frames (af_packet gets copies) and drops them silently because
+forwarding is off and the VIPs are not local addresses, so it never answers
+SIP to a VIP with ICMP; for IPv6 this takes the blackhole route, as IPv6
+without any route would send an ICMPv6 "no route" error per frame.
+Backends route client-bound traffic through the lb int address in the same
+way. The node addresses stay on the kernel for siplb's control plane (DNS
+queries, OPTIONS probes through kernel sockets). Every neighbor is static
+(nud permanent in the namespaces, [[dataplane.neighbor]] in the generated
+config), so forwarding does not depend on ARP/ND. IPv6 addresses are
+nodad, with accept_dad, accept_ra and forwarding 0. Checksum offloads are
+off on every veth (ethtool, installed by scripts/setup) so frames carry
+complete UDP checksums (af_packet would otherwise see partial ones).
 
 Nothing here sends traffic outside the namespaces it creates.
 """
@@ -52,6 +61,13 @@ DNS_IP = "198.51.100.53"
 VIPS = {"lund": "203.0.113.10", "trunk": "203.0.113.20"}
 SIP_PORT = 5060
 
+# IPv6 (only with Rig(ipv6=True)): documentation prefix 2001:db8::/32 only.
+CLIENT_IPS6 = ["2001:db8:c::11", "2001:db8:c::12", "2001:db8:c::13"]
+LB_EXT_IP6 = "2001:db8:c::1"
+LB_INT_IP6 = "2001:db8:b::1"
+VIP6_PREFIX = "2001:db8:f::/64"
+VIPS6 = {"trunk6": "2001:db8:f::20"}
+
 MAC_CLIENT = "02:00:00:c0:00:01"
 MAC_LB_EXT = "02:00:00:1b:00:01"
 MAC_LB_INT = "02:00:00:1b:00:02"
@@ -60,6 +76,15 @@ MAC_BACKENDS = "02:00:00:be:00:01"
 
 def backend_ip(i: int) -> str:
     return f"198.51.100.{11 + i}"
+
+
+def backend_ip6(i: int) -> str:
+    return f"2001:db8:b::{11 + i}"
+
+
+def host_port(ip: str, port: int) -> str:
+    """ip:port, with the IPv6 address in brackets (as ss and siplb print it)."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 class RigError(Exception):
@@ -111,7 +136,7 @@ class Backend:
 
     @property
     def addr(self) -> str:
-        return f"{self.ip}:{self.port}"
+        return host_port(self.ip, self.port)
 
     def received(self) -> list[tuple[str, str]]:
         """(call_id, method) of every request this backend address received, over all processes."""
@@ -181,7 +206,7 @@ class SippRun:
 
 class Rig:
     def __init__(self, workdir: str | Path, n_backends: int = 4, spare_backends: int = 1,
-                 run_id: str | None = None, log=None):
+                 run_id: str | None = None, log=None, ipv6: bool = False):
         self.run_id = run_id or str(os.getpid())
         self.pfx = f"{PREFIX}{self.run_id}"
         self.ns_client = f"{self.pfx}-c"
@@ -191,6 +216,9 @@ class Rig:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.n_backends = n_backends
         self.backend_ips = [backend_ip(i) for i in range(n_backends + spare_backends)]
+        # IPv6 is opt-in: without it every namespace has IPv6 disabled, as before.
+        self.ipv6 = ipv6
+        self.backend_ips6 = [backend_ip6(i) for i in range(n_backends + spare_backends)] if ipv6 else []
         self.procs: list[Proc] = []
         self.backends: dict[str, Backend] = {}
         self.dns_proc: Proc | None = None
@@ -206,11 +234,18 @@ class Rig:
     def up(self) -> None:
         self.cleanup_leftovers(self.run_id)
         self._is_up = True
+        off = "0" if self.ipv6 else "1"
         for ns in (self.ns_client, self.ns_lb, self.ns_back):
             sh("ip", "netns", "add", ns)
             sh("ip", "link", "set", "lo", "up", ns=ns)
-            sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", ns=ns)
-            sh("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", ns=ns)
+            sh("sysctl", "-qw", f"net.ipv6.conf.all.disable_ipv6={off}", ns=ns)
+            sh("sysctl", "-qw", f"net.ipv6.conf.default.disable_ipv6={off}", ns=ns)
+            if self.ipv6:
+                # Set before the veths arrive (they take the namespace defaults):
+                # no DAD delay, no router discovery, no forwarding anywhere.
+                for k in ("accept_dad=0", "accept_ra=0", "forwarding=0"):
+                    for scope in ("all", "default"):
+                        sh("sysctl", "-qw", f"net.ipv6.conf.{scope}.{k}", ns=ns)
         self._veth(f"{self.pfx}a", self.ns_client, "c0", MAC_CLIENT,
                    f"{self.pfx}b", self.ns_lb, "ext0", MAC_LB_EXT)
         self._veth(f"{self.pfx}d", self.ns_lb, "int0", MAC_LB_INT,
@@ -238,7 +273,39 @@ class Rig:
         sh("ip", "neigh", "replace", LB_INT_IP, "lladdr", MAC_LB_INT, "dev", "b0", "nud", "permanent", ns=self.ns_back)
         sh("ip", "route", "add", "192.0.2.0/24", "via", LB_INT_IP, ns=self.ns_back)
         sh("ip", "route", "add", "203.0.113.0/24", "via", LB_INT_IP, ns=self.ns_back)
-        self.log(f"rig: namespaces {self.ns_client}, {self.ns_lb}, {self.ns_back} up")
+        if self.ipv6:
+            self._up_ipv6()
+        self.log(f"rig: namespaces {self.ns_client}, {self.ns_lb}, {self.ns_back} up"
+                 + (" (IPv4 and IPv6)" if self.ipv6 else ""))
+
+    def _up_ipv6(self) -> None:
+        """The IPv6 twin of the IPv4 plan: the same roles, static neighbors and
+        routes, 2001:db8::/32 addresses without DAD (nodad). The lb kernel
+        keeps forwarding off and has no VIP; it discards frames to the VIP
+        prefix through a blackhole route, because without any route IPv6
+        would answer each one with an ICMPv6 'no route' error (IPv4 with
+        ip_forward=0 drops them silently)."""
+        def v6(ns, *argv):
+            sh("ip", "-6", *argv, ns=ns)
+        for ns, dev in ((self.ns_client, "c0"), (self.ns_lb, "ext0"), (self.ns_lb, "int0"), (self.ns_back, "b0")):
+            for k in ("accept_dad=0", "accept_ra=0", "forwarding=0"):
+                sh("sysctl", "-qw", f"net.ipv6.conf.{dev}.{k}", ns=ns)
+        for ip in CLIENT_IPS6:
+            v6(self.ns_client, "addr", "add", f"{ip}/64", "dev", "c0", "nodad")
+        v6(self.ns_client, "neigh", "replace", LB_EXT_IP6, "lladdr", MAC_LB_EXT, "dev", "c0", "nud", "permanent")
+        v6(self.ns_client, "route", "add", VIP6_PREFIX, "via", LB_EXT_IP6, "src", CLIENT_IPS6[0])
+        v6(self.ns_lb, "addr", "add", f"{LB_EXT_IP6}/64", "dev", "ext0", "nodad")
+        v6(self.ns_lb, "addr", "add", f"{LB_INT_IP6}/64", "dev", "int0", "nodad")
+        v6(self.ns_lb, "route", "add", "blackhole", VIP6_PREFIX)
+        for ip in CLIENT_IPS6:
+            v6(self.ns_lb, "neigh", "replace", ip, "lladdr", MAC_CLIENT, "dev", "ext0", "nud", "permanent")
+        for ip in self.backend_ips6:
+            v6(self.ns_lb, "neigh", "replace", ip, "lladdr", MAC_BACKENDS, "dev", "int0", "nud", "permanent")
+        for ip in self.backend_ips6:
+            v6(self.ns_back, "addr", "add", f"{ip}/64", "dev", "b0", "nodad")
+        v6(self.ns_back, "neigh", "replace", LB_INT_IP6, "lladdr", MAC_LB_INT, "dev", "b0", "nud", "permanent")
+        v6(self.ns_back, "route", "add", "2001:db8:c::/64", "via", LB_INT_IP6)
+        v6(self.ns_back, "route", "add", VIP6_PREFIX, "via", LB_INT_IP6)
 
     def _veth(self, tmp_a, ns_a, name_a, mac_a, tmp_b, ns_b, name_b, mac_b) -> None:
         sh("ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b)
@@ -253,9 +320,11 @@ class Rig:
         # veth leaves UDP checksums CHECKSUM_PARTIAL when tx checksumming is
         # on; af_packet would then hand siplb frames with a pseudo-header-only
         # checksum. The self-test verifies the result (checksum_check()).
-        if shutil.which("ethtool"):
-            sh("ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off",
-               ns=ns, check=False)
+        # Without ethtool every rig frame would carry a partial checksum and
+        # siplb would drop it as bad_checksum: fail here, not later.
+        if shutil.which("ethtool") is None:
+            raise RigError("ethtool not found (scripts/setup installs it): cannot turn off veth checksum offloads")
+        sh("ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off", ns=ns)
 
     def set_kernel_forwarding(self, on: bool) -> None:
         """Only for the direct-call self-test (no siplb): the lb kernel routes."""
@@ -597,6 +666,53 @@ class Capture:
         if not self.file.exists():
             return []
         return [json.loads(l) for l in self.file.read_text().splitlines() if l.strip()]
+
+
+_FRAME_CAPTURE = r"""
+import json, socket, sys, time
+dev, seconds, limit, out = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), open(sys.argv[4], "w")
+types = (b"\x08\x00", b"\x86\xdd") + ((b"\x08\x06",) if sys.argv[5] == "arp" else ())
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))  # ETH_P_ALL
+s.bind((dev, 0)); s.settimeout(0.2)
+print("ready", flush=True)
+end, n = time.time() + seconds, 0
+while time.time() < end and n < limit:
+    try:
+        f, meta = s.recvfrom(65536)
+    except socket.timeout:
+        continue
+    if meta[2] == socket.PACKET_OUTGOING or len(f) < 14 or f[12:14] not in types:
+        continue
+    out.write(json.dumps({"t": time.time(), "frame": f.hex()}) + "\n")
+    out.flush()
+    n += 1
+"""
+
+
+class FrameCapture:
+    """Bounded AF_PACKET capture (time and frame count) of every incoming
+    IPv4 and IPv6 frame (and ARP with arp=True) on one device of one
+    namespace, stored raw (hex) so the caller can check headers, fragments
+    and checksums itself."""
+
+    def __init__(self, rig: Rig, ns: str, dev: str, seconds: float, limit: int = 20000, arp: bool = False):
+        rig._seq += 1
+        self.file = rig.workdir / f"{rig._seq:02d}-frames-{dev}.jsonl"
+        self.proc = rig.spawn(f"frames-{dev}", ns, [sys.executable, "-u", "-c", _FRAME_CAPTURE, dev,
+                                                    str(seconds), str(limit), str(self.file),
+                                                    "arp" if arp else "-"])
+        self.rig = rig
+        deadline = time.monotonic() + 5
+        while "ready" not in self.proc.log.read_text(errors="replace"):
+            if not self.proc.alive() or time.monotonic() > deadline:
+                raise RigError(f"frame capture on {dev} not ready: {self.proc.log.read_text(errors='replace')[-300:]}")
+            time.sleep(0.05)
+
+    def frames(self) -> list[bytes]:
+        self.rig.stop(self.proc, signal.SIGTERM, timeout=3)
+        if not self.file.exists():
+            return []
+        return [bytes.fromhex(json.loads(l)["frame"]) for l in self.file.read_text().splitlines() if l.strip()]
 
 
 def send_crlf_keepalives(rig: Rig, src_ip: str, sport: int, target: str, count: int,
