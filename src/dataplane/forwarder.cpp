@@ -418,6 +418,11 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
 
     if (auto ref = snap->find_backend(Key::from_wire(frame + v.src_addr_offset(), v6, frame + v.l4_offset));
         ref.pool && ref.snat_vip) {
+        // A backend answering one of our own addresses: the control plane's
+        // health probe (OPTIONS from the node address). Not client traffic;
+        // with a kernel path it goes to the kernel's socket.
+        if (ctx_.routes.is_local_address(frame + v.dst_addr_offset(), v6)) [[unlikely]]
+            return drop(DropReason::not_for_us);
         // Backend -> client: SNAT to the pool's VIP. No SIP parsing needed.
         if (ref.snat_vip->ip.is_v6() != v6) return drop(DropReason::family_mismatch);
         glean(frame, v, in_port, now_ms);

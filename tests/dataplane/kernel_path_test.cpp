@@ -1,7 +1,8 @@
 // Kernel exception path over net_tap, inside a network namespace of its
 // own (unshare: the tap and its addresses vanish with the process, even on
 // failure). A datagram to the node address comes out of the tap into a
-// kernel socket; the kernel's ARP request and its answer datagram come out
+// kernel socket, also one from a pool backend (a health check's answer);
+// the kernel's ARP request and its answer datagram come out
 // on the wire ring; the ARP reply from the wire reaches the kernel.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -77,6 +78,19 @@ TEST(KernelPath, TapCarriesNodeTrafficBothWays) {
     ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &from_len);
     ASSERT_EQ(n, 21);
     EXPECT_EQ(std::string(buf, n), "SIP/2.0 200 OK health");
+
+    // A pool backend answering the node address (the health checker's
+    // OPTIONS): for the kernel's socket as it is, not SNAT'ed to the VIP.
+    auto health = build_frame({.src_mac = kPeerMac, .dst_mac = kExtMac, .src = ep("198.51.100.11:5060"),
+                               .dst = ep("198.51.100.1:9999"), .payload = "SIP/2.0 200 OK probe"});
+    ASSERT_EQ(rte_ring_enqueue(rx, to_mbuf(pool, health.bytes)), 0);
+    sockaddr_in backend{};
+    socklen_t backend_len = sizeof backend;
+    n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&backend), &backend_len);
+    ASSERT_EQ(n, 20) << "the backend's answer to the node address did not reach the kernel";
+    EXPECT_EQ(std::string(buf, n), "SIP/2.0 200 OK probe");
+    EXPECT_EQ(ntohs(backend.sin_port), 5060);
+    EXPECT_EQ(dp.value()->stats().to_client, 0u);
 
     // Kernel -> wire: the answer needs the peer's MAC, so the kernel ARPs
     // for it through the tap first.

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,6 +50,22 @@ public:
     const RouteEntry* find(const IpAddress& dst) const noexcept;
     // True when `a` is one of the ports' own addresses.
     bool is_local_address(const IpAddress& a) const noexcept;
+    // The same for address bytes in a packet (4 or 16 of them), compared as
+    // words: per-packet use.
+    bool is_local_address(const uint8_t* addr, bool v6) const noexcept {
+        uint64_t lo = 0, hi = 0;
+        if (v6) {
+            std::memcpy(&lo, addr, 8);
+            std::memcpy(&hi, addr + 8, 8);
+        } else {
+            uint32_t a;
+            std::memcpy(&a, addr, 4);
+            lo = a;
+        }
+        for (const auto& k : local_words_)
+            if (k.lo == lo && k.hi == hi && k.v6 == v6) return true;
+        return false;
+    }
     // Port whose connected prefix contains `a` (for gleaning).
     std::optional<uint16_t> on_link_port(const IpAddress& a) const noexcept;
     const std::vector<RouteEntry>& entries() const noexcept { return entries_; }
@@ -62,6 +79,11 @@ private:
     std::vector<RouteEntry> entries_;  // longest prefix first
     std::vector<V4Entry> v4_;
     std::vector<IpAddress> local_;
+    struct LocalWords {
+        uint64_t lo = 0, hi = 0;
+        bool v6 = false;
+    };
+    std::vector<LocalWords> local_words_;  // local_ as IpAddress keeps them: v4 in the first 4 bytes
 };
 
 }  // namespace siplb::net
