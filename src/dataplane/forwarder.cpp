@@ -103,15 +103,36 @@ uint64_t endpoint_hash(const uint8_t* frame, const net::PacketView& v, uint64_t 
 }  // namespace
 
 void Forwarder::glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept {
+    const bool v6 = v.ip_version == 6;
+    const uint8_t* addr = frame + v.src_addr_offset();
+    uint64_t lo = 0, hi = 0, mac = 0;
+    if (v6) {
+        std::memcpy(&lo, addr, 8);
+        std::memcpy(&hi, addr + 8, 8);
+    } else {
+        uint32_t a;
+        std::memcpy(&a, addr, 4);
+        lo = a;
+    }
+    std::memcpy(&mac, frame + 6, 6);
+    GleanEntry& g = glean_cache_[hop_slot(lo, hi) & (kGleanCacheSize - 1)];
+    if (g.addr_lo == lo && g.addr_hi == hi && g.v6 == v6 && g.port == in_port &&
+        (g.routed || (g.mac == mac && now_ms < g.until_ms))) [[likely]]
+        return;
     IpAddress src;
-    if (v.ip_version == 6) src.family = IpAddress::Family::v6;
-    std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
+    if (v6) src.family = IpAddress::Family::v6;
+    std::memcpy(src.bytes.data(), addr, v.addr_len());
     auto port = ctx_.routes.on_link_port(src);
-    if (!port || *port != in_port) return;  // routed sources: their MAC is the router's
-    MacAddress mac;
-    std::memcpy(mac.bytes.data(), frame + 6, 6);
-    auto r = ctx_.neighbors->learn(src, mac, in_port, false, now_ms);
+    if (!port || *port != in_port) {  // routed sources: their MAC is the router's (routes never change)
+        g = GleanEntry{lo, hi, 0, 0, in_port, v6, true};
+        return;
+    }
+    MacAddress m;
+    std::memcpy(m.bytes.data(), frame + 6, 6);
+    auto r = ctx_.neighbors->learn(src, m, in_port, false, now_ms);
     if (r == net::NeighborTable::Learn::inserted || r == net::NeighborTable::Learn::updated) bump(c_.neighbors_learned);
+    if (r != net::NeighborTable::Learn::busy && r != net::NeighborTable::Learn::full)
+        g = GleanEntry{lo, hi, mac, now_ms + kGleanSkipMs, in_port, v6, false};
 }
 
 void Forwarder::map_protect_pools(const balance::DataplaneSnapshot* snap) noexcept {
@@ -258,7 +279,7 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
             Action a = drop(DropReason::no_neighbor);
             if (have_source && ctx_.neighbors->should_request(hop, now_ms, ctx_.arp_retry_ms)) {
                 a.port = out_port;
-                a.resolve = true;
+                a.flags |= Action::kResolve;
                 resolve_target_ = hop;
             }
             return a;
@@ -276,7 +297,8 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
         // (tunnel headers never set DF, so the inner header decides).
         if (v.ip_version == 4 && (frame[v.l3_offset + 6] & 0x40)) {
             Action a = drop(DropReason::mtu_exceeded);
-            a.too_big_mtu = static_cast<uint16_t>(out.mtu - encap_len);
+            a.flags |= Action::kTooBig;
+            a.len = static_cast<uint16_t>(out.mtu - encap_len);
             return a;
         }
         fragment = true;
@@ -293,9 +315,9 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
     a.port = out_port;
     a.shift = static_cast<int16_t>(shift);
     a.len = static_cast<uint16_t>(v.l3_end - shift);  // trims Ethernet padding
-    a.fragment = fragment;
+    if (fragment) a.flags |= Action::kFragment;
     if (refresh && ctx_.neighbors->should_request(hop, now_ms, ctx_.arp_retry_ms)) [[unlikely]] {
-        a.resolve = true;
+        a.flags |= Action::kResolve;
         resolve_target_ = hop;
     }
     return a;

@@ -47,29 +47,35 @@ struct ForwardContext {
     uint32_t icmp_error_rate_per_s = 100, icmp_error_burst = 50;
 };
 
-// What to do with a frame. Small enough (<= 16 bytes of integers) to come
-// back in registers: built field by field in memory and copied out, it cost
-// a store-forwarding stall per frame.
+// What to do with a frame. Eight bytes, so it comes back in one register:
+// built field by field in memory and copied out (as a 12- or 40-byte
+// struct is), it cost a store-forwarding stall per frame.
 struct Action {
     enum class Kind : uint8_t { drop, transmit };
     Kind kind = Kind::drop;
+    uint8_t flags = 0;      // kResolve | kFragment | kTooBig
+    uint16_t port = 0;      // ForwardContext::ports index to transmit on
+    int16_t shift = 0;      // new frame start relative to the old one (L2 header grew: < 0)
+    uint16_t len = 0;       // transmit: new frame length; drop with kTooBig: the next-hop MTU
+
     // Set with a no_neighbor drop, or with a transmit to a stale neighbor:
     // send an ARP request (IPv4) or a neighbor solicitation (IPv6) for
     // Forwarder::resolve_target() on `port`.
-    bool resolve = false;
+    static constexpr uint8_t kResolve = 1;
     // Transmit: the IP datagram is larger than the egress port's MTU and may
     // be fragmented (IPv6, or IPv4 without DF); the worker cuts it into
     // pieces of at most ports[port].mtu bytes.
-    bool fragment = false;
-    uint16_t port = 0;      // ForwardContext::ports index to transmit on
-    int16_t shift = 0;      // new frame start relative to the old one (L2 header grew: < 0)
-    uint16_t len = 0;       // new frame length
+    static constexpr uint8_t kFragment = 2;
     // Drop (counted mtu_exceeded): an IPv4 datagram with DF does not fit the
-    // egress MTU; the caller may answer "fragmentation needed" with this
-    // next-hop MTU. Nothing in the frame has been changed.
-    uint16_t too_big_mtu = 0;
+    // egress MTU; the caller may answer "fragmentation needed" with the MTU
+    // in `len`. Nothing in the frame has been changed.
+    static constexpr uint8_t kTooBig = 4;
+
+    bool resolve() const noexcept { return flags & kResolve; }
+    bool fragment() const noexcept { return flags & kFragment; }
+    uint16_t too_big_mtu() const noexcept { return (flags & kTooBig) ? len : 0; }
 };
-static_assert(sizeof(Action) <= 16, "Action is returned in registers");
+static_assert(sizeof(Action) == 8, "Action is returned in one register");
 
 class Forwarder {
 public:
@@ -97,7 +103,7 @@ public:
     // kResolutionFrameMax bytes); returns the frame length.
     static constexpr uint16_t kResolutionFrameMax = 18 + 72;
     uint16_t write_resolution_request(uint8_t* buf, uint16_t port, const IpAddress& target) const noexcept;
-    // The next hop of the last Action with `resolve` set.
+    // The next hop of the last Action with resolve() set.
     const IpAddress& resolve_target() const noexcept { return resolve_target_; }
 
 private:
@@ -191,6 +197,23 @@ private:
                (kHopCacheSize - 1);
     }
     HopCacheEntry hop_cache_[kHopCacheSize];
+    // Glean cache of this worker: a source seen on this port with this MAC
+    // less than kGleanSkipMs ago is not learned again (the table stamps a
+    // confirmation at most once per NeighborTable::kConfirmGranularityMs
+    // anyway), and a routed source (not on-link of its port) is skipped for
+    // good. A new MAC, port or an expired entry takes the full path.
+    struct GleanEntry {
+        uint64_t addr_lo = 0, addr_hi = 0;
+        uint64_t mac = 0;       // the 6 source MAC bytes, byte 0 lowest
+        uint64_t until_ms = 0;  // on-link: skip learn() until then
+        uint16_t port = 0;
+        uint8_t v6 = 0;
+        bool routed = false;
+    };
+    static constexpr uint32_t kGleanCacheSize = 1024;  // power of two
+    static constexpr uint64_t kGleanSkipMs = 250;
+    static_assert(kGleanSkipMs < net::NeighborTable::kConfirmGranularityMs);
+    GleanEntry glean_cache_[kGleanCacheSize];
     sip::SipMessage msg_;  // reused: no per-packet construction
     // Protect pools are the config's at dataplane creation; snapshot pools
     // change with reloads. Both maps are rebuilt (by name, no allocation)

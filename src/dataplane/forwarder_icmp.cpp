@@ -107,12 +107,12 @@ Action Forwarder::send_icmp_error(uint8_t* frame, uint16_t len, uint16_t tailroo
 
 Action Forwarder::egress_dropped(Action a, uint8_t* frame, uint16_t len, uint16_t tailroom,
                                  const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept {
-    if (!a.too_big_mtu) return a;
+    if (!a.too_big_mtu()) return a;
     // RFC 1191: the sender lowers its path MTU to the VIP (or client) and
     // sends smaller datagrams; SIP over UDP retransmits the lost one.
     const auto& source = ctx_.ports[in_port].source_v4;
     return send_icmp_error(frame, len, tailroom, v, in_port, net::kIcmpDestUnreachable, net::kIcmpCodeFragNeeded,
-                           source ? &*source : nullptr, now_ms, a.too_big_mtu);
+                           source ? &*source : nullptr, now_ms, a.too_big_mtu());
 }
 
 Action Forwarder::ttl_expired(uint8_t* frame, uint16_t len, uint16_t tailroom, const net::PacketView& v,

@@ -228,16 +228,16 @@ void Worker::forward_reassembled(rte_mbuf* whole, uint16_t port_index, const bal
                                   static_cast<uint16_t>(kScratchSize - kScratchHeadroom - total), port_index, snap,
                                   now_s, now_ms, {});
     if (a.kind == Action::Kind::drop) {
-        if (a.resolve) send_resolution_request(a.port, forwarder_.resolve_target());
+        if (a.resolve()) send_resolution_request(a.port, forwarder_.resolve_target());
         return;
     }
-    if (a.resolve) send_resolution_request(a.port, forwarder_.resolve_target());  // stale neighbor: refresh
+    if (a.resolve()) send_resolution_request(a.port, forwarder_.resolve_target());  // stale neighbor: refresh
     rte_mbuf* m = copy_to_chain(buf + a.shift, a.len);
     if (!m) {
         bump(c_.edge.frag_failed);
         return;
     }
-    if (a.fragment) {
+    if (a.fragment()) {
         transmit_fragmented(m, a.port);
     } else {
         enqueue_tx(a.port, m);

@@ -117,7 +117,7 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
                     to_kernel(m, q.port_index))
                     continue;
                 rte_pktmbuf_free(m);
-                if (a.resolve) send_resolution_request(a.port, forwarder_.resolve_target());
+                if (a.resolve()) send_resolution_request(a.port, forwarder_.resolve_target());
                 continue;
             }
             if (a.shift < 0) {
@@ -128,13 +128,13 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             m->data_len = a.len;
             m->pkt_len = a.len;
             m->ol_flags &= ~RTE_MBUF_F_TX_VLAN;  // the tag, if any, is in the frame
-            if (a.fragment) [[unlikely]] {
+            if (a.fragment()) [[unlikely]] {
                 bump(c_.edge.frag_oversize);
                 transmit_fragmented(m, a.port);
             } else {
                 enqueue_tx(a.port, m);
             }
-            if (a.resolve) send_resolution_request(a.port, forwarder_.resolve_target());  // stale neighbor: refresh
+            if (a.resolve()) send_resolution_request(a.port, forwarder_.resolve_target());  // stale neighbor: refresh
         }
         bump(c_.rx_packets, n);
         bump(c_.rx_bytes, rx_bytes);

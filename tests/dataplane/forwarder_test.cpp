@@ -115,19 +115,19 @@ TEST_F(ForwarderNeighborCache, StaleNeighborIsAskedAgainAndExpiredOneIsNotUsed) 
     ASSERT_EQ(neighbors_.learn(kBackend.ip, kBackendMacA, 1, false, 0), net::NeighborTable::Learn::inserted);
     auto a = send(10);
     ASSERT_EQ(a.kind, dataplane::Action::Kind::transmit);
-    EXPECT_FALSE(a.resolve);  // reachable: cached, nothing to ask
+    EXPECT_FALSE(a.resolve());  // reachable: cached, nothing to ask
     // Stale from kReachableMs on: still used, and refreshed (rate-limited).
     a = send(kReachableMs + 1);
     ASSERT_EQ(a.kind, dataplane::Action::Kind::transmit);
     EXPECT_EQ(out_dst_mac(), kBackendMacA);
-    EXPECT_TRUE(a.resolve);
+    EXPECT_TRUE(a.resolve());
     EXPECT_EQ(a.port, 1);
     EXPECT_EQ(forwarder_->resolve_target(), kBackend.ip);
     a = send(kReachableMs + 2);
     EXPECT_EQ(a.kind, dataplane::Action::Kind::transmit);
-    EXPECT_FALSE(a.resolve);  // within arp_retry_ms
+    EXPECT_FALSE(a.resolve());  // within arp_retry_ms
     a = send(kReachableMs + 2 + ctx_.arp_retry_ms);
-    EXPECT_TRUE(a.resolve);
+    EXPECT_TRUE(a.resolve());
     // Expired after 4 x reachable: no longer forwarded to the old MAC.
     a = send(net::NeighborTable::kExpireFactor * kReachableMs + 1);
     EXPECT_EQ(a.kind, dataplane::Action::Kind::drop);
@@ -136,7 +136,7 @@ TEST_F(ForwarderNeighborCache, StaleNeighborIsAskedAgainAndExpiredOneIsNotUsed) 
     ASSERT_EQ(neighbors_.learn(kBackend.ip, kBackendMacA, 1, false, 5000), net::NeighborTable::Learn::updated);
     a = send(5001);
     EXPECT_EQ(a.kind, dataplane::Action::Kind::transmit);
-    EXPECT_FALSE(a.resolve);
+    EXPECT_FALSE(a.resolve());
 }
 
 TEST_F(ForwarderNeighborCache, ExpiryByTheSweepInvalidates) {
