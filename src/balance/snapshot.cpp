@@ -235,6 +235,31 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
             insert(d->backends_, backends[b].address, p, static_cast<uint16_t>(b),
                    pool.snat_vip_for(backends[b].address));  // first pool wins
     }
+    // Backends in several pools: every pool they are in (in pool order), for
+    // the reply path to choose from. Count, give each such slot a range of
+    // shared_, fill.
+    auto slot_of = [&](const Endpoint& e) -> size_t {
+        const Slot* s = d->find(d->backends_, Key::of(e));
+        return static_cast<size_t>(s - d->backends_.data());
+    };
+    std::vector<uint32_t> memberships(d->backends_.size(), 0);
+    for (const auto& pool : d->pools_)
+        for (const auto& b : pool->backends()) ++memberships[slot_of(b.address)];
+    for (size_t i = 0; i < d->backends_.size(); ++i) {
+        if (memberships[i] < 2) continue;
+        d->backends_[i].shared_first = static_cast<uint32_t>(d->shared_.size());
+        d->shared_.resize(d->shared_.size() + memberships[i]);
+    }
+    for (uint32_t p = 0; p < d->pools_.size(); ++p) {
+        const auto& pool = *d->pools_[p];
+        const auto backends = pool.backends();
+        for (size_t b = 0; b < backends.size(); ++b) {
+            Slot& slot = d->backends_[slot_of(backends[b].address)];
+            if (memberships[static_cast<size_t>(&slot - d->backends_.data())] < 2) continue;
+            d->shared_[slot.shared_first + slot.shared_count++] = {p, static_cast<uint16_t>(b),
+                                                                   pool.snat_vip_for(backends[b].address)};
+        }
+    }
     d->fingerprint_ = fp.digest();
     return std::unique_ptr<const DataplaneSnapshot>(std::move(d));
 }
@@ -248,7 +273,8 @@ DataplaneSnapshot::PoolRef DataplaneSnapshot::find_pool_by_vip(const EndpointKey
 DataplaneSnapshot::BackendRef DataplaneSnapshot::find_backend(const EndpointKey& backend) const noexcept {
     const Slot* s = find(backends_, backend);
     if (!s) return {};
-    return {pools_[s->pool_index].get(), s->pool_index, s->backend, s->snat_vip};
+    return {pools_[s->pool_index].get(), s->pool_index, s->backend, s->snat_vip,
+            std::span<const BackendInPool>(shared_.data() + s->shared_first, s->shared_count)};
 }
 
 const PoolSnapshot* DataplaneSnapshot::find_pool(std::string_view name) const noexcept {

@@ -296,6 +296,7 @@ control::StatsSnapshot Daemon::stats() const {
         {"neighbor", "unsolicited_nas", e.unsolicited_nas},
         {"affinity", "evictions", d.affinity_evictions},
         {"affinity", "backend_dialogs", d.backend_dialogs},
+        {"affinity", "shared_backend_first_pool", d.shared_backend_first_pool},
     };
     for (const auto& p : d.pools) {
         s.pools.push_back({p.name, p.packets, p.bytes, p.no_backend});

@@ -81,6 +81,7 @@ struct alignas(64) WorkerCounters {
     std::atomic<uint64_t> nd_advertisements{0}, nd_solicitations{0};
     std::atomic<uint64_t> affinity_evictions{0};
     std::atomic<uint64_t> backend_dialogs{0};  // dialogs started by backends, pinned in affinity
+    std::atomic<uint64_t> shared_backend_first_pool{0};  // reply of a multi-pool backend the call could not place
     std::atomic<uint64_t> backend_counter_overflow{0};
     std::atomic<uint64_t> drops[kDropReasons]{};
     EdgeCounters edge;

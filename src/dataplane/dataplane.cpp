@@ -472,6 +472,7 @@ DataplaneStats Dataplane::stats() const {
         s.nd_solicitations += read(c.nd_solicitations);
         s.affinity_evictions += read(c.affinity_evictions);
         s.backend_dialogs += read(c.backend_dialogs);
+        s.shared_backend_first_pool += read(c.shared_backend_first_pool);
         c.edge.add_to(s.edge);
         for (size_t p = 0; p < s.ports.size(); ++p) {
             s.ports[p].rx_packets += read(c.ports[p].rx_packets);

@@ -92,11 +92,14 @@ bool may_create_dialog(const uint8_t* payload, size_t len) noexcept {
     return starts("INVITE ", 7) || starts("SUBSCRIBE ", 10) || starts("REFER ", 6);
 }
 
-uint64_t endpoint_hash(const uint8_t* frame, const net::PacketView& v, uint64_t seed) noexcept {
+// The client's address:port hash that balances keepalives: of the source
+// of a client datagram, or of the destination of a backend's answer.
+uint64_t endpoint_hash(const uint8_t* frame, const net::PacketView& v, uint64_t seed,
+                       bool client_is_source = true) noexcept {
     // Client address bytes then port, as on the wire: stable across nodes.
     uint8_t key[18];
-    std::memcpy(key, frame + v.src_addr_offset(), v.addr_len());
-    std::memcpy(key + v.addr_len(), frame + v.l4_offset, 2);
+    std::memcpy(key, frame + (client_is_source ? v.src_addr_offset() : v.dst_addr_offset()), v.addr_len());
+    std::memcpy(key + v.addr_len(), frame + v.l4_offset + (client_is_source ? 0 : 2), 2);
     return balance::hash_call_id(key, v.addr_len() + 2u, seed);
 }
 
@@ -445,7 +448,11 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         // with a kernel path it goes to the kernel's socket.
         if (ctx_.routes.is_local_address(frame + v.dst_addr_offset(), v6)) [[unlikely]]
             return drop(DropReason::not_for_us);
-        // Backend -> client: SNAT to the pool's VIP. No SIP parsing needed.
+        // A backend of several pools answers from the VIP its call came in on.
+        if (!ref.pools.empty()) [[unlikely]]
+            place_shared_backend(frame, v, snap, ref, now_s);
+        // Backend -> client: SNAT to the pool's VIP. No SIP parsing needed
+        // (but for the rare dialog a backend starts, below).
         if (ref.snat_vip->ip.is_v6() != v6) return drop(DropReason::family_mismatch);
         glean(frame, v, in_port, now_ms);
         IpAddress client;
@@ -472,6 +479,48 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         return a;
     }
     return unmatched_udp(frame, len, tailroom, v, in_port, snap, now_ms);
+}
+
+void Forwarder::place_shared_backend(const uint8_t* frame, const net::PacketView& v,
+                                     const balance::DataplaneSnapshot* snap,
+                                     balance::DataplaneSnapshot::BackendRef& ref, uint32_t now_s) noexcept {
+    // Stateless: the request came through one pool's VIP, and that pool
+    // recorded the call in the affinity table (pick() does for every
+    // request) or its table maps the call to this backend. Keepalive
+    // answers are placed by the client's address, as keepalives are.
+    const uint8_t* payload = frame + v.payload_offset();
+    sip::SipParser::parse(payload, v.payload_len(), msg_, sip::ParseDepth::balancer);
+    const bool keepalive = msg_.verdict == sip::Verdict::keepalive;
+    if (keepalive || (msg_.ok() && !msg_.call_id.empty())) {
+        for (int pass = keepalive ? 1 : 0; pass < 2; ++pass) {
+            for (const auto& in : ref.pools) {
+                if (!in.snat_vip || in.pool_index >= snap->pools().size()) continue;
+                const balance::PoolSnapshot& pool = *snap->pools()[in.pool_index];
+                // ipip backends answer from the VIP themselves: a datagram
+                // from the backend's own address is never one of theirs.
+                if (pool.mode() == config::ForwardMode::ipip) continue;
+                const uint64_t key =
+                    keepalive ? endpoint_hash(frame, v, pool.seed(), /*client_is_source=*/false)
+                              : balance::hash_call_id(payload + msg_.call_id.offset, msg_.call_id.length, pool.seed());
+                bool match;
+                if (pass == 0) {  // the pool the call came through (affinity entry)
+                    auto hit = ctx_.affinity ? ctx_.affinity->lookup(balance::affinity_key(pool, key), now_s)
+                                             : std::nullopt;
+                    match = hit && hit->backend_id == pool.backends()[in.backend].id;
+                } else {  // else the pool whose table sends it here
+                    match = pool.table().lookup(key) == in.backend;
+                }
+                if (match) {
+                    ref.pool = &pool;
+                    ref.pool_index = in.pool_index;
+                    ref.backend = in.backend;
+                    ref.snat_vip = in.snat_vip;
+                    return;
+                }
+            }
+        }
+    }
+    bump(c_.shared_backend_first_pool);
 }
 
 uint16_t Forwarder::write_resolution_request(uint8_t* buf, uint16_t port, const IpAddress& target) const noexcept {

@@ -127,6 +127,11 @@ private:
     void remember_backend_dialog(const uint8_t* frame, const net::PacketView& v, const balance::PoolSnapshot& pool,
                                  uint16_t backend, uint32_t now_s) noexcept;
     void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept;
+    // A backend in several pools: the pool (and so the VIP) of the call this
+    // datagram belongs to, found from its Call-ID (or, for a keepalive
+    // answer, the client's address); the first pool when none matches.
+    void place_shared_backend(const uint8_t* frame, const net::PacketView& v, const balance::DataplaneSnapshot* snap,
+                              balance::DataplaneSnapshot::BackendRef& ref, uint32_t now_s) noexcept;
     // ipip pools: the datagram travels unchanged (client -> VIP) inside a
     // tunnel to `backend`, from the egress port's address of its family.
     // `glean_sender`: learn the sender's MAC on `in_port` once the tunnel

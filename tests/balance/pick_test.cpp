@@ -213,6 +213,16 @@ TEST(DataplaneSnapshot, VipAndBackendLookups) {
     EXPECT_EQ(be.pool->backends()[be.backend].identity, "203.0.113.5:5060");
     EXPECT_EQ(be.snat_vip->to_string(), "198.51.100.20:5060");
     EXPECT_EQ(d.find_backend(backend_endpoint(2)).pool_index, 0u);  // in both: first pool wins
+    {  // ... and both pools are listed, each with its own index and VIP
+        auto shared = d.find_backend(backend_endpoint(2));
+        ASSERT_EQ(shared.pools.size(), 2u);
+        EXPECT_EQ(shared.pools[0].pool_index, 0u);
+        EXPECT_EQ(shared.pools[1].pool_index, 1u);
+        EXPECT_EQ(d.pools()[1]->backends()[shared.pools[1].backend].address, backend_endpoint(2));
+        EXPECT_EQ(shared.pools[1].snat_vip->to_string(), "198.51.100.20:5060");
+        EXPECT_EQ(shared.pools[0].snat_vip, shared.snat_vip);
+        EXPECT_TRUE(be.pools.empty());  // 203.0.113.5 is in trunk only
+    }
     EXPECT_EQ(d.find_backend(*Endpoint::parse("203.0.113.6:5060")).pool, nullptr);
     EXPECT_EQ(d.find_pool("trunk"), p.pool);
     EXPECT_EQ(d.find_pool("nope"), nullptr);

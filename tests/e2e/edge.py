@@ -27,10 +27,9 @@ IPv4 and IPv6 (Rig(ipv6=True)), net_af_packet with framesz=4096:
    (PACKET_FANOUT_FLAG_DEFRAG), so siplb receives one 3042-byte frame and
    fragments it on egress. IPv6: siplb reassembles (rte_ip_frag), balances
    and fragments again.
-   A backend in two pools answers from the first pool's VIP
-   (DataplaneSnapshot::find_backend) and the rig's 198.51.100.13 is in lund
-   and trunk, so the IPv4 INVITE uses a Call-ID that lands on
-   198.51.100.14 (trunk only).
+   The IPv4 INVITE uses a Call-ID that lands on 198.51.100.13, which is in
+   lund and trunk: its answers must come from trunk's VIP, the one the
+   client sent to (siplb places a shared backend's datagram by its call).
    siplb's own counters ('stats' edge.*) must agree: echo replies, ARP
    replies / NAs, fragments sent (and for IPv6 received and reassembled).
 4. siplb stops cleanly; no namespaces, links or processes are left.
@@ -479,9 +478,9 @@ def call_id_for(d: E.Daemon, pool: str, wanted: set, fam: str, src: str) -> tupl
 
 def fragmented_invite(out: E.Outcome, rig: R.Rig, d: E.Daemon, fam: str, src: str, vip: str, pool: str,
                       backend_ips: list, wanted: list) -> None:
-    """wanted: the backends the Call-ID may hash to. A backend address in two
-    pools answers from the first pool's VIP (DataplaneSnapshot::find_backend),
-    and the rig's b2 is in lund and trunk: the IPv4 INVITE goes to b3."""
+    """wanted: the backends the Call-ID must hash to (for IPv4 the rig's b2,
+    which is in lund and trunk: the answers must still come from the VIP the
+    INVITE went to)."""
     call_id, predicted = call_id_for(d, pool, {R.host_port(ip, R.SIP_PORT) for ip in wanted}, fam, src)
     payload_file = rig.workdir / f"invite-{fam}.bin"
     st0 = stats(d)
@@ -564,9 +563,10 @@ def main() -> int:
                 for fam, src, vip in (("v4", src4, vip4), ("v6", src6, vip6)):
                     resolve_and_ping(out, rig, d, fam, src, vip)
                 trunk4 = [R.backend_ip(i) for i in E.TRUNK]
-                trunk_only = [R.backend_ip(i) for i in E.TRUNK if i not in E.LUND_WEIGHTS]
+                # b2 is in lund and trunk: its answers must still come from trunk's VIP.
+                shared = [R.backend_ip(i) for i in E.TRUNK if i in E.LUND_WEIGHTS]
                 trunk6 = [R.backend_ip6(i) for i in E.TRUNK]
-                fragmented_invite(out, rig, d, "v4", src4, vip4, "trunk", trunk4, trunk_only)
+                fragmented_invite(out, rig, d, "v4", src4, vip4, "trunk", trunk4, shared)
                 fragmented_invite(out, rig, d, "v6", src6, vip6, "trunk6", trunk6, trunk6)
             rc = d.stop()
             out.check(rc == 0, f"siplb stopped cleanly on SIGTERM (exit {rc})")

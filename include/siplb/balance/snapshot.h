@@ -126,16 +126,28 @@ public:
         const PoolSnapshot* pool = nullptr;
         uint32_t pool_index = 0;
     };
+    // One pool a backend address belongs to.
+    struct BackendInPool {
+        uint32_t pool_index = 0;
+        uint16_t backend = PoolSnapshot::kNoBackend;
+        const Endpoint* snat_vip = nullptr;
+    };
     struct BackendRef {
         const PoolSnapshot* pool = nullptr;
         uint32_t pool_index = 0;
         uint16_t backend = PoolSnapshot::kNoBackend;
         const Endpoint* snat_vip = nullptr;  // source to rewrite replies to
+        // A backend address in several pools (one server farm behind two
+        // names): all of them, the first one as above. Which VIP a reply
+        // must come from then depends on the call (the dataplane decides by
+        // its Call-ID). Empty for a backend of one pool.
+        std::span<const BackendInPool> pools;
     };
 
     // Pools keep their order (config order = pool_index). Fails on a VIP
     // claimed by two pools or a duplicate pool name. A backend address in two
-    // pools resolves to the first pool in find_backend().
+    // pools resolves to the first pool in find_backend(), with every pool it
+    // is in listed in BackendRef::pools.
     static Result<std::unique_ptr<const DataplaneSnapshot>> build(
         std::vector<std::shared_ptr<const PoolSnapshot>> pools, uint64_t version);
 
@@ -189,6 +201,7 @@ private:
         uint32_t pool_index = 0;
         uint16_t backend = PoolSnapshot::kNoBackend;
         const Endpoint* snat_vip = nullptr;  // backends: the pool's VIP of their family
+        uint32_t shared_first = 0, shared_count = 0;  // backends in several pools: range of shared_
     };
     static uint64_t key_hash(const Key& k) noexcept;
     const Slot* find(const std::vector<Slot>& table, const Key& key) const noexcept;
@@ -196,6 +209,7 @@ private:
     std::vector<std::shared_ptr<const PoolSnapshot>> pools_;
     std::vector<Slot> vips_;      // power-of-two open addressing
     std::vector<Slot> backends_;  // power-of-two open addressing
+    std::vector<BackendInPool> shared_;  // pools of backends that are in more than one
     uint64_t version_ = 0;
     uint64_t fingerprint_ = 0;
 };

@@ -87,6 +87,10 @@ struct DataplaneStats {
     uint64_t nd_solicitations = 0;   // IPv6 neighbor solicitations sent for unresolved next hops
     uint64_t affinity_evictions = 0;  // live affinity entries displaced (affinity table too small)
     uint64_t backend_dialogs = 0;  // dialogs started by backends (INVITE/SUBSCRIBE/REFER to clients), pinned
+    // Datagrams from a backend that is in several pools whose call matched
+    // none of them (no affinity entry, no table maps it there): sent from
+    // the first pool's VIP.
+    uint64_t shared_backend_first_pool = 0;
     EdgeStats edge;                // ICMP, IP fragments, kernel exception path
 };
 
