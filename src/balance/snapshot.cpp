@@ -169,8 +169,9 @@ const Endpoint* PoolSnapshot::snat_vip_for(const Endpoint& backend) const noexce
 
 DataplaneSnapshot::EndpointKey DataplaneSnapshot::EndpointKey::of(const Endpoint& e) noexcept {
     EndpointKey k;
-    std::memcpy(&k.lo, e.ip.bytes.data(), 8);
-    std::memcpy(&k.hi, e.ip.bytes.data() + 8, 8);
+    const AddressWords w = address_words(e.ip);
+    k.lo = w.lo;
+    k.hi = w.hi;
     k.tag = uint32_t{e.port} | uint32_t{static_cast<uint8_t>(e.ip.family)} << 16 | 1u << 24;
     return k;
 }

@@ -108,15 +108,8 @@ uint64_t endpoint_hash(const uint8_t* frame, const net::PacketView& v, uint64_t 
 void Forwarder::glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept {
     const bool v6 = v.ip_version == 6;
     const uint8_t* addr = frame + v.src_addr_offset();
-    uint64_t lo = 0, hi = 0, mac = 0;
-    if (v6) {
-        std::memcpy(&lo, addr, 8);
-        std::memcpy(&hi, addr + 8, 8);
-    } else {
-        uint32_t a;
-        std::memcpy(&a, addr, 4);
-        lo = a;
-    }
+    const auto [lo, hi] = address_words(addr, v6);
+    uint64_t mac = 0;
     std::memcpy(&mac, frame + 6, 6);
     GleanEntry& g = glean_cache_[hop_slot(lo, hi) & (kGleanCacheSize - 1)];
     if (g.addr_lo == lo && g.addr_hi == hi && g.v6 == v6 && g.port == in_port &&
@@ -260,9 +253,7 @@ Action Forwarder::egress(uint8_t* frame, const net::PacketView& v, uint16_t head
     const net::RouteEntry* route = ctx_.routes.find(dst);
     if (!route) return drop(DropReason::no_route);
     const IpAddress& hop = route->via ? *route->via : dst;  // the neighbor: gateway or destination
-    uint64_t lo, hi;
-    std::memcpy(&lo, hop.bytes.data(), 8);
-    std::memcpy(&hi, hop.bytes.data() + 8, 8);
+    const auto [lo, hi] = address_words(hop);
     const uint8_t v6 = hop.is_v6();
     // The generation is read before any lookup that may fill the cache.
     const uint64_t generation = ctx_.neighbors->generation();

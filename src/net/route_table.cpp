@@ -24,11 +24,7 @@ Result<RouteTable> RouteTable::build(const std::vector<PortPrefixes>& ports, con
         for (const auto& a : ports[i].addresses) {
             t.entries_.push_back({network_of(a), std::nullopt, static_cast<uint16_t>(i)});
             t.local_.push_back(a.ip);
-            LocalWords w;
-            std::memcpy(&w.lo, a.ip.bytes.data(), 8);
-            std::memcpy(&w.hi, a.ip.bytes.data() + 8, 8);
-            w.v6 = a.ip.is_v6();
-            t.local_words_.push_back(w);
+            t.local_words_.push_back({address_words(a.ip), a.ip.is_v6()});
         }
     }
     for (const auto& r : routes) {

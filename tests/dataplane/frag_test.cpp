@@ -166,15 +166,19 @@ uint32_t v6_fragment_id(const std::vector<uint8_t>& f) {
     return static_cast<uint32_t>(get16(f, 18 + 44)) << 16 | get16(f, 18 + 46);
 }
 
+// A whole INVITE frame from the client (TTL 60) to the VIP of its family.
+std::vector<uint8_t> big_invite_frame(bool v6, const std::string& msg) {
+    return build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = v6 ? kClient6 : kClient,
+                        .dst = v6 ? kVip6 : kVip, .ttl = 60, .payload = msg})
+        .bytes;
+}
+
 TEST_F(DataplaneFrag, OutOfOrderDuplicatedFragmentsAreBalancedWholeAndRefragmented) {
     for (bool v6 : {false, true}) {
         const std::string call_id = v6 ? "big-six@pbx" : "big-four@pbx";
         const std::string msg = big_invite(call_id, 3000);
         const Endpoint client = v6 ? kClient6 : kClient;
-        const Endpoint vip = v6 ? kVip6 : kVip;
-        auto whole = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = vip, .ttl = 60,
-                                  .payload = msg})
-                         .bytes;
+        auto whole = big_invite_frame(v6, msg);
         auto frags = fragment(whole, 1232, v6 ? 0x10203 : 0x4242);
         ASSERT_EQ(frags.size(), 3u);
         auto before = dp_->stats();
@@ -209,10 +213,7 @@ TEST_F(DataplaneFrag, WholeDatagramAboveTheEgressMtuIsFragmented) {
         const std::string call_id = "whole-" + std::to_string(round) + "@pbx";
         const std::string msg = big_invite(call_id, 3000);
         const Endpoint client = v6 ? kClient6 : kClient;
-        const Endpoint vip = v6 ? kVip6 : kVip;
-        auto whole = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = vip, .ttl = 60,
-                                  .payload = msg})
-                         .bytes;
+        auto whole = big_invite_frame(v6, msg);
         if (!v6) whole = without_df(whole);
         ASSERT_GT(whole.size(), 3000u);
         auto before = dp_->stats();

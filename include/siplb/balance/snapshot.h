@@ -168,14 +168,9 @@ public:
         static EndpointKey of(const Endpoint& e) noexcept;
         static EndpointKey from_wire(const uint8_t* addr, bool v6, const uint8_t* port_be) noexcept {
             EndpointKey k;
-            if (v6) {
-                std::memcpy(&k.lo, addr, 8);
-                std::memcpy(&k.hi, addr + 8, 8);
-            } else {
-                uint32_t a;
-                std::memcpy(&a, addr, 4);
-                k.lo = a;  // an IpAddress keeps v4 in its first 4 bytes, the rest zero
-            }
+            const AddressWords w = address_words(addr, v6);
+            k.lo = w.lo;
+            k.hi = w.hi;
             const uint32_t port = static_cast<uint32_t>(port_be[0]) << 8 | port_be[1];
             k.tag = port | uint32_t{v6 ? 6u : 4u} << 16 | 1u << 24;
             return k;

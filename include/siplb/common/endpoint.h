@@ -47,6 +47,28 @@ struct IpAddress {
     bool operator==(const IpAddress&) const = default;
 };
 
+// An address as two native 64-bit words, as IpAddress lays it out (v4 in
+// the first 4 bytes, the rest zero), read straight from the 4 or 16 address
+// bytes of a packet: per-packet lookups compare these instead of building an
+// IpAddress, whose narrow stores read back as words stall store forwarding.
+struct AddressWords {
+    uint64_t lo = 0, hi = 0;
+    bool operator==(const AddressWords&) const = default;
+};
+inline AddressWords address_words(const uint8_t* addr, bool v6) noexcept {
+    AddressWords w;
+    if (v6) {
+        std::memcpy(&w.lo, addr, 8);
+        std::memcpy(&w.hi, addr + 8, 8);
+    } else {
+        uint32_t a;
+        std::memcpy(&a, addr, 4);
+        w.lo = a;
+    }
+    return w;
+}
+inline AddressWords address_words(const IpAddress& ip) noexcept { return address_words(ip.bytes.data(), true); }
+
 struct Endpoint {
     IpAddress ip;
     uint16_t port = 0;

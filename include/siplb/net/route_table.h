@@ -53,17 +53,9 @@ public:
     // The same for address bytes in a packet (4 or 16 of them), compared as
     // words: per-packet use.
     bool is_local_address(const uint8_t* addr, bool v6) const noexcept {
-        uint64_t lo = 0, hi = 0;
-        if (v6) {
-            std::memcpy(&lo, addr, 8);
-            std::memcpy(&hi, addr + 8, 8);
-        } else {
-            uint32_t a;
-            std::memcpy(&a, addr, 4);
-            lo = a;
-        }
+        const AddressWords w = address_words(addr, v6);
         for (const auto& k : local_words_)
-            if (k.lo == lo && k.hi == hi && k.v6 == v6) return true;
+            if (k.words == w && k.v6 == v6) return true;
         return false;
     }
     // Port whose connected prefix contains `a` (for gleaning).
@@ -80,10 +72,10 @@ private:
     std::vector<V4Entry> v4_;
     std::vector<IpAddress> local_;
     struct LocalWords {
-        uint64_t lo = 0, hi = 0;
+        AddressWords words;
         bool v6 = false;
     };
-    std::vector<LocalWords> local_words_;  // local_ as IpAddress keeps them: v4 in the first 4 bytes
+    std::vector<LocalWords> local_words_;  // local_, for per-packet checks
 };
 
 }  // namespace siplb::net
