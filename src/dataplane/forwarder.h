@@ -139,9 +139,9 @@ private:
     // Inline: both callers are per packet.
     Action tunnel_to_backend(uint8_t* frame, const net::PacketView& v, uint16_t headroom, const IpAddress& backend,
                              uint64_t now_ms, bool glean_sender, uint16_t in_port) noexcept {
-        auto hop = ctx_.routes.lookup(backend);
-        if (!hop) return drop(DropReason::no_route);
-        const PortContext& out = ctx_.ports[hop->port];
+        const net::RouteEntry* route = ctx_.routes.find(backend);
+        if (!route) return drop(DropReason::no_route);
+        const PortContext& out = ctx_.ports[route->port];
         const auto& source = backend.is_v4() ? out.source_v4 : out.source_v6;
         if (!source) return drop(DropReason::no_tunnel_source);
         auto encap = static_cast<uint16_t>(net::tunnel_header_len(backend));
