@@ -255,8 +255,9 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
         const auto& pool = *d->pools_[p];
         const auto backends = pool.backends();
         for (size_t b = 0; b < backends.size(); ++b) {
-            Slot& slot = d->backends_[slot_of(backends[b].address)];
-            if (memberships[static_cast<size_t>(&slot - d->backends_.data())] < 2) continue;
+            const size_t i = slot_of(backends[b].address);
+            if (memberships[i] < 2) continue;
+            Slot& slot = d->backends_[i];
             d->shared_[slot.shared_first + slot.shared_count++] = {p, static_cast<uint16_t>(b),
                                                                    pool.snat_vip_for(backends[b].address)};
         }
