@@ -23,6 +23,17 @@
 namespace siplb::config {
 namespace {
 
+// The EAL argument "--vdev=DEVICE[,ARGS]" that creates `device`, if any.
+const std::string* eal_vdev_argument(const std::vector<std::string>& eal, std::string_view device) {
+    for (const auto& arg : eal) {
+        std::string_view a = arg;
+        if (a.rfind("--vdev=", 0) != 0) continue;
+        a.remove_prefix(7);
+        if (a.substr(0, a.find(',')) == device) return &arg;
+    }
+    return nullptr;
+}
+
 constexpr size_t kMaxReportedErrors = 25;
 
 std::string squote(std::string_view s) { return "'" + std::string(s) + "'"; }
@@ -415,11 +426,8 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
         const PortConfig& p = c.ports[i];
         if (p.device.rfind("net_af_packet", 0) != 0) continue;
         std::string_view args = p.vdev_args;
-        for (const auto& arg : c.eal) {
-            std::string_view a = arg;
-            if (a.rfind("--vdev=", 0) == 0 && a.substr(7, a.find(',') - 7) == p.device && a.find(',') != a.npos)
-                args = a.substr(a.find(',') + 1);
-        }
+        if (const std::string* arg = eal_vdev_argument(c.eal, p.device); arg && arg->find(',') != std::string::npos)
+            args = std::string_view(*arg).substr(arg->find(',') + 1);
         const std::string where = s.path("port") + "[" + std::to_string(i) + "].vdev_args";
         uint64_t framesz = 2048;  // the PMD's default
         bool framesz_ok = true;
@@ -437,7 +445,11 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
             }
             at = end + 1;
         }
-        if (framesz_ok && framesz + 96 > c.mbuf_size)
+        if (framesz_ok && framesz > 65535 - 96)
+            d.error(s.where(), where,
+                    "net_af_packet framesz=" + std::to_string(framesz) +
+                        " cannot fit an mbuf (dataplane.mbuf_size is at most 65535)");
+        else if (framesz_ok && framesz + 96 > c.mbuf_size)
             d.error(s.where(), where,
                     "net_af_packet frames of framesz=" + std::to_string(framesz) +
                         " need dataplane.mbuf_size >= " + std::to_string(framesz + 96) + " (it is " +
@@ -449,15 +461,10 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
     for (size_t i = 0; i < c.ports.size(); ++i) {
         const PortConfig& p = c.ports[i];
         if (p.vdev_args.empty()) continue;
-        for (const auto& arg : c.eal) {
-            std::string_view a = arg;
-            if (a.rfind("--vdev=", 0) == 0) a.remove_prefix(7);
-            else continue;
-            if (a.substr(0, a.find(',')) == p.device)
-                d.error(s.where(), s.path("port") + "[" + std::to_string(i) + "].vdev_args",
-                        "vdev " + squote(p.device) + " is also created by EAL argument " + squote(arg) +
-                            "; give its arguments in one place only");
-        }
+        if (const std::string* arg = eal_vdev_argument(c.eal, p.device))
+            d.error(s.where(), s.path("port") + "[" + std::to_string(i) + "].vdev_args",
+                    "vdev " + squote(p.device) + " is also created by EAL argument " + squote(*arg) +
+                        "; give its arguments in one place only");
     }
 
     auto check_port_ref = [&](Section& rs, const std::string& port) {

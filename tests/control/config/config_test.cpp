@@ -391,6 +391,8 @@ TEST(Config, AfPacketFrameSizeMustFitTheMbuf) {
                           "dataplane.mbuf_size >= 4192 (it is 4191)"));
     EXPECT_THAT(parse_err(port("", "iface=v0,framesz=4096,qpairs=1")), HasSubstr("mbuf_size >= 4192 (it is 2176)"));
     EXPECT_THAT(parse_err(port("", "iface=v0,framesz=4k")), HasSubstr("'framesz=4k' is not a frame size in bytes"));
+    EXPECT_THAT(parse_err(port("", "iface=v0,framesz=18446744073709551600")),
+                HasSubstr("net_af_packet framesz=18446744073709551600 cannot fit an mbuf"));
     EXPECT_THAT(parse_err(std::string(kMinimalPool) + "backend = [\"198.51.100.1:5060\"]\n"),
                 HasSubstr("pool[0]: unknown key 'backend' (did you mean 'backends'?)"));
     EXPECT_THAT(parse_err(std::string(kMinimalPool) + "[pool.health]\ntimeout = 3\n"),
