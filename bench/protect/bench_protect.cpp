@@ -29,11 +29,11 @@ const std::vector<std::string>& mix() {
 
 const uint8_t* bytes(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
 
-std::vector<config::RuleConfig> make_rules(int n) {
-    std::vector<config::RuleConfig> rules;
+std::vector<protect::RuleSpec> make_rules(int n) {
+    std::vector<protect::RuleSpec> rules;
     static const char* fields[] = {"user_agent", "request_uri", "from", "to", "header:Contact", "method"};
     for (int i = 0; i < n; ++i) {
-        config::RuleConfig r;
+        protect::RuleSpec r;
         std::string k = std::to_string(i);
         r.name = std::string("rule").append(k);
         r.field = fields[i % 6];
@@ -125,8 +125,8 @@ void BM_CallIdHyperscan(benchmark::State& st) {
 }
 BENCHMARK(BM_CallIdHyperscan);
 
-config::RateLimitConfig limits() {
-    config::RateLimitConfig c;  // the config defaults: 50/s burst 100, prefix 500/s burst 1000
+protect::RateLimitSpec limits() {
+    protect::RateLimitSpec c;  // the config defaults: 50/s burst 100, prefix 500/s burst 1000
     c.enabled = true;
     c.table_size = 65536;
     return c;
@@ -152,7 +152,7 @@ BENCHMARK(BM_RateLimiter);
 // pass. Real time per message is the throughput through parse + guard.
 void BM_GuardFlood(benchmark::State& st) {
     const bool flood = st.range(0) != 0;
-    std::vector<config::PoolConfig> pools(1);
+    std::vector<protect::PoolProtectionSpec> pools(1);
     pools[0].name = "accounts";
     pools[0].rules = make_rules(10);
     pools[0].rate_limit = limits();

@@ -53,21 +53,6 @@ const char* to_string(BackendSource s) noexcept {
     return "unknown";
 }
 
-PoolSpec pool_spec_from_config(const config::PoolConfig& pool) {
-    PoolSpec spec;
-    spec.name = pool.name;
-    spec.listen = pool.listen;
-    for (const auto& b : pool.backends)
-        spec.backends.push_back({b.address, b.weight, b.enabled ? BackendState::active : BackendState::disabled,
-                                 BackendSource::static_config});
-    spec.table_size = pool.table_size;
-    spec.seed = pool.seed;
-    spec.mode = pool.mode;
-    spec.dialog_idle_s = pool.dialog_idle_s;
-    spec.transaction_idle_s = pool.transaction_idle_s;
-    return spec;
-}
-
 Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& spec, uint64_t version) {
     using R = Result<std::shared_ptr<const PoolSnapshot>>;
     const std::string where = "pool '" + spec.name + "': ";

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "command.h"
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
 #include "siplb/control/protocol.h"
 
 namespace siplb::cli {

@@ -1,6 +1,6 @@
 // siplbctl lookup: which backend a Call-ID goes to, offline, from the
-// config's static backends, through the same PoolSnapshot + pick() the
-// dataplane runs (without affinity: a first message's decision).
+// config's static backends, through the same SnapshotBuilder and pick() the
+// daemon runs (without affinity: a first message's decision).
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -11,7 +11,9 @@
 #include "siplb/balance/hash.h"
 #include "siplb/balance/pick.h"
 #include "siplb/balance/snapshot.h"
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
+#include "siplb/control/pool_manager.h"
+#include "siplb/control/snapshot_builder.h"
 
 namespace siplb::cli {
 namespace {
@@ -79,18 +81,23 @@ int run_lookup(int argc, char** argv) {
                      config_path.c_str(), known.empty() ? "none" : known.c_str());
         return 1;
     }
-    auto pool = balance::PoolSnapshot::build(balance::pool_spec_from_config(*pc), 0);
-    if (!pool) {
-        std::fprintf(stderr, "siplbctl lookup: %s\n", pool.message().c_str());
+    // The daemon's own path from config to tables: PoolManager state
+    // through the SnapshotBuilder (DNS-discovered backends are unknown offline).
+    control::PoolManager manager(*cfg);
+    control::SnapshotBuilder builder(*cfg);
+    auto snapshot = builder.build(manager);
+    if (!snapshot) {
+        std::fprintf(stderr, "siplbctl lookup: %s\n", snapshot.message().c_str());
         return 1;
     }
-    if ((*pool)->usable_backends() == 0)
+    const balance::PoolSnapshot* pool = (*snapshot)->find_pool(pool_name);
+    if (pool->usable_backends() == 0)
         std::fprintf(stderr, "siplbctl lookup: pool '%s' has no enabled backend with weight > 0\n",
                      pool_name.c_str());
 
     auto answer = [&](const std::string& call_id) {
-        const uint64_t h = balance::hash_call_id(call_id, (*pool)->seed());
-        const balance::Decision d = balance::pick(**pool, h, true, 0, nullptr);
+        const uint64_t h = balance::hash_call_id(call_id, pool->seed());
+        const balance::Decision d = balance::pick(*pool, h, true, 0, nullptr);
         std::printf("%s\t%s\n", call_id.c_str(), d.entry ? d.entry->identity.c_str() : "-");
     };
     if (!call_ids.empty()) {

@@ -6,21 +6,24 @@
 
 #include "siplb/control/log.h"
 
-namespace siplb::discovery {
+namespace siplb::control {
+
+using discovery::DnsDiscovery;
+using discovery::TimePoint;
 
 namespace {
 
-control::LogLevel to_control(LogLevel l) {
+control::LogLevel to_control(discovery::LogLevel l) {
     switch (l) {
-        case LogLevel::debug: return control::LogLevel::debug;
-        case LogLevel::info: return control::LogLevel::info;
-        case LogLevel::warn: return control::LogLevel::warn;
-        case LogLevel::error: return control::LogLevel::error;
+        case discovery::LogLevel::debug: return control::LogLevel::debug;
+        case discovery::LogLevel::info: return control::LogLevel::info;
+        case discovery::LogLevel::warn: return control::LogLevel::warn;
+        case discovery::LogLevel::error: return control::LogLevel::error;
     }
     return control::LogLevel::info;
 }
 
-control::LogLevel to_control(health::LogLevel l) { return to_control(static_cast<LogLevel>(l)); }
+control::LogLevel to_control(health::LogLevel l) { return to_control(static_cast<discovery::LogLevel>(l)); }
 
 control::HealthVerdict to_control(health::Verdict v) {
     switch (v) {
@@ -44,7 +47,7 @@ Result<std::unique_ptr<DiscoveryWiring>> DiscoveryWiring::create(const config::C
     DiscoveryWiring* self = w.get();
     auto dns = DnsDiscovery::create(
         cfg.dns,
-        [self](const std::string& pool, const std::string& name, const std::vector<DiscoveredBackend>& set) {
+        [self](const std::string& pool, const std::string& name, const std::vector<discovery::DiscoveredBackend>& set) {
             std::vector<control::DiscoveredBackend> out;
             out.reserve(set.size());
             for (const auto& b : set) out.push_back({b.address, b.weight, b.priority, b.ttl_s});
@@ -54,7 +57,7 @@ Result<std::unique_ptr<DiscoveryWiring>> DiscoveryWiring::create(const config::C
                              {{"pool", pool}, {"name", name}, {"error", st.message()}});
             self->sync_targets(Clock::now());
         },
-        [](LogLevel l, const std::string& m) { control::log(to_control(l), m); });
+        [](discovery::LogLevel l, const std::string& m) { control::log(to_control(l), m); });
     if (!dns.ok()) return R::fail(dns.message());
     w->dns_ = std::move(dns.value());
 
@@ -170,4 +173,4 @@ nlohmann::json DiscoveryWiring::status_json(TimePoint now, const std::string& po
     return {{"dns", dns}, {"probes", probes}};
 }
 
-}  // namespace siplb::discovery
+}  // namespace siplb::control

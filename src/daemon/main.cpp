@@ -19,7 +19,7 @@
 #include "siplb/balance/affinity.h"
 #include "siplb/balance/snapshot.h"
 #include "siplb/control/commands.h"
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
 #include "siplb/control/control_server.h"
 #include "siplb/control/event_loop.h"
 #include "siplb/control/log.h"
@@ -28,12 +28,8 @@
 #include "siplb/control/snapshot_builder.h"
 #include "siplb_build_config.h"
 
-#ifdef SIPLB_HAVE_DATAPLANE
 #include "siplb/dataplane/dataplane.h"
-#endif
-#ifdef SIPLB_HAVE_DISCOVERY
 #include "siplb/control/discovery_wiring.h"
-#endif
 
 namespace siplb {
 namespace {
@@ -103,12 +99,8 @@ private:
     };
     static constexpr std::chrono::milliseconds kStallAfter{1000};
     std::vector<WorkerBeat> beats_;
-#ifdef SIPLB_HAVE_DATAPLANE
     std::unique_ptr<dataplane::Dataplane> dataplane_;
-#endif
-#ifdef SIPLB_HAVE_DISCOVERY
-    std::unique_ptr<discovery::DiscoveryWiring> discovery_;
-#endif
+    std::unique_ptr<control::DiscoveryWiring> discovery_;
 };
 
 Status Daemon::publish(const char* why) {
@@ -126,26 +118,20 @@ Status Daemon::publish(const char* why) {
 }
 
 Status Daemon::start_dataplane() {
-#ifdef SIPLB_HAVE_DATAPLANE
-    auto dp = dataplane::Dataplane::create(cfg_, publisher_, *affinity_);
+    auto dp = dataplane::Dataplane::create(cfg_.dataplane, config::protection_specs(cfg_), publisher_, *affinity_);
     if (!dp) return Status::fail(dp.message());
     dataplane_ = std::move(*dp);
     if (auto s = dataplane_->start(); !s) return Status::fail(s.message());
     log(LogLevel::info, "dataplane started",
         {{"workers", std::to_string(dataplane_->worker_count())}, {"ports", std::to_string(cfg_.dataplane.ports.size())}});
     return ok_status();
-#else
-    log(LogLevel::warn, "built without the dataplane: control plane only");
-    return ok_status();
-#endif
 }
 
 // DNS discovery and health checks (the discovery library's wiring to the
 // PoolManager). The loop polls it through an indirection so a reload that
 // changes DNS names or health settings can replace it.
 Status Daemon::start_discovery() {
-#ifdef SIPLB_HAVE_DISCOVERY
-    auto w = discovery::DiscoveryWiring::create(cfg_, pools_);
+    auto w = control::DiscoveryWiring::create(cfg_, pools_);
     if (!w) return Status::fail(w.message());
     const bool first = !discovery_;
     discovery_ = std::move(*w);
@@ -157,12 +143,6 @@ Status Daemon::start_discovery() {
                           }});
     }
     return ok_status();
-#else
-    for (const auto& p : cfg_.pools)
-        if (!p.dns.empty())
-            log(LogLevel::warn, "built without DNS discovery: pool DNS names are ignored", {{"pool", p.name}});
-    return ok_status();
-#endif
 }
 
 Result<std::vector<std::string>> Daemon::reload(const control::Actor& who) {
@@ -231,7 +211,6 @@ json Daemon::status() const {
     j["tables"] = tables;
     json ports = json::array();
     for (const auto& p : cfg_.dataplane.ports) ports.push_back({{"name", p.name}, {"device", p.device}});
-#ifdef SIPLB_HAVE_DATAPLANE
     j["workers"] = dataplane_ ? dataplane_->worker_count() : 0;
     j["dataplane"] = !dataplane_running() ? "stopped" : stopping_ ? "stopping" : "running";
     json beats = json::array();
@@ -242,10 +221,6 @@ json Daemon::status() const {
     }
     j["worker_status"] = beats;
     j["stalled_workers"] = stalled;
-#else
-    j["workers"] = 0;
-    j["dataplane"] = "absent";
-#endif
     j["ports"] = ports;
     j["control_clients"] = server_ ? server_->clients() : 0;
     return j;
@@ -257,7 +232,6 @@ control::StatsSnapshot Daemon::stats() const {
         s.affinity_capacity = affinity_->capacity();
         s.affinity_entries = affinity_->count_live(monotonic_seconds());
     }
-#ifdef SIPLB_HAVE_DATAPLANE
     if (!dataplane_) return s;
     const dataplane::DataplaneStats d = dataplane_->stats();
     uint32_t idx = 0;
@@ -303,7 +277,6 @@ control::StatsSnapshot Daemon::stats() const {
         for (const auto& b : p.backends)
             s.backends.push_back({p.name, b.address, b.packets, b.bytes, b.reply_packets, b.reply_bytes, b.calls});
     }
-#endif
     return s;
 }
 
@@ -321,15 +294,10 @@ control::MetricsInfo Daemon::metrics_info() const {
 }
 
 bool Daemon::dataplane_running() const {
-#ifdef SIPLB_HAVE_DATAPLANE
     return dataplane_ && dataplane_->running();
-#else
-    return false;
-#endif
 }
 
 void Daemon::sample_workers() {
-#ifdef SIPLB_HAVE_DATAPLANE
     if (!dataplane_running()) return;
     const auto now = std::chrono::steady_clock::now();
     const std::vector<uint64_t> loops = dataplane_->worker_loops();
@@ -346,7 +314,6 @@ void Daemon::sample_workers() {
                 {{"worker", std::to_string(i)}, {"loops", std::to_string(b.loops)}});
         b.stalled = stalled;
     }
-#endif
 }
 
 void Daemon::on_signal() {
@@ -419,7 +386,6 @@ int Daemon::run() {
         return control::lookup_call(*snap, affinity_.get(), pool, call_id, monotonic_seconds());
     };
     hooks.reload = [this](const control::Actor& who) { return reload(who); };
-#ifdef SIPLB_HAVE_DISCOVERY
     hooks.resolve = [this](const std::string& pool) -> Result<json> {
         const auto* pc = cfg_.find_pool(pool);
         if (!pc || !discovery_ || !discovery_->resolve_now(pool))
@@ -429,7 +395,6 @@ int Daemon::run() {
         j["started"] = true;
         return j;
     };
-#endif
     commands_ = std::make_unique<control::CommandHandler>(pools_, std::move(hooks));
 
     auto server = control::ControlServer::listen(
@@ -470,10 +435,8 @@ int Daemon::run() {
     log(LogLevel::info, "running", {{"socket", server_->path()}});
     loop_.run();
 
-#ifdef SIPLB_HAVE_DATAPLANE
     if (dataplane_) dataplane_->stop();
     dataplane_.reset();
-#endif
     metrics_http_.reset();
     server_.reset();
     ::close(signal_fd_);

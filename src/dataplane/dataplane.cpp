@@ -66,7 +66,8 @@ Status init_eal(const std::vector<std::string>& eal_args) {
 }
 
 struct Dataplane::Impl {
-    config::Config config;
+    DataplaneSpec spec;
+    std::vector<protect::PoolProtectionSpec> protection;
     balance::SnapshotPublisher& publisher;
     balance::AffinityTable& affinity;
     std::unique_ptr<net::NeighborTable> neighbors;
@@ -87,8 +88,9 @@ struct Dataplane::Impl {
     bool running = false;
     bool stopped = false;
 
-    Impl(const config::Config& c, balance::SnapshotPublisher& p, balance::AffinityTable& a)
-        : config(c), publisher(p), affinity(a) {}
+    Impl(const DataplaneSpec& s, std::vector<protect::PoolProtectionSpec> prot, balance::SnapshotPublisher& p,
+         balance::AffinityTable& a)
+        : spec(s), protection(std::move(prot)), publisher(p), affinity(a) {}
 
     Status setup();
     Status setup_port(size_t index);
@@ -96,7 +98,7 @@ struct Dataplane::Impl {
 };
 
 Status Dataplane::Impl::setup_port(size_t index) {
-    const config::PortConfig& pc = config.dataplane.ports[index];
+    const PortSpec& pc = spec.ports[index];
     const std::string label = "port '" + pc.name + "' (" + pc.device + ")";
     PortState st;
     uint16_t pid = 0;
@@ -122,7 +124,7 @@ Status Dataplane::Impl::setup_port(size_t index) {
     // rx_queues = 0 makes a TX-only port (e.g. net_null as a sink, whose RX
     // would otherwise generate frames).
     const uint16_t nb_rx = pc.rx_queues;
-    const uint16_t nb_tx = static_cast<uint16_t>(config.dataplane.workers);
+    const uint16_t nb_tx = static_cast<uint16_t>(spec.workers);
     if (nb_rx > info.max_rx_queues)
         return Status::fail(label + ": rx_queues = " + std::to_string(nb_rx) + " but the device supports " +
                             std::to_string(info.max_rx_queues));
@@ -146,7 +148,7 @@ Status Dataplane::Impl::setup_port(size_t index) {
     if (int rc = rte_eth_dev_configure(pid, nb_rx, nb_tx, &conf); rc != 0)
         return Status::fail(label + ": configure with " + std::to_string(nb_rx) + " RX / " + std::to_string(nb_tx) +
                             " TX queues failed: " + errstr(rc));
-    uint16_t rxd = static_cast<uint16_t>(config.dataplane.rx_ring), txd = static_cast<uint16_t>(config.dataplane.tx_ring);
+    uint16_t rxd = static_cast<uint16_t>(spec.rx_ring), txd = static_cast<uint16_t>(spec.tx_ring);
     if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(pid, &rxd, &txd); rc != 0)
         return Status::fail(label + ": descriptor counts: " + errstr(rc));
     int socket = rte_eth_dev_socket_id(pid);
@@ -188,7 +190,7 @@ Status Dataplane::Impl::setup_port(size_t index) {
 }
 
 Status Dataplane::Impl::setup() {
-    const auto& dc = config.dataplane;
+    const auto& dc = spec;
     if (dc.ports.empty()) return Status::fail("dataplane: no [[dataplane.port]] configured");
     if (dc.ports.size() > kMaxPorts)
         return Status::fail("dataplane: at most " + std::to_string(kMaxPorts) + " ports are supported");
@@ -197,11 +199,11 @@ Status Dataplane::Impl::setup() {
         return Status::fail("dataplane.burst must be in 1.." + std::to_string(kMaxBurst));
     // Rules are validated (compiled) before anything touches DPDK: a bad
     // pattern fails the start with its pool and rule named.
-    auto protect_snap = protect::ProtectSnapshot::build(config.pools);
+    auto protect_snap = protect::ProtectSnapshot::build(protection);
     if (!protect_snap) return Status::fail("protect: " + protect_snap.message());
     protect = std::move(protect_snap).value();
     bool protect_used = false;
-    for (const auto& p : config.pools) protect_used = protect_used || !p.rules.empty() || p.rate_limit.enabled;
+    for (const auto& p : protection) protect_used = protect_used || !p.rules.empty() || p.rate_limit.enabled;
     if (auto st = init_eal(dc.eal); !st) return st;
 
     std::vector<unsigned> lcores;
@@ -333,7 +335,7 @@ void Dataplane::Impl::release() {
     for (size_t i = 0; i < ports.size(); ++i) {
         if (!ports[i].created_here) continue;
         rte_eth_dev_close(ports[i].dpdk_port);
-        rte_vdev_uninit(config.dataplane.ports[i].device.c_str());
+        rte_vdev_uninit(spec.ports[i].device.c_str());
         ports[i].created_here = false;
     }
 }
@@ -349,10 +351,11 @@ Dataplane::~Dataplane() {
     if (impl_->indirect_pool) rte_mempool_free(impl_->indirect_pool);
 }
 
-Result<std::unique_ptr<Dataplane>> Dataplane::create(const config::Config& config,
+Result<std::unique_ptr<Dataplane>> Dataplane::create(const DataplaneSpec& spec,
+                                                     std::vector<protect::PoolProtectionSpec> protection,
                                                      balance::SnapshotPublisher& publisher,
                                                      balance::AffinityTable& affinity) {
-    auto impl = std::make_unique<Impl>(config, publisher, affinity);
+    auto impl = std::make_unique<Impl>(spec, std::move(protection), publisher, affinity);
     Status st = impl->setup();
     std::unique_ptr<Dataplane> dp(new Dataplane(std::move(impl)));
     if (!st) return Result<std::unique_ptr<Dataplane>>::fail(st.message());  // dp's destructor releases
@@ -367,13 +370,13 @@ Status Dataplane::start() {
         int rc = rte_eth_dev_start(d.ports[i].dpdk_port);
         if (rc != 0) {
             d.release();
-            return Status::fail("port '" + d.config.dataplane.ports[i].name + "': start failed: " + errstr(rc));
+            return Status::fail("port '" + d.spec.ports[i].name + "': start failed: " + errstr(rc));
         }
         d.ports[i].started = true;
     }
     for (const auto& [index, tap] : d.taps) {
         int rc = rte_eth_dev_start(tap.dpdk_port);
-        Status st = rc == 0 ? mirror_addresses(tap, d.config.dataplane.ports[index].addresses)
+        Status st = rc == 0 ? mirror_addresses(tap, d.spec.ports[index].addresses)
                             : Status::fail("kernel path " + tap.iface + ": start failed: " + errstr(rc));
         if (!st) {
             d.release();
@@ -427,8 +430,8 @@ DataplaneStats Dataplane::stats() const {
     for (size_t r = 0; r < kDropReasons; ++r) s.drops[r].first = drop_reason_name(static_cast<DropReason>(r));
     s.ports.resize(d.ctx.ports.size());
     for (size_t p = 0; p < d.ctx.ports.size(); ++p) {
-        s.ports[p].name = d.config.dataplane.ports[p].name;
-        s.ports[p].device = d.config.dataplane.ports[p].device;
+        s.ports[p].name = d.spec.ports[p].name;
+        s.ports[p].device = d.spec.ports[p].device;
         s.ports[p].port_id = d.ctx.ports[p].dpdk_port;
         rte_eth_stats hw{};
         if (rte_eth_stats_get(d.ctx.ports[p].dpdk_port, &hw) == 0) {

@@ -406,7 +406,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         }
         const Endpoint& backend = d.entry->address;
         Action a;
-        if (pool.mode() == config::ForwardMode::ipip) {
+        if (pool.mode() == balance::ForwardMode::ipip) {
             // Direct server return: the backend answers from the VIP.
             a = tunnel_to_backend(frame, v, headroom, backend.ip, now_ms, true, in_port);
             if (a.kind == Action::Kind::drop) return egress_dropped(a, frame, len, tailroom, v, in_port, now_ms);
@@ -489,7 +489,7 @@ void Forwarder::place_shared_backend(const uint8_t* frame, const net::PacketView
                 const balance::PoolSnapshot& pool = *snap->pools()[in.pool_index];
                 // ipip backends answer from the VIP themselves: a datagram
                 // from the backend's own address is never one of theirs.
-                if (pool.mode() == config::ForwardMode::ipip) continue;
+                if (pool.mode() == balance::ForwardMode::ipip) continue;
                 const uint64_t key =
                     keepalive ? endpoint_hash(frame, v, pool.seed(), /*client_is_source=*/false)
                               : balance::hash_call_id(payload + msg_.call_id.offset, msg_.call_id.length, pool.seed());

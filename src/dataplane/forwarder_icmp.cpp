@@ -175,7 +175,7 @@ Action Forwarder::handle_icmp(uint8_t* frame, uint16_t headroom, const net::Pack
     }
     const Endpoint& backend = d.entry->address;
     Action a;
-    if (pool.mode() == config::ForwardMode::ipip) {
+    if (pool.mode() == balance::ForwardMode::ipip) {
         // The backend sent it from the VIP itself: the error travels
         // unchanged in the tunnel, as the datagrams toward it do.
         a = tunnel_to_backend(frame, v, headroom, backend.ip, now_ms, false, in_port);

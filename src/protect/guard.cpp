@@ -13,7 +13,7 @@ const char* to_string(GuardDecision::Action a) noexcept {
     return "unknown";
 }
 
-Result<std::shared_ptr<const ProtectSnapshot>> ProtectSnapshot::build(std::span<const config::PoolConfig> pools) {
+Result<std::shared_ptr<const ProtectSnapshot>> ProtectSnapshot::build(std::span<const PoolProtectionSpec> pools) {
     using R = Result<std::shared_ptr<const ProtectSnapshot>>;
     std::vector<std::string> names;
     for (const auto& p : pools) names.push_back(p.name);
@@ -23,7 +23,7 @@ Result<std::shared_ptr<const ProtectSnapshot>> ProtectSnapshot::build(std::span<
         if (!rules) return R::fail("pool '" + p.name + "': " + rules.message());
         if (p.rate_limit.enabled) {
             // Validate now so a worker never fails to create its tables.
-            config::RateLimitConfig small = p.rate_limit;
+            RateLimitSpec small = p.rate_limit;
             small.table_size = 16;  // same checks, tiny tables
             auto probe = RateLimiter::create(small);
             if (!probe) return R::fail("pool '" + p.name + "': " + probe.message());

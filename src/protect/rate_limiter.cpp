@@ -23,7 +23,7 @@ bool valid_burst(double b) { return std::isfinite(b) && b >= 1 && b <= 1e9; }
 
 }  // namespace
 
-Result<RateLimiter> RateLimiter::create(const config::RateLimitConfig& cfg, uint64_t hash_seed) {
+Result<RateLimiter> RateLimiter::create(const RateLimitSpec& cfg, uint64_t hash_seed) {
     if (!valid_rate(cfg.requests_per_s) || !valid_rate(cfg.prefix_requests_per_s))
         return Result<RateLimiter>::fail("rate_limit: rates must be in (0, 1e9] requests/s");
     if (!valid_burst(cfg.burst) || !valid_burst(cfg.prefix_burst))

@@ -81,7 +81,7 @@ CompiledRules::~CompiledRules() {
     for (auto& d : dbs_) hs_free_database(d.db);
 }
 
-Result<std::shared_ptr<const CompiledRules>> CompiledRules::build(std::span<const config::RuleConfig> rules,
+Result<std::shared_ptr<const CompiledRules>> CompiledRules::build(std::span<const RuleSpec> rules,
                                                                   std::span<const std::string> pool_names) {
     std::shared_ptr<CompiledRules> out(new CompiledRules());
     std::map<FieldKey, std::vector<uint32_t>> groups;
@@ -96,7 +96,7 @@ Result<std::shared_ptr<const CompiledRules>> CompiledRules::build(std::span<cons
                                                                       "' is not a rule field");
         if (r.pattern.empty())
             return Result<std::shared_ptr<const CompiledRules>>::fail(where(i) + ": empty pattern");
-        if (r.action == config::RuleAction::route) {
+        if (r.action == RuleAction::route) {
             info.route_pool = r.route_pool;
             if (!pool_names.empty()) {
                 auto it = std::find(pool_names.begin(), pool_names.end(), r.route_pool);
@@ -195,9 +195,9 @@ RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t 
     counters.hit(m.best);
     v.rule = m.best;
     switch (r.action) {
-        case config::RuleAction::drop: v.action = RuleVerdict::Action::drop; break;
-        case config::RuleAction::allow: v.action = RuleVerdict::Action::allow; break;
-        case config::RuleAction::route:
+        case RuleAction::drop: v.action = RuleVerdict::Action::drop; break;
+        case RuleAction::allow: v.action = RuleVerdict::Action::allow; break;
+        case RuleAction::route:
             v.action = RuleVerdict::Action::route;
             v.route_pool = r.route_pool_index;
             v.route_pool_name = r.route_pool;

@@ -11,7 +11,9 @@
 
 #include "siplb/balance/hash.h"
 #include "siplb/balance/pick.h"
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
+#include "siplb/control/pool_manager.h"
+#include "siplb/control/snapshot_builder.h"
 
 namespace siplb::balance {
 namespace {
@@ -72,13 +74,17 @@ protected:
 TEST_F(LookupCli, AgreesWithLibraryPick) {
     auto cfg = config::load_config(config_path_);
     ASSERT_TRUE(cfg.ok()) << cfg.message();
-    auto pool = PoolSnapshot::build(pool_spec_from_config(*cfg->find_pool("lund")), 0);
-    ASSERT_TRUE(pool.ok()) << pool.message();
+    control::PoolManager manager(*cfg);
+    control::SnapshotBuilder builder(*cfg);
+    auto snapshot = builder.build(manager);
+    ASSERT_TRUE(snapshot.ok()) << snapshot.message();
+    const PoolSnapshot* pool = (*snapshot)->find_pool("lund");
+    ASSERT_NE(pool, nullptr);
 
     std::string expected, args;
     for (int i = 0; i < 200; ++i) {
         const std::string id = "call" + std::to_string(i * 7919) + "@192.0.2.99";
-        Decision d = pick(**pool, hash_call_id(id, 4242), true, 0, nullptr);
+        Decision d = pick(*pool, hash_call_id(id, 4242), true, 0, nullptr);
         ASSERT_NE(d.entry, nullptr);
         EXPECT_NE(d.entry->identity, "192.0.2.14:5060");  // disabled never chosen
         expected += id + "\t" + d.entry->identity + "\n";

@@ -265,27 +265,6 @@ TEST(DataplaneSnapshot, EveryOneOfAThousandBackendsIsFound) {
     }
 }
 
-TEST(PoolSpecFromConfig, StaticBackendsAndSettings) {
-    config::PoolConfig pc;
-    pc.name = "lund";
-    pc.listen = {*Endpoint::parse("198.51.100.10:5060")};
-    pc.backends = {{backend_endpoint(0), 2, true}, {backend_endpoint(1), 1, false}};
-    pc.table_size = 1009;
-    pc.seed = 99;
-    pc.dialog_idle_s = 3600;
-    auto spec = pool_spec_from_config(pc);
-    EXPECT_EQ(spec.name, "lund");
-    ASSERT_EQ(spec.backends.size(), 2u);
-    EXPECT_EQ(spec.backends[0].weight, 2u);
-    EXPECT_EQ(spec.backends[1].state, BackendState::disabled);
-    EXPECT_EQ(spec.table_size, 1009u);
-    EXPECT_EQ(spec.seed, 99u);
-    EXPECT_EQ(spec.dialog_idle_s, 3600u);
-    auto pool = build(spec);
-    EXPECT_EQ(pool->usable_backends(), 1u);
-    EXPECT_EQ(pick(*pool, 5, true, 0, nullptr).entry->address, backend_endpoint(0));
-}
-
 }  // namespace
 }  // namespace siplb::balance
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "siplb/config/config.h"
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/endpoint.h"
 

@@ -208,7 +208,7 @@ TEST_F(DataplaneProtect, BadRulePatternFailsCreateNamingPoolAndRule) {
     cfg.pools[1].rules = {rule("broken", "header:X-Foo", "(", config::RuleAction::drop)};
     balance::SnapshotPublisher publisher(make_snapshot({{"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060"}}}));
     auto affinity = balance::AffinityTable::create(64).value();
-    auto dp = dataplane::Dataplane::create(cfg, publisher, *affinity);
+    auto dp = dataplane::Dataplane::create(cfg.dataplane, config::protection_specs(cfg), publisher, *affinity);
     ASSERT_FALSE(dp);
     EXPECT_NE(dp.message().find("pool 'trunk'"), std::string::npos) << dp.message();
     EXPECT_NE(dp.message().find("rule 'broken'"), std::string::npos) << dp.message();

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "dataplane_test_util.h"
+#include "siplb/config/config.h"
 #include "siplb/balance/hash.h"
 #include "siplb/dataplane/dataplane.h"
 
@@ -130,7 +131,7 @@ protected:
     static void start(const config::Config& cfg, std::unique_ptr<const balance::DataplaneSnapshot> snapshot) {
         publisher_ = new balance::SnapshotPublisher(std::move(snapshot));
         affinity_ = balance::AffinityTable::create(1024).value().release();
-        auto dp = Dataplane::create(cfg, *publisher_, *affinity_);
+        auto dp = Dataplane::create(cfg.dataplane, config::protection_specs(cfg), *publisher_, *affinity_);
         ASSERT_TRUE(dp) << dp.message();
         dp_ = dp.value().release();
         auto st = dp_->start();

@@ -14,7 +14,7 @@ namespace siplb::protect {
 namespace {
 
 TEST(ProtectConcurrency, WorkersShareRulesAndControlReadsCounters) {
-    std::vector<config::PoolConfig> pools(1);
+    std::vector<protect::PoolProtectionSpec> pools(1);
     pools[0].name = "p";
     pools[0].rules = {test::rule("ua", "user_agent", "scanner"), test::rule("m", "method", "^OPTIONS$")};
     pools[0].rate_limit.enabled = true;

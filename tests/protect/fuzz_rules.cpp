@@ -15,9 +15,9 @@ using namespace siplb;
 
 namespace {
 
-config::RuleConfig rule(const char* name, const char* field, const char* pattern, config::RuleAction a,
+protect::RuleSpec rule(const char* name, const char* field, const char* pattern, protect::RuleAction a,
                         const char* route = "") {
-    config::RuleConfig r;
+    protect::RuleSpec r;
     r.name = name;
     r.field = field;
     r.pattern = pattern;
@@ -28,10 +28,10 @@ config::RuleConfig rule(const char* name, const char* field, const char* pattern
 
 protect::WorkerGuard& guard() {
     static std::unique_ptr<protect::WorkerGuard> g = [] {
-        std::vector<config::PoolConfig> pools(2);
+        std::vector<protect::PoolProtectionSpec> pools(2);
         pools[0].name = "accounts";
         pools[1].name = "trunk";
-        using A = config::RuleAction;
+        using A = protect::RuleAction;
         pools[0].rules = {
             rule("allow-trusted", "header:X-Trusted", "^yes$", A::allow),
             rule("scanners", "user_agent", "friendly-scanner|sipvicious|sip-?cli|VaxSIPUserAgent", A::drop),

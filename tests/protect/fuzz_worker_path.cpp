@@ -58,18 +58,18 @@ World& world() {
         w.snap = std::move(d).value();
         w.affinity = balance::AffinityTable::create(1024).value();
 
-        std::vector<config::PoolConfig> pools(2);
+        std::vector<protect::PoolProtectionSpec> pools(2);
         pools[0].name = "accounts";
         pools[1].name = "trunk";
-        config::RuleConfig scan;
+        protect::RuleSpec scan;
         scan.name = "scanners";
         scan.field = "user_agent";
         scan.pattern = "friendly-scanner|sipvicious";
-        config::RuleConfig route;
+        protect::RuleSpec route;
         route.name = "trunk";
         route.field = "request_uri";
         route.pattern = "@siptrunk\\.";
-        route.action = config::RuleAction::route;
+        route.action = protect::RuleAction::route;
         route.route_pool = "trunk";
         pools[0].rules = {scan, route};
         pools[0].rate_limit.enabled = true;

@@ -6,14 +6,14 @@
 namespace siplb::protect {
 namespace {
 
-using config::RuleAction;
+using protect::RuleAction;
 using test::request;
 using test::rule;
 
 constexpr uint64_t kMs = 1'000'000ull;
 
-std::vector<config::PoolConfig> pools() {
-    config::PoolConfig acc;
+std::vector<protect::PoolProtectionSpec> pools() {
+    protect::PoolProtectionSpec acc;
     acc.name = "accounts";
     acc.rules = {rule("scanners", "user_agent", "friendly-scanner|sipvicious"),
                  rule("trunk", "request_uri", "@siptrunk\\.example\\.net", RuleAction::route, "trunk")};
@@ -23,7 +23,7 @@ std::vector<config::PoolConfig> pools() {
     acc.rate_limit.prefix_requests_per_s = 1000;
     acc.rate_limit.prefix_burst = 1000;
     acc.rate_limit.table_size = 1024;
-    config::PoolConfig trunk;
+    protect::PoolProtectionSpec trunk;
     trunk.name = "trunk";
     return {acc, trunk};
 }

@@ -9,8 +9,8 @@ constexpr uint64_t kSec = 1'000'000'000ull;
 
 IpAddress ip(const char* s) { return *IpAddress::parse(s); }
 
-config::RateLimitConfig cfg(double rate, double burst, double prate, double pburst, uint32_t size = 1024) {
-    config::RateLimitConfig c;
+protect::RateLimitSpec cfg(double rate, double burst, double prate, double pburst, uint32_t size = 1024) {
+    protect::RateLimitSpec c;
     c.enabled = true;
     c.requests_per_s = rate;
     c.burst = burst;

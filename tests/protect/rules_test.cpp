@@ -6,7 +6,7 @@
 namespace siplb::protect {
 namespace {
 
-using config::RuleAction;
+using protect::RuleAction;
 using test::request;
 using test::rule;
 
@@ -15,7 +15,7 @@ struct Harness {
     RuleScratch scratch;
     std::unique_ptr<RuleCounters> counters;
 
-    explicit Harness(std::vector<config::RuleConfig> cfg, std::vector<std::string> pools = {}) {
+    explicit Harness(std::vector<protect::RuleSpec> cfg, std::vector<std::string> pools = {}) {
         auto r = CompiledRules::build(cfg, pools);
         if (!r) ADD_FAILURE() << r.message();
         rules = r.value();
@@ -101,21 +101,21 @@ TEST(Rules, ResponsesHaveNoMethodOrUri) {
 }
 
 TEST(Rules, BadPatternNamesTheRule) {
-    std::vector<config::RuleConfig> cfg = {rule("ok", "user_agent", "fine"), rule("broken", "user_agent", "abc(")};
+    std::vector<protect::RuleSpec> cfg = {rule("ok", "user_agent", "fine"), rule("broken", "user_agent", "abc(")};
     auto r = CompiledRules::build(cfg);
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.message().find("rule 'broken' (rules[1])"), std::string::npos) << r.message();
     EXPECT_NE(r.message().find("abc("), std::string::npos) << r.message();
 
-    std::vector<config::RuleConfig> empty_match = {rule("any", "method", ".*")};
+    std::vector<protect::RuleSpec> empty_match = {rule("any", "method", ".*")};
     auto e = CompiledRules::build(empty_match);
     ASSERT_FALSE(e.ok());
     EXPECT_NE(e.message().find("rule 'any'"), std::string::npos) << e.message();
 
-    std::vector<config::RuleConfig> field = {rule("f", "body", "x")};
+    std::vector<protect::RuleSpec> field = {rule("f", "body", "x")};
     EXPECT_FALSE(CompiledRules::build(field).ok());
 
-    std::vector<config::RuleConfig> route = {rule("r", "method", "INVITE", RuleAction::route, "nowhere")};
+    std::vector<protect::RuleSpec> route = {rule("r", "method", "INVITE", RuleAction::route, "nowhere")};
     std::vector<std::string> pools = {"lund"};
     auto rr = CompiledRules::build(route, pools);
     ASSERT_FALSE(rr.ok());
@@ -148,7 +148,7 @@ TEST(Rules, UnreservedScratchIsCountedNotCrashed) {
 }
 
 TEST(Rules, ThousandRulesCompileIntoFewDatabases) {
-    std::vector<config::RuleConfig> cfg;
+    std::vector<protect::RuleSpec> cfg;
     for (int i = 0; i < 1000; ++i) {
         std::string n = std::to_string(i);  // (GCC 12 -Wrestrict false positive on "lit" + string)
         cfg.push_back(rule(std::string("r").append(n), i % 2 ? "user_agent" : "request_uri",

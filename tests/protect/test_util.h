@@ -3,14 +3,14 @@
 #include <string>
 #include <string_view>
 
-#include "siplb/control/config.h"
+#include "siplb/protect/spec.h"
 
 namespace siplb::protect::test {
 
-inline config::RuleConfig rule(std::string name, std::string field, std::string pattern,
-                               config::RuleAction action = config::RuleAction::drop, std::string route = {},
+inline protect::RuleSpec rule(std::string name, std::string field, std::string pattern,
+                               protect::RuleAction action = protect::RuleAction::drop, std::string route = {},
                                bool caseless = true) {
-    config::RuleConfig r;
+    protect::RuleSpec r;
     r.name = std::move(name);
     r.field = std::move(field);
     r.pattern = std::move(pattern);

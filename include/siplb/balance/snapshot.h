@@ -16,7 +16,7 @@
 #include "siplb/balance/rcu.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
-#include "siplb/control/config.h"
+#include "siplb/balance/forward_mode.h"
 
 namespace siplb::balance {
 
@@ -45,15 +45,10 @@ struct PoolSpec {
     std::vector<BackendSpec> backends;   // any order; identities must be unique
     uint32_t table_size = MaglevTable::kDefaultSize;  // prime
     uint64_t seed = kDefaultSeed;
-    config::ForwardMode mode = config::ForwardMode::nat;
+    ForwardMode mode = ForwardMode::nat;
     uint32_t dialog_idle_s = 7200;
     uint32_t transaction_idle_s = 64;
 };
-
-// Static backends of a configured pool: enabled ones active, disabled ones
-// `disabled` (kept visible, never chosen). DNS-discovered backends are added
-// by PoolManager.
-PoolSpec pool_spec_from_config(const config::PoolConfig& pool);
 
 struct BackendEntry {
     Endpoint address;
@@ -81,7 +76,7 @@ public:
     const MaglevTable& table() const noexcept { return table_; }
     uint64_t version() const noexcept { return version_; }
     uint64_t seed() const noexcept { return table_.seed(); }
-    config::ForwardMode mode() const noexcept { return mode_; }
+    ForwardMode mode() const noexcept { return mode_; }
     uint32_t dialog_idle_s() const noexcept { return dialog_idle_s_; }
     uint32_t transaction_idle_s() const noexcept { return transaction_idle_s_; }
     // Mixed into affinity keys so one Call-ID in two pools keeps two entries.
@@ -107,7 +102,7 @@ private:
     std::vector<BackendEntry> backends_;
     MaglevTable table_;
     uint64_t version_ = 0;
-    config::ForwardMode mode_ = config::ForwardMode::nat;
+    ForwardMode mode_ = ForwardMode::nat;
     uint32_t dialog_idle_s_ = 7200;
     uint32_t transaction_idle_s_ = 64;
     uint64_t affinity_salt_ = 0;

@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "siplb/common/result.h"
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
 #include "siplb/control/event_loop.h"
 
 namespace siplb::control {

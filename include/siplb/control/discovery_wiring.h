@@ -12,46 +12,46 @@
 
 #include <nlohmann/json.hpp>
 
-#include "siplb/control/config.h"
-#include "siplb/control/discovery.h"
+#include "siplb/config/config.h"
+#include "siplb/discovery/discovery.h"
 #include "siplb/control/event_loop.h"
-#include "siplb/control/health.h"
+#include "siplb/health/health.h"
 #include "siplb/control/pool_manager.h"
 
-namespace siplb::discovery {
+namespace siplb::control {
 
 class DiscoveryWiring {
 public:
     // pm must outlive the wiring. Fails if the resolver or the probe
     // sockets cannot be set up, or a DNS name is invalid.
-    static Result<std::unique_ptr<DiscoveryWiring>> create(const config::Config& cfg, control::PoolManager& pm);
+    static Result<std::unique_ptr<DiscoveryWiring>> create(const config::Config& cfg, PoolManager& pm);
 
-    int timeout_ms(TimePoint now);
+    int timeout_ms(discovery::TimePoint now);
     std::vector<pollfd> fds();
-    void process(const std::vector<pollfd>& ready, TimePoint now);
+    void process(const std::vector<pollfd>& ready, discovery::TimePoint now);
     // EventLoop adapter (uses Clock::now()).
-    control::EventLoop::Source as_source();
+    EventLoop::Source as_source();
 
     // `siplbctl resolve POOL`: false if the pool has no DNS names.
     bool resolve_now(const std::string& pool);
     // Re-reads the probe list from the PoolManager now (also done
     // automatically whenever its version changes).
-    void sync_targets(TimePoint now);
+    void sync_targets(discovery::TimePoint now);
 
     // {"dns":[{pool,name,type,ok,failed,...,backends:[...]}], "probes":[{pool,backend,verdict,...}]}
     // pool empty: every pool.
-    nlohmann::json status_json(TimePoint now, const std::string& pool = {}) const;
+    nlohmann::json status_json(discovery::TimePoint now, const std::string& pool = {}) const;
 
-    DnsDiscovery& dns() { return *dns_; }
+    discovery::DnsDiscovery& dns() { return *dns_; }
     health::HealthChecker& health() { return *health_; }
 
 private:
-    explicit DiscoveryWiring(control::PoolManager& pm) : pm_(pm) {}
-    control::PoolManager& pm_;
-    std::unique_ptr<DnsDiscovery> dns_;
+    explicit DiscoveryWiring(PoolManager& pm) : pm_(pm) {}
+    PoolManager& pm_;
+    std::unique_ptr<discovery::DnsDiscovery> dns_;
     std::unique_ptr<health::HealthChecker> health_;
     std::vector<std::string> pools_;
     uint64_t synced_version_ = 0;
 };
 
-}  // namespace siplb::discovery
+}  // namespace siplb::control

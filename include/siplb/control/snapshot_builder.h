@@ -13,7 +13,7 @@
 #include "siplb/balance/affinity.h"
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/result.h"
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
 #include "siplb/control/pool_manager.h"
 
 namespace siplb::control {

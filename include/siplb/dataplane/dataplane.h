@@ -17,7 +17,8 @@
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
-#include "siplb/control/config.h"
+#include "siplb/dataplane/spec.h"
+#include "siplb/protect/spec.h"
 #include "siplb/dataplane/edge_stats.h"
 
 namespace siplb::dataplane {
@@ -107,7 +108,8 @@ public:
     // EAL), mbuf pool, port/queue setup, one Worker per worker lcore.
     // Fails with a clear message (which port, which limit) when something
     // does not fit. `publisher` and `affinity` must outlive the Dataplane.
-    static Result<std::unique_ptr<Dataplane>> create(const config::Config& config,
+    static Result<std::unique_ptr<Dataplane>> create(const DataplaneSpec& spec,
+                                                     std::vector<protect::PoolProtectionSpec> protection,
                                                      balance::SnapshotPublisher& publisher,
                                                      balance::AffinityTable& affinity);
 

@@ -27,7 +27,7 @@
 
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
-#include "siplb/control/config.h"
+#include "siplb/protect/spec.h"
 #include "siplb/protect/rate_limiter.h"
 #include "siplb/protect/rules.h"
 #include "siplb/sip/parser.h"
@@ -56,10 +56,10 @@ public:
     struct Pool {
         std::string name;
         std::shared_ptr<const CompiledRules> rules;  // never null (may be empty)
-        config::RateLimitConfig rate_limit;
+        RateLimitSpec rate_limit;
     };
     // Errors: "pool 'lund': rule 'scanner' (rules[2]): pattern '(': ...".
-    static Result<std::shared_ptr<const ProtectSnapshot>> build(std::span<const config::PoolConfig> pools);
+    static Result<std::shared_ptr<const ProtectSnapshot>> build(std::span<const PoolProtectionSpec> pools);
 
     std::span<const Pool> pools() const noexcept { return pools_; }
 

@@ -36,7 +36,7 @@
 
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
-#include "siplb/control/config.h"
+#include "siplb/protect/spec.h"
 
 namespace siplb::protect {
 
@@ -48,7 +48,7 @@ public:
 
     // Validates rates (> 0), bursts (>= 1) and table_size (power of two,
     // 16..2^26) and allocates both tables (table_size slots each).
-    static Result<RateLimiter> create(const config::RateLimitConfig& cfg, uint64_t hash_seed = 0x9e3779b97f4a7c15ull);
+    static Result<RateLimiter> create(const RateLimitSpec& cfg, uint64_t hash_seed = 0x9e3779b97f4a7c15ull);
 
     // Charges one request from `src` at `now_ns`. No allocation, no lock.
     RateVerdict admit(const IpAddress& src, uint64_t now_ns) noexcept;

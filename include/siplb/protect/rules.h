@@ -43,7 +43,7 @@
 #include <vector>
 
 #include "siplb/common/result.h"
-#include "siplb/control/config.h"
+#include "siplb/protect/spec.h"
 #include "siplb/sip/parser.h"
 
 struct hs_database;
@@ -61,7 +61,7 @@ struct RuleInfo {
     std::string name;
     Field field = Field::method;
     std::string header;                 // for Field::header: the header name as configured
-    config::RuleAction action = config::RuleAction::drop;
+    RuleAction action = RuleAction::drop;
     std::string route_pool;             // action route: target pool name
     uint32_t route_pool_index = kNoPool;  // index into the pool list given to build()
 };
@@ -143,7 +143,7 @@ public:
     // list skips that check and leaves route_pool_index = kNoPool). Errors
     // name the rule: "rule 'scanner' (rules[2]): pattern 'x(': Missing
     // close parenthesis ...". An empty rule list builds an empty set.
-    static Result<std::shared_ptr<const CompiledRules>> build(std::span<const config::RuleConfig> rules,
+    static Result<std::shared_ptr<const CompiledRules>> build(std::span<const RuleSpec> rules,
                                                               std::span<const std::string> pool_names = {});
 
     ~CompiledRules();

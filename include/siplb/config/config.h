@@ -11,8 +11,11 @@
 #include <string_view>
 #include <vector>
 
+#include "siplb/balance/forward_mode.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
+#include "siplb/dataplane/spec.h"
+#include "siplb/protect/spec.h"
 
 namespace siplb::config {
 
@@ -36,63 +39,11 @@ struct LogConfig {
     bool operator==(const LogConfig&) const = default;
 };
 
-// A DPDK port the dataplane owns.
-struct PortConfig {
-    std::string name;                 // operator's name: "ext", "int"
-    std::string device;               // PCI address or vdev name ("net_af_packet0")
-    std::string vdev_args;            // vdev arguments: "iface=veth0,qpairs=1"; empty for PCI
-    std::vector<Prefix> addresses;    // node addresses with prefix ("198.51.100.1/24")
-    std::optional<MacAddress> mac;    // override the port's MAC
-    uint16_t vlan = 0;                // 802.1Q VLAN id, 0 = untagged
-    uint16_t mtu = 1500;
-    uint16_t rx_queues = 1;
-    uint16_t tx_queues = 1;
-    bool kernel_path = false;         // create a TAP exception interface mirroring this port
-
-    bool operator==(const PortConfig&) const = default;
-};
-
-struct RouteConfig {
-    Prefix prefix;                    // "0.0.0.0/0" for the default route
-    IpAddress via;
-    std::string port;                 // optional: PortConfig::name; empty = derived from via
-
-    bool operator==(const RouteConfig&) const = default;
-};
-
-struct NeighborConfig {
-    IpAddress ip;
-    MacAddress mac;
-    std::string port;
-
-    bool operator==(const NeighborConfig&) const = default;
-};
-
-struct DataplaneConfig {
-    std::vector<std::string> eal;     // EAL arguments
-    uint32_t workers = 1;             // worker lcores
-    uint32_t burst = 32;              // RX/TX burst size (1..256)
-    uint32_t mbufs = 8192;            // mbufs per pool (per socket)
-    uint32_t mbuf_cache = 256;
-    uint32_t mbuf_size = 2176;        // data room incl. headroom
-    uint32_t rx_ring = 1024;          // descriptors
-    uint32_t tx_ring = 1024;
-    uint32_t affinity_capacity = 1u << 20;  // dialog affinity entries (power of two)
-    std::vector<PortConfig> ports;    // [[dataplane.port]]
-    std::vector<RouteConfig> routes;  // [[dataplane.route]]
-    std::vector<NeighborConfig> neighbors;  // [[dataplane.neighbor]]
-    uint32_t frag_max_flows = 4096;   // IP reassembly table size
-    uint32_t frag_timeout_ms = 2000;
-    bool announce = true;             // gratuitous ARP / unsolicited NA for port addresses and VIPs
-    uint32_t neighbor_reachable_s = 300;  // learned neighbors: stale after, dropped after 4x unconfirmed
-    // ICMP errors siplb generates (time exceeded, port unreachable,
-    // fragmentation needed), per worker: a token bucket of this rate per
-    // second and this burst. 0 sends none.
-    uint32_t icmp_error_rate = 100;
-    uint32_t icmp_error_burst = 50;
-
-    bool operator==(const DataplaneConfig&) const = default;
-};
+// [dataplane] and its tables are the dataplane's own spec (spec.h).
+using PortConfig = dataplane::PortSpec;
+using RouteConfig = dataplane::RouteSpec;
+using NeighborConfig = dataplane::NeighborSpec;
+using DataplaneConfig = dataplane::DataplaneSpec;
 
 struct HealthConfig {
     bool enabled = true;
@@ -124,7 +75,7 @@ struct DnsConfig {
     bool operator==(const DnsConfig&) const = default;
 };
 
-enum class ForwardMode : uint8_t { nat, ipip };
+using ForwardMode = balance::ForwardMode;
 
 struct BackendConfig {
     Endpoint address;
@@ -134,29 +85,10 @@ struct BackendConfig {
     bool operator==(const BackendConfig&) const = default;
 };
 
-enum class RuleAction : uint8_t { drop, allow, route };
-
-struct RuleConfig {
-    std::string name;
-    std::string field;                // "method", "request_uri", "user_agent", "from", "to", "header:NAME"
-    std::string pattern;              // Hyperscan regex
-    bool caseless = true;
-    RuleAction action = RuleAction::drop;
-    std::string route_pool;           // for action = "route"
-
-    bool operator==(const RuleConfig&) const = default;
-};
-
-struct RateLimitConfig {
-    bool enabled = false;
-    double requests_per_s = 50;       // per source address
-    double burst = 100;
-    double prefix_requests_per_s = 500;  // per /24 (v4) or /64 (v6)
-    double prefix_burst = 1000;
-    uint32_t table_size = 65536;
-
-    bool operator==(const RateLimitConfig&) const = default;
-};
+// [[pool.rule]] and [pool.rate_limit] are the protect stage's spec (spec.h).
+using RuleAction = protect::RuleAction;
+using RuleConfig = protect::RuleSpec;
+using RateLimitConfig = protect::RateLimitSpec;
 
 struct PoolConfig {
     std::string name;
@@ -192,6 +124,9 @@ struct Config {
     }
     bool operator==(const Config&) const = default;
 };
+
+// Every pool's rules and rate limits, in pool order.
+std::vector<protect::PoolProtectionSpec> protection_specs(const Config& config);
 
 // Errors read "FILE:LINE:COL: pool[0].backends[1]: what is wrong", one line
 // per mistake (every mistake in the file is reported, not only the first).

@@ -24,7 +24,7 @@
 
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
 
 namespace siplb::health {
 

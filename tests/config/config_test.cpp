@@ -8,7 +8,7 @@
 #include <string>
 #include <unistd.h>
 
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
 
 using namespace siplb;
 using namespace siplb::config;

@@ -3,7 +3,7 @@
 // backoff) -> in flight ... Answers arrive through c-ares callbacks inside
 // process(); a resolution is finished when its last outstanding query
 // (SRV, then A and AAAA of every target) has answered.
-#include "siplb/control/discovery.h"
+#include "siplb/discovery/discovery.h"
 
 #include <ares.h>
 #include <arpa/nameser.h>

@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
 #include "siplb_build_config.h"
 
 namespace fs = std::filesystem;

@@ -4,7 +4,7 @@
 #include <charconv>
 #include <cctype>
 
-#include "siplb/control/health.h"
+#include "siplb/health/health.h"
 
 namespace siplb::health {
 

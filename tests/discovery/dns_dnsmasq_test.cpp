@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <map>
 
-#include "child_process.h"
-#include "siplb/control/discovery.h"
+#include "common/child_process.h"
+#include "siplb/discovery/discovery.h"
 
 using namespace siplb;
 using namespace siplb::discovery;

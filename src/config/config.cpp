@@ -3,7 +3,7 @@
 // first) with file:line:column and the key path, so an operator fixes a bad
 // file in one pass. toml++ throws on syntax errors; that exception is caught
 // here, at the boundary, and never leaves this file.
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
 
 #include <algorithm>
 #include <charconv>
@@ -950,6 +950,16 @@ Result<Config> load_config(const std::string& path) {
     text << in.rdbuf();
     if (in.bad()) return Result<Config>::fail(path + ": cannot read config file: " + std::strerror(errno));
     return parse_config(text.str(), path);
+}
+
+}  // namespace siplb::config
+
+namespace siplb::config {
+
+std::vector<protect::PoolProtectionSpec> protection_specs(const Config& config) {
+    std::vector<protect::PoolProtectionSpec> out;
+    for (const auto& p : config.pools) out.push_back({p.name, p.rules, p.rate_limit});
+    return out;
 }
 
 }  // namespace siplb::config

@@ -3,7 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
 
 using namespace siplb::config;
 using ::testing::Contains;

@@ -7,7 +7,7 @@
 #include <set>
 #include <type_traits>
 
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
 
 namespace siplb::config {
 namespace {

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 
-#include "child_process.h"
-#include "siplb/control/health.h"
+#include "common/child_process.h"
+#include "siplb/health/health.h"
 
 using namespace siplb;
 using namespace siplb::health;

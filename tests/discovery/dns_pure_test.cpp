@@ -1,7 +1,7 @@
 // Pure parts of DNS discovery: SRV expansion, weights, TTL clamping, backoff.
 #include <gtest/gtest.h>
 
-#include "siplb/control/discovery.h"
+#include "siplb/discovery/discovery.h"
 
 using namespace siplb;
 using namespace siplb::discovery;

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <sstream>
 
-#include "siplb/control/config.h"
+#include "siplb/config/config.h"
 
 namespace siplb::config {
 namespace {

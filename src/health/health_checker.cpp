@@ -15,7 +15,7 @@
 #include <map>
 #include <unordered_map>
 
-#include "siplb/control/health.h"
+#include "siplb/health/health.h"
 
 namespace siplb::health {
 

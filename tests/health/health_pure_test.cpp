@@ -2,7 +2,7 @@
 // building, response parsing, passive evaluation.
 #include <gtest/gtest.h>
 
-#include "siplb/control/health.h"
+#include "siplb/health/health.h"
 
 using namespace siplb;
 using namespace siplb::health;

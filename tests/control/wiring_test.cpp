@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 
-#include "child_process.h"
+#include "common/child_process.h"
 #include "siplb/control/discovery_wiring.h"
 
 using namespace siplb;
-using namespace siplb::discovery;
+using namespace siplb::control;
 using namespace std::chrono_literals;
 
 namespace {
