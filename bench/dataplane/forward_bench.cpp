@@ -157,13 +157,15 @@ DpResult run_dataplane(const std::string& pcap, size_t n_backends, double second
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     dp.value()->stop();
     DpResult r;
-    r.mpps = static_cast<double>(s1.tx_packets - s0.tx_packets) / dt / 1e6;
-    r.dropped = s1.dropped - s0.dropped;
-    r.to_backend = s1.to_backend - s0.to_backend;
-    r.to_client = s1.to_client - s0.to_client;
-    for (size_t i = 0; i < s1.drops.size(); ++i)
-        if (s1.drops[i].second != s0.drops[i].second)
-            std::printf("  drop %s: %lu\n", s1.drops[i].first.c_str(), s1.drops[i].second - s0.drops[i].second);
+    const auto after = s1.totals(), before = s0.totals();
+    r.mpps = static_cast<double>(after.at("traffic", "tx_packets") - before.at("traffic", "tx_packets")) / dt / 1e6;
+    r.dropped = s1.dropped() - s0.dropped();
+    r.to_backend = after.at("traffic", "to_backend") - before.at("traffic", "to_backend");
+    r.to_client = after.at("traffic", "to_client") - before.at("traffic", "to_client");
+    const auto schema = dataplane::counter_schema(dataplane::CounterScope::worker);
+    for (size_t i = 0; i < schema.size(); ++i)
+        if (std::string_view(schema[i].group) == "drops" && after.values[i] != before.values[i])
+            std::printf("  drop %s: %lu\n", schema[i].name, after.values[i] - before.values[i]);
     return r;
 }
 

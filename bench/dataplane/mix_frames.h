@@ -29,6 +29,7 @@ inline std::vector<Endpoint> bench_backends(size_t n) {
 inline std::unique_ptr<const balance::DataplaneSnapshot> bench_snapshot(const std::vector<Endpoint>& bs) {
     balance::PoolSpec spec;
     spec.name = "bench";
+    spec.counter_slot = 0;  // counted like a daemon pool
     spec.listen = {kVip};
     for (const auto& b : bs) spec.backends.push_back({b});
     auto pool = balance::PoolSnapshot::build(spec, 1);

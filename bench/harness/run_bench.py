@@ -457,13 +457,11 @@ enabled = false
         except json.JSONDecodeError:
             return {"note": f"siplbctl stats: exit {r.returncode} {r.stderr.strip()[-200:]}"}
         port = (d.get("ports") or [{}])[0]
-        drops = {}
-        for k, v in d.items():  # the drop-reason table, wherever the daemon nests it
-            if isinstance(v, dict) and "tx_full" in v:
-                drops = {kk: vv for kk, vv in v.items() if vv}
-        return {"rx_packets": port.get("rx_packets"), "tx_packets": port.get("tx_packets"),
-                "rx_missed": port.get("rx_missed"), "rx_errors": port.get("rx_errors"),
-                "tx_errors": port.get("tx_errors"), "drops": drops}
+        traffic, driver = port.get("traffic", {}), port.get("driver", {})
+        drops = {k: v for k, v in d.get("totals", {}).get("drops", {}).items() if v}
+        return {"rx_packets": traffic.get("rx_packets"), "tx_packets": traffic.get("tx_packets"),
+                "rx_missed": driver.get("imissed"), "rx_errors": driver.get("ierrors"),
+                "tx_errors": driver.get("oerrors"), "tx_dropped": traffic.get("tx_dropped"), "drops": drops}
 
     def set_lb_mac(self, mac):
         run(self.rig.ns(self.rig.ns_lb, ["ip", "link", "set", "dev", self.rig.if_lb, "address", mac]))

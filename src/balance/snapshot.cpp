@@ -70,6 +70,10 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
     s.mode_ = spec.mode;
     s.dialog_idle_s_ = spec.dialog_idle_s;
     s.transaction_idle_s_ = spec.transaction_idle_s;
+    s.counter_slot_ = spec.counter_slot;
+    if (spec.overload_codes.size() > kMaxOverloadCodes)
+        return R::fail(where + "at most " + std::to_string(kMaxOverloadCodes) + " overload codes");
+    for (uint16_t code : spec.overload_codes) s.overload_codes_[s.overload_code_count_++] = code;
     s.affinity_salt_ = XXH3_64bits_withSeed(spec.name.data(), spec.name.size(), kSaltSeed);
 
     s.backends_.reserve(spec.backends.size());

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -200,39 +201,77 @@ void print_human(CommandKind cmd, const json& r) {
             return;
         }
         case CommandKind::stats: {
-            std::printf("snapshot version %s, affinity %s/%s entries\n\n", cell(at(r, "snapshot_version")).c_str(),
-                        cell(at(r, "affinity_entries")).c_str(), cell(at(r, "affinity_capacity")).c_str());
+            // Generic over the daemon's counter schema: every group the JSON
+            // carries is shown, so a new counter needs no change here.
+            auto upper = [](std::string t) {
+                for (auto& ch : t) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+                return t;
+            };
+            auto group_sum = [](const json& entity, const char* group) {
+                uint64_t n = 0;
+                for (const auto& [k, v] : entity.value(group, json::object()).items())
+                    if (v.is_number_unsigned()) n += v.get<uint64_t>();
+                return n;
+            };
+            auto count = [](const json& entity, const char* group, const char* name) {
+                return cell(entity.value(group, json::object()).value(name, json(0)));
+            };
+            const json node = r.value("node", json::object());
+            std::printf("snapshot version %s, affinity %s/%s entries, %s neighbors\n\n",
+                        cell(at(r, "snapshot_version")).c_str(), cell(at(node, "affinity_entries")).c_str(),
+                        cell(at(node, "affinity_capacity")).c_str(), cell(at(node, "neighbors")).c_str());
             std::vector<std::vector<std::string>> rows;
             for (const auto& w : r.value("workers", json::array()))
-                rows.push_back({cell(at(w, "worker")), cell(at(w, "lcore")), cell(at(w, "rx_packets")), cell(at(w, "tx_packets")), cell(at(w, "drops"))});
-            print_table({"WORKER", "LCORE", "RX", "TX", "DROPS"}, rows);
+                rows.push_back({cell(at(w, "worker")), cell(at(w, "lcore")), count(w, "traffic", "rx_packets"),
+                                count(w, "traffic", "tx_packets"), std::to_string(group_sum(w, "drops")),
+                                count(w, "poll", "busy_polls"), count(w, "poll", "polls")});
+            print_table({"WORKER", "LCORE", "RX", "TX", "DROPS", "BUSY_POLLS", "POLLS"}, rows);
             rows.clear();
             std::printf("\n");
             for (const auto& p : r.value("ports", json::array()))
-                rows.push_back({cell(at(p, "name")), cell(at(p, "rx_packets")), cell(at(p, "tx_packets")), cell(at(p, "rx_bytes")),
-                                cell(at(p, "tx_bytes")), cell(at(p, "rx_missed")), cell(at(p, "tx_errors"))});
-            print_table({"PORT", "RX", "TX", "RX_BYTES", "TX_BYTES", "RX_MISSED", "TX_ERRORS"}, rows);
+                rows.push_back({cell(at(p, "port")), count(p, "traffic", "rx_packets"), count(p, "traffic", "tx_packets"),
+                                count(p, "traffic", "rx_bytes"), count(p, "traffic", "tx_bytes"),
+                                count(p, "driver", "imissed"), count(p, "traffic", "tx_dropped"),
+                                count(p, "driver", "rx_nombuf")});
+            print_table({"PORT", "RX", "TX", "RX_BYTES", "TX_BYTES", "RX_MISSED", "TX_DROPPED", "RX_NOMBUF"}, rows);
             rows.clear();
             std::printf("\n");
-            const json drops = r.value("drops", json::object());
-            for (const auto& [reason, n] : drops.items())
-                if (n.is_number() && n.get<uint64_t>() > 0) rows.push_back({reason, cell(n)});
-            print_table({"DROP_REASON", "COUNT"}, rows);
+            for (const auto& [group, names] : r.value("totals", json::object()).items())
+                for (const auto& [name, n] : names.items())
+                    if (n.is_number() && n.get<uint64_t>() > 0) rows.push_back({group, name, cell(n)});
+            print_table({"GROUP", "COUNTER", "TOTAL"}, rows);
             rows.clear();
-            std::printf("\n");
-            const json edge = r.value("edge", json::object());
-            for (const auto& [group, kinds] : edge.items())
-                for (const auto& [kind, n] : kinds.items())
-                    if (n.is_number() && n.get<uint64_t>() > 0) rows.push_back({group, kind, cell(n)});
-            if (!rows.empty()) {
-                print_table({"EDGE", "KIND", "COUNT"}, rows);
-                rows.clear();
+            // Pools and backends: their traffic as columns, any other group's
+            // non-zero counters as GROUP.NAME=N.
+            auto entity_table = [&](const char* list, std::vector<std::string> keys) {
+                const json entities = r.value(list, json::array());
+                if (entities.empty()) return;
+                std::vector<std::string> header;
+                for (const auto& k : keys) header.push_back(upper(k));
+                std::vector<std::string> traffic_names;
+                for (const auto& [name, n] : entities[0].value("traffic", json::object()).items())
+                    traffic_names.push_back(name), header.push_back(upper(name));
+                header.push_back("OTHER");
+                for (const auto& e : entities) {
+                    std::vector<std::string> row;
+                    for (const auto& k : keys) row.push_back(cell(at(e, k.c_str())));
+                    for (const auto& name : traffic_names) row.push_back(count(e, "traffic", name.c_str()));
+                    std::string other;
+                    for (const auto& [group, names] : e.items()) {
+                        if (group == "traffic" || !names.is_object()) continue;
+                        for (const auto& [name, n] : names.items())
+                            if (n.is_number() && n.get<uint64_t>() > 0)
+                                other += (other.empty() ? "" : " ") + group + "." + name + "=" + cell(n);
+                    }
+                    row.push_back(other.empty() ? "-" : other);
+                    rows.push_back(std::move(row));
+                }
                 std::printf("\n");
-            }
-            for (const auto& b : r.value("backends", json::array()))
-                rows.push_back({cell(at(b, "pool")), cell(at(b, "backend")), cell(at(b, "packets_to")), cell(at(b, "bytes_to")),
-                                cell(at(b, "packets_from")), cell(at(b, "bytes_from")), cell(at(b, "calls"))});
-            print_table({"POOL", "BACKEND", "PKTS_TO", "BYTES_TO", "PKTS_FROM", "BYTES_FROM", "CALLS"}, rows);
+                print_table(header, rows);
+                rows.clear();
+            };
+            entity_table("pools", {"pool"});
+            entity_table("backends", {"pool", "backend"});
             return;
         }
         case CommandKind::lookup:

@@ -80,16 +80,17 @@ json CommandHandler::backends_json(const std::string& pool_filter) const {
             if (auto it = info.table_share.find(p.name); it != info.table_share.end())
                 if (auto jt = it->second.find(addr); jt != it->second.end()) share = jt->second;
             j["table_share"] = share;
-            uint64_t packets = 0, bytes = 0, calls = 0;
-            for (const auto& c : stats.backends) {
-                if (c.pool != p.name || !(c.backend == b.address)) continue;
-                packets += c.packets_to + c.packets_from;
-                bytes += c.bytes_to + c.bytes_from;
-                calls += c.calls;
+            uint64_t packets = 0, bytes = 0, calls = 0, overloads = 0;
+            if (const auto* c = stats.dataplane.backend(p.name, b.address)) {
+                packets = c->at("traffic", "packets_to") + c->at("traffic", "packets_from");
+                bytes = c->at("traffic", "bytes_to") + c->at("traffic", "bytes_from");
+                calls = c->at("traffic", "calls");
+                overloads = c->at("overload", "responses");
             }
             j["packets"] = packets;
             j["bytes"] = bytes;
             j["calls"] = calls;
+            j["overload_responses"] = overloads;
             list.push_back(std::move(j));
         }
     }
@@ -127,39 +128,7 @@ JResult CommandHandler::execute(const Request& r, const Actor& who) {
             return backends_json(r.pool);
         case CommandKind::stats: {
             StatsSnapshot s = hooks_.stats ? hooks_.stats() : StatsSnapshot{};
-            MetricsInfo info = hooks_.metrics_info ? hooks_.metrics_info() : MetricsInfo{};
-            json j;
-            j["snapshot_version"] = info.snapshot_version;
-            json workers = json::array();
-            for (const auto& w : s.workers)
-                workers.push_back({{"worker", w.worker}, {"lcore", w.lcore}, {"rx_packets", w.rx_packets},
-                                   {"tx_packets", w.tx_packets}, {"drops", w.drops}});
-            j["workers"] = std::move(workers);
-            json ports = json::array();
-            for (const auto& p : s.ports)
-                ports.push_back({{"name", p.name}, {"rx_packets", p.rx_packets}, {"tx_packets", p.tx_packets},
-                                 {"rx_bytes", p.rx_bytes}, {"tx_bytes", p.tx_bytes}, {"rx_missed", p.rx_missed},
-                                 {"rx_errors", p.rx_errors}, {"tx_errors", p.tx_errors}});
-            j["ports"] = std::move(ports);
-            j["drops"] = json::object();
-            for (const auto& [reason, n] : s.drops) j["drops"][reason] = n;
-            json pools = json::array();
-            for (const auto& p : s.pools)
-                pools.push_back({{"pool", p.pool}, {"packets_in", p.packets_in}, {"bytes_in", p.bytes_in},
-                                 {"no_backend", p.no_backend}});
-            j["pools"] = std::move(pools);
-            json backends = json::array();
-            for (const auto& b : s.backends)
-                backends.push_back({{"pool", b.pool}, {"backend", b.backend.to_string()}, {"packets_to", b.packets_to},
-                                    {"bytes_to", b.bytes_to}, {"packets_from", b.packets_from},
-                                    {"bytes_from", b.bytes_from}, {"calls", b.calls}});
-            j["backends"] = std::move(backends);
-            j["affinity_entries"] = s.affinity_entries;
-            j["affinity_capacity"] = s.affinity_capacity;
-            j["neighbors"] = s.neighbors;
-            j["edge"] = json::object();
-            for (const auto& e : s.edge) j["edge"][e.group][e.kind] = e.value;
-            return j;
+            return stats_json(s);
         }
         case CommandKind::lookup: {
             if (auto s = need_pool(); !s) return JResult::fail(s.message());

@@ -1,7 +1,9 @@
 #include "siplb/control/metrics.h"
 
 #include <cinttypes>
+#include <algorithm>
 #include <cstdio>
+#include <span>
 
 namespace siplb::control {
 
@@ -41,6 +43,24 @@ public:
             std::snprintf(buf, sizeof(buf), "%.9g", value);
         line(name, labels, buf);
     }
+    void sample_labels(std::string_view name, const std::vector<std::pair<std::string_view, std::string_view>>& labels,
+                       uint64_t value) {
+        out_ += name;
+        if (!labels.empty()) {
+            out_ += '{';
+            for (size_t i = 0; i < labels.size(); ++i) {
+                if (i) out_ += ',';
+                out_ += labels[i].first;
+                out_ += "=\"";
+                out_ += escape_label_value(labels[i].second);
+                out_ += '"';
+            }
+            out_ += '}';
+        }
+        out_ += ' ';
+        out_ += std::to_string(value);
+        out_ += '\n';
+    }
     // Counters can exceed 2^53: integers are printed exactly.
     void sample_u(std::string_view name, Labels labels, uint64_t value) { line(name, labels, std::to_string(value)); }
     std::string take() { return std::move(out_); }
@@ -68,7 +88,143 @@ private:
     std::string out_;
 };
 
+using dataplane::CounterInfo;
+using dataplane::CounterKind;
+using dataplane::CounterScope;
+
+const char* scope_prefix(CounterScope scope) {
+    switch (scope) {
+        case CounterScope::worker: return "siplb_";
+        case CounterScope::port: return "siplb_port_";
+        case CounterScope::pool: return "siplb_pool_";
+        case CounterScope::backend: return "siplb_backend_";
+    }
+    return "siplb_";
+}
+
+const char* scope_noun(CounterScope scope) {
+    switch (scope) {
+        case CounterScope::worker: return "worker";
+        case CounterScope::port: return "port";
+        case CounterScope::pool: return "pool";
+        case CounterScope::backend: return "backend";
+    }
+    return "";
+}
+
+// Prometheus family of a schema entry: counters of one group share
+// siplb_[SCOPE_]GROUP_total{LABEL="NAME"}; a gauge is its own family,
+// siplb_[SCOPE_]GROUP_NAME.
+std::string family_of(const CounterInfo& c) {
+    std::string f = std::string(scope_prefix(c.scope)) + c.group;
+    return c.kind == CounterKind::counter ? f + "_total" : f + "_" + c.name;
+}
+
+std::string family_help(std::span<const CounterInfo> schema, const CounterInfo& first) {
+    if (first.kind == CounterKind::gauge) return std::string(first.help) + " (per " + scope_noun(first.scope) + ").";
+    std::string h = std::string("Counters of group ") + first.group + " per " + scope_noun(first.scope) + ", by " +
+                    dataplane::counter_label(first) + ":";
+    for (const auto& c : schema)
+        if (c.kind == CounterKind::counter && std::string_view(c.group) == first.group) h += std::string(" ") + c.name;
+    return h + ".";
+}
+
+// One scope: `entities` yields (labels, values) for each worker/port/pool/backend.
+template <typename Entities>
+void write_scope(Writer& w, CounterScope scope, const Entities& entities) {
+    const auto schema = dataplane::counter_schema(scope);
+    std::vector<std::string> done;
+    for (size_t i = 0; i < schema.size(); ++i) {
+        const std::string family = family_of(schema[i]);
+        if (std::find(done.begin(), done.end(), family) != done.end()) continue;
+        done.push_back(family);
+        w.family(family, schema[i].kind == CounterKind::counter ? "counter" : "gauge", family_help(schema, schema[i]));
+        for (const auto& [labels, values] : entities)
+            for (size_t j = i; j < schema.size(); ++j) {
+                if (family_of(schema[j]) != family) continue;
+                std::vector<std::pair<std::string_view, std::string_view>> l(labels.begin(), labels.end());
+                if (schema[j].kind == CounterKind::counter) l.emplace_back(dataplane::counter_label(schema[j]), schema[j].name);
+                w.sample_labels(family, l, (*values)[j]);
+            }
+    }
+}
+
+using LabelList = std::vector<std::pair<std::string_view, std::string_view>>;
+using Entity = std::pair<LabelList, const std::vector<uint64_t>*>;
+
+void write_counters(Writer& w, const StatsSnapshot& stats) {
+    const dataplane::DataplaneStats& d = stats.dataplane;
+    std::vector<std::string> ids;
+    ids.reserve(d.workers.size());
+    for (const auto& wk : d.workers) ids.push_back(std::to_string(wk.index));
+    std::vector<Entity> workers;
+    for (size_t i = 0; i < d.workers.size(); ++i) workers.push_back({{{"worker", ids[i]}}, &d.workers[i].values});
+    write_scope(w, CounterScope::worker, workers);
+    std::vector<Entity> ports;
+    for (const auto& p : d.ports) ports.push_back({{{"port", p.name}}, &p.values});
+    write_scope(w, CounterScope::port, ports);
+    std::vector<Entity> pools;
+    for (const auto& p : d.pools) pools.push_back({{{"pool", p.name}}, &p.values});
+    write_scope(w, CounterScope::pool, pools);
+    std::vector<std::string> addresses;
+    addresses.reserve(d.backends.size());
+    for (const auto& b : d.backends) addresses.push_back(b.address.to_string());
+    std::vector<Entity> backends;
+    for (size_t i = 0; i < d.backends.size(); ++i)
+        backends.push_back({{{"pool", d.backends[i].pool}, {"backend", addresses[i]}}, &d.backends[i].values});
+    write_scope(w, CounterScope::backend, backends);
+}
+
+nlohmann::json group_values(CounterScope scope, const std::vector<uint64_t>& values) {
+    const auto schema = dataplane::counter_schema(scope);
+    nlohmann::json j = nlohmann::json::object();
+    for (size_t i = 0; i < schema.size() && i < values.size(); ++i) j[schema[i].group][schema[i].name] = values[i];
+    return j;
+}
+
 }  // namespace
+
+nlohmann::json stats_json(const StatsSnapshot& stats) {
+    const dataplane::DataplaneStats& d = stats.dataplane;
+    nlohmann::json j;
+    j["snapshot_version"] = d.snapshot_version;
+    j["totals"] = group_values(CounterScope::worker, d.totals().values);
+    nlohmann::json workers = nlohmann::json::array();
+    for (const auto& w : d.workers) {
+        nlohmann::json e = group_values(CounterScope::worker, w.values);
+        e["worker"] = w.index;
+        e["lcore"] = w.lcore;
+        workers.push_back(std::move(e));
+    }
+    j["workers"] = std::move(workers);
+    nlohmann::json ports = nlohmann::json::array();
+    for (const auto& p : d.ports) {
+        nlohmann::json e = group_values(CounterScope::port, p.values);
+        e["port"] = p.name;
+        e["device"] = p.device;
+        ports.push_back(std::move(e));
+    }
+    j["ports"] = std::move(ports);
+    nlohmann::json pools = nlohmann::json::array();
+    for (const auto& p : d.pools) {
+        nlohmann::json e = group_values(CounterScope::pool, p.values);
+        e["pool"] = p.name;
+        pools.push_back(std::move(e));
+    }
+    j["pools"] = std::move(pools);
+    nlohmann::json backends = nlohmann::json::array();
+    for (const auto& b : d.backends) {
+        nlohmann::json e = group_values(CounterScope::backend, b.values);
+        e["pool"] = b.pool;
+        e["backend"] = b.address.to_string();
+        backends.push_back(std::move(e));
+    }
+    j["backends"] = std::move(backends);
+    j["node"] = {{"neighbors", d.neighbors},
+                 {"affinity_entries", stats.affinity_entries},
+                 {"affinity_capacity", stats.affinity_capacity}};
+    return j;
+}
 
 std::string render_metrics(const std::vector<PoolView>& pools, const StatsSnapshot& stats, const MetricsInfo& info) {
     Writer w;
@@ -84,71 +240,9 @@ std::string render_metrics(const std::vector<PoolView>& pools, const StatsSnapsh
     w.family("siplb_control_requests_total", "counter", "Requests served on the control socket.");
     w.sample_u("siplb_control_requests_total", {}, info.control_requests);
 
-    w.family("siplb_packets_total", "counter", "SIP datagrams forwarded per backend and direction.");
-    for (const auto& b : stats.backends) {
-        const std::string addr = b.backend.to_string();
-        w.sample_u("siplb_packets_total", {{"pool", b.pool}, {"backend", addr}, {"direction", "to_backend"}}, b.packets_to);
-        w.sample_u("siplb_packets_total", {{"pool", b.pool}, {"backend", addr}, {"direction", "from_backend"}}, b.packets_from);
-    }
-    w.family("siplb_bytes_total", "counter", "Bytes forwarded per backend and direction.");
-    for (const auto& b : stats.backends) {
-        const std::string addr = b.backend.to_string();
-        w.sample_u("siplb_bytes_total", {{"pool", b.pool}, {"backend", addr}, {"direction", "to_backend"}}, b.bytes_to);
-        w.sample_u("siplb_bytes_total", {{"pool", b.pool}, {"backend", addr}, {"direction", "from_backend"}}, b.bytes_from);
-    }
-    w.family("siplb_calls_total", "counter", "Dialog-creating requests sent to each backend.");
-    for (const auto& b : stats.backends)
-        w.sample_u("siplb_calls_total", {{"pool", b.pool}, {"backend", b.backend.to_string()}}, b.calls);
-    w.family("siplb_pool_packets_total", "counter", "Datagrams received on each pool's VIPs.");
-    for (const auto& p : stats.pools) w.sample_u("siplb_pool_packets_total", {{"pool", p.pool}}, p.packets_in);
-    w.family("siplb_pool_no_backend_total", "counter", "Datagrams dropped because the pool had no usable backend.");
-    for (const auto& p : stats.pools) w.sample_u("siplb_pool_no_backend_total", {{"pool", p.pool}}, p.no_backend);
-    w.family("siplb_drops_total", "counter", "Dropped packets by reason.");
-    for (const auto& [reason, n] : stats.drops) w.sample_u("siplb_drops_total", {{"reason", reason}}, n);
-
-    w.family("siplb_worker_packets_total", "counter", "Packets handled per worker and direction.");
-    for (const auto& wk : stats.workers) {
-        const std::string id = std::to_string(wk.worker);
-        w.sample_u("siplb_worker_packets_total", {{"worker", id}, {"direction", "rx"}}, wk.rx_packets);
-        w.sample_u("siplb_worker_packets_total", {{"worker", id}, {"direction", "tx"}}, wk.tx_packets);
-    }
-    w.family("siplb_worker_drops_total", "counter", "Packets dropped per worker.");
-    for (const auto& wk : stats.workers) w.sample_u("siplb_worker_drops_total", {{"worker", std::to_string(wk.worker)}}, wk.drops);
-    w.family("siplb_port_packets_total", "counter", "Packets per DPDK port and direction.");
-    for (const auto& p : stats.ports) {
-        w.sample_u("siplb_port_packets_total", {{"port", p.name}, {"direction", "rx"}}, p.rx_packets);
-        w.sample_u("siplb_port_packets_total", {{"port", p.name}, {"direction", "tx"}}, p.tx_packets);
-    }
-    w.family("siplb_port_bytes_total", "counter", "Bytes per DPDK port and direction.");
-    for (const auto& p : stats.ports) {
-        w.sample_u("siplb_port_bytes_total", {{"port", p.name}, {"direction", "rx"}}, p.rx_bytes);
-        w.sample_u("siplb_port_bytes_total", {{"port", p.name}, {"direction", "tx"}}, p.tx_bytes);
-    }
-    w.family("siplb_port_errors_total", "counter", "Port errors by kind (rx_missed: RX ring full).");
-    for (const auto& p : stats.ports) {
-        w.sample_u("siplb_port_errors_total", {{"port", p.name}, {"kind", "rx_missed"}}, p.rx_missed);
-        w.sample_u("siplb_port_errors_total", {{"port", p.name}, {"kind", "rx_errors"}}, p.rx_errors);
-        w.sample_u("siplb_port_errors_total", {{"port", p.name}, {"kind", "tx_errors"}}, p.tx_errors);
-    }
-    // Edge counters: one family per group, in the order the snapshot lists them.
-    static const std::map<std::string, std::string, std::less<>> kEdgeHelp = {
-        {"icmp", "ICMP handled by kind (echo replies, errors sent, rate-limited, passed to backends, unmatched)."},
-        {"fragments", "IP fragments and fragmentation by kind (received, reassembled, dropped, sent, failed, ...)."},
-        {"kernel_path", "Frames through the kernel exception path (TAP) by kind."},
-        {"neighbor", "Neighbor resolution events by kind (ARP/ND answered and sent, learned, announced)."},
-        {"affinity", "Dialog affinity events by kind."},
-    };
-    for (size_t i = 0; i < stats.edge.size(); ++i) {
-        const std::string& group = stats.edge[i].group;
-        if (i > 0 && stats.edge[i - 1].group == group) continue;
-        const std::string name = "siplb_" + group + "_total";
-        auto help = kEdgeHelp.find(group);
-        w.family(name, "counter", help != kEdgeHelp.end() ? help->second : group + " events by kind.");
-        for (size_t j = i; j < stats.edge.size() && stats.edge[j].group == group; ++j)
-            w.sample_u(name, {{"kind", stats.edge[j].kind}}, stats.edge[j].value);
-    }
+    write_counters(w, stats);
     w.family("siplb_neighbors", "gauge", "Resolved neighbor (ARP/ND) entries.");
-    w.sample_u("siplb_neighbors", {}, stats.neighbors);
+    w.sample_u("siplb_neighbors", {}, stats.dataplane.neighbors);
     w.family("siplb_affinity_entries", "gauge", "Live dialog affinity entries.");
     w.sample_u("siplb_affinity_entries", {}, stats.affinity_entries);
     w.family("siplb_affinity_capacity", "gauge", "Capacity of the dialog affinity table.");

@@ -27,7 +27,7 @@ void SnapshotBuilder::set_config(const config::Config& cfg) {
         if (old != params_.end() &&
             (old->second.table_size != p.table_size || old->second.seed != p.seed || old->second.mode != p.mode ||
              old->second.dialog_idle_s != p.dialog_idle_s || old->second.transaction_idle_s != p.transaction_idle_s ||
-             old->second.listen != p.listen))
+             old->second.listen != p.listen || old->second.health.overload_codes != p.health.overload_codes))
             cache_.erase(p.name);  // table parameters changed: rebuild
         next[p.name] = p;
     }
@@ -55,6 +55,8 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
         spec.mode = param->second.mode;
         spec.dialog_idle_s = param->second.dialog_idle_s;
         spec.transaction_idle_s = param->second.transaction_idle_s;
+        spec.overload_codes = param->second.health.overload_codes;
+        spec.counter_slot = counter_slot(view.name);
         for (const auto& b : view.backends) {
             balance::BackendSpec bs;
             bs.address = b.address;
@@ -73,6 +75,20 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
     if (!dp) return R::fail(dp.message());
     cache_ = std::move(next_cache);
     return R(std::move(*dp));
+}
+
+uint32_t SnapshotBuilder::counter_slot(const std::string& pool) {
+    auto [it, added] = counter_slots_.try_emplace(pool, next_counter_slot_);
+    if (added) {
+        if (next_counter_slot_ < max_counter_slots_) {
+            ++next_counter_slot_;
+        } else {
+            it->second = balance::kNoCounterSlot;
+            log(LogLevel::warn, "pool gets no counters: more distinct pool names than counter slots since start",
+                {{"pool", pool}, {"slots", std::to_string(max_counter_slots_)}});
+        }
+    }
+    return it->second;
 }
 
 std::map<std::string, std::map<std::string, double>> table_shares(const balance::DataplaneSnapshot& snap) {

@@ -39,13 +39,13 @@ void Worker::announce(uint16_t port_index, const IpAddress& ip) noexcept {
         a.target_ip_be = ip.v4_be();
         net::write_arp(buf + l2, a);
         end = l2 + net::kArpLen;
-        bump(c_.edge.gratuitous_arps);
+        bump(c_.gratuitous_arps);
     } else {
         static const IpAddress all_nodes = *IpAddress::parse("ff02::1");
         net::write_ethernet(buf, net::ipv6_multicast_mac(all_nodes), p.mac, p.vlan, net::kEtherTypeIpv6);
         net::write_neighbor_advertisement(buf + l2, ip, all_nodes, p.mac, false);
         end = l2 + net::kIpv6HeaderLen + net::kNdpMessageLen;
-        bump(c_.edge.unsolicited_nas);
+        bump(c_.unsolicited_nas);
     }
     if (end < 60) {
         std::memset(buf + end, 0, 60 - end);

@@ -416,116 +416,53 @@ std::vector<uint64_t> Dataplane::worker_loops() const {
     return loops;
 }
 
-std::vector<std::string> Dataplane::drop_reason_names() const {
-    std::vector<std::string> names;
-    for (size_t r = 0; r < kDropReasons; ++r) names.emplace_back(drop_reason_name(static_cast<DropReason>(r)));
-    return names;
-}
-
 DataplaneStats Dataplane::stats() const {
     const Impl& d = *impl_;
     std::lock_guard lock(d.stats_mutex);
     DataplaneStats s;
-    s.drops.resize(kDropReasons);
-    for (size_t r = 0; r < kDropReasons; ++r) s.drops[r].first = drop_reason_name(static_cast<DropReason>(r));
-    s.ports.resize(d.ctx.ports.size());
+    for (size_t w = 0; w < d.workers.size(); ++w) {
+        DataplaneStats::Worker ws;
+        ws.index = static_cast<unsigned>(w);
+        ws.lcore = d.workers[w]->lcore();
+        add_worker_counters(*d.counters[w], ws.values);
+        s.workers.push_back(std::move(ws));
+    }
     for (size_t p = 0; p < d.ctx.ports.size(); ++p) {
-        s.ports[p].name = d.spec.ports[p].name;
-        s.ports[p].device = d.spec.ports[p].device;
-        s.ports[p].port_id = d.ctx.ports[p].dpdk_port;
+        DataplaneStats::Port ps;
+        ps.name = d.spec.ports[p].name;
+        ps.device = d.spec.ports[p].device;
+        for (const auto& c : d.counters) add_port_counters(c->ports[p], ps.values);
         rte_eth_stats hw{};
         if (rte_eth_stats_get(d.ctx.ports[p].dpdk_port, &hw) == 0) {
-            s.ports[p].hw_ipackets = hw.ipackets;
-            s.ports[p].hw_opackets = hw.opackets;
-            s.ports[p].hw_ibytes = hw.ibytes;
-            s.ports[p].hw_obytes = hw.obytes;
-            s.ports[p].hw_imissed = hw.imissed;
-            s.ports[p].hw_ierrors = hw.ierrors;
-            s.ports[p].hw_oerrors = hw.oerrors;
-            s.ports[p].hw_rx_nombuf = hw.rx_nombuf;
+            // The driver's counters follow the lcore-counted ones (schema order).
+            size_t i = ps.values.size() - kPortDriverCounters;
+#define SIPLB_DRIVER_FILL(member, group, name, kind, help) ps.values[i++] = hw.member;
+            SIPLB_PORT_DRIVER_COUNTERS(SIPLB_DRIVER_FILL)
+#undef SIPLB_DRIVER_FILL
         }
+        s.ports.push_back(std::move(ps));
     }
-    for (size_t w = 0; w < d.workers.size(); ++w) {
-        const WorkerCounters& c = *d.counters[w];
-        WorkerStats ws;
-        ws.lcore = d.workers[w]->lcore();
-        ws.rx_packets = read(c.rx_packets);
-        ws.rx_bytes = read(c.rx_bytes);
-        ws.tx_packets = read(c.tx_packets);
-        ws.tx_bytes = read(c.tx_bytes);
-        ws.polls = read(c.polls);
-        ws.busy_polls = read(c.busy_polls);
-        ws.loops = read(c.loops);
-        for (size_t r = 0; r < kDropReasons; ++r) {
-            uint64_t n = read(c.drops[r]);
-            ws.dropped += n;
-            s.drops[r].second += n;
-        }
-        s.rx_packets += ws.rx_packets;
-        s.rx_bytes += ws.rx_bytes;
-        s.tx_packets += ws.tx_packets;
-        s.tx_bytes += ws.tx_bytes;
-        s.dropped += ws.dropped;
-        s.to_backend += read(c.to_backend);
-        s.to_client += read(c.to_client);
-        s.neighbors_learned += read(c.neighbors_learned);
-        s.arp_replies += read(c.arp_replies);
-        s.arp_requests += read(c.arp_requests);
-        s.nd_advertisements += read(c.nd_advertisements);
-        s.nd_solicitations += read(c.nd_solicitations);
-        s.affinity_evictions += read(c.affinity_evictions);
-        s.backend_dialogs += read(c.backend_dialogs);
-        s.shared_backend_first_pool += read(c.shared_backend_first_pool);
-        c.edge.add_to(s.edge);
-        for (size_t p = 0; p < s.ports.size(); ++p) {
-            s.ports[p].rx_packets += read(c.ports[p].rx_packets);
-            s.ports[p].rx_bytes += read(c.ports[p].rx_bytes);
-            s.ports[p].tx_packets += read(c.ports[p].tx_packets);
-            s.ports[p].tx_bytes += read(c.ports[p].tx_bytes);
-            s.ports[p].tx_dropped += read(c.ports[p].tx_dropped);
-        }
-        s.workers.push_back(ws);
-    }
-    s.not_for_us = s.drops[static_cast<size_t>(DropReason::not_for_us)].second;
     s.neighbors = d.neighbors ? d.neighbors->size() : 0;
 
     if (!d.stats_reader_registered) return s;
     d.publisher.online(d.stats_reader);
     if (const balance::DataplaneSnapshot* snap = d.publisher.current()) {
         s.snapshot_version = snap->version();
-        uint32_t pool_index = 0;
         for (const auto& pool : snap->pools()) {
-            PoolStats ps;
+            const uint32_t slot = pool->counter_slot();
+            DataplaneStats::Pool ps;
             ps.name = pool->name();
-            for (const auto& c : d.counters) {
-                if (pool_index >= kMaxPools) break;
-                const PoolCounters& pc = c->pools[pool_index];
-                ps.packets += read(pc.packets);
-                ps.bytes += read(pc.bytes);
-                ps.reply_packets += read(pc.reply_packets);
-                ps.reply_bytes += read(pc.reply_bytes);
-                ps.calls += read(pc.calls);
-                ps.keepalives += read(pc.keepalives);
-                ps.rejected += read(pc.rejected);
-                ps.no_backend += read(pc.no_backend);
-            }
-            for (const auto& b : pool->backends()) {
-                BackendStats bs;
-                bs.address = b.address;
-                bs.id = b.id;
-                for (const auto& c : d.counters) {
-                    if (const BackendCounters* bc = c->find_backend(pool_index, b.id)) {
-                        bs.packets += read(bc->packets);
-                        bs.bytes += read(bc->bytes);
-                        bs.calls += read(bc->calls);
-                        bs.reply_packets += read(bc->reply_packets);
-                        bs.reply_bytes += read(bc->reply_bytes);
-                    }
-                }
-                ps.backends.push_back(std::move(bs));
-            }
+            if (slot < kMaxPools)
+                for (const auto& c : d.counters) add_pool_counters(c->pools[slot], ps.values);
             s.pools.push_back(std::move(ps));
-            ++pool_index;
+            for (const auto& b : pool->backends()) {
+                DataplaneStats::Backend bs;
+                bs.pool = pool->name();
+                bs.address = b.address;
+                for (const auto& c : d.counters)
+                    if (const BackendCounters* bc = c->find_backend(slot, b.id)) add_backend_counters(*bc, bs.values);
+                s.backends.push_back(std::move(bs));
+            }
         }
     }
     d.publisher.offline(d.stats_reader);

@@ -13,41 +13,6 @@ namespace siplb::dataplane {
 
 using net::ParseStatus;
 
-const char* drop_reason_name(DropReason r) noexcept {
-    switch (r) {
-        case DropReason::short_frame: return "short";
-        case DropReason::bad_length: return "bad_length";
-        case DropReason::bad_ip_header: return "bad_ip_header";
-        case DropReason::bad_checksum: return "bad_checksum";
-        case DropReason::ip_fragment: return "ip_fragment";
-        case DropReason::ipv6_ext_header: return "ipv6_ext_header";
-        case DropReason::not_for_us: return "not_for_us";
-        case DropReason::vlan_mismatch: return "vlan_mismatch";
-        case DropReason::ttl_expired: return "ttl_expired";
-        case DropReason::sip_empty: return "sip_empty";
-        case DropReason::sip_oversize: return "sip_oversize";
-        case DropReason::sip_binary: return "sip_binary";
-        case DropReason::sip_bad_start_line: return "sip_bad_start_line";
-        case DropReason::sip_truncated_headers: return "sip_truncated_headers";
-        case DropReason::sip_no_call_id: return "sip_no_call_id";
-        case DropReason::sip_conflicting_call_id: return "sip_conflicting_call_id";
-        case DropReason::sip_bad_call_id: return "sip_bad_call_id";
-        case DropReason::sip_bad_header: return "sip_bad_header";
-        case DropReason::protect_rule: return "protect_rule";
-        case DropReason::rate_limited: return "rate_limited";
-        case DropReason::no_backend: return "no_backend";
-        case DropReason::family_mismatch: return "family_mismatch";
-        case DropReason::no_route: return "no_route";
-        case DropReason::no_neighbor: return "no_neighbor";
-        case DropReason::no_headroom: return "no_headroom";
-        case DropReason::mtu_exceeded: return "mtu_exceeded";
-        case DropReason::no_tunnel_source: return "no_tunnel_source";
-        case DropReason::tx_full: return "tx_full";
-        case DropReason::count_: break;
-    }
-    return "unknown";
-}
-
 namespace {
 
 DropReason drop_for(ParseStatus s) noexcept {
@@ -84,6 +49,14 @@ DropReason drop_for(sip::RejectReason r) noexcept {
 bool creates_dialog(const sip::SipMessage& m) noexcept {
     return m.kind == sip::Kind::request &&
            (m.method == sip::Method::invite || m.method == sip::Method::subscribe || m.method == sip::Method::refer);
+}
+
+// The status code of a SIP response ("SIP/2.0 503 ..."), 0 for anything else.
+uint16_t response_status(const uint8_t* p, size_t len) noexcept {
+    if (len < 12 || std::memcmp(p, "SIP/2.0 ", 8) != 0 || p[11] != ' ') return 0;
+    auto digit = [](uint8_t ch) { return static_cast<unsigned>(ch - '0') <= 9; };
+    if (!digit(p[8]) || !digit(p[9]) || !digit(p[10])) return 0;
+    return static_cast<uint16_t>((p[8] - '0') * 100 + (p[9] - '0') * 10 + (p[10] - '0'));
 }
 
 // Cheap pre-check on the reverse path: only these requests are parsed.
@@ -350,7 +323,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         // Client -> VIP: parse, balance, DNAT.
         const balance::PoolSnapshot* target = ref.pool;
         uint32_t pool_index = ref.pool_index;
-        PoolCounters* pc = pool_index < kMaxPools ? &c_.pools[pool_index] : nullptr;
+        PoolCounters* pc = c_.pool(target->counter_slot());
         // Balancer depth: neither pick() nor the protect rules read tags or the top via-parm.
         sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
         uint64_t key;
@@ -370,9 +343,11 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
                 std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
                 const protect::GuardDecision g =
                     guard_->check(pp, frame + v.payload_offset(), v.payload_len(), msg_, src, now_ms * 1000000);
-                if (g.dropped())
-                    return drop(g.action == protect::GuardDecision::Action::drop_rule ? DropReason::protect_rule
-                                                                                      : DropReason::rate_limited);
+                if (g.dropped()) {
+                    const bool by_rule = g.action == protect::GuardDecision::Action::drop_rule;
+                    if (pc) bump(by_rule ? pc->rule_drops : pc->rate_limited);
+                    return drop(by_rule ? DropReason::protect_rule : DropReason::rate_limited);
+                }
                 if (g.action == protect::GuardDecision::Action::route) {
                     // Balanced in the rule's target pool (gone after a reload: nothing to balance to).
                     const uint32_t to = g.route_pool < kMaxPools ? pool_of_protect_[g.route_pool] : protect::kNoPool;
@@ -380,9 +355,9 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
                         if (pc) bump(pc->no_backend);
                         return drop(DropReason::no_backend);
                     }
+                    if (pc) bump(pc->routed_away);
                     target = snap->pools()[to].get();
-                    pool_index = to;
-                    pc = &c_.pools[to];
+                    pc = c_.pool(target->counter_slot());
                 }
             }
         }
@@ -424,7 +399,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
             if (dialog) bump(pc->calls);
             if (msg_.verdict == sip::Verdict::keepalive) bump(pc->keepalives);
         }
-        if (auto* bc = c_.backend(pool_index, d.entry->id)) {
+        if (auto* bc = c_.backend(pool.counter_slot(), d.entry->id)) {
             bump(bc->packets);
             bump(bc->bytes, a.len);
             if (dialog) bump(bc->calls);
@@ -456,20 +431,39 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
             remember_backend_dialog(frame, v, *ref.pool, ref.backend, now_s);
         net::snat(frame, v, *ref.snat_vip);
         bump(c_.to_client);
-        if (ref.pool_index < kMaxPools) {
-            bump(c_.pools[ref.pool_index].reply_packets);
-            bump(c_.pools[ref.pool_index].reply_bytes, a.len);
+        if (PoolCounters* pc = c_.pool(ref.pool->counter_slot())) {
+            bump(pc->reply_packets);
+            bump(pc->reply_bytes, a.len);
         }
         if (ref.backend != balance::PoolSnapshot::kNoBackend) {
             uint32_t id = ref.pool->backends()[ref.backend].id;
-            if (auto* bc = c_.backend(ref.pool_index, id)) {
+            if (auto* bc = c_.backend(ref.pool->counter_slot(), id)) {
                 bump(bc->reply_packets);
                 bump(bc->reply_bytes, a.len);
+                const uint16_t status = response_status(frame + v.payload_offset(), v.payload_len());
+                if (status && ref.pool->is_overload_code(status)) [[unlikely]]
+                    count_overload(frame + v.payload_offset(), v.payload_len(), *bc);
             }
         }
         return a;
     }
     return unmatched_udp(frame, len, tailroom, v, in_port, snap, now_ms);
+}
+
+void Forwarder::count_overload(const uint8_t* payload, size_t len, BackendCounters& bc) noexcept {
+    bump(bc.overload_responses);
+    sip::SipParser::parse(payload, len, msg_, sip::ParseDepth::balancer);
+    if (!msg_.ok()) return;
+    const sip::Span retry = sip::find_header(payload, len, msg_, "Retry-After");
+    // delta-seconds, possibly followed by a comment or parameters (RFC 3261 §20.33).
+    uint64_t seconds = 0;
+    size_t digits = 0;
+    for (; digits < retry.length && digits < 9; ++digits) {
+        const uint8_t ch = payload[retry.offset + digits];
+        if (ch < '0' || ch > '9') break;
+        seconds = seconds * 10 + (ch - '0');
+    }
+    if (digits > 0) raise_to(bc.overload_retry_after_s, seconds);
 }
 
 void Forwarder::place_shared_backend(const uint8_t* frame, const net::PacketView& v,

@@ -127,6 +127,9 @@ private:
     void remember_backend_dialog(const uint8_t* frame, const net::PacketView& v, const balance::PoolSnapshot& pool,
                                  uint16_t backend, uint32_t now_s) noexcept;
     void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept;
+    // A response with one of the pool's overload codes, on its way to a
+    // client: counted, and its Retry-After kept, for passive overload detection.
+    void count_overload(const uint8_t* payload, size_t len, BackendCounters& bc) noexcept;
     // A backend in several pools: the pool (and so the VIP) of the call this
     // datagram belongs to, found from its Call-ID (or, for a keepalive
     // answer, the client's address); the first pool when none matches.

@@ -95,13 +95,13 @@ Action Forwarder::send_icmp_error(uint8_t* frame, uint16_t len, uint16_t tailroo
                                   uint64_t now_ms, uint32_t rest) noexcept {
     if (!source) return Action{};
     if (!icmp_error_bucket_.take(now_ms)) {
-        bump(c_.edge.icmp_errors_rate_limited);
+        bump(c_.icmp_errors_rate_limited);
         return Action{};
     }
     const size_t room = static_cast<size_t>(len) + tailroom - v.l3_offset;
     const size_t ip_len = net::write_icmp_error(frame, v, type, code, *source, room, rest);
     if (ip_len == 0) return Action{};
-    bump(c_.edge.icmp_errors_sent);
+    bump(c_.icmp_errors_sent);
     return transmit_back(frame, ctx_.ports[in_port], in_port, v.l3_offset + ip_len);
 }
 
@@ -150,7 +150,7 @@ Action Forwarder::handle_icmp(uint8_t* frame, uint16_t headroom, const net::Pack
     if (m->type == echo && m->code == 0) {
         if (!is_our_address(in_port, dst, snap)) return drop(DropReason::not_for_us);
         const size_t ip_len = net::write_echo_reply(frame, v, *m);
-        bump(c_.edge.icmp_echo_replies);
+        bump(c_.icmp_echo_replies);
         return transmit_back(frame, ctx_.ports[in_port], in_port, v.l3_offset + ip_len);
     }
     if (!m->is_error || !is_vip_address(dst, snap)) return drop(DropReason::not_for_us);
@@ -162,7 +162,7 @@ Action Forwarder::handle_icmp(uint8_t* frame, uint16_t headroom, const net::Pack
                                                       : balance::DataplaneSnapshot::PoolRef{};
     sip::Span call_id;
     if (!ref.pool || !find_quoted_call_id(frame + q->payload_offset(), q->payload_len(), call_id)) {
-        bump(c_.edge.icmp_errors_unmatched);
+        bump(c_.icmp_errors_unmatched);
         return drop(DropReason::not_for_us);
     }
     const balance::PoolSnapshot& pool = *ref.pool;
@@ -170,7 +170,7 @@ Action Forwarder::handle_icmp(uint8_t* frame, uint16_t headroom, const net::Pack
         balance::hash_call_id(frame + q->payload_offset() + call_id.offset, call_id.length, pool.seed());
     balance::Decision d = balance::pick(pool, key, false, now_s, ctx_.affinity);
     if (!d.entry) {
-        bump(c_.edge.icmp_errors_unmatched);
+        bump(c_.icmp_errors_unmatched);
         return drop(DropReason::no_backend);
     }
     const Endpoint& backend = d.entry->address;
@@ -186,7 +186,7 @@ Action Forwarder::handle_icmp(uint8_t* frame, uint16_t headroom, const net::Pack
         if (a.kind == Action::Kind::drop) return a;
         net::redirect_icmp_error(frame, v, *m, *q, backend);
     }
-    bump(c_.edge.icmp_errors_to_backend);
+    bump(c_.icmp_errors_to_backend);
     return a;
 }
 

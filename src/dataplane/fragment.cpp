@@ -57,7 +57,7 @@ void Worker::transmit_fragmented(rte_mbuf* frame, uint16_t port_index) noexcept 
     }
     rte_pktmbuf_free(frame);  // the pieces hold references to its data
     if (n <= 0) {
-        bump(c_.edge.frag_failed);
+        bump(c_.frag_failed);
         return;
     }
     uint32_t v6_id = 0;
@@ -66,7 +66,7 @@ void Worker::transmit_fragmented(rte_mbuf* frame, uint16_t port_index) noexcept 
         rte_mbuf* piece = pieces[i];
         auto* hdr = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(piece, l2_len));
         if (!hdr) {
-            bump(c_.edge.frag_failed);
+            bump(c_.frag_failed);
             rte_pktmbuf_free_bulk(pieces + i, static_cast<unsigned>(n - i));
             return;
         }
@@ -81,7 +81,7 @@ void Worker::transmit_fragmented(rte_mbuf* frame, uint16_t port_index) noexcept 
             net::store_be16(id + 2, static_cast<uint16_t>(v6_id));
         }
         enqueue_tx(port_index, piece);
-        bump(c_.edge.frag_sent);
+        bump(c_.frag_sent);
     }
 }
 

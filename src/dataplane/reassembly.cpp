@@ -111,7 +111,7 @@ Status Worker::enable_fragments(uint32_t max_flows, uint32_t timeout_ms) {
 void Worker::expire_fragments() noexcept {
     rte_ip_frag_table_del_expired_entries(frag_->table, &frag_->death_row, rte_rdtsc());
     if (frag_->death_row.cnt) {
-        bump(c_.edge.frag_dropped, frag_->death_row.cnt);
+        bump(c_.frag_dropped, frag_->death_row.cnt);
         rte_ip_frag_free_death_row(&frag_->death_row, 0);
     }
 }
@@ -141,7 +141,7 @@ bool Worker::handle_fragment(rte_mbuf* m, uint16_t port_index, const balance::Da
     if (v.ip_version == 6) dst.family = IpAddress::Family::v6;
     std::memcpy(dst.bytes.data(), f + v.dst_addr_offset(), v.addr_len());
     if (!is_vip_address(dst, snap)) {
-        bump(c_.edge.frag_not_for_vip);
+        bump(c_.frag_not_for_vip);
         if (has_tap_ && to_kernel(m, port_index)) return true;
         c_.drop(DropReason::ip_fragment);
         rte_pktmbuf_free(m);
@@ -149,17 +149,17 @@ bool Worker::handle_fragment(rte_mbuf* m, uint16_t port_index, const balance::Da
     }
     if (v.ip_version == 6 && f[v.l3_offset + 6] != 44) {
         // Fragment header behind other extension headers: not reassembled.
-        bump(c_.edge.frag_dropped);
+        bump(c_.frag_dropped);
         c_.drop(DropReason::ip_fragment);
         rte_pktmbuf_free(m);
         return true;
     }
     if (frag_->duplicate(f, v, now_ms)) {
-        bump(c_.edge.frag_duplicates);
+        bump(c_.frag_duplicates);
         rte_pktmbuf_free(m);
         return true;
     }
-    bump(c_.edge.frag_received);
+    bump(c_.frag_received);
     m->l2_len = v.l3_offset;
     rte_mbuf* whole;
     auto* ip = rte_pktmbuf_mtod_offset(m, uint8_t*, v.l3_offset);
@@ -174,11 +174,11 @@ bool Worker::handle_fragment(rte_mbuf* m, uint16_t port_index, const balance::Da
                                                 rte_ipv6_frag_get_ipv6_fragment_header(ip6));
     }
     if (frag_->death_row.cnt) {
-        bump(c_.edge.frag_dropped, frag_->death_row.cnt);
+        bump(c_.frag_dropped, frag_->death_row.cnt);
         rte_ip_frag_free_death_row(&frag_->death_row, 0);
     }
     if (!whole) return true;  // held until complete (or freed above)
-    bump(c_.edge.frag_reassembled);
+    bump(c_.frag_reassembled);
     forward_reassembled(whole, port_index, snap, now_s, now_ms);
     return true;
 }
@@ -212,7 +212,7 @@ void Worker::forward_reassembled(rte_mbuf* whole, uint16_t port_index, const bal
     const uint32_t total = rte_pktmbuf_pkt_len(whole);
     uint8_t* buf = frag_->scratch.data() + kScratchHeadroom;
     if (total > 65535 + 18) {
-        bump(c_.edge.frag_too_big);
+        bump(c_.frag_too_big);
         c_.drop(DropReason::bad_length);
         rte_pktmbuf_free(whole);
         return;
@@ -234,7 +234,7 @@ void Worker::forward_reassembled(rte_mbuf* whole, uint16_t port_index, const bal
     if (a.resolve()) send_resolution_request(a.port, forwarder_.resolve_target());  // stale neighbor: refresh
     rte_mbuf* m = copy_to_chain(buf + a.shift, a.len);
     if (!m) {
-        bump(c_.edge.frag_failed);
+        bump(c_.frag_failed);
         return;
     }
     if (a.fragment()) {

@@ -129,7 +129,7 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             m->pkt_len = a.len;
             m->ol_flags &= ~RTE_MBUF_F_TX_VLAN;  // the tag, if any, is in the frame
             if (a.fragment()) [[unlikely]] {
-                bump(c_.edge.frag_oversize);
+                bump(c_.frag_oversize);
                 transmit_fragmented(m, a.port);
             } else {
                 enqueue_tx(a.port, m);

@@ -26,9 +26,9 @@ bool Worker::to_kernel(rte_mbuf* m, uint16_t port_index) noexcept {
     }
     // Rare path (control traffic): one frame per call, no buffering.
     if (rte_eth_tx_burst(static_cast<uint16_t>(tap), static_cast<uint16_t>(index_), &m, 1) == 1) {
-        bump(c_.edge.kernel_to_tap);
+        bump(c_.kernel_to_tap);
     } else {
-        bump(c_.edge.kernel_tap_dropped);
+        bump(c_.kernel_tap_dropped);
         rte_pktmbuf_free(m);
     }
     return true;
@@ -39,7 +39,7 @@ void Worker::poll_kernel_taps() noexcept {
     for (const auto& [tap, port_index] : tap_polls_) {
         const uint16_t n = rte_eth_rx_burst(tap, 0, pkts, 32);
         if (n == 0) continue;
-        bump(c_.edge.kernel_from_tap, n);
+        bump(c_.kernel_from_tap, n);
         const uint16_t vlan = ctx_.ports[port_index].vlan;
         for (uint16_t i = 0; i < n; ++i) {
             rte_mbuf* m = pkts[i];
@@ -47,7 +47,7 @@ void Worker::poll_kernel_taps() noexcept {
                 // The kernel's frames are untagged; the port's VLAN goes on the wire.
                 auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, 4));
                 if (!p || rte_pktmbuf_data_len(m) < 18) {
-                    bump(c_.edge.kernel_tap_dropped);
+                    bump(c_.kernel_tap_dropped);
                     rte_pktmbuf_free(m);
                     continue;
                 }

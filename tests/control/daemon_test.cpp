@@ -332,14 +332,14 @@ TEST_F(Daemon, StatusPoolsBackends) {
     json st = req({{"cmd", "stats"}});
     ASSERT_EQ(st["ok"], true);
     EXPECT_EQ(st["result"]["workers"].size(), 1u);
-    EXPECT_TRUE(st["result"]["drops"].is_object());
+    EXPECT_TRUE(st["result"]["totals"]["drops"].is_object());
     // Edge counters reach the socket: worker 0 announces the port address and both VIPs at start.
     for (const char* group : {"icmp", "fragments", "kernel_path", "neighbor", "affinity"})
-        EXPECT_TRUE(st["result"]["edge"][group].is_object()) << group;
-    EXPECT_TRUE(st["result"]["edge"]["fragments"]["oversize"].is_number());
+        EXPECT_TRUE(st["result"]["totals"][group].is_object()) << group;
+    EXPECT_TRUE(st["result"]["totals"]["fragments"]["oversize"].is_number());
     uint64_t garps = 0;
     for (int i = 0; i < 200 && garps < 3; ++i) {
-        garps = req({{"cmd", "stats"}})["result"]["edge"]["neighbor"]["gratuitous_arps"].get<uint64_t>();
+        garps = req({{"cmd", "stats"}})["result"]["totals"]["neighbor"]["gratuitous_arps"].get<uint64_t>();
         if (garps < 3) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     EXPECT_EQ(garps, 3u);
@@ -563,9 +563,9 @@ TEST_F(Daemon, MetricsOverSocketAndHttp) {
     const std::string text = m["result"]["text"];
     EXPECT_NE(text.find("# TYPE siplb_backend_up gauge"), std::string::npos);
     EXPECT_NE(text.find("siplb_backend_up{pool=\"lund\",backend=\"198.51.100.11:5060\"} 1"), std::string::npos);
-    EXPECT_NE(text.find("siplb_drops_total{reason="), std::string::npos);
+    EXPECT_NE(text.find("siplb_drops_total{worker=\"0\",reason="), std::string::npos);
     EXPECT_NE(text.find("# TYPE siplb_fragments_total counter"), std::string::npos);
-    EXPECT_NE(text.find("siplb_fragments_total{kind=\"oversize\"} "), std::string::npos);
+    EXPECT_NE(text.find("siplb_fragments_total{worker=\"0\",kind=\"oversize\"} "), std::string::npos);
     EXPECT_NE(text.find("siplb_neighbors "), std::string::npos);
 
     auto http = [&](const std::string& request) {
@@ -594,7 +594,7 @@ TEST_F(Daemon, MetricsOverSocketAndHttp) {
     EXPECT_EQ(http("GET / HTTP/1.1\r\n\r\n").rfind("HTTP/1.0 404", 0), 0u);
     RunResult cm = ctl({"metrics"});
     EXPECT_EQ(cm.status, 0);
-    EXPECT_NE(cm.out.find("siplb_worker_packets_total{worker=\"0\",direction=\"rx\"}"), std::string::npos);
+    EXPECT_NE(cm.out.find("siplb_traffic_total{worker=\"0\",kind=\"rx_packets\"}"), std::string::npos);
 }
 
 TEST_F(Daemon, SecondDaemonOnSameSocketRefused) {

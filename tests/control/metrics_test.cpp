@@ -81,17 +81,45 @@ TEST(Metrics, EscapesLabelValues) {
     EXPECT_EQ(check_sample("x 1z"), "");
 }
 
+// A StatsSnapshot where every counter of every scope has its own value:
+// entity e, counter i -> base + 1000 * e + i.
+StatsSnapshot distinct_stats() {
+    using dataplane::CounterScope;
+    StatsSnapshot s;
+    auto fill = [](std::vector<uint64_t>& v, uint64_t base) {
+        for (size_t i = 0; i < v.size(); ++i) v[i] = base + i;
+    };
+    for (unsigned w = 0; w < 2; ++w) {
+        dataplane::DataplaneStats::Worker wk;
+        wk.index = w;
+        wk.lcore = w + 1;
+        fill(wk.values, 100000 + 1000 * w);
+        s.dataplane.workers.push_back(wk);
+    }
+    dataplane::DataplaneStats::Port port;
+    port.name = "ext";
+    port.device = "net_null0";
+    fill(port.values, 200000);
+    s.dataplane.ports.push_back(port);
+    dataplane::DataplaneStats::Pool pool;
+    pool.name = "lu\"nd\\x\ny";
+    fill(pool.values, 300000);
+    s.dataplane.pools.push_back(pool);
+    dataplane::DataplaneStats::Backend backend;
+    backend.pool = pool.name;
+    backend.address = *Endpoint::parse("192.0.2.1:5060");
+    fill(backend.values, 400000);
+    s.dataplane.backends.push_back(backend);
+    s.dataplane.neighbors = 5;
+    s.affinity_entries = 6;
+    s.affinity_capacity = 1024;
+    return s;
+}
+
 TEST(Metrics, ExpositionIsWellFormed) {
     set_log_level(LogLevel::error);
-    StatsSnapshot s;
-    s.workers.push_back({0, 1, 100, 90, 10});
-    s.ports.push_back({"ext", 100, 90, 6400, 5760, 1, 0, 0});
-    s.drops["not_sip"] = 7;
-    s.drops["no_backend"] = 3;
-    s.backends.push_back({"lund", *Endpoint::parse("192.0.2.1:5060"), 5, 500, 4, 400, 2});
-    s.backends[0].packets_to = 18446744073709551615ull;  // exact uint64
-    s.edge = {{"icmp", "echo_replies", 4}, {"icmp", "errors_sent", 1}, {"fragments", "reassembled", 9}};
-    s.neighbors = 5;
+    StatsSnapshot s = distinct_stats();
+    s.dataplane.backends[0].values[0] = 18446744073709551615ull;  // exact uint64
     MetricsInfo info;
     info.version = "0.1.0";
     info.snapshot_version = 12;
@@ -123,26 +151,82 @@ TEST(Metrics, ExpositionIsWellFormed) {
         EXPECT_TRUE(typed.count(name)) << "sample before its TYPE: " << line;
         ++samples;
     }
-    EXPECT_GT(samples, 20u);
-    for (const char* fam : {"siplb_packets_total", "siplb_bytes_total", "siplb_drops_total", "siplb_backend_up",
-                            "siplb_backend_state", "siplb_backend_weight", "siplb_snapshot_version",
-                            "siplb_worker_packets_total"})
+    EXPECT_GT(samples, 100u);
+    for (const char* fam : {"siplb_traffic_total", "siplb_drops_total", "siplb_backend_traffic_total",
+                            "siplb_backend_up", "siplb_backend_state", "siplb_backend_weight", "siplb_snapshot_version",
+                            "siplb_port_driver_total", "siplb_pool_protect_total", "siplb_icmp_total",
+                            "siplb_fragments_total", "siplb_backend_overload_retry_after_s"})
         EXPECT_TRUE(typed.count(fam)) << fam;
-    EXPECT_NE(text.find("siplb_packets_total{pool=\"lund\",backend=\"192.0.2.1:5060\",direction=\"to_backend\"} "
-                        "18446744073709551615\n"),
-              std::string::npos);
-    EXPECT_NE(text.find("siplb_drops_total{reason=\"not_sip\"} 7\n"), std::string::npos);
+    EXPECT_NE(text.find("siplb_backend_traffic_total{pool=\"lu\\\"nd\\\\x\\ny\",backend=\"192.0.2.1:5060\","
+                        "kind=\"packets_to\"} 18446744073709551615\n"),
+              std::string::npos)
+        << text;
     EXPECT_NE(text.find("siplb_backend_weight{pool=\"lu\\\"nd\\\\x\\ny\",backend=\"192.0.2.1:5060\"} 3\n"),
               std::string::npos);
     EXPECT_NE(text.find("siplb_backend_state{pool=\"lu\\\"nd\\\\x\\ny\",backend=\"[2001:db8::1]:5060\",state=\"disabled\"} 1\n"),
               std::string::npos);
     EXPECT_NE(text.find("siplb_snapshot_version 12\n"), std::string::npos);
-    EXPECT_TRUE(typed.count("siplb_icmp_total"));
-    EXPECT_TRUE(typed.count("siplb_fragments_total"));
-    EXPECT_NE(text.find("siplb_icmp_total{kind=\"echo_replies\"} 4\nsiplb_icmp_total{kind=\"errors_sent\"} 1\n"),
-              std::string::npos);
-    EXPECT_NE(text.find("siplb_fragments_total{kind=\"reassembled\"} 9\n"), std::string::npos);
     EXPECT_NE(text.find("siplb_neighbors 5\n"), std::string::npos);
+    EXPECT_NE(text.find("siplb_affinity_entries 6\n"), std::string::npos);
+}
+
+// Every entry of the counter schema, in every scope, reaches both `stats`
+// (JSON group.name) and /metrics (its family and label), with its own value.
+TEST(Metrics, EverySchemaCounterReachesStatsAndMetrics) {
+    using dataplane::CounterKind;
+    using dataplane::CounterScope;
+    set_log_level(LogLevel::error);
+    const StatsSnapshot s = distinct_stats();
+    const std::string text = render_metrics({}, s, MetricsInfo{});
+    const nlohmann::json j = stats_json(s);
+
+    struct Scope {
+        CounterScope scope;
+        const char* list;          // JSON array of entities ("" = totals object)
+        std::string labels;        // Prometheus labels of the first entity, before the counter's own
+        uint64_t base;             // distinct_stats() value of counter 0
+    };
+    const Scope scopes[] = {
+        {CounterScope::worker, "workers", "worker=\"0\"", 100000},
+        {CounterScope::port, "ports", "port=\"ext\"", 200000},
+        {CounterScope::pool, "pools", "pool=\"lu\\\"nd\\\\x\\ny\"", 300000},
+        {CounterScope::backend, "backends", "pool=\"lu\\\"nd\\\\x\\ny\",backend=\"192.0.2.1:5060\"", 400000},
+    };
+    size_t checked = 0;
+    for (const auto& sc : scopes) {
+        const auto schema = dataplane::counter_schema(sc.scope);
+        ASSERT_FALSE(schema.empty());
+        const nlohmann::json& entity = j.at(sc.list).at(0);
+        for (size_t i = 0; i < schema.size(); ++i) {
+            const auto& c = schema[i];
+            const uint64_t want = sc.base + i;
+            ASSERT_TRUE(entity.contains(c.group) && entity[c.group].contains(c.name))
+                << sc.list << ": " << c.group << "." << c.name << " missing from stats";
+            EXPECT_EQ(entity[c.group][c.name].get<uint64_t>(), want) << c.group << "." << c.name;
+            const char* prefix = sc.scope == CounterScope::worker    ? "siplb_"
+                                 : sc.scope == CounterScope::port    ? "siplb_port_"
+                                 : sc.scope == CounterScope::pool    ? "siplb_pool_"
+                                                                     : "siplb_backend_";
+            std::string sample = std::string(prefix) + c.group;
+            if (c.kind == CounterKind::counter)
+                sample += "_total{" + sc.labels + "," + dataplane::counter_label(c) + "=\"" + c.name + "\"}";
+            else
+                sample += std::string("_") + c.name + "{" + sc.labels + "}";
+            EXPECT_NE(text.find(sample + " " + std::to_string(want) + "\n"), std::string::npos)
+                << "metrics lack " << sample;
+            ++checked;
+        }
+    }
+    EXPECT_GT(checked, 60u);
+    // Worker totals: counters summed over the two workers, gauges the largest.
+    const auto worker_schema = dataplane::counter_schema(CounterScope::worker);
+    for (size_t i = 0; i < worker_schema.size(); ++i) {
+        const uint64_t w0 = 100000 + i, w1 = 101000 + i;
+        const uint64_t want = worker_schema[i].kind == CounterKind::counter ? w0 + w1 : w1;
+        EXPECT_EQ(j["totals"][worker_schema[i].group][worker_schema[i].name].get<uint64_t>(), want);
+    }
+    EXPECT_EQ(j["node"]["neighbors"], 5);
+    EXPECT_EQ(j["node"]["affinity_capacity"], 1024);
 }
 
 TEST(MetricsHttp, Routes) {

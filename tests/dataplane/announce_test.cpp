@@ -94,8 +94,8 @@ TEST_F(DataplaneAnnounce, PortAddressesAndVipsAreAnnouncedOnceAtStart) {
     EXPECT_EQ(in[0], gratuitous_arp(kIntMac, kIntVlan, "203.0.113.1"));
     EXPECT_EQ(in[1], unsolicited_na(kIntMac, kIntVlan, "2001:db8:2::1"));
     auto s = dp_->stats();
-    EXPECT_EQ(s.edge.gratuitous_arps, 3u);
-    EXPECT_EQ(s.edge.unsolicited_nas, 3u);
+    EXPECT_EQ(s.total("neighbor", "gratuitous_arps"), 3u);
+    EXPECT_EQ(s.total("neighbor", "unsolicited_nas"), 3u);
 }
 
 TEST_F(DataplaneAnnounce, ANewSnapshotAnnouncesOnlyItsNewVip) {
@@ -110,7 +110,7 @@ TEST_F(DataplaneAnnounce, ANewSnapshotAnnouncesOnlyItsNewVip) {
     ASSERT_EQ(ext.size(), 1u);
     EXPECT_EQ(ext[0], gratuitous_arp(kExtMac, 0, "198.51.100.20"));
     receive(int_, 0);
-    EXPECT_EQ(dp_->stats().edge.gratuitous_arps, 4u);
+    EXPECT_EQ(dp_->stats().total("neighbor", "gratuitous_arps"), 4u);
 }
 
 }  // namespace

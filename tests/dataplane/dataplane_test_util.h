@@ -30,6 +30,7 @@ struct PoolDesc {
     std::vector<std::string> listen;
     std::vector<std::string> backends;
     config::ForwardMode mode = config::ForwardMode::nat;
+    uint32_t counter_slot = balance::kNoCounterSlot;  // default: the pool's position
 };
 
 inline std::unique_ptr<const balance::DataplaneSnapshot> make_snapshot(const std::vector<PoolDesc>& pools,
@@ -38,6 +39,7 @@ inline std::unique_ptr<const balance::DataplaneSnapshot> make_snapshot(const std
     for (const auto& p : pools) {
         balance::PoolSpec spec;
         spec.name = p.name;
+        spec.counter_slot = p.counter_slot != balance::kNoCounterSlot ? p.counter_slot : static_cast<uint32_t>(built.size());
         for (const auto& l : p.listen) spec.listen.push_back(*Endpoint::parse(l));
         for (const auto& b : p.backends) spec.backends.push_back({*Endpoint::parse(b)});
         spec.mode = p.mode;

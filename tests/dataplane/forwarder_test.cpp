@@ -245,3 +245,48 @@ TEST_F(ForwarderSharedBackend, UnseenCallsArePlacedByTheTablesThenTheFirstPool) 
 }
 
 }  // namespace
+
+// Passive overload detection counts, per backend, the responses with the
+// pool's overload codes (503) on their way to clients, and keeps the
+// Retry-After of the latest one that carried it.
+class ForwarderOverload : public ForwarderTest {
+protected:
+    void SetUp() override {
+        start({{"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060"}}});
+        ASSERT_EQ(neighbors_.learn(kBackend.ip, kBackendMacA, 1, true), net::NeighborTable::Learn::inserted);
+    }
+    dataplane::Action respond(const std::string& status_line, const std::string& extra, uint64_t now_ms) {
+        const std::string msg = status_line + "\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1\r\n"
+                                "From: <sip:a@example.net>;tag=1\r\nTo: <sip:b@example.net>;tag=2\r\n"
+                                "Call-ID: busy@pbx\r\nCSeq: 1 INVITE\r\n" +
+                                extra + "Content-Length: 0\r\n\r\n";
+        return run({.src_mac = kBackendMacA, .dst_mac = kIntMac, .src = kBackend, .dst = kClient, .payload = msg}, 1,
+                   now_ms);
+    }
+    const dataplane::BackendCounters& backend_counters() const {
+        const auto& lund = *snap_->pools()[0];
+        const auto* bc = counters_->find_backend(lund.counter_slot(), lund.backends()[0].id);
+        EXPECT_NE(bc, nullptr);
+        return *bc;
+    }
+};
+
+TEST_F(ForwarderOverload, CountsOverloadResponsesAndTheirRetryAfter) {
+    ASSERT_EQ(respond("SIP/2.0 200 OK", "", 10).kind, dataplane::Action::Kind::transmit);
+    EXPECT_EQ(backend_counters().overload_responses.load(), 0u);
+    ASSERT_EQ(respond("SIP/2.0 503 Service Unavailable", "Retry-After: 17 (maintenance)\r\n", 20).kind,
+              dataplane::Action::Kind::transmit);  // still forwarded to the client
+    EXPECT_EQ(backend_counters().overload_responses.load(), 1u);
+    EXPECT_EQ(backend_counters().overload_retry_after_s.load(), 17u);
+    ASSERT_EQ(respond("SIP/2.0 503 Service Unavailable", "", 30).kind, dataplane::Action::Kind::transmit);
+    EXPECT_EQ(backend_counters().overload_responses.load(), 2u);
+    EXPECT_EQ(backend_counters().overload_retry_after_s.load(), 17u);  // kept: this one had none
+    ASSERT_EQ(respond("SIP/2.0 486 Busy Here", "Retry-After: 5\r\n", 40).kind, dataplane::Action::Kind::transmit);
+    EXPECT_EQ(backend_counters().overload_responses.load(), 2u);  // not an overload code of the pool
+    ASSERT_EQ(respond("SIP/2.0 503 Service Unavailable", "Retry-After: 3\r\n", 50).kind,
+              dataplane::Action::Kind::transmit);
+    EXPECT_EQ(backend_counters().overload_retry_after_s.load(), 3u);
+    // A malformed status line is not an overload answer.
+    ASSERT_EQ(respond("SIP/2.0 5x3 Odd", "", 60).kind, dataplane::Action::Kind::transmit);
+    EXPECT_EQ(backend_counters().overload_responses.load(), 3u);
+}

@@ -198,11 +198,11 @@ TEST_F(DataplaneFrag, OutOfOrderDuplicatedFragmentsAreBalancedWholeAndRefragment
             EXPECT_EQ(get16(f, 14), kIntVlan);
         }
         auto after = dp_->stats();
-        EXPECT_EQ(after.edge.frag_reassembled, before.edge.frag_reassembled + 1);
-        EXPECT_EQ(after.edge.frag_received, before.edge.frag_received + 3);
-        EXPECT_EQ(after.edge.frag_duplicates, before.edge.frag_duplicates + 1);
-        EXPECT_EQ(after.edge.frag_sent, before.edge.frag_sent + 3);
-        EXPECT_EQ(after.to_backend, before.to_backend + 1);
+        EXPECT_EQ(after.total("fragments", "reassembled"), before.total("fragments", "reassembled") + 1);
+        EXPECT_EQ(after.total("fragments", "received"), before.total("fragments", "received") + 3);
+        EXPECT_EQ(after.total("fragments", "duplicates"), before.total("fragments", "duplicates") + 1);
+        EXPECT_EQ(after.total("fragments", "sent"), before.total("fragments", "sent") + 3);
+        EXPECT_EQ(after.total("traffic", "to_backend"), before.total("traffic", "to_backend") + 1);
     }
 }
 
@@ -231,10 +231,10 @@ TEST_F(DataplaneFrag, WholeDatagramAboveTheEgressMtuIsFragmented) {
             previous_v6_id = id;
         }
         auto after = dp_->stats();
-        EXPECT_EQ(after.edge.frag_oversize, before.edge.frag_oversize + 1);
-        EXPECT_EQ(after.edge.frag_sent, before.edge.frag_sent + 3);
-        EXPECT_EQ(after.to_backend, before.to_backend + 1);
-        EXPECT_EQ(after.edge.frag_received, before.edge.frag_received);  // no reassembly involved
+        EXPECT_EQ(after.total("fragments", "oversize"), before.total("fragments", "oversize") + 1);
+        EXPECT_EQ(after.total("fragments", "sent"), before.total("fragments", "sent") + 3);
+        EXPECT_EQ(after.total("traffic", "to_backend"), before.total("traffic", "to_backend") + 1);
+        EXPECT_EQ(after.total("fragments", "received"), before.total("fragments", "received"));  // no reassembly involved
     }
 }
 
@@ -266,8 +266,8 @@ TEST_F(DataplaneFrag, WholeReplyAboveTheEgressMtuIsFragmentedFromTheVip) {
     put16(datagram, 10, naive_ipv4_checksum(datagram, 0));
     EXPECT_EQ(reassemble(shifted, 1500), datagram);
     auto after = dp_->stats();
-    EXPECT_EQ(after.to_client, before.to_client + 1);
-    EXPECT_EQ(after.edge.frag_oversize, before.edge.frag_oversize + 1);
+    EXPECT_EQ(after.total("traffic", "to_client"), before.total("traffic", "to_client") + 1);
+    EXPECT_EQ(after.total("fragments", "oversize"), before.total("fragments", "oversize") + 1);
 }
 
 TEST_F(DataplaneFrag, DontFragmentDatagramAboveTheMtuIsAnsweredFragmentationNeeded) {
@@ -300,8 +300,8 @@ TEST_F(DataplaneFrag, DontFragmentDatagramAboveTheMtuIsAnsweredFragmentationNeed
     EXPECT_TRUE(std::equal(whole.begin() + 14, whole.begin() + 14 + 28, f.begin() + icmp + 8));
     auto after = dp_->stats();
     EXPECT_EQ(drops(after, "mtu_exceeded"), drops(before, "mtu_exceeded") + 1);
-    EXPECT_EQ(after.edge.icmp_errors_sent, before.edge.icmp_errors_sent + 1);
-    EXPECT_EQ(after.to_backend, before.to_backend);
+    EXPECT_EQ(after.total("icmp", "errors_sent"), before.total("icmp", "errors_sent") + 1);
+    EXPECT_EQ(after.total("traffic", "to_backend"), before.total("traffic", "to_backend"));
 }
 
 TEST_F(DataplaneFrag, TunnelAboveTheMtuIsFragmentedOrAnsweredForDontFragment) {
@@ -361,10 +361,10 @@ TEST_F(DataplaneFrag, MissingFragmentTimesOutWithoutLeaking) {
     auto before = dp_->stats();
     send(ext_, {frags[0], frags[2]});
     EXPECT_EQ(rte_mempool_avail_count(g_frame_pool), start - 2);  // held by the reassembly table
-    EXPECT_TRUE(wait_until([&] { return dp_->stats().edge.frag_dropped >= before.edge.frag_dropped + 2; }));
+    EXPECT_TRUE(wait_until([&] { return dp_->stats().total("fragments", "dropped") >= before.total("fragments", "dropped") + 2; }));
     EXPECT_TRUE(wait_until([&] { return rte_mempool_avail_count(g_frame_pool) == start; }));
     EXPECT_TRUE(receive(int_, 0).empty());
-    EXPECT_EQ(dp_->stats().edge.frag_reassembled, before.edge.frag_reassembled);
+    EXPECT_EQ(dp_->stats().total("fragments", "reassembled"), before.total("fragments", "reassembled"));
 }
 
 TEST_F(DataplaneFrag, OverlappingFragmentsAreDroppedAndCounted) {
@@ -379,8 +379,8 @@ TEST_F(DataplaneFrag, OverlappingFragmentsAreDroppedAndCounted) {
     EXPECT_TRUE(receive(int_, 0).empty());
     EXPECT_TRUE(wait_until([&] { return rte_mempool_avail_count(g_frame_pool) == start; }));
     auto after = dp_->stats();
-    EXPECT_EQ(after.edge.frag_reassembled, before.edge.frag_reassembled);
-    EXPECT_EQ(after.edge.frag_dropped, before.edge.frag_dropped + 3);
+    EXPECT_EQ(after.total("fragments", "reassembled"), before.total("fragments", "reassembled"));
+    EXPECT_EQ(after.total("fragments", "dropped"), before.total("fragments", "dropped") + 3);
 }
 
 TEST_F(DataplaneFrag, FragmentsNotForAVipAreCounted) {
@@ -392,8 +392,8 @@ TEST_F(DataplaneFrag, FragmentsNotForAVipAreCounted) {
     send(ext_, frags);
     EXPECT_TRUE(receive(int_, 0).empty());
     auto after = dp_->stats();
-    EXPECT_EQ(after.edge.frag_not_for_vip, before.edge.frag_not_for_vip + frags.size());
-    EXPECT_EQ(after.edge.frag_received, before.edge.frag_received);
+    EXPECT_EQ(after.total("fragments", "not_for_vip"), before.total("fragments", "not_for_vip") + frags.size());
+    EXPECT_EQ(after.total("fragments", "received"), before.total("fragments", "received"));
 }
 
 }  // namespace

@@ -109,8 +109,8 @@ TEST_F(DataplaneIcmp, EchoRequestsToVipsAndPortAddressesAreAnswered) {
     EXPECT_EQ(out[2], echo_frame(kExtMac, kGatewayMac, kVip6.ip, kClient6.ip, true, 64, body));
     EXPECT_EQ(out[3], echo_frame(kExtMac, kGatewayMac, port6, kClient6.ip, true, 64, body));
     auto after = dp_->stats();
-    EXPECT_EQ(after.edge.icmp_echo_replies, before.edge.icmp_echo_replies + 4);
-    EXPECT_EQ(after.not_for_us, before.not_for_us + 1);  // echo to an address that is not ours
+    EXPECT_EQ(after.total("icmp", "echo_replies"), before.total("icmp", "echo_replies") + 4);
+    EXPECT_EQ(after.total("drops", "not_for_us"), before.total("drops", "not_for_us") + 1);  // echo to an address that is not ours
 }
 
 TEST_F(DataplaneIcmp, TtlOneAndUnknownPortEarnErrorsWithValidChecksums) {
@@ -160,8 +160,8 @@ TEST_F(DataplaneIcmp, ErrorsAreRateLimitedAndCounted) {
     send(ext_, frames);
     auto after = dp_->stats();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    uint64_t sent = after.edge.icmp_errors_sent - before.edge.icmp_errors_sent;
-    uint64_t limited = after.edge.icmp_errors_rate_limited - before.edge.icmp_errors_rate_limited;
+    uint64_t sent = after.total("icmp", "errors_sent") - before.total("icmp", "errors_sent");
+    uint64_t limited = after.total("icmp", "errors_rate_limited") - before.total("icmp", "errors_rate_limited");
     EXPECT_EQ(sent + limited, 200u);
     // dataplane.icmp_error_burst, then icmp_error_rate per second (one more second of slack).
     EXPECT_LE(static_cast<double>(sent), kErrorBurst + kErrorRate * (seconds + 1.0));
@@ -211,7 +211,7 @@ TEST_F(DataplaneIcmp, CustomerPortUnreachableReachesTheBackendThatSentTheDatagra
         inner_frame.insert(inner_frame.end(), f.begin() + inner, f.end());
         EXPECT_EQ(get16(inner_frame, 14 + 20 + 6), naive_udp_checksum(inner_frame, 14, 34, false));
         auto after = dp_->stats();
-        EXPECT_EQ(after.edge.icmp_errors_to_backend, before.edge.icmp_errors_to_backend + 1);
+        EXPECT_EQ(after.total("icmp", "errors_to_backend"), before.total("icmp", "errors_to_backend") + 1);
     }
 }
 
@@ -229,8 +229,8 @@ TEST_F(DataplaneIcmp, ErrorWithoutCallIdInTheQuoteIsCounted) {
     EXPECT_TRUE(receive(int_, 0).empty());
     EXPECT_TRUE(receive(ext_, 0).empty());
     auto after = dp_->stats();
-    EXPECT_EQ(after.edge.icmp_errors_unmatched, before.edge.icmp_errors_unmatched + 1);
-    EXPECT_EQ(after.not_for_us, before.not_for_us + 1);
+    EXPECT_EQ(after.total("icmp", "errors_unmatched"), before.total("icmp", "errors_unmatched") + 1);
+    EXPECT_EQ(after.total("drops", "not_for_us"), before.total("drops", "not_for_us") + 1);
 }
 
 }  // namespace

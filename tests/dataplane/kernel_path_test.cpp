@@ -90,7 +90,7 @@ TEST(KernelPath, TapCarriesNodeTrafficBothWays) {
     ASSERT_EQ(n, 20) << "the backend's answer to the node address did not reach the kernel";
     EXPECT_EQ(std::string(buf, n), "SIP/2.0 200 OK probe");
     EXPECT_EQ(ntohs(backend.sin_port), 5060);
-    EXPECT_EQ(dp.value()->stats().to_client, 0u);
+    EXPECT_EQ(dp.value()->stats().total("traffic", "to_client"), 0u);
 
     // Kernel -> wire: the answer needs the peer's MAC, so the kernel ARPs
     // for it through the tap first.
@@ -132,8 +132,8 @@ TEST(KernelPath, TapCarriesNodeTrafficBothWays) {
     EXPECT_TRUE(std::equal(kPeerMac.bytes.begin(), kPeerMac.bytes.end(), udp_frame.begin()));
     EXPECT_EQ(std::string(udp_frame.end() - 7, udp_frame.end()), "OPTIONS");
     auto s = dp.value()->stats();
-    EXPECT_GE(s.edge.kernel_to_tap, 2u);
-    EXPECT_GE(s.edge.kernel_from_tap, 2u);
+    EXPECT_GE(s.total("kernel_path", "to_kernel"), 2u);
+    EXPECT_GE(s.total("kernel_path", "from_kernel"), 2u);
     close(fd);
     dp.value()->stop();
 }

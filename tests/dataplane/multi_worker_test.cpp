@@ -154,18 +154,18 @@ TEST(DataplaneMultiWorker, TwoWorkersForwardBothDirectionsAndCountersAddUp) {
         EXPECT_EQ(net::source_endpoint(f.data(), v), vip);
     }
     ASSERT_EQ(s.workers.size(), 2u);
-    EXPECT_EQ(s.workers[0].rx_packets, static_cast<uint64_t>(kEach));
-    EXPECT_EQ(s.workers[1].rx_packets, static_cast<uint64_t>(kEach));
-    EXPECT_EQ(s.rx_packets, 2u * kEach);
-    EXPECT_EQ(s.tx_packets, 2u * kEach);
-    EXPECT_EQ(s.to_backend, static_cast<uint64_t>(kEach));
-    EXPECT_EQ(s.to_client, static_cast<uint64_t>(kEach));
+    EXPECT_EQ(s.workers[0].at("traffic", "rx_packets"), static_cast<uint64_t>(kEach));
+    EXPECT_EQ(s.workers[1].at("traffic", "rx_packets"), static_cast<uint64_t>(kEach));
+    EXPECT_EQ(s.total("traffic", "rx_packets"), 2u * kEach);
+    EXPECT_EQ(s.total("traffic", "tx_packets"), 2u * kEach);
+    EXPECT_EQ(s.total("traffic", "to_backend"), static_cast<uint64_t>(kEach));
+    EXPECT_EQ(s.total("traffic", "to_client"), static_cast<uint64_t>(kEach));
     ASSERT_EQ(s.pools.size(), 1u);
-    EXPECT_EQ(s.pools[0].backends[0].packets, static_cast<uint64_t>(kEach));
-    EXPECT_EQ(s.pools[0].backends[0].reply_packets, static_cast<uint64_t>(kEach));
+    EXPECT_EQ(s.backends[0].at("traffic", "packets_to"), static_cast<uint64_t>(kEach));
+    EXPECT_EQ(s.backends[0].at("traffic", "packets_from"), static_cast<uint64_t>(kEach));
     // Each worker transmitted on its own queue: both TX rings of a port are
     // used only if the worker polling the other port sent there.
-    EXPECT_EQ(s.ports[0].tx_packets + s.ports[1].tx_packets, 2u * kEach);
+    EXPECT_EQ(s.ports[0].at("traffic", "tx_packets") + s.ports[1].at("traffic", "tx_packets"), 2u * kEach);
 }
 
 }  // namespace

@@ -132,13 +132,13 @@ TEST(DataplanePcap, ReplayedCallMixIsBalancedPerCallId) {
     auto dp = dataplane::Dataplane::create(cfg.dataplane, config::protection_specs(cfg), publisher, *affinity.value());
     ASSERT_TRUE(dp) << dp.message();
     ASSERT_TRUE(dp.value()->start());
-    ASSERT_TRUE(wait_until([&] { return dp.value()->stats().rx_packets >= frames.size(); },
+    ASSERT_TRUE(wait_until([&] { return dp.value()->stats().total("traffic", "rx_packets") >= frames.size(); },
                            std::chrono::seconds(20)));
     auto stats = dp.value()->stats();
     dp.value()->stop();  // closes the port: the output capture is complete
-    EXPECT_EQ(stats.rx_packets, frames.size());
-    EXPECT_EQ(stats.dropped, 0u);
-    EXPECT_EQ(stats.tx_packets, frames.size());
+    EXPECT_EQ(stats.total("traffic", "rx_packets"), frames.size());
+    EXPECT_EQ(stats.dropped(), 0u);
+    EXPECT_EQ(stats.total("traffic", "tx_packets"), frames.size());
 
     auto out = read_pcap(out_path);
     ASSERT_EQ(out.size(), frames.size());

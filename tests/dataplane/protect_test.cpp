@@ -138,7 +138,7 @@ TEST_F(DataplaneProtect, ScannerIsDroppedByRuleWithoutSpendingTheSourceBudget) {
     auto mid = dp_->stats();
     EXPECT_EQ(drops(mid, "protect_rule"), drops(before, "protect_rule") + 3);
     EXPECT_EQ(drops(mid, "rate_limited"), drops(before, "rate_limited"));
-    EXPECT_EQ(mid.dropped, before.dropped + 3);
+    EXPECT_EQ(mid.dropped(), before.dropped() + 3);
 
     // The same source's legitimate requests: the whole burst (5) still passes,
     // byte for byte DNAT to the pool's backend.
@@ -153,8 +153,8 @@ TEST_F(DataplaneProtect, ScannerIsDroppedByRuleWithoutSpendingTheSourceBudget) {
     ASSERT_EQ(out.size(), 5u);
     for (size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i], dnat_expected(scanner, kLundBackend, kLundMac, payloads[i]));
     auto after = dp_->stats();
-    EXPECT_EQ(after.dropped, mid.dropped);
-    EXPECT_EQ(after.to_backend, mid.to_backend + 5);
+    EXPECT_EQ(after.dropped(), mid.dropped());
+    EXPECT_EQ(after.total("traffic", "to_backend"), mid.total("traffic", "to_backend") + 5);
 }
 
 TEST_F(DataplaneProtect, FloodingSourceIsRateLimitedOthersAndResponsesPass) {
@@ -183,8 +183,8 @@ TEST_F(DataplaneProtect, FloodingSourceIsRateLimitedOthersAndResponsesPass) {
     auto after = dp_->stats();
     EXPECT_EQ(drops(after, "rate_limited"), drops(before, "rate_limited") + 15);
     EXPECT_EQ(drops(after, "protect_rule"), drops(before, "protect_rule"));
-    EXPECT_EQ(after.dropped, before.dropped + 15);
-    EXPECT_EQ(after.pools[0].packets, before.pools[0].packets + 7);
+    EXPECT_EQ(after.dropped(), before.dropped() + 15);
+    EXPECT_EQ(after.pools[0].at("traffic", "packets_in"), before.pools[0].at("traffic", "packets_in") + 7);
 }
 
 TEST_F(DataplaneProtect, RouteRuleBalancesInTheTargetPool) {
@@ -197,10 +197,10 @@ TEST_F(DataplaneProtect, RouteRuleBalancesInTheTargetPool) {
     EXPECT_EQ(out[0], dnat_expected(pbx, kTrunkBackend, kTrunkMac, msg));
     auto after = dp_->stats();
     ASSERT_EQ(after.pools.size(), 2u);
-    EXPECT_EQ(after.pools[0].packets, before.pools[0].packets);
-    EXPECT_EQ(after.pools[1].packets, before.pools[1].packets + 1);
-    EXPECT_EQ(after.pools[1].calls, before.pools[1].calls + 1);
-    EXPECT_EQ(after.dropped, before.dropped);
+    EXPECT_EQ(after.pools[0].at("traffic", "packets_in"), before.pools[0].at("traffic", "packets_in"));
+    EXPECT_EQ(after.pools[1].at("traffic", "packets_in"), before.pools[1].at("traffic", "packets_in") + 1);
+    EXPECT_EQ(after.pools[1].at("traffic", "calls"), before.pools[1].at("traffic", "calls") + 1);
+    EXPECT_EQ(after.dropped(), before.dropped());
 }
 
 TEST_F(DataplaneProtect, BadRulePatternFailsCreateNamingPoolAndRule) {

@@ -158,13 +158,13 @@ protected:
 
     // Sends frames and waits until the worker has received them all.
     void send(RingPort& p, const std::vector<std::vector<uint8_t>>& frames) {
-        uint64_t before = dp_->stats().rx_packets;
+        uint64_t before = dp_->stats().total("traffic", "rx_packets");
         for (const auto& f : frames) {
             rte_mbuf* m = siplb::test::to_mbuf(g_frame_pool, f);
             ASSERT_NE(m, nullptr);
             ASSERT_EQ(rte_ring_enqueue(p.rx, m), 0);
         }
-        ASSERT_TRUE(siplb::test::wait_until([&] { return dp_->stats().rx_packets >= before + frames.size(); }));
+        ASSERT_TRUE(siplb::test::wait_until([&] { return dp_->stats().total("traffic", "rx_packets") >= before + frames.size(); }));
     }
     void send(RingPort& p, const std::vector<uint8_t>& frame) { send(p, std::vector<std::vector<uint8_t>>{frame}); }
 
@@ -187,10 +187,8 @@ protected:
     }
 
     static uint64_t drops(const DataplaneStats& s, const std::string& reason) {
-        for (const auto& [name, count] : s.drops)
-            if (name == reason) return count;
-        ADD_FAILURE() << "no drop reason " << reason;
-        return 0;
+        if (counter_index(CounterScope::worker, "drops", reason) < 0) ADD_FAILURE() << "no drop reason " << reason;
+        return s.total("drops", reason);
     }
 
     static const balance::PoolSnapshot& pool(const std::string& name) {

@@ -354,23 +354,27 @@ def stats(d: E.Daemon) -> dict:
 
 
 def drops(st: dict) -> dict:
-    """Drop counters by reason and port TX errors from 'siplbctl stats --json'."""
-    d = {k: v for k, v in st.get("drops", {}).items() if v}
+    """Drop counters by reason and port TX drops from 'siplbctl stats --json'."""
+    d = {k: v for k, v in st.get("totals", {}).get("drops", {}).items() if v}
     for p in st.get("ports", []):
-        if p.get("tx_errors"):
-            d[f"port {p.get('name')} tx_errors"] = p["tx_errors"]
+        for k, v in p.get("traffic", {}).items():
+            if k == "tx_dropped" and v:
+                d[f"port {p.get('port')} tx_dropped"] = v
+        for k, v in p.get("driver", {}).items():
+            if k == "oerrors" and v:
+                d[f"port {p.get('port')} oerrors"] = v
     return d
 
 
 def edge_counters(st: dict) -> dict:
-    """siplb's edge counters ('stats' edge.GROUP.KIND) as {"GROUP.KIND": n}."""
-    return {f"{g}.{k}": v for g, kinds in st.get("edge", {}).items() if isinstance(kinds, dict)
+    """siplb's worker counters ('stats' totals.GROUP.NAME) as {"GROUP.NAME": n}."""
+    return {f"{g}.{k}": v for g, kinds in st.get("totals", {}).items() if isinstance(kinds, dict)
             for k, v in kinds.items() if isinstance(v, int)}
 
 
 def sent_to_backends(st: dict, pool: str) -> dict:
     """Packets and bytes siplb counts as forwarded to each backend of a pool."""
-    return {b["backend"]: (b.get("packets_to", 0), b.get("bytes_to", 0))
+    return {b["backend"]: (b.get("traffic", {}).get("packets_to", 0), b.get("traffic", {}).get("bytes_to", 0))
             for b in st.get("backends", []) if b.get("pool") == pool}
 
 

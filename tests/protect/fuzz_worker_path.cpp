@@ -42,6 +42,7 @@ balance::PoolSpec spec(const char* name, std::vector<const char*> vips, std::vec
     for (auto* v : vips) s.listen.push_back(*Endpoint::parse(v));
     for (auto* b : backends) s.backends.push_back({*Endpoint::parse(b), 1, balance::BackendState::active, {}});
     s.table_size = 251;
+    s.counter_slot = name[0] == 'a' ? 0 : 1;
     return s;
 }
 

@@ -32,6 +32,12 @@ inline bool keeps_affinity(BackendState s) noexcept {
     return s == BackendState::active || s == BackendState::draining || s == BackendState::overloaded;
 }
 
+inline constexpr uint32_t kNoCounterSlot = UINT32_MAX;
+// Pool counter slots of the workers' per-lcore blocks: distinct pool names
+// counted per process.
+inline constexpr uint32_t kPoolCounterSlots = 256;
+inline constexpr size_t kMaxOverloadCodes = 8;
+
 struct BackendSpec {
     Endpoint address;
     uint32_t weight = 1;
@@ -48,6 +54,15 @@ struct PoolSpec {
     ForwardMode mode = ForwardMode::nat;
     uint32_t dialog_idle_s = 7200;
     uint32_t transaction_idle_s = 64;
+    // Where the workers count this pool (per-lcore pool block, and half of
+    // each backend's counter key). The control plane gives each pool name
+    // its own slot for the life of the process, so counters follow the name
+    // across snapshots; kNoCounterSlot: not counted.
+    uint32_t counter_slot = kNoCounterSlot;
+    // Response codes that mean "overloaded" (503): counted per backend on
+    // the way to clients, for passive overload detection. At most
+    // kMaxOverloadCodes.
+    std::vector<uint16_t> overload_codes = {503};
 };
 
 struct BackendEntry {
@@ -79,6 +94,13 @@ public:
     ForwardMode mode() const noexcept { return mode_; }
     uint32_t dialog_idle_s() const noexcept { return dialog_idle_s_; }
     uint32_t transaction_idle_s() const noexcept { return transaction_idle_s_; }
+    uint32_t counter_slot() const noexcept { return counter_slot_; }
+    // True when a response with this status code counts as an overload answer.
+    bool is_overload_code(uint16_t status) const noexcept {
+        for (uint8_t i = 0; i < overload_code_count_; ++i)
+            if (overload_codes_[i] == status) return true;
+        return false;
+    }
     // Mixed into affinity keys so one Call-ID in two pools keeps two entries.
     uint64_t affinity_salt() const noexcept { return affinity_salt_; }
     // Backends that take new calls (active, weight > 0).
@@ -105,6 +127,9 @@ private:
     ForwardMode mode_ = ForwardMode::nat;
     uint32_t dialog_idle_s_ = 7200;
     uint32_t transaction_idle_s_ = 64;
+    uint32_t counter_slot_ = kNoCounterSlot;
+    uint16_t overload_codes_[kMaxOverloadCodes] = {};
+    uint8_t overload_code_count_ = 0;
     uint64_t affinity_salt_ = 0;
     uint64_t fingerprint_ = 0;
     const Endpoint* vip_v4_ = nullptr;

@@ -1,74 +1,28 @@
 // Counters the control plane reports (control socket `stats`, Prometheus
-// `metrics`). The daemon fills a StatsSnapshot from the dataplane's per-lcore
-// counters (aggregated on read); this layer knows nothing of DPDK.
+// `metrics`), both generated from the dataplane's counter schema
+// (include/siplb/dataplane/counter_schema.h): a counter declared there
+// reaches both outputs with no code here. Nothing here links DPDK.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "siplb/common/endpoint.h"
 #include "siplb/control/pool_manager.h"
+#include "siplb/dataplane/stats.h"
 
 namespace siplb::control {
 
-struct WorkerCounters {
-    uint32_t worker = 0;     // worker index
-    uint32_t lcore = 0;
-    uint64_t rx_packets = 0;
-    uint64_t tx_packets = 0;
-    uint64_t drops = 0;
-};
-
-struct PortCounters {
-    std::string name;
-    uint64_t rx_packets = 0;
-    uint64_t tx_packets = 0;
-    uint64_t rx_bytes = 0;
-    uint64_t tx_bytes = 0;
-    uint64_t rx_missed = 0;  // NIC ring full
-    uint64_t rx_errors = 0;
-    uint64_t tx_errors = 0;
-};
-
-struct BackendCounters {
-    std::string pool;
-    Endpoint backend;
-    uint64_t packets_to = 0;    // client -> backend
-    uint64_t bytes_to = 0;
-    uint64_t packets_from = 0;  // backend -> client
-    uint64_t bytes_from = 0;
-    uint64_t calls = 0;         // dialog-creating requests sent to it
-};
-
-struct PoolCounters {
-    std::string pool;
-    uint64_t packets_in = 0;
-    uint64_t bytes_in = 0;
-    uint64_t no_backend = 0;
-};
-
-// One counter of the networking edge (ICMP, IP fragments, the kernel path,
-// neighbor resolution, dialog affinity), e.g. {"fragments", "reassembled"}.
-// Groups become Prometheus families siplb_<group>_total{kind="..."}.
-struct EdgeCounter {
-    std::string group;
-    std::string kind;
-    uint64_t value = 0;
-};
-
+// What `stats` and `/metrics` report: the dataplane's counters (every
+// entry of its counter schema) and the node's gauges.
 struct StatsSnapshot {
-    std::vector<WorkerCounters> workers;
-    std::vector<PortCounters> ports;
-    std::map<std::string, uint64_t> drops;  // reason -> count
-    std::vector<PoolCounters> pools;
-    std::vector<BackendCounters> backends;
+    dataplane::DataplaneStats dataplane;
     uint64_t affinity_entries = 0;
     uint64_t affinity_capacity = 0;
-    std::vector<EdgeCounter> edge;  // grouped, in a stable order
-    uint64_t neighbors = 0;         // resolved neighbor entries (gauge)
 };
 
 // Process-level facts for the exposition.
@@ -85,6 +39,12 @@ struct MetricsInfo {
 
 // Prometheus label value escaping: backslash, double quote, newline.
 std::string escape_label_value(std::string_view v);
+
+// `stats` as JSON: {"snapshot_version", "totals": {GROUP: {NAME: n}},
+// "workers": [{"worker","lcore",GROUP: {...}}], "ports": [{"port","device",...}],
+// "pools": [{"pool",...}], "backends": [{"pool","backend",...}],
+// "node": {"neighbors","affinity_entries","affinity_capacity"}}.
+nlohmann::json stats_json(const StatsSnapshot& stats);
 
 // Text exposition format 0.0.4: every family with # HELP and # TYPE, then
 // its samples; counters end in _total.

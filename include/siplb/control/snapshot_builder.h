@@ -22,6 +22,7 @@ balance::BackendState to_balance_state(EffectiveState s);
 
 class SnapshotBuilder {
 public:
+
     // Takes the per-pool table parameters (VIPs, table size, seed, mode, idle times).
     explicit SnapshotBuilder(const config::Config& cfg);
     // Replaces table parameters after a reload (the caller refused VIP changes).
@@ -31,6 +32,12 @@ public:
     // whose PoolView::version differs from the cached one are rebuilt.
     Result<std::unique_ptr<const balance::DataplaneSnapshot>> build(const PoolManager& pm);
     uint64_t pools_rebuilt() const { return rebuilt_; }
+    // The workers' counter slot of a pool name: the same for the life of the
+    // process, so counters follow a pool across reloads that remove, add or
+    // reorder pools (and a pool removed and added again continues its counts).
+    // Slots are never reused; past `max` names a pool is not counted.
+    uint32_t counter_slot(const std::string& pool);
+    void set_max_counter_slots(uint32_t max) { max_counter_slots_ = max; }
 
 private:
     struct Cached {
@@ -40,6 +47,9 @@ private:
     std::map<std::string, config::PoolConfig, std::less<>> params_;
     std::map<std::string, Cached, std::less<>> cache_;
     uint64_t rebuilt_ = 0;
+    std::map<std::string, uint32_t, std::less<>> counter_slots_;
+    uint32_t next_counter_slot_ = 0;
+    uint32_t max_counter_slots_ = balance::kPoolCounterSlots;
 };
 
 // pool -> backend address -> fraction of the pool's table it owns.

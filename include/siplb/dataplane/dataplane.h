@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -19,81 +20,9 @@
 #include "siplb/common/result.h"
 #include "siplb/dataplane/spec.h"
 #include "siplb/protect/spec.h"
-#include "siplb/dataplane/edge_stats.h"
+#include "siplb/dataplane/stats.h"
 
 namespace siplb::dataplane {
-
-struct PortStats {
-    std::string name;          // PortConfig::name
-    std::string device;        // PortConfig::device
-    uint16_t port_id = 0;      // DPDK port id
-    // Counted by the workers.
-    uint64_t rx_packets = 0, rx_bytes = 0;
-    uint64_t tx_packets = 0, tx_bytes = 0;
-    uint64_t tx_dropped = 0;   // accepted for TX, refused by the queue (tx_full)
-    // From rte_eth_stats_get() (the driver's view).
-    uint64_t hw_ipackets = 0, hw_opackets = 0, hw_ibytes = 0, hw_obytes = 0;
-    uint64_t hw_imissed = 0, hw_ierrors = 0, hw_oerrors = 0, hw_rx_nombuf = 0;
-};
-
-struct WorkerStats {
-    unsigned lcore = 0;
-    uint64_t rx_packets = 0, rx_bytes = 0;
-    uint64_t tx_packets = 0, tx_bytes = 0;
-    uint64_t dropped = 0;      // sum of all drop reasons on this worker
-    uint64_t polls = 0;        // RX bursts attempted
-    uint64_t busy_polls = 0;   // bursts that returned packets
-    uint64_t loops = 0;        // main-loop iterations (heartbeat)
-};
-
-struct BackendStats {
-    Endpoint address;
-    uint32_t id = 0;              // balance::BackendEntry::id
-    uint64_t packets = 0;         // client -> backend datagrams forwarded
-    uint64_t bytes = 0;
-    uint64_t calls = 0;           // dialog-creating requests (INVITE, SUBSCRIBE, ...) sent to it
-    uint64_t reply_packets = 0;   // backend -> client datagrams forwarded (SNAT)
-    uint64_t reply_bytes = 0;
-};
-
-struct PoolStats {
-    std::string name;
-    uint64_t packets = 0, bytes = 0;              // client -> VIP accepted and forwarded
-    uint64_t reply_packets = 0, reply_bytes = 0;  // backend -> client forwarded
-    uint64_t calls = 0;
-    uint64_t keepalives = 0;                      // CRLF/STUN keepalives forwarded
-    uint64_t rejected = 0;                        // SIP parser rejects for this pool's VIPs
-    uint64_t no_backend = 0;
-    std::vector<BackendStats> backends;           // the current snapshot's backends, in its order
-};
-
-struct DataplaneStats {
-    uint64_t rx_packets = 0, rx_bytes = 0;
-    uint64_t tx_packets = 0, tx_bytes = 0;
-    uint64_t to_backend = 0;      // datagrams DNAT-forwarded
-    uint64_t to_client = 0;       // datagrams SNAT-forwarded
-    uint64_t dropped = 0;         // sum of `drops`
-    uint64_t not_for_us = 0;      // frames ignored (also counted in drops as "not_for_us")
-    // Every drop reason, in drop_reason_names() order, zeros included.
-    std::vector<std::pair<std::string, uint64_t>> drops;
-    std::vector<WorkerStats> workers;
-    std::vector<PortStats> ports;
-    std::vector<PoolStats> pools;  // pools of the current snapshot
-    uint64_t snapshot_version = 0;
-    uint64_t neighbors = 0;        // resolved neighbor entries
-    uint64_t neighbors_learned = 0;  // entries inserted/updated by gleaning ARP and IP sources
-    uint64_t arp_replies = 0;      // ARP requests for VIPs / port addresses answered
-    uint64_t arp_requests = 0;     // ARP requests sent for unresolved next hops
-    uint64_t nd_advertisements = 0;  // IPv6 neighbor solicitations for VIPs / port addresses answered
-    uint64_t nd_solicitations = 0;   // IPv6 neighbor solicitations sent for unresolved next hops
-    uint64_t affinity_evictions = 0;  // live affinity entries displaced (affinity table too small)
-    uint64_t backend_dialogs = 0;  // dialogs started by backends (INVITE/SUBSCRIBE/REFER to clients), pinned
-    // Datagrams from a backend that is in several pools whose call matched
-    // none of them (no affinity entry, no table maps it there): sent from
-    // the first pool's VIP.
-    uint64_t shared_backend_first_pool = 0;
-    EdgeStats edge;                // ICMP, IP fragments, kernel exception path
-};
 
 // Initialises DPDK's EAL once per process with these arguments (the program
 // name is prepended). Dataplane::create() calls it; tests and benchmarks call
@@ -122,8 +51,6 @@ public:
     // Aggregates the per-lcore counters (relaxed reads, no locks on the
     // workers' side). Callable from any thread while running or stopped.
     DataplaneStats stats() const;
-    // Names of the drop reasons, in the order of DataplaneStats::drops.
-    std::vector<std::string> drop_reason_names() const;
 
     bool running() const noexcept;
     unsigned worker_count() const noexcept;

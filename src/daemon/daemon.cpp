@@ -1,0 +1,335 @@
+#include "daemon.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "siplb/control/log.h"
+#include "siplb_build_config.h"
+
+namespace siplb::daemon {
+namespace {
+
+using control::LogLevel;
+using control::log;
+using json = nlohmann::json;
+
+uint32_t monotonic_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);  // the dataplane's affinity clock
+    return static_cast<uint32_t>(ts.tv_sec);
+}
+
+}  // namespace
+
+Status check_config(const config::Config& cfg) {
+    control::PoolManager pm(cfg);
+    control::SnapshotBuilder builder(cfg);
+    if (auto s = builder.build(pm); !s) return Status::fail(s.message());
+    return ok_status();
+}
+
+
+
+Status Daemon::publish(const char* why) {
+    auto snap = builder_.build(pools_);
+    if (!snap) {
+        ++publish_failures_;
+        log(LogLevel::error, "snapshot build failed, workers keep the previous one",
+            {{"error", snap.message()}, {"why", why}});
+        return Status::fail(snap.message());
+    }
+    const uint64_t version = (*snap)->version();
+    publisher_.publish(std::move(*snap));
+    log(LogLevel::debug, "snapshot published", {{"version", std::to_string(version)}, {"why", why}});
+    return ok_status();
+}
+
+Status Daemon::start_dataplane() {
+    auto dp = dataplane::Dataplane::create(cfg_.dataplane, config::protection_specs(cfg_), publisher_, *affinity_);
+    if (!dp) return Status::fail(dp.message());
+    dataplane_ = std::move(*dp);
+    if (auto s = dataplane_->start(); !s) return Status::fail(s.message());
+    log(LogLevel::info, "dataplane started",
+        {{"workers", std::to_string(dataplane_->worker_count())}, {"ports", std::to_string(cfg_.dataplane.ports.size())}});
+    return ok_status();
+}
+
+// DNS discovery and health checks (the discovery library's wiring to the
+// PoolManager). The loop polls it through an indirection so a reload that
+// changes DNS names or health settings can replace it.
+Status Daemon::start_discovery() {
+    auto w = control::DiscoveryWiring::create(cfg_, pools_);
+    if (!w) return Status::fail(w.message());
+    const bool first = !discovery_;
+    discovery_ = std::move(*w);
+    if (first) {
+        loop_.add_source({[this] { return discovery_->fds(); },
+                          [this] { return discovery_->timeout_ms(std::chrono::steady_clock::now()); },
+                          [this](const std::vector<pollfd>& ready) {
+                              discovery_->process(ready, std::chrono::steady_clock::now());
+                          }});
+    }
+    return ok_status();
+}
+
+Result<std::vector<std::string>> Daemon::reload(const control::Actor& who) {
+    using R = Result<std::vector<std::string>>;
+    auto fail = [&](std::string msg) {
+        ++reloads_failed_;
+        log(LogLevel::error, "reload rejected, running config kept", {{"error", msg}, {"by", who.who}});
+        return R::fail("reload rejected, running config kept: " + msg);
+    };
+    auto next = config::load_config(cfg_.source_path);
+    if (!next) return fail(next.message());
+    const auto restart = config::restart_required_changes(cfg_, *next);
+    if (!restart.empty()) {
+        std::string msg = "these changes need a restart: ";
+        for (size_t i = 0; i < restart.size(); ++i) msg += (i ? "; " : "") + restart[i];
+        return fail(msg);
+    }
+    // Trial build of the new tables, so an unbuildable config changes nothing.
+    {
+        control::PoolManager trial(*next);
+        control::SnapshotBuilder trial_builder(*next);
+        if (auto s = trial_builder.build(trial); !s) return fail(s.message());
+    }
+    const auto described = config::describe_changes(cfg_, *next);
+    control::LogLevel level;
+    if (control::parse_log_level(next->log.level, &level)) control::set_log_level(level);
+    builder_.set_config(*next);
+    auto applied = pools_.apply_config(*next, who);
+    if (!applied) return fail(applied.message());
+    bool discovery_changed = cfg_.dns != next->dns || cfg_.health != next->health || cfg_.pools.size() != next->pools.size();
+    for (const auto& p : next->pools) {
+        const auto* old = cfg_.find_pool(p.name);
+        discovery_changed = discovery_changed || !old || old->dns != p.dns || old->health != p.health ||
+                            old->default_port != p.default_port;
+    }
+    cfg_ = std::move(*next);
+    if (discovery_changed) {
+        if (auto s = start_discovery(); !s)
+            log(LogLevel::error, "discovery restart after reload failed, keeping the previous one",
+                {{"error", s.message()}});
+    }
+    // Table parameters (VIPs, seed, size) may have changed without a backend change.
+    if (!described.empty()) (void)publish("reload");
+    ++reloads_ok_;
+    log(LogLevel::info, "config reloaded", {{"changes", std::to_string(described.size())}, {"by", who.who}});
+    for (const auto& line : described) log(LogLevel::info, "config change", {{"change", line}});
+    return described;
+}
+
+json Daemon::status() const {
+    json j;
+    j["version"] = SIPLB_VERSION;
+    j["pid"] = ::getpid();
+    j["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count();
+    j["config"] = cfg_.source_path;
+    const balance::DataplaneSnapshot* snap = publisher_.current();
+    j["snapshot_version"] = snap ? snap->version() : 0;
+    json tables = json::object();
+    if (snap) {
+        char buf[24];
+        for (const auto& p : snap->pools()) {
+            std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(p->fingerprint()));
+            tables[p->name()] = buf;
+        }
+    }
+    j["tables"] = tables;
+    json ports = json::array();
+    for (const auto& p : cfg_.dataplane.ports) ports.push_back({{"name", p.name}, {"device", p.device}});
+    j["workers"] = dataplane_ ? dataplane_->worker_count() : 0;
+    j["dataplane"] = !dataplane_running() ? "stopped" : stopping_ ? "stopping" : "running";
+    json beats = json::array();
+    size_t stalled = 0;
+    for (size_t i = 0; i < beats_.size(); ++i) {
+        beats.push_back({{"worker", i}, {"loops", beats_[i].loops}, {"stalled", beats_[i].stalled}});
+        stalled += beats_[i].stalled;
+    }
+    j["worker_status"] = beats;
+    j["stalled_workers"] = stalled;
+    j["ports"] = ports;
+    j["control_clients"] = server_ ? server_->clients() : 0;
+    return j;
+}
+
+control::StatsSnapshot Daemon::stats() const {
+    control::StatsSnapshot s;
+    if (affinity_) {
+        s.affinity_capacity = affinity_->capacity();
+        s.affinity_entries = affinity_->count_live(monotonic_seconds());
+    }
+    if (dataplane_) s.dataplane = dataplane_->stats();
+    return s;
+}
+
+control::MetricsInfo Daemon::metrics_info() const {
+    control::MetricsInfo m;
+    m.version = SIPLB_VERSION;
+    m.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    const balance::DataplaneSnapshot* snap = publisher_.current();
+    m.snapshot_version = snap ? snap->version() : 0;
+    m.reloads_ok = reloads_ok_;
+    m.reloads_failed = reloads_failed_;
+    m.control_requests = server_ ? server_->requests() : 0;
+    if (snap) m.table_share = control::table_shares(*snap);
+    return m;
+}
+
+bool Daemon::dataplane_running() const {
+    return dataplane_ && dataplane_->running();
+}
+
+void Daemon::sample_workers() {
+    if (!dataplane_running()) return;
+    const auto now = std::chrono::steady_clock::now();
+    const std::vector<uint64_t> loops = dataplane_->worker_loops();
+    if (beats_.size() != loops.size()) beats_.assign(loops.size(), WorkerBeat{0, now, false});
+    for (size_t i = 0; i < loops.size(); ++i) {
+        WorkerBeat& b = beats_[i];
+        if (loops[i] != b.loops) {
+            b.loops = loops[i];
+            b.moved = now;
+        }
+        const bool stalled = now - b.moved > kStallAfter;
+        if (stalled != b.stalled)
+            log(stalled ? LogLevel::error : LogLevel::info, stalled ? "worker stalled" : "worker running again",
+                {{"worker", std::to_string(i)}, {"loops", std::to_string(b.loops)}});
+        b.stalled = stalled;
+    }
+}
+
+void Daemon::on_signal() {
+    signalfd_siginfo si{};
+    while (::read(signal_fd_, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
+        if (si.ssi_signo == SIGHUP) {
+            log(LogLevel::info, "SIGHUP: reloading config", {{"config", cfg_.source_path}});
+            (void)reload(control::Actor{"signal SIGHUP"});
+        } else if (!stopping_ && cfg_.control.stop_grace_ms > 0 && dataplane_running()) {
+            // Graceful: keep forwarding while routers move the traffic away.
+            stopping_ = true;
+            log(LogLevel::info, "stopping after the grace period, still forwarding",
+                {{"signal", strsignal(static_cast<int>(si.ssi_signo))},
+                 {"stop_grace_ms", std::to_string(cfg_.control.stop_grace_ms)}});
+            loop_.after(std::chrono::milliseconds(cfg_.control.stop_grace_ms), [this] {
+                log(LogLevel::info, "stopping", {{"reason", "grace period over"}});
+                loop_.stop();
+            });
+        } else {
+            log(LogLevel::info, "stopping", {{"signal", strsignal(static_cast<int>(si.ssi_signo))}});
+            loop_.stop();
+        }
+    }
+}
+
+int Daemon::run() {
+    control::LogLevel level;
+    if (control::parse_log_level(cfg_.log.level, &level)) control::set_log_level(level);
+    log(LogLevel::info, "starting", {{"version", SIPLB_VERSION}, {"config", cfg_.source_path},
+                                     {"pools", std::to_string(cfg_.pools.size())}});
+
+    // Signals go to the loop through a signalfd. Blocked before any thread
+    // (DPDK lcores) starts, so they all inherit the mask.
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
+    pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    signal_fd_ = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (signal_fd_ < 0) {
+        log(LogLevel::error, "signalfd failed", {{"error", std::strerror(errno)}});
+        return 1;
+    }
+    loop_.watch(signal_fd_, POLLIN, [this](short) { on_signal(); });
+
+    auto aff = balance::AffinityTable::create(cfg_.dataplane.affinity_capacity);
+    if (!aff) {
+        log(LogLevel::error, "affinity table", {{"error", aff.message()}});
+        return 1;
+    }
+    affinity_ = std::move(*aff);
+
+    pools_.set_listener([this](const control::PoolManager&, const std::vector<std::string>& changed) {
+        std::string what;
+        for (const auto& p : changed) what += (what.empty() ? "" : ",") + p;
+        (void)publish(what.empty() ? "pools removed" : what.c_str());
+    });
+    if (auto s = publish("startup"); !s) {
+        log(LogLevel::error, "cannot build the first snapshot", {{"error", s.message()}});
+        return 1;
+    }
+
+    control::ControlHooks hooks;
+    hooks.status = [this] { return status(); };
+    hooks.stats = [this] { return stats(); };
+    hooks.metrics_info = [this] { return metrics_info(); };
+    hooks.lookup = [this](const std::string& pool, const std::string& call_id) -> Result<json> {
+        const balance::DataplaneSnapshot* snap = publisher_.current();
+        if (!snap) return Result<json>::fail("no snapshot published yet");
+        return control::lookup_call(*snap, affinity_.get(), pool, call_id, monotonic_seconds());
+    };
+    hooks.reload = [this](const control::Actor& who) { return reload(who); };
+    hooks.resolve = [this](const std::string& pool) -> Result<json> {
+        const auto* pc = cfg_.find_pool(pool);
+        if (!pc || !discovery_ || !discovery_->resolve_now(pool))
+            return Result<json>::fail("pool '" + pool + "' has no DNS names to resolve");
+        json j = discovery_->status_json(std::chrono::steady_clock::now(), pool);
+        j["names"] = pc->dns;
+        j["started"] = true;
+        return j;
+    };
+    commands_ = std::make_unique<control::CommandHandler>(pools_, std::move(hooks));
+
+    auto server = control::ControlServer::listen(
+        cfg_.control, loop_, [this](std::string_view line, const control::PeerCred& peer) { return commands_->handle(line, peer); });
+    if (!server) {
+        log(LogLevel::error, "control socket unavailable", {{"error", server.message()}});
+        return 1;
+    }
+    server_ = std::move(*server);
+    log(LogLevel::info, "control socket listening", {{"path", server_->path()}});
+
+    if (cfg_.control.metrics_listen) {
+        auto http = control::MetricsHttpServer::listen(*cfg_.control.metrics_listen, loop_,
+                                                       [this] { return commands_->metrics_text(); });
+        if (!http) {
+            log(LogLevel::error, "metrics listener unavailable", {{"error", http.message()}});
+            return 1;
+        }
+        metrics_http_ = std::move(*http);
+        log(LogLevel::info, "metrics listening", {{"address", cfg_.control.metrics_listen->to_string()},
+                                                  {"path", "/metrics"}});
+    }
+
+    if (auto s = start_dataplane(); !s) {
+        log(LogLevel::error, "dataplane failed to start", {{"error", s.message()}});
+        return 1;
+    }
+    if (auto s = start_discovery(); !s) {
+        log(LogLevel::error, "discovery failed to start", {{"error", s.message()}});
+        return 1;
+    }
+    // Housekeeping: free retired snapshots, expire drained DNS backends.
+    loop_.every(std::chrono::milliseconds(200), [this] { publisher_.reclaim(); });
+    loop_.every(std::chrono::seconds(1), [this] { pools_.expire(); });
+    sample_workers();
+    loop_.every(std::chrono::milliseconds(250), [this] { sample_workers(); });
+
+    log(LogLevel::info, "running", {{"socket", server_->path()}});
+    loop_.run();
+
+    if (dataplane_) dataplane_->stop();
+    dataplane_.reset();
+    metrics_http_.reset();
+    server_.reset();
+    ::close(signal_fd_);
+    log(LogLevel::info, "stopped");
+    return 0;
+}
+
+}  // namespace siplb::daemon
