@@ -145,7 +145,7 @@ DpResult run_dataplane(const std::string& pcap, size_t n_backends, double second
 
     balance::SnapshotPublisher publisher(bench::bench_snapshot(bs));
     auto affinity = balance::AffinityTable::create(1u << 18);
-    auto dp = dataplane::Dataplane::create(cfg.dataplane, config::protection_specs(cfg), publisher, *affinity.value());
+    auto dp = dataplane::Dataplane::create(cfg.dataplane, publisher, *affinity.value());
     if (!dp) throw std::runtime_error(dp.message());
     if (auto st = dp.value()->start(); !st) throw std::runtime_error(st.message());
     // Warm-up (affinity entries, caches), then measure a window.

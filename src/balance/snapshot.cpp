@@ -71,6 +71,7 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
     s.dialog_idle_s_ = spec.dialog_idle_s;
     s.transaction_idle_s_ = spec.transaction_idle_s;
     s.counter_slot_ = spec.counter_slot;
+    if (spec.protection && spec.protection->active()) s.protection_ = spec.protection;
     if (spec.overload_codes.size() > kMaxOverloadCodes)
         return R::fail(where + "at most " + std::to_string(kMaxOverloadCodes) + " overload codes");
     for (uint16_t code : spec.overload_codes) s.overload_codes_[s.overload_code_count_++] = code;
@@ -182,7 +183,8 @@ const DataplaneSnapshot::Slot* DataplaneSnapshot::find(const std::vector<Slot>& 
 }
 
 Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
-    std::vector<std::shared_ptr<const PoolSnapshot>> pools, uint64_t version) {
+    std::vector<std::shared_ptr<const PoolSnapshot>> pools, uint64_t version, unsigned workers,
+    const DataplaneSnapshot* previous) {
     using R = Result<std::unique_ptr<const DataplaneSnapshot>>;
     std::unique_ptr<DataplaneSnapshot> d(new DataplaneSnapshot());
     size_t nvips = 0, nbackends = 0;
@@ -252,6 +254,24 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
         }
     }
     d->fingerprint_ = fp.digest();
+    // Protection: the pools' compiled rules and limits in this snapshot's
+    // order, and each worker's state for them, ready before publication.
+    std::vector<std::string> names;
+    std::vector<std::shared_ptr<const protect::PoolProtection>> protection;
+    for (const auto& pool : d->pools_) {
+        names.push_back(pool->name());
+        protection.push_back(pool->protection());
+    }
+    auto protect = protect::ProtectSnapshot::assemble(names, protection);
+    if (protect->active()) {
+        for (unsigned w = 0; w < workers; ++w) {
+            // Each worker its own rate-table salt; unchanged pools keep its buckets.
+            auto guard = protect::WorkerGuard::create(protect, 0x5349504c42ull ^ (0x9e3779b97f4a7c15ull * (w + 1)),
+                                                      previous ? previous->guard(w) : nullptr);
+            if (!guard) return R::fail("protect: worker " + std::to_string(w) + ": " + guard.message());
+            d->guards_.push_back(std::move(guard).value());
+        }
+    }
     return std::unique_ptr<const DataplaneSnapshot>(std::move(d));
 }
 

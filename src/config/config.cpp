@@ -954,12 +954,3 @@ Result<Config> load_config(const std::string& path) {
 
 }  // namespace siplb::config
 
-namespace siplb::config {
-
-std::vector<protect::PoolProtectionSpec> protection_specs(const Config& config) {
-    std::vector<protect::PoolProtectionSpec> out;
-    for (const auto& p : config.pools) out.push_back({p.name, p.rules, p.rate_limit});
-    return out;
-}
-
-}  // namespace siplb::config

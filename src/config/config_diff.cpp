@@ -184,32 +184,35 @@ void diff_pool(Differ& d, const PoolConfig& a, const PoolConfig& b, const Config
     d.field(pre, "transaction_idle_s", a.transaction_idle_s, b.transaction_idle_s, false);
     diff_health(d, pre + "health.", a.health, b.health, &ca.health, &cb.health);
 
+    // Rules and rate limits apply live: the snapshot builder compiles the
+    // new ones and the workers take them with the next snapshot; unchanged
+    // limits keep their buckets.
     std::map<std::string, const RuleConfig*> qa, qb;
     for (const auto& r : a.rules) qa[r.name] = &r;
     for (const auto& r : b.rules) qb[r.name] = &r;
     for (const auto& [name, r] : qa) {
         auto it = qb.find(name);
         if (it == qb.end())
-            d.add(pre + "rule " + name + " removed", true);
+            d.add(pre + "rule " + name + " removed", false);
         else if (!(*r == *it->second))
-            d.add(pre + "rule " + name + " changed", true);
+            d.add(pre + "rule " + name + " changed", false);
     }
     for (const auto& [name, r] : qb)
-        if (!qa.count(name)) d.add(pre + "rule " + name + " added", true);
+        if (!qa.count(name)) d.add(pre + "rule " + name + " added", false);
     bool order_changed = false;
     if (a.rules.size() == b.rules.size() && qa.size() == qb.size()) {
         for (size_t i = 0; i < a.rules.size(); ++i) order_changed |= a.rules[i].name != b.rules[i].name;
-        if (order_changed) d.add(pre + "rule order changed", true);
+        if (order_changed) d.add(pre + "rule order changed", false);
     }
 
     const auto& ra = a.rate_limit;
     const auto& rb = b.rate_limit;
-    d.field(pre + "rate_limit.", "enabled", ra.enabled, rb.enabled, true);
-    d.field(pre + "rate_limit.", "requests_per_s", ra.requests_per_s, rb.requests_per_s, true);
-    d.field(pre + "rate_limit.", "burst", ra.burst, rb.burst, true);
-    d.field(pre + "rate_limit.", "prefix_requests_per_s", ra.prefix_requests_per_s, rb.prefix_requests_per_s, true);
-    d.field(pre + "rate_limit.", "prefix_burst", ra.prefix_burst, rb.prefix_burst, true);
-    d.field(pre + "rate_limit.", "table_size", ra.table_size, rb.table_size, true);
+    d.field(pre + "rate_limit.", "enabled", ra.enabled, rb.enabled, false);
+    d.field(pre + "rate_limit.", "requests_per_s", ra.requests_per_s, rb.requests_per_s, false);
+    d.field(pre + "rate_limit.", "burst", ra.burst, rb.burst, false);
+    d.field(pre + "rate_limit.", "prefix_requests_per_s", ra.prefix_requests_per_s, rb.prefix_requests_per_s, false);
+    d.field(pre + "rate_limit.", "prefix_burst", ra.prefix_burst, rb.prefix_burst, false);
+    d.field(pre + "rate_limit.", "table_size", ra.table_size, rb.table_size, false);
 }
 
 }  // namespace
@@ -249,14 +252,12 @@ std::vector<ConfigChange> diff_configs(const Config& before, const Config& after
         else
             diff_pool(d, p, *q, before, after);
     }
-    // Protect rules and rate limits are compiled into per-worker guards when
-    // the dataplane starts, so a pool that brings its own needs a restart.
     for (const auto& q : after.pools)
         if (!before.find_pool(q.name))
             d.add("pool " + q.name + " added (" + std::to_string(q.listen.size()) + " VIPs, " +
                       std::to_string(q.backends.size()) + " backends, " + std::to_string(q.dns.size()) +
                       " DNS names" + (q.rules.empty() && !q.rate_limit.enabled ? "" : ", with protect rules") + ")",
-                  !q.rules.empty() || q.rate_limit.enabled);
+                  false);
     return d.changes;
 }
 

@@ -27,14 +27,29 @@ void SnapshotBuilder::set_config(const config::Config& cfg) {
         if (old != params_.end() &&
             (old->second.table_size != p.table_size || old->second.seed != p.seed || old->second.mode != p.mode ||
              old->second.dialog_idle_s != p.dialog_idle_s || old->second.transaction_idle_s != p.transaction_idle_s ||
-             old->second.listen != p.listen || old->second.health.overload_codes != p.health.overload_codes))
+             old->second.listen != p.listen || old->second.health.overload_codes != p.health.overload_codes ||
+             old->second.rules != p.rules || old->second.rate_limit != p.rate_limit))
             cache_.erase(p.name);  // table parameters changed: rebuild
         next[p.name] = p;
     }
+    for (auto it = protection_.begin(); it != protection_.end();)
+        it = next.count(it->first) ? std::next(it) : protection_.erase(it);
     params_ = std::move(next);
+    workers_ = cfg.dataplane.workers;
 }
 
-Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build(const PoolManager& pm) {
+Result<std::shared_ptr<const protect::PoolProtection>> SnapshotBuilder::protection(const config::PoolConfig& pool) {
+    protect::PoolProtectionSpec spec{pool.name, pool.rules, pool.rate_limit};
+    auto cached = protection_.find(pool.name);
+    if (cached != protection_.end() && cached->second.first == spec) return cached->second.second;
+    auto built = protect::PoolProtection::build(spec);  // compiles the pool's Hyperscan databases
+    if (!built) return built;
+    protection_[pool.name] = {std::move(spec), *built};
+    return built;
+}
+
+Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build(
+    const PoolManager& pm, const balance::DataplaneSnapshot* previous) {
     using R = Result<std::unique_ptr<const balance::DataplaneSnapshot>>;
     std::vector<std::shared_ptr<const balance::PoolSnapshot>> pools;
     std::map<std::string, Cached, std::less<>> next_cache;
@@ -57,6 +72,9 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
         spec.transaction_idle_s = param->second.transaction_idle_s;
         spec.overload_codes = param->second.health.overload_codes;
         spec.counter_slot = counter_slot(view.name);
+        auto prot = protection(param->second);
+        if (!prot) return R::fail(prot.message());
+        spec.protection = std::move(prot).value();
         for (const auto& b : view.backends) {
             balance::BackendSpec bs;
             bs.address = b.address;
@@ -71,7 +89,7 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
         pools.push_back(*snap);
         next_cache[view.name] = Cached{view.version, *snap};
     }
-    auto dp = balance::DataplaneSnapshot::build(std::move(pools), pm.version());
+    auto dp = balance::DataplaneSnapshot::build(std::move(pools), pm.version(), workers_, previous);
     if (!dp) return R::fail(dp.message());
     cache_ = std::move(next_cache);
     return R(std::move(*dp));

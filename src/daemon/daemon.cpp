@@ -36,7 +36,7 @@ Status check_config(const config::Config& cfg) {
 
 
 Status Daemon::publish(const char* why) {
-    auto snap = builder_.build(pools_);
+    auto snap = builder_.build(pools_, publisher_.current());
     if (!snap) {
         ++publish_failures_;
         log(LogLevel::error, "snapshot build failed, workers keep the previous one",
@@ -50,7 +50,7 @@ Status Daemon::publish(const char* why) {
 }
 
 Status Daemon::start_dataplane() {
-    auto dp = dataplane::Dataplane::create(cfg_.dataplane, config::protection_specs(cfg_), publisher_, *affinity_);
+    auto dp = dataplane::Dataplane::create(cfg_.dataplane, publisher_, *affinity_);
     if (!dp) return Status::fail(dp.message());
     dataplane_ = std::move(*dp);
     if (auto s = dataplane_->start(); !s) return Status::fail(s.message());

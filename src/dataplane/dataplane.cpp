@@ -67,18 +67,13 @@ Status init_eal(const std::vector<std::string>& eal_args) {
 
 struct Dataplane::Impl {
     DataplaneSpec spec;
-    std::vector<protect::PoolProtectionSpec> protection;
     balance::SnapshotPublisher& publisher;
     balance::AffinityTable& affinity;
     std::unique_ptr<net::NeighborTable> neighbors;
-    // Compiled [[pool.rule]]s and rate limits of config.pools, built once
-    // here: the dataplane has no reload path yet, so rule and rate-limit
-    // changes take effect with the next Dataplane::create().
-    std::shared_ptr<const protect::ProtectSnapshot> protect;
     ForwardContext ctx;
     rte_mempool* pool = nullptr;
     rte_mempool* indirect_pool = nullptr;
-    std::vector<std::pair<size_t, KernelTap>> taps;  // (port index, tap) for kernel_path ports  // re-fragmentation: pieces reference the datagram's data
+    std::vector<std::pair<size_t, KernelTap>> taps;  // (port index, tap) for kernel_path ports
     std::vector<PortState> ports;
     std::vector<std::unique_ptr<WorkerCounters>> counters;
     std::vector<std::unique_ptr<Worker>> workers;
@@ -88,9 +83,8 @@ struct Dataplane::Impl {
     bool running = false;
     bool stopped = false;
 
-    Impl(const DataplaneSpec& s, std::vector<protect::PoolProtectionSpec> prot, balance::SnapshotPublisher& p,
-         balance::AffinityTable& a)
-        : spec(s), protection(std::move(prot)), publisher(p), affinity(a) {}
+    Impl(const DataplaneSpec& s, balance::SnapshotPublisher& p, balance::AffinityTable& a)
+        : spec(s), publisher(p), affinity(a) {}
 
     Status setup();
     Status setup_port(size_t index);
@@ -197,13 +191,6 @@ Status Dataplane::Impl::setup() {
     if (dc.workers == 0) return Status::fail("dataplane.workers must be at least 1");
     if (dc.burst == 0 || dc.burst > kMaxBurst)
         return Status::fail("dataplane.burst must be in 1.." + std::to_string(kMaxBurst));
-    // Rules are validated (compiled) before anything touches DPDK: a bad
-    // pattern fails the start with its pool and rule named.
-    auto protect_snap = protect::ProtectSnapshot::build(protection);
-    if (!protect_snap) return Status::fail("protect: " + protect_snap.message());
-    protect = std::move(protect_snap).value();
-    bool protect_used = false;
-    for (const auto& p : protection) protect_used = protect_used || !p.rules.empty() || p.rate_limit.enabled;
     if (auto st = init_eal(dc.eal); !st) return st;
 
     std::vector<unsigned> lcores;
@@ -296,12 +283,6 @@ Status Dataplane::Impl::setup() {
         if (dc.frag_max_flows > 0) {
             if (auto st = workers.back()->enable_fragments(dc.frag_max_flows, dc.frag_timeout_ms); !st) return st;
         }
-        if (protect_used) {
-            // Own scratch, counters and rate tables per worker; own hash salt too.
-            auto guard = protect::WorkerGuard::create(protect, 0x5349504c42ull ^ (0x9e3779b97f4a7c15ull * (w + 1)));
-            if (!guard) return Status::fail("protect: worker " + std::to_string(w) + ": " + guard.message());
-            workers.back()->set_guard(std::move(guard).value());
-        }
     }
     // Spread every (port, RX queue) over the workers round-robin.
     size_t next = 0;
@@ -352,10 +333,9 @@ Dataplane::~Dataplane() {
 }
 
 Result<std::unique_ptr<Dataplane>> Dataplane::create(const DataplaneSpec& spec,
-                                                     std::vector<protect::PoolProtectionSpec> protection,
                                                      balance::SnapshotPublisher& publisher,
                                                      balance::AffinityTable& affinity) {
-    auto impl = std::make_unique<Impl>(spec, std::move(protection), publisher, affinity);
+    auto impl = std::make_unique<Impl>(spec, publisher, affinity);
     Status st = impl->setup();
     std::unique_ptr<Dataplane> dp(new Dataplane(std::move(impl)));
     if (!st) return Result<std::unique_ptr<Dataplane>>::fail(st.message());  // dp's destructor releases

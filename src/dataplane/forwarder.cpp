@@ -104,21 +104,6 @@ void Forwarder::glean(const uint8_t* frame, const net::PacketView& v, uint16_t i
         g = GleanEntry{lo, hi, mac, now_ms + kGleanSkipMs, in_port, v6, false};
 }
 
-void Forwarder::map_protect_pools(const balance::DataplaneSnapshot* snap) noexcept {
-    for (uint32_t i = 0; i < kMaxPools; ++i) protect_of_pool_[i] = pool_of_protect_[i] = protect::kNoPool;
-    const auto protect_pools = guard_->snapshot().pools();
-    const auto pools = snap->pools();
-    for (uint32_t i = 0; i < pools.size() && i < kMaxPools; ++i)
-        for (uint32_t j = 0; j < protect_pools.size() && j < kMaxPools; ++j)
-            if (pools[i]->name() == protect_pools[j].name) {
-                protect_of_pool_[i] = j;
-                pool_of_protect_[j] = i;
-                break;
-            }
-    guard_snap_ = snap;
-    guard_snap_version_ = snap->version();
-}
-
 bool Forwarder::is_our_address(uint16_t in_port, const IpAddress& a,
                                const balance::DataplaneSnapshot* snap) const noexcept {
     for (const auto& p : ctx_.ports[in_port].addresses)
@@ -322,7 +307,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         ref.pool) {
         // Client -> VIP: parse, balance, DNAT.
         const balance::PoolSnapshot* target = ref.pool;
-        uint32_t pool_index = ref.pool_index;
+        const uint32_t pool_index = ref.pool_index;
         PoolCounters* pc = c_.pool(target->counter_slot());
         // Balancer depth: neither pick() nor the protect rules read tags or the top via-parm.
         sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
@@ -334,31 +319,29 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
         }
         // Protect stage (Hyperscan rules, rate limits): it sees the parsed
         // message and the pool before any backend is chosen. Keepalives pass.
-        if (guard_ && msg_.verdict == sip::Verdict::ok) {
-            if (snap != guard_snap_ || snap->version() != guard_snap_version_) map_protect_pools(snap);
-            const uint32_t pp = pool_index < kMaxPools ? protect_of_pool_[pool_index] : protect::kNoPool;
-            if (pp != protect::kNoPool) {
-                IpAddress src;
-                if (v.ip_version == 6) src.family = IpAddress::Family::v6;
-                std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
-                const protect::GuardDecision g =
-                    guard_->check(pp, frame + v.payload_offset(), v.payload_len(), msg_, src, now_ms * 1000000);
-                if (g.dropped()) {
-                    const bool by_rule = g.action == protect::GuardDecision::Action::drop_rule;
-                    if (pc) bump(by_rule ? pc->rule_drops : pc->rate_limited);
-                    return drop(by_rule ? DropReason::protect_rule : DropReason::rate_limited);
+        // The guard belongs to this snapshot: its pools are the snapshot's.
+        protect::WorkerGuard* guard = snap->guard(worker_);
+        if (guard && msg_.verdict == sip::Verdict::ok) {
+            IpAddress src;
+            if (v.ip_version == 6) src.family = IpAddress::Family::v6;
+            std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
+            const protect::GuardDecision g =
+                guard->check(pool_index, frame + v.payload_offset(), v.payload_len(), msg_, src, now_ms * 1000000);
+            if (g.dropped()) {
+                const bool by_rule = g.action == protect::GuardDecision::Action::drop_rule;
+                if (pc) bump(by_rule ? pc->rule_drops : pc->rate_limited);
+                return drop(by_rule ? DropReason::protect_rule : DropReason::rate_limited);
+            }
+            if (g.action == protect::GuardDecision::Action::route) {
+                // Balanced in the rule's target pool (gone after a reload: nothing to balance to).
+                const uint32_t to = g.route_pool;
+                if (to >= snap->pools().size()) {
+                    if (pc) bump(pc->no_backend);
+                    return drop(DropReason::no_backend);
                 }
-                if (g.action == protect::GuardDecision::Action::route) {
-                    // Balanced in the rule's target pool (gone after a reload: nothing to balance to).
-                    const uint32_t to = g.route_pool < kMaxPools ? pool_of_protect_[g.route_pool] : protect::kNoPool;
-                    if (to == protect::kNoPool) {
-                        if (pc) bump(pc->no_backend);
-                        return drop(DropReason::no_backend);
-                    }
-                    if (pc) bump(pc->routed_away);
-                    target = snap->pools()[to].get();
-                    pc = c_.pool(target->counter_slot());
-                }
+                if (pc) bump(pc->routed_away);
+                target = snap->pools()[to].get();
+                pc = c_.pool(target->counter_slot());
             }
         }
         const balance::PoolSnapshot& pool = *target;

@@ -79,7 +79,9 @@ static_assert(sizeof(Action) == 8, "Action is returned in one register");
 
 class Forwarder {
 public:
-    Forwarder(const ForwardContext& ctx, WorkerCounters& counters) noexcept : ctx_(ctx), c_(counters) {}
+    // `worker`: this worker's index, whose protect guard it takes from each snapshot.
+    Forwarder(const ForwardContext& ctx, WorkerCounters& counters, unsigned worker = 0) noexcept
+        : ctx_(ctx), c_(counters), worker_(worker) {}
 
     // Counts every outcome (drops by reason, pool/backend counters) except TX results.
     // `frame` has `headroom` writable bytes before it and `tailroom` after
@@ -91,12 +93,6 @@ public:
     // A frame the NIC found with a bad checksum.
     void count_bad_checksum() noexcept { c_.drop(DropReason::bad_checksum); }
 
-    // The protect stage of this worker (rules, rate limits), nullptr when no
-    // pool configures any. Owned by the caller; set before the first frame.
-    void set_guard(protect::WorkerGuard* guard) noexcept {
-        guard_ = guard;
-        guard_snap_ = nullptr;
-    }
 
     // Writes a broadcast ARP request (IPv4 target) or a multicast neighbor
     // solicitation (IPv6 target) from port `port` into `buf` (at least
@@ -184,6 +180,7 @@ private:
 
     const ForwardContext& ctx_;
     WorkerCounters& c_;
+    unsigned worker_;
     IpAddress resolve_target_;
     // Neighbor cache of this worker: next hop (backend or gateway) -> MAC,
     // so the common case skips the shared neighbor table (its seqlocked
@@ -223,15 +220,6 @@ private:
     static_assert(kGleanSkipMs < net::NeighborTable::kConfirmGranularityMs);
     GleanEntry glean_cache_[kGleanCacheSize];
     sip::SipMessage msg_;  // reused: no per-packet construction
-    // Protect pools are the config's at dataplane creation; snapshot pools
-    // change with reloads. Both maps are rebuilt (by name, no allocation)
-    // the first time a new snapshot is seen.
-    void map_protect_pools(const balance::DataplaneSnapshot* snap) noexcept;
-    protect::WorkerGuard* guard_ = nullptr;
-    const balance::DataplaneSnapshot* guard_snap_ = nullptr;
-    uint64_t guard_snap_version_ = 0;
-    uint32_t protect_of_pool_[kMaxPools];   // snapshot pool index -> protect pool, protect::kNoPool if none
-    uint32_t pool_of_protect_[kMaxPools];   // protect pool -> snapshot pool index, protect::kNoPool if gone
     net::TokenBucket icmp_error_bucket_{ctx_.icmp_error_rate_per_s, ctx_.icmp_error_burst};
 };
 

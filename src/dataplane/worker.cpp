@@ -19,7 +19,7 @@ Worker::Worker(unsigned index, unsigned lcore, const ForwardContext& ctx, balanc
       pool_(pool),
       burst_(burst > kMaxBurst ? kMaxBurst : burst),
       c_(counters),
-      forwarder_(ctx, counters),
+      forwarder_(ctx, counters, index),
       tx_(ctx.ports.size()) {}
 
 Worker::~Worker() = default;

@@ -46,11 +46,6 @@ public:
     // Forwarder finds not for us go to `tap_port` (TX queue = worker index);
     // with `poll`, this worker also moves the kernel's frames to the wire.
     void set_kernel_tap(uint16_t port_index, uint16_t tap_port, bool poll);
-    // The worker's protect stage (nullptr: none). Before run().
-    void set_guard(std::unique_ptr<protect::WorkerGuard> guard) noexcept {
-        guard_ = std::move(guard);
-        forwarder_.set_guard(guard_.get());
-    }
     const std::vector<RxQueueRef>& rx_queues() const noexcept { return rx_; }
     // Gratuitous ARP / unsolicited NA for the port addresses and VIPs at
     // start and for VIPs a new snapshot brings (worker 0). Before run().
@@ -106,7 +101,6 @@ private:
     rte_mempool* pool_;
     uint32_t burst_;
     WorkerCounters& c_;
-    std::unique_ptr<protect::WorkerGuard> guard_;  // before forwarder_: outlives its pointer
     Forwarder forwarder_;
     std::vector<RxQueueRef> rx_;
     std::vector<TxBuffer> tx_;  // per port; TX queue id = worker index

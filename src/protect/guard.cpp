@@ -13,41 +13,81 @@ const char* to_string(GuardDecision::Action a) noexcept {
     return "unknown";
 }
 
+Result<std::shared_ptr<const PoolProtection>> PoolProtection::build(const PoolProtectionSpec& spec) {
+    using R = Result<std::shared_ptr<const PoolProtection>>;
+    auto rules = CompiledRules::build(spec.rules);
+    if (!rules) return R::fail("pool '" + spec.name + "': " + rules.message());
+    if (spec.rate_limit.enabled) {
+        // Validate now so a worker's guard never fails to create its tables.
+        RateLimitSpec small = spec.rate_limit;
+        small.table_size = 16;  // same checks, tiny tables
+        auto probe = RateLimiter::create(small);
+        if (!probe) return R::fail("pool '" + spec.name + "': " + probe.message());
+        const uint32_t size = spec.rate_limit.table_size;
+        if (size < 16 || size > (1u << 26) || (size & (size - 1)))
+            return R::fail("pool '" + spec.name + "': rate_limit: table_size must be a power of two in [16, 2^26]");
+    }
+    std::shared_ptr<PoolProtection> p(new PoolProtection());
+    p->pool_ = spec.name;
+    p->rules_ = std::move(rules).value();
+    p->rate_limit_ = spec.rate_limit;
+    return std::shared_ptr<const PoolProtection>(std::move(p));
+}
+
 Result<std::shared_ptr<const ProtectSnapshot>> ProtectSnapshot::build(std::span<const PoolProtectionSpec> pools) {
     using R = Result<std::shared_ptr<const ProtectSnapshot>>;
     std::vector<std::string> names;
-    for (const auto& p : pools) names.push_back(p.name);
-    auto snap = std::make_shared<ProtectSnapshot>();
+    std::vector<std::shared_ptr<const PoolProtection>> built;
     for (const auto& p : pools) {
-        auto rules = CompiledRules::build(p.rules, names);
-        if (!rules) return R::fail("pool '" + p.name + "': " + rules.message());
-        if (p.rate_limit.enabled) {
-            // Validate now so a worker never fails to create its tables.
-            RateLimitSpec small = p.rate_limit;
-            small.table_size = 16;  // same checks, tiny tables
-            auto probe = RateLimiter::create(small);
-            if (!probe) return R::fail("pool '" + p.name + "': " + probe.message());
-            if (p.rate_limit.table_size < 16 || p.rate_limit.table_size > (1u << 26) ||
-                (p.rate_limit.table_size & (p.rate_limit.table_size - 1)))
-                return R::fail("pool '" + p.name + "': rate_limit: table_size must be a power of two in [16, 2^26]");
-        }
-        snap->pools_.push_back(Pool{p.name, std::move(rules).value(), p.rate_limit});
+        auto pp = PoolProtection::build(p);
+        if (!pp) return R::fail(pp.message());
+        names.push_back(p.name);
+        built.push_back(std::move(pp).value());
     }
-    return std::shared_ptr<const ProtectSnapshot>(std::move(snap));
+    return assemble(names, built);
+}
+
+std::shared_ptr<const ProtectSnapshot> ProtectSnapshot::assemble(
+    std::span<const std::string> names, std::span<const std::shared_ptr<const PoolProtection>> pools) {
+    static const auto kNone = PoolProtection::build(PoolProtectionSpec{}).value();
+    auto snap = std::make_shared<ProtectSnapshot>();
+    for (size_t i = 0; i < names.size(); ++i) {
+        Pool p;
+        p.name = names[i];
+        p.protection = i < pools.size() && pools[i] ? pools[i] : kNone;
+        for (const auto& rule : p.protection->rules()->rules()) {
+            uint32_t target = kNoPool;
+            if (rule.action == RuleAction::route)
+                for (size_t j = 0; j < names.size(); ++j)
+                    if (names[j] == rule.route_pool) target = static_cast<uint32_t>(j);
+            p.route_targets.push_back(target);
+        }
+        snap->active_ = snap->active_ || p.protection->active();
+        snap->pools_.push_back(std::move(p));
+    }
+    return snap;
 }
 
 Result<std::unique_ptr<WorkerGuard>> WorkerGuard::create(std::shared_ptr<const ProtectSnapshot> snapshot,
-                                                         uint64_t seed) {
+                                                         uint64_t seed, const WorkerGuard* previous) {
     using R = Result<std::unique_ptr<WorkerGuard>>;
     if (!snapshot) return R::fail("no protect snapshot");
     std::unique_ptr<WorkerGuard> g(new WorkerGuard());
     for (const auto& p : snapshot->pools()) {
-        auto st = std::make_unique<PoolState>(p.rules);
-        if (auto s = g->scratch_.reserve(*p.rules); !s) return R::fail("pool '" + p.name + "': " + s.message());
-        if (p.rate_limit.enabled) {
-            auto rl = RateLimiter::create(p.rate_limit, seed ^ (0x9e3779b97f4a7c15ull * (g->pools_.size() + 1)));
-            if (!rl) return R::fail("pool '" + p.name + "': " + rl.message());
-            st->limiter = std::make_unique<RateLimiter>(std::move(rl).value());
+        const PoolProtection& pp = *p.protection;
+        auto st = std::make_unique<PoolState>(pp.rules());
+        st->name = p.name;
+        st->limits = pp.rate_limit();
+        if (auto s = g->scratch_.reserve(*pp.rules()); !s) return R::fail("pool '" + p.name + "': " + s.message());
+        if (pp.rate_limit().enabled) {
+            if (previous)
+                for (const auto& old : previous->pools_)
+                    if (old->limiter && old->name == p.name && old->limits == pp.rate_limit()) st->limiter = old->limiter;
+            if (!st->limiter) {
+                auto rl = RateLimiter::create(pp.rate_limit(), seed ^ (0x9e3779b97f4a7c15ull * (g->pools_.size() + 1)));
+                if (!rl) return R::fail("pool '" + p.name + "': " + rl.message());
+                st->limiter = std::make_shared<RateLimiter>(std::move(rl).value());
+            }
         }
         g->pools_.push_back(std::move(st));
     }
@@ -65,15 +105,15 @@ GuardDecision WorkerGuard::check(uint32_t pool_index, const uint8_t* payload, si
         d.rule = v.rule;
         switch (v.action) {
             case RuleVerdict::Action::drop:
-                p.rule_drops.store(p.rule_drops.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
                 d.action = GuardDecision::Action::drop_rule;
                 return d;
-            case RuleVerdict::Action::route:
-                if (v.route_pool != kNoPool) {
-                    d.action = GuardDecision::Action::route;
-                    d.route_pool = v.route_pool;
-                }
+            case RuleVerdict::Action::route: {
+                // A target that is not in this snapshot leaves route_pool = kNoPool.
+                const auto& targets = snap_->pools()[pool_index].route_targets;
+                d.action = GuardDecision::Action::route;
+                d.route_pool = v.rule < targets.size() ? targets[v.rule] : kNoPool;
                 break;
+            }
             case RuleVerdict::Action::allow:
             case RuleVerdict::Action::none: break;
         }

@@ -117,21 +117,21 @@ TEST(ConfigDiff, RoutesAndPortsAddedNeedRestart) {
                                      "dataplane.route 0.0.0.0/0 via 203.0.113.1 added"));
 }
 
-// Protect rules and rate limits are compiled into the workers' guards at
-// start; a reload that changes them must be refused, not silently ignored.
-TEST(ConfigDiff, ProtectChangesNeedRestart) {
+// Protect rules and rate limits apply live (compiled into the next
+// snapshot): they are described but never need a restart.
+TEST(ConfigDiff, ProtectChangesApplyLive) {
     Config a = load(kBase);
     Config rules = load(std::string(kBase) +
                         "[[pool.rule]]\nname = \"scanners\"\nfield = \"user_agent\"\npattern = \"friendly-scanner\"\n");
-    EXPECT_THAT(restart_required_changes(a, rules), ElementsAre("pool lund: rule scanners added"));
+    EXPECT_THAT(describe_changes(a, rules), ElementsAre("pool lund: rule scanners added"));
+    EXPECT_THAT(restart_required_changes(a, rules), IsEmpty());
     Config limited = load(std::string(kBase) + "[pool.rate_limit]\nenabled = true\n");
-    EXPECT_THAT(restart_required_changes(a, limited), ElementsAre("pool lund: rate_limit.enabled: false -> true"));
+    EXPECT_THAT(describe_changes(a, limited), ElementsAre("pool lund: rate_limit.enabled: false -> true"));
+    EXPECT_THAT(restart_required_changes(a, limited), IsEmpty());
     Config new_pool = load(std::string(kBase) + "[[pool]]\nname = \"trunk\"\nlisten = [\"203.0.113.20:5060\"]\n" +
                            "backends = [\"198.51.100.21:5060\"]\n[pool.rate_limit]\nenabled = true\n");
-    EXPECT_EQ(restart_required_changes(a, new_pool).size(), 1u);
-    Config plain_pool = load(std::string(kBase) + "[[pool]]\nname = \"trunk\"\nlisten = [\"203.0.113.20:5060\"]\n" +
-                             "backends = [\"198.51.100.21:5060\"]\n");
-    EXPECT_THAT(restart_required_changes(a, plain_pool), IsEmpty());
+    EXPECT_THAT(restart_required_changes(a, new_pool), IsEmpty());
+    EXPECT_EQ(describe_changes(a, new_pool).size(), 1u);
 }
 
 TEST(ConfigDiff, StopGraceNeedsRestart) {

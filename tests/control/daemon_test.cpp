@@ -745,4 +745,129 @@ TEST(DaemonStop, SecondSigtermStopsAtOnce) {
     remove_files(f);
 }
 
+// Live protection changes on the shipped daemon: net_pcap replays client
+// INVITEs (half from a "evil-bot" User-Agent) forever into a VIP, the
+// backends sit behind a net_null port. A reload that adds a drop rule takes
+// effect while traffic flows, in the same process; a reload with a bad
+// pattern is refused naming the rule, and the running rules stay.
+void write_pcap(const fs::path& path) {
+    std::ofstream out(path, std::ios::binary);
+    auto put32 = [&](uint32_t v) { out.write(reinterpret_cast<const char*>(&v), 4); };
+    auto put16 = [&](uint16_t v) { out.write(reinterpret_cast<const char*>(&v), 2); };
+    put32(0xa1b2c3d4);
+    put16(2);
+    put16(4);
+    put32(0);
+    put32(0);
+    put32(65535);
+    put32(1);  // Ethernet
+    for (int i = 0; i < 64; ++i) {
+        const std::string ua = i % 2 ? "evil-bot/2.0" : "Yealink SIP-T46S";
+        const std::string call_id = "pcap-" + std::to_string(i) + "@192.0.2.10";
+        const std::string sip = "INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK" +
+                                std::to_string(i) + "\r\nFrom: <sip:alice@example.net>;tag=1\r\nTo: <sip:bob@example.net>"
+                                "\r\nCall-ID: " + call_id + "\r\nCSeq: 1 INVITE\r\nUser-Agent: " + ua +
+                                "\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        std::vector<uint8_t> f(14 + 20 + 8);
+        const uint8_t dst_mac[6] = {0x02, 0, 0, 0, 0x01, 0x01}, src_mac[6] = {0x02, 0, 0, 0, 0x00, 0xfe};
+        std::copy(dst_mac, dst_mac + 6, f.begin());
+        std::copy(src_mac, src_mac + 6, f.begin() + 6);
+        f[12] = 0x08;
+        const uint16_t ip_len = static_cast<uint16_t>(20 + 8 + sip.size());
+        const uint8_t ip[20] = {0x45, 0, static_cast<uint8_t>(ip_len >> 8), static_cast<uint8_t>(ip_len), 0, 0, 0, 0,
+                                64, 17, 0, 0, 192, 0, 2, 10, 203, 0, 113, 10};
+        std::copy(ip, ip + 20, f.begin() + 14);
+        uint32_t sum = 0;
+        for (int k = 0; k < 20; k += 2) sum += static_cast<uint32_t>(ip[k] << 8 | ip[k + 1]);
+        while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+        f[24] = static_cast<uint8_t>(~sum >> 8);
+        f[25] = static_cast<uint8_t>(~sum);
+        const uint16_t udp_len = static_cast<uint16_t>(8 + sip.size());
+        const uint8_t udp[8] = {0x13, 0xbe, 0x13, 0xc4, static_cast<uint8_t>(udp_len >> 8), static_cast<uint8_t>(udp_len),
+                                0, 0};  // 5054 -> 5060, no UDP checksum (IPv4 allows it)
+        std::copy(udp, udp + 8, f.begin() + 34);
+        f.insert(f.end(), sip.begin(), sip.end());
+        put32(0);
+        put32(0);
+        put32(static_cast<uint32_t>(f.size()));
+        put32(static_cast<uint32_t>(f.size()));
+        out.write(reinterpret_cast<const char*>(f.data()), static_cast<std::streamsize>(f.size()));
+    }
+}
+
+std::string pcap_config(const Files& f, const std::string& rules) {
+    std::ostringstream o;
+    o << "[control]\nsocket = \"" << f.socket().string() << "\"\n\n"
+      << "[dataplane]\neal = [\"--no-huge\", \"-m\", \"512\", \"--no-pci\", \"--file-prefix\", \"" << f.prefix
+      << "\", \"--log-level\", \"error\"]\nworkers = 1\nmbufs = 8192\naffinity_capacity = 4096\n\n"
+      << "[[dataplane.port]]\nname = \"ext\"\ndevice = \"net_pcap0\"\nvdev_args = \"rx_pcap="
+      << (f.dir / "in.pcap").string() << ",tx_pcap=/dev/null,infinite_rx=1\"\naddresses = [\"203.0.113.2/24\"]\n"
+      << "mac = \"02:00:00:00:01:01\"\n\n"
+      << "[[dataplane.port]]\nname = \"int\"\ndevice = \"net_null1\"\nvdev_args = \"no-rx=1\"\n"
+      << "addresses = [\"198.51.100.2/24\"]\n\n"
+      << "[[dataplane.route]]\nprefix = \"0.0.0.0/0\"\nvia = \"203.0.113.254\"\n\n"
+      << "[[dataplane.neighbor]]\nip = \"203.0.113.254\"\nmac = \"02:00:00:00:00:fe\"\n\n"
+      << "[[dataplane.neighbor]]\nip = \"198.51.100.11\"\nmac = \"02:00:00:00:0b:11\"\n\n"
+      << "[[dataplane.neighbor]]\nip = \"198.51.100.12\"\nmac = \"02:00:00:00:0b:12\"\n\n"
+      << "[health]\nenabled = false\n\n"
+      << "[[pool]]\nname = \"lund\"\nlisten = [\"203.0.113.10:5060\"]\n"
+      << "backends = [\"198.51.100.11:5060\", \"198.51.100.12:5060\"]\n"
+      << rules;
+    return o.str();
+}
+
+TEST(DaemonProtect, DropRuleAddedByReloadAppliesWhileTrafficFlows) {
+    Files f = make_files("prot");
+    write_pcap(f.dir / "in.pcap");
+    f.write(pcap_config(f, ""));
+    const pid_t pid = spawn_daemon(f, f.dir / "daemon.log");
+    ASSERT_TRUE(wait_running(f, pid)) << slurp(f.dir / "daemon.log");
+    auto stats = [&] {
+        Client c(f.socket());
+        return c.request({{"cmd", "stats"}})["result"];
+    };
+    auto counter = [](const json& st, const char* group, const char* name) -> uint64_t {
+        for (const auto& p : st["pools"])
+            if (p["pool"] == "lund") return p[group][name].get<uint64_t>();
+        return 0;
+    };
+    auto wait_for = [&](auto pred) {
+        for (int i = 0; i < 100; ++i) {
+            if (pred(stats())) return true;
+            std::this_thread::sleep_for(50ms);
+        }
+        return false;
+    };
+    EXPECT_TRUE(wait_for([&](const json& st) { return counter(st, "traffic", "packets_in") > 1000; }));
+    EXPECT_EQ(counter(stats(), "protect", "rule_drops"), 0u);
+
+    f.write(pcap_config(f, "[[pool.rule]]\nname = \"bots\"\nfield = \"user_agent\"\npattern = \"evil-bot\"\n"
+                           "action = \"drop\"\n"));
+    RunResult r = run({kSiplbctl, "--socket", f.socket().string(), "reload"});
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("rule bots added"), std::string::npos) << r.out;
+    const json mid = stats();
+    EXPECT_TRUE(wait_for([&](const json& st) {
+        return counter(st, "protect", "rule_drops") > 1000 &&
+               counter(st, "traffic", "packets_in") > counter(mid, "traffic", "packets_in") + 1000;
+    })) << stats().dump();
+    EXPECT_GT(stats()["totals"]["drops"]["protect_rule"].get<uint64_t>(), 1000u);
+
+    // A bad pattern: refused, naming the rule; the bots stay dropped.
+    f.write(pcap_config(f, "[[pool.rule]]\nname = \"bots\"\nfield = \"user_agent\"\npattern = \"evil-bot\"\n"
+                           "action = \"drop\"\n[[pool.rule]]\nname = \"broken\"\nfield = \"user_agent\"\n"
+                           "pattern = \"(\"\naction = \"drop\"\n"));
+    r = run({kSiplbctl, "--socket", f.socket().string(), "reload"});
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.out.find("rule 'broken'"), std::string::npos) << r.out;
+    const uint64_t drops_then = counter(stats(), "protect", "rule_drops");
+    EXPECT_TRUE(wait_for([&](const json& st) { return counter(st, "protect", "rule_drops") > drops_then + 1000; }));
+
+    Client c(f.socket());
+    EXPECT_EQ(c.request({{"cmd", "status"}})["result"]["pid"], pid);  // the same process throughout
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    EXPECT_EQ(wait_exit(pid, 15s), 0) << slurp(f.dir / "daemon.log");
+    remove_files(f);
+}
+
 }  // namespace

@@ -7,8 +7,6 @@
 #include "../net/frame_builder.h"
 #include "dataplane_test_util.h"
 #include "ring_fixture.h"
-#include "siplb/control/pool_manager.h"
-#include "siplb/control/snapshot_builder.h"
 
 using namespace siplb;
 using namespace siplb::test;
@@ -45,33 +43,17 @@ protected:
     static void SetUpTestSuite() {
         open_ports("ckeys");
         if (HasFatalFailure()) return;
-        cfg_ = new config::Config;
-        set_test_sizes(cfg_->dataplane, "siplb_ckeys");
-        set_two_ports(cfg_->dataplane, ext_, int_, false);
-        cfg_->pools = {pool_config("alpha", kAlphaVip, kAlphaBackend), pool_config("beta", kBetaVip, kBetaBackend)};
-        manager_ = new control::PoolManager(*cfg_);
-        builder_ = new control::SnapshotBuilder(*cfg_);
-        auto first = builder_->build(*manager_);
-        ASSERT_TRUE(first) << first.message();
-        start(*cfg_, std::move(first).value());
-    }
-    static void TearDownTestSuite() {
-        RingDataplaneTest<CounterKeys>::TearDownTestSuite();
-        delete builder_;
-        delete manager_;
-        delete cfg_;
+        config::Config cfg;
+        set_test_sizes(cfg.dataplane, "siplb_ckeys");
+        set_two_ports(cfg.dataplane, ext_, int_, false);
+        cfg.pools = {pool_config("alpha", kAlphaVip, kAlphaBackend), pool_config("beta", kBetaVip, kBetaBackend)};
+        start_from_config(cfg);
     }
 
-    // A live reload of the pools, as the daemon applies it.
-    void reload(std::vector<config::PoolConfig> pools) {
-        cfg_->pools = std::move(pools);
-        builder_->set_config(*cfg_);
-        ASSERT_TRUE(manager_->apply_config(*cfg_, control::Actor{"test"}));
-        auto next = builder_->build(*manager_);
-        ASSERT_TRUE(next) << next.message();
-        const uint64_t version = next.value()->version();
-        publisher_->publish(std::move(next).value());
-        ASSERT_TRUE(wait_until([&] { return dp_->stats().snapshot_version == version; }));
+    void reload_pools(std::vector<config::PoolConfig> pools) {
+        config::Config next = *cfg_;
+        next.pools = std::move(pools);
+        ASSERT_TRUE(reload(next));
     }
 
     void invites(const Endpoint& vip, int n, const std::string& tag) {
@@ -93,9 +75,6 @@ protected:
         return e ? e->at("traffic", "packets_to") : UINT64_MAX;
     }
 
-    static inline config::Config* cfg_ = nullptr;
-    static inline control::PoolManager* manager_ = nullptr;
-    static inline control::SnapshotBuilder* builder_ = nullptr;
 };
 
 TEST_F(CounterKeys, SurviveReloadsThatRemoveAddAndReorderPools) {
@@ -107,14 +86,14 @@ TEST_F(CounterKeys, SurviveReloadsThatRemoveAddAndReorderPools) {
     EXPECT_EQ(pool_in(s, "alpha"), 10u);
 
     // alpha removed: beta moves to position 0 of the snapshot.
-    reload({pool_config("beta", kBetaVip, kBetaBackend)});
+    reload_pools({pool_config("beta", kBetaVip, kBetaBackend)});
     s = dp_->stats();
     ASSERT_EQ(s.pools.size(), 1u);
     EXPECT_EQ(pool_in(s, "beta"), 100u);
     EXPECT_EQ(backend_to(s, "beta", kBetaBackend), 100u);
 
     // A new pool first, then beta, then alpha back: nobody inherits anybody's counts.
-    reload({pool_config("gamma", kGammaVip, *Endpoint::parse("203.0.113.13:5060")), pool_config("beta", kBetaVip, kBetaBackend),
+    reload_pools({pool_config("gamma", kGammaVip, *Endpoint::parse("203.0.113.13:5060")), pool_config("beta", kBetaVip, kBetaBackend),
             pool_config("alpha", kAlphaVip, kAlphaBackend)});
     s = dp_->stats();
     ASSERT_EQ(s.pools.size(), 3u);

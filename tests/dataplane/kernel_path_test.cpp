@@ -52,7 +52,7 @@ TEST(KernelPath, TapCarriesNodeTrafficBothWays) {
     dc.ports = {ext};
     balance::SnapshotPublisher publisher(make_snapshot({{"lund", {"198.51.100.10:5060"}, {"198.51.100.11:5060"}}}));
     auto affinity = balance::AffinityTable::create(1024);
-    auto dp = dataplane::Dataplane::create(cfg.dataplane, config::protection_specs(cfg), publisher, *affinity.value());
+    auto dp = dataplane::Dataplane::create(cfg.dataplane, publisher, *affinity.value());
     ASSERT_TRUE(dp) << dp.message();
     ASSERT_TRUE(dp.value()->start());
 

@@ -93,7 +93,7 @@ TEST(DataplaneMultiWorker, TwoWorkersForwardBothDirectionsAndCountersAddUp) {
 
     // What does not fit fails at create() with a message naming the limit.
     auto expect_error = [&](config::Config bad, const std::string& needle) {
-        auto r = dataplane::Dataplane::create(bad.dataplane, config::protection_specs(bad), publisher, *affinity.value());
+        auto r = dataplane::Dataplane::create(bad.dataplane, publisher, *affinity.value());
         ASSERT_FALSE(r) << needle;
         EXPECT_NE(r.message().find(needle), std::string::npos) << r.message();
     };
@@ -114,7 +114,7 @@ TEST(DataplaneMultiWorker, TwoWorkersForwardBothDirectionsAndCountersAddUp) {
     too_many_rx.dataplane.ports[0].rx_queues = 8;
     expect_error(too_many_rx, "rx_queues = 8 but the device supports 1");
 
-    auto dp = dataplane::Dataplane::create(cfg.dataplane, config::protection_specs(cfg), publisher, *affinity.value());
+    auto dp = dataplane::Dataplane::create(cfg.dataplane, publisher, *affinity.value());
     ASSERT_TRUE(dp) << dp.message();
     ASSERT_EQ(dp.value()->worker_count(), 2u);
     ASSERT_TRUE(dp.value()->start());

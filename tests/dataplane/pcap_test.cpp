@@ -129,7 +129,7 @@ TEST(DataplanePcap, ReplayedCallMixIsBalancedPerCallId) {
     balance::SnapshotPublisher publisher(std::move(snapshot));
     auto affinity = balance::AffinityTable::create(1 << 14);
     ASSERT_TRUE(affinity);
-    auto dp = dataplane::Dataplane::create(cfg.dataplane, config::protection_specs(cfg), publisher, *affinity.value());
+    auto dp = dataplane::Dataplane::create(cfg.dataplane, publisher, *affinity.value());
     ASSERT_TRUE(dp) << dp.message();
     ASSERT_TRUE(dp.value()->start());
     ASSERT_TRUE(wait_until([&] { return dp.value()->stats().total("traffic", "rx_packets") >= frames.size(); },

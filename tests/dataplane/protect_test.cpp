@@ -95,15 +95,7 @@ protected:
     static void SetUpTestSuite() {
         open_ports("prot");
         if (HasFatalFailure()) return;
-        cfg_ = new config::Config(make_config(ext_, int_));
-        start(*cfg_, make_snapshot({
-            {"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060"}},
-            {"trunk", {"198.51.100.11:5060"}, {"203.0.113.12:5060"}},
-        }));
-    }
-    static void TearDownTestSuite() {
-        RingDataplaneTest::TearDownTestSuite();
-        delete cfg_;
+        start_from_config(make_config(ext_, int_));
     }
 
     // Every test sends from the client side.
@@ -122,8 +114,6 @@ protected:
                             .payload = payload})
             .bytes;
     }
-
-    static inline config::Config* cfg_ = nullptr;
 };
 
 TEST_F(DataplaneProtect, ScannerIsDroppedByRuleWithoutSpendingTheSourceBudget) {
@@ -203,15 +193,75 @@ TEST_F(DataplaneProtect, RouteRuleBalancesInTheTargetPool) {
     EXPECT_EQ(after.dropped(), before.dropped());
 }
 
-TEST_F(DataplaneProtect, BadRulePatternFailsCreateNamingPoolAndRule) {
-    config::Config cfg = *cfg_;
-    cfg.pools[1].rules = {rule("broken", "header:X-Foo", "(", config::RuleAction::drop)};
-    balance::SnapshotPublisher publisher(make_snapshot({{"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060"}}}));
-    auto affinity = balance::AffinityTable::create(64).value();
-    auto dp = dataplane::Dataplane::create(cfg.dataplane, config::protection_specs(cfg), publisher, *affinity);
-    ASSERT_FALSE(dp);
-    EXPECT_NE(dp.message().find("pool 'trunk'"), std::string::npos) << dp.message();
-    EXPECT_NE(dp.message().find("rule 'broken'"), std::string::npos) << dp.message();
+// Rules change live: a drop rule added by a reload applies to the next
+// datagram while the same workers keep running; a reload with a bad pattern
+// is refused, naming pool and rule, and the running rules stay.
+TEST_F(DataplaneProtect, RulesReloadLiveAndABadPatternIsRefused) {
+    const Endpoint bot = *Endpoint::parse("192.0.2.150:5060");
+    const dataplane::Dataplane* const running = dp_;
+    auto frame = [&](int i) {
+        return from_client(bot, request("OPTIONS", "sip:100@198.51.100.10", "bot-" + std::to_string(i), "evil-bot/2.0"));
+    };
+    send({frame(0)});
+    EXPECT_EQ(receive(int_, 1).size(), 1u);  // no rule matches yet
+
+    config::Config next = *cfg_;
+    next.pools[0].rules.insert(next.pools[0].rules.begin(),
+                               rule("bots", "user_agent", "evil-bot", config::RuleAction::drop));
+    ASSERT_TRUE(reload(next));
+    auto before = dp_->stats();
+    send({frame(1), frame(2)});
+    EXPECT_TRUE(receive(int_, 0).empty());
+    auto after = dp_->stats();
+    EXPECT_EQ(drops(after, "protect_rule"), drops(before, "protect_rule") + 2);
+    EXPECT_EQ(after.pools[0].at("protect", "rule_drops"), before.pools[0].at("protect", "rule_drops") + 2);
+    EXPECT_EQ(dp_, running);
+
+    config::Config bad = *cfg_;
+    bad.pools[1].rules = {rule("broken", "header:X-Foo", "(", config::RuleAction::drop)};
+    auto refused = reload(bad);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.message().find("pool 'trunk'"), std::string::npos) << refused.message();
+    EXPECT_NE(refused.message().find("rule 'broken'"), std::string::npos) << refused.message();
+    before = dp_->stats();
+    send({frame(3)});
+    EXPECT_TRUE(receive(int_, 0).empty());  // the running rules still drop it
+    EXPECT_EQ(drops(dp_->stats(), "protect_rule"), drops(before, "protect_rule") + 1);
+
+    // Removing the rule lets the bot through again.
+    next.pools[0].rules.erase(next.pools[0].rules.begin());
+    ASSERT_TRUE(reload(next));
+    send({frame(4)});
+    EXPECT_EQ(receive(int_, 1).size(), 1u);
+}
+
+// A source that spent its burst stays limited across a reload that leaves
+// its pool's limits alone (its bucket carries over), and starts afresh when
+// the limits change.
+TEST_F(DataplaneProtect, RateLimitBucketsSurviveAReloadThatKeepsTheLimits) {
+    const Endpoint source = *Endpoint::parse("192.0.2.160:5060");
+    auto burst = [&](const std::string& tag, int n) {
+        std::vector<std::vector<uint8_t>> frames;
+        for (int i = 0; i < n; ++i)
+            frames.push_back(from_client(source, request("REGISTER", "sip:example.net", tag + std::to_string(i))));
+        send(frames);
+    };
+    burst("first-", 5);
+    EXPECT_EQ(receive(int_, 5).size(), 5u);  // the whole burst
+
+    config::Config next = *cfg_;
+    next.pools[1].backends[0].weight = 2;  // unrelated to lund's limits
+    next.pools[0].rules.push_back(rule("extra", "user_agent", "nobody-uses-this", config::RuleAction::drop));
+    ASSERT_TRUE(reload(next));
+    auto before = dp_->stats();
+    burst("second-", 2);
+    EXPECT_TRUE(receive(int_, 0).empty());  // still limited: the bucket carried over
+    EXPECT_EQ(drops(dp_->stats(), "rate_limited"), drops(before, "rate_limited") + 2);
+
+    next.pools[0].rate_limit.burst = 6;  // new limits: new buckets
+    ASSERT_TRUE(reload(next));
+    burst("third-", 1);
+    EXPECT_EQ(receive(int_, 1).size(), 1u);
 }
 
 }  // namespace

@@ -18,6 +18,8 @@
 
 #include "dataplane_test_util.h"
 #include "siplb/config/config.h"
+#include "siplb/control/pool_manager.h"
+#include "siplb/control/snapshot_builder.h"
 #include "siplb/balance/hash.h"
 #include "siplb/dataplane/dataplane.h"
 
@@ -131,11 +133,42 @@ protected:
     static void start(const config::Config& cfg, std::unique_ptr<const balance::DataplaneSnapshot> snapshot) {
         publisher_ = new balance::SnapshotPublisher(std::move(snapshot));
         affinity_ = balance::AffinityTable::create(1024).value().release();
-        auto dp = Dataplane::create(cfg.dataplane, config::protection_specs(cfg), *publisher_, *affinity_);
+        auto dp = Dataplane::create(cfg.dataplane, *publisher_, *affinity_);
         ASSERT_TRUE(dp) << dp.message();
         dp_ = dp.value().release();
         auto st = dp_->start();
         ASSERT_TRUE(st) << st.message();
+    }
+    // Starts with the snapshot the daemon would build from `cfg` (PoolManager
+    // -> SnapshotBuilder: tables, compiled rules, rate limits, counter slots).
+    static void start_from_config(const config::Config& cfg) {
+        cfg_ = new config::Config(cfg);
+        manager_ = new control::PoolManager(*cfg_);
+        builder_ = new control::SnapshotBuilder(*cfg_);
+        auto first = builder_->build(*manager_);
+        ASSERT_TRUE(first) << first.message();
+        start(*cfg_, std::move(first).value());
+    }
+    // A live reload as the daemon applies it (SIGHUP): a trial build of the
+    // new config first, so an unbuildable one changes nothing; the result of
+    // that build is returned (ok, or the reason it was refused).
+    static Status reload(const config::Config& next) {
+        {
+            control::PoolManager trial(next);
+            control::SnapshotBuilder trial_builder(next);
+            if (auto s = trial_builder.build(trial); !s) return Status::fail(s.message());
+        }
+        *cfg_ = next;
+        builder_->set_config(*cfg_);
+        if (auto r = manager_->apply_config(*cfg_, control::Actor{"test"}); !r) return Status::fail(r.message());
+        auto snap = builder_->build(*manager_, publisher_->current());
+        if (!snap) return Status::fail(snap.message());
+        const uint64_t version = snap.value()->version();
+        publisher_->publish(std::move(snap).value());
+        if (!siplb::test::wait_until([&] { return dp_->stats().snapshot_version == version; }))
+            return Status::fail("the workers did not take the new snapshot");
+        publisher_->reclaim();
+        return ok_status();
     }
     // Frees what is left in the rings and the dataplane (stopped already).
     static void release() {
@@ -148,6 +181,12 @@ protected:
         delete affinity_;
         delete publisher_;
         dp_ = nullptr;
+        delete builder_;
+        delete manager_;
+        delete cfg_;
+        builder_ = nullptr;
+        manager_ = nullptr;
+        cfg_ = nullptr;
     }
     static void TearDownTestSuite() {
         if (dp_) dp_->stop();
@@ -204,6 +243,10 @@ protected:
     static inline balance::SnapshotPublisher* publisher_ = nullptr;
     static inline balance::AffinityTable* affinity_ = nullptr;
     static inline Dataplane* dp_ = nullptr;
+    // With start_from_config().
+    static inline config::Config* cfg_ = nullptr;
+    static inline control::PoolManager* manager_ = nullptr;
+    static inline control::SnapshotBuilder* builder_ = nullptr;
 };
 
 }  // namespace siplb::dataplane::testing

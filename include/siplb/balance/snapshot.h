@@ -16,6 +16,7 @@
 #include "siplb/balance/rcu.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
+#include "siplb/protect/guard.h"
 #include "siplb/balance/forward_mode.h"
 
 namespace siplb::balance {
@@ -63,6 +64,9 @@ struct PoolSpec {
     // the way to clients, for passive overload detection. At most
     // kMaxOverloadCodes.
     std::vector<uint16_t> overload_codes = {503};
+    // The pool's compiled rules and rate limits (protect stage); null or
+    // inactive: none.
+    std::shared_ptr<const protect::PoolProtection> protection;
 };
 
 struct BackendEntry {
@@ -95,6 +99,8 @@ public:
     uint32_t dialog_idle_s() const noexcept { return dialog_idle_s_; }
     uint32_t transaction_idle_s() const noexcept { return transaction_idle_s_; }
     uint32_t counter_slot() const noexcept { return counter_slot_; }
+    // Compiled rules and rate limits; nullptr when the pool has none.
+    const std::shared_ptr<const protect::PoolProtection>& protection() const noexcept { return protection_; }
     // True when a response with this status code counts as an overload answer.
     bool is_overload_code(uint16_t status) const noexcept {
         for (uint8_t i = 0; i < overload_code_count_; ++i)
@@ -128,6 +134,7 @@ private:
     uint32_t dialog_idle_s_ = 7200;
     uint32_t transaction_idle_s_ = 64;
     uint32_t counter_slot_ = kNoCounterSlot;
+    std::shared_ptr<const protect::PoolProtection> protection_;
     uint16_t overload_codes_[kMaxOverloadCodes] = {};
     uint8_t overload_code_count_ = 0;
     uint64_t affinity_salt_ = 0;
@@ -168,10 +175,19 @@ public:
     // claimed by two pools or a duplicate pool name. A backend address in two
     // pools resolves to the first pool in find_backend(), with every pool it
     // is in listed in BackendRef::pools.
+    // `workers`: how many workers get a protect guard (when any pool has
+    // rules or rate limits); `previous`: the snapshot this one replaces,
+    // whose guards hand over their rate-limit buckets for unchanged pools
+    // (it must stay alive during the call).
     static Result<std::unique_ptr<const DataplaneSnapshot>> build(
-        std::vector<std::shared_ptr<const PoolSnapshot>> pools, uint64_t version);
+        std::vector<std::shared_ptr<const PoolSnapshot>> pools, uint64_t version, unsigned workers = 0,
+        const DataplaneSnapshot* previous = nullptr);
 
     std::span<const std::shared_ptr<const PoolSnapshot>> pools() const noexcept { return pools_; }
+    // Worker `w`'s protect stage for this snapshot (pool index = pool_index);
+    // nullptr when no pool has rules or rate limits. Mutable state that only
+    // worker `w` touches, prepared before publication.
+    protect::WorkerGuard* guard(unsigned w) const noexcept { return w < guards_.size() ? guards_[w].get() : nullptr; }
     uint64_t version() const noexcept { return version_; }
     // Over the pools' fingerprints, not the version: equal on two nodes
     // with the same pools, backends, states and tables.
@@ -225,6 +241,7 @@ private:
     std::vector<Slot> vips_;      // power-of-two open addressing
     std::vector<Slot> backends_;  // power-of-two open addressing
     std::vector<BackendInPool> shared_;  // pools of backends that are in more than one
+    std::vector<std::unique_ptr<protect::WorkerGuard>> guards_;  // per worker
     uint64_t version_ = 0;
     uint64_t fingerprint_ = 0;
 };

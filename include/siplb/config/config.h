@@ -125,9 +125,6 @@ struct Config {
     bool operator==(const Config&) const = default;
 };
 
-// Every pool's rules and rate limits, in pool order.
-std::vector<protect::PoolProtectionSpec> protection_specs(const Config& config);
-
 // Errors read "FILE:LINE:COL: pool[0].backends[1]: what is wrong", one line
 // per mistake (every mistake in the file is reported, not only the first).
 // load_config() also reports a file that cannot be read.
@@ -149,11 +146,10 @@ std::string format_config(const Config& config);
 //     lcores are set up once at start;
 //   - every [control] key (socket path, mode, owner, group, metrics listener,
 //     stop grace): bound once at start;
-//   - pool rules and rate limits (and a new pool that has them): compiled
-//     into the workers' protect guards when the dataplane starts.
 // Everything else applies live: log level, [health], [dns], pools added or
 // removed, VIPs, backends, weights, DNS names, table size, seed (remaps
-// calls, so it is flagged in the text), mode, timers.
+// calls, so it is flagged in the text), mode, timers, rules and rate limits
+// (compiled into the next snapshot; unchanged limits keep their buckets).
 struct ConfigChange {
     std::string description;  // "pool lund: backend 198.51.100.13:5060 added"
     bool needs_restart = false;

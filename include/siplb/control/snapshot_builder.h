@@ -28,9 +28,14 @@ public:
     // Replaces table parameters after a reload (the caller refused VIP changes).
     void set_config(const config::Config& cfg);
 
-    // A full DataplaneSnapshot for the manager's current state; only pools
-    // whose PoolView::version differs from the cached one are rebuilt.
-    Result<std::unique_ptr<const balance::DataplaneSnapshot>> build(const PoolManager& pm);
+    // A full DataplaneSnapshot for the manager's current state: tables,
+    // each pool's compiled rules and limits, and every worker's protect
+    // state. Only pools whose PoolView::version (or table parameters,
+    // rules, limits) changed are rebuilt, and rules are compiled again only
+    // when they changed. `previous`: the published snapshot this one will
+    // replace (rate-limit buckets of unchanged pools carry over).
+    Result<std::unique_ptr<const balance::DataplaneSnapshot>> build(
+        const PoolManager& pm, const balance::DataplaneSnapshot* previous = nullptr);
     uint64_t pools_rebuilt() const { return rebuilt_; }
     // The workers' counter slot of a pool name: the same for the life of the
     // process, so counters follow a pool across reloads that remove, add or
@@ -49,6 +54,11 @@ private:
     uint64_t rebuilt_ = 0;
     std::map<std::string, uint32_t, std::less<>> counter_slots_;
     uint32_t next_counter_slot_ = 0;
+    unsigned workers_ = 0;
+    Result<std::shared_ptr<const protect::PoolProtection>> protection(const config::PoolConfig& pool);
+    std::map<std::string, std::pair<protect::PoolProtectionSpec, std::shared_ptr<const protect::PoolProtection>>,
+             std::less<>>
+        protection_;
     uint32_t max_counter_slots_ = balance::kPoolCounterSlots;
 };
 

@@ -19,7 +19,6 @@
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
 #include "siplb/dataplane/spec.h"
-#include "siplb/protect/spec.h"
 #include "siplb/dataplane/stats.h"
 
 namespace siplb::dataplane {
@@ -38,7 +37,6 @@ public:
     // Fails with a clear message (which port, which limit) when something
     // does not fit. `publisher` and `affinity` must outlive the Dataplane.
     static Result<std::unique_ptr<Dataplane>> create(const DataplaneSpec& spec,
-                                                     std::vector<protect::PoolProtectionSpec> protection,
                                                      balance::SnapshotPublisher& publisher,
                                                      balance::AffinityTable& affinity);
 

@@ -2,22 +2,27 @@
 // backend choice. Self-contained facade over the rule engine (rules.h) and
 // the rate limiter (rate_limiter.h).
 //
-//   ProtectSnapshot  immutable, built by the control thread from the config
-//                    (compiles every pool's rules; bad patterns fail here
-//                    with the pool and rule named). Shared by all workers.
-//   WorkerGuard      one per worker: Hyperscan scratch, per-rule counters
-//                    and rate-limit tables per pool. Created off the hot path
-//                    (it allocates); check() never allocates, locks, logs or
-//                    throws.
+//   PoolProtection   one pool's compiled rules and rate-limit parameters,
+//                    immutable, built by the control thread (bad patterns
+//                    fail here with the pool and rule named). A pool whose
+//                    rules and limits did not change keeps its object.
+//   ProtectSnapshot  the PoolProtections of one published dataplane snapshot,
+//                    in its pool order, route targets resolved by name.
+//   WorkerGuard      one per worker per snapshot: Hyperscan scratch for every
+//                    pool's databases, per-rule counters and a rate limiter
+//                    per pool. Built by the control thread before the
+//                    snapshot is published (it allocates); check() never
+//                    allocates, locks, logs or throws. Only its worker uses it.
 //
 // Order inside check(): rules first (a `drop` rule costs the flood nothing
 // from anyone's rate budget), then the rate limit on requests only
 // (responses and keepalives are never limited: they belong to calls in
 // progress). A `route` verdict is rate-limited like any other request.
 //
-// Pools are indexed like config.pools (= DataplaneSnapshot pool_index).
-// On reload, build a new ProtectSnapshot and a new WorkerGuard per worker
-// and swap it in between bursts; rate-limit state starts with full buckets.
+// Reloads: a new ProtectSnapshot takes the unchanged pools' PoolProtection
+// objects, and each new WorkerGuard takes over the rate limiter of its
+// worker's previous guard for every pool whose name and limits are
+// unchanged, so those buckets carry on.
 #pragma once
 
 #include <memory>
@@ -51,36 +56,65 @@ struct GuardDecision {
 
 const char* to_string(GuardDecision::Action a) noexcept;
 
+class PoolProtection {
+public:
+    // Errors: "pool 'lund': rule 'scanner' (rules[2]): pattern '(': ...".
+    static Result<std::shared_ptr<const PoolProtection>> build(const PoolProtectionSpec& spec);
+
+    const std::string& pool() const noexcept { return pool_; }
+    const std::shared_ptr<const CompiledRules>& rules() const noexcept { return rules_; }  // never null
+    const RateLimitSpec& rate_limit() const noexcept { return rate_limit_; }
+    // Anything to do: some rule, or rate limiting on.
+    bool active() const noexcept { return !rules_->empty() || rate_limit_.enabled; }
+
+private:
+    PoolProtection() = default;
+    std::string pool_;
+    std::shared_ptr<const CompiledRules> rules_;
+    RateLimitSpec rate_limit_;
+};
+
 class ProtectSnapshot {
 public:
     struct Pool {
         std::string name;
-        std::shared_ptr<const CompiledRules> rules;  // never null (may be empty)
-        RateLimitSpec rate_limit;
+        std::shared_ptr<const PoolProtection> protection;  // never null
+        std::vector<uint32_t> route_targets;  // per rule: index of its route_pool in this snapshot, or kNoPool
     };
-    // Errors: "pool 'lund': rule 'scanner' (rules[2]): pattern '(': ...".
+    // Compiles every pool (pool order = index).
     static Result<std::shared_ptr<const ProtectSnapshot>> build(std::span<const PoolProtectionSpec> pools);
+    // From compiled pools, in the dataplane snapshot's pool order (nullptr:
+    // the pool has no protection). Route targets are resolved by name; a
+    // target that is not in the list routes nowhere (kNoPool).
+    static std::shared_ptr<const ProtectSnapshot> assemble(
+        std::span<const std::string> names, std::span<const std::shared_ptr<const PoolProtection>> pools);
 
     std::span<const Pool> pools() const noexcept { return pools_; }
+    bool active() const noexcept { return active_; }
 
 private:
     std::vector<Pool> pools_;
+    bool active_ = false;
 };
 
 class WorkerGuard {
 public:
     struct PoolState {
-        explicit PoolState(std::shared_ptr<const CompiledRules> r) : rules(std::move(r)), counters(rules->size()) {}
+        PoolState(std::shared_ptr<const CompiledRules> r) : rules(std::move(r)), counters(rules->size()) {}
         std::shared_ptr<const CompiledRules> rules;
         RuleCounters counters;
-        std::unique_ptr<RateLimiter> limiter;  // null when rate limiting is off
-        std::atomic<uint64_t> rule_drops{0};
+        std::shared_ptr<RateLimiter> limiter;  // null when rate limiting is off
+        RateLimitSpec limits;                  // what `limiter` was made with
+        std::string name;
     };
 
     // Allocates scratch, counters and rate tables for every pool. `seed`
-    // salts the rate tables' hash (give each worker its own).
+    // salts the rate tables' hash (give each worker its own). `previous`:
+    // the same worker's guard of the snapshot being replaced; its rate
+    // limiters are taken over for pools with the same name and limits.
     static Result<std::unique_ptr<WorkerGuard>> create(std::shared_ptr<const ProtectSnapshot> snapshot,
-                                                       uint64_t seed = 0x5349504c42ull);
+                                                       uint64_t seed = 0x5349504c42ull,
+                                                       const WorkerGuard* previous = nullptr);
 
     // payload/len: the UDP payload the parser saw; src: the client address.
     // pool_index outside the snapshot: forward (nothing configured).
@@ -88,7 +122,7 @@ public:
                         const IpAddress& src, uint64_t now_ns) noexcept;
 
     const ProtectSnapshot& snapshot() const noexcept { return *snap_; }
-    // For stats: per pool (nullptr outside the range).
+    // For stats and tests: per pool (nullptr outside the range).
     const PoolState* pool(uint32_t pool_index) const noexcept {
         return pool_index < pools_.size() ? pools_[pool_index].get() : nullptr;
     }
