@@ -218,6 +218,36 @@ TEST(Passive, TripsWhenTheLastIntervalHoldsTheThresholdNotBefore) {
     }
 }
 
+TEST(Passive, SlidingWindowIsPreciseToASixteenthOfTheInterval) {
+    // Quiet for seconds, then one response every 10 ms from 5230 ms on:
+    // 100 within one second first holds at 6230 ms. The window trips then,
+    // late by at most interval/16 (its reading granularity), never early.
+    const auto p = passive(100, 1000ms);
+    PassiveWindow w;
+    w.observe(0, 0, t0, p);
+    std::optional<TimePoint> tripped;
+    for (int ms = 10; ms <= 8000 && !tripped; ms += 10) {
+        const uint64_t c = ms > 5230 ? static_cast<uint64_t>(ms - 5230) / 10 : 0;
+        if (w.observe(c, 0, t0 + std::chrono::milliseconds(ms), p)) tripped = t0 + std::chrono::milliseconds(ms);
+    }
+    ASSERT_TRUE(tripped);
+    EXPECT_GE(*tripped, t0 + 6230ms);
+    EXPECT_LE(*tripped, t0 + 6230ms + 1000ms / 16 + 10ms);
+}
+
+TEST(Passive, BurstWithinTheWindowCountsInFullWhenReadingsStraddleItsStart) {
+    // Readings every 300 ms against a 1000 ms interval: the anchor before the
+    // window start is 1200 ms old, but a burst since the reading inside the
+    // window is an exact count and must not be diluted by the longer span.
+    const auto p = passive(10, 1000ms);
+    PassiveWindow w;
+    w.observe(0, 0, t0, p);
+    for (int i = 1; i <= 3; ++i) EXPECT_FALSE(w.observe(0, 0, t0 + i * 300ms, p)) << i;
+    auto e = w.observe(11, 0, t0 + 1200ms, p);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->detail, "passive: 11 overload responses in 900 ms");
+}
+
 TEST(Passive, ReadingsSlowerThanTheIntervalAreScaledToOneInterval) {
     const auto p = passive(10, 500ms);
     PassiveWindow w;
