@@ -10,6 +10,8 @@ Pools of the generated config:
   trunk6 (only on a Rig(ipv6=True)) VIP [2001:db8:f::20]:5060, static
         backends [2001:db8:b::13]:5060 and [2001:db8:b::14]:5060 (b2, b3)
 Health checks: OPTIONS every 500 ms, timeout 300 ms, down after 2, up after 2.
+A scenario may need [pool.health] overrides (POOL_HEALTH): passive_overload
+turns on passive checks for trunk.
 """
 from __future__ import annotations
 
@@ -32,6 +34,10 @@ LUND_SRV = "_sip._udp.lund.example.net"
 LUND_WEIGHTS = {0: 2, 1: 1, 2: 1}    # backend index -> SRV weight
 TRUNK = [2, 3]                        # backend indexes, weight 1 each
 SPARE = 4                             # added to DNS live
+# passive_overload: trunk counts overload responses in live traffic.
+PASSIVE = {"interval_ms": 1000, "passive": True, "passive_503_threshold": 5}
+PASSIVE_RETRY_AFTER_S = 6
+POOL_HEALTH = {"passive_overload": {"trunk": PASSIVE}}   # scenario -> {pool: [pool.health] keys}
 
 
 @dataclass
@@ -87,11 +93,22 @@ FRAMESZ_DEFAULT = 2048
 MBUF_SIZE_FOR_FRAMESZ = {2048: None, 4096: 4352}
 
 
-def config_text(rig: R.Rig, framesz: int = FRAMESZ_DEFAULT) -> str:
+def toml_value(v) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else json.dumps(v)
+
+
+def config_text(rig: R.Rig, framesz: int = FRAMESZ_DEFAULT, pool_health: dict | None = None) -> str:
     """siplb's config for the rig. framesz: net_af_packet frame size (2048 =
     the PMD default, kept for the balanced tests; 4096 for whole
     kernel-defragmented IPv4 datagrams of up to ~4000 bytes). A Rig with
-    ipv6=True adds the IPv6 port addresses and neighbors and pool trunk6."""
+    ipv6=True adds the IPv6 port addresses and neighbors and pool trunk6.
+    pool_health: {pool: {key: value}} written as that pool's [pool.health]."""
+    pool_health = pool_health or {}
+
+    def overrides(pool: str) -> list:
+        keys = pool_health.get(pool)
+        return ["[pool.health]", *(f"{k} = {toml_value(v)}" for k, v in keys.items()), ""] if keys else []
+
     if framesz not in MBUF_SIZE_FOR_FRAMESZ:
         raise ValueError(f"framesz {framesz}: one of {sorted(MBUF_SIZE_FOR_FRAMESZ)}")
     mbuf_size = MBUF_SIZE_FOR_FRAMESZ[framesz]
@@ -149,9 +166,10 @@ def config_text(rig: R.Rig, framesz: int = FRAMESZ_DEFAULT) -> str:
         "[dns]", f'resolvers = ["{R.DNS_IP}:53"]', "ttl_floor_s = 1", "ttl_ceiling_s = 60",
         "retry_initial_ms = 500", "retry_max_ms = 5000", "drain_grace_s = 30", "timeout_ms = 1000", "",
         "[[pool]]", 'name = "lund"', f'listen = ["{R.VIPS["lund"]}:5060"]', f'dns = ["{LUND_SRV}"]', "",
+        *overrides("lund"),
         "[[pool]]", 'name = "trunk"', f'listen = ["{R.VIPS["trunk"]}:5060"]',
         "backends = [" + ", ".join(f'{{ address = "{R.backend_ip(i)}:5060", weight = 1 }}' for i in TRUNK) + "]",
-        ""]
+        "", *overrides("trunk")]
     if rig.ipv6:
         lines += [
             "[[pool]]", 'name = "trunk6"', f'listen = ["{R.host_port(R.VIPS6["trunk6"], R.SIP_PORT)}"]',
@@ -164,14 +182,15 @@ def config_text(rig: R.Rig, framesz: int = FRAMESZ_DEFAULT) -> str:
 class Daemon:
     """siplb in the lb namespace, started from a generated config."""
 
-    def __init__(self, rig: R.Rig, framesz: int = FRAMESZ_DEFAULT):
+    def __init__(self, rig: R.Rig, framesz: int = FRAMESZ_DEFAULT, pool_health: dict | None = None):
         self.rig = rig
         self.framesz = framesz
+        self.pool_health = pool_health
         self.proc = None
         self.config = rig.workdir / "siplb.toml"
 
     def start(self, timeout: float = 20) -> None:
-        self.config.write_text(config_text(self.rig, self.framesz))
+        self.config.write_text(config_text(self.rig, self.framesz, self.pool_health))
         self.proc = self.rig.spawn("siplb", self.rig.ns_lb, [str(daemon_path()), "--config", str(self.config)])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -196,6 +215,19 @@ class Daemon:
         if check and r.returncode != 0:
             raise R.RigError(f"siplbctl {' '.join(args)}: rc {r.returncode}: {r.stderr.strip()}")
         return r.returncode, r.stdout + (r.stderr if r.returncode else "")
+
+    def backend_entry(self, pool: str, ip: str) -> dict:
+        """The 'siplbctl backends POOL --json' entry of the backend at ip ({} if none)."""
+        rc, out = self.ctl("backends", pool, "--json", check=False)
+        try:
+            items = json.loads(out).get("backends", []) if rc == 0 else []
+        except (ValueError, AttributeError):
+            return {}
+        for b in items:
+            m = re.match(r"\[?([0-9a-fA-F:.]+?)\]?(:\d+)?$", str(b.get("address", "")))
+            if m and m.group(1) == ip:
+                return b
+        return {}
 
     def backend_states(self, pool: str) -> dict:
         """{ip: state} from 'siplbctl backends POOL --json' (tolerant of the exact shape)."""
@@ -512,6 +544,72 @@ def scenario_overload(rig: R.Rig, d: Daemon, out_stream=None) -> Outcome:
     return out
 
 
+def scenario_passive_overload(rig: R.Rig, d: Daemon, out_stream=None) -> Outcome:
+    """The overload probes cannot see: a trunk backend answers OPTIONS with
+    200 but every new INVITE with 503 + Retry-After. With passive checks on
+    (PASSIVE) siplb takes it out within two intervals as overloaded with a
+    'passive:' detail, new calls succeed on the other backend, and it comes
+    back once Retry-After has passed."""
+    out = Outcome("passive-overload")
+    ip, other = R.backend_ip(TRUNK[1]), R.backend_ip(TRUNK[0])
+    trunk_vip = f"{R.VIPS['trunk']}:5060"
+    interval = PASSIVE["interval_ms"] / 1000
+    ra = PASSIVE_RETRY_AFTER_S
+    b = rig.start_backend(ip, variant="503-invite", retry_after=ra)
+    rig.wait_backends_ready()
+    # Probes alone keep it in: every OPTIONS gets 200.
+    time.sleep(1.5 * interval)
+    entry = d.backend_entry("trunk", ip)
+    out.check(entry.get("state") == "active", f"{ip} answering OPTIONS 200 stays active on probes alone "
+                                              f"(state {entry.get('state')}, detail {entry.get('health_detail')!r})")
+    rate = 40
+    run = rig.start_uac("call_or_503", trunk_vip, R.CLIENT_IPS[1], calls=5 * rate, rate=rate, pause_ms=200,
+                        limit=100, name="trunk-passive")
+    st = {}
+
+    def tick(t):
+        if "out" in st:
+            return
+        e = d.backend_entry("trunk", ip)
+        if e.get("state") not in (None, "active"):
+            st.update(out=t, at=time.monotonic(), entry=e, invites_at_out=count_invites(b))
+
+    progress([run], "passive overload", out_stream, budget=30, on_tick=tick, every=0.1)
+    res = run.wait(30)
+    e = st.get("entry", {})
+    out.numbers.update({"out_s": round(st.get("out", -1), 2), "failed": res.failed})
+    out.check("out" in st and st["out"] <= 2 * interval,
+              f"{ip} rejecting INVITEs taken out after {st.get('out', float('nan')):.2f}s "
+              f"(two intervals: {2 * interval:.1f}s)")
+    detail = str(e.get("health_detail", ""))
+    out.check(e.get("state") == "overloaded" and e.get("health") == "overloaded" and detail.startswith("passive:"),
+              f"siplbctl backends: state {e.get('state')}, health {e.get('health')}, detail {detail!r}")
+    if "out" not in st:
+        return out
+    late = count_invites(b) - st["invites_at_out"]
+    out.check(late <= 1, f"no new calls reached it once out ({late} INVITEs)")
+    out.check(d.backend_states("trunk").get(other) == "active", f"{other} stayed active")
+    # calls rejected: those hashed to it before it was out (about half the rate)
+    allowed = int(rate * 0.5 * (st["out"] + 0.5)) + 3
+    out.check(res.created > 0 and res.failed <= allowed and res.successful == res.created - res.failed,
+              f"{res.summary()} (at most {allowed} rejected before it was out, all others answered by {other})")
+    # No more traffic: back after Retry-After (counted from the trip) on OPTIONS 200.
+    back = None
+    deadline = st["at"] + ra + 2 * interval + 2
+    while time.monotonic() < deadline:
+        if d.backend_states("trunk").get(ip) == "active":
+            back = time.monotonic() - st["at"]
+            break
+        time.sleep(0.1)
+    out.numbers["back_s"] = round(back if back is not None else -1, 2)
+    out.check(back is not None and ra - 0.5 <= back <= ra + 2 * interval + 2,
+              f"back in rotation {back if back is not None else float('nan'):.1f}s after it was out "
+              f"(Retry-After {ra}s, then OPTIONS 200)")
+    rig.start_backend(ip, variant="ok")
+    rig.wait_backends_ready()
+    return out
+
+
 def scenario_ctl(rig: R.Rig, d: Daemon, out_stream=None) -> Outcome:
     out = Outcome("siplbctl")
     for args in (("status",), ("pools",), ("backends",), ("stats",)):
@@ -530,7 +628,7 @@ def scenario_ctl(rig: R.Rig, d: Daemon, out_stream=None) -> Outcome:
 
 
 SCENARIOS = {"distribution": scenario_distribution, "dns_add": scenario_dns_add, "kill": scenario_kill,
-             "overload": scenario_overload, "ctl": scenario_ctl}
+             "overload": scenario_overload, "passive_overload": scenario_passive_overload, "ctl": scenario_ctl}
 
 
 def run_balanced(names: list, workdir: Path, out_stream=None, report=None) -> list:
@@ -540,7 +638,11 @@ def run_balanced(names: list, workdir: Path, out_stream=None, report=None) -> li
     with rig:
         rig.start_dns(zone())
         start_pool_backends(rig)
-        d = Daemon(rig)
+        pool_health = {}
+        for n in names:
+            for pool, keys in POOL_HEALTH.get(n, {}).items():
+                pool_health.setdefault(pool, {}).update(keys)
+        d = Daemon(rig, pool_health=pool_health)
         d.start()
         boot = Outcome("startup")
         wait_pool_ready(rig, d, boot)

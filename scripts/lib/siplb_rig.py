@@ -129,7 +129,7 @@ class Proc:
 class Backend:
     ip: str
     port: int
-    variant: str                   # "ok" or "503"
+    variant: str                   # a key of Rig.BACKEND_VARIANTS
     proc: Proc | None = None
     log_file: Path | None = None   # "<Call-ID> <METHOD>" per received request
     old_logs: list = field(default_factory=list)  # logs of earlier processes on this address
@@ -365,23 +365,31 @@ class Rig:
                 "-max_recv_loops", "1000", "-nd"]
 
     # ---------------------------------------------------------------- backends
-    def start_backend(self, ip: str, variant: str = "ok", port: int = SIP_PORT) -> Backend:
+    BACKEND_VARIANTS = {"ok": "uas.xml", "503": "uas_503.xml", "503-invite": "uas_503_invite.xml"}
+
+    def start_backend(self, ip: str, variant: str = "ok", port: int = SIP_PORT, retry_after: int = 20) -> Backend:
         """A sipp UAS on ip:port answering everything; variant '503' answers
         OPTIONS, REGISTER and new INVITEs with 503 but keeps in-dialog
-        requests (BYE) answered, like an overloaded server keeps its dialogs."""
+        requests (BYE) answered, like an overloaded server keeps its dialogs;
+        variant '503-invite' rejects only new INVITEs (503 with Retry-After:
+        retry_after) and answers OPTIONS with 200, so probes see it healthy."""
+        if variant not in self.BACKEND_VARIANTS:
+            raise RigError(f"backend variant {variant!r}: one of {sorted(self.BACKEND_VARIANTS)}")
         b = self.backends.get(ip) or Backend(ip, port, variant)
         if b.proc and b.proc.alive():
             self.stop(b.proc)
         if b.log_file:
             b.old_logs.append(b.log_file)
         b.variant = variant
-        scenario = "uas.xml" if variant == "ok" else "uas_503.xml"
+        scenario = self.BACKEND_VARIANTS[variant]
         self._seq += 1
         b.log_file = self.workdir / f"backend-{ip}-{self._seq}.calls"
         argv = self._sipp_common() + [
             "-sf", str(SCENARIOS / scenario), "-i", ip, "-p", str(port),
             "-trace_logs", "-log_file", str(b.log_file), "-trace_err",
             "-error_file", str(self.workdir / f"backend-{ip}-{self._seq}.errors")]
+        if variant == "503-invite":
+            argv += ["-key", "retry_after", str(retry_after)]
         b.proc = self.spawn(f"uas-{ip}-{variant}", self.ns_back, argv)
         self.backends[ip] = b
         return b

@@ -34,6 +34,15 @@ control::HealthVerdict to_control(health::Verdict v) {
     return control::HealthVerdict::up;
 }
 
+health::Verdict from_control(control::HealthVerdict v) {
+    switch (v) {
+        case control::HealthVerdict::up: return health::Verdict::up;
+        case control::HealthVerdict::down: return health::Verdict::down;
+        case control::HealthVerdict::overloaded: return health::Verdict::overloaded;
+    }
+    return health::Verdict::up;
+}
+
 int64_t ms_until(TimePoint t, TimePoint now) {
     return std::max<int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(t - now).count());
 }
@@ -84,7 +93,31 @@ Result<std::unique_ptr<DiscoveryWiring>> DiscoveryWiring::create(const config::C
         }
     }
     w->sync_targets(Clock::now());
+    w->adopt_verdicts();
     return w;
+}
+
+void DiscoveryWiring::adopt_verdicts() {
+    std::vector<std::pair<std::string, Endpoint>> unchecked;
+    for (const auto& p : pm_.pools()) {
+        for (const auto& b : p.backends) {
+            if (b.health == control::HealthVerdict::up) continue;
+            if (!health_->assume(p.name, b.address, from_control(b.health))) unchecked.emplace_back(p.name, b.address);
+        }
+    }
+    for (const auto& [pool, ep] : unchecked) {
+        auto st = pm_.set_health(pool, ep, control::HealthVerdict::up, "health checks off");
+        if (!st.ok())
+            control::log(control::LogLevel::warn, "health verdict rejected",
+                         {{"pool", pool}, {"backend", ep.to_string()}, {"error", st.message()}});
+    }
+}
+
+void DiscoveryWiring::observe_passive(const std::vector<health::PassiveSample>& samples, TimePoint now) {
+    // Track backends added since the last process(), so this reading is
+    // already their baseline.
+    if (pm_.version() != synced_version_) sync_targets(now);
+    health_->observe_passive(samples, now);
 }
 
 void DiscoveryWiring::sync_targets(TimePoint now) {
@@ -168,7 +201,9 @@ nlohmann::json DiscoveryWiring::status_json(TimePoint now, const std::string& po
                           {"last_detail", s.last_detail},
                           {"last_rtt_ms", s.last_rtt_ms},
                           {"overloaded_for_ms", s.overloaded_for_ms},
-                          {"next_probe_in_ms", s.next_probe_in_ms}});
+                          {"next_probe_in_ms", s.next_probe_in_ms},
+                          {"passive_trips", s.passive_trips},
+                          {"passive_detail", s.passive_detail}});
     }
     return {{"dns", dns}, {"probes", probes}};
 }

@@ -102,6 +102,8 @@ struct HealthChecker::Impl {
         TimePoint deadline{};
         uint32_t cseq = 0;
         ProbeStatus st;
+        bool probed = true;  // false: health disabled, tracked for passive checks only
+        PassiveWindow passive;
     };
     using Key = std::pair<std::string, Endpoint>;
 
@@ -183,17 +185,28 @@ struct HealthChecker::Impl {
         }
         if (r.status_code) t.st.last_status = r.status_code;
         const Verdict before = t.state.verdict();
-        if (t.state.record(r, now)) {
-            const Verdict after = t.state.verdict();
-            logf(after == Verdict::up ? LogLevel::info : LogLevel::warn,
-                 "health verdict pool=" + t.pool + " backend=" + t.address.to_string() + " from=" +
-                     std::string(to_string(before)) + " to=" + std::string(to_string(after)) + " detail=\"" +
-                     r.detail + "\"");
-            if (on_verdict) {
-                const std::string pool = t.pool;
-                const Endpoint ep = t.address;
-                on_verdict(pool, ep, after, r.detail);
-            }
+        if (t.state.record(r, now)) announce(t, before, r.detail);
+    }
+
+    void deliver_passive(Target& t, const PassiveEvidence& e, TimePoint now) {
+        t.st.passive_detail = e.detail;
+        if (e.overloaded) ++t.st.passive_trips;
+        const Verdict before = t.state.verdict();
+        if (t.state.record_passive(e, now)) announce(t, before, e.detail);
+    }
+
+    void announce(const Target& t, Verdict before, const std::string& detail) {
+        const Verdict after = t.state.verdict();
+        logf(after == Verdict::up ? LogLevel::info : LogLevel::warn,
+             "health verdict pool=" + t.pool + " backend=" + t.address.to_string() + " from=" +
+                 std::string(to_string(before)) + " to=" + std::string(to_string(after)) + " detail=\"" + detail +
+                 "\"");
+        if (on_verdict) {
+            // Copies: the callback may change the target map.
+            const std::string pool = t.pool;
+            const Endpoint ep = t.address;
+            const std::string d = detail;
+            on_verdict(pool, ep, after, d);
         }
     }
 
@@ -328,7 +341,7 @@ struct HealthChecker::Impl {
         s.consecutive_ok = t.state.consecutive_ok();
         s.consecutive_failures = t.state.consecutive_failures();
         if (auto until = t.state.overloaded_until(); until && *until > now) s.overloaded_for_ms = ms_until(*until, now);
-        s.next_probe_in_ms = std::max<int64_t>(0, ms_until(t.next_probe, now));
+        s.next_probe_in_ms = t.probed ? std::max<int64_t>(0, ms_until(t.next_probe, now)) : -1;
         return s;
     }
 };
@@ -356,14 +369,26 @@ HealthChecker::~HealthChecker() = default;
 
 void HealthChecker::set_pool(const std::string& pool, const config::HealthConfig& cfg) {
     impl_->pools[pool].cfg = cfg;
-    for (auto& [key, t] : impl_->targets)
-        if (key.first == pool) t.state.set_params(Impl::params_of(cfg));
-    if (!cfg.enabled) remove_pool(pool);
+    if (!cfg.enabled && !cfg.passive) {
+        remove_pool(pool);
+        return;
+    }
+    for (auto& [key, t] : impl_->targets) {
+        if (key.first != pool) continue;
+        t.state.set_params(Impl::params_of(cfg));
+        if (t.probed && !cfg.enabled && t.outstanding) {
+            impl_->by_call_id.erase(t.ids.call_id);
+            t.outstanding = false;
+        }
+        if (!t.probed && cfg.enabled) t.next_probe = TimePoint{};  // due at the next process()
+        t.probed = cfg.enabled;
+        if (!cfg.passive) t.passive.reset();
+    }
 }
 
 void HealthChecker::set_targets(const std::string& pool, const std::vector<Endpoint>& targets, TimePoint now) {
     const auto& c = impl_->cfg_of(pool);
-    std::vector<Endpoint> want = c.enabled ? targets : std::vector<Endpoint>{};
+    std::vector<Endpoint> want = c.enabled || c.passive ? targets : std::vector<Endpoint>{};
     std::sort(want.begin(), want.end());
     want.erase(std::unique(want.begin(), want.end()), want.end());
     for (auto it = impl_->targets.begin(); it != impl_->targets.end();) {
@@ -381,6 +406,7 @@ void HealthChecker::set_targets(const std::string& pool, const std::vector<Endpo
         t.pool = pool;
         t.address = ep;
         t.state = HealthState(Impl::params_of(c));
+        t.probed = c.enabled;
         if (auto src = route_source(ep)) {
             t.local.ip = *src;
         } else if (ep.ip.is_v6()) {
@@ -407,6 +433,7 @@ void HealthChecker::remove_pool(const std::string& pool) {
 int HealthChecker::timeout_ms(TimePoint now) const {
     int64_t best = -1;
     for (const auto& [key, t] : impl_->targets) {
+        if (!t.probed) continue;
         const int64_t ms = std::max<int64_t>(0, ms_until(t.outstanding ? t.deadline : t.next_probe, now));
         if (best < 0 || ms < best) best = ms;
     }
@@ -448,7 +475,44 @@ void HealthChecker::process(const std::vector<pollfd>& ready, TimePoint now) {
         auto it = impl_->targets.find(key);
         if (it == impl_->targets.end()) continue;
         Impl::Target& t = it->second;
-        if (!t.outstanding && now >= t.next_probe) impl_->send_probe(t, now);
+        if (t.probed && !t.outstanding && now >= t.next_probe) impl_->send_probe(t, now);
+    }
+}
+
+std::optional<Verdict> HealthChecker::verdict(const std::string& pool, const Endpoint& address) const {
+    auto it = impl_->targets.find(Impl::Key{pool, address});
+    if (it == impl_->targets.end()) return std::nullopt;
+    return it->second.state.verdict();
+}
+
+bool HealthChecker::assume(const std::string& pool, const Endpoint& address, Verdict v) {
+    auto it = impl_->targets.find(Impl::Key{pool, address});
+    if (it == impl_->targets.end()) return false;
+    it->second.state.assume(v);
+    return true;
+}
+
+void HealthChecker::observe_passive(const std::vector<PassiveSample>& samples, TimePoint now) {
+    std::map<Impl::Key, const PassiveSample*> latest;
+    for (const auto& s : samples) latest[Impl::Key{s.pool, s.backend}] = &s;
+    // Key snapshot: a verdict callback may change the target map.
+    std::vector<Impl::Key> keys;
+    keys.reserve(impl_->targets.size());
+    for (const auto& [key, t] : impl_->targets) keys.push_back(key);
+    for (const auto& key : keys) {
+        auto it = impl_->targets.find(key);
+        if (it == impl_->targets.end()) continue;
+        Impl::Target& t = it->second;
+        const PassiveParams params = passive_params(impl_->cfg_of(t.pool));
+        uint64_t count = t.passive.last_count();
+        uint32_t retry_after_s = t.passive.last_retry_after_s();
+        if (auto s = latest.find(key); s != latest.end()) {
+            count = s->second->overload_responses;
+            retry_after_s = s->second->retry_after_s;
+        } else if (!t.passive.primed()) {
+            continue;
+        }
+        if (auto e = t.passive.observe(count, retry_after_s, now, params)) impl_->deliver_passive(t, *e, now);
     }
 }
 

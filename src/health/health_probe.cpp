@@ -1,5 +1,5 @@
 // Pure parts of health checking: hysteresis, OPTIONS request building,
-// response parsing, passive evaluation. No sockets, no clock.
+// response parsing, passive windows. No sockets, no clock.
 #include <algorithm>
 #include <charconv>
 #include <cctype>
@@ -64,6 +64,27 @@ bool HealthState::record(const ProbeResult& r, TimePoint now) {
             break;
     }
     return verdict_ != before;
+}
+
+bool HealthState::record_passive(const PassiveEvidence& e, TimePoint now) {
+    if (!e.overloaded) return record(ProbeResult{ProbeOutcome::ok, 0, std::nullopt, e.detail}, now);
+    const Verdict before = verdict_;
+    ok_ = 0;
+    fail_ = 0;  // it answers calls: alive
+    if (p_.honor_retry_after && e.retry_after_s) {
+        const TimePoint until = now + std::chrono::seconds(*e.retry_after_s);
+        if (!overloaded_until_ || until > *overloaded_until_) overloaded_until_ = until;
+    }
+    verdict_ = Verdict::overloaded;
+    return verdict_ != before;
+}
+
+void HealthState::assume(Verdict v) {
+    verdict_ = v;
+    ok_ = 0;
+    fail_ = 0;
+    bad_ = 0;
+    overloaded_until_.reset();
 }
 
 std::string build_options_request(const Endpoint& target, const Endpoint& local, const std::string& from_uri,
@@ -159,24 +180,94 @@ std::optional<SipResponseInfo> parse_sip_response(std::string_view d) {
     return info;
 }
 
-ProbeResult evaluate_passive(const PassiveCounts& c, const PassiveParams& p) {
-    ProbeResult r;
-    if (p.threshold_503 > 0 && c.responses_503 >= p.threshold_503) {
-        r.outcome = ProbeOutcome::overloaded;
-        r.status_code = 503;
-        r.detail = "passive: " + std::to_string(c.responses_503) + " 503 responses in interval";
-        return r;
+PassiveParams passive_params(const config::HealthConfig& c) {
+    PassiveParams p;
+    p.enabled = c.passive;
+    p.threshold = std::max<uint64_t>(1, c.passive_503_threshold);
+    p.interval = std::chrono::milliseconds(std::max<uint32_t>(1, c.interval_ms));
+    p.probed = c.enabled;
+    return p;
+}
+
+void PassiveWindow::reset() {
+    marks_.clear();
+    primed_ = false;
+    last_ = 0;
+    last_retry_after_s_ = 0;
+    last_quiet_ = {};
+}
+
+void PassiveWindow::restart(TimePoint now, uint64_t cumulative) {
+    marks_.clear();
+    marks_.push_back({now, cumulative});
+    last_quiet_ = now;
+}
+
+std::optional<PassiveEvidence> PassiveWindow::observe(uint64_t cumulative, uint32_t retry_after_s, TimePoint now,
+                                                      const PassiveParams& p) {
+    using std::chrono::milliseconds;
+    if (!p.enabled) {
+        reset();
+        return std::nullopt;
     }
-    if (c.requests >= std::max<uint64_t>(1, p.min_requests) &&
-        static_cast<double>(c.missing_responses) >= p.missing_fraction * static_cast<double>(c.requests)) {
-        r.outcome = ProbeOutcome::timeout;
-        r.detail = "passive: " + std::to_string(c.missing_responses) + " of " + std::to_string(c.requests) +
-                   " requests unanswered";
-        return r;
+    const milliseconds interval = std::max(p.interval, milliseconds(1));
+    const bool went_back = primed_ && cumulative < last_;
+    last_retry_after_s_ = retry_after_s;
+    if (!primed_ || went_back || marks_.empty() || now < marks_.back().at) {
+        primed_ = true;
+        last_ = cumulative;
+        restart(now, cumulative);
+        return std::nullopt;
     }
-    r.outcome = ProbeOutcome::ok;
-    r.detail = "passive: ok";
-    return r;
+    last_ = cumulative;
+    if (now - marks_.back().at >= interval / 16) marks_.push_back({now, cumulative});
+    // Keep one reading at or before the window start as its anchor.
+    while (marks_.size() >= 2 && marks_[1].at <= now - interval) marks_.pop_front();
+
+    const Mark& oldest = marks_.front();
+    const auto span = std::chrono::duration_cast<milliseconds>(now - oldest.at);
+    if (span <= milliseconds(0)) return std::nullopt;
+    uint64_t count = cumulative - oldest.count;
+    milliseconds count_span = span;
+    double per_interval = static_cast<double>(count);
+    if (span > interval) {
+        // The anchor lies before the window: its count covers a longer span,
+        // so only its average rate says something about one interval. A
+        // reading inside the window gives an exact, if partial, count.
+        per_interval = static_cast<double>(count) * static_cast<double>(interval.count()) /
+                       static_cast<double>(span.count());
+        if (marks_.size() >= 2) {
+            const Mark& inside = marks_[1];
+            const uint64_t inside_count = cumulative - inside.count;
+            if (static_cast<double>(inside_count) > per_interval) {
+                per_interval = static_cast<double>(inside_count);
+                count = inside_count;
+                count_span = std::chrono::duration_cast<milliseconds>(now - inside.at);
+            }
+        }
+    }
+    const std::string counted = std::to_string(count) + " overload responses in " +
+                                std::to_string(count_span.count()) + " ms";
+    if (per_interval >= static_cast<double>(p.threshold)) {
+        PassiveEvidence e;
+        e.overloaded = true;
+        e.count = count;
+        e.span = count_span;
+        if (retry_after_s > 0) e.retry_after_s = retry_after_s;
+        e.detail = "passive: " + counted;
+        if (e.retry_after_s) e.detail += " (Retry-After " + std::to_string(retry_after_s) + " s)";
+        restart(now, cumulative);
+        return e;
+    }
+    if (!p.probed && now - last_quiet_ >= interval) {
+        last_quiet_ = now;
+        PassiveEvidence e;
+        e.count = count;
+        e.span = count_span;
+        e.detail = "passive: " + counted + ", below " + std::to_string(p.threshold);
+        return e;
+    }
+    return std::nullopt;
 }
 
 }  // namespace siplb::health

@@ -1,5 +1,5 @@
 // Pure parts of health checking: hysteresis state machine, OPTIONS
-// building, response parsing, passive evaluation.
+// building, response parsing, passive windows.
 #include <gtest/gtest.h>
 
 #include "siplb/health/health.h"
@@ -145,16 +145,258 @@ TEST(SipResponse, RejectsRequestsAndGarbage) {
     EXPECT_FALSE(ok->retry_after_s.has_value());
 }
 
-TEST(Passive, ThresholdsCrossed) {
-    PassiveParams p{50, 0.5, 20};
-    EXPECT_EQ(evaluate_passive({1000, 49, 0}, p).outcome, ProbeOutcome::ok);
-    EXPECT_EQ(evaluate_passive({1000, 50, 0}, p).outcome, ProbeOutcome::overloaded);
-    EXPECT_EQ(evaluate_passive({19, 0, 19}, p).outcome, ProbeOutcome::ok);  // too few to judge
-    EXPECT_EQ(evaluate_passive({20, 0, 10}, p).outcome, ProbeOutcome::timeout);
-    EXPECT_EQ(evaluate_passive({20, 0, 9}, p).outcome, ProbeOutcome::ok);
-    // Fed through the same hysteresis as active probes.
-    HealthState s({2, 2, true});
-    s.record(evaluate_passive({100, 60, 0}, p), t0);
-    EXPECT_TRUE(s.record(evaluate_passive({100, 60, 0}, p), t0));
+namespace {
+PassiveParams passive(uint64_t threshold, std::chrono::milliseconds interval, bool probed = true) {
+    PassiveParams p;
+    p.enabled = true;
+    p.threshold = threshold;
+    p.interval = interval;
+    p.probed = probed;
+    return p;
+}
+}  // namespace
+
+TEST(Passive, ThresholdReachedWithinOneInterval) {
+    const auto p = passive(50, 2000ms);
+    PassiveWindow w;
+    EXPECT_FALSE(w.observe(1000, 0, t0, p));  // first reading: a baseline, whatever its value
+    EXPECT_FALSE(w.observe(1020, 0, t0 + 500ms, p));
+    EXPECT_FALSE(w.observe(1049, 0, t0 + 1000ms, p));
+    auto e = w.observe(1057, 0, t0 + 1500ms, p);
+    ASSERT_TRUE(e);
+    EXPECT_TRUE(e->overloaded);
+    EXPECT_EQ(e->count, 57u);
+    EXPECT_EQ(e->span, 1500ms);
+    EXPECT_FALSE(e->retry_after_s);
+    EXPECT_EQ(e->detail, "passive: 57 overload responses in 1500 ms");
+    // The window starts afresh: the same responses never count twice.
+    EXPECT_FALSE(w.observe(1060, 0, t0 + 2000ms, p));
+    EXPECT_FALSE(w.observe(1100, 0, t0 + 3000ms, p));
+    EXPECT_TRUE(w.observe(1110, 0, t0 + 3250ms, p));
+}
+
+TEST(Passive, ThresholdNotReachedWithinOneInterval) {
+    const auto p = passive(50, 1000ms);
+    PassiveWindow w;
+    w.observe(0, 0, t0, p);
+    // 49 per second for ten seconds, read every 250 ms: never 50 in one second.
+    uint64_t c = 0;
+    for (int i = 1; i <= 40; ++i) {
+        c += (i % 4 == 0) ? 13 : 12;
+        EXPECT_FALSE(w.observe(c, 0, t0 + i * 250ms, p)) << i;
+    }
+    EXPECT_EQ(c, 490u);
+    // Responses older than the interval no longer count: 40 early, 40 late.
+    PassiveWindow v;
+    v.observe(0, 0, t0, p);
+    EXPECT_FALSE(v.observe(40, 0, t0 + 100ms, p));
+    for (int i = 2; i <= 15; ++i) EXPECT_FALSE(v.observe(40, 0, t0 + i * 100ms, p)) << i;
+    EXPECT_FALSE(v.observe(80, 0, t0 + 1600ms, p));
+    auto e = v.observe(90, 0, t0 + 1700ms, p);  // 50 within the last second
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->count, 50u);
+}
+
+TEST(Passive, TripsWhenTheLastIntervalHoldsTheThresholdNotBefore) {
+    // One response every 10 ms, readings every 10 ms: 100 per second reached
+    // exactly when a full second has passed, whatever the reading rate.
+    const auto p = passive(100, 1000ms);
+    PassiveWindow w;
+    w.observe(0, 0, t0, p);
+    for (int i = 1; i < 100; ++i) ASSERT_FALSE(w.observe(i, 0, t0 + i * 10ms, p)) << i;
+    auto e = w.observe(100, 0, t0 + 1000ms, p);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->count, 100u);
+    EXPECT_EQ(e->span, 1000ms);
+    // At 99 per second it never trips, however long it runs.
+    PassiveWindow slow;
+    slow.observe(0, 0, t0, p);
+    uint64_t c = 0;
+    for (int i = 1; i <= 1000; ++i) {
+        if (i % 100 != 0) ++c;  // one gap per second
+        ASSERT_FALSE(slow.observe(c, 0, t0 + i * 10ms, p)) << i;
+    }
+}
+
+TEST(Passive, SlidingWindowIsPreciseToASixteenthOfTheInterval) {
+    // Quiet for seconds, then one response every 10 ms from 5230 ms on:
+    // 100 within one second first holds at 6230 ms. The window trips then,
+    // late by at most interval/16 (its reading granularity), never early.
+    const auto p = passive(100, 1000ms);
+    PassiveWindow w;
+    w.observe(0, 0, t0, p);
+    std::optional<TimePoint> tripped;
+    for (int ms = 10; ms <= 8000 && !tripped; ms += 10) {
+        const uint64_t c = ms > 5230 ? static_cast<uint64_t>(ms - 5230) / 10 : 0;
+        if (w.observe(c, 0, t0 + std::chrono::milliseconds(ms), p)) tripped = t0 + std::chrono::milliseconds(ms);
+    }
+    ASSERT_TRUE(tripped);
+    EXPECT_GE(*tripped, t0 + 6230ms);
+    EXPECT_LE(*tripped, t0 + 6230ms + 1000ms / 16 + 10ms);
+}
+
+TEST(Passive, BurstWithinTheWindowCountsInFullWhenReadingsStraddleItsStart) {
+    // Readings every 300 ms against a 1000 ms interval: the anchor before the
+    // window start is 1200 ms old, but a burst since the reading inside the
+    // window is an exact count and must not be diluted by the longer span.
+    const auto p = passive(10, 1000ms);
+    PassiveWindow w;
+    w.observe(0, 0, t0, p);
+    for (int i = 1; i <= 3; ++i) EXPECT_FALSE(w.observe(0, 0, t0 + i * 300ms, p)) << i;
+    auto e = w.observe(11, 0, t0 + 1200ms, p);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->detail, "passive: 11 overload responses in 900 ms");
+}
+
+TEST(Passive, ReadingsSlowerThanTheIntervalAreScaledToOneInterval) {
+    const auto p = passive(10, 500ms);
+    PassiveWindow w;
+    w.observe(0, 0, t0, p);
+    EXPECT_FALSE(w.observe(19, 0, t0 + 1000ms, p));  // 9.5 per 500 ms
+    auto e = w.observe(40, 0, t0 + 2000ms, p);       // 21 in 1000 ms: 10.5 per 500 ms
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->detail, "passive: 21 overload responses in 1000 ms");
+}
+
+TEST(Passive, DecreasingCounterIsANewBaseline) {
+    const auto p = passive(50, 2000ms);
+    PassiveWindow w;
+    w.observe(5000, 0, t0, p);
+    EXPECT_FALSE(w.observe(10, 0, t0 + 500ms, p));  // reset: not a huge bogus delta, nothing at all
+    EXPECT_FALSE(w.observe(40, 0, t0 + 1000ms, p));
+    EXPECT_EQ(w.last_count(), 40u);
+    auto e = w.observe(60, 0, t0 + 1500ms, p);  // 50 since the new baseline
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->count, 50u);
+}
+
+TEST(Passive, OffMeansNothing) {
+    PassiveParams off = passive(1, 100ms, false);
+    off.enabled = false;
+    PassiveWindow w;
+    for (int i = 0; i < 50; ++i) EXPECT_FALSE(w.observe(i * 1000, 30, t0 + i * 100ms, off)) << i;
+    EXPECT_FALSE(w.primed());
+    // Turned on later, its first reading is a baseline.
+    const auto on = passive(1, 100ms);
+    EXPECT_FALSE(w.observe(1000000, 0, t0 + 10s, on));
+    EXPECT_TRUE(w.observe(1000001, 0, t0 + 10s + 50ms, on));
+
+    config::HealthConfig c;
+    EXPECT_FALSE(passive_params(c).enabled);
+    c.passive = true;
+    c.passive_503_threshold = 7;
+    c.interval_ms = 300;
+    c.enabled = false;
+    const auto q = passive_params(c);
+    EXPECT_TRUE(q.enabled);
+    EXPECT_EQ(q.threshold, 7u);
+    EXPECT_EQ(q.interval, 300ms);
+    EXPECT_FALSE(q.probed);
+}
+
+TEST(Passive, RetryAfterHonouredThroughOkProbes) {
+    const auto p = passive(5, 1000ms);
+    PassiveWindow w;
+    HealthState s({3, 2, true});
+    w.observe(0, 0, t0, p);
+    auto e = w.observe(8, 20, t0 + 400ms, p);
+    ASSERT_TRUE(e);
+    ASSERT_TRUE(e->retry_after_s);
+    EXPECT_EQ(*e->retry_after_s, 20u);
+    EXPECT_EQ(e->detail, "passive: 8 overload responses in 400 ms (Retry-After 20 s)");
+    const TimePoint trip = t0 + 400ms;
+    EXPECT_TRUE(s.record_passive(*e, trip));  // at once, not after down_after
     EXPECT_EQ(s.verdict(), Verdict::overloaded);
+    // OPTIONS keep answering 200: out until Retry-After ends.
+    for (int i = 1; i < 20; ++i) {
+        EXPECT_FALSE(s.record(ok(), trip + i * 1s)) << i;
+        EXPECT_FALSE(w.observe(8, 20, trip + i * 1s, p)) << i;  // out of rotation: no new 503s
+    }
+    EXPECT_TRUE(s.record(ok(), trip + 20s));
+    EXPECT_EQ(s.verdict(), Verdict::up);
+}
+
+TEST(Passive, OkProbesBringItBackAfterUpAfterWithoutRetryAfter) {
+    const auto p = passive(5, 1000ms);
+    PassiveWindow w;
+    HealthState s({3, 3, true});
+    s.record(ok(), t0);
+    w.observe(100, 0, t0, p);
+    auto e = w.observe(105, 0, t0 + 200ms, p);
+    ASSERT_TRUE(e);
+    EXPECT_TRUE(s.record_passive(*e, t0 + 200ms));
+    EXPECT_EQ(s.consecutive_ok(), 0u);  // earlier successes do not count towards up
+    EXPECT_FALSE(s.overloaded_until());
+    EXPECT_FALSE(s.record(ok(), t0 + 1s));
+    EXPECT_FALSE(s.record(ok(), t0 + 2s));
+    EXPECT_TRUE(s.record(ok(), t0 + 3s));
+    EXPECT_EQ(s.verdict(), Verdict::up);
+    // A probe timeout in between restarts the count; a down backend that
+    // rejects calls is alive: overloaded.
+    HealthState d({1, 2, true});
+    d.record(timeout(), t0);
+    EXPECT_EQ(d.verdict(), Verdict::down);
+    EXPECT_TRUE(d.record_passive(*e, t0 + 1s));
+    EXPECT_EQ(d.verdict(), Verdict::overloaded);
+    // Retry-After is ignored when not honoured.
+    HealthState n({3, 1, false});
+    PassiveEvidence ra = *e;
+    ra.retry_after_s = 600;
+    EXPECT_TRUE(n.record_passive(ra, t0));
+    EXPECT_FALSE(n.overloaded_until());
+    EXPECT_TRUE(n.record(ok(), t0 + 1s));
+}
+
+TEST(Passive, UnprobedBackendComesBackAfterQuietIntervals) {
+    // Health checks off: nothing but quiet intervals can bring it back.
+    const auto p = passive(5, 1000ms, /*probed=*/false);
+    PassiveWindow w;
+    HealthState s({3, 2, true});
+    w.observe(0, 0, t0, p);
+    auto e = w.observe(9, 0, t0 + 250ms, p);
+    ASSERT_TRUE(e);
+    EXPECT_TRUE(s.record_passive(*e, t0 + 250ms));
+    std::vector<std::pair<TimePoint, PassiveEvidence>> quiet;
+    for (int i = 2; i <= 16; ++i) {
+        const TimePoint now = t0 + i * 250ms;
+        if (auto q = w.observe(10, 0, now, p)) quiet.emplace_back(now, *q);
+    }
+    // One per interval, not one per reading.
+    ASSERT_EQ(quiet.size(), 3u);
+    EXPECT_EQ(quiet[0].first, t0 + 1250ms);
+    EXPECT_EQ(quiet[1].first, t0 + 2250ms);
+    EXPECT_FALSE(quiet[0].second.overloaded);
+    EXPECT_EQ(quiet[0].second.detail, "passive: 1 overload responses in 1000 ms, below 5");
+    EXPECT_FALSE(s.record_passive(quiet[0].second, quiet[0].first));
+    EXPECT_TRUE(s.record_passive(quiet[1].second, quiet[1].first));
+    EXPECT_EQ(s.verdict(), Verdict::up);
+    // With Retry-After it stays out at least that long.
+    PassiveWindow r;
+    HealthState h({3, 2, true});
+    r.observe(0, 0, t0, p);
+    h.record_passive(*r.observe(9, 6, t0 + 250ms, p), t0 + 250ms);
+    TimePoint back{};
+    for (int i = 2; i <= 60 && back == TimePoint{}; ++i) {
+        const TimePoint now = t0 + i * 250ms;
+        if (auto q = r.observe(9, 6, now, p); q && h.record_passive(*q, now)) back = now;
+    }
+    EXPECT_EQ(h.verdict(), Verdict::up);
+    EXPECT_GE(back, t0 + 250ms + 6s);
+    EXPECT_LE(back, t0 + 250ms + 7s);
+    // A probed backend never gets quiet evidence: only probes bring it back.
+    PassiveWindow pw;
+    const auto probed = passive(5, 1000ms);
+    pw.observe(0, 0, t0, probed);
+    for (int i = 1; i <= 20; ++i) EXPECT_FALSE(pw.observe(0, 0, t0 + i * 500ms, probed)) << i;
+}
+
+TEST(Hysteresis, AssumeTakesOverAVerdictWithoutCounts) {
+    HealthState s({3, 2, true});
+    s.record(ok(), t0);
+    s.assume(Verdict::down);
+    EXPECT_EQ(s.verdict(), Verdict::down);
+    EXPECT_EQ(s.consecutive_ok(), 0u);
+    EXPECT_FALSE(s.record(ok(), t0));
+    EXPECT_TRUE(s.record(ok(), t0));
+    EXPECT_EQ(s.verdict(), Verdict::up);
 }

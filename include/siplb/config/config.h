@@ -56,9 +56,15 @@ struct HealthConfig {
     bool honor_retry_after = true;
     double panic_threshold = 0.5;     // never take out more than this fraction by health alone
     std::string from_uri = "sip:siplb@invalid";  // From of OPTIONS probes
-    // Passive checks from dataplane counters (per pool; off by default).
+    // Passive checks (per pool; off by default): the dataplane counts each
+    // backend's responses whose status is in overload_codes; when those
+    // within one interval_ms reach passive_503_threshold, the backend is out
+    // at once as overloaded (detail "passive: ..."), held for Retry-After
+    // with honor_retry_after, and brought back by up_after OK probes. With
+    // enabled = false passive checks still apply, and up_after intervals
+    // below the threshold bring it back instead (nothing else could).
     bool passive = false;
-    uint32_t passive_503_threshold = 50;   // 503s per interval
+    uint32_t passive_503_threshold = 50;   // overload responses per interval
 
     bool operator==(const HealthConfig&) const = default;
 };

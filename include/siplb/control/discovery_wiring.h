@@ -3,7 +3,14 @@
 // names registered, answers fed to set_discovered(), verdict changes to
 // set_health(), and the probe list kept equal to the PoolManager's backends
 // (static, DNS, operator-added). The daemon polls fds()/timeout_ms() and
-// calls process(), or registers as_source() with its EventLoop.
+// calls process(), or registers as_source() with its EventLoop, and hands
+// the dataplane's overload counters to observe_passive().
+//
+// A wiring built while the PoolManager already holds health verdicts (the
+// daemon rebuilds it on a reload that changes DNS or health settings) takes
+// them over: a backend that is down or overloaded stays so until its checks
+// bring it back, and one in a pool that is no longer checked at all (health
+// and passive both off) is put back up, since nothing else ever would.
 #pragma once
 
 #include <memory>
@@ -37,6 +44,13 @@ public:
     // Re-reads the probe list from the PoolManager now (also done
     // automatically whenever its version changes).
     void sync_targets(discovery::TimePoint now);
+    // The dataplane's per-backend overload counters (cumulative), handed
+    // over by the daemon on a timer of its own. Pools with [health] passive
+    // on take a backend out as overloaded when its overload responses within
+    // one health interval reach passive_503_threshold; the verdict reaches
+    // PoolManager::set_health with a detail starting "passive:", and active
+    // probes bring the backend back (see health::HealthState).
+    void observe_passive(const std::vector<health::PassiveSample>& samples, discovery::TimePoint now);
 
     // {"dns":[{pool,name,type,ok,failed,...,backends:[...]}], "probes":[{pool,backend,verdict,...}]}
     // pool empty: every pool.
@@ -47,6 +61,7 @@ public:
 
 private:
     explicit DiscoveryWiring(PoolManager& pm) : pm_(pm) {}
+    void adopt_verdicts();
     PoolManager& pm_;
     std::unique_ptr<discovery::DnsDiscovery> dns_;
     std::unique_ptr<health::HealthChecker> health_;

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -50,6 +51,8 @@ struct ProbeResult {
     std::string detail;                       // "200 OK", "timeout after 1000 ms", ...
 };
 
+struct PassiveEvidence;
+
 struct HysteresisParams {
     uint32_t down_after = 3;        // consecutive failures (timeouts, unreachable) -> down
     uint32_t up_after = 2;          // consecutive successes -> up
@@ -65,11 +68,18 @@ struct HysteresisParams {
 //     stays overloaded at least until now + Retry-After.
 //   - A down backend that answers with an overload code is alive: overloaded.
 //   - up_after consecutive OK answers -> up (not before Retry-After ends).
+//   - Passive evidence (record_passive): a reached threshold is overloaded at
+//     once (the threshold already filtered the noise), held for its
+//     Retry-After like a probe's; a quiet interval counts as one OK answer.
 class HealthState {
 public:
     explicit HealthState(HysteresisParams p = {}) : p_(p) {}
     // Returns true when the verdict changed.
     bool record(const ProbeResult& r, TimePoint now);
+    bool record_passive(const PassiveEvidence& e, TimePoint now);
+    // Takes over a verdict decided before this state existed (a checker
+    // rebuilt on reload), with no counts towards any change.
+    void assume(Verdict v);
     Verdict verdict() const { return verdict_; }
     uint32_t consecutive_ok() const { return ok_; }
     uint32_t consecutive_failures() const { return fail_; }
@@ -112,24 +122,72 @@ struct SipResponseInfo {
 // forms i/v accepted). nullopt for requests or malformed datagrams.
 std::optional<SipResponseInfo> parse_sip_response(std::string_view datagram);
 
-// --- passive checks (dataplane counters, evaluated per interval) ---
+// --- passive checks (overload responses counted by the dataplane) ---
+//
+// The real case: an overloaded server keeps answering OPTIONS with 200 while
+// it rejects INVITEs with 503, so probes never see it. The workers count,
+// per backend, backend->client responses whose status is in the pool's
+// overload_codes; the daemon hands the cumulative counters over on a timer
+// of its own, so the rate is derived here from timestamps, never from the
+// call rate.
 
-struct PassiveCounts {
-    uint64_t requests = 0;           // new transactions forwarded to the backend
-    uint64_t responses_503 = 0;      // 503 responses seen from it
-    uint64_t missing_responses = 0;  // transactions that timed out without any response
+// One backend's counters, cumulative since the daemon started.
+struct PassiveSample {
+    std::string pool;
+    Endpoint backend;
+    uint64_t overload_responses = 0;
+    uint32_t retry_after_s = 0;  // of the latest overload response that carried one; 0: none seen
 };
 
 struct PassiveParams {
-    uint64_t threshold_503 = 50;        // 503s per interval -> overloaded
-    double missing_fraction = 0.5;      // of requests without response -> down ...
-    uint64_t min_requests = 20;         // ... only with at least this many requests
+    bool enabled = false;                      // config health.passive
+    uint64_t threshold = 50;                   // overload responses within one interval -> overloaded
+    std::chrono::milliseconds interval{2000};  // config health.interval_ms
+    // Active probes check the backend (health.enabled). Without them nothing
+    // else could bring a backend back, so quiet intervals count as successes.
+    bool probed = true;
+};
+PassiveParams passive_params(const config::HealthConfig& c);
+
+// What one passive observation of a backend concluded.
+struct PassiveEvidence {
+    bool overloaded = false;      // threshold reached; false: a quiet interval (only for unprobed backends)
+    uint64_t count = 0;           // overload responses counted ...
+    std::chrono::milliseconds span{0};  // ... over this span
+    std::optional<uint32_t> retry_after_s;
+    std::string detail;           // "passive: 57 overload responses in 2000 ms", always starting "passive:"
 };
 
-// One interval's verdict from counter deltas: overloaded when 503s reach
-// the threshold, down when too many requests went unanswered, else up.
-// The caller feeds it into a HealthState (as ProbeResults) for hysteresis.
-ProbeResult evaluate_passive(const PassiveCounts& interval_delta, const PassiveParams& p);
+// Turns one backend's cumulative overload counter into per-interval counts.
+// Pure, time injected. The count is taken over the last `interval` (from
+// readings kept at least interval/16 apart, so memory stays bounded whatever
+// the call rate); when readings are further apart than the interval, the
+// count over the longer span is scaled down to one interval. A counter that
+// goes backwards (backend removed and re-added, counter reset) becomes the
+// new baseline without a verdict. After a trip the window starts afresh, so
+// the same responses never count twice.
+class PassiveWindow {
+public:
+    std::optional<PassiveEvidence> observe(uint64_t cumulative, uint32_t retry_after_s, TimePoint now,
+                                           const PassiveParams& p);
+    // Forgets everything: the next reading is a baseline.
+    void reset();
+    bool primed() const { return primed_; }
+    uint64_t last_count() const { return last_; }
+    uint32_t last_retry_after_s() const { return last_retry_after_s_; }
+
+private:
+    struct Mark {
+        TimePoint at;
+        uint64_t count;
+    };
+    void restart(TimePoint now, uint64_t cumulative);
+    std::deque<Mark> marks_;
+    bool primed_ = false;
+    uint64_t last_ = 0;
+    uint32_t last_retry_after_s_ = 0;
+    TimePoint last_quiet_{};
+};
 
 // --- the active checker ---
 
@@ -151,7 +209,9 @@ struct ProbeStatus {
     std::string last_detail;
     double last_rtt_ms = -1;
     int64_t overloaded_for_ms = 0;   // remaining Retry-After hold, 0 if none
-    int64_t next_probe_in_ms = 0;
+    int64_t next_probe_in_ms = 0;    // -1: not probed (health disabled, passive checks only)
+    uint64_t passive_trips = 0;      // times the passive threshold was reached
+    std::string passive_detail;      // latest passive evidence, empty if none
 };
 
 class HealthChecker {
@@ -179,9 +239,21 @@ public:
     // The full list of backends of the pool to probe. New ones get their
     // first probe within one jittered interval fraction; removed ones are
     // forgotten; kept ones keep their state. Nothing is probed for a pool
-    // whose health is disabled.
+    // whose health is disabled; with passive checks on, its backends are
+    // still tracked for them.
     void set_targets(const std::string& pool, const std::vector<Endpoint>& targets, TimePoint now);
     void remove_pool(const std::string& pool);
+    // Whether (pool, backend) is tracked, and its current verdict.
+    std::optional<Verdict> verdict(const std::string& pool, const Endpoint& address) const;
+    // See HealthState::assume; false if (pool, backend) is not tracked.
+    bool assume(const std::string& pool, const Endpoint& address, Verdict v);
+
+    // Passive checks: the dataplane's cumulative overload counters, at any
+    // call rate. Pools with passive off are left alone; a tracked backend
+    // missing from `samples` counts as unchanged; samples of untracked
+    // backends are ignored. Verdict changes go to the VerdictFn like probe
+    // verdicts, with a detail starting "passive:".
+    void observe_passive(const std::vector<PassiveSample>& samples, TimePoint now);
 
     int timeout_ms(TimePoint now) const;  // -1: nothing scheduled
     void fds(std::vector<pollfd>& out) const;
