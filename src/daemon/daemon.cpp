@@ -204,6 +204,20 @@ void Daemon::sample_workers() {
     }
 }
 
+void Daemon::feed_passive_health() {
+    if (!dataplane_ || !discovery_) return;
+    bool passive = false;
+    for (const auto& p : cfg_.pools) passive = passive || p.health.passive;
+    if (!passive) return;
+    const dataplane::DataplaneStats d = dataplane_->stats();
+    std::vector<health::PassiveSample> samples;
+    samples.reserve(d.backends.size());
+    for (const auto& b : d.backends)
+        samples.push_back({b.pool, b.address, b.at("overload", "responses"),
+                           static_cast<uint32_t>(b.at("overload", "retry_after_s"))});
+    discovery_->observe_passive(samples, std::chrono::steady_clock::now());
+}
+
 void Daemon::on_signal() {
     signalfd_siginfo si{};
     while (::read(signal_fd_, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
@@ -318,7 +332,10 @@ int Daemon::run() {
     loop_.every(std::chrono::milliseconds(200), [this] { publisher_.reclaim(); });
     loop_.every(std::chrono::seconds(1), [this] { pools_.expire(); });
     sample_workers();
-    loop_.every(std::chrono::milliseconds(250), [this] { sample_workers(); });
+    loop_.every(std::chrono::milliseconds(250), [this] {
+        sample_workers();
+        feed_passive_health();
+    });
 
     log(LogLevel::info, "running", {{"socket", server_->path()}});
     loop_.run();

@@ -48,6 +48,9 @@ private:
     void on_signal();
     bool dataplane_running() const;
     void sample_workers();
+    // Hands the workers' per-backend overload-response counters to passive
+    // overload detection (health), for pools that enable it.
+    void feed_passive_health();
 
     config::Config cfg_;
     std::chrono::steady_clock::time_point started_;
