@@ -33,14 +33,6 @@ namespace siplb::dataplane {
 namespace {
 constexpr uint32_t kScratchHeadroom = 128;
 constexpr uint32_t kScratchSize = kScratchHeadroom + 65535 + 64;
-
-bool is_vip_address(const IpAddress& a, const balance::DataplaneSnapshot* snap) noexcept {
-    if (!snap) return false;
-    for (const auto& pool : snap->pools())
-        for (const auto& vip : pool->listen())
-            if (vip.ip == a) return true;
-    return false;
-}
 }  // namespace
 
 struct FragState {
