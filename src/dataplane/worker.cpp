@@ -106,16 +106,11 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             net::ParseOptions parse;
             parse.verify_ip_checksum = ip_ck == RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
             parse.verify_udp_checksum = l4_ck == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN;
-            // The Forwarder leaves frames it counts not_for_us untouched: with a
-            // kernel path they are the kernel's.
-            const uint64_t not_for_us = has_tap_ ? read(c_.drops[static_cast<size_t>(DropReason::not_for_us)]) : 0;
             Action a = forwarder_.process(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m),
                                           rte_pktmbuf_headroom(m), rte_pktmbuf_tailroom(m), q.port_index, snap,
                                           now_s, now_ms, parse);
             if (a.kind == Action::Kind::drop) {
-                if (has_tap_ && read(c_.drops[static_cast<size_t>(DropReason::not_for_us)]) != not_for_us &&
-                    to_kernel(m, q.port_index))
-                    continue;
+                if (a.to_kernel() && has_tap_ && to_kernel(m, q.port_index)) continue;
                 rte_pktmbuf_free(m);
                 if (a.resolve()) send_resolution_request(a.port, forwarder_.resolve_target());
                 continue;
