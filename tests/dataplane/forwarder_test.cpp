@@ -76,7 +76,9 @@ protected:
         return a;
     }
     // The frame as the last run left it in place.
-    std::vector<uint8_t> in_place(size_t len) const { return {buf_.begin() + 64, buf_.begin() + 64 + static_cast<long>(len)}; }
+    std::vector<uint8_t> in_place(size_t len) const {
+        return {buf_.begin() + 64, buf_.begin() + 64 + static_cast<long>(len)};
+    }
     // One INVITE client -> VIP.
     dataplane::Action send(uint64_t now_ms, const std::string& call_id = "cache@pbx", const Endpoint& vip = kVip) {
         const std::string msg = invite(call_id);
@@ -321,6 +323,23 @@ TEST_F(ForwarderToKernel, OthersProtocolsAreTheKernels) {
     EXPECT_TRUE(a.to_kernel());
     EXPECT_EQ(drops(DropReason::not_for_us), before + 1);
     EXPECT_EQ(in_place(probe_reply.bytes.size()), probe_reply.bytes);
+}
+
+TEST_F(ForwarderToKernel, PortUnreachableHeldBackByTheRateLimitIsTheKernels) {
+    using dataplane::DropReason;
+    // UDP to the VIP on a port no pool listens on: answered "port
+    // unreachable" while the per-worker ICMP budget lasts; past it the
+    // datagram is counted not_for_us and left untouched, like any other.
+    const auto frame = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient,
+                                    .dst = *Endpoint::parse("198.51.100.10:9999"), .payload = "nobody"})
+                           .bytes;
+    for (uint32_t i = 0; i < ctx_.icmp_error_burst; ++i) {
+        const dataplane::Action a = run_bytes(frame, 0, 10);
+        ASSERT_EQ(a.kind, dataplane::Action::Kind::transmit) << i;
+        EXPECT_FALSE(a.to_kernel());
+    }
+    expect_drop(frame, DropReason::not_for_us, true);
+    EXPECT_EQ(counters_->edge.icmp_errors_rate_limited.load(), 1u);
 }
 
 TEST_F(ForwarderToKernel, AnsweredOrBrokenFramesAreNot) {
