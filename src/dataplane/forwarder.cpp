@@ -73,12 +73,7 @@ FrameKind classify(ParseStatus st, const uint8_t* frame, const net::PacketView& 
 Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t tailroom, uint16_t in_port,
                           const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms,
                           net::ParseOptions parse) noexcept {
-    Frame f;
-    f.data = frame;
-    f.len = len;
-    f.headroom = headroom;
-    f.tailroom = tailroom;
-    f.in_port = in_port;
+    Frame f{.data = frame, .len = len, .headroom = headroom, .tailroom = tailroom, .in_port = in_port};
     const ParseStatus st = net::parse_frame(frame, len, f.view, parse);
     const FrameKind kind = classify(st, frame, f.view);
     if (kind == FrameKind::other) [[unlikely]] {
@@ -88,28 +83,23 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
     const net::PacketView& v = f.view;
     if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != ctx_.ports[in_port].vlan) [[unlikely]]
         return drop(c_, DropReason::vlan_mismatch);
-    if (kind == FrameKind::udp) [[likely]]
-        return forward_udp(f, snap, now_s, now_ms);
-    if (kind == FrameKind::arp) return neighbors_.answer_arp(f, snap, now_ms);
-    if (kind == FrameKind::ndp) return neighbors_.answer_ndp(f, snap, now_ms);
-    return icmp_.handle(f, snap, now_s, now_ms);
-}
-
-Action Forwarder::forward_udp(const Frame& f, const balance::DataplaneSnapshot* snap, uint32_t now_s,
-                              uint64_t now_ms) noexcept {
+    if (kind != FrameKind::udp) [[unlikely]] {
+        if (kind == FrameKind::arp) return neighbors_.answer_arp(f, snap, now_ms);
+        if (kind == FrameKind::ndp) return neighbors_.answer_ndp(f, snap, now_ms);
+        return icmp_.handle(f, snap, now_s, now_ms);
+    }
+    // UDP: to a VIP, from a backend, or neither.
     if (!snap) return not_for_us(c_);
-    const uint8_t* frame = f.data;
-    const net::PacketView& v = f.view;
     // Early TTL check: an expiring datagram is dropped before any work.
     if (v.ttl <= 1) return icmp_.ttl_expired(f, snap, now_ms);
     const bool v6 = v.ip_version == 6;
     using Key = balance::DataplaneSnapshot::EndpointKey;
     if (auto ref = snap->find_pool_by_vip(Key::from_wire(frame + v.dst_addr_offset(), v6, frame + v.l4_offset + 2));
         ref.pool)
-        return with_too_big_answer(to_backend_.forward(f, snap, ref, now_s, now_ms), f, now_ms);
+        return to_backend_.forward(f, snap, ref, now_s, now_ms);
     if (auto ref = snap->find_backend(Key::from_wire(frame + v.src_addr_offset(), v6, frame + v.l4_offset));
         ref.pool && ref.snat_vip)
-        return with_too_big_answer(to_client_.forward(f, snap, ref, now_s, now_ms), f, now_ms);
+        return to_client_.forward(f, snap, ref, now_s, now_ms);
     return icmp_.unmatched_udp(f, snap, now_ms);
 }
 

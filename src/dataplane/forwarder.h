@@ -10,6 +10,7 @@
 #include "counters.h"
 #include "egress.h"
 #include "forward_context.h"
+#include "icmp_errors.h"
 #include "icmp_stage.h"
 #include "neighbor_stage.h"
 #include "siplb/balance/snapshot.h"
@@ -28,9 +29,10 @@ public:
           c_(counters),
           egress_(ctx, counters),
           neighbors_(ctx, counters),
-          to_backend_(ctx, counters, egress_, neighbors_),
-          to_client_(ctx, counters, egress_, neighbors_),
-          icmp_(ctx, counters, egress_, to_backend_) {}
+          icmp_errors_(ctx, counters),
+          to_backend_(ctx, counters, egress_, neighbors_, icmp_errors_),
+          to_client_(ctx, counters, egress_, neighbors_, icmp_errors_),
+          icmp_(ctx, counters, egress_, to_backend_, icmp_errors_) {}
     Forwarder(const Forwarder&) = delete;
     Forwarder& operator=(const Forwarder&) = delete;
 
@@ -59,21 +61,11 @@ public:
     const IpAddress& resolve_target() const noexcept { return egress_.resolve_target(); }
 
 private:
-    // A well-formed UDP datagram on its port's VLAN: to a VIP, from a backend, or neither.
-    Action forward_udp(const Frame& f, const balance::DataplaneSnapshot* snap, uint32_t now_s,
-                       uint64_t now_ms) noexcept;
-    // A forwarding drop egress found too big (IPv4 DF) earns "fragmentation
-    // needed"; the test is inline, every forwarded datagram passes it.
-    Action with_too_big_answer(Action a, const Frame& f, uint64_t now_ms) noexcept {
-        if (a.too_big_mtu()) [[unlikely]]
-            return icmp_.answer_too_big(a, f, now_ms);
-        return a;
-    }
-
     const ForwardContext& ctx_;
     WorkerCounters& c_;
     Egress egress_;
     NeighborStage neighbors_;
+    IcmpErrors icmp_errors_;
     ToBackendStage to_backend_;
     ToClientStage to_client_;
     IcmpStage icmp_;

@@ -11,16 +11,6 @@ namespace siplb::dataplane {
 
 namespace {
 
-Action transmit_back(uint8_t* frame, const PortContext& port, uint16_t in_port, size_t frame_len) noexcept {
-    std::memcpy(frame, frame + 6, 6);
-    std::memcpy(frame + 6, port.mac.bytes.data(), 6);
-    Action a;
-    a.kind = Action::Kind::transmit;
-    a.port = in_port;
-    a.len = static_cast<uint16_t>(frame_len);
-    return a;
-}
-
 bool is_ci(const uint8_t* p, const char* lower, size_t n) noexcept {
     for (size_t i = 0; i < n; ++i) {
         uint8_t c = p[i];
@@ -76,29 +66,6 @@ bool IcmpStage::is_icmp(const uint8_t* frame, const net::PacketView& v) noexcept
     return type < 133 || type > 137;  // router/neighbor discovery and redirects: NeighborStage
 }
 
-Action IcmpStage::send_error(const Frame& f, uint8_t type, uint8_t code, const IpAddress* source, uint64_t now_ms,
-                             uint32_t rest) noexcept {
-    if (!source) return Action{};
-    if (!error_bucket_.take(now_ms)) {
-        bump(c_.edge.icmp_errors_rate_limited);
-        return Action{};
-    }
-    const size_t room = static_cast<size_t>(f.len) + f.tailroom - f.view.l3_offset;
-    const size_t ip_len = net::write_icmp_error(f.data, f.view, type, code, *source, room, rest);
-    if (ip_len == 0) return Action{};
-    bump(c_.edge.icmp_errors_sent);
-    return transmit_back(f.data, ctx_.ports[f.in_port], f.in_port, f.view.l3_offset + ip_len);
-}
-
-Action IcmpStage::answer_too_big(Action dropped, const Frame& f, uint64_t now_ms) noexcept {
-    if (!dropped.too_big_mtu()) return dropped;
-    // RFC 1191: the sender lowers its path MTU to the VIP (or client) and
-    // sends smaller datagrams; SIP over UDP retransmits the lost one.
-    const auto& source = ctx_.ports[f.in_port].source_v4;
-    return send_error(f, net::kIcmpDestUnreachable, net::kIcmpCodeFragNeeded, source ? &*source : nullptr, now_ms,
-                      dropped.too_big_mtu());
-}
-
 Action IcmpStage::ttl_expired(const Frame& f, const balance::DataplaneSnapshot* snap, uint64_t now_ms) noexcept {
     const uint8_t* frame = f.data;
     const net::PacketView& v = f.view;
@@ -109,7 +76,7 @@ Action IcmpStage::ttl_expired(const Frame& f, const balance::DataplaneSnapshot* 
     const auto& source = v.ip_version == 4 ? port.source_v4 : port.source_v6;
     if (!forwarded || !source) return drop(c_, DropReason::ttl_expired);
     const uint8_t type = v.ip_version == 4 ? net::kIcmpTimeExceeded : net::kIcmpv6TimeExceeded;
-    return error(f, type, 0, &*source, now_ms, DropReason::ttl_expired);
+    return errors_.answer(f, type, 0, &*source, now_ms, DropReason::ttl_expired);
 }
 
 Action IcmpStage::unmatched_udp(const Frame& f, const balance::DataplaneSnapshot* snap, uint64_t now_ms) noexcept {
@@ -120,7 +87,7 @@ Action IcmpStage::unmatched_udp(const Frame& f, const balance::DataplaneSnapshot
     if (!is_vip_address(dst.ip, snap)) return not_for_us(c_);
     const uint8_t type = v.ip_version == 4 ? net::kIcmpDestUnreachable : net::kIcmpv6DestUnreachable;
     const uint8_t code = v.ip_version == 4 ? net::kIcmpCodePortUnreachable : net::kIcmpv6CodePortUnreachable;
-    Action a = error(f, type, code, &dst.ip, now_ms, DropReason::not_for_us);
+    Action a = errors_.answer(f, type, code, &dst.ip, now_ms, DropReason::not_for_us);
     // Not answered (no token): counted not_for_us and untouched, as any datagram no pool takes.
     if (a.kind == Action::Kind::drop) a.flags |= Action::kToKernel;
     return a;
@@ -141,7 +108,7 @@ Action IcmpStage::handle(const Frame& f, const balance::DataplaneSnapshot* snap,
         if (!is_our_address(ctx_.ports[f.in_port], dst, snap)) return not_for_us(c_);
         const size_t ip_len = net::write_echo_reply(frame, v, *m);
         bump(c_.edge.icmp_echo_replies);
-        return transmit_back(frame, ctx_.ports[f.in_port], f.in_port, v.l3_offset + ip_len);
+        return transmit_back(f, ctx_.ports[f.in_port], v.l3_offset + ip_len);
     }
     if (!m->is_error || !is_vip_address(dst, snap)) return not_for_us(c_);
 

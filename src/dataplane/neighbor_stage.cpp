@@ -15,16 +15,13 @@ net::NeighborTable::Learn NeighborStage::learn(const IpAddress& ip, const MacAdd
     return r;
 }
 
-void NeighborStage::glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept {
+void NeighborStage::glean_slow(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms,
+                               GleanEntry& g) noexcept {
     const bool v6 = v.ip_version == 6;
     const uint8_t* addr = frame + v.src_addr_offset();
     const auto [lo, hi] = address_words(addr, v6);
     uint64_t mac = 0;
     std::memcpy(&mac, frame + 6, 6);
-    GleanEntry& g = glean_cache_[address_slot_hash(lo, hi) & (kGleanCacheSize - 1)];
-    if (g.addr_lo == lo && g.addr_hi == hi && g.v6 == v6 && g.port == in_port &&
-        (g.routed || (g.mac == mac && now_ms < g.until_ms))) [[likely]]
-        return;
     IpAddress src;
     if (v6) src.family = IpAddress::Family::v6;
     std::memcpy(src.bytes.data(), addr, v.addr_len());

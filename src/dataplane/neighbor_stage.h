@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "forward_context.h"
 #include "stage.h"
@@ -23,15 +24,21 @@ public:
     // sender or target, answers a solicitation for one of our addresses.
     Action answer_ndp(const Frame& f, const balance::DataplaneSnapshot* snap, uint64_t now_ms) noexcept;
     // Learns the source MAC of an IP datagram from an on-link sender.
-    void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept;
+    // Inline: every forwarded datagram passes here, nearly all of them hits
+    // of the glean cache.
+    void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept {
+        const bool v6 = v.ip_version == 6;
+        const auto [lo, hi] = address_words(frame + v.src_addr_offset(), v6);
+        uint64_t mac = 0;
+        std::memcpy(&mac, frame + 6, 6);
+        GleanEntry& g = glean_cache_[address_slot_hash(lo, hi) & (kGleanCacheSize - 1)];
+        if (g.addr_lo == lo && g.addr_hi == hi && g.v6 == v6 && g.port == in_port &&
+            (g.routed || (g.mac == mac && now_ms < g.until_ms))) [[likely]]
+            return;
+        glean_slow(frame, v, in_port, now_ms, g);
+    }
 
 private:
-    // NeighborTable::learn, counting the entries it inserts or changes.
-    net::NeighborTable::Learn learn(const IpAddress& ip, const MacAddress& mac, uint16_t in_port,
-                                    uint64_t now_ms) noexcept;
-
-    const ForwardContext& ctx_;
-    WorkerCounters& c_;
     // Glean cache of this worker: a source seen on this port with this MAC
     // less than kGleanSkipMs ago is not learned again (the table stamps a
     // confirmation at most once per NeighborTable::kConfirmGranularityMs
@@ -48,6 +55,15 @@ private:
     static constexpr uint32_t kGleanCacheSize = 1024;  // power of two
     static constexpr uint64_t kGleanSkipMs = 250;
     static_assert(kGleanSkipMs < net::NeighborTable::kConfirmGranularityMs);
+    // A source the glean cache has no fresh entry for: learned if on-link, `g` filled.
+    void glean_slow(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms,
+                    GleanEntry& g) noexcept;
+    // NeighborTable::learn, counting the entries it inserts or changes.
+    net::NeighborTable::Learn learn(const IpAddress& ip, const MacAddress& mac, uint16_t in_port,
+                                    uint64_t now_ms) noexcept;
+
+    const ForwardContext& ctx_;
+    WorkerCounters& c_;
     GleanEntry glean_cache_[kGleanCacheSize];
 };
 

@@ -29,7 +29,8 @@ DropReason drop_for(sip::RejectReason r) noexcept {
 }  // namespace
 
 Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot* snap,
-                               balance::DataplaneSnapshot::PoolRef vip, uint32_t now_s, uint64_t now_ms) noexcept {
+                               const balance::DataplaneSnapshot::PoolRef& vip, uint32_t now_s,
+                               uint64_t now_ms) noexcept {
     uint8_t* frame = f.data;
     const net::PacketView& v = f.view;
     const bool v6 = v.ip_version == 6;
@@ -94,12 +95,12 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
     if (pool.mode() == balance::ForwardMode::ipip) {
         // Direct server return: the backend answers from the VIP.
         a = tunnel(f, backend.ip, now_ms, true);
-        if (a.kind == Action::Kind::drop) return a;
+        if (a.kind == Action::Kind::drop) return errors_.answer_too_big(a, f, now_ms);
     } else {
         if (backend.ip.is_v6() != v6) return drop(DropReason::family_mismatch);
         neighbors_.glean(frame, v, f.in_port, now_ms);
         a = egress_.forward(f, backend.ip, now_ms);
-        if (a.kind == Action::Kind::drop) return a;
+        if (a.kind == Action::Kind::drop) return errors_.answer_too_big(a, f, now_ms);
         net::dnat(frame, v, backend);
     }
     bump(c_.to_backend);

@@ -8,6 +8,7 @@
 
 #include "egress.h"
 #include "forward_context.h"
+#include "icmp_errors.h"
 #include "neighbor_stage.h"
 #include "siplb/net/nat.h"
 #include "siplb/protect/guard.h"
@@ -18,16 +19,15 @@ namespace siplb::dataplane {
 
 class ToBackendStage {
 public:
-    ToBackendStage(const ForwardContext& ctx, WorkerCounters& counters, Egress& egress,
-                   NeighborStage& neighbors) noexcept
-        : ctx_(ctx), c_(counters), egress_(egress), neighbors_(neighbors) {}
+    ToBackendStage(const ForwardContext& ctx, WorkerCounters& counters, Egress& egress, NeighborStage& neighbors,
+                   IcmpErrors& errors) noexcept
+        : ctx_(ctx), c_(counters), egress_(egress), neighbors_(neighbors), errors_(errors) {}
     ToBackendStage(const ToBackendStage&) = delete;
     ToBackendStage& operator=(const ToBackendStage&) = delete;
 
-    // `f` is a UDP datagram to `vip`'s pool. A drop with kTooBig has left
-    // the frame untouched for the caller's "fragmentation needed".
-    Action forward(const Frame& f, const balance::DataplaneSnapshot* snap, balance::DataplaneSnapshot::PoolRef vip,
-                   uint32_t now_s, uint64_t now_ms) noexcept;
+    // `f` is a UDP datagram to `vip`'s pool.
+    Action forward(const Frame& f, const balance::DataplaneSnapshot* snap,
+                   const balance::DataplaneSnapshot::PoolRef& vip, uint32_t now_s, uint64_t now_ms) noexcept;
 
     // ipip pools: the datagram travels unchanged (client -> VIP) inside a
     // tunnel to `backend`, from the egress port's address of its family.
@@ -58,16 +58,17 @@ public:
 
 private:
     Action drop(DropReason r) noexcept { return dataplane::drop(c_, r); }
+    // Protect pools are the config's at dataplane creation; snapshot pools
+    // change with reloads. Both maps are rebuilt (by name, no allocation)
+    // the first time a new snapshot is seen.
+    void map_protect_pools(const balance::DataplaneSnapshot* snap) noexcept;
 
     const ForwardContext& ctx_;
     WorkerCounters& c_;
     Egress& egress_;
     NeighborStage& neighbors_;
+    IcmpErrors& errors_;  // "fragmentation needed" when egress finds a DF datagram too big
     sip::SipMessage msg_;  // reused: no per-packet construction
-    // Protect pools are the config's at dataplane creation; snapshot pools
-    // change with reloads. Both maps are rebuilt (by name, no allocation)
-    // the first time a new snapshot is seen.
-    void map_protect_pools(const balance::DataplaneSnapshot* snap) noexcept;
     protect::WorkerGuard* guard_ = nullptr;
     const balance::DataplaneSnapshot* guard_snap_ = nullptr;
     uint64_t guard_snap_version_ = 0;

@@ -20,7 +20,7 @@ bool may_create_dialog(const uint8_t* payload, size_t len) noexcept {
 }  // namespace
 
 Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* snap,
-                              balance::DataplaneSnapshot::BackendRef ref, uint32_t now_s,
+                              balance::DataplaneSnapshot::BackendRef& ref, uint32_t now_s,
                               uint64_t now_ms) noexcept {
     uint8_t* frame = f.data;
     const net::PacketView& v = f.view;
@@ -41,7 +41,7 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
     if (v6) client.family = IpAddress::Family::v6;
     std::memcpy(client.bytes.data(), frame + v.dst_addr_offset(), v.addr_len());
     Action a = egress_.forward(f, client, now_ms);
-    if (a.kind == Action::Kind::drop) return a;
+    if (a.kind == Action::Kind::drop) return errors_.answer_too_big(a, f, now_ms);
     if (ref.backend != balance::PoolSnapshot::kNoBackend &&
         may_create_dialog(frame + v.payload_offset(), v.payload_len()))
         remember_backend_dialog(frame, v, *ref.pool, ref.backend, now_s);

@@ -8,6 +8,7 @@
 
 #include "egress.h"
 #include "forward_context.h"
+#include "icmp_errors.h"
 #include "neighbor_stage.h"
 #include "siplb/sip/parser.h"
 #include "stage.h"
@@ -16,16 +17,15 @@ namespace siplb::dataplane {
 
 class ToClientStage {
 public:
-    ToClientStage(const ForwardContext& ctx, WorkerCounters& counters, Egress& egress,
-                  NeighborStage& neighbors) noexcept
-        : ctx_(ctx), c_(counters), egress_(egress), neighbors_(neighbors) {}
+    ToClientStage(const ForwardContext& ctx, WorkerCounters& counters, Egress& egress, NeighborStage& neighbors,
+                  IcmpErrors& errors) noexcept
+        : ctx_(ctx), c_(counters), egress_(egress), neighbors_(neighbors), errors_(errors) {}
     ToClientStage(const ToClientStage&) = delete;
     ToClientStage& operator=(const ToClientStage&) = delete;
 
     // `f` is a UDP datagram from the backend `ref` names (with a VIP to
-    // answer from). A drop with kTooBig has left the frame untouched for the
-    // caller's "fragmentation needed".
-    Action forward(const Frame& f, const balance::DataplaneSnapshot* snap, balance::DataplaneSnapshot::BackendRef ref,
+    // answer from); a backend of several pools is placed in the right one.
+    Action forward(const Frame& f, const balance::DataplaneSnapshot* snap, balance::DataplaneSnapshot::BackendRef& ref,
                    uint32_t now_s, uint64_t now_ms) noexcept;
 
 private:
@@ -41,6 +41,7 @@ private:
     WorkerCounters& c_;
     Egress& egress_;
     NeighborStage& neighbors_;
+    IcmpErrors& errors_;  // "fragmentation needed" when egress finds a DF datagram too big
     sip::SipMessage msg_;  // reused: no per-packet construction
 };
 
