@@ -23,8 +23,9 @@ public:
     ToClientStage(const ToClientStage&) = delete;
     ToClientStage& operator=(const ToClientStage&) = delete;
 
-    // `f` is a UDP datagram from the backend `ref` names (with a VIP to
-    // answer from); a backend of several pools is placed in the right one.
+    // `f` is a UDP datagram from the backend `ref` names, with the VIP to
+    // answer from; for a backend of several pools `ref` is re-placed in the
+    // pool its call came through.
     Action forward(const Frame& f, const balance::DataplaneSnapshot* snap, balance::DataplaneSnapshot::BackendRef& ref,
                    uint32_t now_s, uint64_t now_ms) noexcept;
 
