@@ -7,6 +7,8 @@
 
 #include <ctime>
 
+#include "reassembler.h"
+
 namespace siplb::dataplane {
 
 Worker::Worker(unsigned index, unsigned lcore, const ForwardContext& ctx, balance::SnapshotPublisher& publisher,
@@ -20,37 +22,22 @@ Worker::Worker(unsigned index, unsigned lcore, const ForwardContext& ctx, balanc
       burst_(burst > kMaxBurst ? kMaxBurst : burst),
       c_(counters),
       forwarder_(ctx, counters, index),
-      tx_(ctx.ports.size()) {}
+      tx_(ctx, static_cast<uint16_t>(index), burst_, counters),
+      fragmenter_(ctx, pool, tx_, counters),
+      announcer_(ctx, pool, tx_, counters, /*enabled=*/index == 0),  // worker 0 announces for all
+      kernel_(ctx, static_cast<uint16_t>(index), tx_, counters) {}
 
 Worker::~Worker() = default;
 
-void Worker::flush(uint16_t port_index) noexcept {
-    TxBuffer& b = tx_[port_index];
-    if (b.count == 0) return;
-    uint16_t port = ctx_.ports[port_index].dpdk_port;
-    uint16_t sent = 0;
-    // A full TX ring usually drains within a few retries; after that the
-    // packets are dropped and counted rather than stalling RX.
-    for (int attempt = 0; attempt < 4 && sent < b.count; ++attempt)
-        sent = static_cast<uint16_t>(sent + rte_eth_tx_burst(port, static_cast<uint16_t>(index_), b.pkts + sent,
-                                                             static_cast<uint16_t>(b.count - sent)));
-    uint64_t bytes = 0;
-    for (uint16_t i = 0; i < sent; ++i) bytes += b.pkts[i]->pkt_len;
-    bump(c_.tx_packets, sent);
-    bump(c_.tx_bytes, bytes);
-    bump(c_.ports[port_index].tx_packets, sent);
-    bump(c_.ports[port_index].tx_bytes, bytes);
-    if (sent < b.count) {
-        uint16_t lost = static_cast<uint16_t>(b.count - sent);
-        bump(c_.drops[static_cast<size_t>(DropReason::tx_full)], lost);
-        bump(c_.ports[port_index].tx_dropped, lost);
-        rte_pktmbuf_free_bulk(b.pkts + sent, lost);
-    }
-    b.count = 0;
+Status Worker::enable_fragments(uint32_t max_flows, uint32_t timeout_ms) {
+    auto r = Reassembler::create(index_, max_flows, timeout_ms, pool_, c_);
+    if (!r) return Status::fail(r.message());
+    reassembler_ = std::move(r).value();
+    return ok_status();
 }
 
-void Worker::flush_all() noexcept {
-    for (uint16_t p = 0; p < tx_.size(); ++p) flush(p);
+void Worker::set_kernel_tap(uint16_t port_index, uint16_t tap_port, bool poll) {
+    kernel_.add_tap(port_index, tap_port, poll);
 }
 
 void Worker::send_resolution_request(uint16_t port_index, const IpAddress& target) noexcept {
@@ -64,14 +51,29 @@ void Worker::send_resolution_request(uint16_t port_index, const IpAddress& targe
     uint16_t len = forwarder_.write_resolution_request(buf, port_index, target);
     rte_pktmbuf_trim(m, static_cast<uint16_t>(Forwarder::kResolutionFrameMax - len));
     bump(target.is_v4() ? c_.arp_requests : c_.nd_solicitations);
-    enqueue_tx(port_index, m);
+    tx_.enqueue(port_index, m);
+}
+
+void Worker::forward_reassembled(rte_mbuf* whole, uint16_t port_index, const balance::DataplaneSnapshot* snap,
+                                 uint32_t now_s, uint64_t now_ms) noexcept {
+    const std::optional<Reassembler::Linear> d = reassembler_->linearize(whole);
+    if (!d) return;
+    Action a = forwarder_.process(d->data, d->len, d->headroom, d->tailroom, port_index, snap, now_s, now_ms, {});
+    if (a.resolve()) send_resolution_request(a.port, forwarder_.resolve_target());  // also a stale neighbor's refresh
+    if (a.kind == Action::Kind::drop) return;
+    rte_mbuf* m = reassembler_->copy_to_chain(d->data + a.shift, a.len);
+    if (!m) return;
+    if (a.fragment()) {
+        fragmenter_.send(m, a.port);
+    } else {
+        tx_.enqueue(a.port, m);
+    }
 }
 
 void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
     rte_mbuf* pkts[kMaxBurst];
     const balance::DataplaneSnapshot* snap = publisher_.current();
-    if (announce_ && index_ == 0 && (!announced_start_ || (snap && snap->version() != announced_version_)))
-        announce_addresses(snap);
+    announcer_.poll(snap);
     for (const RxQueueRef& q : rx_) {
         uint16_t port = ctx_.ports[q.port_index].dpdk_port;
         uint16_t n = rte_eth_rx_burst(port, q.queue, pkts, static_cast<uint16_t>(burst_));
@@ -102,20 +104,26 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
                 rte_pktmbuf_free(m);
                 continue;
             }
-            if (frag_ && handle_fragment(m, q.port_index, snap, now_s, now_ms)) continue;
+            if (reassembler_) {
+                const Reassembler::Taken t = reassembler_->take(m, snap, now_ms);
+                if (t.verdict != Reassembler::Verdict::not_fragment) [[unlikely]] {
+                    if (t.verdict == Reassembler::Verdict::complete) {
+                        forward_reassembled(t.whole, q.port_index, snap, now_s, now_ms);
+                    } else if (t.verdict == Reassembler::Verdict::not_for_vip && !kernel_.send(m, q.port_index)) {
+                        c_.drop(DropReason::ip_fragment);
+                        rte_pktmbuf_free(m);
+                    }
+                    continue;
+                }
+            }
             net::ParseOptions parse;
             parse.verify_ip_checksum = ip_ck == RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
             parse.verify_udp_checksum = l4_ck == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN;
-            // The Forwarder leaves frames it counts not_for_us untouched: with a
-            // kernel path they are the kernel's.
-            const uint64_t not_for_us = has_tap_ ? read(c_.drops[static_cast<size_t>(DropReason::not_for_us)]) : 0;
             Action a = forwarder_.process(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m),
                                           rte_pktmbuf_headroom(m), rte_pktmbuf_tailroom(m), q.port_index, snap,
                                           now_s, now_ms, parse);
             if (a.kind == Action::Kind::drop) {
-                if (has_tap_ && read(c_.drops[static_cast<size_t>(DropReason::not_for_us)]) != not_for_us &&
-                    to_kernel(m, q.port_index))
-                    continue;
+                if (a.to_kernel() && kernel_.send(m, q.port_index)) continue;
                 rte_pktmbuf_free(m);
                 if (a.resolve()) send_resolution_request(a.port, forwarder_.resolve_target());
                 continue;
@@ -130,9 +138,9 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             m->ol_flags &= ~RTE_MBUF_F_TX_VLAN;  // the tag, if any, is in the frame
             if (a.fragment()) [[unlikely]] {
                 bump(c_.frag_oversize);
-                transmit_fragmented(m, a.port);
+                fragmenter_.send(m, a.port);
             } else {
-                enqueue_tx(a.port, m);
+                tx_.enqueue(a.port, m);
             }
             if (a.resolve()) send_resolution_request(a.port, forwarder_.resolve_target());  // stale neighbor: refresh
         }
@@ -141,15 +149,15 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
         bump(c_.ports[q.port_index].rx_packets, n);
         bump(c_.ports[q.port_index].rx_bytes, rx_bytes);
     }
-    if (frag_) expire_fragments();
+    if (reassembler_) reassembler_->expire();
     // Learned neighbors unconfirmed for 4 x neighbor_reachable_s: one core
     // frees their slots about once a second (lookups miss them already).
     if (index_ == 0 && ctx_.neighbors && now_ms >= next_neighbor_expiry_ms_) {
         ctx_.neighbors->expire(now_ms);
         next_neighbor_expiry_ms_ = now_ms + 1000;
     }
-    if (!tap_polls_.empty()) poll_kernel_taps();
-    flush_all();
+    kernel_.poll();
+    tx_.flush_all();
 }
 
 int Worker::run() noexcept {
@@ -167,7 +175,7 @@ int Worker::run() noexcept {
         publisher_.quiescent(reader_);
         bump(c_.loops);  // heartbeat (also for a worker without RX queues, whose polls stay 0)
     }
-    flush_all();
+    tx_.flush_all();
     publisher_.offline(reader_);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "../../src/dataplane/forwarder.h"
 #include "../net/frame_builder.h"
 #include "dataplane_test_util.h"
+#include "siplb/net/arp.h"
 
 using namespace siplb;
 using namespace siplb::test;
@@ -61,16 +62,22 @@ protected:
     }
     // Runs one frame through the Forwarder at now_ms; the output frame (if any) is left in out_.
     dataplane::Action run(const test::FrameSpec& spec, uint16_t in_port, uint64_t now_ms) {
-        auto f = build_frame(spec);
+        return run_bytes(build_frame(spec).bytes, in_port, now_ms);
+    }
+    dataplane::Action run_bytes(const std::vector<uint8_t>& frame, uint16_t in_port, uint64_t now_ms) {
         buf_.assign(64, 0);
-        buf_.insert(buf_.end(), f.bytes.begin(), f.bytes.end());
+        buf_.insert(buf_.end(), frame.begin(), frame.end());
         buf_.resize(buf_.size() + 64, 0);
-        dataplane::Action a = forwarder_->process(buf_.data() + 64, static_cast<uint16_t>(f.bytes.size()), 64, 64,
+        dataplane::Action a = forwarder_->process(buf_.data() + 64, static_cast<uint16_t>(frame.size()), 64, 64,
                                                   in_port, snap_.get(), static_cast<uint32_t>(now_ms / 1000), now_ms);
         out_.clear();
         if (a.kind == dataplane::Action::Kind::transmit)
             out_.assign(buf_.begin() + 64 + a.shift, buf_.begin() + 64 + a.shift + a.len);
         return a;
+    }
+    // The frame as the last run left it in place.
+    std::vector<uint8_t> in_place(size_t len) const {
+        return {buf_.begin() + 64, buf_.begin() + 64 + static_cast<long>(len)};
     }
     // One INVITE client -> VIP.
     dataplane::Action send(uint64_t now_ms, const std::string& call_id = "cache@pbx", const Endpoint& vip = kVip) {
@@ -246,6 +253,125 @@ TEST_F(ForwarderSharedBackend, UnseenCallsArePlacedByTheTablesThenTheFirstPool) 
 
 }  // namespace
 
+namespace {
+
+// Action::to_kernel: set exactly on frames counted not_for_us and left
+// untouched (the worker hands them to the port's kernel path), never on
+// frames dropped for being broken.
+class ForwarderToKernel : public ForwarderTest {
+protected:
+    void SetUp() override {
+        start({{"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060"}}});
+        ASSERT_EQ(neighbors_.learn(kBackend.ip, kBackendMacA, 1, true), net::NeighborTable::Learn::inserted);
+    }
+    uint64_t drops(dataplane::DropReason r) const { return counters_->drops[static_cast<size_t>(r)].load(); }
+    // Runs `frame` on port 0 and expects a drop of reason `r`, flagged to_kernel or not.
+    void expect_drop(const std::vector<uint8_t>& frame, dataplane::DropReason r, bool to_kernel) {
+        const uint64_t before = drops(r);
+        const dataplane::Action a = run_bytes(frame, 0, 10);
+        EXPECT_EQ(a.kind, dataplane::Action::Kind::drop);
+        EXPECT_EQ(a.to_kernel(), to_kernel);
+        EXPECT_EQ(drops(r), before + 1) << dataplane::drop_reason_name(r);
+        if (to_kernel) {
+            EXPECT_EQ(in_place(frame.size()), frame);  // the kernel gets it as it came
+        }
+    }
+    static std::vector<uint8_t> arp_request(const IpAddress& target) {
+        std::vector<uint8_t> f(60, 0);
+        std::fill(f.begin(), f.begin() + 6, 0xff);
+        std::copy(kGatewayMac.bytes.begin(), kGatewayMac.bytes.end(), f.begin() + 6);
+        f[12] = 0x08;
+        f[13] = 0x06;
+        net::ArpMessage m;
+        m.op = net::kArpRequest;
+        m.sender_mac = kGatewayMac;
+        m.sender_ip_be = IpAddress::parse("198.51.100.254")->v4_be();
+        m.target_ip_be = target.v4_be();
+        net::write_arp(f.data() + 14, m);
+        return f;
+    }
+    // An IPv4 frame from the client to `dst` whose protocol is changed to `proto` (header checksum kept valid).
+    static std::vector<uint8_t> ipv4_with_protocol(const Endpoint& dst, uint8_t proto) {
+        auto f = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = dst,
+                              .payload = "0123456789abcdef"});
+        f.bytes[f.l3 + 9] = proto;
+        put16(f.bytes, f.l3 + 10, naive_ipv4_checksum(f.bytes, f.l3));
+        return f.bytes;
+    }
+};
+
+TEST_F(ForwarderToKernel, OthersProtocolsAreTheKernels) {
+    using dataplane::DropReason;
+    // ARP for an address that is not ours, and an ARP reply: not answered, the kernel's.
+    expect_drop(arp_request(*IpAddress::parse("198.51.100.77")), DropReason::not_for_us, true);
+    auto reply = arp_request(*IpAddress::parse("198.51.100.1"));
+    reply[21] = 2;  // op: reply
+    expect_drop(reply, DropReason::not_for_us, true);
+    // TCP to the node address (SSH, BGP).
+    expect_drop(ipv4_with_protocol(*Endpoint::parse("198.51.100.1:22"), 6), DropReason::not_for_us, true);
+    // UDP to the node address on a port no pool listens on (DNS answers to the node).
+    expect_drop(build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient,
+                             .dst = *Endpoint::parse("198.51.100.1:53"), .payload = "dns"})
+                    .bytes,
+                DropReason::not_for_us, true);
+    // The backend answering the node address (the control plane's health probe).
+    auto probe_reply = build_frame({.src_mac = kBackendMacA, .dst_mac = kIntMac, .src = kBackend,
+                                    .dst = *Endpoint::parse("203.0.113.1:5060"), .payload = "SIP/2.0 200 OK\r\n\r\n"});
+    const uint64_t before = drops(DropReason::not_for_us);
+    const dataplane::Action a = run_bytes(probe_reply.bytes, 1, 10);
+    EXPECT_EQ(a.kind, dataplane::Action::Kind::drop);
+    EXPECT_TRUE(a.to_kernel());
+    EXPECT_EQ(drops(DropReason::not_for_us), before + 1);
+    EXPECT_EQ(in_place(probe_reply.bytes.size()), probe_reply.bytes);
+}
+
+TEST_F(ForwarderToKernel, PortUnreachableHeldBackByTheRateLimitIsTheKernels) {
+    using dataplane::DropReason;
+    // UDP to the VIP on a port no pool listens on: answered "port
+    // unreachable" while the per-worker ICMP budget lasts; past it the
+    // datagram is counted not_for_us and left untouched, like any other.
+    const auto frame = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient,
+                                    .dst = *Endpoint::parse("198.51.100.10:9999"), .payload = "nobody"})
+                           .bytes;
+    for (uint32_t i = 0; i < ctx_.icmp_error_burst; ++i) {
+        const dataplane::Action a = run_bytes(frame, 0, 10);
+        ASSERT_EQ(a.kind, dataplane::Action::Kind::transmit) << i;
+        EXPECT_FALSE(a.to_kernel());
+    }
+    expect_drop(frame, DropReason::not_for_us, true);
+    EXPECT_EQ(counters_->icmp_errors_rate_limited.load(), 1u);
+}
+
+TEST_F(ForwarderToKernel, AnsweredOrBrokenFramesAreNot) {
+    using dataplane::DropReason;
+    // An ARP request for the VIP is answered here.
+    const dataplane::Action a = run_bytes(arp_request(kVip.ip), 0, 10);
+    EXPECT_EQ(a.kind, dataplane::Action::Kind::transmit);
+    EXPECT_FALSE(a.to_kernel());
+    // Bad checksums: UDP, IPv4 header, ICMP.
+    auto udp = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
+                            .payload = invite("sum@pbx")});
+    udp.bytes[udp.l4 + 6] ^= 0x5a;
+    expect_drop(udp.bytes, DropReason::bad_checksum, false);
+    auto ip = ipv4_with_protocol(*Endpoint::parse("198.51.100.1:22"), 6);
+    ip[14 + 10] ^= 0x5a;
+    expect_drop(ip, DropReason::bad_checksum, false);
+    auto icmp = ipv4_with_protocol(*Endpoint::parse("198.51.100.1:0"), 1);
+    icmp[34] = 8;  // echo request, with the UDP header's port bytes as its (wrong) checksum
+    icmp[35] = 0;
+    expect_drop(icmp, DropReason::bad_checksum, false);
+    // A frame on a VLAN the port is not on, and one that is cut short.
+    auto tagged = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .vlan = 7, .src = kClient,
+                               .dst = *Endpoint::parse("198.51.100.1:53"), .payload = "dns"});
+    expect_drop(tagged.bytes, DropReason::vlan_mismatch, false);
+    std::vector<uint8_t> cut(udp.bytes.begin(), udp.bytes.begin() + 30);
+    expect_drop(cut, DropReason::short_frame, false);
+}
+
+}  // namespace
+
+namespace {
+
 // Passive overload detection counts, per backend, the responses with the
 // pool's overload codes (503) on their way to clients, and keeps the
 // Retry-After of the latest one that carried it.
@@ -290,3 +416,5 @@ TEST_F(ForwarderOverload, CountsOverloadResponsesAndTheirRetryAfter) {
     ASSERT_EQ(respond("SIP/2.0 5x3 Odd", "", 60).kind, dataplane::Action::Kind::transmit);
     EXPECT_EQ(backend_counters().overload_responses.load(), 3u);
 }
+
+}  // namespace

@@ -1,10 +1,10 @@
 // Egress fragmentation: an IP datagram larger than the egress port's MTU
 // leaves as fragments. Two sources: datagrams siplb reassembled itself
-// (reassembly.cpp), and whole datagrams that arrive in one frame above the
+// (reassembler.cpp), and whole datagrams that arrive in one frame above the
 // egress MTU: jumbo ingress links, or net_af_packet ports, whose kernel
 // socket joins a fanout group with PACKET_FANOUT_FLAG_DEFRAG and so hands
 // siplb IPv4 fragments already reassembled. The Forwarder decides (IPv4
-// with DF is answered "fragmentation needed" instead, see egress()); this
+// with DF is answered "fragmentation needed" instead, see Egress); this
 // stage only cuts.
 //
 // rte_ipv{4,6}_fragment_packet build each piece from a header mbuf of the
@@ -16,6 +16,8 @@
 // IPv4 header of an ipip tunnel (written with 0), and every IPv6 fragment
 // header, which the IPv6 fragmenter also fills with 0. With 0 everywhere a
 // backend could merge pieces of two datagrams.
+#include "fragmenter.h"
+
 #include <rte_ip_frag.h>
 #include <rte_mbuf.h>
 #include <rte_random.h>
@@ -24,7 +26,6 @@
 
 #include "siplb/net/checksum.h"
 #include "siplb/net/packet.h"
-#include "worker.h"
 
 namespace siplb::dataplane {
 
@@ -33,7 +34,7 @@ namespace {
 constexpr uint16_t kMaxFragmentsOut = 64;
 }  // namespace
 
-void Worker::transmit_fragmented(rte_mbuf* frame, uint16_t port_index) noexcept {
+void Fragmenter::send(rte_mbuf* frame, uint16_t port_index) noexcept {
     const uint16_t mtu = ctx_.ports[port_index].mtu;
     const uint8_t* f = rte_pktmbuf_mtod(frame, const uint8_t*);
     const uint16_t l2_len = net::load_be16(f + 12) == net::kEtherTypeVlan ? 18 : 14;
@@ -80,7 +81,7 @@ void Worker::transmit_fragmented(rte_mbuf* frame, uint16_t port_index) noexcept 
             net::store_be16(id, static_cast<uint16_t>(v6_id >> 16));
             net::store_be16(id + 2, static_cast<uint16_t>(v6_id));
         }
-        enqueue_tx(port_index, piece);
+        tx_.enqueue(port_index, piece);
         bump(c_.frag_sent);
     }
 }

@@ -3,25 +3,27 @@
 // the dataplane comes up and when a snapshot brings a VIP address not yet
 // announced: upstream routers and switches learn (or move) the MAC at
 // once instead of waiting for their next resolution. Worker 0 only.
+#include "announcer.h"
+
 #include <rte_mbuf.h>
 
 #include <cstring>
 
+#include "egress.h"
 #include "siplb/net/arp.h"
 #include "siplb/net/nat.h"
 #include "siplb/net/ndp.h"
-#include "worker.h"
 
 namespace siplb::dataplane {
 
-void Worker::announce(uint16_t port_index, const IpAddress& ip) noexcept {
+void Announcer::announce(uint16_t port_index, const IpAddress& ip) noexcept {
     for (uint32_t i = 0; i < announced_count_; ++i)
         if (announced_[i] == ip) return;
     if (announced_count_ == kMaxAnnounced) return;  // later addresses are left to ordinary resolution
     announced_[announced_count_++] = ip;
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
     if (!m) return;
-    auto* buf = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, Forwarder::kResolutionFrameMax));
+    auto* buf = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, Egress::kResolutionFrameMax));
     if (!buf) {
         rte_pktmbuf_free(m);
         return;
@@ -51,11 +53,11 @@ void Worker::announce(uint16_t port_index, const IpAddress& ip) noexcept {
         std::memset(buf + end, 0, 60 - end);
         end = 60;
     }
-    rte_pktmbuf_trim(m, static_cast<uint16_t>(Forwarder::kResolutionFrameMax - end));
-    enqueue_tx(port_index, m);
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(Egress::kResolutionFrameMax - end));
+    tx_.enqueue(port_index, m);
 }
 
-void Worker::announce_addresses(const balance::DataplaneSnapshot* snap) noexcept {
+void Announcer::announce_addresses(const balance::DataplaneSnapshot* snap) noexcept {
     if (!announced_start_) {
         for (uint16_t i = 0; i < ctx_.ports.size(); ++i)
             for (const auto& a : ctx_.ports[i].addresses) announce(i, a.ip);

@@ -1,0 +1,120 @@
+#include "to_backend_stage.h"
+
+#include <cstring>
+
+#include "call_keys.h"
+#include "siplb/balance/hash.h"
+#include "siplb/balance/pick.h"
+#include "siplb/net/nat.h"
+
+namespace siplb::dataplane {
+
+namespace {
+
+DropReason drop_for(sip::RejectReason r) noexcept {
+    switch (r) {
+        case sip::RejectReason::empty: return DropReason::sip_empty;
+        case sip::RejectReason::oversize: return DropReason::sip_oversize;
+        case sip::RejectReason::binary: return DropReason::sip_binary;
+        case sip::RejectReason::bad_start_line: return DropReason::sip_bad_start_line;
+        case sip::RejectReason::truncated_headers: return DropReason::sip_truncated_headers;
+        case sip::RejectReason::no_call_id: return DropReason::sip_no_call_id;
+        case sip::RejectReason::conflicting_call_id: return DropReason::sip_conflicting_call_id;
+        case sip::RejectReason::bad_call_id: return DropReason::sip_bad_call_id;
+        case sip::RejectReason::bad_header: return DropReason::sip_bad_header;
+        default: return DropReason::sip_bad_start_line;
+    }
+}
+
+}  // namespace
+
+Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot* snap,
+                               const balance::DataplaneSnapshot::PoolRef& vip, uint32_t now_s,
+                               uint64_t now_ms) noexcept {
+    uint8_t* frame = f.data;
+    const net::PacketView& v = f.view;
+    const bool v6 = v.ip_version == 6;
+    const balance::PoolSnapshot* target = vip.pool;
+    const uint32_t pool_index = vip.pool_index;
+    PoolCounters* pc = c_.pool(target->counter_slot());
+    // Balancer depth: neither pick() nor the protect rules read tags or the top via-parm.
+    sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
+    uint64_t key;
+    bool dialog = false;
+    if (msg_.verdict == sip::Verdict::reject) {
+        if (pc) bump(pc->rejected);
+        return drop(drop_for(msg_.reason));
+    }
+    // Protect stage (Hyperscan rules, rate limits): it sees the parsed
+    // message and the pool before any backend is chosen. Keepalives pass.
+    // The guard belongs to this snapshot: its pools are the snapshot's.
+    protect::WorkerGuard* guard = snap->guard(worker_);
+    if (guard && msg_.verdict == sip::Verdict::ok) {
+        IpAddress src;
+        if (v.ip_version == 6) src.family = IpAddress::Family::v6;
+        std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
+        const protect::GuardDecision g =
+            guard->check(pool_index, frame + v.payload_offset(), v.payload_len(), msg_, src, now_ms * 1000000);
+        if (g.dropped()) {
+            const bool by_rule = g.action == protect::GuardDecision::Action::drop_rule;
+            if (pc) bump(by_rule ? pc->rule_drops : pc->rate_limited);
+            return drop(by_rule ? DropReason::protect_rule : DropReason::rate_limited);
+        }
+        if (g.action == protect::GuardDecision::Action::route) {
+            // Balanced in the rule's target pool (not in this snapshot: nothing to balance to).
+            if (g.route_pool >= snap->pools().size()) {
+                if (pc) bump(pc->no_backend);
+                return drop(DropReason::no_backend);
+            }
+            if (pc) bump(pc->routed_away);
+            target = snap->pools()[g.route_pool].get();
+            pc = c_.pool(target->counter_slot());
+        }
+    }
+    const balance::PoolSnapshot& pool = *target;
+    balance::Decision d;
+    if (msg_.verdict == sip::Verdict::keepalive) {
+        // Keepalives have no Call-ID: the client's address:port keeps
+        // them on one backend (the one its NAT binding matters to).
+        key = endpoint_hash(frame, v, pool.seed());
+        d = balance::pick(pool, key, false, now_s, nullptr);
+    } else {
+        key = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length,
+                                    pool.seed());
+        dialog = creates_dialog(msg_);
+        d = balance::pick(pool, key, dialog, now_s, ctx_.affinity);
+        if (d.affinity_evicted) bump(c_.affinity_evictions);
+    }
+    if (d.reason == balance::Decision::Reason::no_backend || !d.entry) {
+        if (pc) bump(pc->no_backend);
+        return drop(DropReason::no_backend);
+    }
+    const Endpoint& backend = d.entry->address;
+    Action a;
+    if (pool.mode() == balance::ForwardMode::ipip) {
+        // Direct server return: the backend answers from the VIP.
+        a = tunnel(f, backend.ip, now_ms, true);
+        if (a.kind == Action::Kind::drop) return errors_.answer_too_big(a, f, now_ms);
+    } else {
+        if (backend.ip.is_v6() != v6) return drop(DropReason::family_mismatch);
+        neighbors_.glean(frame, v, f.in_port, now_ms);
+        a = egress_.forward(f, backend.ip, now_ms);
+        if (a.kind == Action::Kind::drop) return errors_.answer_too_big(a, f, now_ms);
+        net::dnat(frame, v, backend);
+    }
+    bump(c_.to_backend);
+    if (pc) {
+        bump(pc->packets);
+        bump(pc->bytes, a.len);
+        if (dialog) bump(pc->calls);
+        if (msg_.verdict == sip::Verdict::keepalive) bump(pc->keepalives);
+    }
+    if (auto* bc = c_.backend(pool.counter_slot(), d.entry->id)) {
+        bump(bc->packets);
+        bump(bc->bytes, a.len);
+        if (dialog) bump(bc->calls);
+    }
+    return a;
+}
+
+}  // namespace siplb::dataplane

@@ -1,0 +1,65 @@
+// To-backend stage: a client's datagram to a VIP. Parses the SIP message,
+// runs the protect stage (rules, rate limits), picks the backend (Call-ID
+// hash, dialog affinity; keepalives by the client's address) and sends the
+// datagram on with its destination rewritten (nat) or inside an ipip tunnel.
+#pragma once
+
+#include <cstdint>
+
+#include "egress.h"
+#include "forward_context.h"
+#include "icmp_errors.h"
+#include "neighbor_stage.h"
+#include "siplb/net/nat.h"
+#include "siplb/protect/guard.h"
+#include "siplb/sip/parser.h"
+#include "stage.h"
+
+namespace siplb::dataplane {
+
+class ToBackendStage {
+public:
+    // `worker`: this worker's index, whose protect guard it takes from each snapshot.
+    ToBackendStage(const ForwardContext& ctx, WorkerCounters& counters, Egress& egress, NeighborStage& neighbors,
+                   IcmpErrors& errors, unsigned worker) noexcept
+        : ctx_(ctx), c_(counters), egress_(egress), neighbors_(neighbors), errors_(errors), worker_(worker) {}
+    ToBackendStage(const ToBackendStage&) = delete;
+    ToBackendStage& operator=(const ToBackendStage&) = delete;
+
+    // `f` is a UDP datagram to `vip`'s pool.
+    Action forward(const Frame& f, const balance::DataplaneSnapshot* snap,
+                   const balance::DataplaneSnapshot::PoolRef& vip, uint32_t now_s, uint64_t now_ms) noexcept;
+
+    // ipip pools: the datagram travels unchanged (client -> VIP) inside a
+    // tunnel to `backend`, from the egress port's address of its family.
+    // `glean_sender`: learn the sender's MAC on its port once the tunnel can
+    // be built (client datagrams; the ICMP error path does not glean).
+    // Inline: both callers are per packet.
+    Action tunnel(const Frame& f, const IpAddress& backend, uint64_t now_ms, bool glean_sender) noexcept {
+        const net::RouteEntry* route = ctx_.routes.find(backend);
+        if (!route) return drop(DropReason::no_route);
+        const PortContext& out = ctx_.ports[route->port];
+        const auto& source = backend.is_v4() ? out.source_v4 : out.source_v6;
+        if (!source) return drop(DropReason::no_tunnel_source);
+        auto encap = static_cast<uint16_t>(net::tunnel_header_len(backend));
+        if (glean_sender) neighbors_.glean(f.data, f.view, f.in_port, now_ms);
+        Action a = egress_.forward(f, backend, now_ms, encap);
+        if (a.kind == Action::Kind::drop) return a;
+        net::write_tunnel_header(f.data + f.view.l3_offset - encap, *source, backend, f.view.ip_version,
+                                 static_cast<uint16_t>(f.view.l3_end - f.view.l3_offset));
+        return a;
+    }
+
+private:
+    Action drop(DropReason r) noexcept { return dataplane::drop(c_, r); }
+
+    const ForwardContext& ctx_;
+    WorkerCounters& c_;
+    Egress& egress_;
+    NeighborStage& neighbors_;
+    IcmpErrors& errors_;  // "fragmentation needed" when egress finds a DF datagram too big
+    unsigned worker_;
+    sip::SipMessage msg_;  // reused: no per-packet construction
+};
+
+}  // namespace siplb::dataplane
