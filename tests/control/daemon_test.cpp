@@ -505,6 +505,11 @@ TEST_F(Daemon, WeightAddRemoveThroughSiplbctl) {
     json b = backend("lund", "198.51.100.14:5070");
     EXPECT_EQ(b["state"], "active");
     EXPECT_EQ(b["weight"], 2);
+    // The stats table is generated from the counter schema: every section renders.
+    RunResult st = ctl({"stats"});
+    EXPECT_EQ(st.status, 0) << st.out;
+    for (const char* section : {"WORKER", "PORT", "GROUP", "POOL", "BACKEND", "PACKETS_TO"})
+        EXPECT_NE(st.out.find(section), std::string::npos) << section << "\n" << st.out;
     RunResult tbl = ctl({"backends", "lund"});
     EXPECT_EQ(tbl.status, 0);
     EXPECT_NE(tbl.out.find("198.51.100.14:5070"), std::string::npos);
