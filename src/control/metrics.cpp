@@ -189,37 +189,29 @@ nlohmann::json stats_json(const StatsSnapshot& stats) {
     nlohmann::json j;
     j["snapshot_version"] = d.snapshot_version;
     j["totals"] = group_values(CounterScope::worker, d.totals().values);
-    nlohmann::json workers = nlohmann::json::array();
-    for (const auto& w : d.workers) {
-        nlohmann::json e = group_values(CounterScope::worker, w.values);
-        e["worker"] = w.index;
-        e["lcore"] = w.lcore;
-        workers.push_back(std::move(e));
-    }
-    j["workers"] = std::move(workers);
-    nlohmann::json ports = nlohmann::json::array();
-    for (const auto& p : d.ports) {
-        nlohmann::json e = group_values(CounterScope::port, p.values);
-        e["port"] = p.name;
-        e["device"] = p.device;
-        ports.push_back(std::move(e));
-    }
-    j["ports"] = std::move(ports);
-    nlohmann::json pools = nlohmann::json::array();
-    for (const auto& p : d.pools) {
-        nlohmann::json e = group_values(CounterScope::pool, p.values);
-        e["pool"] = p.name;
-        pools.push_back(std::move(e));
-    }
-    j["pools"] = std::move(pools);
-    nlohmann::json backends = nlohmann::json::array();
-    for (const auto& b : d.backends) {
-        nlohmann::json e = group_values(CounterScope::backend, b.values);
-        e["pool"] = b.pool;
-        e["backend"] = b.address.to_string();
-        backends.push_back(std::move(e));
-    }
-    j["backends"] = std::move(backends);
+    // Each entity: its counters as GROUP: {NAME: value}, plus its identity.
+    auto list = [](CounterScope scope, const auto& entities, auto identify) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& e : entities) {
+            nlohmann::json item = group_values(scope, e.values);
+            identify(item, e);
+            out.push_back(std::move(item));
+        }
+        return out;
+    };
+    j["workers"] = list(CounterScope::worker, d.workers, [](nlohmann::json& item, const auto& w) {
+        item["worker"] = w.index;
+        item["lcore"] = w.lcore;
+    });
+    j["ports"] = list(CounterScope::port, d.ports, [](nlohmann::json& item, const auto& p) {
+        item["port"] = p.name;
+        item["device"] = p.device;
+    });
+    j["pools"] = list(CounterScope::pool, d.pools, [](nlohmann::json& item, const auto& p) { item["pool"] = p.name; });
+    j["backends"] = list(CounterScope::backend, d.backends, [](nlohmann::json& item, const auto& b) {
+        item["pool"] = b.pool;
+        item["backend"] = b.address.to_string();
+    });
     j["node"] = {{"neighbors", d.neighbors},
                  {"affinity_entries", stats.affinity_entries},
                  {"affinity_capacity", stats.affinity_capacity}};

@@ -126,6 +126,14 @@ struct HealthChecker::Impl {
         if (opts.log) opts.log(level, msg);
     }
 
+    // A copy of the target keys: a verdict callback may add or remove
+    // targets while the caller walks them.
+    std::vector<Key> target_keys() const {
+        std::vector<Key> keys;
+        keys.reserve(targets.size());
+        for (const auto& [key, t] : targets) keys.push_back(key);
+        return keys;
+    }
     const config::HealthConfig& cfg_of(const std::string& pool) const {
         auto it = pools.find(pool);
         return it == pools.end() ? defaults : it->second.cfg;
@@ -457,9 +465,7 @@ void HealthChecker::process(const std::vector<pollfd>& ready, TimePoint now) {
     // Timeouts, then due probes. Callbacks may not add/remove targets
     // re-entrantly (they run in this thread, after each delivery); iterate
     // over a key snapshot to stay safe if they do.
-    std::vector<Impl::Key> keys;
-    keys.reserve(impl_->targets.size());
-    for (const auto& [key, t] : impl_->targets) keys.push_back(key);
+    const auto keys = impl_->target_keys();
     for (const auto& key : keys) {
         auto it = impl_->targets.find(key);
         if (it == impl_->targets.end()) continue;
@@ -495,11 +501,7 @@ bool HealthChecker::assume(const std::string& pool, const Endpoint& address, Ver
 void HealthChecker::observe_passive(const std::vector<PassiveSample>& samples, TimePoint now) {
     std::map<Impl::Key, const PassiveSample*> latest;
     for (const auto& s : samples) latest[Impl::Key{s.pool, s.backend}] = &s;
-    // Key snapshot: a verdict callback may change the target map.
-    std::vector<Impl::Key> keys;
-    keys.reserve(impl_->targets.size());
-    for (const auto& [key, t] : impl_->targets) keys.push_back(key);
-    for (const auto& key : keys) {
+    for (const auto& key : impl_->target_keys()) {
         auto it = impl_->targets.find(key);
         if (it == impl_->targets.end()) continue;
         Impl::Target& t = it->second;
