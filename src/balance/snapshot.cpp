@@ -53,6 +53,12 @@ const char* to_string(BackendSource s) noexcept {
     return "unknown";
 }
 
+const uint64_t PoolSnapshot::kSipVersionWord = [] {
+    uint64_t w;
+    std::memcpy(&w, "SIP/2.0 ", 8);
+    return w;
+}();
+
 Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& spec, uint64_t version) {
     using R = Result<std::shared_ptr<const PoolSnapshot>>;
     const std::string where = "pool '" + spec.name + "': ";
@@ -74,7 +80,12 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
     if (spec.protection && spec.protection->active()) s.protection_ = spec.protection;
     if (spec.overload_codes.size() > kMaxOverloadCodes)
         return R::fail(where + "at most " + std::to_string(kMaxOverloadCodes) + " overload codes");
-    for (uint16_t code : spec.overload_codes) s.overload_codes_[s.overload_code_count_++] = code;
+    for (uint16_t code : spec.overload_codes) {
+        if (code < 100 || code > 699) return R::fail(where + "overload code " + std::to_string(code) + " is not a SIP status");
+        const char text[4] = {static_cast<char>('0' + code / 100), static_cast<char>('0' + code / 10 % 10),
+                              static_cast<char>('0' + code % 10), ' '};
+        std::memcpy(&s.overload_status_words_[s.overload_code_count_++], text, 4);
+    }
     s.affinity_salt_ = XXH3_64bits_withSeed(spec.name.data(), spec.name.size(), kSaltSeed);
 
     s.backends_.reserve(spec.backends.size());

@@ -11,14 +11,6 @@ namespace siplb::dataplane {
 
 namespace {
 
-// The status code of a SIP response ("SIP/2.0 503 ..."), 0 for anything else.
-uint16_t response_status(const uint8_t* p, size_t len) noexcept {
-    if (len < 12 || std::memcmp(p, "SIP/2.0 ", 8) != 0 || p[11] != ' ') return 0;
-    auto digit = [](uint8_t ch) { return static_cast<unsigned>(ch - '0') <= 9; };
-    if (!digit(p[8]) || !digit(p[9]) || !digit(p[10])) return 0;
-    return static_cast<uint16_t>((p[8] - '0') * 100 + (p[9] - '0') * 10 + (p[10] - '0'));
-}
-
 // Cheap pre-check on the reverse path: only these requests are parsed.
 bool may_create_dialog(const uint8_t* payload, size_t len) noexcept {
     auto starts = [&](const char* m, size_t n) { return len > n && std::memcmp(payload, m, n) == 0; };
@@ -64,8 +56,7 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
         if (auto* bc = c_.backend(ref.pool->counter_slot(), id)) {
             bump(bc->reply_packets);
             bump(bc->reply_bytes, a.len);
-            const uint16_t status = response_status(frame + v.payload_offset(), v.payload_len());
-            if (status && ref.pool->is_overload_code(status)) [[unlikely]]
+            if (ref.pool->is_overload_response(frame + v.payload_offset(), v.payload_len())) [[unlikely]]
                 count_overload(frame + v.payload_offset(), v.payload_len(), *bc);
         }
     }

@@ -101,10 +101,17 @@ public:
     uint32_t counter_slot() const noexcept { return counter_slot_; }
     // Compiled rules and rate limits; nullptr when the pool has none.
     const std::shared_ptr<const protect::PoolProtection>& protection() const noexcept { return protection_; }
-    // True when a response with this status code counts as an overload answer.
-    bool is_overload_code(uint16_t status) const noexcept {
+    // True when `payload` is a SIP response with one of the pool's overload
+    // codes ("SIP/2.0 503 ..."): two word compares per reply on the hot path.
+    bool is_overload_response(const uint8_t* payload, size_t len) const noexcept {
+        if (len < 12) return false;
+        uint64_t version;
+        uint32_t status;
+        std::memcpy(&version, payload, 8);
+        std::memcpy(&status, payload + 8, 4);
+        if (version != kSipVersionWord) return false;
         for (uint8_t i = 0; i < overload_code_count_; ++i)
-            if (overload_codes_[i] == status) return true;
+            if (overload_status_words_[i] == status) return true;
         return false;
     }
     // Mixed into affinity keys so one Call-ID in two pools keeps two entries.
@@ -135,7 +142,10 @@ private:
     uint32_t transaction_idle_s_ = 64;
     uint32_t counter_slot_ = kNoCounterSlot;
     std::shared_ptr<const protect::PoolProtection> protection_;
-    uint16_t overload_codes_[kMaxOverloadCodes] = {};
+    // "SIP/2.0 " and each overload code's "NNN " as the words a payload's
+    // first 8 and next 4 bytes load to.
+    static const uint64_t kSipVersionWord;
+    uint32_t overload_status_words_[kMaxOverloadCodes] = {};
     uint8_t overload_code_count_ = 0;
     uint64_t affinity_salt_ = 0;
     uint64_t fingerprint_ = 0;
