@@ -8,8 +8,9 @@
 
 #include "siplb/balance/hash.h"
 #include "siplb/balance/snapshot.h"
-#include "siplb/net/checksum.h"
 #include "siplb/sip/parser.h"
+#include "support/frame_builder.h"
+#include "support/message_mix.h"
 
 namespace siplb::bench {
 
@@ -39,32 +40,16 @@ inline std::unique_ptr<const balance::DataplaneSnapshot> bench_snapshot(const st
     return std::move(dp.value());
 }
 
+// From the peer to the port, so the forwarder takes it as received.
 inline std::vector<uint8_t> udp_frame(const Endpoint& src, const Endpoint& dst, const std::string& payload) {
-    std::vector<uint8_t> f(14 + 20 + 8 + payload.size());
-    std::copy(kPortMac.bytes.begin(), kPortMac.bytes.end(), f.begin());
-    std::copy(kPeerMac.bytes.begin(), kPeerMac.bytes.end(), f.begin() + 6);
-    f[12] = 0x08;
-    uint8_t* ip = f.data() + 14;
-    ip[0] = 0x45;
-    net::store_be16(ip + 2, static_cast<uint16_t>(20 + 8 + payload.size()));
-    ip[8] = 64;
-    ip[9] = 17;
-    std::copy(src.ip.bytes.begin(), src.ip.bytes.begin() + 4, ip + 12);
-    std::copy(dst.ip.bytes.begin(), dst.ip.bytes.begin() + 4, ip + 16);
-    net::store_be16(ip + 10, net::ipv4_header_checksum(ip, 20));
-    uint8_t* udp = ip + 20;
-    net::store_be16(udp, src.port);
-    net::store_be16(udp + 2, dst.port);
-    net::store_be16(udp + 4, static_cast<uint16_t>(8 + payload.size()));
-    std::copy(payload.begin(), payload.end(), udp + 8);
-    net::store_be16(udp + 6, net::udp_checksum_ipv4(ip + 12, ip + 16, udp, 8 + payload.size()));
-    return f;
+    return test::build_frame({.src_mac = kPeerMac, .dst_mac = kPortMac, .src = src, .dst = dst, .payload = payload})
+        .bytes;
 }
 
 inline std::vector<std::vector<uint8_t>> mix_frames(size_t count, const balance::DataplaneSnapshot& snap) {
     const auto& pool = *snap.pools()[0];
     std::vector<std::vector<uint8_t>> frames;
-    for (const auto& msg : sip::generate_message_mix(count, 7)) {
+    for (const auto& msg : test::generate_message_mix(count, 7)) {
         sip::SipMessage m;
         sip::SipParser::parse(reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), m);
         if (!m.ok()) continue;

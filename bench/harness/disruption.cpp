@@ -4,9 +4,8 @@
 // SIP mix plus synthetic ones, hashed with XXH3 as the balancers do.
 //
 //   disruption --backends 2,100,1000 [--keys 200000]
-// Prints one JSON document on stdout. With siplb's balance library the
-// choice is its Maglev table and the removed backend is one in the middle;
-// without it, jump hash, which can only remove the last bucket.
+// Prints one JSON document on stdout. The choice is siplb's Maglev table
+// (siplb_balance); the removed backend is one in the middle.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -14,15 +13,9 @@
 #include <vector>
 
 #include "sip_mix.h"
+#include "siplb/balance/affinity.h"
 
 using namespace siplb::bench;
-
-#ifdef SIPLB_HARNESS_HAVE_BALANCE
-#include "siplb/balance/affinity.h"
-constexpr bool kMaglev = true;
-#else
-constexpr bool kMaglev = false;
-#endif
 
 int main(int argc, char** argv) {
     std::vector<uint32_t> sizes = {2, 100, 1000};
@@ -59,16 +52,14 @@ int main(int argc, char** argv) {
         call_ids.push_back(std::to_string(i) + "-synthetic@bench.invalid");
     const uint64_t seed = 0x5349504c42ull;
     std::printf("{\"algorithm\": \"%s\", \"keys\": %zu", BackendChooser::algorithm(), call_ids.size());
-#ifdef SIPLB_HARNESS_HAVE_BALANCE
     std::printf(", \"affinity_bytes_per_dialog\": %zu", siplb::balance::AffinityTable::kEntryBytes);
-#endif
     std::printf(", \"results\": [");
     for (size_t si = 0; si < sizes.size(); ++si) {
         uint32_t n = sizes[si];
         std::vector<std::string> ids, fewer, more;
         for (uint32_t i = 0; i < n; ++i) ids.push_back("203.0.113." + std::to_string(1 + i % 250) + ":" +
                                                        std::to_string(5060 + i / 250));
-        uint32_t removed = kMaglev ? n / 2 : n - 1;
+        uint32_t removed = n / 2;
         for (uint32_t i = 0; i < n; ++i)
             if (i != removed) fewer.push_back(ids[i]);
         more = ids;

@@ -331,7 +331,7 @@ class Bench:
         return {"rate": rate, "offered": sent["rate_achieved"], "sent": sent["sent"], "received": recv["received"],
                 "loss": max(0.0, loss), "recv_rate": recv["received"] / sent["elapsed_s"],
                 "backlog_drops": {f"cpu{i}": b - a for i, (a, b) in enumerate(zip(drops0, drops1)) if b != a},
-                "sink": {k: v for k, v in recv.items() if k != "per_backend"}, "mix_source": sent["mix_source"],
+                "sink": {k: v for k, v in recv.items() if k != "per_backend"},
                 "mix_avg_bytes": sent["mix_avg_bytes"]}
 
     def search(self, nbackends):

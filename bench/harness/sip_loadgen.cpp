@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "sip_mix.h"
+#include "support/frame_builder.h"
 
 using namespace siplb::bench;
 
@@ -135,15 +136,20 @@ int main(int argc, char** argv) {
     sockaddr_ll ll{};
     TxRing ring;
     if (!af_iface.empty()) {
-        uint8_t dmac[6], smac[6];
+        siplb::MacAddress dmac, smac;
         int ifindex = 0;
-        if (!parse_mac(dst_mac_text, dmac)) usage("--af-packet needs --dst-mac aa:bb:cc:dd:ee:ff");
-        if (!interface_mac(af_iface, smac, &ifindex)) usage("--af-packet: no such interface");
-        sockaddr_in src{};
-        src.sin_family = AF_INET;
-        src.sin_port = htons(5060);
-        if (inet_pton(AF_INET, src_text.c_str(), &src.sin_addr) != 1) usage("--af-packet needs --src IPv4");
-        for (auto& m : mix) m = build_udp_frame(dmac, smac, src, *dst, m);
+        if (!parse_mac(dst_mac_text, dmac.bytes.data())) usage("--af-packet needs --dst-mac aa:bb:cc:dd:ee:ff");
+        if (!interface_mac(af_iface, smac.bytes.data(), &ifindex)) usage("--af-packet: no such interface");
+        const auto src_ip = siplb::IpAddress::parse(src_text);
+        if (!src_ip || !src_ip->is_v4()) usage("--af-packet needs --src IPv4");
+        const siplb::Endpoint src{*src_ip, 5060};
+        const siplb::Endpoint to{siplb::IpAddress::from_v4_be(dst->sin_addr.s_addr), ntohs(dst->sin_port)};
+        for (auto& m : mix) {
+            // UDP checksum 0 (allowed for IPv4): the sender spends nothing on it.
+            auto f = siplb::test::build_frame(
+                {.src_mac = smac, .dst_mac = dmac, .src = src, .dst = to, .udp_checksum = false, .payload = m});
+            m.assign(f.bytes.begin(), f.bytes.end());
+        }
         fd = socket(AF_PACKET, SOCK_RAW, 0);  // protocol 0: send only, receive nothing
         if (fd < 0) { std::perror("socket(AF_PACKET)"); return 1; }
         int one = 1;
@@ -155,7 +161,7 @@ int main(int argc, char** argv) {
         ll.sll_ifindex = ifindex;
         ll.sll_protocol = htons(ETH_P_IP);
         ll.sll_halen = 6;
-        std::memcpy(ll.sll_addr, dmac, 6);
+        std::memcpy(ll.sll_addr, dmac.bytes.data(), 6);
         if (bind(fd, reinterpret_cast<sockaddr*>(&ll), sizeof ll) != 0) { std::perror("bind(AF_PACKET)"); return 1; }
         if (tx_ring && !ring.setup(fd)) tx_ring = false;  // falls back to sendmmsg
     } else {
@@ -239,11 +245,11 @@ int main(int argc, char** argv) {
     close(fd);
     std::printf(
         "{\"sent\": %llu, \"sent_bytes\": %llu, \"send_errors\": %llu, \"elapsed_s\": %.4f, "
-        "\"rate_target\": %.0f, \"rate_achieved\": %.0f, \"mix_source\": \"%s\", \"mix_messages\": %zu, "
+        "\"rate_target\": %.0f, \"rate_achieved\": %.0f, \"mix_messages\": %zu, "
         "\"mix_avg_bytes\": %.1f, \"requests_only\": %s, \"mode\": \"%s\"}\n",
         static_cast<unsigned long long>(sent), static_cast<unsigned long long>(sent_bytes),
         static_cast<unsigned long long>(errors), elapsed, rate, static_cast<double>(sent) / elapsed,
-        message_mix_source(), n, static_cast<double>(total_bytes) / static_cast<double>(n),
+        n, static_cast<double>(total_bytes) / static_cast<double>(n),
         requests_only ? "true" : "false", af_iface.empty() ? "udp" : tx_ring ? "af_packet_tx_ring" : "af_packet");
     return 0;
 }

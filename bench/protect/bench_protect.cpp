@@ -17,13 +17,14 @@
 
 #include "siplb/protect/guard.h"
 #include "siplb/sip/parser.h"
+#include "support/message_mix.h"
 
 using namespace siplb;
 
 namespace {
 
 const std::vector<std::string>& mix() {
-    static std::vector<std::string> m = sip::generate_message_mix(2048, 7);
+    static std::vector<std::string> m = test::generate_message_mix(2048, 7);
     return m;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "siplb/sip/parser.h"
+#include "support/message_mix.h"
 
 namespace {
 
@@ -22,8 +23,8 @@ using siplb::sip::SipParser;
 // received by a worker do; 8192 (~4.6 MB) spill to L3/memory, so memory
 // stalls weigh on both parsers alike.
 const std::vector<std::string>& mix(size_t count) {
-    static const std::vector<std::string> small = siplb::sip::generate_message_mix(512, 20261125);
-    static const std::vector<std::string> large = siplb::sip::generate_message_mix(8192, 20261125);
+    static const std::vector<std::string> small = siplb::test::generate_message_mix(512, 20261125);
+    static const std::vector<std::string> large = siplb::test::generate_message_mix(8192, 20261125);
     return count <= small.size() ? small : large;
 }
 

@@ -722,7 +722,15 @@ bool valid_dns_name(std::string_view name, std::string* why) {
 
 namespace {
 
-void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std::vector<PendingRoute>& routes) {
+// A backend as written, for checks that need every pool and port read first.
+struct PendingBackend {
+    Endpoint address;
+    toml::source_region where;
+    std::string path;
+};
+
+void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std::vector<PendingRoute>& routes,
+               std::vector<PendingBackend>& backends_read) {
     auto& d = s.diag();
     if (!read_string(s, "name", p.name))
         d.error(s.where(), s.path(), "missing key 'name'");
@@ -787,6 +795,7 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
         }
         b.address = *ep;
         p.backends.push_back(b);
+        backends_read.push_back({*ep, where, path});
     });
 
     std::set<std::string> seen_names;
@@ -897,6 +906,7 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
     section("dns", [&](Section& s) { read_dns(s, cfg.dns); });
 
     std::vector<PendingRoute> routes;
+    std::vector<PendingBackend> backends_read;
     std::map<std::string, std::string> pool_paths;        // name -> path
     std::map<Endpoint, std::string> vip_owner;            // VIP -> pool name
     struct PoolWithoutVip {
@@ -906,7 +916,7 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
     std::vector<PoolWithoutVip> pools_without_vip;
     for_each_table(top, "pool", [&](Section& ps, size_t) {
         PoolConfig p;
-        read_pool(ps, p, cfg.health, routes);
+        read_pool(ps, p, cfg.health, routes, backends_read);
         if (!p.name.empty() && !pool_paths.emplace(p.name, ps.path()).second)
             diag.error(ps.table()->get("name")->source(), ps.path("name"),
                        "duplicate pool name " + squote(p.name) + " (first at " + pool_paths[p.name] + ")");
@@ -935,6 +945,23 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
     for (const auto& p : pools_without_vip)
         if (!route_targets.count(p.name))
             diag.error(p.where, p.path, "pool " + squote(p.name) + " has no 'listen' VIPs and no rule routes to it");
+
+    // siplb answers ARP/ND for its port addresses and every VIP address, so
+    // no server can sit at one of them: datagrams for such a backend come
+    // back into siplb, and are balanced again when they hit a VIP (a
+    // forwarding loop) or dropped otherwise. Any port: the address is ours.
+    std::map<IpAddress, std::string> own_addresses;  // address -> where the config makes it ours
+    for (const auto& port : cfg.dataplane.ports)
+        for (const auto& a : port.addresses)
+            own_addresses.emplace(a.ip, "address " + a.to_string() + " of port " + squote(port.name));
+    for (const auto& pool : cfg.pools)
+        for (const auto& vip : pool.listen)
+            own_addresses.emplace(vip.ip, "VIP " + vip.to_string() + " of pool " + squote(pool.name));
+    for (const auto& b : backends_read)
+        if (auto it = own_addresses.find(b.address.ip); it != own_addresses.end())
+            diag.error(b.where, b.path,
+                       "backend " + b.address.to_string() + " is one of this node's own addresses (" + it->second +
+                           "): what siplb forwards to it comes back to siplb");
 
     if (!diag.empty()) return Result<Config>::fail(diag.joined());
     return cfg;

@@ -507,6 +507,37 @@ TEST(ConfigErrors, BackendMistakes) {
     EXPECT_THAT(parse_err(head), HasSubstr("has neither 'backends' nor 'dns' names"));
 }
 
+TEST(ConfigErrors, BackendAtAVipAddress) {
+    // Another pool's VIP: lund would balance into trunk and trunk into lund.
+    std::string e = parse_err(std::string(kMinimalPool) +
+                              "[[pool]]\nname = \"trunk\"\nlisten = [\"203.0.113.20:5060\"]\n"
+                              "backends = [\"198.51.100.21:5060\", \"203.0.113.10:5060\"]\n");
+    EXPECT_THAT(e, HasSubstr("t.toml:9:35: pool[1].backends[1]: backend 203.0.113.10:5060 is one of this node's own "
+                             "addresses (VIP 203.0.113.10:5060 of pool 'lund')"));
+    // The pool's own VIP address on another port: siplb answers ARP for it.
+    const std::string head = "[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\"]\n";
+    EXPECT_THAT(parse_err(head + "backends = [\"203.0.113.1:5080\"]\n"),
+                HasSubstr("t.toml:4:13: pool[0].backends[0]: backend 203.0.113.1:5080 is one of this node's own "
+                          "addresses (VIP 203.0.113.1:5060 of pool 'x')"));
+    // Another address of the VIP's subnet is an ordinary backend.
+    EXPECT_EQ(parse_ok(head + "backends = [\"203.0.113.2:5060\"]\n").pools.size(), 1u);
+}
+
+TEST(ConfigErrors, BackendAtAPortAddress) {
+    const std::string port = "[[dataplane.port]]\nname = \"int\"\ndevice = \"net_null0\"\n"
+                             "addresses = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]\n";
+    // Backends on-link of the port are what ports are for.
+    EXPECT_EQ(parse_ok(port + kMinimalPool).pools.size(), 1u);
+    const std::string head = "[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\"]\n";
+    EXPECT_THAT(parse_err(port + head + "backends = [{ address = \"198.51.100.1:5060\", weight = 2 }]\n"),
+                HasSubstr("t.toml:8:25: pool[0].backends[0]: backend 198.51.100.1:5060 is one of this node's own "
+                          "addresses (address 198.51.100.1/24 of port 'int')"));
+    // Any port of the address, and IPv6 alike.
+    EXPECT_THAT(parse_err(port + head + "backends = [\"198.51.100.11:5060\", \"[2001:db8:2::1]:5999\"]\n"),
+                HasSubstr("pool[0].backends[1]: backend [2001:db8:2::1]:5999 is one of this node's own addresses "
+                          "(address 2001:db8:2::1/64 of port 'int')"));
+}
+
 TEST(ConfigErrors, DnsNames) {
     std::string head = "[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\"]\n";
     EXPECT_THAT(parse_err(head + "dns = [\"sip..example.net\"]\n"), HasSubstr("pool[0].dns[0]: 'sip..example.net' is not a valid DNS name: empty label"));

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 #include <rte_ring.h>
 
-#include "../net/frame_builder.h"
+#include "support/frame_builder.h"
 #include "dataplane_test_util.h"
 #include "ring_fixture.h"
 #include "siplb/dataplane/dataplane.h"
@@ -20,19 +20,10 @@ namespace {
 const auto* const g_env =
     ::testing::AddGlobalTestEnvironment(new RingEalEnvironment("siplb_dp_announce", "announce_frames"));
 
-void ethernet(std::vector<uint8_t>& b, const MacAddress& dst, const MacAddress& src, uint16_t vlan,
-              uint16_t ether_type) {
-    b.insert(b.end(), dst.bytes.begin(), dst.bytes.end());
-    b.insert(b.end(), src.bytes.begin(), src.bytes.end());
-    if (vlan) b.insert(b.end(), {0x81, 0x00, static_cast<uint8_t>(vlan >> 8), static_cast<uint8_t>(vlan)});
-    b.push_back(static_cast<uint8_t>(ether_type >> 8));
-    b.push_back(static_cast<uint8_t>(ether_type));
-}
-
 // Broadcast ARP request with sender = target = `ip`, padded to 60 bytes.
 std::vector<uint8_t> gratuitous_arp(const MacAddress& mac, uint16_t vlan, const std::string& ip) {
     std::vector<uint8_t> b;
-    ethernet(b, MacAddress{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, mac, vlan, 0x0806);
+    append_ethernet(b, MacAddress{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, mac, vlan, 0x0806);
     const IpAddress a = *IpAddress::parse(ip);
     b.insert(b.end(), {0, 1, 0x08, 0, 6, 4, 0, 1});
     b.insert(b.end(), mac.bytes.begin(), mac.bytes.end());
@@ -47,7 +38,7 @@ std::vector<uint8_t> gratuitous_arp(const MacAddress& mac, uint16_t vlan, const 
 // solicited clear, target link-layer address option.
 std::vector<uint8_t> unsolicited_na(const MacAddress& mac, uint16_t vlan, const std::string& ip) {
     std::vector<uint8_t> b;
-    ethernet(b, MacAddress{{0x33, 0x33, 0, 0, 0, 1}}, mac, vlan, 0x86DD);
+    append_ethernet(b, MacAddress{{0x33, 0x33, 0, 0, 0, 1}}, mac, vlan, 0x86DD);
     const IpAddress src = *IpAddress::parse(ip);
     const IpAddress dst = *IpAddress::parse("ff02::1");
     b.insert(b.end(), {0x60, 0, 0, 0, 0, 32, 58, 255});

@@ -4,7 +4,7 @@
 // the daemon's own path (config -> PoolManager -> SnapshotBuilder).
 #include <gtest/gtest.h>
 
-#include "../net/frame_builder.h"
+#include "support/frame_builder.h"
 #include "dataplane_test_util.h"
 #include "ring_fixture.h"
 

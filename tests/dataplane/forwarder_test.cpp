@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "../../src/dataplane/forwarder.h"
-#include "../net/frame_builder.h"
+#include "support/frame_builder.h"
 #include "dataplane_test_util.h"
 #include "siplb/net/arp.h"
 

@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 #include <rte_ring.h>
 
-#include "../net/frame_builder.h"
+#include "support/frame_builder.h"
 #include "dataplane_test_util.h"
 #include "ring_fixture.h"
 #include "siplb/balance/hash.h"

@@ -7,7 +7,7 @@
 #include <chrono>
 #include <rte_ring.h>
 
-#include "../net/frame_builder.h"
+#include "support/frame_builder.h"
 #include "dataplane_test_util.h"
 #include "ring_fixture.h"
 #include "siplb/balance/hash.h"

@@ -14,7 +14,7 @@
 
 #include <cstdlib>
 
-#include "../net/frame_builder.h"
+#include "support/frame_builder.h"
 #include "dataplane_test_util.h"
 #include "ring_fixture.h"
 #include "siplb/dataplane/dataplane.h"

@@ -6,7 +6,7 @@
 #include <rte_ethdev.h>
 #include <rte_ring.h>
 
-#include "../net/frame_builder.h"
+#include "support/frame_builder.h"
 #include "dataplane_test_util.h"
 #include "siplb/dataplane/dataplane.h"
 #include "siplb/net/packet.h"

@@ -11,7 +11,8 @@
 #include <map>
 #include <set>
 
-#include "../net/frame_builder.h"
+#include "support/frame_builder.h"
+#include "support/message_mix.h"
 #include "dataplane_test_util.h"
 #include "siplb/balance/hash.h"
 #include "siplb/dataplane/dataplane.h"
@@ -75,7 +76,7 @@ TEST(DataplanePcap, ReplayedCallMixIsBalancedPerCallId) {
 
     // Requests come from clients behind the gateway to the VIP; responses
     // come from the backend the table picks for the call, toward the client.
-    auto mix = sip::generate_message_mix(2000, 42);
+    auto mix = generate_message_mix(2000, 42);
     std::vector<std::vector<uint8_t>> frames;
     std::vector<bool> is_request;
     std::map<std::string, Endpoint> client_of_call;

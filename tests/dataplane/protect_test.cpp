@@ -5,7 +5,7 @@
 #include <rte_eal.h>
 #include <rte_ring.h>
 
-#include "../net/frame_builder.h"
+#include "support/frame_builder.h"
 #include "dataplane_test_util.h"
 #include "ring_fixture.h"
 #include "siplb/dataplane/dataplane.h"

@@ -6,7 +6,7 @@
 #include <rte_eal.h>
 #include <rte_ring.h>
 
-#include "../net/frame_builder.h"
+#include "support/frame_builder.h"
 #include "dataplane_test_util.h"
 #include "ring_fixture.h"
 #include "siplb/balance/hash.h"
@@ -218,20 +218,6 @@ TEST_F(DataplaneRing, IpipPoolEncapsulatesTheUnchangedDatagram) {
     expect.insert(expect.end(), outer.begin(), outer.end());
     expect.insert(expect.end(), inner.bytes.begin() + inner.l3, inner.bytes.end());
     EXPECT_EQ(out[0], expect);
-}
-
-// Ethernet + IPv6 + NS/NA frame (optionally tagged) written by the pure ND code.
-std::vector<uint8_t> ndp_frame(const MacAddress& dst, const MacAddress& src, uint16_t vlan) {
-    const size_t l2 = vlan ? 18 : 14;
-    std::vector<uint8_t> f(l2 + 72, 0);  // sized once: GCC 12 misreads resize-after-push_back bounds
-    std::copy(dst.bytes.begin(), dst.bytes.end(), f.begin());
-    std::copy(src.bytes.begin(), src.bytes.end(), f.begin() + 6);
-    if (vlan) {
-        put16(f, 12, 0x8100);
-        put16(f, 14, vlan);
-    }
-    put16(f, l2 - 2, 0x86DD);
-    return f;
 }
 
 TEST_F(DataplaneRing, NeighborSolicitationForVipIsAnswered) {

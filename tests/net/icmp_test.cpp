@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "frame_builder.h"
+#include "support/frame_builder.h"
 #include "siplb/net/checksum.h"
 
 using namespace siplb;

@@ -2,7 +2,7 @@
 
 #include <random>
 
-#include "frame_builder.h"
+#include "support/frame_builder.h"
 #include "siplb/net/checksum.h"
 #include "siplb/net/nat.h"
 #include "siplb/net/packet.h"

@@ -6,7 +6,7 @@
 #include "siplb/net/ndp.h"
 #include "siplb/net/neighbor_table.h"
 #include "siplb/net/packet.h"
-#include "frame_builder.h"
+#include "support/frame_builder.h"
 
 using namespace siplb;
 using namespace siplb::net;
@@ -104,22 +104,11 @@ TEST(Arp, ParseBuildReply) {
 }
 
 namespace {
-// Independent ICMPv6 checksum over pseudo-header + message.
+// Independent ICMPv6 checksum of the message as long as its IPv6 header says.
 uint16_t naive_icmpv6(const std::vector<uint8_t>& f, size_t l3) {
-    std::vector<uint8_t> d(f.begin() + l3 + 8, f.begin() + l3 + 40);
-    size_t len = siplb::test::get16(f, l3 + 4);
-    d.insert(d.end(), {0, 0, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len), 0, 0, 0, 58});
-    std::vector<uint8_t> msg(f.begin() + l3 + 40, f.begin() + l3 + 40 + len);
-    msg[2] = msg[3] = 0;
-    d.insert(d.end(), msg.begin(), msg.end());
-    return siplb::test::naive_checksum(d);
+    return siplb::test::naive_icmp_checksum(f, l3, l3 + 40, l3 + 40 + siplb::test::get16(f, l3 + 4), true);
 }
-std::vector<uint8_t> ndp_frame() {
-    std::vector<uint8_t> f(14 + 40 + kNdpMessageLen, 0);
-    f[12] = 0x86;
-    f[13] = 0xDD;
-    return f;
-}
+using siplb::test::ndp_frame;
 }  // namespace
 
 TEST(Ndp, SolicitationRoundTrip) {

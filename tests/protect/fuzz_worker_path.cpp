@@ -18,7 +18,7 @@
 #include <memory>
 #include <string_view>
 
-#include "../net/frame_builder.h"
+#include "../support/frame_builder.h"
 #include "siplb/balance/pick.h"
 #include "siplb/balance/snapshot.h"
 #include "siplb/net/nat.h"

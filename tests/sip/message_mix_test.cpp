@@ -5,8 +5,10 @@
 #include <string>
 
 #include "siplb/sip/parser.h"
+#include "support/message_mix.h"
 
 using namespace siplb::sip;
+using siplb::test::generate_message_mix;
 
 TEST(MessageMix, DeterministicForASeed) {
     EXPECT_EQ(generate_message_mix(300, 42), generate_message_mix(300, 42));

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "siplb/sip/parser.h"
+#include "support/message_mix.h"
 
 using namespace siplb::sip;
+using siplb::test::generate_message_mix;
 
 namespace {
 

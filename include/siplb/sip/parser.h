@@ -29,9 +29,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <string_view>
-#include <vector>
 
 namespace siplb::sip {
 
@@ -150,12 +148,5 @@ Method method_from_token(std::string_view token) noexcept;
 // value, which spans folded continuation lines. Empty span if absent or if
 // `msg` has no header section (keepalives, rejects before the start line).
 Span find_header(const uint8_t* data, size_t len, const SipMessage& msg, std::string_view name) noexcept;
-
-// Realistic generated traffic for tests and benchmarks, in call order; all
-// messages of one call share a Call-ID. Deterministic for a given seed on
-// every platform. Mix: INVITE with SDP, 100/180/200, ACK, BYE and its 200,
-// REGISTER challenged with 401 then accepted, OPTIONS pings; some calls use
-// compact header forms, some carry 10-Via stacks; 300-1400 bytes each.
-std::vector<std::string> generate_message_mix(size_t count, uint64_t seed);
 
 }  // namespace siplb::sip

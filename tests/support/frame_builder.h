@@ -1,7 +1,10 @@
-// Builds Ethernet/IP/UDP frames for tests, and checks checksums with a
-// deliberately naive byte-by-byte computation independent of src/net.
+// Builds Ethernet/IP/UDP frames for tests and benchmarks, and checks
+// checksums with a deliberately naive byte-by-byte computation independent
+// of src/net. Header-only: scripts/fuzz compiles targets that include it
+// without meson.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -91,14 +94,20 @@ inline uint16_t naive_ipv4_checksum(const std::vector<uint8_t>& frame, size_t l3
     return naive_checksum(h);
 }
 
+// Ethernet header (802.1Q tag when `vlan` is not 0) appended to `b`.
+inline void append_ethernet(std::vector<uint8_t>& b, const MacAddress& dst, const MacAddress& src, uint16_t vlan,
+                            uint16_t ether_type) {
+    b.insert(b.end(), dst.bytes.begin(), dst.bytes.end());
+    b.insert(b.end(), src.bytes.begin(), src.bytes.end());
+    if (vlan) b.insert(b.end(), {0x81, 0x00, static_cast<uint8_t>(vlan >> 8), static_cast<uint8_t>(vlan)});
+    b.insert(b.end(), {static_cast<uint8_t>(ether_type >> 8), static_cast<uint8_t>(ether_type)});
+}
+
 inline Frame build_frame(const FrameSpec& s) {
     Frame f;
     auto& b = f.bytes;
-    b.insert(b.end(), s.dst_mac.bytes.begin(), s.dst_mac.bytes.end());
-    b.insert(b.end(), s.src_mac.bytes.begin(), s.src_mac.bytes.end());
-    if (s.vlan) b.insert(b.end(), {0x81, 0x00, static_cast<uint8_t>(s.vlan >> 8), static_cast<uint8_t>(s.vlan)});
     bool v6 = s.src.ip.is_v6();
-    b.insert(b.end(), {v6 ? uint8_t{0x86} : uint8_t{0x08}, v6 ? uint8_t{0xDD} : uint8_t{0x00}});
+    append_ethernet(b, s.dst_mac, s.src_mac, s.vlan, v6 ? 0x86DD : 0x0800);
     f.l3 = b.size();
     size_t udp_len = 8 + s.payload.size();
     if (!v6) {
@@ -137,6 +146,21 @@ inline Frame build_frame(const FrameSpec& s) {
     put16(b, f.l4 + 4, static_cast<uint16_t>(udp_len));
     b.insert(b.end(), s.payload.begin(), s.payload.end());
     if (s.udp_checksum || v6) put16(b, f.l4 + 6, naive_udp_checksum(b, f.l3, f.l4, v6));
+    return f;
+}
+
+// Ethernet (+tag) header and 72 zero bytes: room for the IPv6 header and an
+// NS/NA with one link-layer address option, which the ND code under test writes.
+inline std::vector<uint8_t> ndp_frame(const MacAddress& dst = {}, const MacAddress& src = {}, uint16_t vlan = 0) {
+    const size_t l2 = vlan ? 18 : 14;
+    std::vector<uint8_t> f(l2 + 72, 0);  // sized once: GCC 12 misreads resize-after-push_back bounds
+    std::copy(dst.bytes.begin(), dst.bytes.end(), f.begin());
+    std::copy(src.bytes.begin(), src.bytes.end(), f.begin() + 6);
+    if (vlan) {
+        put16(f, 12, 0x8100);
+        put16(f, 14, vlan);
+    }
+    put16(f, l2 - 2, 0x86DD);
     return f;
 }
 

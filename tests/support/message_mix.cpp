@@ -4,13 +4,14 @@
 // their header orders and habits (compact forms, long Via stacks behind
 // proxies). Deterministic: the generator is splitmix64, not <random>, whose
 // distributions differ between standard libraries.
+#include "message_mix.h"
+
 #include <cstdio>
+#include <iterator>
 #include <string>
 #include <vector>
 
-#include "siplb/sip/parser.h"
-
-namespace siplb::sip {
+namespace siplb::test {
 namespace {
 
 class SplitMix64 {
@@ -303,4 +304,4 @@ std::vector<std::string> generate_message_mix(size_t count, uint64_t seed) {
     return out;
 }
 
-}  // namespace siplb::sip
+}  // namespace siplb::test
