@@ -78,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto& g = guard();
     auto d = g.check(addr & 1u, data, size, msg, src, now_ns);
     if (d.action == protect::GuardDecision::Action::route && d.route_pool != 1) abort();
-    if (d.rule != protect::kNoRule && d.rule >= g.snapshot().pools()[0].rules->size()) abort();
+    if (d.rule != protect::kNoRule && d.rule >= g.snapshot().pools()[0].protection->rules()->size()) abort();
     if (g.pool(0)->counters.scan_errors() != 0) abort();
     return 0;
 }
