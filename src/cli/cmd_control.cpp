@@ -209,7 +209,8 @@ void print_human(CommandKind cmd, const json& r) {
             };
             auto group_sum = [](const json& entity, const char* group) {
                 uint64_t n = 0;
-                for (const auto& [k, v] : entity.value(group, json::object()).items())
+                const json values = entity.value(group, json::object());
+                for (const auto& [k, v] : values.items())
                     if (v.is_number_unsigned()) n += v.get<uint64_t>();
                 return n;
             };
@@ -236,7 +237,8 @@ void print_human(CommandKind cmd, const json& r) {
             print_table({"PORT", "RX", "TX", "RX_BYTES", "TX_BYTES", "RX_MISSED", "TX_DROPPED", "RX_NOMBUF"}, rows);
             rows.clear();
             std::printf("\n");
-            for (const auto& [group, names] : r.value("totals", json::object()).items())
+            const json totals = r.value("totals", json::object());
+            for (const auto& [group, names] : totals.items())
                 for (const auto& [name, n] : names.items())
                     if (n.is_number() && n.get<uint64_t>() > 0) rows.push_back({group, name, cell(n)});
             print_table({"GROUP", "COUNTER", "TOTAL"}, rows);
@@ -249,7 +251,8 @@ void print_human(CommandKind cmd, const json& r) {
                 std::vector<std::string> header;
                 for (const auto& k : keys) header.push_back(upper(k));
                 std::vector<std::string> traffic_names;
-                for (const auto& [name, n] : entities[0].value("traffic", json::object()).items())
+                const json traffic = entities[0].value("traffic", json::object());
+                for (const auto& [name, n] : traffic.items())
                     traffic_names.push_back(name), header.push_back(upper(name));
                 header.push_back("OTHER");
                 for (const auto& e : entities) {
