@@ -906,6 +906,110 @@ TEST(DaemonProtect, DropRuleAddedByReloadAppliesWhileTrafficFlows) {
     remove_files(f);
 }
 
+// siplbctl top in a real terminal: a detached tmux session (80x24, no
+// status line) runs it against a daemon forwarding a pcap replay. The frame
+// must show the header and the pool with a rate, fit in 80 columns, and
+// leave the terminal as it found it after q and after Ctrl-C (the shell
+// script prints the exit status and stty's icanon/echo flags after each run,
+// then waits for Enter, so the pane is alive when the cursor is checked).
+const std::string kTmux = "/usr/bin/tmux";
+
+TEST(DaemonTop, LiveViewInTmux) {
+    ASSERT_TRUE(fs::exists(kTmux)) << "tmux is missing (scripts/setup installs it)";
+    Files f = make_files("top");
+    write_pcap(f.dir / "in.pcap");
+    f.write(pcap_config(f, ""));
+    pid_t pid = spawn_daemon(f, f.dir / "daemon.log");
+    const std::string sock = (f.dir / "tmux.sock").string();
+    struct Cleanup {
+        pid_t& pid;
+        Files& f;
+        std::string sock;
+        ~Cleanup() {
+            run({kTmux, "-S", sock, "kill-server"}, 10s);  // this test's own server, by its socket
+            if (pid > 0) {
+                ::kill(pid, SIGKILL);
+                ::waitpid(pid, nullptr, 0);
+            }
+            remove_files(f);
+        }
+    } cleanup{pid, f, sock};
+    ASSERT_TRUE(wait_running(f, pid)) << slurp(f.dir / "daemon.log");
+
+    std::ofstream(f.dir / "tmux.conf") << "set -g remain-on-exit on\nset -g status off\n";
+    std::ofstream(f.dir / "top.sh")
+        << "trap true INT\n"
+        << "flags() { stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; "
+           "echo; }\n"
+        << "\"$1\" top --socket \"$2\" --interval 0.5\necho \"top exited $? after q\"\nflags\nread go\n"
+        << "\"$1\" top --socket \"$2\" --interval 0.5\necho \"top exited $? after C-c\"\nflags\nread go\n";
+    RunResult started = run({kTmux, "-S", sock, "-f", (f.dir / "tmux.conf").string(), "new-session", "-d", "-s", "top",
+                             "-x", "80", "-y", "24", "sh " + (f.dir / "top.sh").string() + " " + kSiplbctl + " " +
+                                                         f.socket().string()});
+    ASSERT_EQ(started.status, 0) << started.out;
+    auto tmux = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {kTmux, "-S", sock});
+        return run(args, 10s).out;
+    };
+    // The screen, wrapped lines joined (a line the terminal wrapped would show as longer than 80).
+    auto screen = [&] {
+        std::vector<std::string> lines;
+        std::istringstream in(tmux({"capture-pane", "-p", "-J", "-t", "top"}));
+        for (std::string l; std::getline(in, l);) {
+            while (!l.empty() && l.back() == ' ') l.pop_back();
+            lines.push_back(l);
+        }
+        return lines;
+    };
+    auto wait_screen = [&](auto pred) {
+        for (int i = 0; i < 75; ++i) {
+            if (pred(screen())) return true;
+            std::this_thread::sleep_for(200ms);
+        }
+        return false;
+    };
+    auto has = [](const std::vector<std::string>& lines, const std::string& prefix) {
+        for (const auto& l : lines)
+            if (l.rfind(prefix, 0) == 0) return &l;
+        return static_cast<const std::string*>(nullptr);
+    };
+    // A frame with rates: the pool line's IN/s is a number, not "-".
+    auto frame_with_rates = [&](const std::vector<std::string>& lines) {
+        const std::string* pool = has(lines, "lund ");
+        return has(lines, "siplb ") && pool && pool->find(" - ") == std::string::npos;
+    };
+    auto flags_restored = [](const std::vector<std::string>& lines, const std::string& after) {
+        for (size_t i = 0; i + 1 < lines.size(); ++i)
+            if (lines[i] == "top exited " + after) return lines[i + 1] == "icanon echo";
+        return false;
+    };
+
+    for (const char* round : {"0 after q", "130 after C-c"}) {
+        std::vector<std::string> lines;
+        ASSERT_TRUE(wait_screen([&](const auto& l) { return frame_with_rates(lines = l); }))
+            << round << ":\n" << testing::PrintToString(screen()) << slurp(f.dir / "daemon.log");
+        EXPECT_NE(has(lines, "siplb 0.1.0  pid " + std::to_string(pid) + "  up "), nullptr)
+            << testing::PrintToString(lines);
+        EXPECT_NE(has(lines, "POOL / BACKEND "), nullptr);
+        EXPECT_NE(has(lines, "  198.51.100.11:5060 "), nullptr);
+        EXPECT_LE(lines.size(), 24u);
+        for (const auto& l : lines) EXPECT_LE(l.size(), 80u) << l;
+        EXPECT_EQ(tmux({"display-message", "-p", "-t", "top", "#{cursor_flag}"}), "0\n");  // hidden while running
+
+        tmux({"send-keys", "-t", "top", std::string(round).find("q") != std::string::npos ? "q" : "C-c"});
+        EXPECT_TRUE(wait_screen([&](const auto& l) { return flags_restored(l, round); }))
+            << round << ":\n" << testing::PrintToString(screen());
+        EXPECT_EQ(tmux({"display-message", "-p", "-t", "top", "#{cursor_flag}"}), "1\n");
+        tmux({"send-keys", "-t", "top", "Enter"});  // on to the next round
+    }
+    EXPECT_TRUE(wait_screen(
+        [&](const auto&) { return tmux({"display-message", "-p", "-t", "top", "#{pane_dead}"}) == "1\n"; }));
+
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    EXPECT_EQ(wait_exit(pid, 15s), 0) << slurp(f.dir / "daemon.log");
+    pid = -1;
+}
+
 // systemd's end of sd_notify: a datagram socket the test binds in its temp
 // dir and hands to the daemon as NOTIFY_SOCKET, with a 1 s WATCHDOG_USEC.
 class NotifySocket {
