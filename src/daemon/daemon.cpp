@@ -79,6 +79,12 @@ Status Daemon::start_discovery() {
 
 Result<std::vector<std::string>> Daemon::reload(const control::Actor& who) {
     using R = Result<std::vector<std::string>>;
+    // systemd shows the unit "reloading" until READY=1, sent on every way out.
+    notifier_.reloading();
+    struct Reloaded {
+        Notifier& n;
+        ~Reloaded() { n.reloaded(); }
+    } reloaded{notifier_};
     auto fail = [&](std::string msg) {
         ++reloads_failed_;
         log(LogLevel::error, "reload rejected, running config kept", {{"error", msg}, {"by", who.who}});
@@ -146,13 +152,11 @@ json Daemon::status() const {
     j["workers"] = dataplane_ ? dataplane_->worker_count() : 0;
     j["dataplane"] = !dataplane_running() ? "stopped" : stopping_ ? "stopping" : "running";
     json beats = json::array();
-    size_t stalled = 0;
-    for (size_t i = 0; i < beats_.size(); ++i) {
-        beats.push_back({{"worker", i}, {"loops", beats_[i].loops}, {"stalled", beats_[i].stalled}});
-        stalled += beats_[i].stalled;
-    }
+    const auto& hb = heartbeats_.beats();
+    for (size_t i = 0; i < hb.size(); ++i)
+        beats.push_back({{"worker", i}, {"loops", hb[i].loops}, {"stalled", hb[i].stalled}});
     j["worker_status"] = beats;
-    j["stalled_workers"] = stalled;
+    j["stalled_workers"] = heartbeats_.stalled();
     j["ports"] = ports;
     j["control_clients"] = server_ ? server_->clients() : 0;
     return j;
@@ -186,22 +190,31 @@ bool Daemon::dataplane_running() const {
 }
 
 void Daemon::sample_workers() {
-    if (!dataplane_running()) return;
-    const auto now = std::chrono::steady_clock::now();
-    const std::vector<uint64_t> loops = dataplane_->worker_loops();
-    if (beats_.size() != loops.size()) beats_.assign(loops.size(), WorkerBeat{0, now, false});
-    for (size_t i = 0; i < loops.size(); ++i) {
-        WorkerBeat& b = beats_[i];
-        if (loops[i] != b.loops) {
-            b.loops = loops[i];
-            b.moved = now;
-        }
-        const bool stalled = now - b.moved > kStallAfter;
-        if (stalled != b.stalled)
-            log(stalled ? LogLevel::error : LogLevel::info, stalled ? "worker stalled" : "worker running again",
-                {{"worker", std::to_string(i)}, {"loops", std::to_string(b.loops)}});
-        b.stalled = stalled;
+    if (!dataplane_running()) {
+        // Stale beats must not keep the watchdog fed.
+        heartbeats_.clear();
+        return;
     }
+    const std::vector<uint64_t> loops = dataplane_->worker_loops();
+    for (size_t i : heartbeats_.sample(loops, std::chrono::steady_clock::now())) {
+        const auto& b = heartbeats_.beats()[i];
+        log(b.stalled ? LogLevel::error : LogLevel::info, b.stalled ? "worker stalled" : "worker running again",
+            {{"worker", std::to_string(i)}, {"loops", std::to_string(b.loops)}});
+    }
+}
+
+StatusFacts Daemon::status_facts() const {
+    StatusFacts f;
+    for (const auto& p : pools_.pools()) {
+        ++f.pools;
+        f.backends += p.backends.size();
+        for (const auto& b : p.backends) f.backends_up += b.state == control::EffectiveState::active;
+    }
+    f.workers = heartbeats_.beats().size();
+    f.stalled = heartbeats_.stalled();
+    if (dataplane_) f.tx_packets = dataplane_->stats().total("traffic", "tx_packets");
+    f.stopping = stopping_;
+    return f;
 }
 
 void Daemon::feed_passive_health() {
@@ -227,6 +240,7 @@ void Daemon::on_signal() {
         } else if (!stopping_ && cfg_.control.stop_grace_ms > 0 && dataplane_running()) {
             // Graceful: keep forwarding while routers move the traffic away.
             stopping_ = true;
+            notifier_.stopping();
             log(LogLevel::info, "stopping after the grace period, still forwarding",
                 {{"signal", strsignal(static_cast<int>(si.ssi_signo))},
                  {"stop_grace_ms", std::to_string(cfg_.control.stop_grace_ms)}});
@@ -236,6 +250,7 @@ void Daemon::on_signal() {
             });
         } else {
             log(LogLevel::info, "stopping", {{"signal", strsignal(static_cast<int>(si.ssi_signo))}});
+            notifier_.stopping();
             loop_.stop();
         }
     }
@@ -337,8 +352,20 @@ int Daemon::run() {
         feed_passive_health();
     });
 
+    // Ports up, first snapshot published, discovery started: ready.
+    notifier_.ready(std::chrono::steady_clock::now(), status_facts());
+    if (notifier_.enabled())
+        loop_.every(kStatusEvery, [this] { notifier_.status(std::chrono::steady_clock::now(), status_facts()); });
+    if (notifier_.watchdog_interval().count() > 0) {
+        loop_.every(notifier_.watchdog_tick(),
+                    [this] { notifier_.watchdog(std::chrono::steady_clock::now(), heartbeats_); });
+        log(LogLevel::info, "systemd watchdog on",
+            {{"interval_ms", std::to_string(notifier_.watchdog_interval().count() / 1000)}});
+    }
+
     log(LogLevel::info, "running", {{"socket", server_->path()}});
     loop_.run();
+    notifier_.stopping();
 
     if (dataplane_) dataplane_->stop();
     dataplane_.reset();

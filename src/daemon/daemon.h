@@ -24,6 +24,8 @@
 #include "siplb/control/snapshot_builder.h"
 #include "siplb/dataplane/dataplane.h"
 
+#include "notifier.h"
+
 namespace siplb::daemon {
 
 // `siplb --check`: loads nothing else but builds every pool's table, so a
@@ -48,6 +50,7 @@ private:
     void on_signal();
     bool dataplane_running() const;
     void sample_workers();
+    StatusFacts status_facts() const;
     // Hands the workers' per-backend overload-response counters to passive
     // overload detection (health), for pools that enable it.
     void feed_passive_health();
@@ -71,13 +74,12 @@ private:
     bool stopping_ = false;
     // Worker heartbeats, sampled by a control-loop timer (not on request):
     // a worker whose loop counter has not moved for kStallAfter is stalled.
-    struct WorkerBeat {
-        uint64_t loops = 0;
-        std::chrono::steady_clock::time_point moved{};
-        bool stalled = false;
-    };
     static constexpr std::chrono::milliseconds kStallAfter{1000};
-    std::vector<WorkerBeat> beats_;
+    // STATUS= for `systemctl status`: often enough to be current, rarely enough to be free.
+    static constexpr std::chrono::seconds kStatusEvery{3};
+    WorkerHeartbeats heartbeats_{kStallAfter};
+    // sd_notify: readiness, status, reload, stop, and the watchdog gated on the heartbeats.
+    Notifier notifier_ = Notifier::from_environment();
     std::unique_ptr<dataplane::Dataplane> dataplane_;
     std::unique_ptr<control::DiscoveryWiring> discovery_;
 };

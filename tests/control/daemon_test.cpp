@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -209,6 +210,41 @@ pid_t spawn_daemon(const Files& f, const fs::path& log) {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
         ::execl(kSiplb.c_str(), kSiplb.c_str(), "--config", f.config().c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    return pid;
+}
+
+// spawn_daemon with extra environment entries ("NAME=value"); with
+// watchdog_pid, WATCHDOG_PID is set to the child's own pid (sd_watchdog_enabled
+// ignores WATCHDOG_USEC meant for another process). Everything is prepared
+// before fork: the child only formats its pid into a buffer and execs.
+pid_t spawn_daemon_env(const Files& f, const fs::path& log, const std::vector<std::string>& extra, bool watchdog_pid) {
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) {
+        const std::string_view kv(*e);
+        if (kv.rfind("NOTIFY_SOCKET=", 0) != 0 && kv.rfind("WATCHDOG_", 0) != 0) env.emplace_back(kv);
+    }
+    env.insert(env.end(), extra.begin(), extra.end());
+    char pid_entry[48] = "WATCHDOG_PID=";
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    if (watchdog_pid) envp.push_back(pid_entry);
+    envp.push_back(nullptr);
+    const std::string path = f.config().string();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        char digits[24];
+        int n = 0;
+        for (pid_t p = ::getpid(); p > 0; p /= 10) digits[n++] = static_cast<char>('0' + p % 10);
+        char* out = pid_entry + std::strlen(pid_entry);
+        while (n > 0) *out++ = digits[--n];
+        *out = '\0';
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        const char* argv[] = {kSiplb.c_str(), "--config", path.c_str(), nullptr};
+        ::execve(kSiplb.c_str(), const_cast<char* const*>(argv), envp.data());
         _exit(127);
     }
     return pid;
@@ -873,6 +909,199 @@ TEST(DaemonProtect, DropRuleAddedByReloadAppliesWhileTrafficFlows) {
     ASSERT_EQ(::kill(pid, SIGTERM), 0);
     EXPECT_EQ(wait_exit(pid, 15s), 0) << slurp(f.dir / "daemon.log");
     remove_files(f);
+}
+
+// siplbctl top in a real terminal: a detached tmux session (80x24, no
+// status line) runs it against a daemon forwarding a pcap replay. The frame
+// must show the header and the pool with a rate, fit in 80 columns, and
+// leave the terminal as it found it after q and after Ctrl-C (the shell
+// script prints the exit status and stty's icanon/echo flags after each run,
+// then waits for Enter, so the pane is alive when the cursor is checked).
+const std::string kTmux = "/usr/bin/tmux";
+
+TEST(DaemonTop, LiveViewInTmux) {
+    ASSERT_TRUE(fs::exists(kTmux)) << "tmux is missing (scripts/setup installs it)";
+    Files f = make_files("top");
+    write_pcap(f.dir / "in.pcap");
+    f.write(pcap_config(f, ""));
+    pid_t pid = spawn_daemon(f, f.dir / "daemon.log");
+    const std::string sock = (f.dir / "tmux.sock").string();
+    struct Cleanup {
+        pid_t& pid;
+        Files& f;
+        std::string sock;
+        ~Cleanup() {
+            run({kTmux, "-S", sock, "kill-server"}, 10s);  // this test's own server, by its socket
+            if (pid > 0) {
+                ::kill(pid, SIGKILL);
+                ::waitpid(pid, nullptr, 0);
+            }
+            remove_files(f);
+        }
+    } cleanup{pid, f, sock};
+    ASSERT_TRUE(wait_running(f, pid)) << slurp(f.dir / "daemon.log");
+
+    std::ofstream(f.dir / "tmux.conf") << "set -g remain-on-exit on\nset -g status off\n";
+    std::ofstream(f.dir / "top.sh")
+        << "trap true INT\n"
+        << "flags() { stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; "
+           "echo; }\n"
+        << "\"$1\" top --socket \"$2\" --interval 0.5\necho \"top exited $? after q\"\nflags\nread go\n"
+        << "\"$1\" top --socket \"$2\" --interval 0.5\necho \"top exited $? after C-c\"\nflags\nread go\n";
+    RunResult started = run({kTmux, "-S", sock, "-f", (f.dir / "tmux.conf").string(), "new-session", "-d", "-s", "top",
+                             "-x", "80", "-y", "24", "sh " + (f.dir / "top.sh").string() + " " + kSiplbctl + " " +
+                                                         f.socket().string()});
+    ASSERT_EQ(started.status, 0) << started.out;
+    auto tmux = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {kTmux, "-S", sock});
+        return run(args, 10s).out;
+    };
+    // The screen, wrapped lines joined (a line the terminal wrapped would show as longer than 80).
+    auto screen = [&] {
+        std::vector<std::string> lines;
+        std::istringstream in(tmux({"capture-pane", "-p", "-J", "-t", "top"}));
+        for (std::string l; std::getline(in, l);) {
+            while (!l.empty() && l.back() == ' ') l.pop_back();
+            lines.push_back(l);
+        }
+        return lines;
+    };
+    auto wait_screen = [&](auto pred) {
+        for (int i = 0; i < 75; ++i) {
+            if (pred(screen())) return true;
+            std::this_thread::sleep_for(200ms);
+        }
+        return false;
+    };
+    auto has = [](const std::vector<std::string>& lines, const std::string& prefix) {
+        for (const auto& l : lines)
+            if (l.rfind(prefix, 0) == 0) return &l;
+        return static_cast<const std::string*>(nullptr);
+    };
+    // A frame with rates: the pool line's IN/s is a number, not "-".
+    auto frame_with_rates = [&](const std::vector<std::string>& lines) {
+        const std::string* pool = has(lines, "lund ");
+        return has(lines, "siplb ") && pool && pool->find(" - ") == std::string::npos;
+    };
+    auto flags_restored = [](const std::vector<std::string>& lines, const std::string& after) {
+        for (size_t i = 0; i + 1 < lines.size(); ++i)
+            if (lines[i] == "top exited " + after) return lines[i + 1] == "icanon echo";
+        return false;
+    };
+
+    for (const char* round : {"0 after q", "130 after C-c"}) {
+        std::vector<std::string> lines;
+        ASSERT_TRUE(wait_screen([&](const auto& l) { return frame_with_rates(lines = l); }))
+            << round << ":\n" << testing::PrintToString(screen()) << slurp(f.dir / "daemon.log");
+        EXPECT_NE(has(lines, "siplb 0.1.0  pid " + std::to_string(pid) + "  up "), nullptr)
+            << testing::PrintToString(lines);
+        EXPECT_NE(has(lines, "POOL / BACKEND "), nullptr);
+        EXPECT_NE(has(lines, "  198.51.100.11:5060 "), nullptr);
+        EXPECT_LE(lines.size(), 24u);
+        for (const auto& l : lines) EXPECT_LE(l.size(), 80u) << l;
+        EXPECT_EQ(tmux({"display-message", "-p", "-t", "top", "#{cursor_flag}"}), "0\n");  // hidden while running
+
+        tmux({"send-keys", "-t", "top", std::string(round).find("q") != std::string::npos ? "q" : "C-c"});
+        EXPECT_TRUE(wait_screen([&](const auto& l) { return flags_restored(l, round); }))
+            << round << ":\n" << testing::PrintToString(screen());
+        EXPECT_EQ(tmux({"display-message", "-p", "-t", "top", "#{cursor_flag}"}), "1\n");
+        tmux({"send-keys", "-t", "top", "Enter"});  // on to the next round
+    }
+    EXPECT_TRUE(wait_screen(
+        [&](const auto&) { return tmux({"display-message", "-p", "-t", "top", "#{pane_dead}"}) == "1\n"; }));
+
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    EXPECT_EQ(wait_exit(pid, 15s), 0) << slurp(f.dir / "daemon.log");
+    pid = -1;
+}
+
+// systemd's end of sd_notify: a datagram socket the test binds in its temp
+// dir and hands to the daemon as NOTIFY_SOCKET, with a 1 s WATCHDOG_USEC.
+class NotifySocket {
+public:
+    explicit NotifySocket(const fs::path& path) : path_(path) {
+        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+        bound_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    }
+    ~NotifySocket() { ::close(fd_); }
+    bool bound() const { return bound_; }
+    // The next notification, "" when none arrives in time.
+    std::string next(std::chrono::milliseconds timeout) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return "";
+        char buf[4096];
+        const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+        return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+    }
+
+private:
+    fs::path path_;
+    int fd_ = -1;
+    bool bound_ = false;
+};
+
+TEST(DaemonNotify, ReadyStatusWatchdogReloadStopping) {
+    Files f = make_files("notify");
+    f.write(f.config_text());
+    NotifySocket ns(f.dir / "notify.sock");
+    ASSERT_TRUE(ns.bound());
+    const fs::path log = f.dir / "daemon.log";
+    pid_t pid = spawn_daemon_env(f, log, {"NOTIFY_SOCKET=" + (f.dir / "notify.sock").string(), "WATCHDOG_USEC=1000000"},
+                                 /*watchdog_pid=*/true);
+    struct Cleanup {
+        pid_t& pid;
+        Files& f;
+        ~Cleanup() {
+            if (pid > 0) {
+                ::kill(pid, SIGKILL);
+                ::waitpid(pid, nullptr, 0);
+            }
+            remove_files(f);
+        }
+    } cleanup{pid, f};
+
+    // The first notification is READY=1 with a status line, and by then the
+    // dataplane runs and the control socket answers.
+    const std::string ready = ns.next(30s);
+    ASSERT_EQ(ready.rfind("READY=1\nSTATUS=running: 2 pools, 5/5 backends up", 0), 0u) << ready << "\n" << slurp(log);
+    {
+        Client c(f.socket());
+        ASSERT_TRUE(c.connected());
+        const json s = c.request({{"cmd", "status"}});
+        EXPECT_EQ(s["result"]["dataplane"], "running") << s.dump();
+        EXPECT_EQ(s["result"]["pid"], pid);
+    }
+    // Watchdog pings every half interval while the worker runs, and
+    // periodic STATUS lines carry the transmit rate.
+    size_t pings = 0;
+    std::string status;
+    const auto until = std::chrono::steady_clock::now() + 4s;
+    while (std::chrono::steady_clock::now() < until) {
+        const std::string m = ns.next(100ms);
+        if (m == "WATCHDOG=1") ++pings;
+        else if (m.rfind("STATUS=", 0) == 0) status = m;
+        else EXPECT_EQ(m, "") << "unexpected notification";
+    }
+    EXPECT_GE(pings, 4u) << slurp(log);
+    EXPECT_NE(status.find(" Mpps tx, 1 worker"), std::string::npos) << status;
+    EXPECT_NE(slurp(log).find("systemd watchdog on"), std::string::npos);
+
+    // A reload is bracketed by RELOADING=1 and READY=1.
+    ASSERT_EQ(::kill(pid, SIGHUP), 0);
+    std::vector<std::string> seen;
+    for (std::string m; seen.size() < 2 && !(m = ns.next(5s)).empty();)
+        if (m != "WATCHDOG=1" && m.rfind("STATUS=", 0) != 0) seen.push_back(m);
+    EXPECT_EQ(seen, (std::vector<std::string>{"RELOADING=1", "READY=1"}));
+
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    bool stopping = false;
+    for (std::string m; !stopping && !(m = ns.next(5s)).empty();) stopping = m == "STOPPING=1";
+    EXPECT_TRUE(stopping);
+    EXPECT_EQ(wait_exit(pid, 15s), 0) << slurp(log);
+    pid = -1;
 }
 
 }  // namespace
