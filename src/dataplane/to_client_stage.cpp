@@ -38,12 +38,28 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
     // with a kernel path it goes to the kernel's socket.
     if (ctx_.routes.is_local_address(frame + v.dst_addr_offset(), v6)) [[unlikely]]
         return not_for_us(c_);
+    // msg_ holds this datagram's SIP parse once `parsed`; most replies need none.
+    bool parsed = false;
     // A backend of several pools answers from the VIP its call came in on.
-    if (!ref.pools.empty()) [[unlikely]]
+    if (!ref.pools.empty()) [[unlikely]] {
         place_shared_backend(frame, v, snap, ref, now_s);
-    // Backend -> client: SNAT to the pool's VIP. No SIP parsing needed
-    // (but for the rare dialog a backend starts, below).
+        parsed = true;
+    }
+    // Backend -> client: SNAT to the pool's VIP of the family. No SIP parsing
+    // needed (but for the rare dialog a backend starts, below).
     if (ref.snat_vip->ip.is_v6() != v6) return drop(c_, DropReason::family_mismatch);
+    const Endpoint* source = ref.snat_vip;
+    // Several VIPs of the family: the one the call came in on, else the one
+    // the client last sent to, else (counted) the first one.
+    bool vip_fallback = false;
+    if (ref.pool->several_vips(v6)) [[unlikely]] {
+        if (!parsed) sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
+        parsed = true;
+        if (const Endpoint* recorded = recorded_vip(frame, v, *ref.pool, now_s))
+            source = recorded;
+        else
+            vip_fallback = true;
+    }
     neighbors_.glean(frame, v, f.in_port, now_ms);
     IpAddress client;
     if (v6) client.family = IpAddress::Family::v6;
@@ -52,8 +68,9 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
     if (a.kind == Action::Kind::drop) return errors_.answer_too_big(a, f, now_ms);
     if (ref.backend != balance::PoolSnapshot::kNoBackend &&
         may_create_dialog(frame + v.payload_offset(), v.payload_len()))
-        remember_backend_dialog(frame, v, *ref.pool, ref.backend, now_s);
-    net::snat(frame, v, *ref.snat_vip);
+        remember_backend_dialog(frame, v, *ref.pool, ref.backend, now_s, parsed,
+                                ref.pool->several_vips(v6) ? ref.pool->vip_slot(source) : balance::AffinityTable::kNoVip);
+    net::snat(frame, v, *source);
     bump(c_.to_client);
     if (PoolCounters* pc = c_.pool(ref.pool->counter_slot())) {
         bump(pc->reply_packets);
@@ -64,6 +81,8 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
         if (auto* bc = c_.backend(ref.pool->counter_slot(), id)) {
             bump(bc->reply_packets);
             bump(bc->reply_bytes, a.len);
+            if (vip_fallback) [[unlikely]]
+                bump(bc->vip_fallback);
             const uint16_t status = response_status(frame + v.payload_offset(), v.payload_len());
             if (status && ref.pool->is_overload_code(status)) [[unlikely]]
                 count_overload(frame + v.payload_offset(), v.payload_len(), *bc);
@@ -130,18 +149,37 @@ void ToClientStage::place_shared_backend(const uint8_t* frame, const net::Packet
     bump(c_.shared_backend_first_pool);
 }
 
+const Endpoint* ToClientStage::recorded_vip(const uint8_t* frame, const net::PacketView& v,
+                                            const balance::PoolSnapshot& pool, uint32_t now_s) const noexcept {
+    uint8_t slot = balance::AffinityTable::kNoVip;
+    if (msg_.ok() && ctx_.affinity) {
+        const uint64_t call = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset,
+                                                    msg_.call_id.length, pool.seed());
+        if (auto hit = ctx_.affinity->lookup(balance::affinity_key(pool, call), now_s)) slot = hit->vip;
+    }
+    // No call entry with a VIP (a call the backend starts, a keepalive
+    // answer, an entry gone with a restart or its idle time): where the
+    // client last sent to, which is where its NAT lets datagrams in from.
+    if (slot == balance::AffinityTable::kNoVip && ctx_.client_vips)
+        slot = ctx_.client_vips->lookup(pool, endpoint_hash(frame, v, pool.seed(), /*client_is_source=*/false), now_s);
+    const Endpoint* vip = pool.vip_at(slot);
+    // A slot recorded before a reload changed the VIPs may name another family.
+    return vip && vip->ip.is_v6() == (v.ip_version == 6) ? vip : nullptr;
+}
+
 void ToClientStage::remember_backend_dialog(const uint8_t* frame, const net::PacketView& v,
-                                            const balance::PoolSnapshot& pool, uint16_t backend,
-                                            uint32_t now_s) noexcept {
+                                            const balance::PoolSnapshot& pool, uint16_t backend, uint32_t now_s,
+                                            bool parsed, uint8_t vip) noexcept {
     // A dialog a backend starts toward a customer (INVITE to a registered
     // phone, SUBSCRIBE, REFER): the customer's answers arrive on the VIP and
-    // must reach this backend even where the table names another one.
-    sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
+    // must reach this backend even where the table names another one, and
+    // the dialog keeps the VIP its first request left from.
+    if (!parsed) sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
     if (!msg_.ok() || !creates_dialog(msg_) || !ctx_.affinity) return;
     uint64_t key = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length,
                                          pool.seed()) ^
                    pool.affinity_salt();
-    auto r = ctx_.affinity->upsert(key, pool.backends()[backend].id, now_s + pool.dialog_idle_s(), now_s);
+    auto r = ctx_.affinity->upsert(key, pool.backends()[backend].id, now_s + pool.dialog_idle_s(), now_s, vip);
     if (r == balance::AffinityTable::Store::evicted) bump(c_.affinity_evictions);
     bump(c_.backend_dialogs);
 }
