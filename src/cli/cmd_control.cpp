@@ -278,8 +278,9 @@ void print_human(CommandKind cmd, const json& r) {
             return;
         }
         case CommandKind::lookup:
-            std::printf("%s\t%s\t%s\n", cell(at(r, "call_id")).c_str(), cell(at(r, "backend")).c_str(),
-                        cell(at(r, "reason")).c_str());
+            // The call's VIP next to its backend: where its replies leave from ("-": none recorded).
+            std::printf("%s\t%s\t%s\t%s\n", cell(at(r, "call_id")).c_str(), cell(at(r, "backend")).c_str(),
+                        cell(at(r, "vip")).c_str(), cell(at(r, "reason")).c_str());
             return;
         case CommandKind::drain:
         case CommandKind::disable:
@@ -322,7 +323,7 @@ constexpr Spec kSpecs[] = {
     {CommandKind::pools, "pools", "pools", "pools and backend counts by state", 0, 0},
     {CommandKind::backends, "backends", "backends [POOL]", "backends: source, weight, state, health, share, traffic", 0, 1},
     {CommandKind::stats, "stats", "stats", "counters per worker, port, drop reason, backend", 0, 0},
-    {CommandKind::lookup, "query", "query POOL CALLID...", "backend the running daemon picks now (affinity or table)", 2, SIZE_MAX},
+    {CommandKind::lookup, "query", "query POOL CALLID...", "backend the running daemon picks now (affinity or table) and the call's VIP", 2, SIZE_MAX},
     {CommandKind::drain, "drain", "drain POOL BACKEND", "no new calls to BACKEND, existing dialogs stay", 2, 2},
     {CommandKind::disable, "disable", "disable POOL BACKEND", "take BACKEND out entirely (dialogs move)", 2, 2},
     {CommandKind::enable, "enable", "enable POOL BACKEND", "undo drain/disable", 2, 2},

@@ -648,6 +648,9 @@ TEST_F(Daemon, QueryCallIdStartingWithDash) {
     RunResult q = run({kSiplbctl, "query", "--socket", files.socket().string(), "--", "lund", id, "--json"});
     ASSERT_EQ(q.status, 0) << q.out;
     EXPECT_NE(q.out.find(id + "\t" + backend), std::string::npos) << q.out;  // "--json" is a Call-ID here
+    // No traffic, so no VIP recorded: "-" in the VIP column, next to the backend.
+    EXPECT_TRUE(want["result"]["vip"].is_null()) << want.dump();
+    EXPECT_NE(q.out.find(id + "\t" + backend + "\t-\ttable\n"), std::string::npos) << q.out;
     EXPECT_NE(q.out.find("--json\t"), std::string::npos) << q.out;
     // Without "--" the Call-ID is taken for an option: usage error.
     RunResult bad = ctl({"query", "lund", id});

@@ -7,12 +7,15 @@
 // reloads are the daemon's too.
 #include <gtest/gtest.h>
 
+#include <time.h>
+
 #include <cstring>
 
 #include "../net/frame_builder.h"
 #include "dataplane_test_util.h"
 #include "ring_fixture.h"
 #include "siplb/balance/hash.h"
+#include "siplb/control/snapshot_builder.h"
 
 using namespace siplb;
 using namespace siplb::test;
@@ -97,6 +100,15 @@ protected:
                             .payload = payload})
             .bytes;
     }
+    // `siplbctl query lund CALLID` as the daemon answers it (monotonic seconds: the workers' clock).
+    static nlohmann::json query(const std::string& call_id) {
+        timespec ts{};
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        auto r = control::lookup_call(*publisher_->current(), affinity_, "lund", call_id,
+                                      static_cast<uint32_t>(ts.tv_sec));
+        EXPECT_TRUE(r) << (r ? "" : r.message());
+        return r ? r.value() : nlohmann::json();
+    }
     static uint64_t backend_count(const dataplane::DataplaneStats& s, const Endpoint& b, const char* group,
                                   const char* name) {
         const auto* e = s.backend("lund", b);
@@ -151,6 +163,14 @@ TEST_F(MultiVip, RepliesAndByesLeaveFromTheVipOfTheirCallAlsoAfterReloads) {
     expect_from_call_vips(calls, [](const Call& c) {
         return ok_for(c.id, "INVITE", c.client, c.vip.ip.is_v6() ? "[2001:db8:1::10]" : "198.51.100.10");
     });
+    // siplbctl query shows each call's VIP next to its backend.
+    for (const auto& c : calls) {
+        const auto q = query(c.id);
+        EXPECT_EQ(q["reason"], "affinity");
+        EXPECT_EQ(q["backend"], c.backend.to_string());
+        EXPECT_EQ(q["vip"], c.vip.to_string()) << c.id;
+    }
+    EXPECT_TRUE(query("never-seen@client")["vip"].is_null());
     // A reload that leaves lund unchanged (another pool added): it keeps its snapshot and the calls their VIPs.
     config::Config next = *cfg_;
     config::PoolConfig other;

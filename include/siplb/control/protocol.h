@@ -45,7 +45,10 @@
 //              "table_share","packets","bytes","calls"}]}
 //   stats:    {"snapshot_version","workers":[...],"ports":[...],"drops":{reason:n},
 //              "pools":[...],"backends":[...]}
-//   lookup:   {"pool","call_id","backend","reason":"affinity"|"table","state"}
+//   lookup:   {"pool","call_id","backend","reason":"affinity"|"table","state",
+//              "vip": the VIP recorded with the call ("ip:port"), null when none
+//              is (its replies then leave from the VIP the client last sent
+//              to, else from the pool's first VIP of the client's family)}
 //   drain/disable/enable/weight/add/remove: {"pool","backend","state","weight"}
 //   reload:   {"config","changes":["pool lund: backend ... added", ...]}
 //   resolve:  {"pool","names":[...]} (resolution is started; results arrive
