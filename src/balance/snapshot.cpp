@@ -106,6 +106,10 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
         s.id_slots_[pos] = static_cast<uint16_t>(i);
     }
 
+    for (const auto& b : s.backends_) s.backend_ips_.push_back(b.address.ip);
+    std::sort(s.backend_ips_.begin(), s.backend_ips_.end());
+    s.backend_ips_.erase(std::unique(s.backend_ips_.begin(), s.backend_ips_.end()), s.backend_ips_.end());
+
     std::vector<MaglevBackend> mb;
     mb.reserve(s.backends_.size());
     for (const auto& b : s.backends_)

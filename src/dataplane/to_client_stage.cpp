@@ -25,6 +25,19 @@ bool may_create_dialog(const uint8_t* payload, size_t len) noexcept {
     return starts("INVITE ", 7) || starts("SUBSCRIBE ", 10) || starts("REFER ", 6);
 }
 
+// Pre-check from the start line alone: a request (a method is upper case)
+// or a 101..299 response may carry a Contact or Record-Route that phones
+// will use as their next hop. `status`: response_status() of the payload.
+bool may_carry_contact(const uint8_t* payload, size_t len, uint16_t status) noexcept {
+    if (status) return status > 100 && status < 300;
+    return len > 0 && payload[0] >= 'A' && payload[0] <= 'Z';
+}
+
+// How often a worker looks at one backend's Contact / Record-Route: often
+// enough to notice a misconfigured backend within a second, rarely enough
+// that the replies' parse costs nothing measurable.
+constexpr uint64_t kAdvertiseCheckMs = 100;
+
 }  // namespace
 
 Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* snap,
@@ -83,12 +96,37 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
             bump(bc->reply_bytes, a.len);
             if (vip_fallback) [[unlikely]]
                 bump(bc->vip_fallback);
-            const uint16_t status = response_status(frame + v.payload_offset(), v.payload_len());
+            const uint8_t* payload = frame + v.payload_offset();
+            const uint16_t status = response_status(payload, v.payload_len());
             if (status && ref.pool->is_overload_code(status)) [[unlikely]]
-                count_overload(frame + v.payload_offset(), v.payload_len(), *bc);
+                count_overload(payload, v.payload_len(), *bc);
+            else if (now_ms >= bc->next_advertise_check_ms && may_carry_contact(payload, v.payload_len(), status))
+                [[unlikely]] {
+                bc->next_advertise_check_ms = now_ms + kAdvertiseCheckMs;
+                if (!parsed) sip::SipParser::parse(payload, v.payload_len(), msg_, sip::ParseDepth::balancer);
+                if (advertises_backend(payload, v.payload_len(), *ref.pool)) bump(bc->advertises_itself);
+            }
         }
     }
     return a;
+}
+
+bool ToClientStage::advertises_backend(const uint8_t* payload, size_t len,
+                                       const balance::PoolSnapshot& pool) const noexcept {
+    // Requests, and 1xx/2xx answers to what opens a dialog: there a phone
+    // takes Contact (or the Record-Route set) as where to send ACK, BYE and
+    // re-INVITEs, and siplb never rewrites it.
+    if (!msg_.ok()) return false;
+    if (msg_.kind == sip::Kind::response && msg_.cseq_method != sip::Method::invite &&
+        msg_.cseq_method != sip::Method::subscribe)
+        return false;
+    for (const char* name : {"Contact", "Record-Route"}) {
+        const sip::Span host = sip::uri_host(payload, sip::find_header(payload, len, msg_, name));
+        if (host.empty()) continue;
+        const auto ip = IpAddress::parse(host.view(payload));
+        if (ip && pool.is_backend_ip(*ip)) return true;
+    }
+    return false;
 }
 
 void ToClientStage::count_overload(const uint8_t* payload, size_t len, BackendCounters& bc) noexcept {
@@ -169,12 +207,13 @@ const Endpoint* ToClientStage::recorded_vip(const uint8_t* frame, const net::Pac
 
 void ToClientStage::remember_backend_dialog(const uint8_t* frame, const net::PacketView& v,
                                             const balance::PoolSnapshot& pool, uint16_t backend, uint32_t now_s,
-                                            bool parsed, uint8_t vip) noexcept {
+                                            bool& parsed, uint8_t vip) noexcept {
     // A dialog a backend starts toward a customer (INVITE to a registered
     // phone, SUBSCRIBE, REFER): the customer's answers arrive on the VIP and
     // must reach this backend even where the table names another one, and
     // the dialog keeps the VIP its first request left from.
     if (!parsed) sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
+    parsed = true;
     if (!msg_.ok() || !creates_dialog(msg_) || !ctx_.affinity) return;
     uint64_t key = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length,
                                          pool.seed()) ^

@@ -39,6 +39,10 @@ private:
     // A response with one of the pool's overload codes, on its way to a
     // client: counted, and its Retry-After kept, for passive overload detection.
     void count_overload(const uint8_t* payload, size_t len, BackendCounters& bc) noexcept;
+    // A message (parsed into msg_) whose Contact or top Record-Route host is
+    // an address of a backend of the pool, where a VIP belongs: phones would
+    // send the dialog's next requests around siplb.
+    bool advertises_backend(const uint8_t* payload, size_t len, const balance::PoolSnapshot& pool) const noexcept;
     void place_shared_backend(const uint8_t* frame, const net::PacketView& v, const balance::DataplaneSnapshot* snap,
                               balance::DataplaneSnapshot::BackendRef& ref, uint32_t now_s) noexcept;
     // A pool with several VIPs of the datagram's family: the VIP its call
@@ -46,10 +50,11 @@ private:
     // is known. msg_ holds the datagram's parse.
     const Endpoint* recorded_vip(const uint8_t* frame, const net::PacketView& v, const balance::PoolSnapshot& pool,
                                  uint32_t now_s) const noexcept;
-    // `parsed`: msg_ already holds this datagram's parse. vip: the slot the
-    // datagram leaves from, recorded with a new dialog (kNoVip: keep).
+    // `parsed`: msg_ already holds this datagram's parse (set once it does).
+    // vip: the slot the datagram leaves from, recorded with a new dialog
+    // (kNoVip: keep).
     void remember_backend_dialog(const uint8_t* frame, const net::PacketView& v, const balance::PoolSnapshot& pool,
-                                 uint16_t backend, uint32_t now_s, bool parsed, uint8_t vip) noexcept;
+                                 uint16_t backend, uint32_t now_s, bool& parsed, uint8_t vip) noexcept;
 
     const ForwardContext& ctx_;
     WorkerCounters& c_;

@@ -94,6 +94,9 @@ TEST(PoolSnapshot, SortedBackendsStableIdsAndLookups) {
     }
     EXPECT_EQ(b->index_of_id(0xFFFFFFFFu), PoolSnapshot::kNoBackend);
     EXPECT_EQ(b->index_of(*Endpoint::parse("192.0.2.99:5060")), PoolSnapshot::kNoBackend);
+    EXPECT_TRUE(b->is_backend_ip(backend_endpoint(1).ip));
+    EXPECT_FALSE(b->is_backend_ip(*IpAddress::parse("192.0.2.99")));
+    EXPECT_FALSE(b->is_backend_ip(*IpAddress::parse("198.51.100.10")));  // a VIP
     EXPECT_EQ(b->snat_vip_for(backend_endpoint(1))->to_string(), "198.51.100.10:5060");
     EXPECT_EQ(b->snat_vip_for(*Endpoint::parse("[2001:db8::5]:5060"))->to_string(), "[2001:db8::10]:5060");
     EXPECT_EQ(a->version(), 1u);

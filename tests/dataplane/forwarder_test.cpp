@@ -471,6 +471,11 @@ protected:
                   dataplane::Action::Kind::transmit);
         return out_.size() >= 36 ? out_source() : Endpoint{};
     }
+    uint64_t self_advertised(const Endpoint& backend) const {
+        const auto* pool = snap_->find_pool("lund");
+        const auto* bc = counters_->find_backend(pool->counter_slot(), pool->backends()[pool->index_of(backend)].id);
+        return bc ? bc->advertises_itself.load() : 0;
+    }
     uint64_t fallbacks(const std::string& pool_name, const Endpoint& backend) const {
         const auto* pool = snap_->find_pool(pool_name);
         const auto* bc = counters_->find_backend(pool->counter_slot(), pool->backends()[pool->index_of(backend)].id);
@@ -556,6 +561,49 @@ TEST_F(ForwarderMultiVip, WithoutAnyEntryTheFirstVipOfTheFamilyAndCounted) {
     const Endpoint solo = *Endpoint::parse("203.0.113.13:5060");
     EXPECT_EQ(from_backend(solo, response("unknown@pbx", "INVITE"), 1000), *Endpoint::parse("198.51.100.30:5060"));
     EXPECT_EQ(fallbacks("solo", solo), 0u);
+}
+
+// siplb never rewrites SIP: a backend that puts its own address in Contact
+// or Record-Route sends phones around siplb. Counted per backend (each
+// worker looks at most every 100 ms per backend), and still forwarded.
+TEST_F(ForwarderMultiVip, BackendAdvertisingItselfIsCountedAndStillForwarded) {
+    const Endpoint b1 = *Endpoint::parse("203.0.113.11:5060");
+    auto with = [](std::string msg, const std::string& header) {
+        return msg.insert(msg.find("Content-Length"), header + "\r\n");
+    };
+    uint64_t t = 10'000;
+    auto next = [&] { return t += 100; };  // every message due for a look
+    // 200 OK to INVITE with the backend's own address as Contact.
+    EXPECT_EQ(from_backend(b1, with(response("c1@pbx", "INVITE"), "Contact: <sip:b@203.0.113.11:5060>"), next()),
+              kVip1);
+    EXPECT_EQ(self_advertised(b1), 1u);
+    // Another backend's address, or the top Record-Route (compact form Contact too).
+    from_backend(b1, with(response("c2@pbx", "INVITE"), "Record-Route: <sip:203.0.113.12;lr>, <sip:198.51.100.10;lr>"),
+                 next());
+    from_backend(b1, with(request("BYE", "c3@pbx", 2, b1), "m: \"PBX\" <sip:pbx@203.0.113.11>"), next());
+    EXPECT_EQ(self_advertised(b1), 3u);
+    // What a well-configured backend sends: a VIP (or a name), not counted.
+    from_backend(b1, with(response("c4@pbx", "INVITE"), "Contact: <sip:b@198.51.100.10:5060>"), next());
+    from_backend(b1, with(response("c5@pbx", "INVITE"), "Contact: <sip:b@pbx.example.net>"), next());
+    from_backend(b1, with(response("c6@pbx", "INVITE"), "Record-Route: <sip:198.51.100.10;lr>, <sip:203.0.113.11;lr>"),
+                 next());
+    // Answers that carry no dialog's next hop: 100, 200 to REGISTER or OPTIONS, a 486.
+    const std::string own = "Contact: <sip:b@203.0.113.11>";
+    from_backend(b1, with(response("c7@pbx", "REGISTER"), own), next());
+    from_backend(b1, with(response("c8@pbx", "OPTIONS"), own), next());
+    std::string trying = with(response("c9@pbx", "INVITE"), own);
+    from_backend(b1, trying.replace(8, 6, "100 Tr"), next());
+    std::string busy = with(response("c10@pbx", "INVITE"), own);
+    from_backend(b1, busy.replace(8, 6, "486 Bu"), next());
+    EXPECT_EQ(self_advertised(b1), 3u);
+    // Within 100 ms of the last look: not looked at.
+    from_backend(b1, with(response("c11@pbx", "INVITE"), own), next());
+    EXPECT_EQ(self_advertised(b1), 4u);
+    from_backend(b1, with(response("c12@pbx", "INVITE"), own), t + 99);
+    EXPECT_EQ(self_advertised(b1), 4u);
+    from_backend(b1, with(response("c13@pbx", "INVITE"), own), t + 100);
+    EXPECT_EQ(self_advertised(b1), 5u);
+    EXPECT_EQ(counters_->to_client.load(), 13u);  // every one forwarded
 }
 
 }  // namespace

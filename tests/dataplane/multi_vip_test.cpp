@@ -253,4 +253,20 @@ TEST_F(MultiVip, KeepaliveAnswersAndUnknownClientsAndTheFallbackCount) {
               backend_count(before, kBackend11, "vip", "first_vip_fallback") + 1);
 }
 
+TEST_F(MultiVip, BackendWhoseOkCarriesItsOwnAddressIsCounted) {
+    const auto before = dp_->stats();
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past the worker's last look at the backend
+    const Endpoint client = client_for(kVip4a, 80);
+    const std::string ok = ok_for("self@client", "INVITE", client, "203.0.113.11:5060");
+    send(int_, from_backend(kBackend11, client, ok));
+    auto out = receive(ext_, 1);  // still forwarded
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0], to_client(kVip4a, client, ok));
+    const auto after = dp_->stats();
+    EXPECT_EQ(backend_count(after, kBackend11, "vip", "backend_advertises_itself"),
+              backend_count(before, kBackend11, "vip", "backend_advertises_itself") + 1);
+    EXPECT_EQ(backend_count(after, kBackend6, "vip", "backend_advertises_itself"),
+              backend_count(before, kBackend6, "vip", "backend_advertises_itself"));
+}
+
 }  // namespace

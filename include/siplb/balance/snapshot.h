@@ -4,6 +4,7 @@
 // Nothing here allocates or locks after construction.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -120,6 +121,11 @@ public:
     uint16_t index_of_id(uint32_t id) const noexcept;
     // Index of the backend with this address, or kNoBackend. O(log n), control side.
     uint16_t index_of(const Endpoint& address) const noexcept;
+    // Some backend of the pool has this IP address (any port). O(log n), no
+    // allocation: the dataplane asks it of the Contact a backend sends out.
+    bool is_backend_ip(const IpAddress& ip) const noexcept {
+        return std::binary_search(backend_ips_.begin(), backend_ips_.end(), ip);
+    }
     // Source address for packets from a backend back to clients: the first
     // VIP of the backend's address family (else the first VIP). nullptr if
     // the pool has no VIP.
@@ -164,6 +170,7 @@ private:
     const Endpoint* vip_v4_ = nullptr;
     const Endpoint* vip_v6_ = nullptr;
     bool several_v4_ = false, several_v6_ = false;
+    std::vector<IpAddress> backend_ips_;  // sorted, unique
     // Open addressing id -> index (power-of-two size, kNoBackend = empty).
     std::vector<uint32_t> id_keys_;
     std::vector<uint16_t> id_slots_;

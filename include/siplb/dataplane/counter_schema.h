@@ -148,7 +148,10 @@ enum class CounterKind : uint8_t { counter, gauge };
       "Retry-After (s) of the latest overload response that carried one")                                         \
     X(vip_fallback, vip, first_vip_fallback, counter,                                                             \
       "Datagrams to clients sent from the pool's first VIP of their family: no VIP recorded for their call or "   \
-      "client (pools with several VIPs of a family)")
+      "client (pools with several VIPs of a family)")                                                           \
+    X(advertises_itself, vip, backend_advertises_itself, counter,                                                \
+      "Checked messages to clients (requests, 1xx/2xx to INVITE/SUBSCRIBE; each worker checks at most 10 a "      \
+      "second per backend) whose Contact or top Record-Route host is a backend's address instead of a VIP")
 
 struct CounterInfo {
     CounterScope scope;
