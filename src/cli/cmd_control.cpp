@@ -194,9 +194,11 @@ void print_human(CommandKind cmd, const json& r) {
                 if (!detail.empty()) health += ": " + detail;
                 rows.push_back({cell(at(b, "pool")), cell(at(b, "address")), cell(at(b, "source")), cell(at(b, "weight")),
                                 cell(at(b, "state")), percent(at(b, "table_share")), cell(at(b, "packets")), cell(at(b, "bytes")),
-                                cell(at(b, "calls")), health});
+                                cell(at(b, "calls")), cell(at(b, "advertises_itself")), health});
             }
-            print_table({"POOL", "BACKEND", "SOURCE", "WEIGHT", "STATE", "SHARE", "PACKETS", "BYTES", "CALLS", "HEALTH"},
+            // SELF_ADV: messages whose Contact / Record-Route named the backend itself, not a VIP.
+            print_table({"POOL", "BACKEND", "SOURCE", "WEIGHT", "STATE", "SHARE", "PACKETS", "BYTES", "CALLS", "SELF_ADV",
+                         "HEALTH"},
                         rows);
             return;
         }

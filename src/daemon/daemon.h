@@ -14,6 +14,7 @@
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/result.h"
 #include "siplb/config/config.h"
+#include "siplb/control/advertise_watch.h"
 #include "siplb/control/commands.h"
 #include "siplb/control/control_server.h"
 #include "siplb/control/discovery_wiring.h"
@@ -51,6 +52,9 @@ private:
     // Hands the workers' per-backend overload-response counters to passive
     // overload detection (health), for pools that enable it.
     void feed_passive_health();
+    // Logs (rate-limited) backends the workers saw advertising their own
+    // address in Contact or Record-Route.
+    void warn_advertising_backends();
 
     config::Config cfg_;
     std::chrono::steady_clock::time_point started_;
@@ -78,6 +82,7 @@ private:
     };
     static constexpr std::chrono::milliseconds kStallAfter{1000};
     std::vector<WorkerBeat> beats_;
+    control::AdvertiseWatch advertise_watch_;
     std::unique_ptr<dataplane::Dataplane> dataplane_;
     std::unique_ptr<control::DiscoveryWiring> discovery_;
 };

@@ -325,6 +325,7 @@ TEST_F(Daemon, StatusPoolsBackends) {
     for (const auto& x : b["result"]["backends"]) {
         EXPECT_EQ(x["source"], "static");
         EXPECT_EQ(x["state"], "active");
+        EXPECT_EQ(x["advertises_itself"], 0);  // no traffic on net_null
         share += x["table_share"].get<double>();
     }
     EXPECT_NEAR(share, 1.0, 1e-6);
@@ -514,6 +515,7 @@ TEST_F(Daemon, WeightAddRemoveThroughSiplbctl) {
     EXPECT_EQ(tbl.status, 0);
     EXPECT_NE(tbl.out.find("198.51.100.14:5070"), std::string::npos);
     EXPECT_NE(tbl.out.find("SHARE"), std::string::npos);
+    EXPECT_NE(tbl.out.find("SELF_ADV"), std::string::npos) << tbl.out;
     RunResult dup = ctl({"add", "lund", "198.51.100.14:5070"});
     EXPECT_EQ(dup.status, 1);
     EXPECT_NE(dup.out.find("already has"), std::string::npos);

@@ -42,7 +42,9 @@
 //              "overloaded","disabled","standby","panic_events"}]}
 //   backends: {"backends":[{"pool","address","source","weight","state","admin",
 //              "health","health_detail","health_since_s","panic","priority",
-//              "table_share","packets","bytes","calls"}]}
+//              "table_share","packets","bytes","calls","overload_responses",
+//              "advertises_itself": messages to clients whose Contact or top
+//              Record-Route named a backend address instead of a VIP}]}
 //   stats:    {"snapshot_version","workers":[...],"ports":[...],"drops":{reason:n},
 //              "pools":[...],"backends":[...]}
 //   lookup:   {"pool","call_id","backend","reason":"affinity"|"table","state",
