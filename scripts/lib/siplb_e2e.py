@@ -7,6 +7,7 @@ Pools of the generated config:
   lund  VIP 203.0.113.10:5060, backends from DNS: _sip._udp.lund.example.net
         SRV b0 weight 2, b1 weight 1, b2 weight 1 (b4 is added live)
   trunk VIP 203.0.113.20:5060, static backends b2 and b3, weight 1 each
+        (two_vips: also VIP 203.0.113.21:5060, one pool on two addresses)
   trunk6 (only on a Rig(ipv6=True)) VIP [2001:db8:f::20]:5060, static
         backends [2001:db8:b::13]:5060 and [2001:db8:b::14]:5060 (b2, b3)
 Health checks: OPTIONS every 500 ms, timeout 300 ms, down after 2, up after 2.
@@ -38,6 +39,9 @@ SPARE = 4                             # added to DNS live
 PASSIVE = {"interval_ms": 1000, "passive": True, "passive_503_threshold": 5}
 PASSIVE_RETRY_AFTER_S = 6
 POOL_HEALTH = {"passive_overload": {"trunk": PASSIVE}}   # scenario -> {pool: [pool.health] keys}
+# two_vips: trunk on a second VIP too, as when two trunk names land on one node.
+TRUNK_VIP2 = "203.0.113.21"
+EXTRA_VIPS = {"two_vips": {"trunk": [f"{TRUNK_VIP2}:5060"]}}   # scenario -> {pool: VIPs after the first}
 
 
 @dataclass
@@ -97,13 +101,19 @@ def toml_value(v) -> str:
     return ("true" if v else "false") if isinstance(v, bool) else json.dumps(v)
 
 
-def config_text(rig: R.Rig, framesz: int = FRAMESZ_DEFAULT, pool_health: dict | None = None) -> str:
+def config_text(rig: R.Rig, framesz: int = FRAMESZ_DEFAULT, pool_health: dict | None = None,
+                extra_vips: dict | None = None) -> str:
     """siplb's config for the rig. framesz: net_af_packet frame size (2048 =
     the PMD default, kept for the balanced tests; 4096 for whole
     kernel-defragmented IPv4 datagrams of up to ~4000 bytes). A Rig with
     ipv6=True adds the IPv6 port addresses and neighbors and pool trunk6.
-    pool_health: {pool: {key: value}} written as that pool's [pool.health]."""
+    pool_health: {pool: {key: value}} written as that pool's [pool.health].
+    extra_vips: {pool: ["ip:port", ...]} listened on after the pool's VIP."""
     pool_health = pool_health or {}
+    extra_vips = extra_vips or {}
+
+    def listen(pool: str, vip: str) -> str:
+        return "listen = [" + ", ".join(f'"{v}"' for v in [vip, *extra_vips.get(pool, [])]) + "]"
 
     def overrides(pool: str) -> list:
         keys = pool_health.get(pool)
@@ -165,9 +175,9 @@ def config_text(rig: R.Rig, framesz: int = FRAMESZ_DEFAULT, pool_health: dict | 
         "jitter = 0.1", "",
         "[dns]", f'resolvers = ["{R.DNS_IP}:53"]', "ttl_floor_s = 1", "ttl_ceiling_s = 60",
         "retry_initial_ms = 500", "retry_max_ms = 5000", "drain_grace_s = 30", "timeout_ms = 1000", "",
-        "[[pool]]", 'name = "lund"', f'listen = ["{R.VIPS["lund"]}:5060"]', f'dns = ["{LUND_SRV}"]', "",
+        "[[pool]]", 'name = "lund"', listen("lund", f'{R.VIPS["lund"]}:5060'), f'dns = ["{LUND_SRV}"]', "",
         *overrides("lund"),
-        "[[pool]]", 'name = "trunk"', f'listen = ["{R.VIPS["trunk"]}:5060"]',
+        "[[pool]]", 'name = "trunk"', listen("trunk", f'{R.VIPS["trunk"]}:5060'),
         "backends = [" + ", ".join(f'{{ address = "{R.backend_ip(i)}:5060", weight = 1 }}' for i in TRUNK) + "]",
         "", *overrides("trunk")]
     if rig.ipv6:
@@ -182,15 +192,17 @@ def config_text(rig: R.Rig, framesz: int = FRAMESZ_DEFAULT, pool_health: dict | 
 class Daemon:
     """siplb in the lb namespace, started from a generated config."""
 
-    def __init__(self, rig: R.Rig, framesz: int = FRAMESZ_DEFAULT, pool_health: dict | None = None):
+    def __init__(self, rig: R.Rig, framesz: int = FRAMESZ_DEFAULT, pool_health: dict | None = None,
+                 extra_vips: dict | None = None):
         self.rig = rig
         self.framesz = framesz
         self.pool_health = pool_health
+        self.extra_vips = extra_vips
         self.proc = None
         self.config = rig.workdir / "siplb.toml"
 
     def start(self, timeout: float = 20) -> None:
-        self.config.write_text(config_text(self.rig, self.framesz, self.pool_health))
+        self.config.write_text(config_text(self.rig, self.framesz, self.pool_health, self.extra_vips))
         self.proc = self.rig.spawn("siplb", self.rig.ns_lb, [str(daemon_path()), "--config", str(self.config)])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -627,8 +639,65 @@ def scenario_ctl(rig: R.Rig, d: Daemon, out_stream=None) -> Outcome:
     return out
 
 
+def scenario_two_vips(rig: R.Rig, d: Daemon, out_stream=None, calls_per_vip: int = 20) -> Outcome:
+    """One pool (trunk) on two VIPs: sipp clients calling each VIP receive
+    every answer from the address they called (a NAT or strict firewall in
+    front of them drops anything else), the calls' VIPs show in siplbctl
+    query, and the sipp backends, which put their own address in Contact,
+    are counted and warned about."""
+    out = Outcome("two-vips")
+    vips = {R.CLIENT_IPS[0]: R.VIPS["trunk"], R.CLIENT_IPS[1]: TRUNK_VIP2}
+    cap = R.Capture(rig, rig.ns_client, "c0", seconds=90)
+    runs = [rig.start_uac("call", f"{vip}:5060", ip, calls=calls_per_vip, rate=10, pause_ms=500, limit=20,
+                          name=f"two-vips-{vip}") for ip, vip in vips.items()]
+    progress(runs, "two VIPs", out_stream, budget=60)
+    results = [r.wait(30) for r in runs]
+    frames = cap.frames()
+    for (ip, vip), res in zip(vips.items(), results):
+        out.check(res.successful == calls_per_vip and res.failed == 0,
+                  f"calls from {ip} to {vip}: {res.summary()}")
+        replies = [f for f in frames if f["dst"] == ip and f["dport"] != 9]
+        wrong = sorted({f"{f['src']}:{f['sport']}" for f in replies if (f["src"], f["sport"]) != (vip, R.SIP_PORT)})
+        bad = [f for f in replies if not (f["ipok"] and f["udpok"])]
+        out.numbers[f"replies_to_{ip}"] = len(replies)
+        out.check(len(replies) >= 4 * calls_per_vip and not wrong and not bad,
+                  f"{len(replies)} answers to {ip} (100/180/200 and the BYE's 200 of {calls_per_vip} calls), "
+                  f"all from {vip}:5060 (others from {wrong or 'nowhere'}), {len(bad)} bad checksums")
+    # siplbctl query: sipp's Call-IDs end in @<client address>, so each call's VIP is known here.
+    call_ids = {cid for i in TRUNK for cid, m in rig.backends[R.backend_ip(i)].received() if m == "INVITE"}
+    sample = sorted(call_ids)[:40]
+    _, text = d.ctl("query", "trunk", "--", *sample) if sample else (0, "")
+    shown = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 4:
+            shown[parts[0]] = parts[2]
+    right = [c for c in sample if shown.get(c) == f"{vips.get(c.rsplit('@', 1)[-1], '?')}:5060"]
+    out.check(sample and len(right) == len(sample),
+              f"siplbctl query trunk: {len(right)}/{len(sample)} calls show the VIP their client called")
+    # No answer had to fall back to the first VIP; the sipp UAS (Contact: its own address) is noticed.
+    entries = [d.backend_entry("trunk", R.backend_ip(i)) for i in TRUNK]
+    advertised = sum(int(e.get("advertises_itself", 0)) for e in entries)
+    out.numbers["advertises_itself"] = advertised
+    out.check(advertised > 0, f"siplbctl backends trunk: SELF_ADV {advertised} (sipp's Contact is its own address)")
+    deadline = time.monotonic() + 3
+    while "backend advertises its own address" not in d.log_tail(200000) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    out.check("backend advertises its own address" in d.log_tail(200000),
+              "the daemon logged a warning about the backend advertising itself")
+    rc, stats = d.ctl("stats", "--json", check=False)
+    try:
+        fallbacks = sum(b.get("vip", {}).get("first_vip_fallback", 0)
+                        for b in json.loads(stats).get("backends", []) if b.get("pool") == "trunk")
+    except ValueError:
+        fallbacks = -1
+    out.check(rc == 0 and fallbacks == 0, f"no answer fell back to the first VIP ({fallbacks})")
+    return out
+
+
 SCENARIOS = {"distribution": scenario_distribution, "dns_add": scenario_dns_add, "kill": scenario_kill,
-             "overload": scenario_overload, "passive_overload": scenario_passive_overload, "ctl": scenario_ctl}
+             "overload": scenario_overload, "passive_overload": scenario_passive_overload, "ctl": scenario_ctl,
+             "two_vips": scenario_two_vips}
 
 
 def run_balanced(names: list, workdir: Path, out_stream=None, report=None) -> list:
@@ -638,11 +707,13 @@ def run_balanced(names: list, workdir: Path, out_stream=None, report=None) -> li
     with rig:
         rig.start_dns(zone())
         start_pool_backends(rig)
-        pool_health = {}
+        pool_health, extra_vips = {}, {}
         for n in names:
             for pool, keys in POOL_HEALTH.get(n, {}).items():
                 pool_health.setdefault(pool, {}).update(keys)
-        d = Daemon(rig, pool_health=pool_health)
+            for pool, vips in EXTRA_VIPS.get(n, {}).items():
+                extra_vips.setdefault(pool, []).extend(vips)
+        d = Daemon(rig, pool_health=pool_health, extra_vips=extra_vips)
         d.start()
         boot = Outcome("startup")
         wait_pool_ready(rig, d, boot)

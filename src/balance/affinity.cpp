@@ -7,16 +7,18 @@ namespace {
 
 constexpr uint64_t kBusy = 1;
 constexpr uint64_t kVersionMask = 0xFE;
-constexpr uint64_t kTagMask = ~uint64_t{0xFF};
+constexpr unsigned kVipShift = 8;
+constexpr uint64_t kTagMask = ~uint64_t{0xFFFF};
 
-// The stored key word with version 0 and not busy. Never 0 (0 = empty).
+// The key's hash bits as stored (no VIP, version 0, not busy). Never 0 (0 = empty).
 inline uint64_t tag_of(uint64_t key) noexcept {
     const uint64_t t = key & kTagMask;
-    return t ? t : 0x100;
+    return t ? t : 0x10000;
 }
 inline bool same_tag(uint64_t word, uint64_t tag) noexcept { return (word & kTagMask) == tag; }
-inline uint64_t next_word(uint64_t old_word, uint64_t tag) noexcept {
-    return tag | ((old_word + 2) & kVersionMask);
+inline uint8_t vip_of(uint64_t word) noexcept { return static_cast<uint8_t>(word >> kVipShift); }
+inline uint64_t next_word(uint64_t old_word, uint64_t tag, uint8_t vip) noexcept {
+    return tag | uint64_t{vip} << kVipShift | ((old_word + 2) & kVersionMask);
 }
 inline uint64_t pack(uint32_t backend_id, uint32_t expiry_s) noexcept {
     return (static_cast<uint64_t>(backend_id) << 32) | expiry_s;
@@ -50,13 +52,13 @@ std::optional<AffinityTable::Hit> AffinityTable::lookup(uint64_t key, uint32_t n
         const uint64_t k2 = e.key.load(std::memory_order_relaxed);
         if (k1 != k2) return std::nullopt;  // being rewritten: let Maglev decide this once
         if (!after(expiry_of(p), now_s)) return std::nullopt;
-        return Hit{id_of(p), expiry_of(p)};
+        return Hit{id_of(p), expiry_of(p), vip_of(k1)};
     }
     return std::nullopt;
 }
 
-AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, uint32_t expiry_s,
-                                           uint32_t now_s) noexcept {
+AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, uint32_t expiry_s, uint32_t now_s,
+                                           uint8_t vip) noexcept {
     const uint64_t tag = tag_of(key);
     Bucket& b = bucket_of(key);
 
@@ -70,13 +72,14 @@ AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, ui
         if (e.key.load(std::memory_order_relaxed) != k) return Store::busy;
         uint32_t expiry = expiry_s;
         if (after(expiry_of(p), now_s) && after(expiry_of(p), expiry)) expiry = expiry_of(p);
-        if (id_of(p) == backend_id && expiry == expiry_of(p)) return Store::unchanged;
+        const uint8_t new_vip = vip != kNoVip ? vip : vip_of(k);
+        if (id_of(p) == backend_id && expiry == expiry_of(p) && new_vip == vip_of(k)) return Store::unchanged;
         if (!e.key.compare_exchange_strong(k, k | kBusy, std::memory_order_acquire,
                                            std::memory_order_relaxed))
             return Store::busy;
         std::atomic_thread_fence(std::memory_order_release);
         e.payload.store(pack(backend_id, expiry), std::memory_order_relaxed);
-        e.key.store(next_word(k, tag), std::memory_order_release);
+        e.key.store(next_word(k, tag, new_vip), std::memory_order_release);
         return Store::refreshed;
     }
 
@@ -104,7 +107,7 @@ AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, ui
         return Store::busy;
     std::atomic_thread_fence(std::memory_order_release);
     victim->payload.store(pack(backend_id, expiry_s), std::memory_order_relaxed);
-    victim->key.store(next_word(victim_word, tag), std::memory_order_release);
+    victim->key.store(next_word(victim_word, tag, vip), std::memory_order_release);
     return victim_live ? Store::evicted : Store::inserted;
 }
 
@@ -121,7 +124,7 @@ void AffinityTable::erase(uint64_t key) noexcept {
         e.payload.store(0, std::memory_order_relaxed);
         // Empty tag, but the version keeps moving so a concurrent reader
         // cannot pair an old key word with a later payload.
-        e.key.store(next_word(k, 0), std::memory_order_release);
+        e.key.store(next_word(k, 0, kNoVip), std::memory_order_release);
         return;
     }
 }

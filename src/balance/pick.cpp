@@ -26,7 +26,7 @@ AffinityTable::Store pin(const PoolSnapshot& pool, uint64_t call_hash, uint16_t 
 }
 
 Decision pick(const PoolSnapshot& pool, uint64_t call_hash, bool creates_dialog, uint32_t now_s,
-              AffinityTable* affinity) noexcept {
+              AffinityTable* affinity, uint8_t vip) noexcept {
     const auto backends = pool.backends();
     Decision d;
     const uint64_t key = affinity_key(pool, call_hash);
@@ -37,9 +37,11 @@ Decision pick(const PoolSnapshot& pool, uint64_t call_hash, bool creates_dialog,
             const uint16_t idx = pool.index_of_id(hit->backend_id);
             if (idx != PoolSnapshot::kNoBackend && keeps_affinity(backends[idx].state)) {
                 // Refresh writes only when it pushes the expiry forward (at
-                // most once a second per call), so most packets only read.
-                if (static_cast<int32_t>(expiry - hit->expiry_s) > 0)
-                    affinity->upsert(key, hit->backend_id, expiry, now_s);
+                // most once a second per call) or the client changed VIPs,
+                // so most packets only read.
+                const bool moved = vip != AffinityTable::kNoVip && vip != hit->vip;
+                if (static_cast<int32_t>(expiry - hit->expiry_s) > 0 || moved)
+                    affinity->upsert(key, hit->backend_id, expiry, now_s, vip);
                 d.reason = Decision::Reason::affinity;
                 d.backend = idx;
                 d.entry = &backends[idx];
@@ -54,7 +56,8 @@ Decision pick(const PoolSnapshot& pool, uint64_t call_hash, bool creates_dialog,
     d.backend = idx;
     d.entry = &backends[idx];
     if (affinity)
-        d.affinity_evicted = affinity->upsert(key, backends[idx].id, expiry, now_s) == AffinityTable::Store::evicted;
+        d.affinity_evicted =
+            affinity->upsert(key, backends[idx].id, expiry, now_s, vip) == AffinityTable::Store::evicted;
     return d;
 }
 

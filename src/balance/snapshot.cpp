@@ -67,6 +67,9 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
         return R::fail(where + "dialog_idle_s and transaction_idle_s must be > 0");
     if (spec.backends.size() > MaglevTable::kMaxBackends)
         return R::fail(where + "too many backends (" + std::to_string(spec.backends.size()) + ")");
+    if (spec.listen.size() > kMaxVips)
+        return R::fail(where + "at most " + std::to_string(kMaxVips) + " VIPs (listen has " +
+                       std::to_string(spec.listen.size()) + ")");
 
     std::shared_ptr<PoolSnapshot> snap(new PoolSnapshot());
     PoolSnapshot& s = *snap;
@@ -114,6 +117,10 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
         s.id_slots_[pos] = static_cast<uint16_t>(i);
     }
 
+    for (const auto& b : s.backends_) s.backend_ips_.push_back(b.address.ip);
+    std::sort(s.backend_ips_.begin(), s.backend_ips_.end());
+    s.backend_ips_.erase(std::unique(s.backend_ips_.begin(), s.backend_ips_.end()), s.backend_ips_.end());
+
     std::vector<MaglevBackend> mb;
     mb.reserve(s.backends_.size());
     for (const auto& b : s.backends_)
@@ -123,8 +130,9 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
     s.table_ = std::move(table.value());
 
     for (const auto& vip : s.listen_) {
-        if (vip.ip.is_v4() && !s.vip_v4_) s.vip_v4_ = &vip;
-        if (vip.ip.is_v6() && !s.vip_v6_) s.vip_v6_ = &vip;
+        const Endpoint*& first = vip.ip.is_v4() ? s.vip_v4_ : s.vip_v6_;
+        if (first) (vip.ip.is_v4() ? s.several_v4_ : s.several_v6_) = true;
+        else first = &vip;
     }
 
     Fingerprint fp;
@@ -212,14 +220,14 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
     d->backends_.resize(pow2_at_least(2 * nbackends));
 
     auto insert = [&](std::vector<Slot>& table, const Endpoint& endpoint, uint32_t pool, uint16_t backend,
-                      const Endpoint* snat_vip) -> const Slot* {
+                      const Endpoint* snat_vip, uint8_t vip) -> const Slot* {
         const Key key = Key::of(endpoint);
         const size_t mask = table.size() - 1;
         for (size_t pos = key_hash(key) & mask;; pos = (pos + 1) & mask) {
             Slot& s = table[pos];
             if (s.key == key) return &s;  // already present: caller decides
             if (s.key.tag == 0) {
-                s = {key, pool, backend, snat_vip};
+                s = {key, pool, backend, vip, snat_vip};
                 return nullptr;
             }
         }
@@ -230,13 +238,13 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
         const auto& pool = *d->pools_[p];
         fp.add_value(pool.fingerprint());
         for (const auto& vip : pool.listen())
-            if (const Slot* dup = insert(d->vips_, vip, p, PoolSnapshot::kNoBackend, nullptr))
+            if (const Slot* dup = insert(d->vips_, vip, p, PoolSnapshot::kNoBackend, nullptr, pool.vip_slot(&vip)))
                 return R::fail("VIP " + vip.to_string() + " used by pools '" + d->pools_[dup->pool_index]->name() +
                                "' and '" + pool.name() + "'");
         const auto backends = pool.backends();
         for (size_t b = 0; b < backends.size(); ++b)
             insert(d->backends_, backends[b].address, p, static_cast<uint16_t>(b),
-                   pool.snat_vip_for(backends[b].address));  // first pool wins
+                   pool.snat_vip_for(backends[b].address), AffinityTable::kNoVip);  // first pool wins
     }
     // Backends in several pools: every pool they are in (in pool order), for
     // the reply path to choose from. Count, give each such slot a range of
@@ -289,7 +297,7 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
 DataplaneSnapshot::PoolRef DataplaneSnapshot::find_pool_by_vip(const EndpointKey& vip) const noexcept {
     const Slot* s = find(vips_, vip);
     if (!s) return {};
-    return {pools_[s->pool_index].get(), s->pool_index};
+    return {pools_[s->pool_index].get(), s->pool_index, s->vip};
 }
 
 DataplaneSnapshot::BackendRef DataplaneSnapshot::find_backend(const EndpointKey& backend) const noexcept {

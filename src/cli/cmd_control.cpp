@@ -114,9 +114,11 @@ void print_human(CommandKind cmd, const json& r) {
                 if (!detail.empty()) health += ": " + detail;
                 rows.push_back({cell(at(b, "pool")), cell(at(b, "address")), cell(at(b, "source")), cell(at(b, "weight")),
                                 cell(at(b, "state")), percent(at(b, "table_share")), cell(at(b, "packets")), cell(at(b, "bytes")),
-                                cell(at(b, "calls")), health});
+                                cell(at(b, "calls")), cell(at(b, "advertises_itself")), health});
             }
-            print_table({"POOL", "BACKEND", "SOURCE", "WEIGHT", "STATE", "SHARE", "PACKETS", "BYTES", "CALLS", "HEALTH"},
+            // SELF_ADV: messages whose Contact / Record-Route named the backend itself, not a VIP.
+            print_table({"POOL", "BACKEND", "SOURCE", "WEIGHT", "STATE", "SHARE", "PACKETS", "BYTES", "CALLS", "SELF_ADV",
+                         "HEALTH"},
                         rows);
             return;
         }
@@ -198,8 +200,9 @@ void print_human(CommandKind cmd, const json& r) {
             return;
         }
         case CommandKind::lookup:
-            std::printf("%s\t%s\t%s\n", cell(at(r, "call_id")).c_str(), cell(at(r, "backend")).c_str(),
-                        cell(at(r, "reason")).c_str());
+            // The call's VIP next to its backend: where its replies leave from ("-": none recorded).
+            std::printf("%s\t%s\t%s\t%s\n", cell(at(r, "call_id")).c_str(), cell(at(r, "backend")).c_str(),
+                        cell(at(r, "vip")).c_str(), cell(at(r, "reason")).c_str());
             return;
         case CommandKind::drain:
         case CommandKind::disable:
@@ -242,7 +245,7 @@ constexpr Spec kSpecs[] = {
     {CommandKind::pools, "pools", "pools", "pools and backend counts by state", 0, 0},
     {CommandKind::backends, "backends", "backends [POOL]", "backends: source, weight, state, health, share, traffic", 0, 1},
     {CommandKind::stats, "stats", "stats", "counters per worker, port, drop reason, backend", 0, 0},
-    {CommandKind::lookup, "query", "query POOL CALLID...", "backend the running daemon picks now (affinity or table)", 2, SIZE_MAX},
+    {CommandKind::lookup, "query", "query POOL CALLID...", "backend the running daemon picks now (affinity or table) and the call's VIP", 2, SIZE_MAX},
     {CommandKind::drain, "drain", "drain POOL BACKEND", "no new calls to BACKEND, existing dialogs stay", 2, 2},
     {CommandKind::disable, "disable", "disable POOL BACKEND", "take BACKEND out entirely (dialogs move)", 2, 2},
     {CommandKind::enable, "enable", "enable POOL BACKEND", "undo drain/disable", 2, 2},

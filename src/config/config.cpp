@@ -394,6 +394,10 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
         !is_power_of_two(c.affinity_capacity))
         d.error(s.table()->get("affinity_capacity")->source(), s.path("affinity_capacity"),
                 std::to_string(c.affinity_capacity) + " is not a power of two");
+    if (read_uint(s, "client_vip_capacity", c.client_vip_capacity, 16, 1 << 30) &&
+        !is_power_of_two(c.client_vip_capacity))
+        d.error(s.table()->get("client_vip_capacity")->source(), s.path("client_vip_capacity"),
+                std::to_string(c.client_vip_capacity) + " is not a power of two");
     read_uint(s, "frag_max_flows", c.frag_max_flows, 1, 1 << 20);
     read_uint(s, "frag_timeout_ms", c.frag_timeout_ms, 1, 60000);
     read_bool(s, "announce", c.announce);

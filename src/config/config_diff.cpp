@@ -84,6 +84,7 @@ void diff_dataplane(Differ& d, const DataplaneConfig& a, const DataplaneConfig& 
     d.field(p, "rx_ring", a.rx_ring, b.rx_ring, true);
     d.field(p, "tx_ring", a.tx_ring, b.tx_ring, true);
     d.field(p, "affinity_capacity", a.affinity_capacity, b.affinity_capacity, true);
+    d.field(p, "client_vip_capacity", a.client_vip_capacity, b.client_vip_capacity, true);
     d.field(p, "frag_max_flows", a.frag_max_flows, b.frag_max_flows, true);
     d.field(p, "frag_timeout_ms", a.frag_timeout_ms, b.frag_timeout_ms, true);
     d.field(p, "announce", a.announce, b.announce, true);

@@ -95,6 +95,7 @@ std::string format_config(const Config& c) {
       << "rx_ring = " << d.rx_ring << "\n"
       << "tx_ring = " << d.tx_ring << "\n"
       << "affinity_capacity = " << d.affinity_capacity << "\n"
+      << "client_vip_capacity = " << d.client_vip_capacity << "\n"
       << "frag_max_flows = " << d.frag_max_flows << "\n"
       << "frag_timeout_ms = " << d.frag_timeout_ms << "\n"
       << "announce = " << toml_bool(d.announce) << "\n"

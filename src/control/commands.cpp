@@ -80,17 +80,19 @@ json CommandHandler::backends_json(const std::string& pool_filter) const {
             if (auto it = info.table_share.find(p.name); it != info.table_share.end())
                 if (auto jt = it->second.find(addr); jt != it->second.end()) share = jt->second;
             j["table_share"] = share;
-            uint64_t packets = 0, bytes = 0, calls = 0, overloads = 0;
+            uint64_t packets = 0, bytes = 0, calls = 0, overloads = 0, advertises = 0;
             if (const auto* c = stats.dataplane.backend(p.name, b.address)) {
                 packets = c->at("traffic", "packets_to") + c->at("traffic", "packets_from");
                 bytes = c->at("traffic", "bytes_to") + c->at("traffic", "bytes_from");
                 calls = c->at("traffic", "calls");
                 overloads = c->at("overload", "responses");
+                advertises = c->at("vip", "backend_advertises_itself");
             }
             j["packets"] = packets;
             j["bytes"] = bytes;
             j["calls"] = calls;
             j["overload_responses"] = overloads;
+            j["advertises_itself"] = advertises;
             list.push_back(std::move(j));
         }
     }

@@ -140,11 +140,14 @@ Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const
                 j["reason"] = "affinity";
                 j["state"] = balance::to_string(backends[idx].state);
                 j["expires_in_s"] = static_cast<int32_t>(hit->expiry_s - now_s);
+                const Endpoint* vip = p->vip_at(hit->vip);
+                j["vip"] = vip ? nlohmann::json(vip->to_string()) : nlohmann::json(nullptr);
                 return j;
             }
         }
     }
     const balance::Decision d = balance::pick(*p, hash, false, now_s, nullptr);
+    j["vip"] = nullptr;  // no live entry: no VIP recorded
     if (!d.entry) {
         j["backend"] = nullptr;
         j["reason"] = "no_backend";

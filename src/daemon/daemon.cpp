@@ -231,6 +231,16 @@ void Daemon::feed_passive_health() {
     discovery_->observe_passive(samples, std::chrono::steady_clock::now());
 }
 
+void Daemon::warn_advertising_backends() {
+    if (!dataplane_running()) return;
+    for (const auto& w : advertise_watch_.observe(dataplane_->stats(), std::chrono::steady_clock::now()))
+        log(LogLevel::warn,
+            "backend advertises its own address in Contact or Record-Route: phones send ACK, BYE and re-INVITEs "
+            "straight to it, around siplb; configure it to advertise a VIP (deploy/README.md)",
+            {{"pool", w.pool}, {"backend", w.backend.to_string()}, {"messages", std::to_string(w.since_last)},
+             {"total", std::to_string(w.total)}});
+}
+
 void Daemon::on_signal() {
     signalfd_siginfo si{};
     while (::read(signal_fd_, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
@@ -345,7 +355,10 @@ int Daemon::run() {
     }
     // Housekeeping: free retired snapshots, expire drained DNS backends.
     loop_.every(std::chrono::milliseconds(200), [this] { publisher_.reclaim(); });
-    loop_.every(std::chrono::seconds(1), [this] { pools_.expire(); });
+    loop_.every(std::chrono::seconds(1), [this] {
+        pools_.expire();
+        warn_advertising_backends();
+    });
     sample_workers();
     loop_.every(std::chrono::milliseconds(250), [this] {
         sample_workers();

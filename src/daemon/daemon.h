@@ -14,6 +14,7 @@
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/result.h"
 #include "siplb/config/config.h"
+#include "siplb/control/advertise_watch.h"
 #include "siplb/control/commands.h"
 #include "siplb/control/control_server.h"
 #include "siplb/control/discovery_wiring.h"
@@ -54,6 +55,9 @@ private:
     // Hands the workers' per-backend overload-response counters to passive
     // overload detection (health), for pools that enable it.
     void feed_passive_health();
+    // Logs (rate-limited) backends the workers saw advertising their own
+    // address in Contact or Record-Route.
+    void warn_advertising_backends();
 
     config::Config cfg_;
     std::chrono::steady_clock::time_point started_;
@@ -80,6 +84,7 @@ private:
     WorkerHeartbeats heartbeats_{kStallAfter};
     // sd_notify: readiness, status, reload, stop, and the watchdog gated on the heartbeats.
     Notifier notifier_ = Notifier::from_environment();
+    control::AdvertiseWatch advertise_watch_;
     std::unique_ptr<dataplane::Dataplane> dataplane_;
     std::unique_ptr<control::DiscoveryWiring> discovery_;
 };

@@ -49,6 +49,10 @@ struct PoolCounters {
 struct BackendCounters {
     std::atomic<uint64_t> key{0};
     SIPLB_BACKEND_COUNTERS(SIPLB_COUNTER_MEMBER)
+    // Not a counter: the worker's own clock for when it next looks at this
+    // backend's Contact / Record-Route (ToClientStage), kept in the slot the
+    // worker already touches for every datagram of the backend.
+    uint64_t next_advertise_check_ms = 0;
 };
 
 struct alignas(64) WorkerCounters {

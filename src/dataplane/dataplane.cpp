@@ -70,6 +70,7 @@ struct Dataplane::Impl {
     balance::SnapshotPublisher& publisher;
     balance::AffinityTable& affinity;
     std::unique_ptr<net::NeighborTable> neighbors;
+    std::unique_ptr<balance::ClientVipTable> client_vips;
     ForwardContext ctx;
     rte_mempool* pool = nullptr;
     rte_mempool* indirect_pool = nullptr;
@@ -254,6 +255,10 @@ Status Dataplane::Impl::setup() {
     }
     ctx.neighbors = neighbors.get();
     ctx.affinity = &affinity;
+    auto vips = balance::ClientVipTable::create(dc.client_vip_capacity);
+    if (!vips) return Status::fail("dataplane.client_vip_capacity: " + vips.message());
+    client_vips = std::move(vips).value();
+    ctx.client_vips = client_vips.get();
 
     auto sr = publisher.register_reader();
     if (!sr) return Status::fail("dataplane: " + sr.message());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "siplb/balance/affinity.h"
+#include "siplb/balance/client_vips.h"
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/net/neighbor_table.h"
@@ -34,6 +35,10 @@ struct ForwardContext {
     net::RouteTable routes;
     net::NeighborTable* neighbors = nullptr;
     balance::AffinityTable* affinity = nullptr;
+    // Client address:port -> the VIP it last sent to, for pools with several
+    // VIPs of a family; nullptr: not kept (replies leave from the call's VIP
+    // or the pool's first VIP of the family).
+    balance::ClientVipTable* client_vips = nullptr;
     uint64_t arp_retry_ms = 1000;     // at most one ARP request per target per interval
     // ICMP errors generated per worker (time exceeded, port unreachable,
     // fragmentation needed): dataplane.icmp_error_rate / icmp_error_burst.

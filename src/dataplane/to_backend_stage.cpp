@@ -72,8 +72,13 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
         }
     }
     const balance::PoolSnapshot& pool = *target;
+    // The VIP the datagram came in on goes with its call, so that the
+    // backend's answers leave from it. A routed message's VIP belongs to
+    // another pool than the one it is balanced in: not recorded.
+    const uint8_t vip_slot = target == vip.pool ? vip.vip : balance::AffinityTable::kNoVip;
+    const bool keepalive = msg_.verdict == sip::Verdict::keepalive;
     balance::Decision d;
-    if (msg_.verdict == sip::Verdict::keepalive) {
+    if (keepalive) {
         // Keepalives have no Call-ID: the client's address:port keeps
         // them on one backend (the one its NAT binding matters to).
         key = endpoint_hash(frame, v, pool.seed());
@@ -82,12 +87,20 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
         key = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length,
                                     pool.seed());
         dialog = creates_dialog(msg_);
-        d = balance::pick(pool, key, dialog, now_s, ctx_.affinity);
+        d = balance::pick(pool, key, dialog, now_s, ctx_.affinity, vip_slot);
         if (d.affinity_evicted) bump(c_.affinity_evictions);
     }
     if (d.reason == balance::Decision::Reason::no_backend || !d.entry) {
         if (pc) bump(pc->no_backend);
         return drop(DropReason::no_backend);
+    }
+    // Several VIPs of this family: remember which one the client uses
+    // (REGISTERs, other requests, keepalives), for what the backends send it
+    // outside any recorded call, such as an INVITE to a registered phone.
+    if (vip.pool->several_vips(v6) && ctx_.client_vips && msg_.kind != sip::Kind::response) [[unlikely]] {
+        const uint64_t client = keepalive ? key : endpoint_hash(frame, v, vip.pool->seed());
+        if (ctx_.client_vips->record(*vip.pool, client, vip.vip, now_s) == balance::AffinityTable::Store::evicted)
+            bump(c_.client_vip_evictions);
     }
     const Endpoint& backend = d.entry->address;
     Action a;
@@ -107,7 +120,7 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
         bump(pc->packets);
         bump(pc->bytes, a.len);
         if (dialog) bump(pc->calls);
-        if (msg_.verdict == sip::Verdict::keepalive) bump(pc->keepalives);
+        if (keepalive) bump(pc->keepalives);
     }
     if (auto* bc = c_.backend(pool.counter_slot(), d.entry->id)) {
         bump(bc->packets);

@@ -17,6 +17,27 @@ bool may_create_dialog(const uint8_t* payload, size_t len) noexcept {
     return starts("INVITE ", 7) || starts("SUBSCRIBE ", 10) || starts("REFER ", 6);
 }
 
+// The status code of a SIP response ("SIP/2.0 200 ..."), 0 for anything else.
+uint16_t response_status(const uint8_t* p, size_t len) noexcept {
+    if (len < 12 || std::memcmp(p, "SIP/2.0 ", 8) != 0 || p[11] != ' ') return 0;
+    auto digit = [](uint8_t ch) { return static_cast<unsigned>(ch - '0') <= 9; };
+    if (!digit(p[8]) || !digit(p[9]) || !digit(p[10])) return 0;
+    return static_cast<uint16_t>((p[8] - '0') * 100 + (p[9] - '0') * 10 + (p[10] - '0'));
+}
+
+// Pre-check from the start line alone: a request (a method is upper case)
+// or a 101..299 response may carry a Contact or Record-Route that phones
+// will use as their next hop. `status`: response_status() of the payload.
+bool may_carry_contact(const uint8_t* payload, size_t len, uint16_t status) noexcept {
+    if (status) return status > 100 && status < 300;
+    return len > 0 && payload[0] >= 'A' && payload[0] <= 'Z';
+}
+
+// How often a worker looks at one backend's Contact / Record-Route: often
+// enough to notice a misconfigured backend within a second, rarely enough
+// that the replies' parse costs nothing measurable.
+constexpr uint64_t kAdvertiseCheckMs = 100;
+
 }  // namespace
 
 Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* snap,
@@ -30,12 +51,28 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
     // with a kernel path it goes to the kernel's socket.
     if (ctx_.routes.is_local_address(frame + v.dst_addr_offset(), v6)) [[unlikely]]
         return not_for_us(c_);
+    // msg_ holds this datagram's SIP parse once `parsed`; most replies need none.
+    bool parsed = false;
     // A backend of several pools answers from the VIP its call came in on.
-    if (!ref.pools.empty()) [[unlikely]]
+    if (!ref.pools.empty()) [[unlikely]] {
         place_shared_backend(frame, v, snap, ref, now_s);
-    // Backend -> client: SNAT to the pool's VIP. No SIP parsing needed
-    // (but for the rare dialog a backend starts, below).
+        parsed = true;
+    }
+    // Backend -> client: SNAT to the pool's VIP of the family. No SIP parsing
+    // needed (but for the rare dialog a backend starts, below).
     if (ref.snat_vip->ip.is_v6() != v6) return drop(c_, DropReason::family_mismatch);
+    const Endpoint* source = ref.snat_vip;
+    // Several VIPs of the family: the one the call came in on, else the one
+    // the client last sent to, else (counted) the first one.
+    bool vip_fallback = false;
+    if (ref.pool->several_vips(v6)) [[unlikely]] {
+        if (!parsed) sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
+        parsed = true;
+        if (const Endpoint* recorded = recorded_vip(frame, v, *ref.pool, now_s))
+            source = recorded;
+        else
+            vip_fallback = true;
+    }
     neighbors_.glean(frame, v, f.in_port, now_ms);
     IpAddress client;
     if (v6) client.family = IpAddress::Family::v6;
@@ -44,8 +81,9 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
     if (a.kind == Action::Kind::drop) return errors_.answer_too_big(a, f, now_ms);
     if (ref.backend != balance::PoolSnapshot::kNoBackend &&
         may_create_dialog(frame + v.payload_offset(), v.payload_len()))
-        remember_backend_dialog(frame, v, *ref.pool, ref.backend, now_s);
-    net::snat(frame, v, *ref.snat_vip);
+        remember_backend_dialog(frame, v, *ref.pool, ref.backend, now_s, parsed,
+                                ref.pool->several_vips(v6) ? ref.pool->vip_slot(source) : balance::AffinityTable::kNoVip);
+    net::snat(frame, v, *source);
     bump(c_.to_client);
     if (PoolCounters* pc = c_.pool(ref.pool->counter_slot())) {
         bump(pc->reply_packets);
@@ -56,11 +94,39 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
         if (auto* bc = c_.backend(ref.pool->counter_slot(), id)) {
             bump(bc->reply_packets);
             bump(bc->reply_bytes, a.len);
-            if (ref.pool->is_overload_response(frame + v.payload_offset(), v.payload_len())) [[unlikely]]
-                count_overload(frame + v.payload_offset(), v.payload_len(), *bc);
+            if (vip_fallback) [[unlikely]]
+                bump(bc->vip_fallback);
+            const uint8_t* payload = frame + v.payload_offset();
+            if (ref.pool->is_overload_response(payload, v.payload_len())) [[unlikely]]
+                count_overload(payload, v.payload_len(), *bc);
+            else if (now_ms >= bc->next_advertise_check_ms &&
+                     may_carry_contact(payload, v.payload_len(), response_status(payload, v.payload_len())))
+                [[unlikely]] {
+                bc->next_advertise_check_ms = now_ms + kAdvertiseCheckMs;
+                if (!parsed) sip::SipParser::parse(payload, v.payload_len(), msg_, sip::ParseDepth::balancer);
+                if (advertises_backend(payload, v.payload_len(), *ref.pool)) bump(bc->advertises_itself);
+            }
         }
     }
     return a;
+}
+
+bool ToClientStage::advertises_backend(const uint8_t* payload, size_t len,
+                                       const balance::PoolSnapshot& pool) const noexcept {
+    // Requests, and 1xx/2xx answers to what opens a dialog: there a phone
+    // takes Contact (or the Record-Route set) as where to send ACK, BYE and
+    // re-INVITEs, and siplb never rewrites it.
+    if (!msg_.ok()) return false;
+    if (msg_.kind == sip::Kind::response && msg_.cseq_method != sip::Method::invite &&
+        msg_.cseq_method != sip::Method::subscribe)
+        return false;
+    for (const char* name : {"Contact", "Record-Route"}) {
+        const sip::Span host = sip::uri_host(payload, sip::find_header(payload, len, msg_, name));
+        if (host.empty()) continue;
+        const auto ip = IpAddress::parse(host.view(payload));
+        if (ip && pool.is_backend_ip(*ip)) return true;
+    }
+    return false;
 }
 
 void ToClientStage::count_overload(const uint8_t* payload, size_t len, BackendCounters& bc) noexcept {
@@ -121,18 +187,38 @@ void ToClientStage::place_shared_backend(const uint8_t* frame, const net::Packet
     bump(c_.shared_backend_first_pool);
 }
 
+const Endpoint* ToClientStage::recorded_vip(const uint8_t* frame, const net::PacketView& v,
+                                            const balance::PoolSnapshot& pool, uint32_t now_s) const noexcept {
+    uint8_t slot = balance::AffinityTable::kNoVip;
+    if (msg_.ok() && ctx_.affinity) {
+        const uint64_t call = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset,
+                                                    msg_.call_id.length, pool.seed());
+        if (auto hit = ctx_.affinity->lookup(balance::affinity_key(pool, call), now_s)) slot = hit->vip;
+    }
+    // No call entry with a VIP (a call the backend starts, a keepalive
+    // answer, an entry gone with a restart or its idle time): where the
+    // client last sent to, which is where its NAT lets datagrams in from.
+    if (slot == balance::AffinityTable::kNoVip && ctx_.client_vips)
+        slot = ctx_.client_vips->lookup(pool, endpoint_hash(frame, v, pool.seed(), /*client_is_source=*/false), now_s);
+    const Endpoint* vip = pool.vip_at(slot);
+    // A slot recorded before a reload changed the VIPs may name another family.
+    return vip && vip->ip.is_v6() == (v.ip_version == 6) ? vip : nullptr;
+}
+
 void ToClientStage::remember_backend_dialog(const uint8_t* frame, const net::PacketView& v,
-                                            const balance::PoolSnapshot& pool, uint16_t backend,
-                                            uint32_t now_s) noexcept {
+                                            const balance::PoolSnapshot& pool, uint16_t backend, uint32_t now_s,
+                                            bool& parsed, uint8_t vip) noexcept {
     // A dialog a backend starts toward a customer (INVITE to a registered
     // phone, SUBSCRIBE, REFER): the customer's answers arrive on the VIP and
-    // must reach this backend even where the table names another one.
-    sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
+    // must reach this backend even where the table names another one, and
+    // the dialog keeps the VIP its first request left from.
+    if (!parsed) sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
+    parsed = true;
     if (!msg_.ok() || !creates_dialog(msg_) || !ctx_.affinity) return;
     uint64_t key = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length,
                                          pool.seed()) ^
                    pool.affinity_salt();
-    auto r = ctx_.affinity->upsert(key, pool.backends()[backend].id, now_s + pool.dialog_idle_s(), now_s);
+    auto r = ctx_.affinity->upsert(key, pool.backends()[backend].id, now_s + pool.dialog_idle_s(), now_s, vip);
     if (r == balance::AffinityTable::Store::evicted) bump(c_.affinity_evictions);
     bump(c_.backend_dialogs);
 }

@@ -1,7 +1,10 @@
 // To-client stage: a backend's datagram toward a client. Leaves from the
-// pool's VIP (SNAT; for a backend in several pools, the VIP its call came in
-// on), and a dialog the backend starts is pinned to it in the affinity
-// table, so the client's answers to the VIP come back to the same backend.
+// VIP its call came in on (SNAT): for a backend in several pools the pool is
+// found by the Call-ID; in a pool with several VIPs of a family the call's
+// affinity entry names the VIP, else the client VIP table (the VIP the client
+// last sent to), else the pool's first VIP of the family. A dialog the
+// backend starts is pinned to it in the affinity table, so the client's
+// answers to the VIP come back to the same backend.
 #pragma once
 
 #include <cstdint>
@@ -36,10 +39,22 @@ private:
     // A response with one of the pool's overload codes, on its way to a
     // client: counted, and its Retry-After kept, for passive overload detection.
     void count_overload(const uint8_t* payload, size_t len, BackendCounters& bc) noexcept;
+    // A message (parsed into msg_) whose Contact or top Record-Route host is
+    // an address of a backend of the pool, where a VIP belongs: phones would
+    // send the dialog's next requests around siplb.
+    bool advertises_backend(const uint8_t* payload, size_t len, const balance::PoolSnapshot& pool) const noexcept;
     void place_shared_backend(const uint8_t* frame, const net::PacketView& v, const balance::DataplaneSnapshot* snap,
                               balance::DataplaneSnapshot::BackendRef& ref, uint32_t now_s) noexcept;
+    // A pool with several VIPs of the datagram's family: the VIP its call
+    // recorded, else the one its client last sent to; nullptr when neither
+    // is known. msg_ holds the datagram's parse.
+    const Endpoint* recorded_vip(const uint8_t* frame, const net::PacketView& v, const balance::PoolSnapshot& pool,
+                                 uint32_t now_s) const noexcept;
+    // `parsed`: msg_ already holds this datagram's parse (set once it does).
+    // vip: the slot the datagram leaves from, recorded with a new dialog
+    // (kNoVip: keep).
     void remember_backend_dialog(const uint8_t* frame, const net::PacketView& v, const balance::PoolSnapshot& pool,
-                                 uint16_t backend, uint32_t now_s) noexcept;
+                                 uint16_t backend, uint32_t now_s, bool& parsed, uint8_t vip) noexcept;
 
     const ForwardContext& ctx_;
     WorkerCounters& c_;

@@ -94,4 +94,51 @@ Span find_header(const uint8_t* d, size_t n, const SipMessage& msg, std::string_
     return Span{};
 }
 
+Span uri_host(const uint8_t* d, Span value) noexcept {
+    size_t b = value.offset;
+    const size_t end = value.end();
+    // name-addr: the URI is inside <...>, after a display name that may be
+    // quoted (and then may hold '<'); otherwise an addr-spec, which ends at
+    // its header parameters.
+    size_t e = end;
+    bool quoted = false;
+    for (size_t i = b; i < end; ++i) {
+        const uint8_t c = d[i];
+        if (quoted) {
+            if (c == '\\') ++i;
+            else if (c == '"') quoted = false;
+            continue;
+        }
+        if (c == '"') {
+            quoted = true;
+        } else if (c == '<') {
+            const void* gt = std::memchr(d + i + 1, '>', end - i - 1);
+            if (!gt) return Span{};
+            b = i + 1;
+            e = size_t(static_cast<const uint8_t*>(gt) - d);
+            break;
+        } else if (c == ',' || c == ';') {
+            e = i;  // addr-spec: header parameters or the next value follow
+            break;
+        }
+    }
+    while (b < e && is_wsp(d[b])) ++b;
+    // scheme ":" (sip, sips; a tel: URI has no host)
+    size_t i = b;
+    while (i < e && d[i] != ':' && d[i] != '@') ++i;
+    if (i == e || d[i] != ':' || i == b || lower(d[b]) != 's') return Span{};
+    b = i + 1;
+    // userinfo "@": the user part may hold ';' and ':' but never a bare '@'.
+    if (const void* at = std::memchr(d + b, '@', e - b)) b = size_t(static_cast<const uint8_t*>(at) - d) + 1;
+    if (b < e && d[b] == '[') {
+        const void* close = std::memchr(d + b, ']', e - b);
+        if (!close) return Span{};
+        const size_t c = size_t(static_cast<const uint8_t*>(close) - d);
+        return Span{uint16_t(b + 1), uint16_t(c - b - 1)};
+    }
+    size_t h = b;
+    while (h < e && d[h] != ':' && d[h] != ';' && d[h] != '?' && !is_wsp(d[h])) ++h;
+    return Span{uint16_t(b), uint16_t(h - b)};
+}
+
 }  // namespace siplb::sip

@@ -39,7 +39,7 @@ TEST(Affinity, InsertLookupExpire) {
     EXPECT_EQ(hit->backend_id, 77u);
     EXPECT_EQ(hit->expiry_s, 164u);
     EXPECT_FALSE(t->lookup(key, 164).has_value());  // idle time elapsed
-    EXPECT_FALSE(t->lookup(key ^ 0x100, 120).has_value());  // other key, same bucket
+    EXPECT_FALSE(t->lookup(key ^ 0x10000, 120).has_value());  // other key, same bucket
     EXPECT_EQ(t->count_live(120), 1u);
     EXPECT_EQ(t->count_live(200), 0u);
 }
@@ -65,14 +65,50 @@ TEST(Affinity, RefreshNeverShortensAndReplacesBackend) {
 
 TEST(Affinity, FullBucketEvictsExpiredThenSoonestExpiring) {
     auto t = make(4);  // a single bucket of four ways
-    for (uint64_t i = 1; i <= 4; ++i) EXPECT_EQ(t->upsert(i << 8, uint32_t(i), uint32_t(100 * i), 0), Store::inserted);
+    for (uint64_t i = 1; i <= 4; ++i) EXPECT_EQ(t->upsert(i << 16, uint32_t(i), uint32_t(100 * i), 0), Store::inserted);
     // At t=150 the first (expiry 100) is expired: reused without eviction.
-    EXPECT_EQ(t->upsert(5ull << 8, 5, 1000, 150), Store::inserted);
-    EXPECT_FALSE(t->lookup(1ull << 8, 150).has_value());
+    EXPECT_EQ(t->upsert(5ull << 16, 5, 1000, 150), Store::inserted);
+    EXPECT_FALSE(t->lookup(1ull << 16, 150).has_value());
     // Everything live now; the soonest (key 2, expiry 200) goes.
-    EXPECT_EQ(t->upsert(6ull << 8, 6, 1000, 160), Store::evicted);
-    EXPECT_FALSE(t->lookup(2ull << 8, 160).has_value());
-    for (uint64_t k : {3ull, 4ull, 5ull, 6ull}) EXPECT_TRUE(t->lookup(k << 8, 160).has_value()) << k;
+    EXPECT_EQ(t->upsert(6ull << 16, 6, 1000, 160), Store::evicted);
+    EXPECT_FALSE(t->lookup(2ull << 16, 160).has_value());
+    for (uint64_t k : {3ull, 4ull, 5ull, 6ull}) EXPECT_TRUE(t->lookup(k << 16, 160).has_value()) << k;
+}
+
+// The call's VIP is part of the entry: recorded, moved when the client
+// moves, kept by writers that do not know it, and never mistaken for key bits.
+TEST(Affinity, EntryRemembersTheVip) {
+    auto t = make(1024);
+    const uint64_t key = 0x0123456789abcdefull;
+    EXPECT_EQ(t->upsert(key, 7, 7200, 0, 2), Store::inserted);
+    EXPECT_EQ(t->lookup(key, 10)->vip, 2);
+    EXPECT_EQ(t->upsert(key, 7, 7200, 0, 2), Store::unchanged);
+    EXPECT_EQ(t->upsert(key, 7, 7200, 0, AffinityTable::kNoVip), Store::unchanged);  // unknown: kept
+    EXPECT_EQ(t->lookup(key, 10)->vip, 2);
+    EXPECT_EQ(t->upsert(key, 7, 7200, 0, 3), Store::refreshed);  // client moved to another VIP
+    EXPECT_EQ(t->lookup(key, 10)->vip, 3);
+    EXPECT_EQ(t->lookup(key, 10)->backend_id, 7u);
+    EXPECT_EQ(t->upsert(key, 8, 7300, 100, AffinityTable::kNoVip), Store::refreshed);
+    EXPECT_EQ(t->lookup(key, 100)->vip, 3);
+    EXPECT_EQ(t->upsert(key, 8, 7300, 100, AffinityTable::kMaxVip), Store::refreshed);
+    EXPECT_EQ(t->lookup(key, 100)->vip, AffinityTable::kMaxVip);
+    // A new entry without a VIP has none; an erased one forgets it.
+    EXPECT_EQ(t->upsert(key ^ (1ull << 40), 9, 7200, 0), Store::inserted);
+    EXPECT_EQ(t->lookup(key ^ (1ull << 40), 10)->vip, AffinityTable::kNoVip);
+    t->erase(key);
+    EXPECT_EQ(t->upsert(key, 8, 7300, 100), Store::inserted);
+    EXPECT_EQ(t->lookup(key, 100)->vip, AffinityTable::kNoVip);
+}
+
+// The VIP takes hash bits 8..15 from the tag; from 2^18 entries on the
+// bucket index holds them, so keys differing only there are still apart.
+TEST(Affinity, VipBitsCostNoKeyBitsInLargeTables) {
+    auto t = make(1u << 18);
+    const uint64_t key = 0x0123456789abcdefull;
+    EXPECT_EQ(t->upsert(key, 7, 7200, 0, 5), Store::inserted);
+    for (uint64_t bit = 8; bit < 16; ++bit) EXPECT_FALSE(t->lookup(key ^ (1ull << bit), 10).has_value()) << bit;
+    EXPECT_FALSE(t->lookup(key ^ (1ull << 16), 10).has_value());
+    EXPECT_EQ(t->lookup(key, 10)->vip, 5);
 }
 
 TEST(Affinity, ZeroHashKeyWorks) {
@@ -89,8 +125,8 @@ TEST(Affinity, ExpiryComparisonIsWrapSafe) {
     EXPECT_FALSE(t->lookup(1ull << 40, now + 64).has_value());
 }
 
-// Workers share the table: every key always maps to the same backend id
-// (derived from the key), so any hit with another id is a torn read.
+// Workers share the table: every key always maps to the same backend id and
+// VIP (derived from the key), so any hit with another one is a torn read.
 TEST(Affinity, ConcurrentWritersAndReadersNeverSeeTornEntries) {
     auto t = make(256);  // small, so threads collide on buckets and evict
     std::atomic<bool> bad{false};
@@ -107,9 +143,9 @@ TEST(Affinity, ConcurrentWritersAndReadersNeverSeeTornEntries) {
                 const uint32_t now = i / 1000;
                 if (auto hit = t->lookup(key, now)) {
                     ++local_hits;
-                    if (hit->backend_id != id_for(key)) bad = true;
+                    if (hit->backend_id != id_for(key) || hit->vip != static_cast<uint8_t>(id_for(key) | 1)) bad = true;
                 } else {
-                    t->upsert(key, id_for(key), now + 5, now);
+                    t->upsert(key, id_for(key), now + 5, now, static_cast<uint8_t>(id_for(key) | 1));
                 }
             }
             hits += local_hits;

@@ -45,6 +45,37 @@ TEST(PoolSnapshot, ValidatesSpec) {
     spec = make_spec(3);
     spec.transaction_idle_s = 0;
     EXPECT_FALSE(PoolSnapshot::build(spec, 1).ok());
+    // Affinity entries record a VIP in 8 bits: at most 255 per pool.
+    spec = make_spec(3);
+    spec.listen.clear();
+    for (int i = 0; i < 256; ++i) spec.listen.push_back(*Endpoint::parse("198.51.100.10:" + std::to_string(5000 + i)));
+    EXPECT_NE(PoolSnapshot::build(spec, 1).message().find("at most 255 VIPs"), std::string::npos);
+    spec.listen.pop_back();
+    EXPECT_TRUE(PoolSnapshot::build(spec, 1).ok());
+}
+
+TEST(PoolSnapshot, VipSlotsFollowTheListenOrder) {
+    auto spec = make_spec(3);
+    spec.listen = {*Endpoint::parse("198.51.100.10:5060"), *Endpoint::parse("[2001:db8::10]:5060"),
+                   *Endpoint::parse("198.51.100.11:5060")};
+    auto pool = build(spec);
+    EXPECT_EQ(pool->vip_at(AffinityTable::kNoVip), nullptr);
+    EXPECT_EQ(pool->vip_at(1)->to_string(), "198.51.100.10:5060");
+    EXPECT_EQ(pool->vip_at(3)->to_string(), "198.51.100.11:5060");
+    EXPECT_EQ(pool->vip_at(4), nullptr);  // a slot recorded before a reload removed that VIP
+    for (uint8_t slot = 1; slot <= 3; ++slot) EXPECT_EQ(pool->vip_slot(pool->vip_at(slot)), slot);
+    const Endpoint elsewhere = spec.listen[0];
+    EXPECT_EQ(pool->vip_slot(&elsewhere), AffinityTable::kNoVip);
+    EXPECT_TRUE(pool->several_vips(false));
+    EXPECT_FALSE(pool->several_vips(true));
+    EXPECT_EQ(pool->snat_vip_for(backend_endpoint(0))->to_string(), "198.51.100.10:5060");  // first of the family
+    EXPECT_FALSE(build(make_spec(3))->several_vips(false));
+
+    auto snap = DataplaneSnapshot::build({pool}, 1);
+    ASSERT_TRUE(snap.ok()) << snap.message();
+    EXPECT_EQ((*snap)->find_pool_by_vip(*Endpoint::parse("198.51.100.11:5060")).vip, 3);
+    EXPECT_EQ((*snap)->find_pool_by_vip(*Endpoint::parse("[2001:db8::10]:5060")).vip, 2);
+    EXPECT_EQ((*snap)->find_pool_by_vip(*Endpoint::parse("198.51.100.10:5060")).vip, 1);
 }
 
 TEST(PoolSnapshot, SortedBackendsStableIdsAndLookups) {
@@ -63,6 +94,9 @@ TEST(PoolSnapshot, SortedBackendsStableIdsAndLookups) {
     }
     EXPECT_EQ(b->index_of_id(0xFFFFFFFFu), PoolSnapshot::kNoBackend);
     EXPECT_EQ(b->index_of(*Endpoint::parse("192.0.2.99:5060")), PoolSnapshot::kNoBackend);
+    EXPECT_TRUE(b->is_backend_ip(backend_endpoint(1).ip));
+    EXPECT_FALSE(b->is_backend_ip(*IpAddress::parse("192.0.2.99")));
+    EXPECT_FALSE(b->is_backend_ip(*IpAddress::parse("198.51.100.10")));  // a VIP
     EXPECT_EQ(b->snat_vip_for(backend_endpoint(1))->to_string(), "198.51.100.10:5060");
     EXPECT_EQ(b->snat_vip_for(*Endpoint::parse("[2001:db8::5]:5060"))->to_string(), "[2001:db8::10]:5060");
     EXPECT_EQ(a->version(), 1u);
@@ -300,6 +334,24 @@ TEST(Pick, PinnedCallFollowsThePin) {
     EXPECT_EQ(d.backend, other);
     EXPECT_EQ(table->lookup(affinity_key(*pool, h), 60)->expiry_s, 50u + pool->dialog_idle_s());
     EXPECT_EQ(pin(*pool, h, 999, true, 50, *table), AffinityTable::Store::unchanged);  // bad index ignored
+}
+
+// pick() records the VIP a message came in on with its call, and moves it
+// when the client sends to another VIP of the pool; kNoVip leaves it.
+TEST(Pick, RecordsAndMovesTheCallsVip) {
+    auto table = std::move(AffinityTable::create(1024).value());
+    auto pool = build(make_spec(10));
+    const uint64_t h = 0x0123456789abcdefull;
+    const uint64_t key = affinity_key(*pool, h);
+    EXPECT_EQ(pick(*pool, h, true, 10, table.get(), 2).reason, Reason::table);
+    EXPECT_EQ(table->lookup(key, 10)->vip, 2);
+    EXPECT_EQ(pick(*pool, h, false, 10, table.get(), 2).reason, Reason::affinity);
+    EXPECT_EQ(pick(*pool, h, false, 10, table.get(), AffinityTable::kNoVip).reason, Reason::affinity);
+    EXPECT_EQ(table->lookup(key, 10)->vip, 2);
+    // Same second (no expiry to push): the move alone is written.
+    EXPECT_EQ(pick(*pool, h, false, 10, table.get(), 1).reason, Reason::affinity);
+    EXPECT_EQ(table->lookup(key, 10)->vip, 1);
+    EXPECT_EQ(table->lookup(key, 10)->backend_id, pool->backends()[pool->table().lookup(h)].id);
 }
 
 }  // namespace

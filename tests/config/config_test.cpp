@@ -49,6 +49,7 @@ TEST(ConfigDefaults, MinimalFileTakesSchemaDefaults) {
     EXPECT_EQ(c.dataplane.workers, 1u);
     EXPECT_EQ(c.dataplane.burst, 32u);
     EXPECT_EQ(c.dataplane.affinity_capacity, 1u << 20);
+    EXPECT_EQ(c.dataplane.client_vip_capacity, 1u << 18);
     EXPECT_TRUE(c.dataplane.announce);
     EXPECT_EQ(c.dataplane.neighbor_reachable_s, 300u);
     EXPECT_EQ(c.dataplane.icmp_error_rate, 100u);
@@ -96,6 +97,7 @@ mbuf_size = 2304
 rx_ring = 2048
 tx_ring = 512
 affinity_capacity = 4096
+client_vip_capacity = 2048
 frag_max_flows = 100
 frag_timeout_ms = 500
 announce = false
@@ -217,6 +219,7 @@ dns = ["siptrunk.example.net"]
     EXPECT_EQ(d.rx_ring, 2048u);
     EXPECT_EQ(d.tx_ring, 512u);
     EXPECT_EQ(d.affinity_capacity, 4096u);
+    EXPECT_EQ(d.client_vip_capacity, 2048u);
     EXPECT_EQ(d.frag_max_flows, 100u);
     EXPECT_EQ(d.frag_timeout_ms, 500u);
     EXPECT_FALSE(d.announce);
@@ -447,6 +450,9 @@ TEST(ConfigErrors, OutOfRangeNumbers) {
 TEST(ConfigErrors, AffinityCapacityPowerOfTwo) {
     EXPECT_THAT(parse_err("[dataplane]\naffinity_capacity = 1000000\n"),
                 HasSubstr("t.toml:2:21: dataplane.affinity_capacity: 1000000 is not a power of two"));
+    EXPECT_THAT(parse_err("[dataplane]\nclient_vip_capacity = 3000\n"),
+                HasSubstr("t.toml:2:23: dataplane.client_vip_capacity: 3000 is not a power of two"));
+    EXPECT_THAT(parse_err("[dataplane]\nclient_vip_capacity = 8\n"), HasSubstr("dataplane.client_vip_capacity"));
 }
 
 TEST(ConfigErrors, ControlKeys) {

@@ -361,6 +361,7 @@ TEST_F(Daemon, StatusPoolsBackends) {
     for (const auto& x : b["result"]["backends"]) {
         EXPECT_EQ(x["source"], "static");
         EXPECT_EQ(x["state"], "active");
+        EXPECT_EQ(x["advertises_itself"], 0);  // no traffic on net_null
         share += x["table_share"].get<double>();
     }
     EXPECT_NEAR(share, 1.0, 1e-6);
@@ -550,6 +551,7 @@ TEST_F(Daemon, WeightAddRemoveThroughSiplbctl) {
     EXPECT_EQ(tbl.status, 0);
     EXPECT_NE(tbl.out.find("198.51.100.14:5070"), std::string::npos);
     EXPECT_NE(tbl.out.find("SHARE"), std::string::npos);
+    EXPECT_NE(tbl.out.find("SELF_ADV"), std::string::npos) << tbl.out;
     RunResult dup = ctl({"add", "lund", "198.51.100.14:5070"});
     EXPECT_EQ(dup.status, 1);
     EXPECT_NE(dup.out.find("already has"), std::string::npos);
@@ -684,6 +686,9 @@ TEST_F(Daemon, QueryCallIdStartingWithDash) {
     RunResult q = run({kSiplbctl, "query", "--socket", files.socket().string(), "--", "lund", id, "--json"});
     ASSERT_EQ(q.status, 0) << q.out;
     EXPECT_NE(q.out.find(id + "\t" + backend), std::string::npos) << q.out;  // "--json" is a Call-ID here
+    // No traffic, so no VIP recorded: "-" in the VIP column, next to the backend.
+    EXPECT_TRUE(want["result"]["vip"].is_null()) << want.dump();
+    EXPECT_NE(q.out.find(id + "\t" + backend + "\t-\ttable\n"), std::string::npos) << q.out;
     EXPECT_NE(q.out.find("--json\t"), std::string::npos) << q.out;
     // Without "--" the Call-ID is taken for an option: usage error.
     RunResult bad = ctl({"query", "lund", id});

@@ -10,6 +10,7 @@
 #include "../../src/dataplane/forwarder.h"
 #include "support/frame_builder.h"
 #include "dataplane_test_util.h"
+#include "siplb/balance/pick.h"
 #include "siplb/net/arp.h"
 
 using namespace siplb;
@@ -33,6 +34,7 @@ protected:
     void start(const std::vector<PoolDesc>& pools) {
         snap_ = make_snapshot(pools);
         affinity_ = std::move(balance::AffinityTable::create(1024).value());
+        client_vips_ = std::move(balance::ClientVipTable::create(1024).value());
         dataplane::PortContext ext, in;
         ext.name = "ext";
         ext.mac = kExtMac;
@@ -49,6 +51,7 @@ protected:
                                     .value());
         ctx_.neighbors = &neighbors_;
         ctx_.affinity = affinity_.get();
+        ctx_.client_vips = client_vips_.get();
         ctx_.arp_retry_ms = 100;
         ASSERT_EQ(neighbors_.learn(*IpAddress::parse("198.51.100.254"), kGatewayMac, 0, true),
                   net::NeighborTable::Learn::inserted);
@@ -99,6 +102,7 @@ protected:
 
     std::unique_ptr<const balance::DataplaneSnapshot> snap_;
     std::unique_ptr<balance::AffinityTable> affinity_;
+    std::unique_ptr<balance::ClientVipTable> client_vips_;
     net::NeighborTable neighbors_{64, kReachableMs};
     dataplane::ForwardContext ctx_;
     std::unique_ptr<dataplane::WorkerCounters> counters_ = std::make_unique<dataplane::WorkerCounters>();
@@ -415,6 +419,191 @@ TEST_F(ForwarderOverload, CountsOverloadResponsesAndTheirRetryAfter) {
     // A malformed status line is not an overload answer.
     ASSERT_EQ(respond("SIP/2.0 5x3 Odd", "", 60).kind, dataplane::Action::Kind::transmit);
     EXPECT_EQ(backend_counters().overload_responses.load(), 3u);
+}
+
+}  // namespace
+
+namespace {
+
+// One pool on two IPv4 VIPs (two trunk names on one node after a failover):
+// every datagram a backend sends toward a client leaves from the VIP of its
+// call, or else from the VIP the client last sent to, because the client's
+// NAT or firewall lets in only datagrams from the address it sent to.
+class ForwarderMultiVip : public ForwarderTest {
+protected:
+    void SetUp() override {
+        start({{"lund", {"198.51.100.10:5060", "198.51.100.11:5060"}, {"203.0.113.11:5060", "203.0.113.12:5060"}},
+               {"solo", {"198.51.100.30:5060"}, {"203.0.113.13:5060"}}});
+        for (const char* b : {"203.0.113.11", "203.0.113.12", "203.0.113.13"})
+            ASSERT_EQ(neighbors_.learn(*IpAddress::parse(b), kBackendMacA, 1, true), net::NeighborTable::Learn::inserted);
+    }
+    static std::string request(const std::string& method, const std::string& call_id, int cseq,
+                               const Endpoint& from = kClient) {
+        return method + " sip:b@example.net SIP/2.0\r\nVia: SIP/2.0/UDP " + from.to_string() + ";branch=z9hG4bK" +
+               call_id + std::to_string(cseq) + "\r\nFrom: <sip:a@example.net>;tag=1\r\nTo: <sip:b@example.net>\r\n"
+               "Call-ID: " + call_id + "\r\nCSeq: " + std::to_string(cseq) + " " + method +
+               "\r\nContent-Length: 0\r\n\r\n";
+    }
+    static std::string response(const std::string& call_id, const std::string& method) {
+        return "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1\r\n"
+               "From: <sip:a@example.net>;tag=1\r\nTo: <sip:b@example.net>;tag=2\r\nCall-ID: " +
+               call_id + "\r\nCSeq: 1 " + method + "\r\nContent-Length: 0\r\n\r\n";
+    }
+    // Client -> VIP; returns the backend it went to.
+    Endpoint from_client(const std::string& payload, const Endpoint& vip, uint64_t now_ms,
+                         const Endpoint& client = kClient) {
+        EXPECT_EQ(run({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = vip, .payload = payload}, 0,
+                      now_ms)
+                      .kind,
+                  dataplane::Action::Kind::transmit);
+        Endpoint b;
+        if (out_.size() < 38) return b;
+        std::copy(out_.begin() + 30, out_.begin() + 34, b.ip.bytes.begin());
+        b.port = static_cast<uint16_t>(out_[36] << 8 | out_[37]);
+        return b;
+    }
+    // Backend -> client; returns the source it left from.
+    Endpoint from_backend(const Endpoint& backend, const std::string& payload, uint64_t now_ms,
+                          const Endpoint& client = kClient) {
+        EXPECT_EQ(run({.src_mac = kBackendMacA, .dst_mac = kIntMac, .src = backend, .dst = client, .payload = payload},
+                      1, now_ms)
+                      .kind,
+                  dataplane::Action::Kind::transmit);
+        return out_.size() >= 36 ? out_source() : Endpoint{};
+    }
+    uint64_t self_advertised(const Endpoint& backend) const {
+        const auto* pool = snap_->find_pool("lund");
+        const auto* bc = counters_->find_backend(pool->counter_slot(), pool->backends()[pool->index_of(backend)].id);
+        return bc ? bc->advertises_itself.load() : 0;
+    }
+    uint64_t fallbacks(const std::string& pool_name, const Endpoint& backend) const {
+        const auto* pool = snap_->find_pool(pool_name);
+        const auto* bc = counters_->find_backend(pool->counter_slot(), pool->backends()[pool->index_of(backend)].id);
+        return bc ? bc->vip_fallback.load() : 0;
+    }
+    const Endpoint kVip1 = *Endpoint::parse("198.51.100.10:5060");
+    const Endpoint kVip2 = *Endpoint::parse("198.51.100.11:5060");
+};
+
+TEST_F(ForwarderMultiVip, RepliesAndBackendRequestsLeaveFromTheVipOfTheirCall) {
+    const Endpoint b1 = from_client(request("INVITE", "one@pbx", 1), kVip1, 1000);
+    const Endpoint b2 = from_client(request("INVITE", "two@pbx", 1), kVip2, 1000);
+    // Twice each, interleaved: no state but the calls' entries decides.
+    for (int round = 0; round < 2; ++round) {
+        EXPECT_EQ(from_backend(b2, response("two@pbx", "INVITE"), 2000 + round), kVip2);
+        EXPECT_EQ(from_backend(b1, response("one@pbx", "INVITE"), 2000 + round), kVip1);
+    }
+    // Requests the backends start inside the calls (BYE, re-INVITE, NOTIFY).
+    EXPECT_EQ(from_backend(b2, request("BYE", "two@pbx", 2, b2), 3000), kVip2);
+    EXPECT_EQ(from_backend(b1, request("INVITE", "one@pbx", 2, b1), 3000), kVip1);
+    EXPECT_EQ(from_backend(b1, request("NOTIFY", "one@pbx", 3, b1), 3000), kVip1);
+    EXPECT_EQ(fallbacks("lund", b1) + fallbacks("lund", b2), 0u);
+    // The client moves the call to the other VIP (a re-INVITE there): the call's VIP follows.
+    EXPECT_EQ(from_client(request("INVITE", "one@pbx", 4), kVip2, 3500), b1);
+    EXPECT_EQ(from_backend(b1, response("one@pbx", "INVITE"), 3600), kVip2);
+    EXPECT_EQ(affinity_->lookup(balance::affinity_key(*snap_->pools()[0],
+                                                      balance::hash_call_id("one@pbx", snap_->pools()[0]->seed())),
+                                4)
+                  ->vip,
+              2);
+}
+
+TEST_F(ForwarderMultiVip, CallsTheBackendStartsLeaveFromTheVipTheClientRegisteredThrough) {
+    // The phone registers through VIP2 ...
+    const Endpoint registrar = from_client(request("REGISTER", "reg@phone", 1), kVip2, 1000);
+    EXPECT_EQ(from_backend(registrar, response("reg@phone", "REGISTER"), 1010), kVip2);
+    // ... then the backend calls it with a new Call-ID: from VIP2, pinned to the backend with that VIP.
+    const Endpoint caller = *Endpoint::parse("203.0.113.12:5060");
+    EXPECT_EQ(from_backend(caller, request("INVITE", "inbound@pbx", 1, caller), 2000), kVip2);
+    EXPECT_EQ(counters_->backend_dialogs.load(), 1u);
+    const auto& lund = *snap_->pools()[0];
+    auto entry = affinity_->lookup(balance::affinity_key(lund, balance::hash_call_id("inbound@pbx", lund.seed())), 2);
+    ASSERT_TRUE(entry.has_value());
+    EXPECT_EQ(entry->vip, 2);
+    EXPECT_EQ(entry->backend_id, lund.backends()[lund.index_of(caller)].id);
+    // The dialog keeps its VIP even when the phone later sends to VIP1.
+    from_client(request("OPTIONS", "ping@phone", 1), kVip1, 3000);
+    EXPECT_EQ(from_backend(caller, request("BYE", "inbound@pbx", 2, caller), 4000), kVip2);
+    // Whereas a new call toward the phone follows it to VIP1.
+    EXPECT_EQ(from_backend(caller, request("INVITE", "inbound2@pbx", 1, caller), 4000), kVip1);
+    // The phone's answer reaches the backend that called.
+    EXPECT_EQ(from_client(response("inbound2@pbx", "INVITE"), kVip1, 4100), caller);
+    // Another phone (other port behind the same NAT) is its own client.
+    const Endpoint other = *Endpoint::parse("192.0.2.10:5070");
+    from_client(request("REGISTER", "reg2@phone", 1, other), kVip2, 5000, other);
+    EXPECT_EQ(from_backend(caller, request("INVITE", "inbound3@pbx", 1, caller), 5000, other), kVip2);
+    EXPECT_EQ(from_backend(caller, request("INVITE", "inbound4@pbx", 1, caller), 5000), kVip1);
+    EXPECT_EQ(fallbacks("lund", caller), 0u);
+}
+
+TEST_F(ForwarderMultiVip, KeepaliveAnswersLeaveFromTheVipTheClientLastUsed) {
+    const Endpoint b = from_client("\r\n\r\n", kVip2, 1000);
+    EXPECT_EQ(from_backend(b, "\r\n", 1100), kVip2);
+    from_client("\r\n\r\n", kVip1, 2000);
+    EXPECT_EQ(from_backend(b, "\r\n", 2100), kVip1);
+    EXPECT_EQ(fallbacks("lund", b), 0u);
+}
+
+TEST_F(ForwarderMultiVip, WithoutAnyEntryTheFirstVipOfTheFamilyAndCounted) {
+    // As after a restart: neither the call nor the client is known.
+    const Endpoint b1 = *Endpoint::parse("203.0.113.11:5060");
+    EXPECT_EQ(from_backend(b1, response("unknown@pbx", "INVITE"), 1000), kVip1);
+    EXPECT_EQ(from_backend(b1, "garbage that is not SIP", 1000), kVip1);
+    EXPECT_EQ(fallbacks("lund", b1), 2u);
+    // Once entries expire (the client's after an hour without requests).
+    from_client(request("OPTIONS", "ping@phone", 1), kVip2, 10'000);
+    EXPECT_EQ(from_backend(b1, response("unknown2@pbx", "INVITE"), 11'000), kVip2);
+    EXPECT_EQ(from_backend(b1, response("unknown3@pbx", "INVITE"),
+                           (10 + balance::ClientVipTable::kIdleS + 1) * 1000ull),
+              kVip1);
+    EXPECT_EQ(fallbacks("lund", b1), 3u);
+    // A pool with one VIP has nothing to fall back from: not counted.
+    const Endpoint solo = *Endpoint::parse("203.0.113.13:5060");
+    EXPECT_EQ(from_backend(solo, response("unknown@pbx", "INVITE"), 1000), *Endpoint::parse("198.51.100.30:5060"));
+    EXPECT_EQ(fallbacks("solo", solo), 0u);
+}
+
+// siplb never rewrites SIP: a backend that puts its own address in Contact
+// or Record-Route sends phones around siplb. Counted per backend (each
+// worker looks at most every 100 ms per backend), and still forwarded.
+TEST_F(ForwarderMultiVip, BackendAdvertisingItselfIsCountedAndStillForwarded) {
+    const Endpoint b1 = *Endpoint::parse("203.0.113.11:5060");
+    auto with = [](std::string msg, const std::string& header) {
+        return msg.insert(msg.find("Content-Length"), header + "\r\n");
+    };
+    uint64_t t = 10'000;
+    auto next = [&] { return t += 100; };  // every message due for a look
+    // 200 OK to INVITE with the backend's own address as Contact.
+    EXPECT_EQ(from_backend(b1, with(response("c1@pbx", "INVITE"), "Contact: <sip:b@203.0.113.11:5060>"), next()),
+              kVip1);
+    EXPECT_EQ(self_advertised(b1), 1u);
+    // Another backend's address, or the top Record-Route (compact form Contact too).
+    from_backend(b1, with(response("c2@pbx", "INVITE"), "Record-Route: <sip:203.0.113.12;lr>, <sip:198.51.100.10;lr>"),
+                 next());
+    from_backend(b1, with(request("BYE", "c3@pbx", 2, b1), "m: \"PBX\" <sip:pbx@203.0.113.11>"), next());
+    EXPECT_EQ(self_advertised(b1), 3u);
+    // What a well-configured backend sends: a VIP (or a name), not counted.
+    from_backend(b1, with(response("c4@pbx", "INVITE"), "Contact: <sip:b@198.51.100.10:5060>"), next());
+    from_backend(b1, with(response("c5@pbx", "INVITE"), "Contact: <sip:b@pbx.example.net>"), next());
+    from_backend(b1, with(response("c6@pbx", "INVITE"), "Record-Route: <sip:198.51.100.10;lr>, <sip:203.0.113.11;lr>"),
+                 next());
+    // Answers that carry no dialog's next hop: 100, 200 to REGISTER or OPTIONS, a 486.
+    const std::string own = "Contact: <sip:b@203.0.113.11>";
+    from_backend(b1, with(response("c7@pbx", "REGISTER"), own), next());
+    from_backend(b1, with(response("c8@pbx", "OPTIONS"), own), next());
+    std::string trying = with(response("c9@pbx", "INVITE"), own);
+    from_backend(b1, trying.replace(8, 6, "100 Tr"), next());
+    std::string busy = with(response("c10@pbx", "INVITE"), own);
+    from_backend(b1, busy.replace(8, 6, "486 Bu"), next());
+    EXPECT_EQ(self_advertised(b1), 3u);
+    // Within 100 ms of the last look: not looked at.
+    from_backend(b1, with(response("c11@pbx", "INVITE"), own), next());
+    EXPECT_EQ(self_advertised(b1), 4u);
+    from_backend(b1, with(response("c12@pbx", "INVITE"), own), t + 99);
+    EXPECT_EQ(self_advertised(b1), 4u);
+    from_backend(b1, with(response("c13@pbx", "INVITE"), own), t + 100);
+    EXPECT_EQ(self_advertised(b1), 5u);
+    EXPECT_EQ(counters_->to_client.load(), 13u);  // every one forwarded
 }
 
 }  // namespace

@@ -40,6 +40,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             const Span h = find_header(data, size, m, name);
             check_span(h, m.headers_end);
         }
+        // The host of a Contact / Record-Route URI lies inside its header value.
+        for (const char* name : {"Contact", "Record-Route"}) {
+            const Span h = find_header(data, size, m, name);
+            const Span host = uri_host(data, h);
+            if (!host.empty() && (host.offset < h.offset || host.end() > h.end())) std::abort();
+        }
         // The same Call-ID header found both ways.
         const Span again = find_header(data, size, m, "Call-ID");
         if (again.empty()) std::abort();

@@ -373,3 +373,25 @@ TEST(FindHeader, LongAndCompactFormsFindEachOther) {
     const SipMessage ka = SipParser::parse(std::string_view("\r\n\r\n"));
     EXPECT_TRUE(find_header(d, msg.size(), ka, "Contact").empty());
 }
+
+TEST(UriHost, HostOfTheFirstUriOfAHeaderValue) {
+    auto host = [](std::string_view value) {
+        const auto* d = reinterpret_cast<const uint8_t*>(value.data());
+        return std::string(uri_host(d, Span{0, uint16_t(value.size())}).view(d));
+    };
+    EXPECT_EQ(host("<sip:bob@192.0.2.1:5060;transport=udp>"), "192.0.2.1");
+    EXPECT_EQ(host("\"Bob <the> \\\"boss\\\"\" <sip:bob@192.0.2.1>;expires=60"), "192.0.2.1");
+    EXPECT_EQ(host("<sip:198.51.100.10;lr>, <sip:192.0.2.7;lr>"), "198.51.100.10");
+    EXPECT_EQ(host("<sips:[2001:db8::1]:5061;lr>"), "2001:db8::1");
+    EXPECT_EQ(host("sip:bob@[2001:db8::2]"), "2001:db8::2");
+    EXPECT_EQ(host("sip:bob@192.0.2.3;expires=60, <sip:x@192.0.2.4>"), "192.0.2.3");
+    EXPECT_EQ(host("<sip:+4640123;npdi@pbx.example.net:5060>"), "pbx.example.net");
+    EXPECT_EQ(host("SIP:user:pw@192.0.2.5"), "192.0.2.5");
+    EXPECT_EQ(host("<sip:192.0.2.6>"), "192.0.2.6");
+    EXPECT_EQ(host("*"), "");
+    EXPECT_EQ(host("<tel:+4640123>"), "");
+    EXPECT_EQ(host("<sip:bob@192.0.2.1"), "");  // unclosed
+    EXPECT_EQ(host("<sip:bob@[2001:db8::1>"), "");
+    EXPECT_EQ(host(""), "");
+    EXPECT_EQ(host("<>"), "");
+}

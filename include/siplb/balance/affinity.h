@@ -12,8 +12,14 @@
 // Layout: fixed capacity (power of two) of 16-byte entries in 64-byte
 // buckets of 4 (one cache line); a key lives only in the bucket its hash
 // selects, so a lookup touches one line. Entry:
-//   word 0 (key):     [56 high bits of the key hash][7-bit version][busy bit]
+//   word 0 (key):     [48 high bits of the key hash][8-bit VIP][7-bit version][busy bit]
 //   word 1 (payload): [backend id (32)][expiry, seconds (32)]
+// The VIP (a PoolSnapshot VIP slot: the call's VIP, 0 = none recorded) rides
+// in the key word so that the entry stays 16 bytes and the seqlock covers it
+// unchanged. It takes hash bits 8..15, which the bucket index (the low bits
+// of the hash) already fixes in any table of 2^18 entries or more, so there
+// the tag tells keys apart exactly as well as a 56-bit one; smaller tables
+// compare 48 bits instead of 56 (a false match below 2^-46 per lookup).
 // Torn reads are prevented with a per-entry seqlock: a writer claims the entry
 // by CAS on the key word (setting busy), writes the payload, then releases the
 // key word with the version incremented; a reader loads key, payload, key
@@ -21,7 +27,7 @@
 // loads are equal and not busy. Writers never wait: if the CAS fails (another
 // core is writing that entry) the store is skipped and the next packet of the
 // call stores it. Readers never write; a refresh is written at most once per
-// second per call (only when it pushes the expiry forward).
+// second per call (only when it pushes the expiry forward or changes the VIP).
 //
 // Eviction when a bucket is full: an expired entry first, else the entry that
 // expires soonest (the coldest transaction), reported as `evicted` so the
@@ -52,9 +58,14 @@ public:
     AffinityTable(const AffinityTable&) = delete;
     AffinityTable& operator=(const AffinityTable&) = delete;
 
+    // VIP slots: 1..kMaxVip name a VIP of the entry's pool
+    // (PoolSnapshot::vip_at); kNoVip: none recorded.
+    static constexpr uint8_t kNoVip = 0;
+    static constexpr uint8_t kMaxVip = 255;
     struct Hit {
         uint32_t backend_id;
         uint32_t expiry_s;
+        uint8_t vip;
     };
     // The live entry for `key` (expiry after now_s), if any. Never writes.
     std::optional<Hit> lookup(uint64_t key, uint32_t now_s) const noexcept;
@@ -68,7 +79,10 @@ public:
     };
     // Insert or refresh. The stored expiry never moves backwards for a live
     // entry: a 64 s transaction inside a 2 h dialog does not shorten it.
-    Store upsert(uint64_t key, uint32_t backend_id, uint32_t expiry_s, uint32_t now_s) noexcept;
+    // vip: the VIP slot to record; kNoVip keeps the one an existing entry has
+    // (a writer that does not know the call's VIP never erases it).
+    Store upsert(uint64_t key, uint32_t backend_id, uint32_t expiry_s, uint32_t now_s,
+                 uint8_t vip = kNoVip) noexcept;
 
     // Removes the entry for key if present (control/tests; not on the hot path).
     void erase(uint64_t key) noexcept;

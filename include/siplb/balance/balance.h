@@ -2,6 +2,7 @@
 #pragma once
 
 #include "siplb/balance/affinity.h"
+#include "siplb/balance/client_vips.h"
 #include "siplb/balance/hash.h"
 #include "siplb/balance/maglev.h"
 #include "siplb/balance/pick.h"

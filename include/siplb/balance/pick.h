@@ -40,7 +40,10 @@ AffinityTable::Store pin(const PoolSnapshot& pool, uint64_t call_hash, uint16_t 
 // dialog_idle_s after the last message, otherwise transaction_idle_s; an
 // existing entry's expiry never moves backwards. affinity may be nullptr
 // (pure table decision, as `siplbctl lookup` does). now_s: monotonic seconds.
+// vip: the slot of the VIP the message came in on, recorded with the call
+// (a client that moves to another VIP of the pool moves the entry along);
+// kNoVip keeps whatever the entry has.
 Decision pick(const PoolSnapshot& pool, uint64_t call_hash, bool creates_dialog, uint32_t now_s,
-              AffinityTable* affinity) noexcept;
+              AffinityTable* affinity, uint8_t vip = AffinityTable::kNoVip) noexcept;
 
 }  // namespace siplb::balance

@@ -4,6 +4,7 @@
 // Nothing here allocates or locks after construction.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "siplb/balance/affinity.h"
 #include "siplb/balance/hash.h"
 #include "siplb/balance/maglev.h"
 #include "siplb/balance/rcu.h"
@@ -83,9 +85,12 @@ struct BackendEntry {
 class PoolSnapshot {
 public:
     static constexpr uint16_t kNoBackend = MaglevTable::kNone;
+    // A pool's VIPs have slots 1..kMaxVips (what affinity entries record).
+    static constexpr size_t kMaxVips = AffinityTable::kMaxVip;
 
     // Validates the spec (table size prime, unique backends, idle times > 0,
-    // at most MaglevTable::kMaxBackends backends) and builds the table.
+    // at most MaglevTable::kMaxBackends backends, at most kMaxVips VIPs) and
+    // builds the table.
     static Result<std::shared_ptr<const PoolSnapshot>> build(const PoolSpec& spec, uint64_t version);
 
     const std::string& name() const noexcept { return name_; }
@@ -123,10 +128,33 @@ public:
     uint16_t index_of_id(uint32_t id) const noexcept;
     // Index of the backend with this address, or kNoBackend. O(log n), control side.
     uint16_t index_of(const Endpoint& address) const noexcept;
+    // Some backend of the pool has this IP address (any port). O(log n), no
+    // allocation: the dataplane asks it of the Contact a backend sends out.
+    bool is_backend_ip(const IpAddress& ip) const noexcept {
+        return std::binary_search(backend_ips_.begin(), backend_ips_.end(), ip);
+    }
     // Source address for packets from a backend back to clients: the first
     // VIP of the backend's address family (else the first VIP). nullptr if
     // the pool has no VIP.
     const Endpoint* snat_vip_for(const Endpoint& backend) const noexcept;
+    // A VIP as affinity entries and the client VIP table record it: its
+    // position in listen() plus one, so slot 0 (AffinityTable::kNoVip) means
+    // none. Slots follow the listen order: a reload that removes or reorders
+    // a pool's VIPs makes recorded slots name other VIPs (new VIPs belong at
+    // the end). vip_at(): nullptr for 0 and slots past the list.
+    const Endpoint* vip_at(uint8_t slot) const noexcept {
+        return slot != AffinityTable::kNoVip && slot <= listen_.size() ? &listen_[slot - 1u] : nullptr;
+    }
+    // The slot of `vip`, which must point into listen() (as snat_vip_for()'s
+    // answers do); kNoVip otherwise.
+    uint8_t vip_slot(const Endpoint* vip) const noexcept {
+        return vip >= listen_.data() && vip < listen_.data() + listen_.size()
+                   ? static_cast<uint8_t>(vip - listen_.data() + 1)
+                   : AffinityTable::kNoVip;
+    }
+    // More than one VIP of this address family: only then does the VIP a
+    // call or client used need remembering (otherwise snat_vip_for() is it).
+    bool several_vips(bool v6) const noexcept { return v6 ? several_v6_ : several_v4_; }
     // Table fingerprint mixed with name, seed and every backend's state.
     uint64_t fingerprint() const noexcept { return fingerprint_; }
 
@@ -151,6 +179,8 @@ private:
     uint64_t fingerprint_ = 0;
     const Endpoint* vip_v4_ = nullptr;
     const Endpoint* vip_v6_ = nullptr;
+    bool several_v4_ = false, several_v6_ = false;
+    std::vector<IpAddress> backend_ips_;  // sorted, unique
     // Open addressing id -> index (power-of-two size, kNoBackend = empty).
     std::vector<uint32_t> id_keys_;
     std::vector<uint16_t> id_slots_;
@@ -162,6 +192,7 @@ public:
     struct PoolRef {
         const PoolSnapshot* pool = nullptr;
         uint32_t pool_index = 0;
+        uint8_t vip = AffinityTable::kNoVip;  // the VIP's slot in pool (PoolSnapshot::vip_at)
     };
     // One pool a backend address belongs to.
     struct BackendInPool {
@@ -241,6 +272,7 @@ private:
         Key key;
         uint32_t pool_index = 0;
         uint16_t backend = PoolSnapshot::kNoBackend;
+        uint8_t vip = AffinityTable::kNoVip;  // VIPs: their slot in the pool
         const Endpoint* snat_vip = nullptr;  // backends: the pool's VIP of their family
         uint32_t shared_first = 0, shared_count = 0;  // backends in several pools: range of shared_
     };

@@ -42,10 +42,15 @@
 //              "overloaded","disabled","standby","panic_events"}]}
 //   backends: {"backends":[{"pool","address","source","weight","state","admin",
 //              "health","health_detail","health_since_s","panic","priority",
-//              "table_share","packets","bytes","calls"}]}
+//              "table_share","packets","bytes","calls","overload_responses",
+//              "advertises_itself": messages to clients whose Contact or top
+//              Record-Route named a backend address instead of a VIP}]}
 //   stats:    {"snapshot_version","workers":[...],"ports":[...],"drops":{reason:n},
 //              "pools":[...],"backends":[...]}
-//   lookup:   {"pool","call_id","backend","reason":"affinity"|"table","state"}
+//   lookup:   {"pool","call_id","backend","reason":"affinity"|"table","state",
+//              "vip": the VIP recorded with the call ("ip:port"), null when none
+//              is (its replies then leave from the VIP the client last sent
+//              to, else from the pool's first VIP of the client's family)}
 //   drain/disable/enable/weight/add/remove: {"pool","backend","state","weight"}
 //   reload:   {"config","changes":["pool lund: backend ... added", ...]}
 //   resolve:  {"pool","names":[...]} (resolution is started; results arrive

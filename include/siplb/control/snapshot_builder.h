@@ -66,7 +66,8 @@ private:
 std::map<std::string, std::map<std::string, double>> table_shares(const balance::DataplaneSnapshot& snap);
 
 // The backend the running dataplane would choose now for a Call-ID, without
-// touching the affinity table: {"backend","reason":"affinity"|"table","state"}.
+// touching the affinity table: {"backend","reason":"affinity"|"table","state",
+// "vip"} (vip: the VIP recorded with the call, null when none is).
 Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const balance::AffinityTable* affinity,
                                    const std::string& pool, const std::string& call_id, uint32_t now_s);
 

@@ -77,6 +77,8 @@ enum class CounterKind : uint8_t { counter, gauge };
     X(unsolicited_nas, neighbor, unsolicited_nas, counter, "Unsolicited neighbor advertisements sent")             \
     X(affinity_evictions, affinity, evictions, counter, "Live affinity entries displaced (table too small)")       \
     X(backend_dialogs, affinity, backend_dialogs, counter, "Dialogs started by backends, pinned to them")          \
+    X(client_vip_evictions, affinity, client_vip_evictions, counter,                                              \
+      "Live client-VIP entries displaced (dataplane.client_vip_capacity too small)")                              \
     X(shared_backend_first_pool, affinity, shared_backend_first_pool, counter,                                    \
       "Replies of a backend in several pools that no pool's call matched (sent from the first pool's VIP)")        \
     X(icmp_echo_replies, icmp, echo_replies, counter, "Echo requests to siplb's addresses answered")               \
@@ -143,7 +145,13 @@ enum class CounterKind : uint8_t { counter, gauge };
     X(overload_responses, overload, responses, counter,                                                           \
       "Responses to clients with one of the pool's overload codes (503): passive overload detection")            \
     X(overload_retry_after_s, overload, retry_after_s, gauge,                                                     \
-      "Retry-After (s) of the latest overload response that carried one")
+      "Retry-After (s) of the latest overload response that carried one")                                         \
+    X(vip_fallback, vip, first_vip_fallback, counter,                                                             \
+      "Datagrams to clients sent from the pool's first VIP of their family: no VIP recorded for their call or "   \
+      "client (pools with several VIPs of a family)")                                                           \
+    X(advertises_itself, vip, backend_advertises_itself, counter,                                                \
+      "Checked messages to clients (requests, 1xx/2xx to INVITE/SUBSCRIBE; each worker checks at most 10 a "      \
+      "second per backend) whose Contact or top Record-Route host is a backend's address instead of a VIP")
 
 struct CounterInfo {
     CounterScope scope;

@@ -54,6 +54,9 @@ struct DataplaneSpec {
     uint32_t rx_ring = 1024;          // descriptors
     uint32_t tx_ring = 1024;
     uint32_t affinity_capacity = 1u << 20;  // dialog affinity entries (power of two)
+    // Client address:port -> last VIP entries (power of two), for pools with
+    // several VIPs of a family (balance/client_vips.h).
+    uint32_t client_vip_capacity = 1u << 18;
     std::vector<PortSpec> ports;      // [[dataplane.port]]
     std::vector<RouteSpec> routes;    // [[dataplane.route]]
     std::vector<NeighborSpec> neighbors;  // [[dataplane.neighbor]]

@@ -149,4 +149,12 @@ Method method_from_token(std::string_view token) noexcept;
 // `msg` has no header section (keepalives, rejects before the start line).
 Span find_header(const uint8_t* data, size_t len, const SipMessage& msg, std::string_view name) noexcept;
 
+// The host of the first URI in a header value that holds name-addrs or
+// addr-specs (Contact, Record-Route, Route, From, To): `"Bob" <sip:b@host:5060;lr>`,
+// `<sips:[2001:db8::1]>`, `sip:b@host;expires=60`. An IPv6 reference is
+// returned without its brackets. Empty when the value has no such URI
+// (`Contact: *`, a tel: URI, an unclosed '<'). `value` is a span of `data`
+// as find_header() returns it.
+Span uri_host(const uint8_t* data, Span value) noexcept;
+
 }  // namespace siplb::sip
