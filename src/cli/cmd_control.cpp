@@ -117,8 +117,8 @@ void print_human(CommandKind cmd, const json& r) {
                                 cell(at(b, "calls")), cell(at(b, "advertises_itself")), health});
             }
             // SELF_ADV: messages whose Contact / Record-Route named the backend itself, not a VIP.
-            print_table({"POOL", "BACKEND", "SOURCE", "WEIGHT", "STATE", "SHARE", "PACKETS", "BYTES", "CALLS", "SELF_ADV",
-                         "HEALTH"},
+            print_table({"POOL", "BACKEND", "SOURCE", "WEIGHT", "STATE", "SHARE", "PACKETS", "BYTES", "CALLS",
+                         "SELF_ADV", "HEALTH"},
                         rows);
             return;
         }

@@ -58,15 +58,18 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
         place_shared_backend(frame, v, snap, ref, now_s);
         parsed = true;
     }
-    // Backend -> client: SNAT to the pool's VIP of the family. No SIP parsing
-    // needed (but for the rare dialog a backend starts, below).
+    // Backend -> client: SNAT to the pool's VIP of the family. With one VIP
+    // per family no SIP parsing is needed, but for the rare dialog a backend
+    // starts and the sampled Contact check (below).
     if (ref.snat_vip->ip.is_v6() != v6) return drop(c_, DropReason::family_mismatch);
     const Endpoint* source = ref.snat_vip;
     // Several VIPs of the family: the one the call came in on, else the one
     // the client last sent to, else (counted) the first one.
     bool vip_fallback = false;
-    if (ref.pool->several_vips(v6)) [[unlikely]] {
-        if (!parsed) sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
+    const bool several_vips = ref.pool->several_vips(v6);
+    if (several_vips) [[unlikely]] {
+        if (!parsed)
+            sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
         parsed = true;
         if (const Endpoint* recorded = recorded_vip(frame, v, *ref.pool, now_s))
             source = recorded;
@@ -82,7 +85,7 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
     if (ref.backend != balance::PoolSnapshot::kNoBackend &&
         may_create_dialog(frame + v.payload_offset(), v.payload_len()))
         remember_backend_dialog(frame, v, *ref.pool, ref.backend, now_s, parsed,
-                                ref.pool->several_vips(v6) ? ref.pool->vip_slot(source) : balance::AffinityTable::kNoVip);
+                                several_vips ? ref.pool->vip_slot(source) : balance::AffinityTable::kNoVip);
     net::snat(frame, v, *source);
     bump(c_.to_client);
     if (PoolCounters* pc = c_.pool(ref.pool->counter_slot())) {
