@@ -183,9 +183,7 @@ void BM_MaglevBuild(benchmark::State& state) {
     const auto m = static_cast<uint32_t>(state.range(1));
     for (auto _ : state) benchmark::DoNotOptimize(MaglevTable::build(b, m, kDefaultSeed));
 }
-BENCHMARK(BM_MaglevBuild)
-    ->ArgsProduct({{10, 100, 1000}, {65537, 655373}})
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MaglevBuild)->ArgsProduct({{10, 100, 1000}, {65537, 655373}})->Unit(benchmark::kMillisecond);
 
 // --- disruption: percent of keys that change backend -----------------------
 
@@ -212,9 +210,12 @@ double moved_pct(Algo algo, uint32_t n, bool add, uint32_t removed_pos) {
         if (algo == Algo::hrw) hrw.emplace(set);
         for (int i = 0; i < 200000; ++i) {
             const uint64_t k = rng();
-            if (t) out.push_back(sorted[t->lookup(k)]);
-            else if (hrw) out.push_back(set[hrw->pick(k)].identity);
-            else out.push_back(set[static_cast<size_t>(jump(k, static_cast<int32_t>(set.size())))].identity);
+            if (t)
+                out.push_back(sorted[t->lookup(k)]);
+            else if (hrw)
+                out.push_back(set[hrw->pick(k)].identity);
+            else
+                out.push_back(set[static_cast<size_t>(jump(k, static_cast<int32_t>(set.size())))].identity);
         }
         return out;
     };
@@ -232,7 +233,7 @@ void BM_Disruption(benchmark::State& state) {
         remove_mid = moved_pct(algo, 100, false, 42);
         remove_last = moved_pct(algo, 100, false, 99);
     }
-    state.counters["add_moved_pct"] = add;             // ideal 100/101 = 0.99
+    state.counters["add_moved_pct"] = add;                // ideal 100/101 = 0.99
     state.counters["remove_mid_moved_pct"] = remove_mid;  // ideal 1.00
     state.counters["remove_last_moved_pct"] = remove_last;
 }

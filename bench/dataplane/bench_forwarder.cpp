@@ -40,10 +40,10 @@ struct Fixture {
         out.addresses = {*Prefix::parse("198.18.0.1/15", true), *Prefix::parse("203.0.113.1/24", true)};
         out.source_v4 = *IpAddress::parse("198.18.0.1");
         ctx.ports = {in, out};
-        ctx.routes = std::move(net::RouteTable::build({{"in", in.addresses}, {"out", out.addresses}},
-                                                      {{*Prefix::parse("192.0.2.0/24"),
-                                                        *IpAddress::parse("203.0.113.254"), ""}})
-                                   .value());
+        ctx.routes =
+            std::move(net::RouteTable::build({{"in", in.addresses}, {"out", out.addresses}},
+                                             {{*Prefix::parse("192.0.2.0/24"), *IpAddress::parse("203.0.113.254"), ""}})
+                          .value());
         (void)neighbors.learn(*IpAddress::parse("203.0.113.254"), bench::kPeerMac, 1, true);
         for (const auto& b : bs) (void)neighbors.learn(b.ip, bench::kPeerMac, 1, true);
         ctx.neighbors = &neighbors;
@@ -90,7 +90,8 @@ void BM_Forward(benchmark::State& state) {
         sent += a.kind == dataplane::Action::Kind::transmit;
         benchmark::ClobberMemory();
     }
-    if (sent != static_cast<size_t>(state.iterations())) state.SkipWithError("frames dropped: the benchmark setup is wrong");
+    if (sent != static_cast<size_t>(state.iterations()))
+        state.SkipWithError("frames dropped: the benchmark setup is wrong");
     state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 

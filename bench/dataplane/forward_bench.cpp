@@ -84,8 +84,7 @@ uint16_t setup_vdev(const std::string& name, const std::string& args, rte_mempoo
     uint16_t pid;
     rte_eth_dev_get_port_by_name(name.c_str(), &pid);
     rte_eth_conf conf{};
-    if (rte_eth_dev_configure(pid, 1, 1, &conf) != 0 ||
-        rte_eth_rx_queue_setup(pid, 0, 1024, 0, nullptr, pool) != 0 ||
+    if (rte_eth_dev_configure(pid, 1, 1, &conf) != 0 || rte_eth_rx_queue_setup(pid, 0, 1024, 0, nullptr, pool) != 0 ||
         rte_eth_tx_queue_setup(pid, 0, 1024, 0, nullptr) != 0 || rte_eth_dev_start(pid) != 0)
         throw std::runtime_error("port setup " + name);
     return pid;

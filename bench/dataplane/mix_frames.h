@@ -22,8 +22,8 @@ inline const Endpoint kVip = *Endpoint::parse("198.51.100.10:5060");
 inline std::vector<Endpoint> bench_backends(size_t n) {
     std::vector<Endpoint> out;
     for (size_t i = 0; i < n; ++i)
-        out.push_back(*Endpoint::parse("198.18." + std::to_string(1 + i / 250) + "." + std::to_string(1 + i % 250) +
-                                       ":5060"));
+        out.push_back(
+            *Endpoint::parse("198.18." + std::to_string(1 + i / 250) + "." + std::to_string(1 + i % 250) + ":5060"));
     return out;
 }
 

@@ -29,13 +29,19 @@ int main(int argc, char** argv) {
                 size_t c = s.find(',', p);
                 if (c == std::string::npos) c = s.size();
                 unsigned long v = std::strtoul(s.substr(p, c - p).c_str(), nullptr, 10);
-                if (v < 2 || v > 65536) { std::fprintf(stderr, "disruption: bad backend count\n"); return 2; }
+                if (v < 2 || v > 65536) {
+                    std::fprintf(stderr, "disruption: bad backend count\n");
+                    return 2;
+                }
                 sizes.push_back(static_cast<uint32_t>(v));
                 p = c + 1;
             }
         } else if (a == "--keys" && i + 1 < argc) {
             nkeys = std::strtoul(argv[++i], nullptr, 10);
-            if (nkeys == 0 || nkeys > 10000000) { std::fprintf(stderr, "disruption: bad --keys\n"); return 2; }
+            if (nkeys == 0 || nkeys > 10000000) {
+                std::fprintf(stderr, "disruption: bad --keys\n");
+                return 2;
+            }
         } else {
             std::fprintf(stderr, "usage: disruption [--backends 2,100,1000] [--keys N]\n");
             return 2;
@@ -57,8 +63,8 @@ int main(int argc, char** argv) {
     for (size_t si = 0; si < sizes.size(); ++si) {
         uint32_t n = sizes[si];
         std::vector<std::string> ids, fewer, more;
-        for (uint32_t i = 0; i < n; ++i) ids.push_back("203.0.113." + std::to_string(1 + i % 250) + ":" +
-                                                       std::to_string(5060 + i / 250));
+        for (uint32_t i = 0; i < n; ++i)
+            ids.push_back("203.0.113." + std::to_string(1 + i % 250) + ":" + std::to_string(5060 + i / 250));
         uint32_t removed = n / 2;
         for (uint32_t i = 0; i < n; ++i)
             if (i != removed) fewer.push_back(ids[i]);
@@ -76,10 +82,11 @@ int main(int argc, char** argv) {
             if (more[c_more.pick(cid)] != b) ++moved_add;
         }
         double k = static_cast<double>(call_ids.size());
-        std::printf("%s{\"backends\": %u, \"removal_moved\": %.5f, \"removal_ideal\": %.5f, "
-                    "\"addition_moved\": %.5f, \"addition_ideal\": %.5f}",
-                    si ? ", " : "", n, static_cast<double>(moved_rm) / k, 1.0 / n,
-                    static_cast<double>(moved_add) / k, 1.0 / (n + 1));
+        std::printf(
+            "%s{\"backends\": %u, \"removal_moved\": %.5f, \"removal_ideal\": %.5f, "
+            "\"addition_moved\": %.5f, \"addition_ideal\": %.5f}",
+            si ? ", " : "", n, static_cast<double>(moved_rm) / k, 1.0 / n, static_cast<double>(moved_add) / k,
+            1.0 / (n + 1));
     }
     std::printf("]}\n");
     return 0;

@@ -71,7 +71,9 @@ struct TxRing {
         map = static_cast<uint8_t*>(m);
         return true;
     }
-    tpacket2_hdr* slot(unsigned i) const { return reinterpret_cast<tpacket2_hdr*>(map + static_cast<size_t>(i) * kFrameSize); }
+    tpacket2_hdr* slot(unsigned i) const {
+        return reinterpret_cast<tpacket2_hdr*>(map + static_cast<size_t>(i) * kFrameSize);
+    }
     // Fills up to `want` free slots from the frames at `frames[cursor..]`;
     // returns how many were queued.
     size_t fill(const std::vector<std::string>& frames, size_t cursor, size_t want) {
@@ -80,8 +82,10 @@ struct TxRing {
         for (; n < want; ++n) {
             tpacket2_hdr* h = slot(head);
             uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
-            if (st & TP_STATUS_WRONG_FORMAT) ++wrong_format;
-            else if (st != TP_STATUS_AVAILABLE) break;  // still in flight: ring full
+            if (st & TP_STATUS_WRONG_FORMAT)
+                ++wrong_format;
+            else if (st != TP_STATUS_AVAILABLE)
+                break;  // still in flight: ring full
             const std::string& f = frames[(cursor + n) % frames.size()];
             std::memcpy(reinterpret_cast<uint8_t*>(h) + data_off, f.data(), f.size());
             h->tp_len = static_cast<uint32_t>(f.size());
@@ -108,18 +112,30 @@ int main(int argc, char** argv) {
             if (i + 1 >= argc) usage(("missing value for " + a).c_str());
             return argv[++i];
         };
-        if (a == "--dst") dst_text = val();
-        else if (a == "--src") src_text = val();
-        else if (a == "--rate") rate = std::atof(val().c_str());
-        else if (a == "--duration") duration = std::atof(val().c_str());
-        else if (a == "--mix") mix_count = std::strtoul(val().c_str(), nullptr, 10);
-        else if (a == "--seed") seed = std::strtoull(val().c_str(), nullptr, 10);
-        else if (a == "--batch") batch = std::strtoul(val().c_str(), nullptr, 10);
-        else if (a == "--requests-only") requests_only = true;
-        else if (a == "--af-packet") af_iface = val();
-        else if (a == "--dst-mac") dst_mac_text = val();
-        else if (a == "--no-tx-ring") tx_ring = false;
-        else usage(("unknown argument " + a).c_str());
+        if (a == "--dst")
+            dst_text = val();
+        else if (a == "--src")
+            src_text = val();
+        else if (a == "--rate")
+            rate = std::atof(val().c_str());
+        else if (a == "--duration")
+            duration = std::atof(val().c_str());
+        else if (a == "--mix")
+            mix_count = std::strtoul(val().c_str(), nullptr, 10);
+        else if (a == "--seed")
+            seed = std::strtoull(val().c_str(), nullptr, 10);
+        else if (a == "--batch")
+            batch = std::strtoul(val().c_str(), nullptr, 10);
+        else if (a == "--requests-only")
+            requests_only = true;
+        else if (a == "--af-packet")
+            af_iface = val();
+        else if (a == "--dst-mac")
+            dst_mac_text = val();
+        else if (a == "--no-tx-ring")
+            tx_ring = false;
+        else
+            usage(("unknown argument " + a).c_str());
     }
     auto dst = parse_v4_endpoint(dst_text);
     if (!dst) usage("--dst must be IPv4:PORT");
@@ -151,7 +167,10 @@ int main(int argc, char** argv) {
             m.assign(f.bytes.begin(), f.bytes.end());
         }
         fd = socket(AF_PACKET, SOCK_RAW, 0);  // protocol 0: send only, receive nothing
-        if (fd < 0) { std::perror("socket(AF_PACKET)"); return 1; }
+        if (fd < 0) {
+            std::perror("socket(AF_PACKET)");
+            return 1;
+        }
         int one = 1;
         setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
         int sndbuf = 4 << 20;
@@ -162,12 +181,18 @@ int main(int argc, char** argv) {
         ll.sll_protocol = htons(ETH_P_IP);
         ll.sll_halen = 6;
         std::memcpy(ll.sll_addr, dmac.bytes.data(), 6);
-        if (bind(fd, reinterpret_cast<sockaddr*>(&ll), sizeof ll) != 0) { std::perror("bind(AF_PACKET)"); return 1; }
+        if (bind(fd, reinterpret_cast<sockaddr*>(&ll), sizeof ll) != 0) {
+            std::perror("bind(AF_PACKET)");
+            return 1;
+        }
         if (tx_ring && !ring.setup(fd)) tx_ring = false;  // falls back to sendmmsg
     } else {
         tx_ring = false;
         fd = socket(AF_INET, SOCK_DGRAM, 0);
-        if (fd < 0) { std::perror("socket"); return 1; }
+        if (fd < 0) {
+            std::perror("socket");
+            return 1;
+        }
         int sndbuf = 4 << 20;
         if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0)
             setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
@@ -175,9 +200,15 @@ int main(int argc, char** argv) {
             sockaddr_in src{};
             src.sin_family = AF_INET;
             if (inet_pton(AF_INET, src_text.c_str(), &src.sin_addr) != 1) usage("--src must be an IPv4 address");
-            if (bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) { std::perror("bind"); return 1; }
+            if (bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
+                std::perror("bind");
+                return 1;
+            }
         }
-        if (connect(fd, reinterpret_cast<sockaddr*>(&*dst), sizeof *dst) != 0) { std::perror("connect"); return 1; }
+        if (connect(fd, reinterpret_cast<sockaddr*>(&*dst), sizeof *dst) != 0) {
+            std::perror("connect");
+            return 1;
+        }
     }
     const size_t frame_overhead = af_iface.empty() ? 0 : 42;
 
@@ -195,7 +226,7 @@ int main(int argc, char** argv) {
     }
     batch = std::min(batch, n);
 
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
@@ -248,8 +279,10 @@ int main(int argc, char** argv) {
         "\"rate_target\": %.0f, \"rate_achieved\": %.0f, \"mix_messages\": %zu, "
         "\"mix_avg_bytes\": %.1f, \"requests_only\": %s, \"mode\": \"%s\"}\n",
         static_cast<unsigned long long>(sent), static_cast<unsigned long long>(sent_bytes),
-        static_cast<unsigned long long>(errors), elapsed, rate, static_cast<double>(sent) / elapsed,
-        n, static_cast<double>(total_bytes) / static_cast<double>(n),
-        requests_only ? "true" : "false", af_iface.empty() ? "udp" : tx_ring ? "af_packet_tx_ring" : "af_packet");
+        static_cast<unsigned long long>(errors), elapsed, rate, static_cast<double>(sent) / elapsed, n,
+        static_cast<double>(total_bytes) / static_cast<double>(n), requests_only ? "true" : "false",
+        af_iface.empty() ? "udp"
+        : tx_ring        ? "af_packet_tx_ring"
+                         : "af_packet");
     return 0;
 }

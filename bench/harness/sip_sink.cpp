@@ -65,11 +65,16 @@ int main(int argc, char** argv) {
             auto b = parse_backends(val());
             if (!b) usage("--backends must be IPv4:PORT or IPv4:PORT*N");
             backends.insert(backends.end(), b->begin(), b->end());
-        } else if (a == "--duration") duration = std::atof(val().c_str());
-        else if (a == "--verify") verify = true;
-        else if (a == "--ready-file") ready_file = val();
-        else if (a == "--af-packet") af_iface = val();
-        else usage(("unknown argument " + a).c_str());
+        } else if (a == "--duration")
+            duration = std::atof(val().c_str());
+        else if (a == "--verify")
+            verify = true;
+        else if (a == "--ready-file")
+            ready_file = val();
+        else if (a == "--af-packet")
+            af_iface = val();
+        else
+            usage(("unknown argument " + a).c_str());
     }
     if (backends.empty()) usage("need --backends");
     if (!(duration > 0 && duration <= 900)) usage("--duration must be in (0, 900]");
@@ -82,7 +87,10 @@ int main(int argc, char** argv) {
     }
 
     int ep = epoll_create1(0);
-    if (ep < 0) { std::perror("epoll_create1"); return 1; }
+    if (ep < 0) {
+        std::perror("epoll_create1");
+        return 1;
+    }
     std::vector<int> fds;
     std::unordered_map<uint64_t, uint32_t> backend_of;  // (ip << 16 | port), network order -> index
     int raw = -1;
@@ -91,7 +99,10 @@ int main(int argc, char** argv) {
         int ifindex = 0;
         if (!interface_mac(af_iface, mac, &ifindex)) usage("--af-packet: no such interface");
         raw = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK, htons(ETH_P_IP));  // DGRAM: from the IP header on
-        if (raw < 0) { std::perror("socket(AF_PACKET)"); return 1; }
+        if (raw < 0) {
+            std::perror("socket(AF_PACKET)");
+            return 1;
+        }
         int rcvbuf = 32 << 20;
         if (setsockopt(raw, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
             setsockopt(raw, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
@@ -99,7 +110,10 @@ int main(int argc, char** argv) {
         ll.sll_family = AF_PACKET;
         ll.sll_protocol = htons(ETH_P_IP);
         ll.sll_ifindex = ifindex;
-        if (bind(raw, reinterpret_cast<sockaddr*>(&ll), sizeof ll) != 0) { std::perror("bind(AF_PACKET)"); return 1; }
+        if (bind(raw, reinterpret_cast<sockaddr*>(&ll), sizeof ll) != 0) {
+            std::perror("bind(AF_PACKET)");
+            return 1;
+        }
         for (size_t i = 0; i < backends.size(); ++i)
             backend_of[static_cast<uint64_t>(backends[i].sin_addr.s_addr) << 16 | backends[i].sin_port] =
                 static_cast<uint32_t>(i);
@@ -110,7 +124,10 @@ int main(int argc, char** argv) {
     }
     for (size_t i = 0; af_iface.empty() && i < backends.size(); ++i) {
         int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-        if (fd < 0) { std::perror("socket"); return 1; }
+        if (fd < 0) {
+            std::perror("socket");
+            return 1;
+        }
         int rcvbuf = backends.size() > 64 ? (1 << 20) : (8 << 20);
         if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
@@ -125,7 +142,7 @@ int main(int argc, char** argv) {
         fds.push_back(fd);
     }
 
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
@@ -203,7 +220,10 @@ int main(int argc, char** argv) {
                     if (!verify) continue;
                     std::string_view m(data, len);
                     auto cid = find_call_id(m);
-                    if (cid.empty()) { ++no_callid; continue; }
+                    if (cid.empty()) {
+                        ++no_callid;
+                        continue;
+                    }
                     uint64_t h = XXH3_64bits(cid.data(), cid.size());
                     auto [it, fresh] = owner.try_emplace(h, b);
                     if (!fresh && it->second != b) ++conflicts;
@@ -223,13 +243,14 @@ int main(int argc, char** argv) {
     double mean = static_cast<double>(total) / static_cast<double>(count.size()), var = 0;
     for (auto c : count) var += (static_cast<double>(c) - mean) * (static_cast<double>(c) - mean);
     double cv = mean > 0 ? std::sqrt(var / static_cast<double>(count.size())) / mean : 0;
-    std::printf("{\"received\": %llu, \"bytes\": %llu, \"backends\": %zu, \"min_per_backend\": %llu, "
-                "\"max_per_backend\": %llu, \"cv_per_backend\": %.4f, \"rx_span_s\": %.4f, \"truncated\": %llu, "
-                "\"other_frames\": %llu, \"mode\": \"%s\"",
-                static_cast<unsigned long long>(total), static_cast<unsigned long long>(total_bytes),
-                count.size(), static_cast<unsigned long long>(mn), static_cast<unsigned long long>(mx), cv,
-                last_rx - first_rx, static_cast<unsigned long long>(truncated),
-                static_cast<unsigned long long>(other_frames), raw >= 0 ? "af_packet" : "udp");
+    std::printf(
+        "{\"received\": %llu, \"bytes\": %llu, \"backends\": %zu, \"min_per_backend\": %llu, "
+        "\"max_per_backend\": %llu, \"cv_per_backend\": %.4f, \"rx_span_s\": %.4f, \"truncated\": %llu, "
+        "\"other_frames\": %llu, \"mode\": \"%s\"",
+        static_cast<unsigned long long>(total), static_cast<unsigned long long>(total_bytes), count.size(),
+        static_cast<unsigned long long>(mn), static_cast<unsigned long long>(mx), cv, last_rx - first_rx,
+        static_cast<unsigned long long>(truncated), static_cast<unsigned long long>(other_frames),
+        raw >= 0 ? "af_packet" : "udp");
     if (verify)
         std::printf(", \"verified\": true, \"call_ids\": %zu, \"call_id_conflicts\": %llu, \"no_call_id\": %llu",
                     owner.size(), static_cast<unsigned long long>(conflicts),

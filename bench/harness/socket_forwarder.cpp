@@ -49,15 +49,20 @@ int main(int argc, char** argv) {
             if (i + 1 >= argc) usage(("missing value for " + a).c_str());
             return argv[++i];
         };
-        if (a == "--listen") listen_text = val();
+        if (a == "--listen")
+            listen_text = val();
         else if (a == "--backends") {
             auto b = parse_backends(val());
             if (!b) usage("--backends must be IPv4:PORT or IPv4:PORT*N");
             backends.insert(backends.end(), b->begin(), b->end());
-        } else if (a == "--duration") duration = std::atof(val().c_str());
-        else if (a == "--batch") batch = static_cast<unsigned>(std::strtoul(val().c_str(), nullptr, 10));
-        else if (a == "--seed") seed = std::strtoull(val().c_str(), nullptr, 0);
-        else usage(("unknown argument " + a).c_str());
+        } else if (a == "--duration")
+            duration = std::atof(val().c_str());
+        else if (a == "--batch")
+            batch = static_cast<unsigned>(std::strtoul(val().c_str(), nullptr, 10));
+        else if (a == "--seed")
+            seed = std::strtoull(val().c_str(), nullptr, 0);
+        else
+            usage(("unknown argument " + a).c_str());
     }
     auto listen = parse_v4_endpoint(listen_text);
     if (!listen) usage("--listen must be IPv4:PORT");
@@ -66,18 +71,24 @@ int main(int argc, char** argv) {
     if (batch == 0 || batch > 1024) usage("--batch must be in 1..1024");
 
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    if (fd < 0) { std::perror("socket"); return 1; }
+    if (fd < 0) {
+        std::perror("socket");
+        return 1;
+    }
     int buf = 8 << 20;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) != 0)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&*listen), sizeof *listen) != 0) { std::perror("bind"); return 1; }
+    if (bind(fd, reinterpret_cast<sockaddr*>(&*listen), sizeof *listen) != 0) {
+        std::perror("bind");
+        return 1;
+    }
     // Wake up now and then to honour --duration even without traffic.
     timeval tv{0, 200000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = on_signal;  // no SA_RESTART: recvmmsg returns EINTR
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
@@ -98,7 +109,10 @@ int main(int argc, char** argv) {
     std::vector<std::string> ids;
     for (auto& b : backends) ids.push_back(endpoint_identity(b));
     BackendChooser chooser(ids, seed);
-    if (!chooser.ok()) { std::fprintf(stderr, "socket_forwarder: cannot build the backend table\n"); return 1; }
+    if (!chooser.ok()) {
+        std::fprintf(stderr, "socket_forwarder: cannot build the backend table\n");
+        return 1;
+    }
     uint64_t received = 0, forwarded = 0, no_callid = 0, send_errors = 0, batches = 0;
     const double t0 = now_s(), t_end = t0 + duration;
     while (!g_stop) {
@@ -113,7 +127,10 @@ int main(int argc, char** argv) {
         for (int k = 0; k < r; ++k) {
             std::string_view m(&bufs[static_cast<size_t>(k) * kBufSize], in[k].msg_len);
             auto cid = find_call_id(m);
-            if (cid.empty()) { ++no_callid; continue; }
+            if (cid.empty()) {
+                ++no_callid;
+                continue;
+            }
             uint32_t b = chooser.pick(cid);
             out_iov[n_out] = {const_cast<char*>(m.data()), m.size()};
             out[n_out].msg_hdr.msg_name = &backends[b];
@@ -133,12 +150,13 @@ int main(int argc, char** argv) {
         if ((batches & 1023) == 0 && now_s() >= t_end) break;
     }
     close(fd);
-    std::printf("{\"received\": %llu, \"forwarded\": %llu, \"no_call_id\": %llu, \"send_errors\": %llu, "
-                "\"batches\": %llu, \"avg_batch\": %.2f, \"elapsed_s\": %.3f, \"algorithm\": \"%s\"}\n",
-                static_cast<unsigned long long>(received), static_cast<unsigned long long>(forwarded),
-                static_cast<unsigned long long>(no_callid), static_cast<unsigned long long>(send_errors),
-                static_cast<unsigned long long>(batches),
-                batches ? static_cast<double>(received) / static_cast<double>(batches) : 0.0, now_s() - t0,
-                BackendChooser::algorithm());
+    std::printf(
+        "{\"received\": %llu, \"forwarded\": %llu, \"no_call_id\": %llu, \"send_errors\": %llu, "
+        "\"batches\": %llu, \"avg_batch\": %.2f, \"elapsed_s\": %.3f, \"algorithm\": \"%s\"}\n",
+        static_cast<unsigned long long>(received), static_cast<unsigned long long>(forwarded),
+        static_cast<unsigned long long>(no_callid), static_cast<unsigned long long>(send_errors),
+        static_cast<unsigned long long>(batches),
+        batches ? static_cast<double>(received) / static_cast<double>(batches) : 0.0, now_s() - t0,
+        BackendChooser::algorithm());
     return 0;
 }

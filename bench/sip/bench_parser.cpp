@@ -15,8 +15,8 @@
 
 namespace {
 
-using siplb::sip::SipMessage;
 using siplb::sip::ParseDepth;
+using siplb::sip::SipMessage;
 using siplb::sip::SipParser;
 
 // Working sets: 512 messages (~290 KB) stay in L2, as datagrams just
@@ -55,7 +55,8 @@ std::string_view tag_of(std::string_view value) {
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+            return false;
     return true;
 }
 
@@ -70,8 +71,10 @@ bool naive_parse(std::string_view msg, NaiveResult& r) {
     size_t pos = msg.find('\n');
     if (pos == std::string_view::npos) return false;
     std::string_view start = trim(msg.substr(0, pos));
-    if (start.substr(0, 8) == "SIP/2.0 ") r.status = std::atoi(std::string(start.substr(8, 3)).c_str());
-    else r.method = start.substr(0, start.find(' '));
+    if (start.substr(0, 8) == "SIP/2.0 ")
+        r.status = std::atoi(std::string(start.substr(8, 3)).c_str());
+    else
+        r.method = start.substr(0, start.find(' '));
     ++pos;
     while (pos < msg.size()) {
         size_t end = msg.find('\n', pos);
@@ -83,8 +86,10 @@ bool naive_parse(std::string_view msg, NaiveResult& r) {
         if (colon == std::string_view::npos) continue;
         std::string_view name = trim(line.substr(0, colon));
         std::string_view value = trim(line.substr(colon + 1));
-        if (iequals(name, "call-id") || iequals(name, "i")) r.call_id = value;
-        else if ((iequals(name, "via") || iequals(name, "v")) && r.via.empty()) r.via = value.substr(0, value.find(','));
+        if (iequals(name, "call-id") || iequals(name, "i"))
+            r.call_id = value;
+        else if ((iequals(name, "via") || iequals(name, "v")) && r.via.empty())
+            r.via = value.substr(0, value.find(','));
         else if (iequals(name, "cseq")) {
             r.cseq = value;
             auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), r.cseq_number);
@@ -95,9 +100,10 @@ bool naive_parse(std::string_view msg, NaiveResult& r) {
         } else if (iequals(name, "to") || iequals(name, "t")) {
             r.to = value;
             r.to_tag = tag_of(value);
-        }
-        else if (iequals(name, "user-agent")) r.user_agent = value;
-        else if (iequals(name, "max-forwards")) r.max_forwards = value;
+        } else if (iequals(name, "user-agent"))
+            r.user_agent = value;
+        else if (iequals(name, "max-forwards"))
+            r.max_forwards = value;
         else if (iequals(name, "content-length") || iequals(name, "l"))
             std::from_chars(value.data(), value.data() + value.size(), r.content_length);
     }

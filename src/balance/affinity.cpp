@@ -74,8 +74,7 @@ AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, ui
         if (after(expiry_of(p), now_s) && after(expiry_of(p), expiry)) expiry = expiry_of(p);
         const uint8_t new_vip = vip != kNoVip ? vip : vip_of(k);
         if (id_of(p) == backend_id && expiry == expiry_of(p) && new_vip == vip_of(k)) return Store::unchanged;
-        if (!e.key.compare_exchange_strong(k, k | kBusy, std::memory_order_acquire,
-                                           std::memory_order_relaxed))
+        if (!e.key.compare_exchange_strong(k, k | kBusy, std::memory_order_acquire, std::memory_order_relaxed))
             return Store::busy;
         std::atomic_thread_fence(std::memory_order_release);
         e.payload.store(pack(backend_id, expiry), std::memory_order_relaxed);
@@ -117,9 +116,7 @@ void AffinityTable::erase(uint64_t key) noexcept {
     for (Entry& e : b.way) {
         uint64_t k = e.key.load(std::memory_order_acquire);
         if (!same_tag(k, tag) || (k & kBusy)) continue;
-        if (!e.key.compare_exchange_strong(k, k | kBusy, std::memory_order_acquire,
-                                           std::memory_order_relaxed))
-            return;
+        if (!e.key.compare_exchange_strong(k, k | kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return;
         std::atomic_thread_fence(std::memory_order_release);
         e.payload.store(0, std::memory_order_relaxed);
         // Empty tag, but the version keeps moving so a concurrent reader

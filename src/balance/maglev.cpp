@@ -17,17 +17,15 @@ constexpr uint64_t kSkipSalt = 0x736b69706d61676cull;    // "skipmagl"
 
 }  // namespace
 
-Result<MaglevTable> MaglevTable::build(std::span<const MaglevBackend> backends, uint32_t size,
-                                       uint64_t seed) {
+Result<MaglevTable> MaglevTable::build(std::span<const MaglevBackend> backends, uint32_t size, uint64_t seed) {
     if (size < 2 || size > kMaxSize)
         return Result<MaglevTable>::fail("table size " + std::to_string(size) + " out of range 2.." +
                                          std::to_string(kMaxSize));
     if (!is_prime(size))
-        return Result<MaglevTable>::fail("table size " + std::to_string(size) +
-                                         " is not prime (e.g. 65537, 655373)");
+        return Result<MaglevTable>::fail("table size " + std::to_string(size) + " is not prime (e.g. 65537, 655373)");
     if (backends.size() > kMaxBackends)
-        return Result<MaglevTable>::fail("too many backends: " + std::to_string(backends.size()) +
-                                         " (at most " + std::to_string(kMaxBackends) + ")");
+        return Result<MaglevTable>::fail("too many backends: " + std::to_string(backends.size()) + " (at most " +
+                                         std::to_string(kMaxBackends) + ")");
 
     std::vector<uint32_t> order(backends.size());
     std::iota(order.begin(), order.end(), 0u);
@@ -39,9 +37,9 @@ Result<MaglevTable> MaglevTable::build(std::span<const MaglevBackend> backends, 
 
     // Participants, in sorted order, with their permutation state.
     struct Perm {
-        uint16_t index;    // sorted index
+        uint16_t index;  // sorted index
         uint32_t weight;
-        uint32_t pos;      // next preferred slot
+        uint32_t pos;  // next preferred slot
         uint32_t skip;
         uint64_t credit;
     };

@@ -56,8 +56,8 @@ Decision pick(const PoolSnapshot& pool, uint64_t call_hash, bool creates_dialog,
     d.backend = idx;
     d.entry = &backends[idx];
     if (affinity)
-        d.affinity_evicted =
-            affinity->upsert(key, backends[idx].id, expiry, now_s, vip) == AffinityTable::Store::evicted;
+        d.affinity_evicted = affinity->upsert(key, backends[idx].id, expiry, now_s, vip) ==
+                             AffinityTable::Store::evicted;
     return d;
 }
 

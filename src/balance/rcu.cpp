@@ -14,8 +14,7 @@ Result<ReaderId> QsbrDomain::register_reader() {
         readers_[i].in_use.store(true, std::memory_order_relaxed);
         // Widen the scanned range before going online, so a writer that
         // sees this reader's counter also scans its slot.
-        if (i + 1 > high_water_.load(std::memory_order_relaxed))
-            high_water_.store(i + 1, std::memory_order_seq_cst);
+        if (i + 1 > high_water_.load(std::memory_order_relaxed)) high_water_.store(i + 1, std::memory_order_seq_cst);
         online(i);
         return ReaderId{i};
     }

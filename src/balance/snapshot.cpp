@@ -17,7 +17,9 @@ struct Fingerprint {
     ~Fingerprint() { XXH3_freeState(st); }
     void add(const void* p, size_t n) { XXH3_64bits_update(st, p, n); }
     template <class T>
-    void add_value(const T& v) { add(&v, sizeof v); }
+    void add_value(const T& v) {
+        add(&v, sizeof v);
+    }
     void add_string(std::string_view s) {
         add(s.data(), s.size());
         add_value(static_cast<uint64_t>(s.size()));
@@ -84,7 +86,8 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
     if (spec.overload_codes.size() > kMaxOverloadCodes)
         return R::fail(where + "at most " + std::to_string(kMaxOverloadCodes) + " overload codes");
     for (uint16_t code : spec.overload_codes) {
-        if (code < 100 || code > 699) return R::fail(where + "overload code " + std::to_string(code) + " is not a SIP status");
+        if (code < 100 || code > 699)
+            return R::fail(where + "overload code " + std::to_string(code) + " is not a SIP status");
         const char text[4] = {static_cast<char>('0' + code / 100), static_cast<char>('0' + code / 10 % 10),
                               static_cast<char>('0' + code % 10), ' '};
         std::memcpy(&s.overload_status_words_[s.overload_code_count_++], text, 4);
@@ -123,16 +126,17 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
 
     std::vector<MaglevBackend> mb;
     mb.reserve(s.backends_.size());
-    for (const auto& b : s.backends_)
-        mb.push_back({b.identity, b.state == BackendState::active ? b.weight : 0});
+    for (const auto& b : s.backends_) mb.push_back({b.identity, b.state == BackendState::active ? b.weight : 0});
     auto table = MaglevTable::build(mb, spec.table_size, spec.seed);
     if (!table) return R::fail(where + table.message());
     s.table_ = std::move(table.value());
 
     for (const auto& vip : s.listen_) {
         const Endpoint*& first = vip.ip.is_v4() ? s.vip_v4_ : s.vip_v6_;
-        if (first) (vip.ip.is_v4() ? s.several_v4_ : s.several_v6_) = true;
-        else first = &vip;
+        if (first)
+            (vip.ip.is_v4() ? s.several_v4_ : s.several_v6_) = true;
+        else
+            first = &vip;
     }
 
     Fingerprint fp;
@@ -153,7 +157,7 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
 
 uint16_t PoolSnapshot::index_of_id(uint32_t id) const noexcept {
     const size_t mask = id_slots_.size() - 1;
-    size_t pos = std::hash<uint32_t>{}(id) * 0x9E3779B97F4A7C15ull >> 32 & mask;
+    size_t pos = std::hash<uint32_t>{}(id)*0x9E3779B97F4A7C15ull >> 32 & mask;
     for (;;) {
         const uint16_t idx = id_slots_[pos];
         if (idx == kNoBackend) return kNoBackend;

@@ -76,11 +76,10 @@ void print_human(CommandKind cmd, const json& r) {
     switch (cmd) {
         case CommandKind::status: {
             std::printf("siplb %s  pid %s  up %ss  config %s\n", cell(at(r, "version")).c_str(),
-                        cell(at(r, "pid")).c_str(), cell(at(r, "uptime_s")).c_str(),
-                        cell(at(r, "config")).c_str());
-            std::printf("dataplane %s, %s workers, snapshot version %s, %s pools\n",
-                        cell(at(r, "dataplane")).c_str(), cell(at(r, "workers")).c_str(),
-                        cell(at(r, "snapshot_version")).c_str(), cell(at(r, "pools")).c_str());
+                        cell(at(r, "pid")).c_str(), cell(at(r, "uptime_s")).c_str(), cell(at(r, "config")).c_str());
+            std::printf("dataplane %s, %s workers, snapshot version %s, %s pools\n", cell(at(r, "dataplane")).c_str(),
+                        cell(at(r, "workers")).c_str(), cell(at(r, "snapshot_version")).c_str(),
+                        cell(at(r, "pools")).c_str());
             if (at(r, "stalled_workers").is_number() && at(r, "stalled_workers").get<uint64_t>() > 0)
                 std::printf("WARNING: %s worker(s) stalled (loop counter not moving)\n",
                             cell(at(r, "stalled_workers")).c_str());
@@ -89,7 +88,8 @@ void print_human(CommandKind cmd, const json& r) {
                 rows.push_back({"worker", cell(at(w, "worker")),
                                 std::string(at(w, "stalled") == true ? "STALLED" : "running") + ", loops " +
                                     cell(at(w, "loops"))});
-            for (const auto& p : r.value("ports", json::array())) rows.push_back({"port", cell(at(p, "name")), cell(at(p, "device"))});
+            for (const auto& p : r.value("ports", json::array()))
+                rows.push_back({"port", cell(at(p, "name")), cell(at(p, "device"))});
             const json tables = r.value("tables", json::object());
             for (const auto& [pool, fp] : tables.items()) rows.push_back({"table", pool, cell(fp)});
             if (!rows.empty()) print_table({"KIND", "NAME", "DETAIL"}, rows);
@@ -98,10 +98,11 @@ void print_human(CommandKind cmd, const json& r) {
         case CommandKind::pools: {
             std::vector<std::vector<std::string>> rows;
             for (const auto& p : r.value("pools", json::array()))
-                rows.push_back({cell(at(p, "name")), cell(at(p, "backends")), cell(at(p, "active")), cell(at(p, "draining")),
-                                cell(at(p, "standby")), cell(at(p, "overloaded")), cell(at(p, "down")), cell(at(p, "disabled")),
-                                cell(at(p, "version"))});
-            print_table({"POOL", "BACKENDS", "ACTIVE", "DRAINING", "STANDBY", "OVERLOADED", "DOWN", "DISABLED", "VERSION"},
+                rows.push_back({cell(at(p, "name")), cell(at(p, "backends")), cell(at(p, "active")),
+                                cell(at(p, "draining")), cell(at(p, "standby")), cell(at(p, "overloaded")),
+                                cell(at(p, "down")), cell(at(p, "disabled")), cell(at(p, "version"))});
+            print_table({"POOL", "BACKENDS", "ACTIVE", "DRAINING", "STANDBY", "OVERLOADED", "DOWN", "DISABLED",
+                         "VERSION"},
                         rows);
             return;
         }
@@ -112,9 +113,10 @@ void print_human(CommandKind cmd, const json& r) {
                 if (b.value("panic", false)) health += " (panic: kept in)";
                 const std::string detail = b.value("health_detail", std::string());
                 if (!detail.empty()) health += ": " + detail;
-                rows.push_back({cell(at(b, "pool")), cell(at(b, "address")), cell(at(b, "source")), cell(at(b, "weight")),
-                                cell(at(b, "state")), percent(at(b, "table_share")), cell(at(b, "packets")), cell(at(b, "bytes")),
-                                cell(at(b, "calls")), cell(at(b, "advertises_itself")), health});
+                rows.push_back({cell(at(b, "pool")), cell(at(b, "address")), cell(at(b, "source")),
+                                cell(at(b, "weight")), cell(at(b, "state")), percent(at(b, "table_share")),
+                                cell(at(b, "packets")), cell(at(b, "bytes")), cell(at(b, "calls")),
+                                cell(at(b, "advertises_itself")), health});
             }
             // SELF_ADV: messages whose Contact / Record-Route named the backend itself, not a VIP.
             print_table({"POOL", "BACKEND", "SOURCE", "WEIGHT", "STATE", "SHARE", "PACKETS", "BYTES", "CALLS",
@@ -152,10 +154,10 @@ void print_human(CommandKind cmd, const json& r) {
             rows.clear();
             std::printf("\n");
             for (const auto& p : r.value("ports", json::array()))
-                rows.push_back({cell(at(p, "port")), count(p, "traffic", "rx_packets"), count(p, "traffic", "tx_packets"),
-                                count(p, "traffic", "rx_bytes"), count(p, "traffic", "tx_bytes"),
-                                count(p, "driver", "imissed"), count(p, "traffic", "tx_dropped"),
-                                count(p, "driver", "rx_nombuf")});
+                rows.push_back({cell(at(p, "port")), count(p, "traffic", "rx_packets"),
+                                count(p, "traffic", "tx_packets"), count(p, "traffic", "rx_bytes"),
+                                count(p, "traffic", "tx_bytes"), count(p, "driver", "imissed"),
+                                count(p, "traffic", "tx_dropped"), count(p, "driver", "rx_nombuf")});
             print_table({"PORT", "RX", "TX", "RX_BYTES", "TX_BYTES", "RX_MISSED", "TX_DROPPED", "RX_NOMBUF"}, rows);
             rows.clear();
             std::printf("\n");
@@ -211,8 +213,7 @@ void print_human(CommandKind cmd, const json& r) {
         case CommandKind::add:
         case CommandKind::remove:
             std::printf("pool %s backend %s: %s, weight %s\n", cell(at(r, "pool")).c_str(),
-                        cell(at(r, "backend")).c_str(), cell(at(r, "state")).c_str(),
-                        cell(at(r, "weight")).c_str());
+                        cell(at(r, "backend")).c_str(), cell(at(r, "state")).c_str(), cell(at(r, "weight")).c_str());
             return;
         case CommandKind::reload: {
             const auto changes = r.value("changes", json::array());
@@ -226,26 +227,27 @@ void print_human(CommandKind cmd, const json& r) {
             for (const auto& n : r.value("names", json::array())) std::printf(" %s", cell(n).c_str());
             std::printf("\n");
             return;
-        case CommandKind::metrics:
-            std::fputs(r.value("text", std::string()).c_str(), stdout);
-            return;
+        case CommandKind::metrics: std::fputs(r.value("text", std::string()).c_str(), stdout); return;
     }
 }
 
 struct Spec {
     CommandKind kind;
-    const char* name;      // siplbctl subcommand
+    const char* name;  // siplbctl subcommand
     const char* usage;
     const char* summary;
     size_t min_args, max_args;
 };
 
 constexpr Spec kSpecs[] = {
-    {CommandKind::status, "status", "status", "daemon version, uptime, dataplane and worker heartbeats, ports, snapshot, tables", 0, 0},
+    {CommandKind::status, "status", "status",
+     "daemon version, uptime, dataplane and worker heartbeats, ports, snapshot, tables", 0, 0},
     {CommandKind::pools, "pools", "pools", "pools and backend counts by state", 0, 0},
-    {CommandKind::backends, "backends", "backends [POOL]", "backends: source, weight, state, health, share, traffic", 0, 1},
+    {CommandKind::backends, "backends", "backends [POOL]", "backends: source, weight, state, health, share, traffic", 0,
+     1},
     {CommandKind::stats, "stats", "stats", "counters per worker, port, drop reason, backend", 0, 0},
-    {CommandKind::lookup, "query", "query POOL CALLID...", "backend the running daemon picks now (affinity or table) and the call's VIP", 2, SIZE_MAX},
+    {CommandKind::lookup, "query", "query POOL CALLID...",
+     "backend the running daemon picks now (affinity or table) and the call's VIP", 2, SIZE_MAX},
     {CommandKind::drain, "drain", "drain POOL BACKEND", "no new calls to BACKEND, existing dialogs stay", 2, 2},
     {CommandKind::disable, "disable", "disable POOL BACKEND", "take BACKEND out entirely (dialogs move)", 2, 2},
     {CommandKind::enable, "enable", "enable POOL BACKEND", "undo drain/disable", 2, 2},
@@ -319,7 +321,8 @@ int run(const Spec& s, int argc, char** argv) {
     if (o.args.size() >= 2 && s.kind != CommandKind::lookup) {
         auto ep = Endpoint::parse(o.args[1], control::kDefaultSipPort, true);
         if (!ep) {
-            std::fprintf(stderr, "siplbctl %s: '%s' is not an address like 192.0.2.10:5060\n", s.name, o.args[1].c_str());
+            std::fprintf(stderr, "siplbctl %s: '%s' is not an address like 192.0.2.10:5060\n", s.name,
+                         o.args[1].c_str());
             return 2;
         }
         base.backend = *ep;
@@ -350,7 +353,8 @@ int run(const Spec& s, int argc, char** argv) {
             return 3;
         }
         if (!resp->value("ok", false)) {
-            std::fprintf(stderr, "siplbctl %s: %s\n", s.name, resp->value("error", std::string("request failed")).c_str());
+            std::fprintf(stderr, "siplbctl %s: %s\n", s.name,
+                         resp->value("error", std::string("request failed")).c_str());
             rc = 1;
             continue;
         }
@@ -366,7 +370,8 @@ int run(const Spec& s, int argc, char** argv) {
 struct RegisterAll {
     RegisterAll() {
         for (const Spec& s : kSpecs)
-            command_registry().push_back(Command{s.name, s.usage, s.summary, [&s](int argc, char** argv) { return run(s, argc, argv); }});
+            command_registry().push_back(
+                Command{s.name, s.usage, s.summary, [&s](int argc, char** argv) { return run(s, argc, argv); }});
     }
 } const kRegisterAll;
 

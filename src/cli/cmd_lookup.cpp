@@ -92,8 +92,7 @@ int run_lookup(int argc, char** argv) {
     }
     const balance::PoolSnapshot* pool = (*snapshot)->find_pool(pool_name);
     if (pool->usable_backends() == 0)
-        std::fprintf(stderr, "siplbctl lookup: pool '%s' has no enabled backend with weight > 0\n",
-                     pool_name.c_str());
+        std::fprintf(stderr, "siplbctl lookup: pool '%s' has no enabled backend with weight > 0\n", pool_name.c_str());
 
     auto answer = [&](const std::string& call_id) {
         const uint64_t h = balance::hash_call_id(call_id, pool->seed());
@@ -113,8 +112,7 @@ int run_lookup(int argc, char** argv) {
     return std::fflush(stdout) == 0 ? 0 : 1;
 }
 
-const CommandRegistrar kRegister({"lookup", kUsage, "backend of each Call-ID from the config (offline)",
-                                  run_lookup});
+const CommandRegistrar kRegister({"lookup", kUsage, "backend of each Call-ID from the config (offline)", run_lookup});
 
 }  // namespace
 }  // namespace siplb::cli

@@ -90,7 +90,8 @@ std::string ip4_text(const uint8_t* a) {
 std::string ip6_text(const uint8_t* a) {
     char buf[48];
     int off = 0;
-    for (int i = 0; i < 16; i += 2) off += std::snprintf(buf + off, sizeof buf - size_t(off), i ? ":%x" : "%x", be16(a + i));
+    for (int i = 0; i < 16; i += 2)
+        off += std::snprintf(buf + off, sizeof buf - size_t(off), i ? ":%x" : "%x", be16(a + i));
     return buf;
 }
 
@@ -212,8 +213,7 @@ std::optional<UdpPayload> walk_link(int dlt, const uint8_t* p, size_t caplen) {
         case DLT_IPV6:
 #endif
             return walk_ip(p, caplen);
-        default:
-            return std::nullopt;
+        default: return std::nullopt;
     }
     if (ethertype != 0x0800 && ethertype != 0x86DD) return std::nullopt;
     return walk_ip(p + off, caplen - off);
@@ -232,8 +232,7 @@ bool is_supported_dlt(int dlt) {
         case DLT_IPV6:
 #endif
             return true;
-        default:
-            return false;
+        default: return false;
     }
 }
 

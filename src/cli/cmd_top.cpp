@@ -58,9 +58,9 @@ struct Poll {
 
 Result<Poll> poll_daemon(const std::string& socket, int timeout_ms) {
     Poll p;
-    const std::pair<control::CommandKind, json*> asks[] = {
-        {control::CommandKind::status, &p.status}, {control::CommandKind::stats, &p.stats},
-        {control::CommandKind::backends, &p.backends}};
+    const std::pair<control::CommandKind, json*> asks[] = {{control::CommandKind::status, &p.status},
+                                                           {control::CommandKind::stats, &p.stats},
+                                                           {control::CommandKind::backends, &p.backends}};
     for (const auto& [kind, out] : asks) {
         control::Request r;
         r.cmd = kind;
@@ -149,8 +149,12 @@ int run_once(const TopOptions& o) {
         std::fprintf(stderr, "siplbctl top: %s\n", second.message().c_str());
         return 3;
     }
-    TopInput in{second->status, first->stats, second->stats, second->backends,
-                std::chrono::duration<double>(second->at - first->at).count(), ""};
+    TopInput in{second->status,
+                first->stats,
+                second->stats,
+                second->backends,
+                std::chrono::duration<double>(second->at - first->at).count(),
+                ""};
     for (const auto& l : top_frame(in, screen_size().first)) std::printf("%s\n", l.c_str());
     return 0;
 }
@@ -214,8 +218,12 @@ int run_live(const TopOptions& o) {
         if (Clock::now() < next) continue;
         auto p = poll_daemon(o.socket, o.timeout_ms);
         if (p) {
-            in = TopInput{p->status, have_prev ? prev.stats : json(), p->stats, p->backends,
-                          std::chrono::duration<double>(p->at - prev.at).count(), ""};
+            in = TopInput{p->status,
+                          have_prev ? prev.stats : json(),
+                          p->stats,
+                          p->backends,
+                          std::chrono::duration<double>(p->at - prev.at).count(),
+                          ""};
             prev = std::move(*p);
             have_prev = true;
         } else {

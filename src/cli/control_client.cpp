@@ -36,14 +36,15 @@ Result<json> call(const std::string& path, const std::string& line, int timeout_
         const int e = errno;
         ::close(fd);
         std::string hint = (e == ENOENT || e == ECONNREFUSED) ? " (is siplb running? use --socket PATH)"
-                           : e == EACCES                       ? " (permission denied: run as root or a member of the socket's group)"
-                                                               : "";
+                           : e == EACCES ? " (permission denied: run as root or a member of the socket's group)"
+                                         : "";
         return R::fail("cannot connect to siplb at " + path + ": " + std::strerror(e) + hint);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     auto left = [&] {
-        return static_cast<int>(std::max<int64_t>(
-            0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count()));
+        return static_cast<int>(std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                         deadline - std::chrono::steady_clock::now())
+                                                         .count()));
     };
     size_t sent = 0;
     while (sent < line.size()) {

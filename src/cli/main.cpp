@@ -56,8 +56,7 @@ int main(int argc, char** argv) {
     std::vector<char*> args = options_after_command(argc, argv);
     argc = static_cast<int>(args.size()) - 1;
     argv = args.data();
-    if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
-        !std::strcmp(argv[1], "help")) {
+    if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }

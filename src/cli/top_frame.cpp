@@ -258,10 +258,14 @@ std::string format_rate(double x) {
     static constexpr std::pair<double, char> kUnits[] = {{1e3, 'k'}, {1e6, 'M'}, {1e9, 'G'}, {1e12, 'T'}};
     for (const auto& [scale, unit] : kUnits) {
         const double v = x / scale;
-        if (v < 9.995) std::snprintf(b, sizeof(b), "%.2f%c", v, unit);
-        else if (v < 99.95) std::snprintf(b, sizeof(b), "%.1f%c", v, unit);
-        else if (v < 999.5 || unit == 'T') std::snprintf(b, sizeof(b), "%.0f%c", std::min(v, 999.0), unit);
-        else continue;
+        if (v < 9.995)
+            std::snprintf(b, sizeof(b), "%.2f%c", v, unit);
+        else if (v < 99.95)
+            std::snprintf(b, sizeof(b), "%.1f%c", v, unit);
+        else if (v < 999.5 || unit == 'T')
+            std::snprintf(b, sizeof(b), "%.0f%c", std::min(v, 999.0), unit);
+        else
+            continue;
         return b;
     }
     return "-";

@@ -37,8 +37,7 @@ static std::optional<uint16_t> parse_port(std::string_view s) {
     return static_cast<uint16_t>(v);
 }
 
-std::optional<Endpoint> Endpoint::parse(std::string_view text, uint16_t default_port,
-                                        bool allow_no_port) {
+std::optional<Endpoint> Endpoint::parse(std::string_view text, uint16_t default_port, bool allow_no_port) {
     Endpoint e;
     if (!text.empty() && text.front() == '[') {
         auto close = text.find(']');
@@ -108,7 +107,8 @@ std::optional<Prefix> Prefix::parse(std::string_view text, bool allow_host_bits)
         const unsigned total = ip->is_v4() ? 4 : 16;
         for (unsigned i = 0; i < total; ++i) {
             unsigned bit0 = i * 8;
-            uint8_t mask = bit0 >= len ? 0 : (bit0 + 8 <= len ? 0xff : static_cast<uint8_t>(0xff << (8 - (len - bit0))));
+            uint8_t mask = bit0 >= len ? 0
+                                       : (bit0 + 8 <= len ? 0xff : static_cast<uint8_t>(0xff << (8 - (len - bit0))));
             if (ip->bytes[i] & static_cast<uint8_t>(~mask)) return std::nullopt;
         }
     }
@@ -147,8 +147,8 @@ std::optional<MacAddress> MacAddress::parse(std::string_view text) {
 
 std::string MacAddress::to_string() const {
     char buf[18];
-    std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1], bytes[2],
-                  bytes[3], bytes[4], bytes[5]);
+    std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1], bytes[2], bytes[3], bytes[4],
+                  bytes[5]);
     return buf;
 }
 

@@ -19,7 +19,6 @@
 #include <sstream>
 #include <toml++/toml.h>
 
-
 namespace siplb::config {
 namespace {
 
@@ -226,8 +225,7 @@ bool for_each_in_array(Section& s, std::string_view key, Fn&& fn) {
         s.diag().error(n->source(), s.path(key), "expected an array, got " + type_name(*n));
         return false;
     }
-    for (size_t i = 0; i < arr->size(); ++i)
-        fn(*arr->get(i), s.path(key) + "[" + std::to_string(i) + "]");
+    for (size_t i = 0; i < arr->size(); ++i) fn(*arr->get(i), s.path(key) + "[" + std::to_string(i) + "]");
     return true;
 }
 
@@ -292,11 +290,9 @@ void read_control(Section& s, ControlConfig& c) {
                      std::all_of(mode.begin(), mode.end(), [](char ch) { return ch >= '0' && ch <= '7'; });
         uint32_t v = octal ? static_cast<uint32_t>(std::stoul(mode, nullptr, 8)) : 01000;
         if (!octal || v > 0777)
-            s.diag().error(where, s.path("socket_mode"),
-                           squote(mode) + " is not an octal file mode like \"0660\"");
+            s.diag().error(where, s.path("socket_mode"), squote(mode) + " is not an octal file mode like \"0660\"");
         else if ((v & 0600) != 0600)
-            s.diag().error(where, s.path("socket_mode"),
-                           squote(mode) + " must give the owner read and write (0600)");
+            s.diag().error(where, s.path("socket_mode"), squote(mode) + " must give the owner read and write (0600)");
         else
             c.socket_mode = v;
     }
@@ -372,8 +368,7 @@ void read_port(Section& s, PortConfig& p) {
     read_uint(s, "tx_queues", p.tx_queues, 1, 64);
     read_bool(s, "kernel_path", p.kernel_path);
     bool has_v6 = std::any_of(p.addresses.begin(), p.addresses.end(), [](const Prefix& a) { return a.ip.is_v6(); });
-    if (has_v6 && p.mtu < 1280)
-        d.error(s.where(), s.path("mtu"), "IPv6 needs an MTU of at least 1280");
+    if (has_v6 && p.mtu < 1280) d.error(s.where(), s.path("mtu"), "IPv6 needs an MTU of at least 1280");
 }
 
 void read_dataplane(Section& s, DataplaneConfig& c) {
@@ -390,8 +385,7 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
         d.error(s.table()->get("rx_ring")->source(), s.path("rx_ring"), "must be a power of two");
     if (read_uint(s, "tx_ring", c.tx_ring, 64, 32768) && !is_power_of_two(c.tx_ring))
         d.error(s.table()->get("tx_ring")->source(), s.path("tx_ring"), "must be a power of two");
-    if (read_uint(s, "affinity_capacity", c.affinity_capacity, 16, 1 << 30) &&
-        !is_power_of_two(c.affinity_capacity))
+    if (read_uint(s, "affinity_capacity", c.affinity_capacity, 16, 1 << 30) && !is_power_of_two(c.affinity_capacity))
         d.error(s.table()->get("affinity_capacity")->source(), s.path("affinity_capacity"),
                 std::to_string(c.affinity_capacity) + " is not a power of two");
     if (read_uint(s, "client_vip_capacity", c.client_vip_capacity, 16, 1 << 30) &&
@@ -511,8 +505,7 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
         check_port_ref(rs, r.port);
         if (ok && r.prefix.ip.family != r.via.family)
             d.error(rs.table()->get("via")->source(), rs.path("via"),
-                    "next hop " + r.via.to_string() + " is not of the same address family as " +
-                        r.prefix.to_string());
+                    "next hop " + r.via.to_string() + " is not of the same address family as " + r.prefix.to_string());
         else if (ok && r.port.empty() && !c.ports.empty() && !on_some_subnet(r.via))
             d.error(rs.table()->get("via")->source(), rs.path("via"),
                     "next hop " + r.via.to_string() + " is on no port's subnet; add 'port' or a port address");
@@ -591,8 +584,7 @@ void read_dns(Section& s, DnsConfig& c) {
     read_uint(s, "retry_max_ms", c.retry_max_ms, 10, 3600000);
     read_uint(s, "drain_grace_s", c.drain_grace_s, 0, 7 * 86400);
     read_uint(s, "timeout_ms", c.timeout_ms, 10, 60000);
-    if (c.ttl_floor_s > c.ttl_ceiling_s)
-        d.error(s.where(), s.path("ttl_floor_s"), "must not exceed ttl_ceiling_s");
+    if (c.ttl_floor_s > c.ttl_ceiling_s) d.error(s.where(), s.path("ttl_floor_s"), "must not exceed ttl_ceiling_s");
     if (c.retry_initial_ms > c.retry_max_ms)
         d.error(s.where(), s.path("retry_initial_ms"), "must not exceed retry_max_ms");
 }
@@ -616,7 +608,8 @@ const std::set<std::string>& rule_fields() {
 }
 
 bool is_token_char(char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) || std::string_view("-.!%*_+`'~").find(ch) != std::string_view::npos;
+    return std::isalnum(static_cast<unsigned char>(ch)) ||
+           std::string_view("-.!%*_+`'~").find(ch) != std::string_view::npos;
 }
 
 struct PendingRoute {
@@ -646,9 +639,12 @@ void read_rule(Section& s, RuleConfig& r, std::vector<PendingRoute>& routes, con
     read_bool(s, "caseless", r.caseless);
     std::string action;
     if (read_string(s, "action", action)) {
-        if (action == "drop") r.action = RuleAction::drop;
-        else if (action == "allow") r.action = RuleAction::allow;
-        else if (action == "route") r.action = RuleAction::route;
+        if (action == "drop")
+            r.action = RuleAction::drop;
+        else if (action == "allow")
+            r.action = RuleAction::allow;
+        else if (action == "route")
+            r.action = RuleAction::route;
         else
             d.error(s.table()->get("action")->source(), s.path("action"),
                     squote(action) + " is not an action (drop, allow, route)");
@@ -719,7 +715,8 @@ bool valid_dns_name(std::string_view name, std::string* why) {
             if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-')
                 return fail("character '" + std::string(1, ch) + "' is not allowed in a host name");
     }
-    if (std::all_of(labels.back().begin(), labels.back().end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); }))
+    if (std::all_of(labels.back().begin(), labels.back().end(),
+                    [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); }))
         return fail("looks like an address, not a name (put addresses in 'backends')");
     return true;
 }
@@ -754,8 +751,7 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
         if (!ep) {
             bool bare = Endpoint::parse(*text, 5060, true).has_value();
             d.error(n.source(), path,
-                    squote(*text) + (bare ? " has no port (write \"" + *text + ":5060\")"
-                                          : " is not an address:port"));
+                    squote(*text) + (bare ? " has no port (write \"" + *text + ":5060\")" : " is not an address:port"));
             return;
         }
         if (!seen_vips.insert(*ep).second) {
@@ -823,8 +819,8 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
         if (read_int_node(d, *ts, s.path("table_size"), 7, 16777259, v)) {
             if (!is_prime(static_cast<uint64_t>(v)))
                 d.error(ts->source(), s.path("table_size"),
-                        std::to_string(v) + " is not prime (next prime: " +
-                            std::to_string(next_prime(static_cast<uint64_t>(v))) + ")");
+                        std::to_string(v) +
+                            " is not prime (next prime: " + std::to_string(next_prime(static_cast<uint64_t>(v))) + ")");
             else
                 p.table_size = static_cast<uint32_t>(v);
         }
@@ -842,8 +838,10 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
     }
     std::string mode;
     if (read_string(s, "mode", mode)) {
-        if (mode == "nat") p.mode = ForwardMode::nat;
-        else if (mode == "ipip") p.mode = ForwardMode::ipip;
+        if (mode == "nat")
+            p.mode = ForwardMode::nat;
+        else if (mode == "ipip")
+            p.mode = ForwardMode::ipip;
         else
             d.error(s.table()->get("mode")->source(), s.path("mode"), squote(mode) + " is not a mode (nat, ipip)");
     }
@@ -911,8 +909,8 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
 
     std::vector<PendingRoute> routes;
     std::vector<PendingBackend> backends_read;
-    std::map<std::string, std::string> pool_paths;        // name -> path
-    std::map<Endpoint, std::string> vip_owner;            // VIP -> pool name
+    std::map<std::string, std::string> pool_paths;  // name -> path
+    std::map<Endpoint, std::string> vip_owner;      // VIP -> pool name
     struct PoolWithoutVip {
         std::string name, path;
         toml::source_region where;
@@ -984,4 +982,3 @@ Result<Config> load_config(const std::string& path) {
 }
 
 }  // namespace siplb::config
-

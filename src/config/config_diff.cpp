@@ -20,13 +20,14 @@ std::string text(double v) {
     return buf;
 }
 template <class T>
-    requires std::is_integral_v<T>
-std::string text(T v) { return std::to_string(v); }
+requires std::is_integral_v<T> std::string text(T v) { return std::to_string(v); }
 template <class T>
-    requires requires(const T& t) { t.to_string(); }
+requires requires(const T& t) { t.to_string(); }
 std::string text(const T& v) { return v.to_string(); }
 template <class T>
-std::string text(const std::optional<T>& v) { return v ? text(*v) : std::string("(none)"); }
+std::string text(const std::optional<T>& v) {
+    return v ? text(*v) : std::string("(none)");
+}
 template <class T>
 std::string text(const std::vector<T>& v) {
     std::string out = "[";
@@ -55,9 +56,8 @@ void diff_health(Differ& d, const std::string& prefix, const HealthConfig& a, co
                  const HealthConfig* global_a = nullptr, const HealthConfig* global_b = nullptr) {
     // For a pool, skip values that merely follow a changed [health] default:
     // that change is reported once, for the [health] section.
-#define SIPLB_HEALTH_FIELD(f)                                                               \
-    if (!(global_a && global_b && a.f == global_a->f && b.f == global_b->f))                \
-        d.field(prefix, #f, a.f, b.f, false);
+#define SIPLB_HEALTH_FIELD(f) \
+    if (!(global_a && global_b && a.f == global_a->f && b.f == global_b->f)) d.field(prefix, #f, a.f, b.f, false);
     SIPLB_HEALTH_FIELD(enabled)
     SIPLB_HEALTH_FIELD(interval_ms)
     SIPLB_HEALTH_FIELD(jitter)
@@ -256,8 +256,8 @@ std::vector<ConfigChange> diff_configs(const Config& before, const Config& after
     for (const auto& q : after.pools)
         if (!before.find_pool(q.name))
             d.add("pool " + q.name + " added (" + std::to_string(q.listen.size()) + " VIPs, " +
-                      std::to_string(q.backends.size()) + " backends, " + std::to_string(q.dns.size()) +
-                      " DNS names" + (q.rules.empty() && !q.rate_limit.enabled ? "" : ", with protect rules") + ")",
+                      std::to_string(q.backends.size()) + " backends, " + std::to_string(q.dns.size()) + " DNS names" +
+                      (q.rules.empty() && !q.rate_limit.enabled ? "" : ", with protect rules") + ")",
                   false);
     return d.changes;
 }

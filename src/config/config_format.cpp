@@ -140,10 +140,14 @@ std::string format_config(const Config& c) {
         o << "\n[[pool]]\n"
           << "name = " << toml_string(p.name) << "\n"
           << "listen = " << toml_array(p.listen, str) << "\n"
-          << "backends = " << toml_array(p.backends, [](const BackendConfig& b) {
-                 return "{ address = " + toml_string(b.address.to_string()) + ", weight = " +
-                        std::to_string(b.weight) + ", enabled = " + toml_bool(b.enabled) + " }";
-             }) << "\n"
+          << "backends = "
+          << toml_array(p.backends,
+                        [](const BackendConfig& b) {
+                            return "{ address = " + toml_string(b.address.to_string()) +
+                                   ", weight = " + std::to_string(b.weight) + ", enabled = " + toml_bool(b.enabled) +
+                                   " }";
+                        })
+          << "\n"
           << "dns = " << toml_array(p.dns, [](const std::string& s) { return toml_string(s); }) << "\n"
           << "default_port = " << p.default_port << "\n"
           << "table_size = " << p.table_size << "\n"

@@ -175,15 +175,15 @@ JResult CommandHandler::execute(const Request& r, const Actor& who) {
         }
         case CommandKind::resolve: {
             if (auto s = need_pool(); !s) return JResult::fail(s.message());
-            if (!hooks_.resolve) return JResult::fail("resolve is not available: DNS discovery is not running in this daemon");
+            if (!hooks_.resolve)
+                return JResult::fail("resolve is not available: DNS discovery is not running in this daemon");
             auto res = hooks_.resolve(r.pool);
             if (!res) return res;
             json j = std::move(*res);
             j["pool"] = r.pool;
             return j;
         }
-        case CommandKind::metrics:
-            return json{{"text", metrics_text()}};
+        case CommandKind::metrics: return json{{"text", metrics_text()}};
     }
     return JResult::fail("unhandled command");
 }

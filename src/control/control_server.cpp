@@ -145,7 +145,8 @@ void ControlServer::on_accept() {
         }
         if (clients_.size() >= kMaxClients) {
             ++rejected_;
-            const std::string msg = error_response("too many control clients (limit " + std::to_string(kMaxClients) + ")");
+            const std::string msg =
+                error_response("too many control clients (limit " + std::to_string(kMaxClients) + ")");
             [[maybe_unused]] ssize_t n = ::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             ::close(fd);
             continue;
@@ -189,8 +190,10 @@ void ControlServer::on_client(int fd, short revents) {
                 if (c.in.size() > kMaxRequestLine + 1) break;
                 continue;
             }
-            if (n == 0) eof = true;
-            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) eof = true;
+            if (n == 0)
+                eof = true;
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                eof = true;
             break;
         }
         handle_lines(c);

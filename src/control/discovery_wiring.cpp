@@ -49,8 +49,7 @@ int64_t ms_until(TimePoint t, TimePoint now) {
 
 }  // namespace
 
-Result<std::unique_ptr<DiscoveryWiring>> DiscoveryWiring::create(const config::Config& cfg,
-                                                                 control::PoolManager& pm) {
+Result<std::unique_ptr<DiscoveryWiring>> DiscoveryWiring::create(const config::Config& cfg, control::PoolManager& pm) {
     using R = Result<std::unique_ptr<DiscoveryWiring>>;
     std::unique_ptr<DiscoveryWiring> w(new DiscoveryWiring(pm));
     DiscoveryWiring* self = w.get();

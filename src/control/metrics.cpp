@@ -11,10 +11,14 @@ std::string escape_label_value(std::string_view v) {
     std::string out;
     out.reserve(v.size());
     for (char c : v) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '"') out += "\\\"";
-        else if (c == '\n') out += "\\n";
-        else out += c;
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '"')
+            out += "\\\"";
+        else if (c == '\n')
+            out += "\\n";
+        else
+            out += c;
     }
     return out;
 }
@@ -143,7 +147,8 @@ void write_scope(Writer& w, CounterScope scope, const Entities& entities) {
             for (size_t j = i; j < schema.size(); ++j) {
                 if (family_of(schema[j]) != family) continue;
                 std::vector<std::pair<std::string_view, std::string_view>> l(labels.begin(), labels.end());
-                if (schema[j].kind == CounterKind::counter) l.emplace_back(dataplane::counter_label(schema[j]), schema[j].name);
+                if (schema[j].kind == CounterKind::counter)
+                    l.emplace_back(dataplane::counter_label(schema[j]), schema[j].name);
                 w.sample_labels(family, l, (*values)[j]);
             }
     }
@@ -240,8 +245,9 @@ std::string render_metrics(const std::vector<PoolView>& pools, const StatsSnapsh
     w.family("siplb_affinity_capacity", "gauge", "Capacity of the dialog affinity table.");
     w.sample_u("siplb_affinity_capacity", {}, stats.affinity_capacity);
 
-    static constexpr EffectiveState kStates[] = {EffectiveState::active, EffectiveState::draining, EffectiveState::overloaded,
-                                                 EffectiveState::down, EffectiveState::disabled, EffectiveState::standby};
+    static constexpr EffectiveState kStates[] = {EffectiveState::active,     EffectiveState::draining,
+                                                 EffectiveState::overloaded, EffectiveState::down,
+                                                 EffectiveState::disabled,   EffectiveState::standby};
     w.family("siplb_backend_up", "gauge", "1 when the backend takes new calls (state active).");
     for (const auto& p : pools)
         for (const auto& b : p.backends)
@@ -255,10 +261,12 @@ std::string render_metrics(const std::vector<PoolView>& pools, const StatsSnapsh
                 w.sample("siplb_backend_state", {{"pool", p.name}, {"backend", addr}, {"state", to_string(s)}},
                          b.state == s ? 1 : 0);
         }
-    w.family("siplb_backend_health_panic", "gauge", "1 when health says out but the panic threshold keeps the backend in.");
+    w.family("siplb_backend_health_panic", "gauge",
+             "1 when health says out but the panic threshold keeps the backend in.");
     for (const auto& p : pools)
         for (const auto& b : p.backends)
-            w.sample("siplb_backend_health_panic", {{"pool", p.name}, {"backend", b.address.to_string()}}, b.panic ? 1 : 0);
+            w.sample("siplb_backend_health_panic", {{"pool", p.name}, {"backend", b.address.to_string()}},
+                     b.panic ? 1 : 0);
     w.family("siplb_backend_weight", "gauge", "Effective backend weight.");
     for (const auto& p : pools)
         for (const auto& b : p.backends)
@@ -275,7 +283,8 @@ std::string render_metrics(const std::vector<PoolView>& pools, const StatsSnapsh
             w.sample("siplb_backend_table_share", {{"pool", p.name}, {"backend", b.address.to_string()}}, share);
         }
     }
-    w.family("siplb_pool_panic_events_total", "counter", "Times health verdicts were overridden by the panic threshold.");
+    w.family("siplb_pool_panic_events_total", "counter",
+             "Times health verdicts were overridden by the panic threshold.");
     for (const auto& p : pools) w.sample_u("siplb_pool_panic_events_total", {{"pool", p.name}}, p.panic_events);
     return w.take();
 }

@@ -158,8 +158,7 @@ void PoolManager::recompute(PoolView& p) {
         if (b.panic && !was_panic) {
             ++p.panic_events;
             log(LogLevel::warn, "health panic threshold reached, backend kept in rotation",
-                {{"pool", p.name}, {"backend", b.address.to_string()},
-                 {"health", std::string(to_string(b.health))}});
+                {{"pool", p.name}, {"backend", b.address.to_string()}, {"health", std::string(to_string(b.health))}});
         }
         const bool available = b.admin == AdminState::enabled && !b.gone_since &&
                                (b.health == HealthVerdict::up || b.panic);
@@ -226,8 +225,11 @@ Status PoolManager::set_discovered(const std::string& pool, const std::string& d
             if (!b.is_static && b.dns.empty() && !b.gone_since) {
                 b.gone_since = now;
                 log(LogLevel::info, "backend gone from DNS, draining",
-                    {{"pool", pool}, {"backend", b.address.to_string()}, {"name", dns_name},
-                     {"grace_s", std::to_string(p->drain_grace_s)}, {"by", "dns"}});
+                    {{"pool", pool},
+                     {"backend", b.address.to_string()},
+                     {"name", dns_name},
+                     {"grace_s", std::to_string(p->drain_grace_s)},
+                     {"by", "dns"}});
             }
             continue;
         }
@@ -238,7 +240,8 @@ Status PoolManager::set_discovered(const std::string& pool, const std::string& d
         if (b.gone_since) {
             b.gone_since.reset();
             changed = true;
-            log(LogLevel::info, "backend back in DNS", {{"pool", pool}, {"backend", b.address.to_string()}, {"by", "dns"}});
+            log(LogLevel::info, "backend back in DNS",
+                {{"pool", pool}, {"backend", b.address.to_string()}, {"by", "dns"}});
         }
         answer.erase(it);
     }
@@ -248,8 +251,12 @@ Status PoolManager::set_discovered(const std::string& pool, const std::string& d
         p->backends.push_back(std::move(b));
         changed = true;
         log(LogLevel::info, "backend discovered",
-            {{"pool", pool}, {"backend", ep.to_string()}, {"name", dns_name},
-             {"priority", std::to_string(d.priority)}, {"weight", std::to_string(d.weight)}, {"by", "dns"}});
+            {{"pool", pool},
+             {"backend", ep.to_string()},
+             {"name", dns_name},
+             {"priority", std::to_string(d.priority)},
+             {"weight", std::to_string(d.weight)},
+             {"by", "dns"}});
     }
     // Priorities follow the records: the best priority over all names.
     for (auto& b : p->backends) {
@@ -276,8 +283,12 @@ Status PoolManager::set_health(const std::string& pool, const Endpoint& address,
         return ok_status();
     }
     log(verdict == HealthVerdict::up ? LogLevel::info : LogLevel::warn, "backend health changed",
-        {{"pool", pool}, {"backend", address.to_string()}, {"from", std::string(to_string(b->health))},
-         {"to", std::string(to_string(verdict))}, {"detail", detail}, {"by", "health"}});
+        {{"pool", pool},
+         {"backend", address.to_string()},
+         {"from", std::string(to_string(b->health))},
+         {"to", std::string(to_string(verdict))},
+         {"detail", detail},
+         {"by", "health"}});
     b->health = verdict;
     b->health_detail = std::move(detail);
     b->health_since = clock_();
@@ -321,8 +332,11 @@ Status PoolManager::set_admin(const std::string& pool, const Endpoint& address, 
     if (!b) return Status::fail("pool '" + pool + "' has no backend " + address.to_string());
     if (b->admin == s) return ok_status();
     log(LogLevel::info, "backend admin state changed",
-        {{"pool", pool}, {"backend", address.to_string()}, {"from", std::string(to_string(b->admin))},
-         {"to", std::string(to_string(s))}, {"by", who.who}});
+        {{"pool", pool},
+         {"backend", address.to_string()},
+         {"from", std::string(to_string(b->admin))},
+         {"to", std::string(to_string(s))},
+         {"by", who.who}});
     b->admin = s;
     b->admin_by = who.who;
     commit({pool});
@@ -346,8 +360,11 @@ Status PoolManager::set_weight(const std::string& pool, const Endpoint& address,
     if (!b) return Status::fail("pool '" + pool + "' has no backend " + address.to_string());
     if (b->weight == weight) return ok_status();
     log(LogLevel::info, "backend weight changed",
-        {{"pool", pool}, {"backend", address.to_string()}, {"from", std::to_string(b->weight)},
-         {"to", std::to_string(weight)}, {"by", who.who}});
+        {{"pool", pool},
+         {"backend", address.to_string()},
+         {"from", std::to_string(b->weight)},
+         {"to", std::to_string(weight)},
+         {"by", who.who}});
     if (b->is_static)
         b->configured_weight = weight;
     else
@@ -382,11 +399,11 @@ Status PoolManager::remove_static(const std::string& pool, const Endpoint& addre
     PoolView* p = pool_mut(pool);
     if (!p) return Status::fail("unknown pool '" + pool + "'");
     BackendView* b = backend_mut(*p, address);
-    if (!b || !b->is_static)
-        return Status::fail("pool '" + pool + "' has no static backend " + address.to_string());
+    if (!b || !b->is_static) return Status::fail("pool '" + pool + "' has no static backend " + address.to_string());
     if (b->dns.empty()) {
         p->backends.erase(p->backends.begin() + (b - p->backends.data()));
-        log(LogLevel::info, "static backend removed", {{"pool", pool}, {"backend", address.to_string()}, {"by", who.who}});
+        log(LogLevel::info, "static backend removed",
+            {{"pool", pool}, {"backend", address.to_string()}, {"by", who.who}});
     } else {
         b->is_static = false;
         log(LogLevel::info, "static source removed, backend stays from DNS",
@@ -428,7 +445,8 @@ Result<std::vector<std::string>> PoolManager::apply_config(const config::Config&
         auto note = [&](std::string what) { lines.push_back("pool " + pc.name + ": " + std::move(what)); };
 
         if (p.panic_threshold != pc.health.panic_threshold) {
-            note("panic_threshold " + std::to_string(p.panic_threshold) + " -> " + std::to_string(pc.health.panic_threshold));
+            note("panic_threshold " + std::to_string(p.panic_threshold) + " -> " +
+                 std::to_string(pc.health.panic_threshold));
             p.panic_threshold = pc.health.panic_threshold;
         }
         if (p.drain_grace_s != cfg.dns.drain_grace_s) {
@@ -455,8 +473,9 @@ Result<std::vector<std::string>> PoolManager::apply_config(const config::Config&
             b->priority = 0;
             b->gone_since.reset();
             if (!prev || prev->weight != bc.weight) {
-                if (prev) note("backend " + bc.address.to_string() + " weight " + std::to_string(prev->weight) +
-                               " -> " + std::to_string(bc.weight));
+                if (prev)
+                    note("backend " + bc.address.to_string() + " weight " + std::to_string(prev->weight) + " -> " +
+                         std::to_string(bc.weight));
                 b->configured_weight = bc.weight;
             }
             if (!prev || prev->enabled != bc.enabled) {

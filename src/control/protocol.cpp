@@ -9,11 +9,20 @@ namespace {
 using json = nlohmann::json;
 
 constexpr std::array<std::pair<CommandKind, std::string_view>, 14> kCommands{{
-    {CommandKind::status, "status"},   {CommandKind::pools, "pools"},     {CommandKind::backends, "backends"},
-    {CommandKind::stats, "stats"},     {CommandKind::lookup, "lookup"},   {CommandKind::drain, "drain"},
-    {CommandKind::disable, "disable"}, {CommandKind::enable, "enable"},   {CommandKind::weight, "weight"},
-    {CommandKind::add, "add"},         {CommandKind::remove, "remove"},   {CommandKind::reload, "reload"},
-    {CommandKind::resolve, "resolve"}, {CommandKind::metrics, "metrics"},
+    {CommandKind::status, "status"},
+    {CommandKind::pools, "pools"},
+    {CommandKind::backends, "backends"},
+    {CommandKind::stats, "stats"},
+    {CommandKind::lookup, "lookup"},
+    {CommandKind::drain, "drain"},
+    {CommandKind::disable, "disable"},
+    {CommandKind::enable, "enable"},
+    {CommandKind::weight, "weight"},
+    {CommandKind::add, "add"},
+    {CommandKind::remove, "remove"},
+    {CommandKind::reload, "reload"},
+    {CommandKind::resolve, "resolve"},
+    {CommandKind::metrics, "metrics"},
 }};
 
 using Fail = Result<Request>;
@@ -44,7 +53,8 @@ std::optional<CommandKind> parse_command_kind(std::string_view name) {
 }
 
 Result<Request> parse_request(std::string_view line) {
-    if (line.size() > kMaxRequestLine) return Fail::fail("request line exceeds " + std::to_string(kMaxRequestLine) + " bytes");
+    if (line.size() > kMaxRequestLine)
+        return Fail::fail("request line exceeds " + std::to_string(kMaxRequestLine) + " bytes");
     json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return Fail::fail("request is not valid JSON");
     if (!j.is_object()) return Fail::fail("request must be a JSON object like {\"cmd\":\"status\"}");
@@ -57,9 +67,10 @@ Result<Request> parse_request(std::string_view line) {
     }
     Request r;
     r.cmd = *kind;
-    const bool needs_pool = r.cmd == CommandKind::lookup || r.cmd == CommandKind::drain || r.cmd == CommandKind::disable ||
-                            r.cmd == CommandKind::enable || r.cmd == CommandKind::weight || r.cmd == CommandKind::add ||
-                            r.cmd == CommandKind::remove || r.cmd == CommandKind::resolve;
+    const bool needs_pool = r.cmd == CommandKind::lookup || r.cmd == CommandKind::drain ||
+                            r.cmd == CommandKind::disable || r.cmd == CommandKind::enable ||
+                            r.cmd == CommandKind::weight || r.cmd == CommandKind::add || r.cmd == CommandKind::remove ||
+                            r.cmd == CommandKind::resolve;
     const bool takes_pool = needs_pool || r.cmd == CommandKind::backends;
     const bool needs_backend = r.cmd == CommandKind::drain || r.cmd == CommandKind::disable ||
                                r.cmd == CommandKind::enable || r.cmd == CommandKind::weight ||
@@ -92,7 +103,8 @@ Result<Request> parse_request(std::string_view line) {
                 return Fail::fail(std::string(to_string(r.cmd)) + ": field 'weight' must be an integer");
             const auto w = it->get<int64_t>();
             if (w < 0 || w > 65535)
-                return Fail::fail(std::string(to_string(r.cmd)) + ": weight " + std::to_string(w) + " out of range 0..65535");
+                return Fail::fail(std::string(to_string(r.cmd)) + ": weight " + std::to_string(w) +
+                                  " out of range 0..65535");
             r.weight = static_cast<uint32_t>(w);
         }
     }

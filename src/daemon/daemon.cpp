@@ -14,8 +14,8 @@
 namespace siplb::daemon {
 namespace {
 
-using control::LogLevel;
 using control::log;
+using control::LogLevel;
 using json = nlohmann::json;
 
 uint32_t monotonic_seconds() {
@@ -32,8 +32,6 @@ Status check_config(const config::Config& cfg) {
     if (auto s = builder.build(pm); !s) return Status::fail(s.message());
     return ok_status();
 }
-
-
 
 Status Daemon::publish(const char* why) {
     auto snap = builder_.build(pools_, publisher_.current());
@@ -55,7 +53,8 @@ Status Daemon::start_dataplane() {
     dataplane_ = std::move(*dp);
     if (auto s = dataplane_->start(); !s) return Status::fail(s.message());
     log(LogLevel::info, "dataplane started",
-        {{"workers", std::to_string(dataplane_->worker_count())}, {"ports", std::to_string(cfg_.dataplane.ports.size())}});
+        {{"workers", std::to_string(dataplane_->worker_count())},
+         {"ports", std::to_string(cfg_.dataplane.ports.size())}});
     return ok_status();
 }
 
@@ -110,7 +109,8 @@ Result<std::vector<std::string>> Daemon::reload(const control::Actor& who) {
     builder_.set_config(*next);
     auto applied = pools_.apply_config(*next, who);
     if (!applied) return fail(applied.message());
-    bool discovery_changed = cfg_.dns != next->dns || cfg_.health != next->health || cfg_.pools.size() != next->pools.size();
+    bool discovery_changed = cfg_.dns != next->dns || cfg_.health != next->health ||
+                             cfg_.pools.size() != next->pools.size();
     for (const auto& p : next->pools) {
         const auto* old = cfg_.find_pool(p.name);
         discovery_changed = discovery_changed || !old || old->dns != p.dns || old->health != p.health ||
@@ -134,7 +134,8 @@ json Daemon::status() const {
     json j;
     j["version"] = SIPLB_VERSION;
     j["pid"] = ::getpid();
-    j["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count();
+    j["uptime_s"] =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count();
     j["config"] = cfg_.source_path;
     const balance::DataplaneSnapshot* snap = publisher_.current();
     j["snapshot_version"] = snap ? snap->version() : 0;
@@ -185,9 +186,7 @@ control::MetricsInfo Daemon::metrics_info() const {
     return m;
 }
 
-bool Daemon::dataplane_running() const {
-    return dataplane_ && dataplane_->running();
-}
+bool Daemon::dataplane_running() const { return dataplane_ && dataplane_->running(); }
 
 void Daemon::sample_workers() {
     if (!dataplane_running()) {
@@ -237,7 +236,9 @@ void Daemon::warn_advertising_backends() {
         log(LogLevel::warn,
             "backend advertises its own address in Contact or Record-Route: phones send ACK, BYE and re-INVITEs "
             "straight to it, around siplb; configure it to advertise a VIP (deploy/README.md)",
-            {{"pool", w.pool}, {"backend", w.backend.to_string()}, {"messages", std::to_string(w.since_last)},
+            {{"pool", w.pool},
+             {"backend", w.backend.to_string()},
+             {"messages", std::to_string(w.since_last)},
              {"total", std::to_string(w.total)}});
 }
 
@@ -269,8 +270,8 @@ void Daemon::on_signal() {
 int Daemon::run() {
     control::LogLevel level;
     if (control::parse_log_level(cfg_.log.level, &level)) control::set_log_level(level);
-    log(LogLevel::info, "starting", {{"version", SIPLB_VERSION}, {"config", cfg_.source_path},
-                                     {"pools", std::to_string(cfg_.pools.size())}});
+    log(LogLevel::info, "starting",
+        {{"version", SIPLB_VERSION}, {"config", cfg_.source_path}, {"pools", std::to_string(cfg_.pools.size())}});
 
     // Signals go to the loop through a signalfd. Blocked before any thread
     // (DPDK lcores) starts, so they all inherit the mask.
@@ -324,8 +325,10 @@ int Daemon::run() {
     };
     commands_ = std::make_unique<control::CommandHandler>(pools_, std::move(hooks));
 
-    auto server = control::ControlServer::listen(
-        cfg_.control, loop_, [this](std::string_view line, const control::PeerCred& peer) { return commands_->handle(line, peer); });
+    auto server = control::ControlServer::listen(cfg_.control, loop_,
+                                                 [this](std::string_view line, const control::PeerCred& peer) {
+                                                     return commands_->handle(line, peer);
+                                                 });
     if (!server) {
         log(LogLevel::error, "control socket unavailable", {{"error", server.message()}});
         return 1;
@@ -341,8 +344,8 @@ int Daemon::run() {
             return 1;
         }
         metrics_http_ = std::move(*http);
-        log(LogLevel::info, "metrics listening", {{"address", cfg_.control.metrics_listen->to_string()},
-                                                  {"path", "/metrics"}});
+        log(LogLevel::info, "metrics listening",
+            {{"address", cfg_.control.metrics_listen->to_string()}, {"path", "/metrics"}});
     }
 
     if (auto s = start_dataplane(); !s) {

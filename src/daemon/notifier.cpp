@@ -94,15 +94,11 @@ void Notifier::ready(Clock::time_point now, const StatusFacts& facts) {
     send("READY=1\nSTATUS=" + status_line(facts, rate(now, facts.tx_packets)));
 }
 
-void Notifier::reloading() {
-    send("RELOADING=1");
-}
+void Notifier::reloading() { send("RELOADING=1"); }
 
 // systemd 252 leaves the unit "reloading" after RELOADING=1 until READY=1,
 // whether the reload was applied or refused.
-void Notifier::reloaded() {
-    send("READY=1");
-}
+void Notifier::reloaded() { send("READY=1"); }
 
 void Notifier::stopping() {
     if (stopping_) return;

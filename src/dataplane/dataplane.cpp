@@ -109,7 +109,8 @@ Status Dataplane::Impl::setup_port(size_t index) {
         st.dpdk_port = pid;
         st.created_here = true;
     } else {
-        return Status::fail(label + ": no such DPDK port (PCI devices must be bound to a DPDK driver and allowed "
+        return Status::fail(label +
+                            ": no such DPDK port (PCI devices must be bound to a DPDK driver and allowed "
                             "with -a in dataplane.eal)");
     }
     ports[index] = st;
@@ -209,13 +210,13 @@ Status Dataplane::Impl::setup() {
     needed += uint64_t{dc.workers} * dc.burst * (dc.ports.size() + 1);
     needed += uint64_t{dc.mbuf_cache} * (dc.workers + 1);
     if (dc.mbufs < needed)
-        return Status::fail("dataplane.mbufs = " + std::to_string(dc.mbufs) + " is too small: " +
-                            std::to_string(needed) +
+        return Status::fail("dataplane.mbufs = " + std::to_string(dc.mbufs) +
+                            " is too small: " + std::to_string(needed) +
                             " needed for the RX/TX descriptor rings, bursts in flight and per-lcore caches "
                             "(lower rx_ring/tx_ring/mbuf_cache or raise mbufs)");
     std::string pool_name = "siplb_mbuf_" + std::to_string(g_instance++);
-    pool = rte_pktmbuf_pool_create(pool_name.c_str(), dc.mbufs, dc.mbuf_cache, 0,
-                                   static_cast<uint16_t>(dc.mbuf_size), static_cast<int>(rte_socket_id()));
+    pool = rte_pktmbuf_pool_create(pool_name.c_str(), dc.mbufs, dc.mbuf_cache, 0, static_cast<uint16_t>(dc.mbuf_size),
+                                   static_cast<int>(rte_socket_id()));
     if (!pool)
         return Status::fail("cannot allocate " + std::to_string(dc.mbufs) + " mbufs of " +
                             std::to_string(dc.mbuf_size) + " bytes (~" +
@@ -271,15 +272,15 @@ Status Dataplane::Impl::setup() {
         if (!reader) return Status::fail("dataplane worker " + std::to_string(w) + ": " + reader.message());
         publisher.offline(reader.value());
         counters.push_back(std::make_unique<WorkerCounters>());
-        workers.push_back(std::make_unique<Worker>(w, lcores[w], ctx, publisher, reader.value(), pool, dc.burst,
-                                                   *counters.back()));
+        workers.push_back(
+            std::make_unique<Worker>(w, lcores[w], ctx, publisher, reader.value(), pool, dc.burst, *counters.back()));
         workers.back()->set_announce(dc.announce);
         // Egress fragmentation (datagrams above a port's MTU) is always on;
         // reassembly only with a table.
         if (!indirect_pool) {
             std::string name = "siplb_indirect_" + std::to_string(g_instance - 1);
-            indirect_pool = rte_pktmbuf_pool_create(name.c_str(), 1024 * dc.workers, 32, 0, 0,
-                                                    static_cast<int>(rte_socket_id()));
+            indirect_pool =
+                rte_pktmbuf_pool_create(name.c_str(), 1024 * dc.workers, 32, 0, 0, static_cast<int>(rte_socket_id()));
             if (!indirect_pool)
                 return Status::fail("cannot allocate the indirect mbuf pool for IP fragmentation: " +
                                     errstr(rte_errno));
@@ -337,8 +338,7 @@ Dataplane::~Dataplane() {
     if (impl_->indirect_pool) rte_mempool_free(impl_->indirect_pool);
 }
 
-Result<std::unique_ptr<Dataplane>> Dataplane::create(const DataplaneSpec& spec,
-                                                     balance::SnapshotPublisher& publisher,
+Result<std::unique_ptr<Dataplane>> Dataplane::create(const DataplaneSpec& spec, balance::SnapshotPublisher& publisher,
                                                      balance::AffinityTable& affinity) {
     auto impl = std::make_unique<Impl>(spec, publisher, affinity);
     Status st = impl->setup();

@@ -24,8 +24,8 @@ Action Egress::forward(const Frame& f, const IpAddress& dst, uint64_t now_ms, ui
     const MacAddress* next_mac;
     bool refresh = false;  // stale neighbor: still used, and asked again
     std::optional<net::NeighborTable::Entry> neighbor;
-    if (hc.generation == generation && hc.addr_lo == lo && hc.addr_hi == hi && hc.v6 == v6 &&
-        hc.port == out_port && now_ms < hc.fresh_until_ms) [[likely]] {
+    if (hc.generation == generation && hc.addr_lo == lo && hc.addr_hi == hi && hc.v6 == v6 && hc.port == out_port &&
+        now_ms < hc.fresh_until_ms) [[likely]] {
         next_mac = &hc.mac;
     } else {
         neighbor = ctx_.neighbors->lookup(hop, now_ms);

@@ -20,12 +20,12 @@ struct PortContext {
     std::string name;
     uint16_t dpdk_port = 0;
     MacAddress mac;
-    uint16_t vlan = 0;                // 0 = untagged
-    std::vector<Prefix> addresses;    // node addresses (answered for ARP)
+    uint16_t vlan = 0;              // 0 = untagged
+    std::vector<Prefix> addresses;  // node addresses (answered for ARP)
     // First address of each family: source of ARP requests / neighbor
     // solicitations and of ipip tunnels.
     std::optional<IpAddress> source_v4, source_v6;
-    uint16_t mtu = 1500;              // largest IP datagram sent; larger ones are fragmented or answered (DF)
+    uint16_t mtu = 1500;  // largest IP datagram sent; larger ones are fragmented or answered (DF)
 };
 
 // Shared by all workers, read-only while they run (the neighbor and
@@ -39,7 +39,7 @@ struct ForwardContext {
     // VIPs of a family; nullptr: not kept (replies leave from the call's VIP
     // or the pool's first VIP of the family).
     balance::ClientVipTable* client_vips = nullptr;
-    uint64_t arp_retry_ms = 1000;     // at most one ARP request per target per interval
+    uint64_t arp_retry_ms = 1000;  // at most one ARP request per target per interval
     // ICMP errors generated per worker (time exceeded, port unreachable,
     // fragmentation needed): dataplane.icmp_error_rate / icmp_error_burst.
     uint32_t icmp_error_rate_per_s = 100, icmp_error_burst = 50;

@@ -37,8 +37,10 @@ bool IcmpStage::find_quoted_call_id(const uint8_t* p, size_t len, sip::Span& out
         while (eol < len && p[eol] != '\n') ++eol;
         if (eol == len) return false;  // cut line: its value may be cut too
         size_t name_len = 0;
-        if (eol - line > 7 && is_ci(p + line, "call-id", 7)) name_len = 7;
-        else if (eol - line > 1 && (p[line] == 'i' || p[line] == 'I')) name_len = 1;
+        if (eol - line > 7 && is_ci(p + line, "call-id", 7))
+            name_len = 7;
+        else if (eol - line > 1 && (p[line] == 'i' || p[line] == 'I'))
+            name_len = 1;
         if (name_len) {
             size_t i = line + name_len;
             while (i < eol && (p[i] == ' ' || p[i] == '\t')) ++i;

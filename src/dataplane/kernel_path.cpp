@@ -45,8 +45,8 @@ Result<KernelTap> create_kernel_tap(const std::string& port_name, const MacAddre
     tap.device = "net_tap_siplb" + std::to_string(g_tap_instance++);
     tap.iface = (port_name + "-k").substr(0, 15);
     char mac_text[18];
-    std::snprintf(mac_text, sizeof mac_text, "%02x:%02x:%02x:%02x:%02x:%02x", mac.bytes[0], mac.bytes[1],
-                  mac.bytes[2], mac.bytes[3], mac.bytes[4], mac.bytes[5]);
+    std::snprintf(mac_text, sizeof mac_text, "%02x:%02x:%02x:%02x:%02x:%02x", mac.bytes[0], mac.bytes[1], mac.bytes[2],
+                  mac.bytes[3], mac.bytes[4], mac.bytes[5]);
     const std::string args = "iface=" + tap.iface + ",mac=" + mac_text;
     const std::string label = "port '" + port_name + "' kernel path (net_tap " + args + ")";
     if (int rc = rte_vdev_init(tap.device.c_str(), args.c_str()); rc < 0)

@@ -22,8 +22,8 @@ struct rte_mempool;
 namespace siplb::dataplane {
 
 struct KernelTap {
-    std::string device;   // vdev name (net_tap_siplb<N>)
-    std::string iface;    // kernel interface name: <port>-k (truncated to 15 characters)
+    std::string device;  // vdev name (net_tap_siplb<N>)
+    std::string iface;   // kernel interface name: <port>-k (truncated to 15 characters)
     uint16_t dpdk_port = 0;
 };
 
@@ -64,8 +64,8 @@ private:
     uint16_t tx_queue_;
     TxBuffers& tx_;
     WorkerCounters& c_;
-    std::vector<int32_t> tap_of_port_;                     // per port index; -1: none (empty: no tap at all)
-    std::vector<std::pair<uint16_t, uint16_t>> polled_;    // (tap DPDK port, wire port index)
+    std::vector<int32_t> tap_of_port_;                   // per port index; -1: none (empty: no tap at all)
+    std::vector<std::pair<uint16_t, uint16_t>> polled_;  // (tap DPDK port, wire port index)
 };
 
 }  // namespace siplb::dataplane

@@ -35,9 +35,8 @@ constexpr uint32_t kScratchHeadroom = 128;
 constexpr uint32_t kScratchSize = kScratchHeadroom + 65535 + 64;
 }  // namespace
 
-Result<std::unique_ptr<Reassembler>> Reassembler::create(unsigned worker_index, uint32_t max_flows,
-                                                         uint32_t timeout_ms, rte_mempool* pool,
-                                                         WorkerCounters& counters) {
+Result<std::unique_ptr<Reassembler>> Reassembler::create(unsigned worker_index, uint32_t max_flows, uint32_t timeout_ms,
+                                                         rte_mempool* pool, WorkerCounters& counters) {
     std::unique_ptr<Reassembler> r(new Reassembler(pool, counters));
     const uint64_t cycles = (rte_get_tsc_hz() + 999) / 1000 * timeout_ms;
     // Buckets of 4 entries (hash collisions), max_flows entries in all.
@@ -72,7 +71,7 @@ bool Reassembler::duplicate(const uint8_t* frame, const net::PacketView& v, uint
         std::memcpy(key + n, ip + 2, 6);  // total length, identification, flags/offset
         n += 6;
     } else {
-        std::memcpy(key + n, ip + 4, 2);   // payload length
+        std::memcpy(key + n, ip + 4, 2);       // payload length
         std::memcpy(key + n + 2, ip + 40, 8);  // fragment header
         n += 10;
     }
@@ -146,8 +145,8 @@ Reassembler::Taken Reassembler::take(rte_mbuf* m, const balance::DataplaneSnapsh
     auto* ip = rte_pktmbuf_mtod_offset(m, uint8_t*, v.l3_offset);
     if (v.ip_version == 4) {
         m->l3_len = static_cast<uint16_t>(v.l4_offset - v.l3_offset);
-        whole = rte_ipv4_frag_reassemble_packet(table_, &death_row_, m, rte_rdtsc(),
-                                                reinterpret_cast<rte_ipv4_hdr*>(ip));
+        whole =
+            rte_ipv4_frag_reassemble_packet(table_, &death_row_, m, rte_rdtsc(), reinterpret_cast<rte_ipv4_hdr*>(ip));
     } else {
         auto* ip6 = reinterpret_cast<rte_ipv6_hdr*>(ip);
         m->l3_len = sizeof(rte_ipv6_hdr) + sizeof(rte_ipv6_fragment_ext);

@@ -25,9 +25,8 @@ class Reassembler {
 public:
     // A table for `max_flows` datagrams in reassembly at once, each given
     // `timeout_ms` to complete; chains are built from `pool`.
-    static Result<std::unique_ptr<Reassembler>> create(unsigned worker_index, uint32_t max_flows,
-                                                       uint32_t timeout_ms, rte_mempool* pool,
-                                                       WorkerCounters& counters);
+    static Result<std::unique_ptr<Reassembler>> create(unsigned worker_index, uint32_t max_flows, uint32_t timeout_ms,
+                                                       rte_mempool* pool, WorkerCounters& counters);
     Reassembler(const Reassembler&) = delete;
     Reassembler& operator=(const Reassembler&) = delete;
     ~Reassembler();

@@ -25,10 +25,10 @@ struct Frame {
 struct Action {
     enum class Kind : uint8_t { drop, transmit };
     Kind kind = Kind::drop;
-    uint8_t flags = 0;      // kResolve | kFragment | kTooBig | kToKernel
-    uint16_t port = 0;      // ForwardContext::ports index to transmit on
-    int16_t shift = 0;      // new frame start relative to the old one (L2 header grew: < 0)
-    uint16_t len = 0;       // transmit: new frame length; drop with kTooBig: the next-hop MTU
+    uint8_t flags = 0;  // kResolve | kFragment | kTooBig | kToKernel
+    uint16_t port = 0;  // ForwardContext::ports index to transmit on
+    int16_t shift = 0;  // new frame start relative to the old one (L2 header grew: < 0)
+    uint16_t len = 0;   // transmit: new frame length; drop with kTooBig: the next-hop MTU
 
     // Set with a no_neighbor drop, or with a transmit to a stale neighbor:
     // send an ARP request (IPv4) or a neighbor solicitation (IPv6) for

@@ -84,8 +84,7 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
         key = endpoint_hash(frame, v, pool.seed());
         d = balance::pick(pool, key, false, now_s, nullptr);
     } else {
-        key = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length,
-                                    pool.seed());
+        key = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length, pool.seed());
         dialog = creates_dialog(msg_);
         d = balance::pick(pool, key, dialog, now_s, ctx_.affinity, vip_slot);
         if (d.affinity_evicted) bump(c_.affinity_evictions);

@@ -41,8 +41,7 @@ constexpr uint64_t kAdvertiseCheckMs = 100;
 }  // namespace
 
 Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* snap,
-                              balance::DataplaneSnapshot::BackendRef& ref, uint32_t now_s,
-                              uint64_t now_ms) noexcept {
+                              balance::DataplaneSnapshot::BackendRef& ref, uint32_t now_s, uint64_t now_ms) noexcept {
     uint8_t* frame = f.data;
     const net::PacketView& v = f.view;
     const bool v6 = v.ip_version == 6;
@@ -194,8 +193,8 @@ const Endpoint* ToClientStage::recorded_vip(const uint8_t* frame, const net::Pac
                                             const balance::PoolSnapshot& pool, uint32_t now_s) const noexcept {
     uint8_t slot = balance::AffinityTable::kNoVip;
     if (msg_.ok() && ctx_.affinity) {
-        const uint64_t call = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset,
-                                                    msg_.call_id.length, pool.seed());
+        const uint64_t call =
+            balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length, pool.seed());
         if (auto hit = ctx_.affinity->lookup(balance::affinity_key(pool, call), now_s)) slot = hit->vip;
     }
     // No call entry with a VIP (a call the backend starts, a keepalive
@@ -218,9 +217,9 @@ void ToClientStage::remember_backend_dialog(const uint8_t* frame, const net::Pac
     if (!parsed) sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
     parsed = true;
     if (!msg_.ok() || !creates_dialog(msg_) || !ctx_.affinity) return;
-    uint64_t key = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length,
-                                         pool.seed()) ^
-                   pool.affinity_salt();
+    uint64_t key =
+        balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length, pool.seed()) ^
+        pool.affinity_salt();
     auto r = ctx_.affinity->upsert(key, pool.backends()[backend].id, now_s + pool.dialog_idle_s(), now_s, vip);
     if (r == balance::AffinityTable::Store::evicted) bump(c_.affinity_evictions);
     bump(c_.backend_dialogs);

@@ -60,7 +60,7 @@ private:
     WorkerCounters& c_;
     Egress& egress_;
     NeighborStage& neighbors_;
-    IcmpErrors& errors_;  // "fragmentation needed" when egress finds a DF datagram too big
+    IcmpErrors& errors_;   // "fragmentation needed" when egress finds a DF datagram too big
     sip::SipMessage msg_;  // reused: no per-packet construction
 };
 

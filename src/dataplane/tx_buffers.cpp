@@ -13,8 +13,8 @@ void TxBuffers::flush(uint16_t port_index) noexcept {
     // A full TX ring usually drains within a few retries; after that the
     // packets are dropped and counted rather than stalling RX.
     for (int attempt = 0; attempt < 4 && sent < b.count; ++attempt)
-        sent = static_cast<uint16_t>(sent + rte_eth_tx_burst(port, queue_, b.pkts + sent,
-                                                             static_cast<uint16_t>(b.count - sent)));
+        sent = static_cast<uint16_t>(
+            sent + rte_eth_tx_burst(port, queue_, b.pkts + sent, static_cast<uint16_t>(b.count - sent)));
     uint64_t bytes = 0;
     for (uint16_t i = 0; i < sent; ++i) bytes += b.pkts[i]->pkt_len;
     bump(c_.tx_packets, sent);

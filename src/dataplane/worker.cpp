@@ -120,8 +120,8 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             parse.verify_ip_checksum = ip_ck == RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
             parse.verify_udp_checksum = l4_ck == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN;
             Action a = forwarder_.process(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m),
-                                          rte_pktmbuf_headroom(m), rte_pktmbuf_tailroom(m), q.port_index, snap,
-                                          now_s, now_ms, parse);
+                                          rte_pktmbuf_headroom(m), rte_pktmbuf_tailroom(m), q.port_index, snap, now_s,
+                                          now_ms, parse);
             if (a.kind == Action::Kind::drop) {
                 if (a.to_kernel() && kernel_.send(m, q.port_index)) continue;
                 rte_pktmbuf_free(m);

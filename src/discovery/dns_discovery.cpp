@@ -44,14 +44,13 @@ static bool backend_less(const DiscoveredBackend& a, const DiscoveredBackend& b)
 bool same_backend_set(const std::vector<DiscoveredBackend>& a, const std::vector<DiscoveredBackend>& b) {
     if (a.size() != b.size()) return false;
     for (size_t i = 0; i < a.size(); ++i)
-        if (a[i].address != b[i].address || a[i].weight != b[i].weight || a[i].priority != b[i].priority)
-            return false;
+        if (a[i].address != b[i].address || a[i].weight != b[i].weight || a[i].priority != b[i].priority) return false;
     return true;
 }
 
 std::vector<DiscoveredBackend> build_srv_backends(
-    const std::vector<SrvRecord>& records,
-    const std::map<std::string, std::vector<ResolvedAddress>>& target_addresses, uint32_t ttl_s) {
+    const std::vector<SrvRecord>& records, const std::map<std::string, std::vector<ResolvedAddress>>& target_addresses,
+    uint32_t ttl_s) {
     std::map<Endpoint, DiscoveredBackend> by_endpoint;
     for (const auto& r : records) {
         if (r.target.empty() || r.target == "." || r.port == 0) continue;
@@ -153,7 +152,7 @@ struct DnsDiscovery::Impl {
         bool srv = false;
         uint16_t default_port = 5060;
         Backoff backoff{1000, 60000};
-        bool due = true;               // resolve on the next process()
+        bool due = true;  // resolve on the next process()
         TimePoint next_refresh{};
         NameStatus st;
         // Last good addresses per SRV target, reused when one target fails
@@ -321,8 +320,7 @@ struct DnsDiscovery::Impl {
     void finish(Name& n) {
         n.st.in_flight = false;
         std::vector<DiscoveredBackend> result;
-        uint32_t ttl = clamp_ttl(n.min_ttl == kNoTtl ? cfg.ttl_floor_s : n.min_ttl, cfg.ttl_floor_s,
-                                 cfg.ttl_ceiling_s);
+        uint32_t ttl = clamp_ttl(n.min_ttl == kNoTtl ? cfg.ttl_floor_s : n.min_ttl, cfg.ttl_floor_s, cfg.ttl_ceiling_s);
         if (!n.failed) {
             if (n.srv) {
                 // A target whose lookups all failed keeps its last good addresses.
@@ -358,8 +356,8 @@ struct DnsDiscovery::Impl {
             const auto delay = n.backoff.next_failure();
             n.next_refresh = now + delay;
             n.st.next_refresh = n.next_refresh;
-            logf(LogLevel::warn, "dns resolution failed pool=" + n.pool + " name=" + n.name + " error=\"" +
-                                     n.error + "\" keeping=" + std::to_string(n.st.backends.size()) +
+            logf(LogLevel::warn, "dns resolution failed pool=" + n.pool + " name=" + n.name + " error=\"" + n.error +
+                                     "\" keeping=" + std::to_string(n.st.backends.size()) +
                                      " retry_ms=" + std::to_string(delay.count()));
             return;
         }
@@ -375,9 +373,8 @@ struct DnsDiscovery::Impl {
         n.st.backends = std::move(result);
         if (changed) {
             ++n.st.changes;
-            logf(LogLevel::info, "dns set changed pool=" + n.pool + " name=" + n.name +
-                                     " backends=" + std::to_string(n.st.backends.size()) +
-                                     " ttl=" + std::to_string(ttl));
+            logf(LogLevel::info, "dns set changed pool=" + n.pool + " name=" + n.name + " backends=" +
+                                     std::to_string(n.st.backends.size()) + " ttl=" + std::to_string(ttl));
             if (on_result) {
                 // Copies: the callback may add or remove names.
                 const std::string pool = n.pool, name = n.name;
@@ -478,7 +475,7 @@ int DnsDiscovery::timeout_ms(TimePoint now) {
         auto d = std::chrono::ceil<std::chrono::milliseconds>(n.next_refresh - now).count();
         consider(static_cast<long>(std::min<int64_t>(d, INT_MAX)));
     }
-    struct timeval tv{};
+    struct timeval tv {};
     if (ares_timeout(impl_->channel, nullptr, &tv)) consider(tv.tv_sec * 1000L + (tv.tv_usec + 999) / 1000);
     return static_cast<int>(std::min<long>(best, INT_MAX));
 }

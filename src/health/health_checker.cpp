@@ -80,9 +80,7 @@ std::string hex(uint64_t v, int digits) {
     return s;
 }
 
-int64_t ms_until(TimePoint t, TimePoint now) {
-    return std::chrono::ceil<std::chrono::milliseconds>(t - now).count();
-}
+int64_t ms_until(TimePoint t, TimePoint now) { return std::chrono::ceil<std::chrono::milliseconds>(t - now).count(); }
 
 }  // namespace
 
@@ -186,7 +184,10 @@ struct HealthChecker::Impl {
         t.st.last_detail = r.detail;
         switch (r.outcome) {
             case ProbeOutcome::ok: ++t.st.responses; break;
-            case ProbeOutcome::overloaded: ++t.st.responses; ++t.st.overloads; break;
+            case ProbeOutcome::overloaded:
+                ++t.st.responses;
+                ++t.st.overloads;
+                break;
             case ProbeOutcome::timeout: ++t.st.timeouts; break;
             case ProbeOutcome::unreachable: ++t.st.unreachable; break;
             case ProbeOutcome::send_error: break;
@@ -206,9 +207,9 @@ struct HealthChecker::Impl {
     void announce(const Target& t, Verdict before, const std::string& detail) {
         const Verdict after = t.state.verdict();
         logf(after == Verdict::up ? LogLevel::info : LogLevel::warn,
-             "health verdict pool=" + t.pool + " backend=" + t.address.to_string() + " from=" +
-                 std::string(to_string(before)) + " to=" + std::string(to_string(after)) + " detail=\"" + detail +
-                 "\"");
+             "health verdict pool=" + t.pool + " backend=" + t.address.to_string() +
+                 " from=" + std::string(to_string(before)) + " to=" + std::string(to_string(after)) + " detail=\"" +
+                 detail + "\"");
         if (on_verdict) {
             // Copies: the callback may change the target map.
             const std::string pool = t.pool;
@@ -250,8 +251,8 @@ struct HealthChecker::Impl {
         t.outstanding = true;
         by_call_id[t.ids.call_id] = Key{t.pool, t.address};
         if (n < 0) {
-            deliver(t, ProbeResult{ProbeOutcome::send_error, 0, std::nullopt,
-                                   std::string("send: ") + std::strerror(err)},
+            deliver(t,
+                    ProbeResult{ProbeOutcome::send_error, 0, std::nullopt, std::string("send: ") + std::strerror(err)},
                     now);
             return;
         }
@@ -334,8 +335,9 @@ struct HealthChecker::Impl {
             for (const auto& key : hit) {
                 auto it = targets.find(key);  // a verdict callback may have changed the map
                 if (it == targets.end() || !it->second.outstanding) continue;
-                deliver(it->second, ProbeResult{ProbeOutcome::unreachable, 0, std::nullopt,
-                                                std::string("ICMP: ") + std::strerror(ee_errno)},
+                deliver(it->second,
+                        ProbeResult{ProbeOutcome::unreachable, 0, std::nullopt,
+                                    std::string("ICMP: ") + std::strerror(ee_errno)},
                         now);
             }
         }
@@ -472,8 +474,9 @@ void HealthChecker::process(const std::vector<pollfd>& ready, TimePoint now) {
         Impl::Target& t = it->second;
         if (t.outstanding && now >= t.deadline) {
             const auto& c = impl_->cfg_of(t.pool);
-            impl_->deliver(t, ProbeResult{ProbeOutcome::timeout, 0, std::nullopt,
-                                          "timeout after " + std::to_string(c.timeout_ms) + " ms"},
+            impl_->deliver(t,
+                           ProbeResult{ProbeOutcome::timeout, 0, std::nullopt,
+                                       "timeout after " + std::to_string(c.timeout_ms) + " ms"},
                            now);
         }
     }

@@ -246,8 +246,8 @@ std::optional<PassiveEvidence> PassiveWindow::observe(uint64_t cumulative, uint3
             }
         }
     }
-    const std::string counted = std::to_string(count) + " overload responses in " +
-                                std::to_string(count_span.count()) + " ms";
+    const std::string counted = std::to_string(count) + " overload responses in " + std::to_string(count_span.count()) +
+                                " ms";
     if (per_interval >= static_cast<double>(p.threshold)) {
         PassiveEvidence e;
         e.overloaded = true;

@@ -9,8 +9,7 @@ namespace siplb::net {
 
 std::optional<ArpMessage> parse_arp(const uint8_t* arp, size_t len) noexcept {
     if (len < kArpLen) return std::nullopt;
-    if (load_be16(arp) != 1 || load_be16(arp + 2) != kEtherTypeIpv4 || arp[4] != 6 || arp[5] != 4)
-        return std::nullopt;
+    if (load_be16(arp) != 1 || load_be16(arp + 2) != kEtherTypeIpv4 || arp[4] != 6 || arp[5] != 4) return std::nullopt;
     ArpMessage m;
     m.op = load_be16(arp + 6);
     if (m.op != kArpRequest && m.op != kArpReply) return std::nullopt;

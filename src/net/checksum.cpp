@@ -36,7 +36,8 @@ uint64_t sum_words_sse2(const uint8_t* p, size_t block) noexcept {
     const __m128i zero = _mm_setzero_si128();
     __m128i w = _mm_add_epi64(_mm_unpacklo_epi32(s0, zero), _mm_unpackhi_epi32(s0, zero));
     w = _mm_add_epi64(w, _mm_add_epi64(_mm_unpacklo_epi32(s1, zero), _mm_unpackhi_epi32(s1, zero)));
-    return static_cast<uint64_t>(_mm_cvtsi128_si64(w)) + static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(w, w)));
+    return static_cast<uint64_t>(_mm_cvtsi128_si64(w)) +
+           static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(w, w)));
 }
 #endif
 
@@ -67,7 +68,8 @@ __attribute__((target("avx2"))) uint64_t sum_words_avx2(const uint8_t* p, size_t
     __m256i w = _mm256_add_epi64(_mm256_unpacklo_epi32(s0, zero), _mm256_unpackhi_epi32(s0, zero));
     w = _mm256_add_epi64(w, _mm256_add_epi64(_mm256_unpacklo_epi32(s1, zero), _mm256_unpackhi_epi32(s1, zero)));
     const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
-    return static_cast<uint64_t>(_mm_cvtsi128_si64(h)) + static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(h, h)));
+    return static_cast<uint64_t>(_mm_cvtsi128_si64(h)) +
+           static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(h, h)));
 }
 
 bool cpu_has_avx2() noexcept {
@@ -129,8 +131,10 @@ uint32_t checksum_accumulate(const void* data, size_t len, uint32_t sum) noexcep
         len -= 2;
     }
     if (len) {
-        if constexpr (std::endian::native == std::endian::little) acc += p[0];
-        else acc += static_cast<uint64_t>(p[0]) << 8;
+        if constexpr (std::endian::native == std::endian::little)
+            acc += p[0];
+        else
+            acc += static_cast<uint64_t>(p[0]) << 8;
     }
 #else
     uint64_t carries = 0;
@@ -186,8 +190,7 @@ uint16_t udp_checksum(uint32_t pseudo, const uint8_t* udp, size_t udp_len) noexc
 }
 }  // namespace
 
-uint16_t udp_checksum_ipv4(const uint8_t src[4], const uint8_t dst[4], const uint8_t* udp,
-                           size_t udp_len) noexcept {
+uint16_t udp_checksum_ipv4(const uint8_t src[4], const uint8_t dst[4], const uint8_t* udp, size_t udp_len) noexcept {
     uint32_t sum = checksum_accumulate(src, 4);
     sum = checksum_accumulate(dst, 4, sum);
     sum += 17;  // zero byte + protocol
@@ -195,8 +198,7 @@ uint16_t udp_checksum_ipv4(const uint8_t src[4], const uint8_t dst[4], const uin
     return udp_checksum(sum, udp, udp_len);
 }
 
-uint16_t udp_checksum_ipv6(const uint8_t src[16], const uint8_t dst[16], const uint8_t* udp,
-                           size_t udp_len) noexcept {
+uint16_t udp_checksum_ipv6(const uint8_t src[16], const uint8_t dst[16], const uint8_t* udp, size_t udp_len) noexcept {
     uint32_t sum = checksum_accumulate(src, 16);
     sum = checksum_accumulate(dst, 16, sum);
     sum += static_cast<uint32_t>(udp_len >> 16);

@@ -9,8 +9,7 @@ namespace siplb::net {
 namespace {
 
 bool is_error_type(uint8_t version, uint8_t type) noexcept {
-    if (version == 4)
-        return type == kIcmpDestUnreachable || type == kIcmpTimeExceeded || type == kIcmpParameterProblem;
+    if (version == 4) return type == kIcmpDestUnreachable || type == kIcmpTimeExceeded || type == kIcmpParameterProblem;
     return type == kIcmpv6DestUnreachable || type == kIcmpv6PacketTooBig || type == kIcmpv6TimeExceeded ||
            type == kIcmpv6ParameterProblem;
 }
@@ -26,8 +25,7 @@ uint16_t icmp_checksum(uint8_t version, const uint8_t* ip, const uint8_t* msg, s
 }
 
 // A fresh IP header at `ip` for an ICMP message of `icmp_len` bytes.
-size_t write_ip_header(uint8_t* ip, uint8_t version, const uint8_t* src, const uint8_t* dst,
-                       size_t icmp_len) noexcept {
+size_t write_ip_header(uint8_t* ip, uint8_t version, const uint8_t* src, const uint8_t* dst, size_t icmp_len) noexcept {
     if (version == 4) {
         std::memset(ip, 0, kIpv4MinHeaderLen);
         ip[0] = 0x45;
@@ -134,8 +132,7 @@ std::optional<QuotedUdp> parse_quoted_udp(const uint8_t* frame, const PacketView
     } else {
         // What we send carries no extension headers: the quote of one of our
         // datagrams has UDP right after the fixed header.
-        if (avail < kIpv6HeaderLen + kUdpHeaderLen || (ip[0] >> 4) != 6 || ip[6] != kIpProtoUdp)
-            return std::nullopt;
+        if (avail < kIpv6HeaderLen + kUdpHeaderLen || (ip[0] >> 4) != 6 || ip[6] != kIpProtoUdp) return std::nullopt;
         q.l4 = static_cast<uint16_t>(q.l3 + kIpv6HeaderLen);
         q.src.ip = IpAddress{IpAddress::Family::v6, {}};
         q.dst.ip = q.src.ip;
@@ -164,15 +161,17 @@ bool redirect_icmp_error(uint8_t* frame, const PacketView& v, const IcmpView& m,
         if (udp_csum == 0) udp_csum = 0xFFFF;
         store_be16(inner_udp + 6, udp_csum);
     }
-    if (v4) store_be16(inner_ip + 10, checksum_update_bytes(load_be16(inner_ip + 10), inner_src,
-                                                            backend.ip.bytes.data(), 4));
+    if (v4)
+        store_be16(inner_ip + 10,
+                   checksum_update_bytes(load_be16(inner_ip + 10), inner_src, backend.ip.bytes.data(), 4));
     std::memcpy(inner_src, backend.ip.bytes.data(), alen);
     inner_udp[0] = new_port[0];
     inner_udp[1] = new_port[1];
     uint8_t* outer_ip = frame + v.l3_offset;
     uint8_t* outer_dst = frame + v.dst_addr_offset();
-    if (v4) store_be16(outer_ip + 10, checksum_update_bytes(load_be16(outer_ip + 10), outer_dst,
-                                                            backend.ip.bytes.data(), 4));
+    if (v4)
+        store_be16(outer_ip + 10,
+                   checksum_update_bytes(load_be16(outer_ip + 10), outer_dst, backend.ip.bytes.data(), 4));
     std::memcpy(outer_dst, backend.ip.bytes.data(), alen);
     uint8_t* msg = frame + m.offset;
     store_be16(msg + 2, icmp_checksum(v.ip_version, outer_ip, msg, m.len));

@@ -81,8 +81,8 @@ std::optional<NeighborTable::Entry> NeighborTable::lookup(const IpAddress& ip, u
     return std::nullopt;
 }
 
-NeighborTable::Learn NeighborTable::learn(const IpAddress& ip, const MacAddress& mac, uint16_t port,
-                                          bool is_static, uint64_t now_ms) noexcept {
+NeighborTable::Learn NeighborTable::learn(const IpAddress& ip, const MacAddress& mac, uint16_t port, bool is_static,
+                                          uint64_t now_ms) noexcept {
     Key k = key_of(ip);
     uint64_t h = hash(ip);
     uint64_t mp = pack(mac, port);

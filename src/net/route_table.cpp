@@ -32,7 +32,8 @@ Result<RouteTable> RouteTable::build(const std::vector<PortPrefixes>& ports, con
         if (!r.port.empty()) {
             for (size_t i = 0; i < ports.size(); ++i)
                 if (ports[i].name == r.port) port = static_cast<uint16_t>(i);
-            if (!port) return Result<RouteTable>::fail("route " + r.prefix.to_string() + ": unknown port '" + r.port + "'");
+            if (!port)
+                return Result<RouteTable>::fail("route " + r.prefix.to_string() + ": unknown port '" + r.port + "'");
         } else {
             for (const auto& e : t.entries_)  // connected prefixes only so far
                 if (!port && e.prefix.contains(r.via)) port = e.port;

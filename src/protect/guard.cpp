@@ -68,8 +68,8 @@ std::shared_ptr<const ProtectSnapshot> ProtectSnapshot::assemble(
     return snap;
 }
 
-Result<std::unique_ptr<WorkerGuard>> WorkerGuard::create(std::shared_ptr<const ProtectSnapshot> snapshot,
-                                                         uint64_t seed, const WorkerGuard* previous) {
+Result<std::unique_ptr<WorkerGuard>> WorkerGuard::create(std::shared_ptr<const ProtectSnapshot> snapshot, uint64_t seed,
+                                                         const WorkerGuard* previous) {
     using R = Result<std::unique_ptr<WorkerGuard>>;
     if (!snapshot) return R::fail("no protect snapshot");
     std::unique_ptr<WorkerGuard> g(new WorkerGuard());
@@ -82,7 +82,8 @@ Result<std::unique_ptr<WorkerGuard>> WorkerGuard::create(std::shared_ptr<const P
         if (pp.rate_limit().enabled) {
             if (previous)
                 for (const auto& old : previous->pools_)
-                    if (old->limiter && old->name == p.name && old->limits == pp.rate_limit()) st->limiter = old->limiter;
+                    if (old->limiter && old->name == p.name && old->limits == pp.rate_limit())
+                        st->limiter = old->limiter;
             if (!st->limiter) {
                 auto rl = RateLimiter::create(pp.rate_limit(), seed ^ (0x9e3779b97f4a7c15ull * (g->pools_.size() + 1)));
                 if (!rl) return R::fail("pool '" + p.name + "': " + rl.message());
@@ -104,9 +105,7 @@ GuardDecision WorkerGuard::check(uint32_t pool_index, const uint8_t* payload, si
         RuleVerdict v = evaluate(*p.rules, payload, len, msg, scratch_, p.counters);
         d.rule = v.rule;
         switch (v.action) {
-            case RuleVerdict::Action::drop:
-                d.action = GuardDecision::Action::drop_rule;
-                return d;
+            case RuleVerdict::Action::drop: d.action = GuardDecision::Action::drop_rule; return d;
             case RuleVerdict::Action::route: {
                 // A target that is not in this snapshot leaves route_pool = kNoPool.
                 const auto& targets = snap_->pools()[pool_index].route_targets;

@@ -54,19 +54,29 @@ int on_match(unsigned int id, unsigned long long, unsigned long long, unsigned i
 
 bool parse_field(std::string_view text, Field& field, std::string& header) {
     header.clear();
-    if (text == "method") field = Field::method;
-    else if (text == "request_uri") field = Field::request_uri;
-    else if (text == "user_agent") field = Field::user_agent;
-    else if (text == "from") field = Field::from;
-    else if (text == "to") field = Field::to;
+    if (text == "method")
+        field = Field::method;
+    else if (text == "request_uri")
+        field = Field::request_uri;
+    else if (text == "user_agent")
+        field = Field::user_agent;
+    else if (text == "from")
+        field = Field::from;
+    else if (text == "to")
+        field = Field::to;
     else if (text.starts_with("header:") && text.size() > 7) {
         std::string name = lower(text.substr(7));
         // Headers the parser already located: reuse its span, no second search.
-        if (name == "user-agent") field = Field::user_agent;
-        else if (name == "from" || name == "f") field = Field::from;
-        else if (name == "to" || name == "t") field = Field::to;
-        else if (name == "call-id" || name == "i") field = Field::call_id;
-        else if (name == "cseq") field = Field::cseq;
+        if (name == "user-agent")
+            field = Field::user_agent;
+        else if (name == "from" || name == "f")
+            field = Field::from;
+        else if (name == "to" || name == "t")
+            field = Field::to;
+        else if (name == "call-id" || name == "i")
+            field = Field::call_id;
+        else if (name == "cseq")
+            field = Field::cseq;
         else {
             field = Field::header;
             header = std::move(name);
@@ -94,8 +104,7 @@ Result<std::shared_ptr<const CompiledRules>> CompiledRules::build(std::span<cons
         if (!parse_field(r.field, info.field, info.header))
             return Result<std::shared_ptr<const CompiledRules>>::fail(where(i) + ": '" + r.field +
                                                                       "' is not a rule field");
-        if (r.pattern.empty())
-            return Result<std::shared_ptr<const CompiledRules>>::fail(where(i) + ": empty pattern");
+        if (r.pattern.empty()) return Result<std::shared_ptr<const CompiledRules>>::fail(where(i) + ": empty pattern");
         if (r.action == RuleAction::route) {
             info.route_pool = r.route_pool;
             if (!pool_names.empty()) {
@@ -186,8 +195,8 @@ RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t 
         sip::Span s = field_span(payload, len, msg, d.field, d.header);
         if (s.empty() || s.end() > len) continue;
         m.floor = d.first_rule;
-        hs_error_t e = hs_scan(d.db, reinterpret_cast<const char*>(payload) + s.offset, s.length, 0, scratch.s_,
-                               on_match, &m);
+        hs_error_t e =
+            hs_scan(d.db, reinterpret_cast<const char*>(payload) + s.offset, s.length, 0, scratch.s_, on_match, &m);
         if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) counters.scan_error();
     }
     if (m.best == kNoRule) return v;

@@ -15,11 +15,26 @@ struct CompactForm {
 
 // RFC 3261 section 20 and the IANA SIP header registry.
 constexpr CompactForm kCompactForms[] = {
-    {'a', "accept-contact"}, {'b', "referred-by"},     {'c', "content-type"},        {'d', "request-disposition"},
-    {'e', "content-encoding"}, {'f', "from"},          {'i', "call-id"},             {'j', "reject-contact"},
-    {'k', "supported"},       {'l', "content-length"}, {'m', "contact"},             {'n', "identity-info"},
-    {'o', "event"},           {'r', "refer-to"},       {'s', "subject"},             {'t', "to"},
-    {'u', "allow-events"},    {'v', "via"},            {'x', "session-expires"},     {'y', "identity"},
+    {'a', "accept-contact"},
+    {'b', "referred-by"},
+    {'c', "content-type"},
+    {'d', "request-disposition"},
+    {'e', "content-encoding"},
+    {'f', "from"},
+    {'i', "call-id"},
+    {'j', "reject-contact"},
+    {'k', "supported"},
+    {'l', "content-length"},
+    {'m', "contact"},
+    {'n', "identity-info"},
+    {'o', "event"},
+    {'r', "refer-to"},
+    {'s', "subject"},
+    {'t', "to"},
+    {'u', "allow-events"},
+    {'v', "via"},
+    {'x', "session-expires"},
+    {'y', "identity"},
 };
 
 inline uint8_t lower(uint8_t c) noexcept { return (c >= 'A' && c <= 'Z') ? uint8_t(c | 0x20) : c; }
@@ -42,7 +57,8 @@ Span find_header(const uint8_t* d, size_t n, const SipMessage& msg, std::string_
     // The other spelling of the same header, if it has a compact form.
     std::string_view alias;
     for (const auto& cf : kCompactForms) {
-        if (name.size() == 1 && lower(uint8_t(name[0])) == uint8_t(cf.letter)) alias = cf.name;
+        if (name.size() == 1 && lower(uint8_t(name[0])) == uint8_t(cf.letter))
+            alias = cf.name;
         else if (ci_equal(reinterpret_cast<const uint8_t*>(name.data()), name.size(), cf.name))
             alias = std::string_view(&cf.letter, 1);
         if (!alias.empty()) break;
@@ -105,8 +121,10 @@ Span uri_host(const uint8_t* d, Span value) noexcept {
     for (size_t i = b; i < end; ++i) {
         const uint8_t c = d[i];
         if (quoted) {
-            if (c == '\\') ++i;
-            else if (c == '"') quoted = false;
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                quoted = false;
             continue;
         }
         if (c == '"') {

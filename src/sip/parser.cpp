@@ -243,9 +243,12 @@ Span first_via_parm(const uint8_t* d, size_t b, size_t e, size_t n) noexcept {
             bool quoted = false;
             for (i = b; i < e; ++i) {
                 const uint8_t c = d[i];
-                if (c == '"') quoted = !quoted;
-                else if (c == '\\' && quoted) ++i;
-                else if (c == ',' && !quoted) break;
+                if (c == '"')
+                    quoted = !quoted;
+                else if (c == '\\' && quoted)
+                    ++i;
+                else if (c == ',' && !quoted)
+                    break;
             }
             if (i > e) i = e;
         }
@@ -308,11 +311,16 @@ Span find_tag(const uint8_t* d, size_t b, size_t e, size_t n) noexcept {
     for (size_t i = p; i < e; ++i) {
         const uint8_t c = d[i];
         if (quoted) {
-            if (c == '\\') ++i;
-            else if (c == '"') quoted = false;
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                quoted = false;
             continue;
         }
-        if (c == '"') { quoted = true; continue; }
+        if (c == '"') {
+            quoted = true;
+            continue;
+        }
         if (c != ';') continue;
         const Span t = tag_value_at(d, i + 1, e);
         if (!t.empty()) return t;
@@ -404,17 +412,21 @@ inline void reject(SipMessage& m, RejectReason r) noexcept {
 // balancer needs; false if the message is rejected. A plain function rather
 // than a lambda over the loop's variables, which would keep them in memory.
 template <bool kFull>
-bool finish_header(const uint8_t* d, size_t n, Hdr cur, size_t vb, size_t ve, bool& via_seen,
-                   SipMessage& m) noexcept {
+bool finish_header(const uint8_t* d, size_t n, Hdr cur, size_t vb, size_t ve, bool& via_seen, SipMessage& m) noexcept {
     switch (cur) {
-        case Hdr::none:
-            break;
+        case Hdr::none: break;
         case Hdr::call_id: {
-            if (ve == vb) { reject(m, RejectReason::bad_call_id); return false; }
+            if (ve == vb) {
+                reject(m, RejectReason::bad_call_id);
+                return false;
+            }
             if (m.call_id.empty()) {
                 m.call_id = make_span(vb, ve);
             } else if (m.call_id.length != ve - vb || std::memcmp(d + m.call_id.offset, d + vb, ve - vb) != 0) {
-                { reject(m, RejectReason::conflicting_call_id); return false; }
+                {
+                    reject(m, RejectReason::conflicting_call_id);
+                    return false;
+                }
             }
             break;
         }
@@ -490,8 +502,7 @@ Method method_from_token(std::string_view t) noexcept {
         case 9:
             if (t == "SUBSCRIBE") return Method::subscribe;
             break;
-        default:
-            break;
+        default: break;
     }
     return Method::other;
 }
@@ -591,26 +602,35 @@ void parse_message(const uint8_t* d, size_t n, SipMessage& m) noexcept {
         size_t name_len = 0;
         switch (c0 | 0x20) {
             case 'c':
-                if (name_is<"call-id">(p, avail, room)) cur = Hdr::call_id, name_len = 7;
-                else if (name_is<"cseq">(p, avail, room)) cur = Hdr::cseq, name_len = 4;
-                else if (name_is<"content-length">(p, avail, room)) cur = Hdr::content_length, name_len = 14;
+                if (name_is<"call-id">(p, avail, room))
+                    cur = Hdr::call_id, name_len = 7;
+                else if (name_is<"cseq">(p, avail, room))
+                    cur = Hdr::cseq, name_len = 4;
+                else if (name_is<"content-length">(p, avail, room))
+                    cur = Hdr::content_length, name_len = 14;
                 break;
             case 'i':
                 if (name_is<"i">(p, avail, room)) cur = Hdr::call_id, name_len = 1;
                 break;
             case 'v':
                 if (!via_seen) {
-                    if (name_is<"v">(p, avail, room)) cur = Hdr::via, name_len = 1;
-                    else if (name_is<"via">(p, avail, room)) cur = Hdr::via, name_len = 3;
+                    if (name_is<"v">(p, avail, room))
+                        cur = Hdr::via, name_len = 1;
+                    else if (name_is<"via">(p, avail, room))
+                        cur = Hdr::via, name_len = 3;
                 }
                 break;
             case 'f':
-                if (name_is<"f">(p, avail, room)) cur = Hdr::from, name_len = 1;
-                else if (name_is<"from">(p, avail, room)) cur = Hdr::from, name_len = 4;
+                if (name_is<"f">(p, avail, room))
+                    cur = Hdr::from, name_len = 1;
+                else if (name_is<"from">(p, avail, room))
+                    cur = Hdr::from, name_len = 4;
                 break;
             case 't':
-                if (name_is<"t">(p, avail, room)) cur = Hdr::to, name_len = 1;
-                else if (name_is<"to">(p, avail, room)) cur = Hdr::to, name_len = 2;
+                if (name_is<"t">(p, avail, room))
+                    cur = Hdr::to, name_len = 1;
+                else if (name_is<"to">(p, avail, room))
+                    cur = Hdr::to, name_len = 2;
                 break;
             case 'l':
                 if (name_is<"l">(p, avail, room)) cur = Hdr::content_length, name_len = 1;
@@ -621,8 +641,7 @@ void parse_message(const uint8_t* d, size_t n, SipMessage& m) noexcept {
             case 'u':
                 if (name_is<"user-agent">(p, avail, room)) cur = Hdr::user_agent, name_len = 10;
                 break;
-            default:
-                break;
+            default: break;
         }
         if (cur == Hdr::none) {
             if (!is_token(c0) || !line_has_colon(d, ls, ce, n)) return reject(m, RejectReason::bad_header);

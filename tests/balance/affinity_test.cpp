@@ -38,7 +38,7 @@ TEST(Affinity, InsertLookupExpire) {
     ASSERT_TRUE(hit.has_value());
     EXPECT_EQ(hit->backend_id, 77u);
     EXPECT_EQ(hit->expiry_s, 164u);
-    EXPECT_FALSE(t->lookup(key, 164).has_value());  // idle time elapsed
+    EXPECT_FALSE(t->lookup(key, 164).has_value());            // idle time elapsed
     EXPECT_FALSE(t->lookup(key ^ 0x10000, 120).has_value());  // other key, same bucket
     EXPECT_EQ(t->count_live(120), 1u);
     EXPECT_EQ(t->count_live(200), 0u);
@@ -47,7 +47,7 @@ TEST(Affinity, InsertLookupExpire) {
 TEST(Affinity, RefreshNeverShortensAndReplacesBackend) {
     auto t = make(1024);
     const uint64_t key = 42ull << 20;
-    EXPECT_EQ(t->upsert(key, 1, 7200, 0), Store::inserted);    // dialog
+    EXPECT_EQ(t->upsert(key, 1, 7200, 0), Store::inserted);       // dialog
     EXPECT_EQ(t->upsert(key, 1, 64 + 10, 10), Store::unchanged);  // in-dialog transaction
     EXPECT_EQ(t->lookup(key, 100)->expiry_s, 7200u);
     EXPECT_EQ(t->upsert(key, 1, 7300, 100), Store::refreshed);

@@ -48,8 +48,7 @@ TEST(ClientVips, PoolsKeepTheirOwnEntriesAndFullBucketsEvict) {
     EXPECT_EQ(t->lookup(*trunk, client, 10), 1);
     // Sixteen entries in four buckets: more clients than that evict live ones.
     bool evicted = false;
-    for (uint64_t c = 1; c < 200; ++c)
-        evicted |= t->record(*lund, c * 0x9E3779B97F4A7C15ull, 1, 10) == Store::evicted;
+    for (uint64_t c = 1; c < 200; ++c) evicted |= t->record(*lund, c * 0x9E3779B97F4A7C15ull, 1, 10) == Store::evicted;
     EXPECT_TRUE(evicted);
     EXPECT_FALSE(ClientVipTable::create(1000).ok());
 }

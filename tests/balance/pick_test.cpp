@@ -155,8 +155,8 @@ TEST(Pick, AffinityKeepsCallsWhenABackendIsAdded) {
 }
 
 TEST(Pick, AliveBackendsKeepCallsDeadOnesLoseThem) {
-    for (BackendState s : {BackendState::draining, BackendState::overloaded, BackendState::down,
-                           BackendState::disabled}) {
+    for (BackendState s :
+         {BackendState::draining, BackendState::overloaded, BackendState::down, BackendState::disabled}) {
         auto table = std::move(AffinityTable::create(1024).value());
         auto spec = make_spec(10);
         auto pool = build(spec);
@@ -204,7 +204,7 @@ TEST(Pick, DialogAndTransactionIdleTimesAndRefresh) {
     EXPECT_EQ(pick(*pool, 1, false, 1000, table.get()).reason, Reason::table);
     EXPECT_EQ(pick(*pool, 1, false, 1060, table.get()).reason, Reason::affinity);  // refreshes to 1124
     EXPECT_EQ(pick(*pool, 1, false, 1120, table.get()).reason, Reason::affinity);
-    EXPECT_EQ(pick(*pool, 1, false, 1185, table.get()).reason, Reason::table);    // idle > 64 s
+    EXPECT_EQ(pick(*pool, 1, false, 1185, table.get()).reason, Reason::table);  // idle > 64 s
     // INVITE: 2 h; an in-dialog transaction does not shorten it.
     EXPECT_EQ(pick(*pool, 2, true, 1000, table.get()).reason, Reason::table);
     EXPECT_EQ(pick(*pool, 2, false, 1010, table.get()).reason, Reason::affinity);
@@ -278,8 +278,8 @@ TEST(DataplaneSnapshot, EveryOneOfAThousandBackendsIsFound) {
     big.name = "big";
     big.listen = {*Endpoint::parse("198.51.100.30:5060"), *Endpoint::parse("[2001:db8::30]:5060")};
     for (int i = 0; i < 1000; ++i) {
-        big.backends.push_back({*Endpoint::parse("10." + std::to_string(i / 250) + "." + std::to_string(i % 250) + ".1:" +
-                                                 std::to_string(5060 + i % 3)),
+        big.backends.push_back({*Endpoint::parse("10." + std::to_string(i / 250) + "." + std::to_string(i % 250) +
+                                                 ".1:" + std::to_string(5060 + i % 3)),
                                 1});
         big.backends.push_back({*Endpoint::parse("[2001:db8:1::" + std::to_string(i) + "]:5060"), 1});
     }

@@ -112,8 +112,8 @@ TEST(Qsbr, WorkersPickWhileSnapshotsAreSwapped) {
         spec.listen = {*Endpoint::parse("198.51.100.10:5060")};
         spec.table_size = 1009;
         for (uint32_t i = 0; i < 8; ++i)
-            spec.backends.push_back({testing::backend_endpoint(i), 1,
-                                     (i + version) % 8 == 0 ? BackendState::down : BackendState::active});
+            spec.backends.push_back(
+                {testing::backend_endpoint(i), 1, (i + version) % 8 == 0 ? BackendState::down : BackendState::active});
         auto pool = PoolSnapshot::build(spec, version);
         auto snap = DataplaneSnapshot::build({*pool}, version);
         return std::move(snap.value());
@@ -139,8 +139,7 @@ TEST(Qsbr, WorkersPickWhileSnapshotsAreSwapped) {
                         continue;
                     }
                     Decision d = pick(*ref.pool, h % 4096, true, 1, affinity.get());
-                    if (d.reason == Decision::Reason::no_backend || d.entry->state == BackendState::down)
-                        bad = true;
+                    if (d.reason == Decision::Reason::no_backend || d.entry->state == BackendState::down) bad = true;
                 }
                 pub.quiescent(id);
             }

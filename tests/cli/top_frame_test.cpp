@@ -104,8 +104,12 @@ protected:
         in.cur = ask(CommandKind::stats);
         in.backends = ask(CommandKind::backends);
         in.elapsed_s = static_cast<double>(elapsed);
-        in.status = {{"version", "0.1.0"},   {"pid", 4242},       {"uptime_s", 3725}, {"dataplane", "running"},
-                     {"workers", 2},         {"snapshot_version", 7},
+        in.status = {{"version", "0.1.0"},
+                     {"pid", 4242},
+                     {"uptime_s", 3725},
+                     {"dataplane", "running"},
+                     {"workers", 2},
+                     {"snapshot_version", 7},
                      {"worker_status", json::array({{{"worker", 0}, {"loops", 5}, {"stalled", false}},
                                                     {{"worker", 1}, {"loops", 9}, {"stalled", false}}})}};
         return in;

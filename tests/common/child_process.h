@@ -63,8 +63,10 @@ public:
         int status = 0;
         bool reaped = false;
         for (int i = 0; i < 200 && !reaped; ++i) {
-            if (waitpid(pid_, &status, WNOHANG) == pid_) reaped = true;
-            else std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            if (waitpid(pid_, &status, WNOHANG) == pid_)
+                reaped = true;
+            else
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         if (!reaped) {
             kill(pid_, SIGKILL);
@@ -135,9 +137,7 @@ public:
         std::filesystem::remove_all(path_, ec);
     }
     std::string file(const std::string& name) const { return (path_ / name).string(); }
-    void write(const std::string& name, const std::string& text) const {
-        std::ofstream(file(name)) << text;
-    }
+    void write(const std::string& name, const std::string& text) const { std::ofstream(file(name)) << text; }
 
 private:
     std::filesystem::path path_;
@@ -153,11 +153,19 @@ public:
         std::string conf;
         for (const auto& r : records) conf += r + "\n";
         dir_.write("dnsmasq.conf", conf);
-        std::vector<std::string> argv = {
-            "/usr/sbin/dnsmasq", "--keep-in-foreground", "--port=" + std::to_string(port_),
-            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts", "--no-negcache",
-            "--pid-file=" + dir_.file("dnsmasq.pid"), "--local-ttl=" + std::to_string(local_ttl),
-            "--conf-file=" + dir_.file("dnsmasq.conf"), "--log-queries", "--log-facility=-"};
+        std::vector<std::string> argv = {"/usr/sbin/dnsmasq",
+                                         "--keep-in-foreground",
+                                         "--port=" + std::to_string(port_),
+                                         "--listen-address=127.0.0.1",
+                                         "--bind-interfaces",
+                                         "--no-resolv",
+                                         "--no-hosts",
+                                         "--no-negcache",
+                                         "--pid-file=" + dir_.file("dnsmasq.pid"),
+                                         "--local-ttl=" + std::to_string(local_ttl),
+                                         "--conf-file=" + dir_.file("dnsmasq.conf"),
+                                         "--log-queries",
+                                         "--log-facility=-"};
         if (geteuid() == 0) argv.push_back("--user=root");  // keep access to the temp dir
         proc_.start(argv, dir_.file("dnsmasq.out"));
         return wait_udp_port("127.0.0.1", port_, std::chrono::seconds(5));

@@ -35,9 +35,7 @@ Config load(const std::string& text) {
 
 }  // namespace
 
-TEST(ConfigDiff, IdenticalConfigsHaveNoChanges) {
-    EXPECT_THAT(describe_changes(load(kBase), load(kBase)), IsEmpty());
-}
+TEST(ConfigDiff, IdenticalConfigsHaveNoChanges) { EXPECT_THAT(describe_changes(load(kBase), load(kBase)), IsEmpty()); }
 
 TEST(ConfigDiff, BackendsAddedRemovedReweighted) {
     Config a = load(kBase);
@@ -53,11 +51,10 @@ name = "lund"
 listen = ["203.0.113.10:5060", "203.0.113.11:5060"]
 backends = [{ address = "198.51.100.12:5060", weight = 5 }, "198.51.100.13:5060"]
 )");
-    EXPECT_THAT(describe_changes(a, b),
-                UnorderedElementsAre("pool lund: VIP 203.0.113.11:5060 added",
-                                     "pool lund: backend 198.51.100.11:5060 removed",
-                                     "pool lund: backend 198.51.100.12:5060 reweighted 2 -> 5",
-                                     "pool lund: backend 198.51.100.13:5060 added (weight 1)"));
+    EXPECT_THAT(describe_changes(a, b), UnorderedElementsAre("pool lund: VIP 203.0.113.11:5060 added",
+                                                             "pool lund: backend 198.51.100.11:5060 removed",
+                                                             "pool lund: backend 198.51.100.12:5060 reweighted 2 -> 5",
+                                                             "pool lund: backend 198.51.100.13:5060 added (weight 1)"));
     EXPECT_THAT(restart_required_changes(a, b), IsEmpty());
 }
 

@@ -383,8 +383,10 @@ TEST(ConfigErrors, UnknownKeysEverywhere) {
 
 TEST(Config, AfPacketFrameSizeMustFitTheMbuf) {
     auto port = [](const std::string& mbuf_size, const std::string& args) {
-        return "[dataplane]\n" + mbuf_size + "[[dataplane.port]]\nname = \"ext\"\ndevice = \"net_af_packet0\"\n"
-               "vdev_args = \"" + args + "\"\naddresses = [\"192.0.2.1/24\"]\n" + kMinimalPool;
+        return "[dataplane]\n" + mbuf_size +
+               "[[dataplane.port]]\nname = \"ext\"\ndevice = \"net_af_packet0\"\n"
+               "vdev_args = \"" +
+               args + "\"\naddresses = [\"192.0.2.1/24\"]\n" + kMinimalPool;
     };
     // The default frame (2048) fits the default data room (2176); 4096 needs 4192.
     EXPECT_TRUE(parse_config(port("", "iface=v0"), "t.toml"));
@@ -414,7 +416,8 @@ TEST(ConfigErrors, WrongTypes) {
     EXPECT_THAT(parse_err("[dataplane]\nworkers = \"2\"\n"),
                 HasSubstr("t.toml:2:11: dataplane.workers: expected an integer, got a string"));
     EXPECT_THAT(parse_err("[health]\nenabled = 1\n"), HasSubstr("health.enabled: expected true or false"));
-    EXPECT_THAT(parse_err("[dataplane]\nannounce = \"yes\"\n"), HasSubstr("dataplane.announce: expected true or false"));
+    EXPECT_THAT(parse_err("[dataplane]\nannounce = \"yes\"\n"),
+                HasSubstr("dataplane.announce: expected true or false"));
     EXPECT_THAT(parse_err("[control]\nsocket = 5\n"), HasSubstr("control.socket: expected a string"));
     EXPECT_THAT(parse_err("control = 1\n"), HasSubstr("control: expected a table"));
     EXPECT_THAT(parse_err("[pool]\nname = \"x\"\n"), HasSubstr("pool: expected an array of tables ([[pool]])"));
@@ -436,13 +439,16 @@ TEST(ConfigErrors, OutOfRangeNumbers) {
     EXPECT_THAT(parse_err("[dataplane]\nworkers = -1\n"), HasSubstr("dataplane.workers: -1 is out of range"));
     EXPECT_THAT(parse_err("[health]\njitter = 0.6\n"), HasSubstr("health.jitter: 0.6 is out of range 0..0.5"));
     EXPECT_THAT(parse_err("[health]\njitter = nan\n"), HasSubstr("health.jitter"));
-    EXPECT_THAT(parse_err("[health]\npanic_threshold = 1.5\n"), HasSubstr("health.panic_threshold: 1.5 is out of range 0..1"));
+    EXPECT_THAT(parse_err("[health]\npanic_threshold = 1.5\n"),
+                HasSubstr("health.panic_threshold: 1.5 is out of range 0..1"));
     EXPECT_THAT(parse_err("[health]\nup_after = 0\n"), HasSubstr("health.up_after: 0 is out of range 1.."));
     EXPECT_THAT(parse_err("[health]\ndown_after = 0\n"), HasSubstr("health.down_after: 0 is out of range 1.."));
-    EXPECT_THAT(parse_err("[health]\noverload_codes = [200]\n"), HasSubstr("health.overload_codes[0]: 200 is out of range"));
+    EXPECT_THAT(parse_err("[health]\noverload_codes = [200]\n"),
+                HasSubstr("health.overload_codes[0]: 200 is out of range"));
     EXPECT_THAT(parse_err("[health]\ninterval_ms = 1000\ntimeout_ms = 2000\n"),
                 HasSubstr("timeout_ms (2000) must not exceed interval_ms (1000)"));
-    EXPECT_THAT(parse_err("[dns]\nttl_floor_s = 100\nttl_ceiling_s = 10\n"), HasSubstr("dns.ttl_floor_s: must not exceed"));
+    EXPECT_THAT(parse_err("[dns]\nttl_floor_s = 100\nttl_ceiling_s = 10\n"),
+                HasSubstr("dns.ttl_floor_s: must not exceed"));
     EXPECT_THAT(parse_err("[dataplane]\nmbufs = 600\nmbuf_cache = 512\n"), HasSubstr("dataplane.mbuf_cache"));
     EXPECT_THAT(parse_err("[dataplane]\nrx_ring = 1000\n"), HasSubstr("dataplane.rx_ring: must be a power of two"));
 }
@@ -456,46 +462,58 @@ TEST(ConfigErrors, AffinityCapacityPowerOfTwo) {
 }
 
 TEST(ConfigErrors, ControlKeys) {
-    EXPECT_THAT(parse_err("[control]\nsocket_mode = \"0960\"\n"), HasSubstr("control.socket_mode: '0960' is not an octal"));
+    EXPECT_THAT(parse_err("[control]\nsocket_mode = \"0960\"\n"),
+                HasSubstr("control.socket_mode: '0960' is not an octal"));
     EXPECT_THAT(parse_err("[control]\nsocket_mode = \"0066\"\n"), HasSubstr("must give the owner read and write"));
-    EXPECT_THAT(parse_err("[control]\nmetrics = \"127.0.0.1\"\n"), HasSubstr("control.metrics: '127.0.0.1' is not an address:port"));
+    EXPECT_THAT(parse_err("[control]\nmetrics = \"127.0.0.1\"\n"),
+                HasSubstr("control.metrics: '127.0.0.1' is not an address:port"));
     EXPECT_THAT(parse_err("[control]\nsocket = \"\"\n"), HasSubstr("control.socket: socket path must be"));
-    EXPECT_THAT(parse_err("[control]\nsocket_group = \"a b\"\n"), HasSubstr("control.socket_group: 'a b' is not a valid name"));
+    EXPECT_THAT(parse_err("[control]\nsocket_group = \"a b\"\n"),
+                HasSubstr("control.socket_group: 'a b' is not a valid name"));
     EXPECT_THAT(parse_err("[log]\nlevel = \"verbose\"\n"), HasSubstr("log.level: 'verbose' is not a log level"));
 }
 
 TEST(ConfigErrors, TableSize) {
-    std::string pool = "[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\"]\nbackends = [\"198.51.100.1:5060\", \"198.51.100.2:5060\", \"198.51.100.3:5060\"]\n";
+    std::string pool =
+        "[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\"]\nbackends = [\"198.51.100.1:5060\", "
+        "\"198.51.100.2:5060\", \"198.51.100.3:5060\"]\n";
     EXPECT_THAT(parse_err(pool + "table_size = 65536\n"),
                 HasSubstr("t.toml:5:14: pool[0].table_size: 65536 is not prime (next prime: 65537)"));
     EXPECT_THAT(parse_err(pool + "table_size = 3\n"), HasSubstr("pool[0].table_size: 3 is out of range"));
     EXPECT_THAT(parse_err(pool.substr(0, pool.size() - 2) + ", " +
-                          "\"198.51.100.4:5060\", \"198.51.100.5:5060\", \"198.51.100.6:5060\", \"198.51.100.7:5060\"]\ntable_size = 7\n"),
-                HasSubstr("pool[0].table_size: 7 must exceed the number of backends (7); use a prime at least 100x that, e.g. 701"));
+                          "\"198.51.100.4:5060\", \"198.51.100.5:5060\", \"198.51.100.6:5060\", "
+                          "\"198.51.100.7:5060\"]\ntable_size = 7\n"),
+                HasSubstr("pool[0].table_size: 7 must exceed the number of backends (7); use a prime at least 100x "
+                          "that, e.g. 701"));
 }
 
 TEST(ConfigErrors, PoolNames) {
-    EXPECT_THAT(parse_err("[[pool]]\nname = \"Lund\"\nlisten = [\"203.0.113.1:5060\"]\nbackends = [\"198.51.100.1:5060\"]\n"),
+    EXPECT_THAT(parse_err(
+                    "[[pool]]\nname = \"Lund\"\nlisten = [\"203.0.113.1:5060\"]\nbackends = [\"198.51.100.1:5060\"]\n"),
                 HasSubstr("pool[0].name: 'Lund' is not a valid pool name"));
     EXPECT_THAT(parse_err("[[pool]]\nname = \"" + std::string(33, 'a') +
                           "\"\nlisten = [\"203.0.113.1:5060\"]\nbackends = [\"198.51.100.1:5060\"]\n"),
                 HasSubstr("is not a valid pool name"));
     EXPECT_THAT(parse_err("[[pool]]\nlisten = [\"203.0.113.1:5060\"]\nbackends = [\"198.51.100.1:5060\"]\n"),
                 HasSubstr("t.toml:1:1: pool[0]: missing key 'name'"));
-    std::string e = parse_err(std::string(kMinimalPool) + "[[pool]]\nname = \"lund\"\nlisten = [\"203.0.113.11:5060\"]\nbackends = [\"198.51.100.1:5060\"]\n");
+    std::string e =
+        parse_err(std::string(kMinimalPool) +
+                  "[[pool]]\nname = \"lund\"\nlisten = [\"203.0.113.11:5060\"]\nbackends = [\"198.51.100.1:5060\"]\n");
     EXPECT_THAT(e, HasSubstr("pool[1].name: duplicate pool name 'lund' (first at pool[0])"));
 }
 
 TEST(ConfigErrors, VipUsedByTwoPools) {
-    std::string e = parse_err(std::string(kMinimalPool) +
-                              "[[pool]]\nname = \"trunk\"\nlisten = [\"203.0.113.10:5060\"]\nbackends = [\"198.51.100.1:5060\"]\n");
+    std::string e =
+        parse_err(std::string(kMinimalPool) +
+                  "[[pool]]\nname = \"trunk\"\nlisten = [\"203.0.113.10:5060\"]\nbackends = [\"198.51.100.1:5060\"]\n");
     EXPECT_THAT(e, HasSubstr("t.toml:8:11: pool[1].listen: VIP 203.0.113.10:5060 is already used by pool 'lund'"));
 }
 
 TEST(ConfigErrors, ListenMistakes) {
     EXPECT_THAT(parse_err("[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1\"]\nbackends = [\"198.51.100.1:5060\"]\n"),
                 HasSubstr("pool[0].listen[0]: '203.0.113.1' has no port (write \"203.0.113.1:5060\")"));
-    EXPECT_THAT(parse_err("[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\", \"203.0.113.1:5060\"]\nbackends = [\"198.51.100.1:5060\"]\n"),
+    EXPECT_THAT(parse_err("[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\", \"203.0.113.1:5060\"]\nbackends = "
+                          "[\"198.51.100.1:5060\"]\n"),
                 HasSubstr("pool[0].listen[1]: duplicate VIP 203.0.113.1:5060"));
     EXPECT_THAT(parse_err("[[pool]]\nname = \"x\"\nbackends = [\"198.51.100.1:5060\"]\n"),
                 HasSubstr("pool[0].listen: pool 'x' has no 'listen' VIPs and no rule routes to it"));
@@ -505,11 +523,14 @@ TEST(ConfigErrors, BackendMistakes) {
     std::string head = "[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\"]\n";
     EXPECT_THAT(parse_err(head + "backends = [\"198.51.100.1:5060\", { address = \"198.51.100.1:5060\" }]\n"),
                 HasSubstr("pool[0].backends[1]: duplicate backend 198.51.100.1:5060"));
-    EXPECT_THAT(parse_err(head + "backends = [\"198.51.100.1\"]\n"), HasSubstr("'198.51.100.1' is not an address:port"));
-    EXPECT_THAT(parse_err(head + "backends = [{ weight = 2 }]\n"), HasSubstr("pool[0].backends[0]: missing key 'address'"));
+    EXPECT_THAT(parse_err(head + "backends = [\"198.51.100.1\"]\n"),
+                HasSubstr("'198.51.100.1' is not an address:port"));
+    EXPECT_THAT(parse_err(head + "backends = [{ weight = 2 }]\n"),
+                HasSubstr("pool[0].backends[0]: missing key 'address'"));
     EXPECT_THAT(parse_err(head + "backends = [{ address = \"198.51.100.1:5060\", weight = -1 }]\n"),
                 HasSubstr("pool[0].backends[0].weight: -1 is out of range"));
-    EXPECT_THAT(parse_err(head + "backends = []\n"), HasSubstr("pool[0]: pool 'x' has neither 'backends' nor 'dns' names"));
+    EXPECT_THAT(parse_err(head + "backends = []\n"),
+                HasSubstr("pool[0]: pool 'x' has neither 'backends' nor 'dns' names"));
     EXPECT_THAT(parse_err(head), HasSubstr("has neither 'backends' nor 'dns' names"));
 }
 
@@ -530,8 +551,9 @@ TEST(ConfigErrors, BackendAtAVipAddress) {
 }
 
 TEST(ConfigErrors, BackendAtAPortAddress) {
-    const std::string port = "[[dataplane.port]]\nname = \"int\"\ndevice = \"net_null0\"\n"
-                             "addresses = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]\n";
+    const std::string port =
+        "[[dataplane.port]]\nname = \"int\"\ndevice = \"net_null0\"\n"
+        "addresses = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]\n";
     // Backends on-link of the port are what ports are for.
     EXPECT_EQ(parse_ok(port + kMinimalPool).pools.size(), 1u);
     const std::string head = "[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\"]\n";
@@ -546,13 +568,15 @@ TEST(ConfigErrors, BackendAtAPortAddress) {
 
 TEST(ConfigErrors, DnsNames) {
     std::string head = "[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\"]\n";
-    EXPECT_THAT(parse_err(head + "dns = [\"sip..example.net\"]\n"), HasSubstr("pool[0].dns[0]: 'sip..example.net' is not a valid DNS name: empty label"));
+    EXPECT_THAT(parse_err(head + "dns = [\"sip..example.net\"]\n"),
+                HasSubstr("pool[0].dns[0]: 'sip..example.net' is not a valid DNS name: empty label"));
     EXPECT_THAT(parse_err(head + "dns = [\"sip_x.example.net\"]\n"), HasSubstr("is not a valid DNS name"));
     EXPECT_THAT(parse_err(head + "dns = [\"_sip._tcp.example.net\"]\n"), HasSubstr("siplb balances UDP"));
     EXPECT_THAT(parse_err(head + "dns = [\"198.51.100.1\"]\n"), HasSubstr("looks like an address"));
     EXPECT_THAT(parse_err(head + "dns = [\"-a.example.net\"]\n"), HasSubstr("starts or ends with '-'"));
     EXPECT_THAT(parse_err(head + "dns = [\"a.example.net\", \"a.example.net\"]\n"), HasSubstr("duplicate DNS name"));
-    EXPECT_THAT(parse_err("[dns]\nresolvers = [\"dns.example.net\"]\n"), HasSubstr("dns.resolvers[0]: 'dns.example.net' is not an address"));
+    EXPECT_THAT(parse_err("[dns]\nresolvers = [\"dns.example.net\"]\n"),
+                HasSubstr("dns.resolvers[0]: 'dns.example.net' is not an address"));
     EXPECT_TRUE(valid_dns_name("_sip._udp.lund.example.net."));
     EXPECT_TRUE(valid_dns_name("sip-1.example.net"));
     EXPECT_FALSE(valid_dns_name(std::string(64, 'a') + ".net"));
@@ -563,24 +587,31 @@ TEST(ConfigErrors, PoolEnumsAndRanges) {
     EXPECT_THAT(parse_err(pool + "mode = \"dsr\"\n"), HasSubstr("pool[0].mode: 'dsr' is not a mode (nat, ipip)"));
     EXPECT_THAT(parse_err(pool + "default_port = 0\n"), HasSubstr("pool[0].default_port: 0 is out of range"));
     EXPECT_THAT(parse_err(pool + "seed = -5\n"), HasSubstr("pool[0].seed: -5 is out of range"));
-    EXPECT_THAT(parse_err(pool + "[pool.health]\njitter = 0.9\n"), HasSubstr("pool[0].health.jitter: 0.9 is out of range"));
-    EXPECT_THAT(parse_err(pool + "[pool.rate_limit]\ntable_size = 5000\n"), HasSubstr("pool[0].rate_limit.table_size: 5000 is not a power of two"));
-    EXPECT_THAT(parse_err(pool + "[pool.rate_limit]\nrequests_per_s = 0\n"), HasSubstr("pool[0].rate_limit.requests_per_s"));
+    EXPECT_THAT(parse_err(pool + "[pool.health]\njitter = 0.9\n"),
+                HasSubstr("pool[0].health.jitter: 0.9 is out of range"));
+    EXPECT_THAT(parse_err(pool + "[pool.rate_limit]\ntable_size = 5000\n"),
+                HasSubstr("pool[0].rate_limit.table_size: 5000 is not a power of two"));
+    EXPECT_THAT(parse_err(pool + "[pool.rate_limit]\nrequests_per_s = 0\n"),
+                HasSubstr("pool[0].rate_limit.requests_per_s"));
 }
 
 TEST(ConfigErrors, Rules) {
     std::string pool = std::string(kMinimalPool);
     auto rule = [&](const std::string& body) { return parse_err(pool + "[[pool.rule]]\n" + body); };
-    EXPECT_THAT(rule("field = \"method\"\npattern = \"x\"\n"), HasSubstr("pool[0].rule[0]: rule needs a non-empty 'name'"));
-    EXPECT_THAT(rule("name = \"r\"\nfield = \"body\"\npattern = \"x\"\n"), HasSubstr("pool[0].rule[0].field: 'body' is not a rule field"));
+    EXPECT_THAT(rule("field = \"method\"\npattern = \"x\"\n"),
+                HasSubstr("pool[0].rule[0]: rule needs a non-empty 'name'"));
+    EXPECT_THAT(rule("name = \"r\"\nfield = \"body\"\npattern = \"x\"\n"),
+                HasSubstr("pool[0].rule[0].field: 'body' is not a rule field"));
     EXPECT_THAT(rule("name = \"r\"\nfield = \"header:\"\npattern = \"x\"\n"), HasSubstr("is not a rule field"));
     EXPECT_THAT(rule("name = \"r\"\nfield = \"method\"\n"), HasSubstr("pool[0].rule[0]: missing key 'pattern'"));
-    EXPECT_THAT(rule("name = \"r\"\nfield = \"method\"\npattern = \"\"\n"), HasSubstr("pool[0].rule[0].pattern: must not be empty"));
+    EXPECT_THAT(rule("name = \"r\"\nfield = \"method\"\npattern = \"\"\n"),
+                HasSubstr("pool[0].rule[0].pattern: must not be empty"));
     EXPECT_THAT(rule("name = \"r\"\nfield = \"method\"\npattern = \"x\"\naction = \"reject\"\n"),
                 HasSubstr("pool[0].rule[0].action: 'reject' is not an action (drop, allow, route)"));
     EXPECT_THAT(rule("name = \"r\"\nfield = \"method\"\npattern = \"x\"\naction = \"route\"\n"),
                 HasSubstr("action 'route' needs 'route_pool'"));
-    EXPECT_THAT(rule("name = \"r\"\nfield = \"method\"\npattern = \"x\"\naction = \"route\"\nroute_pool = \"nowhere\"\n"),
+    EXPECT_THAT(rule("name = \"r\"\nfield = \"method\"\npattern = \"x\"\naction = \"route\"\nroute_pool = "
+                     "\"nowhere\"\n"),
                 HasSubstr("pool[0].rule[0].route_pool: route_pool names unknown pool 'nowhere'"));
     EXPECT_THAT(rule("name = \"r\"\nfield = \"method\"\npattern = \"x\"\naction = \"route\"\nroute_pool = \"lund\"\n"),
                 HasSubstr("a pool cannot route to itself"));
@@ -592,26 +623,35 @@ TEST(ConfigErrors, Rules) {
 }
 
 TEST(ConfigErrors, DataplanePortsRoutesNeighbors) {
-    std::string ports = "[[dataplane.port]]\nname = \"ext\"\ndevice = \"net_null0\"\naddresses = [\"203.0.113.2/24\"]\n";
-    EXPECT_THAT(parse_err("[[dataplane.port]]\nname = \"ext\"\n"), HasSubstr("dataplane.port[0]: missing key 'device'"));
+    std::string ports =
+        "[[dataplane.port]]\nname = \"ext\"\ndevice = \"net_null0\"\naddresses = [\"203.0.113.2/24\"]\n";
+    EXPECT_THAT(parse_err("[[dataplane.port]]\nname = \"ext\"\n"),
+                HasSubstr("dataplane.port[0]: missing key 'device'"));
     EXPECT_THAT(parse_err(ports + ports), HasSubstr("dataplane.port[1].name: duplicate port name 'ext'"));
     EXPECT_THAT(parse_err("[[dataplane.port]]\nname = \"e\"\ndevice = \"d\"\naddresses = [\"203.0.113.2\"]\n"),
                 HasSubstr("dataplane.port[0].addresses[0]: '203.0.113.2' is not an address/prefix-length"));
     EXPECT_THAT(parse_err("[[dataplane.port]]\nname = \"e\"\ndevice = \"d\"\nmac = \"02:00:00\"\n"),
                 HasSubstr("dataplane.port[0].mac: '02:00:00' is not a MAC address"));
-    EXPECT_THAT(parse_err("[[dataplane.port]]\nname = \"e\"\ndevice = \"d\"\nvlan = 4095\n"), HasSubstr("dataplane.port[0].vlan: 4095 is out of range"));
+    EXPECT_THAT(parse_err("[[dataplane.port]]\nname = \"e\"\ndevice = \"d\"\nvlan = 4095\n"),
+                HasSubstr("dataplane.port[0].vlan: 4095 is out of range"));
     EXPECT_THAT(parse_err(ports + "[[dataplane.route]]\nprefix = \"2001:db8::/32\"\nvia = \"203.0.113.1\"\n"),
-                HasSubstr("dataplane.route[0].via: next hop 203.0.113.1 is not of the same address family as 2001:db8::/32"));
-    EXPECT_THAT(parse_err(ports + "[[dataplane.route]]\nprefix = \"0.0.0.0/0\"\nvia = \"203.0.113.1\"\nport = \"int\"\n"),
+                HasSubstr(
+                    "dataplane.route[0].via: next hop 203.0.113.1 is not of the same address family as 2001:db8::/32"));
+    EXPECT_THAT(parse_err(ports +
+                          "[[dataplane.route]]\nprefix = \"0.0.0.0/0\"\nvia = \"203.0.113.1\"\nport = \"int\"\n"),
                 HasSubstr("t.toml:8:8: dataplane.route[0].port: unknown port 'int'"));
     EXPECT_THAT(parse_err(ports + "[[dataplane.route]]\nprefix = \"10.0.0.1/8\"\nvia = \"203.0.113.1\"\n"),
                 HasSubstr("dataplane.route[0].prefix: '10.0.0.1/8' is not a prefix"));
     EXPECT_THAT(parse_err(ports + "[[dataplane.route]]\nprefix = \"0.0.0.0/0\"\nvia = \"192.0.2.1\"\n"),
                 HasSubstr("next hop 192.0.2.1 is on no port's subnet"));
-    EXPECT_THAT(parse_err(ports + "[[dataplane.route]]\nvia = \"203.0.113.1\"\n"), HasSubstr("dataplane.route[0]: missing key 'prefix'"));
-    EXPECT_THAT(parse_err(ports + "[[dataplane.neighbor]]\nip = \"203.0.113.1\"\nmac = \"02:00:00:00:00:01\"\nport = \"lan\"\n"),
+    EXPECT_THAT(parse_err(ports + "[[dataplane.route]]\nvia = \"203.0.113.1\"\n"),
+                HasSubstr("dataplane.route[0]: missing key 'prefix'"));
+    EXPECT_THAT(parse_err(
+                    ports +
+                    "[[dataplane.neighbor]]\nip = \"203.0.113.1\"\nmac = \"02:00:00:00:00:01\"\nport = \"lan\"\n"),
                 HasSubstr("dataplane.neighbor[0].port: unknown port 'lan'"));
-    EXPECT_THAT(parse_err(ports + "[[dataplane.neighbor]]\nip = \"203.0.113.1\"\n"), HasSubstr("dataplane.neighbor[0]: missing key 'mac'"));
+    EXPECT_THAT(parse_err(ports + "[[dataplane.neighbor]]\nip = \"203.0.113.1\"\n"),
+                HasSubstr("dataplane.neighbor[0]: missing key 'mac'"));
 }
 
 TEST(ConfigErrors, VdevCreatedTwice) {

@@ -118,7 +118,8 @@ public:
                 buf_.erase(0, nl + 1);
                 return line;
             }
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (left.count() <= 0) return "";
             pollfd p{fd_, POLLIN, 0};
             if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return "";
@@ -172,7 +173,8 @@ RunResult run(const std::vector<std::string>& argv, std::chrono::seconds timeout
     char buf[4096];
     while (true) {
         pollfd p{pipefd[0], POLLIN, 0};
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             ::kill(pid, SIGKILL);
             break;
@@ -322,9 +324,7 @@ protected:
         }
         remove_files(files);
     }
-    void SetUp() override {
-        ASSERT_GT(pid, 0) << "daemon did not start:\n" << slurp(files.dir / "daemon.log");
-    }
+    void SetUp() override { ASSERT_GT(pid, 0) << "daemon did not start:\n" << slurp(files.dir / "daemon.log"); }
     json req(const json& r) {
         Client c(files.socket());
         EXPECT_TRUE(c.connected());
@@ -449,7 +449,8 @@ TEST_F(Daemon, ConcurrentClientsAndClientCap) {
         threads.emplace_back([&] {
             Client c(files.socket());
             for (int i = 0; i < 20; ++i)
-                if (json r = c.request({{"cmd", i % 2 ? "backends" : "status"}}); r.is_object() && r.value("ok", false)) ++ok;
+                if (json r = c.request({{"cmd", i % 2 ? "backends" : "status"}}); r.is_object() && r.value("ok", false))
+                    ++ok;
         });
     for (auto& t : threads) t.join();
     EXPECT_EQ(ok.load(), 16 * 20);
@@ -810,18 +811,38 @@ void write_pcap(const fs::path& path) {
     for (int i = 0; i < 64; ++i) {
         const std::string ua = i % 2 ? "evil-bot/2.0" : "Yealink SIP-T46S";
         const std::string call_id = "pcap-" + std::to_string(i) + "@192.0.2.10";
-        const std::string sip = "INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK" +
-                                std::to_string(i) + "\r\nFrom: <sip:alice@example.net>;tag=1\r\nTo: <sip:bob@example.net>"
-                                "\r\nCall-ID: " + call_id + "\r\nCSeq: 1 INVITE\r\nUser-Agent: " + ua +
-                                "\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        const std::string sip =
+            "INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK" +
+            std::to_string(i) +
+            "\r\nFrom: <sip:alice@example.net>;tag=1\r\nTo: <sip:bob@example.net>"
+            "\r\nCall-ID: " +
+            call_id + "\r\nCSeq: 1 INVITE\r\nUser-Agent: " + ua + "\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
         std::vector<uint8_t> f(14 + 20 + 8);
         const uint8_t dst_mac[6] = {0x02, 0, 0, 0, 0x01, 0x01}, src_mac[6] = {0x02, 0, 0, 0, 0x00, 0xfe};
         std::copy(dst_mac, dst_mac + 6, f.begin());
         std::copy(src_mac, src_mac + 6, f.begin() + 6);
         f[12] = 0x08;
         const uint16_t ip_len = static_cast<uint16_t>(20 + 8 + sip.size());
-        const uint8_t ip[20] = {0x45, 0, static_cast<uint8_t>(ip_len >> 8), static_cast<uint8_t>(ip_len), 0, 0, 0, 0,
-                                64, 17, 0, 0, 192, 0, 2, 10, 203, 0, 113, 10};
+        const uint8_t ip[20] = {0x45,
+                                0,
+                                static_cast<uint8_t>(ip_len >> 8),
+                                static_cast<uint8_t>(ip_len),
+                                0,
+                                0,
+                                0,
+                                0,
+                                64,
+                                17,
+                                0,
+                                0,
+                                192,
+                                0,
+                                2,
+                                10,
+                                203,
+                                0,
+                                113,
+                                10};
         std::copy(ip, ip + 20, f.begin() + 14);
         uint32_t sum = 0;
         for (int k = 0; k < 20; k += 2) sum += static_cast<uint32_t>(ip[k] << 8 | ip[k + 1]);
@@ -829,8 +850,9 @@ void write_pcap(const fs::path& path) {
         f[24] = static_cast<uint8_t>(~sum >> 8);
         f[25] = static_cast<uint8_t>(~sum);
         const uint16_t udp_len = static_cast<uint16_t>(8 + sip.size());
-        const uint8_t udp[8] = {0x13, 0xbe, 0x13, 0xc4, static_cast<uint8_t>(udp_len >> 8), static_cast<uint8_t>(udp_len),
-                                0, 0};  // 5054 -> 5060, no UDP checksum (IPv4 allows it)
+        const uint8_t udp[8] =
+            {0x13, 0xbe, 0x13, 0xc4, static_cast<uint8_t>(udp_len >> 8), static_cast<uint8_t>(udp_len),
+             0,    0};  // 5054 -> 5060, no UDP checksum (IPv4 allows it)
         std::copy(udp, udp + 8, f.begin() + 34);
         f.insert(f.end(), sip.begin(), sip.end());
         put32(0);
@@ -887,8 +909,9 @@ TEST(DaemonProtect, DropRuleAddedByReloadAppliesWhileTrafficFlows) {
     EXPECT_TRUE(wait_for([&](const json& st) { return counter(st, "traffic", "packets_in") > 1000; }));
     EXPECT_EQ(counter(stats(), "protect", "rule_drops"), 0u);
 
-    f.write(pcap_config(f, "[[pool.rule]]\nname = \"bots\"\nfield = \"user_agent\"\npattern = \"evil-bot\"\n"
-                           "action = \"drop\"\n"));
+    f.write(pcap_config(f,
+                        "[[pool.rule]]\nname = \"bots\"\nfield = \"user_agent\"\npattern = \"evil-bot\"\n"
+                        "action = \"drop\"\n"));
     RunResult r = run({kSiplbctl, "--socket", f.socket().string(), "reload"});
     EXPECT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find("rule bots added"), std::string::npos) << r.out;
@@ -900,9 +923,10 @@ TEST(DaemonProtect, DropRuleAddedByReloadAppliesWhileTrafficFlows) {
     EXPECT_GT(stats()["totals"]["drops"]["protect_rule"].get<uint64_t>(), 1000u);
 
     // A bad pattern: refused, naming the rule; the bots stay dropped.
-    f.write(pcap_config(f, "[[pool.rule]]\nname = \"bots\"\nfield = \"user_agent\"\npattern = \"evil-bot\"\n"
-                           "action = \"drop\"\n[[pool.rule]]\nname = \"broken\"\nfield = \"user_agent\"\n"
-                           "pattern = \"(\"\naction = \"drop\"\n"));
+    f.write(pcap_config(f,
+                        "[[pool.rule]]\nname = \"bots\"\nfield = \"user_agent\"\npattern = \"evil-bot\"\n"
+                        "action = \"drop\"\n[[pool.rule]]\nname = \"broken\"\nfield = \"user_agent\"\n"
+                        "pattern = \"(\"\naction = \"drop\"\n"));
     r = run({kSiplbctl, "--socket", f.socket().string(), "reload"});
     EXPECT_NE(r.status, 0);
     EXPECT_NE(r.out.find("rule 'broken'"), std::string::npos) << r.out;
@@ -953,9 +977,9 @@ TEST(DaemonTop, LiveViewInTmux) {
            "echo; }\n"
         << "\"$1\" top --socket \"$2\" --interval 0.5\necho \"top exited $? after q\"\nflags\nread go\n"
         << "\"$1\" top --socket \"$2\" --interval 0.5\necho \"top exited $? after C-c\"\nflags\nread go\n";
-    RunResult started = run({kTmux, "-S", sock, "-f", (f.dir / "tmux.conf").string(), "new-session", "-d", "-s", "top",
-                             "-x", "80", "-y", "24", "sh " + (f.dir / "top.sh").string() + " " + kSiplbctl + " " +
-                                                         f.socket().string()});
+    RunResult started =
+        run({kTmux, "-S", sock, "-f", (f.dir / "tmux.conf").string(), "new-session", "-d", "-s", "top", "-x", "80",
+             "-y", "24", "sh " + (f.dir / "top.sh").string() + " " + kSiplbctl + " " + f.socket().string()});
     ASSERT_EQ(started.status, 0) << started.out;
     auto tmux = [&](std::vector<std::string> args) {
         args.insert(args.begin(), {kTmux, "-S", sock});
@@ -997,7 +1021,8 @@ TEST(DaemonTop, LiveViewInTmux) {
     for (const char* round : {"0 after q", "130 after C-c"}) {
         std::vector<std::string> lines;
         ASSERT_TRUE(wait_screen([&](const auto& l) { return frame_with_rates(lines = l); }))
-            << round << ":\n" << testing::PrintToString(screen()) << slurp(f.dir / "daemon.log");
+            << round << ":\n"
+            << testing::PrintToString(screen()) << slurp(f.dir / "daemon.log");
         EXPECT_NE(has(lines, "siplb 0.1.0  pid " + std::to_string(pid) + "  up "), nullptr)
             << testing::PrintToString(lines);
         EXPECT_NE(has(lines, "POOL / BACKEND "), nullptr);
@@ -1008,12 +1033,14 @@ TEST(DaemonTop, LiveViewInTmux) {
 
         tmux({"send-keys", "-t", "top", std::string(round).find("q") != std::string::npos ? "q" : "C-c"});
         EXPECT_TRUE(wait_screen([&](const auto& l) { return flags_restored(l, round); }))
-            << round << ":\n" << testing::PrintToString(screen());
+            << round << ":\n"
+            << testing::PrintToString(screen());
         EXPECT_EQ(tmux({"display-message", "-p", "-t", "top", "#{cursor_flag}"}), "1\n");
         tmux({"send-keys", "-t", "top", "Enter"});  // on to the next round
     }
-    EXPECT_TRUE(wait_screen(
-        [&](const auto&) { return tmux({"display-message", "-p", "-t", "top", "#{pane_dead}"}) == "1\n"; }));
+    EXPECT_TRUE(wait_screen([&](const auto&) {
+        return tmux({"display-message", "-p", "-t", "top", "#{pane_dead}"}) == "1\n";
+    }));
 
     ASSERT_EQ(::kill(pid, SIGTERM), 0);
     EXPECT_EQ(wait_exit(pid, 15s), 0) << slurp(f.dir / "daemon.log");
@@ -1086,9 +1113,12 @@ TEST(DaemonNotify, ReadyStatusWatchdogReloadStopping) {
     const auto until = std::chrono::steady_clock::now() + 4s;
     while (std::chrono::steady_clock::now() < until) {
         const std::string m = ns.next(100ms);
-        if (m == "WATCHDOG=1") ++pings;
-        else if (m.rfind("STATUS=", 0) == 0) status = m;
-        else EXPECT_EQ(m, "") << "unexpected notification";
+        if (m == "WATCHDOG=1")
+            ++pings;
+        else if (m.rfind("STATUS=", 0) == 0)
+            status = m;
+        else
+            EXPECT_EQ(m, "") << "unexpected notification";
     }
     EXPECT_GE(pings, 4u) << slurp(log);
     EXPECT_NE(status.find(" Mpps tx, 1 worker"), std::string::npos) << status;

@@ -176,9 +176,8 @@ TEST(GrafanaDashboard, QueriesNameOnlyWhatTheDaemonExports) {
                 if (op == "=~" && !std::regex_match(value, literal_alternatives)) continue;
                 std::stringstream alternatives(value);
                 for (std::string v; std::getline(alternatives, v, '|');)
-                    EXPECT_TRUE(f->second.values.at(label).count(v))
-                        << q.where << ": " << f->first << " never has " << label << "=\"" << v << "\" ("
-                        << q.expr << ")";
+                    EXPECT_TRUE(f->second.values.at(label).count(v)) << q.where << ": " << f->first << " never has "
+                                                                     << label << "=\"" << v << "\" (" << q.expr << ")";
             }
         }
         for (auto it = std::sregex_iterator(q.expr.begin(), q.expr.end(), by); it != std::sregex_iterator(); ++it) {
@@ -186,8 +185,8 @@ TEST(GrafanaDashboard, QueriesNameOnlyWhatTheDaemonExports) {
             for (std::string l; std::getline(list, l, ',');) {
                 l.erase(0, l.find_first_not_of(' '));
                 l.erase(l.find_last_not_of(' ') + 1);
-                EXPECT_TRUE(labels_here.count(l)) << q.where << ": grouping by " << l
-                                                  << ", a label none of its metrics has (" << q.expr << ")";
+                EXPECT_TRUE(labels_here.count(l))
+                    << q.where << ": grouping by " << l << ", a label none of its metrics has (" << q.expr << ")";
             }
         }
     }

@@ -163,7 +163,8 @@ TEST(Metrics, ExpositionIsWellFormed) {
         << text;
     EXPECT_NE(text.find("siplb_backend_weight{pool=\"lu\\\"nd\\\\x\\ny\",backend=\"192.0.2.1:5060\"} 3\n"),
               std::string::npos);
-    EXPECT_NE(text.find("siplb_backend_state{pool=\"lu\\\"nd\\\\x\\ny\",backend=\"[2001:db8::1]:5060\",state=\"disabled\"} 1\n"),
+    EXPECT_NE(text.find("siplb_backend_state{pool=\"lu\\\"nd\\\\x\\ny\",backend=\"[2001:db8::1]:5060\",state="
+                        "\"disabled\"} 1\n"),
               std::string::npos);
     EXPECT_NE(text.find("siplb_snapshot_version 12\n"), std::string::npos);
     EXPECT_NE(text.find("siplb_neighbors 5\n"), std::string::npos);
@@ -182,9 +183,9 @@ TEST(Metrics, EverySchemaCounterReachesStatsAndMetrics) {
 
     struct Scope {
         CounterScope scope;
-        const char* list;          // JSON array of entities ("" = totals object)
-        std::string labels;        // Prometheus labels of the first entity, before the counter's own
-        uint64_t base;             // distinct_stats() value of counter 0
+        const char* list;    // JSON array of entities ("" = totals object)
+        std::string labels;  // Prometheus labels of the first entity, before the counter's own
+        uint64_t base;       // distinct_stats() value of counter 0
     };
     const Scope scopes[] = {
         {CounterScope::worker, "workers", "worker=\"0\"", 100000},
@@ -203,10 +204,10 @@ TEST(Metrics, EverySchemaCounterReachesStatsAndMetrics) {
             ASSERT_TRUE(entity.contains(c.group) && entity[c.group].contains(c.name))
                 << sc.list << ": " << c.group << "." << c.name << " missing from stats";
             EXPECT_EQ(entity[c.group][c.name].get<uint64_t>(), want) << c.group << "." << c.name;
-            const char* prefix = sc.scope == CounterScope::worker    ? "siplb_"
-                                 : sc.scope == CounterScope::port    ? "siplb_port_"
-                                 : sc.scope == CounterScope::pool    ? "siplb_pool_"
-                                                                     : "siplb_backend_";
+            const char* prefix = sc.scope == CounterScope::worker ? "siplb_"
+                                 : sc.scope == CounterScope::port ? "siplb_port_"
+                                 : sc.scope == CounterScope::pool ? "siplb_pool_"
+                                                                  : "siplb_backend_";
             std::string sample = std::string(prefix) + c.group;
             if (c.kind == CounterKind::counter)
                 sample += "_total{" + sc.labels + "," + dataplane::counter_label(c) + "=\"" + c.name + "\"}";

@@ -137,7 +137,9 @@ TEST_F(Fixture, DnsPriorityStandbyAndGrace) {
                     .ok());
     EXPECT_EQ(changes.size(), n);
     // .2 disappears: drains for the grace period, then is removed.
-    ASSERT_TRUE(pm.set_discovered("lund", name, {{ep("203.0.113.1:5060"), 10, 10, 60}, {ep("203.0.113.3:5060"), 5, 20, 60}}).ok());
+    ASSERT_TRUE(
+        pm.set_discovered("lund", name, {{ep("203.0.113.1:5060"), 10, 10, 60}, {ep("203.0.113.3:5060"), 5, 20, 60}})
+            .ok());
     EXPECT_EQ(state("lund", "203.0.113.2:5060"), EffectiveState::draining);
     now += std::chrono::seconds(10);
     EXPECT_EQ(pm.expire(), 0u);
@@ -150,10 +152,10 @@ TEST_F(Fixture, DnsPriorityStandbyAndGrace) {
 TEST_F(Fixture, ReloadAppliesOnlyWhatChanged) {
     ASSERT_TRUE(pm.drain("lund", ep("192.0.2.1:5060"), op).ok());
     config::Config next = cfg;
-    next.pools[0].backends[1].weight = 5;                                     // .2 weight
-    next.pools[0].backends.pop_back();                                        // .4 removed
-    next.pools[0].backends.push_back({ep("192.0.2.5:5060"), 1, true});       // .5 added
-    next.pools[1].backends[1].enabled = true;                                 // malmo .2 enabled
+    next.pools[0].backends[1].weight = 5;                               // .2 weight
+    next.pools[0].backends.pop_back();                                  // .4 removed
+    next.pools[0].backends.push_back({ep("192.0.2.5:5060"), 1, true});  // .5 added
+    next.pools[1].backends[1].enabled = true;                           // malmo .2 enabled
     auto r = pm.apply_config(next, Actor{"reload"});
     ASSERT_TRUE(r.ok()) << r.message();
     EXPECT_EQ(r->size(), 4u);

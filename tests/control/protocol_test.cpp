@@ -133,7 +133,8 @@ TEST(CommandHandler, ExecutesChangesAndReportsErrors) {
     j = nlohmann::json::parse(h.handle(R"({"cmd":"pools"})", peer));
     EXPECT_EQ(j["result"]["pools"][0]["draining"], 1);
     j = nlohmann::json::parse(h.handle(R"({"cmd":"metrics"})", peer));
-    EXPECT_NE(j["result"]["text"].get<std::string>().find("siplb_backend_up{pool=\"lund\",backend=\"192.0.2.1:5060\"} 1"),
+    EXPECT_NE(j["result"]["text"].get<std::string>().find(
+                  "siplb_backend_up{pool=\"lund\",backend=\"192.0.2.1:5060\"} 1"),
               std::string::npos);
 }
 

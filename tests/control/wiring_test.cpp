@@ -23,14 +23,16 @@ TEST(DiscoveryWiring, DnsFeedsPoolManagerAndHealthMarksDeadBackendDown) {
                                      dir.file("sipp.out"));
     ASSERT_TRUE(siplb::testing::wait_udp_port("127.0.0.8", sip_port, 5s));
     siplb::testing::Dnsmasq dns(dir);
-    ASSERT_TRUE(dns.start({
-        "srv-host=_sip._udp.lund.test,live.lund.test," + std::to_string(sip_port) + ",10,50",
-        "srv-host=_sip._udp.lund.test,dead.lund.test," + std::to_string(dead_port) + ",10,50",
-        "srv-host=_sip._udp.lund.test,backup.lund.test,5060,20,10",
-        "host-record=live.lund.test,127.0.0.8",
-        "host-record=dead.lund.test,127.0.0.9",
-        "host-record=backup.lund.test,127.0.0.10",
-    }, 30));
+    ASSERT_TRUE(dns.start(
+        {
+            "srv-host=_sip._udp.lund.test,live.lund.test," + std::to_string(sip_port) + ",10,50",
+            "srv-host=_sip._udp.lund.test,dead.lund.test," + std::to_string(dead_port) + ",10,50",
+            "srv-host=_sip._udp.lund.test,backup.lund.test,5060,20,10",
+            "host-record=live.lund.test,127.0.0.8",
+            "host-record=dead.lund.test,127.0.0.9",
+            "host-record=backup.lund.test,127.0.0.10",
+        },
+        30));
 
     config::Config cfg;
     cfg.dns.resolvers = {*Endpoint::parse("127.0.0.1:" + std::to_string(dns.port()))};
@@ -174,9 +176,12 @@ TEST(DiscoveryWiring, PassiveOverloadCountersTakeABackendOutAndProbesBringItBack
         lund_count += 3;
         noprobe_count += 3;
     };
-    ASSERT_TRUE(run_until([&] { return view("lund", live)->health == HealthVerdict::overloaded &&
-                                       view("noprobe", silent)->health == HealthVerdict::overloaded; },
-                          2s, rising));
+    ASSERT_TRUE(run_until(
+        [&] {
+            return view("lund", live)->health == HealthVerdict::overloaded &&
+                   view("noprobe", silent)->health == HealthVerdict::overloaded;
+        },
+        2s, rising));
     // Both counters rise together: the reading that tripped them came no later than this.
     const TimePoint tripped = last_feed;
     EXPECT_TRUE(starts_passive(view("lund", live)->health_detail)) << view("lund", live)->health_detail;
@@ -212,9 +217,12 @@ TEST(DiscoveryWiring, PassiveOverloadCountersTakeABackendOutAndProbesBringItBack
 
     // Out again (no Retry-After), then the wiring is rebuilt as on a reload
     // that turns the probe-less pool's passive checks off.
-    ASSERT_TRUE(run_until([&] { return view("lund", live)->health == HealthVerdict::overloaded &&
-                                       view("noprobe", silent)->health == HealthVerdict::overloaded; },
-                          2s, rising));
+    ASSERT_TRUE(run_until(
+        [&] {
+            return view("lund", live)->health == HealthVerdict::overloaded &&
+                   view("noprobe", silent)->health == HealthVerdict::overloaded;
+        },
+        2s, rising));
     wiring.reset();
     config::Config reloaded = cfg;
     reloaded.pools[2].health.passive = false;

@@ -23,10 +23,12 @@ using namespace std::chrono_literals;
 struct Recorder {
     std::vector<std::string> sent;
     Notifier notifier(std::chrono::microseconds watchdog) {
-        return Notifier([this](const std::string& s) {
-            sent.push_back(s);
-            return true;
-        }, watchdog);
+        return Notifier(
+            [this](const std::string& s) {
+                sent.push_back(s);
+                return true;
+            },
+            watchdog);
     }
     size_t count(const std::string& state) const {
         size_t n = 0;

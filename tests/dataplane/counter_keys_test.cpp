@@ -35,8 +35,7 @@ std::string invite(const std::string& call_id) {
            "\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
 }
 
-const auto* const g_env =
-    ::testing::AddGlobalTestEnvironment(new RingEalEnvironment("siplb_ckeys", "ckeys_frames"));
+const auto* const g_env = ::testing::AddGlobalTestEnvironment(new RingEalEnvironment("siplb_ckeys", "ckeys_frames"));
 
 class CounterKeys : public RingDataplaneTest<CounterKeys> {
 protected:
@@ -59,8 +58,12 @@ protected:
     void invites(const Endpoint& vip, int n, const std::string& tag) {
         std::vector<std::vector<uint8_t>> frames;
         for (int i = 0; i < n; ++i)
-            frames.push_back(build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = vip,
-                                          .ttl = 60, .payload = invite(tag + std::to_string(i) + "@192.0.2.10")})
+            frames.push_back(build_frame({.src_mac = kGatewayMac,
+                                          .dst_mac = kExtMac,
+                                          .src = kClient,
+                                          .dst = vip,
+                                          .ttl = 60,
+                                          .payload = invite(tag + std::to_string(i) + "@192.0.2.10")})
                                  .bytes);
         send(ext_, frames);
         receive(int_, static_cast<size_t>(n));
@@ -74,7 +77,6 @@ protected:
         const auto* e = s.backend(pool, b);
         return e ? e->at("traffic", "packets_to") : UINT64_MAX;
     }
-
 };
 
 TEST_F(CounterKeys, SurviveReloadsThatRemoveAddAndReorderPools) {
@@ -93,8 +95,8 @@ TEST_F(CounterKeys, SurviveReloadsThatRemoveAddAndReorderPools) {
     EXPECT_EQ(backend_to(s, "beta", kBetaBackend), 100u);
 
     // A new pool first, then beta, then alpha back: nobody inherits anybody's counts.
-    reload_pools({pool_config("gamma", kGammaVip, *Endpoint::parse("203.0.113.13:5060")), pool_config("beta", kBetaVip, kBetaBackend),
-            pool_config("alpha", kAlphaVip, kAlphaBackend)});
+    reload_pools({pool_config("gamma", kGammaVip, *Endpoint::parse("203.0.113.13:5060")),
+                  pool_config("beta", kBetaVip, kBetaBackend), pool_config("alpha", kAlphaVip, kAlphaBackend)});
     s = dp_->stats();
     ASSERT_EQ(s.pools.size(), 3u);
     EXPECT_EQ(s.pools[0].name, "gamma");

@@ -21,8 +21,17 @@ namespace siplb::test {
 inline std::vector<std::string> test_eal_args(const std::string& prefix) {
     // --in-memory does not combine with --no-huge in DPDK 22.11; --no-shconf
     // plus a per-process prefix keeps test processes apart instead.
-    return {"--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix", prefix + std::to_string(getpid()),
-            "-l", "0,1", "--log-level=*:error", "--no-telemetry"};
+    return {"--no-huge",
+            "-m",
+            "512",
+            "--no-pci",
+            "--no-shconf",
+            "--file-prefix",
+            prefix + std::to_string(getpid()),
+            "-l",
+            "0,1",
+            "--log-level=*:error",
+            "--no-telemetry"};
 }
 
 struct PoolDesc {
@@ -34,12 +43,13 @@ struct PoolDesc {
 };
 
 inline std::unique_ptr<const balance::DataplaneSnapshot> make_snapshot(const std::vector<PoolDesc>& pools,
-                                                                        uint64_t version = 1) {
+                                                                       uint64_t version = 1) {
     std::vector<std::shared_ptr<const balance::PoolSnapshot>> built;
     for (const auto& p : pools) {
         balance::PoolSpec spec;
         spec.name = p.name;
-        spec.counter_slot = p.counter_slot != balance::kNoCounterSlot ? p.counter_slot : static_cast<uint32_t>(built.size());
+        spec.counter_slot = p.counter_slot != balance::kNoCounterSlot ? p.counter_slot
+                                                                      : static_cast<uint32_t>(built.size());
         for (const auto& l : p.listen) spec.listen.push_back(*Endpoint::parse(l));
         for (const auto& b : p.backends) spec.backends.push_back({*Endpoint::parse(b)});
         spec.mode = p.mode;

@@ -45,10 +45,10 @@ protected:
         in.addresses = {*Prefix::parse("203.0.113.1/24", true)};
         in.source_v4 = *IpAddress::parse("203.0.113.1");
         ctx_.ports = {ext, in};
-        ctx_.routes = std::move(net::RouteTable::build({{"ext", ext.addresses}, {"int", in.addresses}},
-                                                       {{*Prefix::parse("192.0.2.0/24"),
-                                                         *IpAddress::parse("198.51.100.254"), ""}})
-                                    .value());
+        ctx_.routes = std::move(
+            net::RouteTable::build({{"ext", ext.addresses}, {"int", in.addresses}},
+                                   {{*Prefix::parse("192.0.2.0/24"), *IpAddress::parse("198.51.100.254"), ""}})
+                .value());
         ctx_.neighbors = &neighbors_;
         ctx_.affinity = affinity_.get();
         ctx_.client_vips = client_vips_.get();
@@ -85,8 +85,7 @@ protected:
     // One INVITE client -> VIP.
     dataplane::Action send(uint64_t now_ms, const std::string& call_id = "cache@pbx", const Endpoint& vip = kVip) {
         const std::string msg = invite(call_id);
-        return run({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = vip, .payload = msg}, 0,
-                   now_ms);
+        return run({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = vip, .payload = msg}, 0, now_ms);
     }
     MacAddress out_dst_mac() const {
         MacAddress m;
@@ -126,9 +125,13 @@ TEST_F(ForwarderNeighborCache, MacMoveIsSeenOnTheNextFrame) {
     EXPECT_NE(neighbors_.generation(), g);
     ASSERT_EQ(send(50).kind, dataplane::Action::Kind::transmit);
     EXPECT_EQ(out_dst_mac(), kBackendMacB);
-    auto expect = build_frame({.src_mac = kIntMac, .dst_mac = kBackendMacB, .src = kClient, .dst = kBackend,
-                               .ttl = 63, .payload = std::string_view(reinterpret_cast<const char*>(buf_.data()) + 64 + 42,
-                                                                      out_.size() - 42)});
+    auto expect = build_frame(
+        {.src_mac = kIntMac,
+         .dst_mac = kBackendMacB,
+         .src = kClient,
+         .dst = kBackend,
+         .ttl = 63,
+         .payload = std::string_view(reinterpret_cast<const char*>(buf_.data()) + 64 + 42, out_.size() - 42)});
     EXPECT_EQ(out_, expect.bytes);
 }
 
@@ -191,7 +194,8 @@ protected:
         start({{"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060", "203.0.113.12:5060"}},
                {"trunk", {"198.51.100.20:5060"}, {"203.0.113.11:5060"}}});
         for (const char* b : {"203.0.113.11", "203.0.113.12"})
-            ASSERT_EQ(neighbors_.learn(*IpAddress::parse(b), kBackendMacA, 1, true), net::NeighborTable::Learn::inserted);
+            ASSERT_EQ(neighbors_.learn(*IpAddress::parse(b), kBackendMacA, 1, true),
+                      net::NeighborTable::Learn::inserted);
         ASSERT_EQ(snap_->find_backend(kShared).pools.size(), 2u);
     }
     // A Call-ID lund's table sends to `backend`.
@@ -207,9 +211,10 @@ protected:
     }
     // The backend's 200 OK for the call back toward the client.
     dataplane::Action reply(const std::string& call_id, uint64_t now_ms) {
-        const std::string msg = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1\r\n"
-                                "From: <sip:a@example.net>;tag=1\r\nTo: <sip:b@example.net>;tag=2\r\nCall-ID: " +
-                                call_id + "\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        const std::string msg =
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1\r\n"
+            "From: <sip:a@example.net>;tag=1\r\nTo: <sip:b@example.net>;tag=2\r\nCall-ID: " +
+            call_id + "\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
         return run({.src_mac = kBackendMacA, .dst_mac = kIntMac, .src = kShared, .dst = kClient, .payload = msg}, 1,
                    now_ms);
     }
@@ -246,7 +251,10 @@ TEST_F(ForwarderSharedBackend, UnseenCallsArePlacedByTheTablesThenTheFirstPool) 
     EXPECT_EQ(out_source(), kLundVip);
     EXPECT_EQ(first_pool_fallbacks(), 0u);
     // Nothing to place it by (no Call-ID): still forwarded, from the first pool's VIP, and counted.
-    ASSERT_EQ(run({.src_mac = kBackendMacA, .dst_mac = kIntMac, .src = kShared, .dst = kClient,
+    ASSERT_EQ(run({.src_mac = kBackendMacA,
+                   .dst_mac = kIntMac,
+                   .src = kShared,
+                   .dst = kClient,
                    .payload = "SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\n\r\n"},
                   1, 30)
                   .kind,
@@ -296,8 +304,8 @@ protected:
     }
     // An IPv4 frame from the client to `dst` whose protocol is changed to `proto` (header checksum kept valid).
     static std::vector<uint8_t> ipv4_with_protocol(const Endpoint& dst, uint8_t proto) {
-        auto f = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = dst,
-                              .payload = "0123456789abcdef"});
+        auto f = build_frame(
+            {.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = dst, .payload = "0123456789abcdef"});
         f.bytes[f.l3 + 9] = proto;
         put16(f.bytes, f.l3 + 10, naive_ipv4_checksum(f.bytes, f.l3));
         return f.bytes;
@@ -314,13 +322,19 @@ TEST_F(ForwarderToKernel, OthersProtocolsAreTheKernels) {
     // TCP to the node address (SSH, BGP).
     expect_drop(ipv4_with_protocol(*Endpoint::parse("198.51.100.1:22"), 6), DropReason::not_for_us, true);
     // UDP to the node address on a port no pool listens on (DNS answers to the node).
-    expect_drop(build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient,
-                             .dst = *Endpoint::parse("198.51.100.1:53"), .payload = "dns"})
+    expect_drop(build_frame({.src_mac = kGatewayMac,
+                             .dst_mac = kExtMac,
+                             .src = kClient,
+                             .dst = *Endpoint::parse("198.51.100.1:53"),
+                             .payload = "dns"})
                     .bytes,
                 DropReason::not_for_us, true);
     // The backend answering the node address (the control plane's health probe).
-    auto probe_reply = build_frame({.src_mac = kBackendMacA, .dst_mac = kIntMac, .src = kBackend,
-                                    .dst = *Endpoint::parse("203.0.113.1:5060"), .payload = "SIP/2.0 200 OK\r\n\r\n"});
+    auto probe_reply = build_frame({.src_mac = kBackendMacA,
+                                    .dst_mac = kIntMac,
+                                    .src = kBackend,
+                                    .dst = *Endpoint::parse("203.0.113.1:5060"),
+                                    .payload = "SIP/2.0 200 OK\r\n\r\n"});
     const uint64_t before = drops(DropReason::not_for_us);
     const dataplane::Action a = run_bytes(probe_reply.bytes, 1, 10);
     EXPECT_EQ(a.kind, dataplane::Action::Kind::drop);
@@ -334,8 +348,11 @@ TEST_F(ForwarderToKernel, PortUnreachableHeldBackByTheRateLimitIsTheKernels) {
     // UDP to the VIP on a port no pool listens on: answered "port
     // unreachable" while the per-worker ICMP budget lasts; past it the
     // datagram is counted not_for_us and left untouched, like any other.
-    const auto frame = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient,
-                                    .dst = *Endpoint::parse("198.51.100.10:9999"), .payload = "nobody"})
+    const auto frame = build_frame({.src_mac = kGatewayMac,
+                                    .dst_mac = kExtMac,
+                                    .src = kClient,
+                                    .dst = *Endpoint::parse("198.51.100.10:9999"),
+                                    .payload = "nobody"})
                            .bytes;
     for (uint32_t i = 0; i < ctx_.icmp_error_burst; ++i) {
         const dataplane::Action a = run_bytes(frame, 0, 10);
@@ -353,8 +370,8 @@ TEST_F(ForwarderToKernel, AnsweredOrBrokenFramesAreNot) {
     EXPECT_EQ(a.kind, dataplane::Action::Kind::transmit);
     EXPECT_FALSE(a.to_kernel());
     // Bad checksums: UDP, IPv4 header, ICMP.
-    auto udp = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
-                            .payload = invite("sum@pbx")});
+    auto udp = build_frame(
+        {.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .payload = invite("sum@pbx")});
     udp.bytes[udp.l4 + 6] ^= 0x5a;
     expect_drop(udp.bytes, DropReason::bad_checksum, false);
     auto ip = ipv4_with_protocol(*Endpoint::parse("198.51.100.1:22"), 6);
@@ -365,8 +382,12 @@ TEST_F(ForwarderToKernel, AnsweredOrBrokenFramesAreNot) {
     icmp[35] = 0;
     expect_drop(icmp, DropReason::bad_checksum, false);
     // A frame on a VLAN the port is not on, and one that is cut short.
-    auto tagged = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .vlan = 7, .src = kClient,
-                               .dst = *Endpoint::parse("198.51.100.1:53"), .payload = "dns"});
+    auto tagged = build_frame({.src_mac = kGatewayMac,
+                               .dst_mac = kExtMac,
+                               .vlan = 7,
+                               .src = kClient,
+                               .dst = *Endpoint::parse("198.51.100.1:53"),
+                               .payload = "dns"});
     expect_drop(tagged.bytes, DropReason::vlan_mismatch, false);
     std::vector<uint8_t> cut(udp.bytes.begin(), udp.bytes.begin() + 30);
     expect_drop(cut, DropReason::short_frame, false);
@@ -386,7 +407,8 @@ protected:
         ASSERT_EQ(neighbors_.learn(kBackend.ip, kBackendMacA, 1, true), net::NeighborTable::Learn::inserted);
     }
     dataplane::Action respond(const std::string& status_line, const std::string& extra, uint64_t now_ms) {
-        const std::string msg = status_line + "\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1\r\n"
+        const std::string msg = status_line +
+                                "\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1\r\n"
                                 "From: <sip:a@example.net>;tag=1\r\nTo: <sip:b@example.net>;tag=2\r\n"
                                 "Call-ID: busy@pbx\r\nCSeq: 1 INVITE\r\n" +
                                 extra + "Content-Length: 0\r\n\r\n";
@@ -435,14 +457,16 @@ protected:
         start({{"lund", {"198.51.100.10:5060", "198.51.100.11:5060"}, {"203.0.113.11:5060", "203.0.113.12:5060"}},
                {"solo", {"198.51.100.30:5060"}, {"203.0.113.13:5060"}}});
         for (const char* b : {"203.0.113.11", "203.0.113.12", "203.0.113.13"})
-            ASSERT_EQ(neighbors_.learn(*IpAddress::parse(b), kBackendMacA, 1, true), net::NeighborTable::Learn::inserted);
+            ASSERT_EQ(neighbors_.learn(*IpAddress::parse(b), kBackendMacA, 1, true),
+                      net::NeighborTable::Learn::inserted);
     }
     static std::string request(const std::string& method, const std::string& call_id, int cseq,
                                const Endpoint& from = kClient) {
         return method + " sip:b@example.net SIP/2.0\r\nVia: SIP/2.0/UDP " + from.to_string() + ";branch=z9hG4bK" +
-               call_id + std::to_string(cseq) + "\r\nFrom: <sip:a@example.net>;tag=1\r\nTo: <sip:b@example.net>\r\n"
-               "Call-ID: " + call_id + "\r\nCSeq: " + std::to_string(cseq) + " " + method +
-               "\r\nContent-Length: 0\r\n\r\n";
+               call_id + std::to_string(cseq) +
+               "\r\nFrom: <sip:a@example.net>;tag=1\r\nTo: <sip:b@example.net>\r\n"
+               "Call-ID: " +
+               call_id + "\r\nCSeq: " + std::to_string(cseq) + " " + method + "\r\nContent-Length: 0\r\n\r\n";
     }
     static std::string response(const std::string& call_id, const std::string& method) {
         return "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1\r\n"
@@ -501,9 +525,10 @@ TEST_F(ForwarderMultiVip, RepliesAndBackendRequestsLeaveFromTheVipOfTheirCall) {
     // The client moves the call to the other VIP (a re-INVITE there): the call's VIP follows.
     EXPECT_EQ(from_client(request("INVITE", "one@pbx", 4), kVip2, 3500), b1);
     EXPECT_EQ(from_backend(b1, response("one@pbx", "INVITE"), 3600), kVip2);
-    EXPECT_EQ(affinity_->lookup(balance::affinity_key(*snap_->pools()[0],
-                                                      balance::hash_call_id("one@pbx", snap_->pools()[0]->seed())),
-                                4)
+    EXPECT_EQ(affinity_
+                  ->lookup(balance::affinity_key(*snap_->pools()[0],
+                                                 balance::hash_call_id("one@pbx", snap_->pools()[0]->seed())),
+                           4)
                   ->vip,
               2);
 }

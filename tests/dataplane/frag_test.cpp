@@ -27,9 +27,8 @@ const Endpoint kVip = *Endpoint::parse("198.51.100.10:5060");
 const Endpoint kClient6 = *Endpoint::parse("[2001:db8:9::10]:5062");
 const Endpoint kVip6 = *Endpoint::parse("[2001:db8:1::10]:5060");
 
-const auto* const g_env =
-    ::testing::AddGlobalTestEnvironment(new RingEalEnvironment("siplb_dp_frag", "frag_frames",
-                                                               RTE_PKTMBUF_HEADROOM + 4096));
+const auto* const g_env = ::testing::AddGlobalTestEnvironment(
+    new RingEalEnvironment("siplb_dp_frag", "frag_frames", RTE_PKTMBUF_HEADROOM + 4096));
 
 class DataplaneFrag : public RingDataplaneTest<DataplaneFrag> {
 protected:
@@ -51,8 +50,9 @@ protected:
 
 std::string big_invite(const std::string& call_id, size_t size) {
     std::string head = "INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK" +
-                       call_id + "\r\nFrom: <sip:alice@example.net>;tag=1\r\nTo: <sip:bob@example.net>\r\nCall-ID: " +
-                       call_id + "\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: ";
+                       call_id +
+                       "\r\nFrom: <sip:alice@example.net>;tag=1\r\nTo: <sip:bob@example.net>\r\nCall-ID: " + call_id +
+                       "\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: ";
     std::string body;
     while (body.size() + head.size() + 12 < size) body += "a=candidate:1 1 UDP 2130706431 192.0.2.10 5004 typ host\r\n";
     return head + std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -61,8 +61,10 @@ std::string big_invite(const std::string& call_id, size_t size) {
 // An INVITE of exactly `size` bytes (its body padded to fit).
 std::string invite_of_size(const std::string& call_id, size_t size) {
     const std::string head = "INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK" +
-                             call_id + "\r\nFrom: <sip:alice@example.net>;tag=1\r\nTo: <sip:bob@example.net>\r\n"
-                             "Call-ID: " + call_id + "\r\nCSeq: 1 INVITE\r\nContent-Length: ";
+                             call_id +
+                             "\r\nFrom: <sip:alice@example.net>;tag=1\r\nTo: <sip:bob@example.net>\r\n"
+                             "Call-ID: " +
+                             call_id + "\r\nCSeq: 1 INVITE\r\nContent-Length: ";
     for (size_t body = 0; body < size; ++body) {
         std::string msg = head + std::to_string(body) + "\r\n\r\n";
         if (msg.size() + body == size) return msg + std::string(body, 'x');
@@ -90,10 +92,10 @@ std::vector<std::vector<uint8_t>> fragment(const std::vector<uint8_t>& frame, si
         } else {
             put16(f, l3 + 4, static_cast<uint16_t>(8 + n));
             f[l3 + 6] = 44;
-            f.insert(f.end(), {17, 0, static_cast<uint8_t>((off >> 8) & 0xFF),
-                               static_cast<uint8_t>((off & 0xF8) | (more ? 1 : 0)), static_cast<uint8_t>(id >> 24),
-                               static_cast<uint8_t>(id >> 16), static_cast<uint8_t>(id >> 8),
-                               static_cast<uint8_t>(id)});
+            f.insert(f.end(),
+                     {17, 0, static_cast<uint8_t>((off >> 8) & 0xFF),
+                      static_cast<uint8_t>((off & 0xF8) | (more ? 1 : 0)), static_cast<uint8_t>(id >> 24),
+                      static_cast<uint8_t>(id >> 16), static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id)});
         }
         f.insert(f.end(), frame.begin() + l3 + hdr + off, frame.begin() + l3 + hdr + off + n);
         out.push_back(std::move(f));
@@ -168,8 +170,12 @@ uint32_t v6_fragment_id(const std::vector<uint8_t>& f) {
 
 // A whole INVITE frame from the client (TTL 60) to the VIP of its family.
 std::vector<uint8_t> big_invite_frame(bool v6, const std::string& msg) {
-    return build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = v6 ? kClient6 : kClient,
-                        .dst = v6 ? kVip6 : kVip, .ttl = 60, .payload = msg})
+    return build_frame({.src_mac = kGatewayMac,
+                        .dst_mac = kExtMac,
+                        .src = v6 ? kClient6 : kClient,
+                        .dst = v6 ? kVip6 : kVip,
+                        .ttl = 60,
+                        .payload = msg})
         .bytes;
 }
 
@@ -234,7 +240,8 @@ TEST_F(DataplaneFrag, WholeDatagramAboveTheEgressMtuIsFragmented) {
         EXPECT_EQ(after.total("fragments", "oversize"), before.total("fragments", "oversize") + 1);
         EXPECT_EQ(after.total("fragments", "sent"), before.total("fragments", "sent") + 3);
         EXPECT_EQ(after.total("traffic", "to_backend"), before.total("traffic", "to_backend") + 1);
-        EXPECT_EQ(after.total("fragments", "received"), before.total("fragments", "received"));  // no reassembly involved
+        EXPECT_EQ(after.total("fragments", "received"),
+                  before.total("fragments", "received"));  // no reassembly involved
     }
 }
 
@@ -242,8 +249,13 @@ TEST_F(DataplaneFrag, WholeReplyAboveTheEgressMtuIsFragmentedFromTheVip) {
     // A backend's large answer (e.g. a 200 OK with a long SDP) toward the client.
     const Endpoint backend = *Endpoint::parse("203.0.113.11:5060");
     const std::string msg = "SIP/2.0 200 OK\r\nCall-ID: reply-big@pbx\r\n" + big_invite("reply-big@pbx", 2800);
-    auto whole = without_df(build_frame({.src_mac = kBackend11Mac, .dst_mac = kIntMac, .vlan = kIntVlan,
-                                         .src = backend, .dst = kClient, .ttl = 64, .payload = msg})
+    auto whole = without_df(build_frame({.src_mac = kBackend11Mac,
+                                         .dst_mac = kIntMac,
+                                         .vlan = kIntVlan,
+                                         .src = backend,
+                                         .dst = kClient,
+                                         .ttl = 64,
+                                         .payload = msg})
                                 .bytes);
     const size_t pieces = (whole.size() - 18 - 20 + 1479) / 1480;  // 1480 data bytes each at MTU 1500
     ASSERT_GE(pieces, 2u);
@@ -272,9 +284,10 @@ TEST_F(DataplaneFrag, WholeReplyAboveTheEgressMtuIsFragmentedFromTheVip) {
 
 TEST_F(DataplaneFrag, DontFragmentDatagramAboveTheMtuIsAnsweredFragmentationNeeded) {
     const std::string msg = big_invite("df-big@pbx", 3000);
-    auto whole = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .ttl = 60,
-                              .payload = msg})
-                     .bytes;
+    auto whole =
+        build_frame(
+            {.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .ttl = 60, .payload = msg})
+            .bytes;
     ASSERT_EQ(get16(whole, 14 + 6) & 0x4000, 0x4000);  // the builder sets DF
     auto before = dp_->stats();
     send(ext_, whole);
@@ -308,9 +321,10 @@ TEST_F(DataplaneFrag, TunnelAboveTheMtuIsFragmentedOrAnsweredForDontFragment) {
     // 1490 bytes fit the client's link; the 20-byte ipip header does not fit int's MTU.
     const Endpoint dsr_vip = *Endpoint::parse("198.51.100.13:5060");
     const std::string msg = invite_of_size("tunnel-big@pbx", 1490 - 28);
-    auto inner = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = dsr_vip,
-                              .ttl = 60, .payload = msg})
-                     .bytes;
+    auto inner =
+        build_frame(
+            {.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = dsr_vip, .ttl = 60, .payload = msg})
+            .bytes;
     ASSERT_EQ(inner.size(), 14u + 1490);
 
     // DF: "fragmentation needed" with the MTU left inside the tunnel.
@@ -354,21 +368,28 @@ TEST_F(DataplaneFrag, TunnelAboveTheMtuIsFragmentedOrAnsweredForDontFragment) {
 TEST_F(DataplaneFrag, MissingFragmentTimesOutWithoutLeaking) {
     std::this_thread::sleep_for(milliseconds(400));  // earlier tests' flows expired
     const unsigned start = rte_mempool_avail_count(g_frame_pool);
-    auto whole = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
+    auto whole = build_frame({.src_mac = kGatewayMac,
+                              .dst_mac = kExtMac,
+                              .src = kClient,
+                              .dst = kVip,
                               .payload = big_invite("lost@pbx", 3000)})
                      .bytes;
     auto frags = fragment(whole, 1232, 0x777);
     auto before = dp_->stats();
     send(ext_, {frags[0], frags[2]});
     EXPECT_EQ(rte_mempool_avail_count(g_frame_pool), start - 2);  // held by the reassembly table
-    EXPECT_TRUE(wait_until([&] { return dp_->stats().total("fragments", "dropped") >= before.total("fragments", "dropped") + 2; }));
+    EXPECT_TRUE(wait_until(
+        [&] { return dp_->stats().total("fragments", "dropped") >= before.total("fragments", "dropped") + 2; }));
     EXPECT_TRUE(wait_until([&] { return rte_mempool_avail_count(g_frame_pool) == start; }));
     EXPECT_TRUE(receive(int_, 0).empty());
     EXPECT_EQ(dp_->stats().total("fragments", "reassembled"), before.total("fragments", "reassembled"));
 }
 
 TEST_F(DataplaneFrag, OverlappingFragmentsAreDroppedAndCounted) {
-    auto whole = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
+    auto whole = build_frame({.src_mac = kGatewayMac,
+                              .dst_mac = kExtMac,
+                              .src = kClient,
+                              .dst = kVip,
                               .payload = big_invite("overlap@pbx", 3000)})
                      .bytes;
     auto frags = fragment(whole, 1232, 0x999);
@@ -384,8 +405,11 @@ TEST_F(DataplaneFrag, OverlappingFragmentsAreDroppedAndCounted) {
 }
 
 TEST_F(DataplaneFrag, FragmentsNotForAVipAreCounted) {
-    auto whole = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient,
-                              .dst = *Endpoint::parse("198.51.100.1:53"), .payload = big_invite("dns", 3000)})
+    auto whole = build_frame({.src_mac = kGatewayMac,
+                              .dst_mac = kExtMac,
+                              .src = kClient,
+                              .dst = *Endpoint::parse("198.51.100.1:53"),
+                              .payload = big_invite("dns", 3000)})
                      .bytes;
     auto frags = fragment(whole, 1232, 0x555);
     auto before = dp_->stats();

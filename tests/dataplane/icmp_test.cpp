@@ -27,8 +27,7 @@ const Endpoint kVip = *Endpoint::parse("198.51.100.10:5060");
 const Endpoint kClient6 = *Endpoint::parse("[2001:db8:9::10]:5062");
 const Endpoint kVip6 = *Endpoint::parse("[2001:db8:1::10]:5060");
 
-const auto* const g_env =
-    ::testing::AddGlobalTestEnvironment(new RingEalEnvironment("siplb_dp_icmp", "icmp_frames"));
+const auto* const g_env = ::testing::AddGlobalTestEnvironment(new RingEalEnvironment("siplb_dp_icmp", "icmp_frames"));
 
 // Ethernet (+tag) / IP / ICMP echo with id 0x1234, seq 1.
 std::vector<uint8_t> echo_frame(const MacAddress& src_mac, const MacAddress& dst_mac, const IpAddress& src,
@@ -39,8 +38,8 @@ std::vector<uint8_t> echo_frame(const MacAddress& src_mac, const MacAddress& dst
     b.push_back(v6 ? 0x86 : 0x08);
     b.push_back(v6 ? 0xDD : 0x00);
     const size_t l3 = b.size();
-    std::vector<uint8_t> msg = {static_cast<uint8_t>(v6 ? (reply ? 129 : 128) : (reply ? 0 : 8)), 0, 0, 0, 0x12,
-                                0x34, 0, 1};
+    std::vector<uint8_t> msg =
+        {static_cast<uint8_t>(v6 ? (reply ? 129 : 128) : (reply ? 0 : 8)), 0, 0, 0, 0x12, 0x34, 0, 1};
     msg.insert(msg.end(), body.begin(), body.end());
     if (!v6) {
         b.resize(l3 + 20);
@@ -110,7 +109,8 @@ TEST_F(DataplaneIcmp, EchoRequestsToVipsAndPortAddressesAreAnswered) {
     EXPECT_EQ(out[3], echo_frame(kExtMac, kGatewayMac, port6, kClient6.ip, true, 64, body));
     auto after = dp_->stats();
     EXPECT_EQ(after.total("icmp", "echo_replies"), before.total("icmp", "echo_replies") + 4);
-    EXPECT_EQ(after.total("drops", "not_for_us"), before.total("drops", "not_for_us") + 1);  // echo to an address that is not ours
+    EXPECT_EQ(after.total("drops", "not_for_us"),
+              before.total("drops", "not_for_us") + 1);  // echo to an address that is not ours
 }
 
 TEST_F(DataplaneIcmp, TtlOneAndUnknownPortEarnErrorsWithValidChecksums) {
@@ -119,10 +119,10 @@ TEST_F(DataplaneIcmp, TtlOneAndUnknownPortEarnErrorsWithValidChecksums) {
         const Endpoint vip = v6 ? kVip6 : kVip;
         Endpoint closed = vip;
         closed.port = 5999;
-        auto ttl1 = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = vip, .ttl = 1,
-                                 .payload = bye("ttl1")});
-        auto unknown = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = closed,
-                                    .payload = bye("closed")});
+        auto ttl1 = build_frame(
+            {.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = vip, .ttl = 1, .payload = bye("ttl1")});
+        auto unknown = build_frame(
+            {.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = closed, .payload = bye("closed")});
         send(ext_, {ttl1.bytes, unknown.bytes});
         auto out = receive(ext_, 2);
         ASSERT_EQ(out.size(), 2u);
@@ -153,8 +153,12 @@ TEST_F(DataplaneIcmp, ErrorsAreRateLimitedAndCounted) {
     auto before = dp_->stats();
     std::vector<std::vector<uint8_t>> frames;
     for (int i = 0; i < 200; ++i)
-        frames.push_back(build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
-                                      .ttl = 1, .payload = bye("flood")})
+        frames.push_back(build_frame({.src_mac = kGatewayMac,
+                                      .dst_mac = kExtMac,
+                                      .src = kClient,
+                                      .dst = kVip,
+                                      .ttl = 1,
+                                      .payload = bye("flood")})
                              .bytes);
     const auto start = std::chrono::steady_clock::now();
     send(ext_, frames);
@@ -181,8 +185,8 @@ TEST_F(DataplaneIcmp, CustomerPortUnreachableReachesTheBackendThatSentTheDatagra
         ASSERT_EQ(net::parse_frame(seen.bytes.data(), seen.bytes.size(), sv), net::ParseStatus::udp);
         auto err = seen.bytes;
         err.resize(2014);
-        size_t ip_len = net::write_icmp_error(err.data(), sv, net::kIcmpDestUnreachable,
-                                              net::kIcmpCodePortUnreachable, kClient.ip, 2000);
+        size_t ip_len = net::write_icmp_error(err.data(), sv, net::kIcmpDestUnreachable, net::kIcmpCodePortUnreachable,
+                                              kClient.ip, 2000);
         ASSERT_GT(ip_len, 0u);
         err.resize(14 + ip_len);
         std::copy(kExtMac.bytes.begin(), kExtMac.bytes.end(), err.begin());

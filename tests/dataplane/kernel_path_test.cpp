@@ -68,8 +68,11 @@ TEST(KernelPath, TapCarriesNodeTrafficBothWays) {
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 
     // Wire -> kernel.
-    auto in = build_frame({.src_mac = kPeerMac, .dst_mac = kExtMac, .src = ep("198.51.100.20:4000"),
-                           .dst = ep("198.51.100.1:9999"), .payload = "SIP/2.0 200 OK health"});
+    auto in = build_frame({.src_mac = kPeerMac,
+                           .dst_mac = kExtMac,
+                           .src = ep("198.51.100.20:4000"),
+                           .dst = ep("198.51.100.1:9999"),
+                           .payload = "SIP/2.0 200 OK health"});
     rte_mbuf* m = to_mbuf(pool, in.bytes);
     ASSERT_EQ(rte_ring_enqueue(rx, m), 0);
     char buf[256];
@@ -81,8 +84,11 @@ TEST(KernelPath, TapCarriesNodeTrafficBothWays) {
 
     // A pool backend answering the node address (the health checker's
     // OPTIONS): for the kernel's socket as it is, not SNAT'ed to the VIP.
-    auto health = build_frame({.src_mac = kPeerMac, .dst_mac = kExtMac, .src = ep("198.51.100.11:5060"),
-                               .dst = ep("198.51.100.1:9999"), .payload = "SIP/2.0 200 OK probe"});
+    auto health = build_frame({.src_mac = kPeerMac,
+                               .dst_mac = kExtMac,
+                               .src = ep("198.51.100.11:5060"),
+                               .dst = ep("198.51.100.1:9999"),
+                               .payload = "SIP/2.0 200 OK probe"});
     ASSERT_EQ(rte_ring_enqueue(rx, to_mbuf(pool, health.bytes)), 0);
     sockaddr_in backend{};
     socklen_t backend_len = sizeof backend;

@@ -85,18 +85,31 @@ protected:
                                                : "192.0.2." + std::to_string(10 + i) + ":5062");
     }
     std::vector<uint8_t> from_client(const Endpoint& client, const Endpoint& vip, const std::string& payload) {
-        return build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = vip, .ttl = 64,
+        return build_frame({.src_mac = kGatewayMac,
+                            .dst_mac = kExtMac,
+                            .src = client,
+                            .dst = vip,
+                            .ttl = 64,
                             .payload = payload})
             .bytes;
     }
     std::vector<uint8_t> from_backend(const Endpoint& backend, const Endpoint& client, const std::string& payload) {
-        return build_frame({.src_mac = backend_mac(backend), .dst_mac = kIntMac, .vlan = kIntVlan, .src = backend,
-                            .dst = client, .ttl = 64, .payload = payload})
+        return build_frame({.src_mac = backend_mac(backend),
+                            .dst_mac = kIntMac,
+                            .vlan = kIntVlan,
+                            .src = backend,
+                            .dst = client,
+                            .ttl = 64,
+                            .payload = payload})
             .bytes;
     }
     // What the client must receive: the datagram from `vip`, byte for byte.
     std::vector<uint8_t> to_client(const Endpoint& vip, const Endpoint& client, const std::string& payload) {
-        return build_frame({.src_mac = kExtMac, .dst_mac = kGatewayMac, .src = vip, .dst = client, .ttl = 63,
+        return build_frame({.src_mac = kExtMac,
+                            .dst_mac = kGatewayMac,
+                            .src = vip,
+                            .dst = client,
+                            .ttl = 63,
                             .payload = payload})
             .bytes;
     }
@@ -104,8 +117,8 @@ protected:
     static nlohmann::json query(const std::string& call_id) {
         timespec ts{};
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        auto r = control::lookup_call(*publisher_->current(), affinity_, "lund", call_id,
-                                      static_cast<uint32_t>(ts.tv_sec));
+        auto r =
+            control::lookup_call(*publisher_->current(), affinity_, "lund", call_id, static_cast<uint32_t>(ts.tv_sec));
         EXPECT_TRUE(r) << (r ? "" : r.message());
         return r ? r.value() : nlohmann::json();
     }
@@ -125,8 +138,10 @@ protected:
         std::vector<std::vector<uint8_t>> frames;
         for (const Endpoint& vip : {kVip4a, kVip4b, kVip6a, kVip6b})
             for (int i = 0; i < per_vip; ++i) {
-                Call c{call_id_for(tag + vip.to_string() + std::to_string(i), vip.ip.is_v6()), client_for(vip, i),
-                       vip, {}};
+                Call c{call_id_for(tag + vip.to_string() + std::to_string(i), vip.ip.is_v6()),
+                       client_for(vip, i),
+                       vip,
+                       {}};
                 c.backend = table_choice("lund", c.id);
                 frames.push_back(from_client(c.client, vip, request("INVITE", c.id, 1, c.client)));
                 calls.push_back(c);
@@ -209,8 +224,13 @@ TEST_F(MultiVip, PhoneRegisteredThroughTheSecondVipGetsTheBackendsCallFromIt) {
         send(ext_, from_client(phone, vip, ok));
         out = receive(int_, 1);
         ASSERT_EQ(out.size(), 1u);
-        EXPECT_EQ(out[0], build_frame({.src_mac = kIntMac, .dst_mac = backend_mac(registrar), .vlan = kIntVlan,
-                                       .src = phone, .dst = registrar, .ttl = 63, .payload = ok})
+        EXPECT_EQ(out[0], build_frame({.src_mac = kIntMac,
+                                       .dst_mac = backend_mac(registrar),
+                                       .vlan = kIntVlan,
+                                       .src = phone,
+                                       .dst = registrar,
+                                       .ttl = 63,
+                                       .payload = ok})
                               .bytes);
         const std::string bye = request("BYE", inbound, 2, registrar);
         send(int_, from_backend(registrar, phone, bye));

@@ -124,9 +124,15 @@ TEST(DataplaneMultiWorker, TwoWorkersForwardBothDirectionsAndCountersAddUp) {
     constexpr int kEach = 50;
     for (int i = 0; i < kEach; ++i) {
         std::string id = "mw-" + std::to_string(i);
-        auto req = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = vip,
+        auto req = build_frame({.src_mac = kGatewayMac,
+                                .dst_mac = kExtMac,
+                                .src = client,
+                                .dst = vip,
                                 .payload = "OPTIONS sip:x SIP/2.0\r\nCall-ID: " + id + "\r\nCSeq: 1 OPTIONS\r\n\r\n"});
-        auto rep = build_frame({.src_mac = kBackendMac, .dst_mac = kIntMac, .src = backend, .dst = client,
+        auto rep = build_frame({.src_mac = kBackendMac,
+                                .dst_mac = kIntMac,
+                                .src = backend,
+                                .dst = client,
                                 .payload = "SIP/2.0 200 OK\r\nCall-ID: " + id + "\r\nCSeq: 1 OPTIONS\r\n\r\n"});
         ASSERT_EQ(rte_ring_enqueue(ext.rx, to_mbuf(frames_pool, req.bytes)), 0);
         ASSERT_EQ(rte_ring_enqueue(in.rx, to_mbuf(frames_pool, rep.bytes)), 0);

@@ -88,18 +88,22 @@ TEST(DataplanePcap, ReplayedCallMixIsBalancedPerCallId) {
         auto [it, fresh] = client_of_call.try_emplace(call_id);
         if (fresh) {
             size_t n = client_of_call.size();
-            it->second = *Endpoint::parse("192.0.2." + std::to_string(1 + n % 250) + ":" + std::to_string(5060 + n % 7));
+            it->second =
+                *Endpoint::parse("192.0.2." + std::to_string(1 + n % 250) + ":" + std::to_string(5060 + n % 7));
         }
         const Endpoint& client = it->second;
         if (m.kind == sip::Kind::request) {
-            frames.push_back(build_frame({.src_mac = kGatewayMac, .dst_mac = kWireMac, .src = client, .dst = kVip,
-                                          .payload = msg})
-                                 .bytes);
+            frames.push_back(
+                build_frame({.src_mac = kGatewayMac, .dst_mac = kWireMac, .src = client, .dst = kVip, .payload = msg})
+                    .bytes);
             is_request.push_back(true);
         } else {
             uint16_t idx = pool.table().lookup(balance::hash_call_id(call_id, pool.seed()));
-            frames.push_back(build_frame({.src_mac = backend_mac(idx), .dst_mac = kWireMac,
-                                          .src = pool.backends()[idx].address, .dst = client, .payload = msg})
+            frames.push_back(build_frame({.src_mac = backend_mac(idx),
+                                          .dst_mac = kWireMac,
+                                          .src = pool.backends()[idx].address,
+                                          .dst = client,
+                                          .payload = msg})
                                  .bytes);
             is_request.push_back(false);
         }

@@ -104,13 +104,17 @@ protected:
     // The frame a client datagram becomes after DNAT to `backend`.
     static std::vector<uint8_t> dnat_expected(const Endpoint& client, const Endpoint& backend, const MacAddress& mac,
                                               const std::string& payload) {
-        return build_frame({.src_mac = kIntMac, .dst_mac = mac, .src = client, .dst = backend, .ttl = 63,
-                            .payload = payload})
+        return build_frame(
+                   {.src_mac = kIntMac, .dst_mac = mac, .src = client, .dst = backend, .ttl = 63, .payload = payload})
             .bytes;
     }
     static std::vector<uint8_t> from_client(const Endpoint& client, const std::string& payload,
                                             const Endpoint& vip = kVip) {
-        return build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = client, .dst = vip, .ttl = 64,
+        return build_frame({.src_mac = kGatewayMac,
+                            .dst_mac = kExtMac,
+                            .src = client,
+                            .dst = vip,
+                            .ttl = 64,
                             .payload = payload})
             .bytes;
     }
@@ -141,7 +145,8 @@ TEST_F(DataplaneProtect, ScannerIsDroppedByRuleWithoutSpendingTheSourceBudget) {
     send(frames);
     auto out = receive(int_, 5);
     ASSERT_EQ(out.size(), 5u);
-    for (size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i], dnat_expected(scanner, kLundBackend, kLundMac, payloads[i]));
+    for (size_t i = 0; i < out.size(); ++i)
+        EXPECT_EQ(out[i], dnat_expected(scanner, kLundBackend, kLundMac, payloads[i]));
     auto after = dp_->stats();
     EXPECT_EQ(after.dropped(), mid.dropped());
     EXPECT_EQ(after.total("traffic", "to_backend"), mid.total("traffic", "to_backend") + 5);
@@ -200,7 +205,8 @@ TEST_F(DataplaneProtect, RulesReloadLiveAndABadPatternIsRefused) {
     const Endpoint bot = *Endpoint::parse("192.0.2.150:5060");
     const dataplane::Dataplane* const running = dp_;
     auto frame = [&](int i) {
-        return from_client(bot, request("OPTIONS", "sip:100@198.51.100.10", "bot-" + std::to_string(i), "evil-bot/2.0"));
+        return from_client(bot,
+                           request("OPTIONS", "sip:100@198.51.100.10", "bot-" + std::to_string(i), "evil-bot/2.0"));
     };
     send({frame(0)});
     EXPECT_EQ(receive(int_, 1).size(), 1u);  // no rule matches yet

@@ -37,7 +37,7 @@ struct RingPort {
     rte_ring* rx = nullptr;  // test -> dataplane
     rte_ring* tx = nullptr;  // dataplane -> test
     int port_id = -1;
-    std::string device;      // ethdev name the config refers to
+    std::string device;  // ethdev name the config refers to
 };
 
 inline RingPort make_ring_port(const std::string& name) {
@@ -59,8 +59,7 @@ class RingEalEnvironment : public ::testing::Environment {
 public:
     // `data_room`: frames up to data_room - RTE_PKTMBUF_HEADROOM bytes are
     // injected as one segment.
-    RingEalEnvironment(std::string eal_prefix, std::string pool_name,
-                       uint16_t data_room = RTE_MBUF_DEFAULT_BUF_SIZE)
+    RingEalEnvironment(std::string eal_prefix, std::string pool_name, uint16_t data_room = RTE_MBUF_DEFAULT_BUF_SIZE)
         : eal_prefix_(std::move(eal_prefix)), pool_name_(std::move(pool_name)), data_room_(data_room) {}
     void SetUp() override {
         auto st = init_eal(siplb::test::test_eal_args(eal_prefix_));
@@ -203,7 +202,8 @@ protected:
             ASSERT_NE(m, nullptr);
             ASSERT_EQ(rte_ring_enqueue(p.rx, m), 0);
         }
-        ASSERT_TRUE(siplb::test::wait_until([&] { return dp_->stats().total("traffic", "rx_packets") >= before + frames.size(); }));
+        ASSERT_TRUE(siplb::test::wait_until(
+            [&] { return dp_->stats().total("traffic", "rx_packets") >= before + frames.size(); }));
     }
     void send(RingPort& p, const std::vector<uint8_t>& frame) { send(p, std::vector<std::vector<uint8_t>>{frame}); }
 

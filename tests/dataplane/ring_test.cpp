@@ -40,8 +40,7 @@ std::string response(const std::string& call_id) {
            "\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
 }
 
-const auto* const g_env =
-    ::testing::AddGlobalTestEnvironment(new RingEalEnvironment("siplb_dp_ring", "test_frames"));
+const auto* const g_env = ::testing::AddGlobalTestEnvironment(new RingEalEnvironment("siplb_dp_ring", "test_frames"));
 
 class DataplaneRing : public RingDataplaneTest<DataplaneRing> {
 protected:
@@ -54,13 +53,13 @@ protected:
         set_two_ports(cfg.dataplane, ext_, int_, false);
 
         start(cfg, make_snapshot({
-            {"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060", "203.0.113.12:5080"}},
-            {"arp", {"198.51.100.11:5060"}, {"203.0.113.13:5060"}},
-            {"six", {"[2001:db8:1::10]:5060"}, {"[2001:db8:2::11]:5060"}},
-            {"empty", {"198.51.100.12:5060"}, {}},
-            {"dsr", {"198.51.100.13:5060"}, {"203.0.113.11:5060"}, config::ForwardMode::ipip},
-            {"six-nd", {"[2001:db8:1::11]:5060"}, {"[2001:db8:2::13]:5060"}},
-        }));
+                       {"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060", "203.0.113.12:5080"}},
+                       {"arp", {"198.51.100.11:5060"}, {"203.0.113.13:5060"}},
+                       {"six", {"[2001:db8:1::10]:5060"}, {"[2001:db8:2::11]:5060"}},
+                       {"empty", {"198.51.100.12:5060"}, {}},
+                       {"dsr", {"198.51.100.13:5060"}, {"203.0.113.11:5060"}, config::ForwardMode::ipip},
+                       {"six-nd", {"[2001:db8:1::11]:5060"}, {"[2001:db8:2::13]:5060"}},
+                   }));
     }
     static void TearDownTestSuite() {
         if (dp_) {
@@ -83,14 +82,19 @@ TEST_F(DataplaneRing, InviteIsDnatToTableChoiceByteForByte) {
     std::string call_id = "first-call@192.0.2.10";
     std::string msg = invite(call_id);
     auto before = dp_->stats();
-    auto in = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .ttl = 60,
-                           .payload = msg});
+    auto in = build_frame(
+        {.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .ttl = 60, .payload = msg});
     send(ext_, in.bytes);
     auto out = receive(int_, 1);
     ASSERT_EQ(out.size(), 1u);
     Endpoint backend = table_choice("lund", call_id);
-    auto expect = build_frame({.src_mac = kIntMac, .dst_mac = backend_mac(backend), .vlan = kIntVlan, .src = kClient,
-                               .dst = backend, .ttl = 59, .payload = msg});
+    auto expect = build_frame({.src_mac = kIntMac,
+                               .dst_mac = backend_mac(backend),
+                               .vlan = kIntVlan,
+                               .src = kClient,
+                               .dst = backend,
+                               .ttl = 59,
+                               .payload = msg});
     EXPECT_EQ(out[0], expect.bytes);
     EXPECT_TRUE(receive(ext_, 0).empty());
 
@@ -120,7 +124,10 @@ TEST_F(DataplaneRing, EveryMessageOfACallReachesOneBackend) {
         std::vector<std::vector<uint8_t>> frames;
         for (int i = 0; i < 100; ++i) {
             std::string id = "call-" + std::to_string(i) + "@pbx";
-            frames.push_back(build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
+            frames.push_back(build_frame({.src_mac = kGatewayMac,
+                                          .dst_mac = kExtMac,
+                                          .src = kClient,
+                                          .dst = kVip,
                                           .payload = round == 0 ? invite(id) : invite(id, "BYE")})
                                  .bytes);
         }
@@ -151,25 +158,31 @@ TEST_F(DataplaneRing, BackendReplyIsSnatToVipByteForByte) {
     std::string msg = response("reply-call@192.0.2.10");
     Endpoint backend = *Endpoint::parse("203.0.113.12:5080");
     auto before = dp_->stats();
-    auto in = build_frame({.src_mac = kBackend12Mac, .dst_mac = kIntMac, .vlan = kIntVlan, .src = backend,
-                           .dst = kClient, .ttl = 64, .payload = msg});
+    auto in = build_frame({.src_mac = kBackend12Mac,
+                           .dst_mac = kIntMac,
+                           .vlan = kIntVlan,
+                           .src = backend,
+                           .dst = kClient,
+                           .ttl = 64,
+                           .payload = msg});
     send(int_, in.bytes);
     auto out = receive(ext_, 1);
     ASSERT_EQ(out.size(), 1u);
-    auto expect = build_frame({.src_mac = kExtMac, .dst_mac = kGatewayMac, .src = kVip, .dst = kClient, .ttl = 63,
-                               .payload = msg});
+    auto expect = build_frame(
+        {.src_mac = kExtMac, .dst_mac = kGatewayMac, .src = kVip, .dst = kClient, .ttl = 63, .payload = msg});
     EXPECT_EQ(out[0], expect.bytes);
     auto after = dp_->stats();
     EXPECT_EQ(after.total("traffic", "to_client"), before.total("traffic", "to_client") + 1);
     EXPECT_EQ(after.pools[0].at("traffic", "packets_out"), before.pools[0].at("traffic", "packets_out") + 1);
     for (size_t i = 0; i < after.backends.size(); ++i) {
-        uint64_t delta = after.backends[i].at("traffic", "packets_from") - before.backends[i].at("traffic", "packets_from");
+        uint64_t delta = after.backends[i].at("traffic", "packets_from") -
+                         before.backends[i].at("traffic", "packets_from");
         EXPECT_EQ(delta, after.backends[i].address == backend ? 1u : 0u);
     }
 
     // The same reply untagged does not belong to the internal port's VLAN.
-    auto untagged = build_frame({.src_mac = kBackend12Mac, .dst_mac = kIntMac, .src = backend, .dst = kClient,
-                                 .payload = msg});
+    auto untagged =
+        build_frame({.src_mac = kBackend12Mac, .dst_mac = kIntMac, .src = backend, .dst = kClient, .payload = msg});
     send(int_, untagged.bytes);
     EXPECT_TRUE(receive(ext_, 0).empty());
     EXPECT_EQ(drops(dp_->stats(), "vlan_mismatch"), drops(after, "vlan_mismatch") + 1);
@@ -184,8 +197,12 @@ TEST_F(DataplaneRing, DialogStartedByBackendKeepsAnswersOnIt) {
     }
     Endpoint backend = *Endpoint::parse("203.0.113.12:5080");
     auto before = dp_->stats();
-    send(int_, build_frame({.src_mac = kBackend12Mac, .dst_mac = kIntMac, .vlan = kIntVlan, .src = backend,
-                            .dst = kClient, .payload = invite(call_id)})
+    send(int_, build_frame({.src_mac = kBackend12Mac,
+                            .dst_mac = kIntMac,
+                            .vlan = kIntVlan,
+                            .src = backend,
+                            .dst = kClient,
+                            .payload = invite(call_id)})
                    .bytes);
     ASSERT_EQ(receive(ext_, 1).size(), 1u);
     EXPECT_EQ(dp_->stats().total("affinity", "backend_dialogs"), before.total("affinity", "backend_dialogs") + 1);
@@ -195,23 +212,28 @@ TEST_F(DataplaneRing, DialogStartedByBackendKeepsAnswersOnIt) {
                    .bytes);
     auto out = receive(int_, 1);
     ASSERT_EQ(out.size(), 1u);
-    auto expect = build_frame({.src_mac = kIntMac, .dst_mac = kBackend12Mac, .vlan = kIntVlan, .src = kClient,
-                               .dst = backend, .ttl = 63, .payload = answer});
+    auto expect = build_frame({.src_mac = kIntMac,
+                               .dst_mac = kBackend12Mac,
+                               .vlan = kIntVlan,
+                               .src = kClient,
+                               .dst = backend,
+                               .ttl = 63,
+                               .payload = answer});
     EXPECT_EQ(out[0], expect.bytes);
 }
 
 TEST_F(DataplaneRing, IpipPoolEncapsulatesTheUnchangedDatagram) {
     const Endpoint vip = *Endpoint::parse("198.51.100.13:5060");
     std::string msg = invite("dsr-call");
-    send(ext_, build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = vip, .ttl = 30,
-                            .payload = msg})
+    send(ext_, build_frame(
+                   {.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = vip, .ttl = 30, .payload = msg})
                    .bytes);
     auto out = receive(int_, 1);
     ASSERT_EQ(out.size(), 1u);
     auto inner = build_frame({.src = kClient, .dst = vip, .ttl = 29, .payload = msg});
     const size_t inner_len = inner.bytes.size() - inner.l3;
-    std::vector<uint8_t> expect = {0x02, 0, 0, 0, 0x0b, 0x11, 0x02, 0, 0, 0, 0x02, 0x02, 0x81, 0x00, 0, kIntVlan,
-                                   0x08, 0x00};
+    std::vector<uint8_t> expect = {0x02, 0,    0,    0,    0x0b, 0x11, 0x02,     0,    0,
+                                   0,    0x02, 0x02, 0x81, 0x00, 0,    kIntVlan, 0x08, 0x00};
     std::vector<uint8_t> outer = {0x45, 0, 0, 0, 0, 0, 0, 0, 64, 4, 0, 0, 203, 0, 113, 1, 203, 0, 113, 11};
     put16(outer, 2, static_cast<uint16_t>(20 + inner_len));
     put16(outer, 10, naive_ipv4_checksum(outer, 0));
@@ -283,8 +305,13 @@ TEST_F(DataplaneRing, UnresolvedIpv6BackendIsSolicitedThenLearned) {
     send(ext_, in.bytes);
     out = receive(int_, 1);
     ASSERT_EQ(out.size(), 1u);
-    auto expect = build_frame({.src_mac = kIntMac, .dst_mac = backend_mac, .vlan = kIntVlan, .src = client,
-                               .dst = backend, .ttl = 63, .payload = msg});
+    auto expect = build_frame({.src_mac = kIntMac,
+                               .dst_mac = backend_mac,
+                               .vlan = kIntVlan,
+                               .src = client,
+                               .dst = backend,
+                               .ttl = 63,
+                               .payload = msg});
     EXPECT_EQ(out[0], expect.bytes);
 }
 
@@ -292,9 +319,10 @@ TEST_F(DataplaneRing, KeepalivesStickToTheClientAddress) {
     auto before = dp_->stats();
     std::vector<std::vector<uint8_t>> frames;
     for (int i = 0; i < 3; ++i)
-        frames.push_back(build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
-                                      .payload = "\r\n\r\n"})
-                             .bytes);
+        frames.push_back(
+            build_frame(
+                {.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .payload = "\r\n\r\n"})
+                .bytes);
     send(ext_, frames);
     auto out = receive(int_, 3);
     ASSERT_EQ(out.size(), 3u);
@@ -310,24 +338,40 @@ TEST_F(DataplaneRing, KeepalivesStickToTheClientAddress) {
 
 TEST_F(DataplaneRing, DropsAreCountedByReasonAndNothingLeaks) {
     auto before = dp_->stats();
-    auto good = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
-                             .payload = invite("drop-test")});
-    auto binary = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
+    auto good = build_frame(
+        {.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .payload = invite("drop-test")});
+    auto binary = build_frame({.src_mac = kGatewayMac,
+                               .dst_mac = kExtMac,
+                               .src = kClient,
+                               .dst = kVip,
                                .payload = std::string("\x01\x02\x03\x04garbage", 11)});
-    auto no_call_id = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip,
+    auto no_call_id = build_frame({.src_mac = kGatewayMac,
+                                   .dst_mac = kExtMac,
+                                   .src = kClient,
+                                   .dst = kVip,
                                    .payload = "OPTIONS sip:x SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n"});
     auto bad_sum = good;
     bad_sum.bytes.back() ^= 0x01;
-    auto ttl1 = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .ttl = 1,
+    auto ttl1 = build_frame({.src_mac = kGatewayMac,
+                             .dst_mac = kExtMac,
+                             .src = kClient,
+                             .dst = kVip,
+                             .ttl = 1,
                              .payload = invite("ttl-test")});
-    auto unknown = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient,
-                                .dst = *Endpoint::parse("198.51.100.10:5070"), .payload = invite("port-test")});
+    auto unknown = build_frame({.src_mac = kGatewayMac,
+                                .dst_mac = kExtMac,
+                                .src = kClient,
+                                .dst = *Endpoint::parse("198.51.100.10:5070"),
+                                .payload = invite("port-test")});
     auto truncated = good;
     truncated.bytes.resize(30);
-    auto empty_pool = build_frame({.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient,
-                                   .dst = *Endpoint::parse("198.51.100.12:5060"), .payload = invite("nobody")});
-    send(ext_, {binary.bytes, no_call_id.bytes, bad_sum.bytes, ttl1.bytes, unknown.bytes, truncated.bytes,
-                empty_pool.bytes});
+    auto empty_pool = build_frame({.src_mac = kGatewayMac,
+                                   .dst_mac = kExtMac,
+                                   .src = kClient,
+                                   .dst = *Endpoint::parse("198.51.100.12:5060"),
+                                   .payload = invite("nobody")});
+    send(ext_,
+         {binary.bytes, no_call_id.bytes, bad_sum.bytes, ttl1.bytes, unknown.bytes, truncated.bytes, empty_pool.bytes});
     EXPECT_TRUE(receive(int_, 0).empty());
     // The TTL-1 datagram earns a time exceeded, the unknown port a port
     // unreachable (tests/dataplane/icmp_test.cpp checks their bytes).
@@ -427,8 +471,13 @@ TEST_F(DataplaneRing, UnresolvedBackendIsArpedThenLearned) {
     send(ext_, in.bytes);
     out = receive(int_, 1);
     ASSERT_EQ(out.size(), 1u);
-    auto expect = build_frame({.src_mac = kIntMac, .dst_mac = kBackend13Mac, .vlan = kIntVlan, .src = kClient,
-                               .dst = backend, .ttl = 63, .payload = msg});
+    auto expect = build_frame({.src_mac = kIntMac,
+                               .dst_mac = kBackend13Mac,
+                               .vlan = kIntVlan,
+                               .src = kClient,
+                               .dst = backend,
+                               .ttl = 63,
+                               .payload = msg});
     EXPECT_EQ(out[0], expect.bytes);
     EXPECT_GT(dp_->stats().total("neighbor", "learned"), before.total("neighbor", "learned"));
 }
@@ -438,23 +487,39 @@ TEST_F(DataplaneRing, Ipv6ForwardAndReplyToGleanedOnLinkClient) {
     const Endpoint vip = *Endpoint::parse("[2001:db8:1::10]:5060");
     const Endpoint backend = *Endpoint::parse("[2001:db8:2::11]:5060");
     std::string msg = invite("v6-call");
-    auto in = build_frame({.src_mac = kClient6Mac, .dst_mac = kExtMac, .src = client, .dst = vip, .ttl = 64,
-                           .ipv6_hop_by_hop = true, .payload = msg});
+    auto in = build_frame({.src_mac = kClient6Mac,
+                           .dst_mac = kExtMac,
+                           .src = client,
+                           .dst = vip,
+                           .ttl = 64,
+                           .ipv6_hop_by_hop = true,
+                           .payload = msg});
     send(ext_, in.bytes);
     auto out = receive(int_, 1);
     ASSERT_EQ(out.size(), 1u);
-    auto expect = build_frame({.src_mac = kIntMac, .dst_mac = kBackend6Mac, .vlan = kIntVlan, .src = client,
-                               .dst = backend, .ttl = 63, .ipv6_hop_by_hop = true, .payload = msg});
+    auto expect = build_frame({.src_mac = kIntMac,
+                               .dst_mac = kBackend6Mac,
+                               .vlan = kIntVlan,
+                               .src = client,
+                               .dst = backend,
+                               .ttl = 63,
+                               .ipv6_hop_by_hop = true,
+                               .payload = msg});
     EXPECT_EQ(out[0], expect.bytes);
 
     std::string reply = response("v6-call");
-    auto back = build_frame({.src_mac = kBackend6Mac, .dst_mac = kIntMac, .vlan = kIntVlan, .src = backend,
-                             .dst = client, .ttl = 64, .payload = reply});
+    auto back = build_frame({.src_mac = kBackend6Mac,
+                             .dst_mac = kIntMac,
+                             .vlan = kIntVlan,
+                             .src = backend,
+                             .dst = client,
+                             .ttl = 64,
+                             .payload = reply});
     send(int_, back.bytes);
     out = receive(ext_, 1);  // client's MAC was learned from its request
     ASSERT_EQ(out.size(), 1u);
-    auto expect_back = build_frame({.src_mac = kExtMac, .dst_mac = kClient6Mac, .src = vip, .dst = client, .ttl = 63,
-                                    .payload = reply});
+    auto expect_back = build_frame(
+        {.src_mac = kExtMac, .dst_mac = kClient6Mac, .src = vip, .dst = client, .ttl = 63, .payload = reply});
     EXPECT_EQ(out[0], expect_back.bytes);
 }
 

@@ -35,10 +35,10 @@ protected:
         cfg.retry_initial_ms = retry_initial_ms;
         cfg.retry_max_ms = retry_max_ms;
         cfg.timeout_ms = 300;
-        auto r = DnsDiscovery::create(
-            cfg, [this](const std::string& p, const std::string& n, const std::vector<DiscoveredBackend>& s) {
-                deliveries.push_back({p, n, s});
-            });
+        auto r = DnsDiscovery::create(cfg, [this](const std::string& p, const std::string& n,
+                                                  const std::vector<DiscoveredBackend>& s) {
+            deliveries.push_back({p, n, s});
+        });
         ASSERT_TRUE(r.ok()) << r.message();
         disc = std::move(r.value());
     }
@@ -91,8 +91,8 @@ TEST_F(DnsTest, SrvPriorityWeightPortAndTargetsAAndAAAA) {
     const auto& d = deliveries.back();
     EXPECT_EQ(d.pool, "lund");
     EXPECT_EQ(d.name, "_sip._udp.pool.test");
-    ASSERT_EQ(endpoints(d.set), (std::vector<std::string>{"127.0.0.11:5060", "127.0.0.12:5070",
-                                                          "[2001:db8::11]:5060", "127.0.0.13:5080"}));
+    ASSERT_EQ(endpoints(d.set), (std::vector<std::string>{"127.0.0.11:5060", "127.0.0.12:5070", "[2001:db8::11]:5060",
+                                                          "127.0.0.13:5080"}));
     EXPECT_EQ(d.set[0].weight, 60u);
     EXPECT_EQ(d.set[0].priority, 10);
     EXPECT_EQ(d.set[1].weight, 1u);  // SRV weight 0
@@ -108,9 +108,9 @@ TEST_F(DnsTest, SrvPriorityWeightPortAndTargetsAAndAAAA) {
 }
 
 TEST_F(DnsTest, PlainNameGivesEveryAddressOnDefaultPort) {
-    ASSERT_TRUE(dns.start({"host-record=plain.pool.test,127.0.0.21,2001:db8::21",
-                           "host-record=plain.pool.test,127.0.0.22"},
-                          30));
+    ASSERT_TRUE(
+        dns.start({"host-record=plain.pool.test,127.0.0.21,2001:db8::21", "host-record=plain.pool.test,127.0.0.22"},
+                  30));
     make();
     ASSERT_TRUE(disc->add_name("malmo", "plain.pool.test", 5062).ok());
     ASSERT_TRUE(run_until([&] { return !deliveries.empty(); }, 5s));

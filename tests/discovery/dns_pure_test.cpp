@@ -39,11 +39,8 @@ TEST(DnsPure, BackoffDoublesAndCaps) {
 
 TEST(DnsPure, SrvExpansionPriorityWeightPort) {
     std::vector<SrvRecord> recs = {
-        {"b.example.", 5070, 10, 0},
-        {"a.example.", 5060, 10, 60},
-        {"backup.example.", 5080, 20, 5},
-        {".", 5060, 0, 0},
-        {"nowhere.example.", 5060, 0, 10},
+        {"b.example.", 5070, 10, 0}, {"a.example.", 5060, 10, 60},      {"backup.example.", 5080, 20, 5},
+        {".", 5060, 0, 0},           {"nowhere.example.", 5060, 0, 10},
     };
     std::map<std::string, std::vector<ResolvedAddress>> addrs = {
         {"a.example.", {{ip("192.0.2.1"), 30}, {ip("2001:db8::1"), 30}}},
@@ -67,8 +64,9 @@ TEST(DnsPure, SrvExpansionPriorityWeightPort) {
 
 TEST(DnsPure, SrvDuplicateEndpointKeepsBestPriority) {
     std::vector<SrvRecord> recs = {{"x.", 5060, 20, 100}, {"y.", 5060, 10, 3}, {"z.", 5060, 10, 7}};
-    std::map<std::string, std::vector<ResolvedAddress>> addrs = {
-        {"x.", {{ip("192.0.2.1"), 1}}}, {"y.", {{ip("192.0.2.1"), 1}}}, {"z.", {{ip("192.0.2.1"), 1}}}};
+    std::map<std::string, std::vector<ResolvedAddress>> addrs = {{"x.", {{ip("192.0.2.1"), 1}}},
+                                                                 {"y.", {{ip("192.0.2.1"), 1}}},
+                                                                 {"z.", {{ip("192.0.2.1"), 1}}}};
     auto out = build_srv_backends(recs, addrs, 5);
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].priority, 10);
@@ -76,8 +74,8 @@ TEST(DnsPure, SrvDuplicateEndpointKeepsBestPriority) {
 }
 
 TEST(DnsPure, AddressBackendsUseDefaultPortAndDedup) {
-    auto out = build_address_backends(
-        "sip.example", {{ip("192.0.2.3"), 1}, {ip("192.0.2.1"), 1}, {ip("192.0.2.3"), 1}}, 5062, 9);
+    auto out = build_address_backends("sip.example", {{ip("192.0.2.3"), 1}, {ip("192.0.2.1"), 1}, {ip("192.0.2.3"), 1}},
+                                      5062, 9);
     ASSERT_EQ(out.size(), 2u);
     EXPECT_EQ(out[0].address.to_string(), "192.0.2.1:5062");
     EXPECT_EQ(out[1].address.to_string(), "192.0.2.3:5062");

@@ -24,7 +24,8 @@ struct Change {
 
 class Sipp {
 public:
-    Sipp(const siplb::testing::TempDir& dir, std::string ip, uint16_t port) : dir_(dir), ip_(std::move(ip)), port_(port) {}
+    Sipp(const siplb::testing::TempDir& dir, std::string ip, uint16_t port)
+        : dir_(dir), ip_(std::move(ip)), port_(port) {}
     bool start(const std::string& scenario) {
         proc_.start({"/usr/bin/sipp", "-sf", kScenarioDir + "/" + scenario, "-i", ip_, "-p", std::to_string(port_),
                      "-t", "u1", "-nostdin", "-timeout", "55s", "-trace_err", "-max_recv_loops", "100"},

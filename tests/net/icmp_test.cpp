@@ -135,8 +135,8 @@ TEST(Icmp, ErrorQuotesTheDatagramWithinTheMinimumMtu) {
             EXPECT_EQ(get16(in.bytes, 14 + 10), naive_ipv4_checksum(in.bytes, 14));
         }
         // Source / destination, then the quote: the original from its IP header on.
-        EXPECT_TRUE(std::equal(src.bytes.begin(), src.bytes.begin() + (v6 ? 16 : 4),
-                               in.bytes.begin() + e.src_addr_offset()));
+        EXPECT_TRUE(
+            std::equal(src.bytes.begin(), src.bytes.begin() + (v6 ? 16 : 4), in.bytes.begin() + e.src_addr_offset()));
         EXPECT_TRUE(std::equal(original.begin() + v.src_addr_offset(),
                                original.begin() + v.src_addr_offset() + (v6 ? 16 : 4),
                                in.bytes.begin() + e.dst_addr_offset()));
@@ -186,8 +186,8 @@ TEST(Icmp, CustomerErrorIsRedirectedToTheBackend) {
         Endpoint backend = v6 ? ep("[2001:db8:2::11]:5080") : ep("203.0.113.11:5080");
         ASSERT_TRUE(redirect_icmp_error(f.data(), v, *m, *q, backend));
         // What the backend would have sent, quoted, in an error from the client to it.
-        auto from_backend = build_frame({.src = backend, .dst = v6 ? ep("[2001:db8:9::10]:5062") : ep("192.0.2.10:5062"),
-                                         .payload = sip});
+        auto from_backend = build_frame(
+            {.src = backend, .dst = v6 ? ep("[2001:db8:9::10]:5062") : ep("192.0.2.10:5062"), .payload = sip});
         PacketView bv;
         ASSERT_EQ(parse_frame(from_backend.bytes.data(), from_backend.bytes.size(), bv), ParseStatus::udp);
         from_backend.bytes.resize(14 + 2000);

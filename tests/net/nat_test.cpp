@@ -100,8 +100,8 @@ TEST(Checksum, Rfc1624UpdateMatchesRecompute) {
 }
 
 TEST(Parse, Ipv4UdpWithVlan) {
-    auto f = build_frame({.vlan = 42, .src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"),
-                          .payload = kInvite});
+    auto f =
+        build_frame({.vlan = 42, .src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"), .payload = kInvite});
     PacketView v;
     ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
     EXPECT_TRUE(v.has_vlan);
@@ -115,8 +115,10 @@ TEST(Parse, Ipv4UdpWithVlan) {
 }
 
 TEST(Parse, Ipv4OptionsAndPaddingAfterDatagram) {
-    auto f = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"),
-                          .ipv4_options = {1, 1, 1, 0}, .payload = "\r\n\r\n"});
+    auto f = build_frame({.src = ep("192.0.2.10:5062"),
+                          .dst = ep("198.51.100.1:5060"),
+                          .ipv4_options = {1, 1, 1, 0},
+                          .payload = "\r\n\r\n"});
     f.bytes.resize(f.bytes.size() + 10, 0);  // Ethernet minimum-size padding
     PacketView v;
     ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
@@ -135,8 +137,7 @@ TEST(Parse, RejectsMalformed) {
     auto bad = good;
     bad.bytes[good.l3 + 10] ^= 1;
     EXPECT_EQ(parse_frame(bad.bytes.data(), bad.bytes.size(), v), ParseStatus::bad_ip_checksum);
-    EXPECT_EQ(parse_frame(bad.bytes.data(), bad.bytes.size(), v, {.verify_ip_checksum = false}),
-              ParseStatus::udp);
+    EXPECT_EQ(parse_frame(bad.bytes.data(), bad.bytes.size(), v, {.verify_ip_checksum = false}), ParseStatus::udp);
 
     bad = good;
     bad.bytes.back() ^= 0x20;
@@ -164,8 +165,10 @@ TEST(Parse, RejectsMalformed) {
 }
 
 TEST(Parse, Ipv6ExtensionHeaders) {
-    auto f = build_frame({.src = ep("[2001:db8::10]:5062"), .dst = ep("[2001:db8:1::1]:5060"),
-                          .ipv6_hop_by_hop = true, .payload = kInvite});
+    auto f = build_frame({.src = ep("[2001:db8::10]:5062"),
+                          .dst = ep("[2001:db8:1::1]:5060"),
+                          .ipv6_hop_by_hop = true,
+                          .payload = kInvite});
     PacketView v;
     ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
     EXPECT_EQ(v.l4_offset, 14 + 40 + 8);
@@ -230,8 +233,10 @@ TEST(Nat, Ipv4DnatSnatAndTtl) {
 }
 
 TEST(Nat, Ipv4OptionsHeaderChecksumCoversOptions) {
-    auto f = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"),
-                          .ipv4_options = {7, 7, 4, 0, 0, 0, 0, 1}, .payload = kInvite});
+    auto f = build_frame({.src = ep("192.0.2.10:5062"),
+                          .dst = ep("198.51.100.1:5060"),
+                          .ipv4_options = {7, 7, 4, 0, 0, 0, 0, 1},
+                          .payload = kInvite});
     PacketView v;
     ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
     ASSERT_TRUE(dnat(f.bytes.data(), v, ep("203.0.113.7:5080")));
@@ -240,8 +245,8 @@ TEST(Nat, Ipv4OptionsHeaderChecksumCoversOptions) {
 }
 
 TEST(Nat, Ipv4ZeroUdpChecksumStaysZero) {
-    auto f = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"), .udp_checksum = false,
-                          .payload = kInvite});
+    auto f = build_frame(
+        {.src = ep("192.0.2.10:5062"), .dst = ep("198.51.100.1:5060"), .udp_checksum = false, .payload = kInvite});
     PacketView v;
     ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
     ASSERT_TRUE(dnat(f.bytes.data(), v, ep("203.0.113.7:5080")));
@@ -253,7 +258,7 @@ TEST(Nat, ComputedZeroIsSentAsFfff) {
     // Choose two payload bytes so that the datagram after DNAT sums to
     // 0xFFFF, i.e. its checksum computes to 0 and must go out as 0xFFFF.
     std::string payload = "OPTIONS sip:x SIP/2.0\r\n\r\n";  // 25 bytes
-    payload.append(3, '\0');  // word at payload offset 26 = UDP offset 34, even
+    payload.append(3, '\0');                                // word at payload offset 26 = UDP offset 34, even
     auto after = build_frame({.src = ep("192.0.2.10:5062"), .dst = ep("203.0.113.7:5080"), .payload = payload});
     size_t word = after.bytes.size() - 2;  // even offset in the UDP datagram
     ASSERT_EQ((word - after.l4) % 2, 0u);
@@ -270,8 +275,11 @@ TEST(Nat, ComputedZeroIsSentAsFfff) {
 }
 
 TEST(Nat, Ipv6DnatSnatHopLimit) {
-    auto f = build_frame({.src = ep("[2001:db8::10]:5062"), .dst = ep("[2001:db8:1::1]:5060"), .ttl = 2,
-                          .ipv6_hop_by_hop = true, .payload = kInvite});
+    auto f = build_frame({.src = ep("[2001:db8::10]:5062"),
+                          .dst = ep("[2001:db8:1::1]:5060"),
+                          .ttl = 2,
+                          .ipv6_hop_by_hop = true,
+                          .payload = kInvite});
     PacketView v;
     ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
     ASSERT_TRUE(dnat(f.bytes.data(), v, ep("[2001:db8:2::7]:5080")));
@@ -315,8 +323,8 @@ TEST(Nat, RandomRewritesKeepChecksumsValid) {
             e.port = static_cast<uint16_t>(rng());
             return e;
         };
-        auto f = build_frame({.src = rand_ep(), .dst = rand_ep(), .ttl = static_cast<uint8_t>(2 + rng() % 250),
-                              .payload = payload});
+        auto f = build_frame(
+            {.src = rand_ep(), .dst = rand_ep(), .ttl = static_cast<uint8_t>(2 + rng() % 250), .payload = payload});
         PacketView v;
         ASSERT_EQ(parse_frame(f.bytes.data(), f.bytes.size(), v), ParseStatus::udp);
         ASSERT_TRUE(dnat(f.bytes.data(), v, rand_ep()));
@@ -340,8 +348,11 @@ TEST(Nat, WriteEthernetTaggedAndUntagged) {
 }
 
 TEST(Parse, TruncationsNeverReadOutOfBounds) {
-    auto f = build_frame({.vlan = 3, .src = ep("[2001:db8::10]:5062"), .dst = ep("[2001:db8:1::1]:5060"),
-                          .ipv6_hop_by_hop = true, .payload = kInvite});
+    auto f = build_frame({.vlan = 3,
+                          .src = ep("[2001:db8::10]:5062"),
+                          .dst = ep("[2001:db8:1::1]:5060"),
+                          .ipv6_hop_by_hop = true,
+                          .payload = kInvite});
     for (size_t len = 0; len < f.bytes.size(); ++len) {
         std::vector<uint8_t> cut(f.bytes.begin(), f.bytes.begin() + len);  // exact-size buffer for ASan
         PacketView v;
@@ -358,7 +369,8 @@ TEST(Nat, TunnelHeaderIpv4AndIpv6Outer) {
     std::copy(f.bytes.begin() + v.l3_offset, f.bytes.begin() + v.l3_end, buf.begin() + 40);
     auto inner = std::vector<uint8_t>(buf.begin() + 40, buf.end());
 
-    write_tunnel_header(buf.data() + 20, *IpAddress::parse("203.0.113.1"), *IpAddress::parse("203.0.113.7"), 4, inner_len);
+    write_tunnel_header(buf.data() + 20, *IpAddress::parse("203.0.113.1"), *IpAddress::parse("203.0.113.7"), 4,
+                        inner_len);
     std::vector<uint8_t> outer4(buf.begin() + 20, buf.begin() + 40);
     EXPECT_EQ(outer4[0], 0x45);
     EXPECT_EQ(get16(outer4, 2), 20 + inner_len);
@@ -367,7 +379,8 @@ TEST(Nat, TunnelHeaderIpv4AndIpv6Outer) {
     EXPECT_EQ(get16(outer4, 10), naive_ipv4_checksum(outer4, 0));
     EXPECT_TRUE(std::equal(inner.begin(), inner.end(), buf.begin() + 40));
 
-    write_tunnel_header(buf.data(), *IpAddress::parse("2001:db8:2::1"), *IpAddress::parse("2001:db8:2::7"), 4, inner_len);
+    write_tunnel_header(buf.data(), *IpAddress::parse("2001:db8:2::1"), *IpAddress::parse("2001:db8:2::7"), 4,
+                        inner_len);
     EXPECT_EQ(buf[0], 0x60);
     EXPECT_EQ(get16(buf, 4), inner_len);
     EXPECT_EQ(buf[6], 4);

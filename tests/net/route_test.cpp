@@ -37,8 +37,8 @@ TEST(RouteTable, RejectsUnreachableGatewayAndUnknownPort) {
     auto bad = RouteTable::build({{"ext", {pf("198.51.100.1/24", true)}}}, {{pf("0.0.0.0/0"), ip("192.0.2.1"), ""}});
     ASSERT_FALSE(bad);
     EXPECT_NE(bad.message().find("not on-link"), std::string::npos);
-    auto bad_port = RouteTable::build({{"ext", {pf("198.51.100.1/24", true)}}},
-                                      {{pf("0.0.0.0/0"), ip("198.51.100.9"), "nope"}});
+    auto bad_port =
+        RouteTable::build({{"ext", {pf("198.51.100.1/24", true)}}}, {{pf("0.0.0.0/0"), ip("198.51.100.9"), "nope"}});
     ASSERT_FALSE(bad_port);
     EXPECT_NE(bad_port.message().find("nope"), std::string::npos);
 }

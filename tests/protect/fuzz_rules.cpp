@@ -16,7 +16,7 @@ using namespace siplb;
 namespace {
 
 protect::RuleSpec rule(const char* name, const char* field, const char* pattern, protect::RuleAction a,
-                        const char* route = "") {
+                       const char* route = "") {
     protect::RuleSpec r;
     r.name = name;
     r.field = field;
@@ -74,7 +74,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     sip::SipParser::parse(data, size, msg);
     now_ns += uint64_t(step) * 1'000'000ull;
     uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, static_cast<uint8_t>(addr & 3u), 0, 0, 0, 0, 0, 0, 0, addr};
-    IpAddress src = (addr & 0x80) ? IpAddress::from_v6(v6) : IpAddress::from_v4_be(0x000071cbu | (uint32_t(addr) << 24));
+    IpAddress src = (addr & 0x80) ? IpAddress::from_v6(v6)
+                                  : IpAddress::from_v4_be(0x000071cbu | (uint32_t(addr) << 24));
     auto& g = guard();
     auto d = g.check(addr & 1u, data, size, msg, src, now_ns);
     if (d.action == protect::GuardDecision::Action::route && d.route_pool != 1) abort();

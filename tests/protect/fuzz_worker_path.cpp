@@ -49,9 +49,10 @@ balance::PoolSpec spec(const char* name, std::vector<const char*> vips, std::vec
 World& world() {
     static World w = [] {
         World w;
-        auto a = balance::PoolSnapshot::build(
-            spec("accounts", {"192.0.2.1:5060", "[2001:db8::1]:5060"},
-                 {"198.51.100.10:5060", "198.51.100.11:5060", "[2001:db8:1::10]:5060"}), 1);
+        auto a =
+            balance::PoolSnapshot::build(spec("accounts", {"192.0.2.1:5060", "[2001:db8::1]:5060"},
+                                              {"198.51.100.10:5060", "198.51.100.11:5060", "[2001:db8:1::10]:5060"}),
+                                         1);
         auto t = balance::PoolSnapshot::build(spec("trunk", {"192.0.2.2:5060"}, {"198.51.100.20:5060"}), 1);
         if (!a || !t) abort();
         auto d = balance::DataplaneSnapshot::build({a.value(), t.value()}, 1);
@@ -108,7 +109,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         bool v6 = mode & 2;
         fs.vlan = (mode & 4) ? 42 : 0;
         if (v6) {
-            uint8_t s6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, static_cast<uint8_t>(mode >> 3), b1};
+            uint8_t s6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, static_cast<uint8_t>(mode >> 3),
+                              b1};
             fs.src = Endpoint{IpAddress::from_v6(s6), 5060};
             fs.dst = *Endpoint::parse("[2001:db8::1]:5060");
         } else {

@@ -54,8 +54,7 @@ TEST(Guard, RulesThenRateLimit) {
     // Rule drops were not charged to the source's bucket: 19 more fit the burst of 20.
     Msg reg(request("REGISTER", "sip:example.net", "Yealink"));
     int passed = 0;
-    for (int i = 0; i < 100; ++i)
-        passed += !g->check(0, reg.data(), reg.text.size(), reg.m, src, kMs).dropped();
+    for (int i = 0; i < 100; ++i) passed += !g->check(0, reg.data(), reg.text.size(), reg.m, src, kMs).dropped();
     EXPECT_EQ(passed, 19);
     EXPECT_EQ(g->pool(0)->limiter->source_limited(), 81u);
     // Another source is unaffected.
@@ -65,8 +64,9 @@ TEST(Guard, RulesThenRateLimit) {
 TEST(Guard, ResponsesAndKeepalivesAreNotLimited) {
     auto g = WorkerGuard::create(ProtectSnapshot::build(pools()).value()).value();
     IpAddress src = *IpAddress::parse("203.0.113.9");
-    Msg resp("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\nFrom: <sip:a@x>;tag=1\r\n"
-             "To: <sip:b@x>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
+    Msg resp(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\nFrom: <sip:a@x>;tag=1\r\n"
+        "To: <sip:b@x>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
     Msg ka("\r\n\r\n");
     for (int i = 0; i < 1000; ++i) {
         EXPECT_FALSE(g->check(0, resp.data(), resp.text.size(), resp.m, src, kMs).dropped());

@@ -32,7 +32,8 @@ TEST(RateLimiter, BurstThenSteadyRate) {
     EXPECT_EQ(rl.admit(ip("203.0.113.7"), t + 100'000'000), RateVerdict::pass);
     // Over 10 s of 100 requests/s only ~10/s pass.
     passed = 0;
-    for (int i = 0; i < 1000; ++i) passed += rl.admit(ip("203.0.113.7"), t + kSec + i * 10'000'000ull) == RateVerdict::pass;
+    for (int i = 0; i < 1000; ++i)
+        passed += rl.admit(ip("203.0.113.7"), t + kSec + i * 10'000'000ull) == RateVerdict::pass;
     EXPECT_GE(passed, 100);
     EXPECT_LE(passed, 106);
 }

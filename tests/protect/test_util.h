@@ -8,8 +8,8 @@
 namespace siplb::protect::test {
 
 inline protect::RuleSpec rule(std::string name, std::string field, std::string pattern,
-                               protect::RuleAction action = protect::RuleAction::drop, std::string route = {},
-                               bool caseless = true) {
+                              protect::RuleAction action = protect::RuleAction::drop, std::string route = {},
+                              bool caseless = true) {
     protect::RuleSpec r;
     r.name = std::move(name);
     r.field = std::move(field);

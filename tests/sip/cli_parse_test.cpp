@@ -205,11 +205,11 @@ TEST_F(CliParse, EthernetCapture) {
     const std::string path = dir_.path() + "/eth.pcap";
     write_pcap(path, DLT_EN10MB,
                {
-                   ether(0x0800, ipv4(17, udp(kSip))),                        // #1 ok
-                   ether(0x0800, ipv4(6, std::vector<uint8_t>(20, 0))),       // #2 TCP: skipped
-                   ether(0x86DD, ipv6(17, udp("\r\n\r\n")), true),            // #3 VLAN, IPv6 keepalive
-                   ether(0x0800, ipv4(17, udp(kSip.substr(0, 60)), 0x2000)),  // #4 first fragment
-                   ether(0x0806, std::vector<uint8_t>(28, 0)),                // #5 ARP: skipped
+                   ether(0x0800, ipv4(17, udp(kSip))),                                   // #1 ok
+                   ether(0x0800, ipv4(6, std::vector<uint8_t>(20, 0))),                  // #2 TCP: skipped
+                   ether(0x86DD, ipv6(17, udp("\r\n\r\n")), true),                       // #3 VLAN, IPv6 keepalive
+                   ether(0x0800, ipv4(17, udp(kSip.substr(0, 60)), 0x2000)),             // #4 first fragment
+                   ether(0x0806, std::vector<uint8_t>(28, 0)),                           // #5 ARP: skipped
                    ether(0x0800, ipv4(17, udp("SIP/2.0 200 OK\r\nCSeq: 1 X\r\n\r\n"))),  // #6 no Call-ID
                });
     const CliRun r = run("'" + path + "'");
@@ -253,7 +253,8 @@ TEST_F(CliParse, ExitCodes) {
     const CliRun help = run("--help", false);
     EXPECT_EQ(help.exit_code, 0);
     EXPECT_NE(help.output.find("usage: siplbctl parse FILE..."), std::string::npos);
-    const CliRun missing = run("'" + dir_.path() + "/missing.sip' '" + std::string(SIPLB_SIP_TEST_DATA) + "/keepalive_crlf.sip'");
+    const CliRun missing =
+        run("'" + dir_.path() + "/missing.sip' '" + std::string(SIPLB_SIP_TEST_DATA) + "/keepalive_crlf.sip'");
     EXPECT_EQ(missing.exit_code, 1);
     EXPECT_EQ(missing.lines.size(), 1u);  // the readable file is still reported
     // A truncated capture is an unreadable file.

@@ -26,8 +26,10 @@ TEST(MessageMix, EveryMessageParsesAndCallsShareACallId) {
         const SipMessage m = SipParser::parse(msg);
         ASSERT_TRUE(m.ok()) << to_string(m.reason) << "\n" << msg;
         ++per_call[std::string(m.call_id.view(msg))];
-        if (m.kind == Kind::request) methods.insert(m.method);
-        else statuses.insert(m.status);
+        if (m.kind == Kind::request)
+            methods.insert(m.method);
+        else
+            statuses.insert(m.status);
         EXPECT_EQ(m.has_content_length, true);
         EXPECT_EQ(m.headers_end + m.content_length, msg.size());
         compact += msg.find("\ni: ") != std::string::npos;

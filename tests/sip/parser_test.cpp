@@ -67,50 +67,52 @@ TEST_P(SampleFiles, ParsesAsExpected) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Data, SampleFiles,
-    ::testing::Values(
-        SampleCase{"invite_asterisk.sip", Verdict::ok, Kind::request, Method::invite, 0,
-                   "3c2a9e7f-51d4-4a8e-b0c1-6f2d9a8e7b41"},
-        SampleCase{"trying_freeswitch.sip", Verdict::ok, Kind::response, Method::other, 100,
-                   "5f0c8a3e-9b2d-123c-4e7f-00163e1a2b3c"},
-        SampleCase{"register_yealink.sip", Verdict::ok, Kind::request, Method::register_, 0, "1098752123@198.51.100.33"},
-        SampleCase{"options_kamailio_compact.sip", Verdict::ok, Kind::request, Method::options, 0,
-                   "7e4d2b1a-0c93@203.0.113.10"},
-        SampleCase{"bye_polycom_lf.sip", Verdict::ok, Kind::request, Method::bye, 0,
-                   "c8d1e2f3-a4b5c6d7-e8f90011@198.51.100.42"},
-        SampleCase{"invite_cisco.sip", Verdict::ok, Kind::request, Method::invite, 0,
-                   "00215a1b-2c3d0005-0a1b2c3d-4e5f6a7b@198.51.100.60"},
-        SampleCase{"message_linphone_compact.sip", Verdict::ok, Kind::request, Method::message, 0, "hK8vX2Lq0Z"},
-        SampleCase{"rfc4475_wsinv.sip", Verdict::ok, Kind::request, Method::invite, 0, "wsinv.ndaksdj@192.0.2.1"},
-        SampleCase{"rfc4475_intmeth.sip", Verdict::ok, Kind::request, Method::other, 0,
-                   "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{"},
-        SampleCase{"rfc4475_esc01.sip", Verdict::ok, Kind::request, Method::invite, 0,
-                   "esc01.239409asdfakjkn23onasd0-3234"},
-        SampleCase{"rfc4475_escnull.sip", Verdict::ok, Kind::request, Method::register_, 0,
-                   "escnull.39203ndfvkjdasfkjn@example.com"},
-        SampleCase{"rfc4475_lwsdisp.sip", Verdict::ok, Kind::request, Method::options, 0,
-                   "lwsdisp.1234abcd@funky.example.com"},
-        SampleCase{"rfc4475_dblreq.sip", Verdict::ok, Kind::request, Method::register_, 0,
-                   "dblreq.0ha0isndaksdj99sdfafnl3lk233412"},
-        SampleCase{"rfc4475_mpart01.sip", Verdict::ok, Kind::request, Method::message, 0,
-                   "mpart01.3e8df6b2c0c7ac3c@example.com"},
-        SampleCase{"rfc4475_unreason.sip", Verdict::ok, Kind::response, Method::other, 200,
-                   "unreason.1234ksdfak3j2erwedfsASdf"},
-        SampleCase{"rfc4475_noreason.sip", Verdict::ok, Kind::response, Method::other, 100,
-                   "noreason.asndj203insdf99223ndf"},
-        SampleCase{"keepalive_crlf.sip", Verdict::keepalive, Kind::keepalive, Method::other, 0, ""},
-        SampleCase{"reject_no_call_id.sip", Verdict::reject, Kind::request, Method::options, 0, "",
-                   RejectReason::no_call_id},
-        SampleCase{"reject_conflicting_call_id.sip", Verdict::reject, Kind::request, Method::invite, 0, "",
-                   RejectReason::conflicting_call_id}),
-    [](const auto& info) {
-        std::string n = info.param.file;
-        n = n.substr(0, n.find('.'));
-        for (char& ch : n)
-            if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-        return n;
-    });
+INSTANTIATE_TEST_SUITE_P(Data, SampleFiles,
+                         ::testing::Values(SampleCase{"invite_asterisk.sip", Verdict::ok, Kind::request, Method::invite,
+                                                      0, "3c2a9e7f-51d4-4a8e-b0c1-6f2d9a8e7b41"},
+                                           SampleCase{"trying_freeswitch.sip", Verdict::ok, Kind::response,
+                                                      Method::other, 100, "5f0c8a3e-9b2d-123c-4e7f-00163e1a2b3c"},
+                                           SampleCase{"register_yealink.sip", Verdict::ok, Kind::request,
+                                                      Method::register_, 0, "1098752123@198.51.100.33"},
+                                           SampleCase{"options_kamailio_compact.sip", Verdict::ok, Kind::request,
+                                                      Method::options, 0, "7e4d2b1a-0c93@203.0.113.10"},
+                                           SampleCase{"bye_polycom_lf.sip", Verdict::ok, Kind::request, Method::bye, 0,
+                                                      "c8d1e2f3-a4b5c6d7-e8f90011@198.51.100.42"},
+                                           SampleCase{"invite_cisco.sip", Verdict::ok, Kind::request, Method::invite, 0,
+                                                      "00215a1b-2c3d0005-0a1b2c3d-4e5f6a7b@198.51.100.60"},
+                                           SampleCase{"message_linphone_compact.sip", Verdict::ok, Kind::request,
+                                                      Method::message, 0, "hK8vX2Lq0Z"},
+                                           SampleCase{"rfc4475_wsinv.sip", Verdict::ok, Kind::request, Method::invite,
+                                                      0, "wsinv.ndaksdj@192.0.2.1"},
+                                           SampleCase{"rfc4475_intmeth.sip", Verdict::ok, Kind::request, Method::other,
+                                                      0, "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{"},
+                                           SampleCase{"rfc4475_esc01.sip", Verdict::ok, Kind::request, Method::invite,
+                                                      0, "esc01.239409asdfakjkn23onasd0-3234"},
+                                           SampleCase{"rfc4475_escnull.sip", Verdict::ok, Kind::request,
+                                                      Method::register_, 0, "escnull.39203ndfvkjdasfkjn@example.com"},
+                                           SampleCase{"rfc4475_lwsdisp.sip", Verdict::ok, Kind::request,
+                                                      Method::options, 0, "lwsdisp.1234abcd@funky.example.com"},
+                                           SampleCase{"rfc4475_dblreq.sip", Verdict::ok, Kind::request,
+                                                      Method::register_, 0, "dblreq.0ha0isndaksdj99sdfafnl3lk233412"},
+                                           SampleCase{"rfc4475_mpart01.sip", Verdict::ok, Kind::request,
+                                                      Method::message, 0, "mpart01.3e8df6b2c0c7ac3c@example.com"},
+                                           SampleCase{"rfc4475_unreason.sip", Verdict::ok, Kind::response,
+                                                      Method::other, 200, "unreason.1234ksdfak3j2erwedfsASdf"},
+                                           SampleCase{"rfc4475_noreason.sip", Verdict::ok, Kind::response,
+                                                      Method::other, 100, "noreason.asndj203insdf99223ndf"},
+                                           SampleCase{"keepalive_crlf.sip", Verdict::keepalive, Kind::keepalive,
+                                                      Method::other, 0, ""},
+                                           SampleCase{"reject_no_call_id.sip", Verdict::reject, Kind::request,
+                                                      Method::options, 0, "", RejectReason::no_call_id},
+                                           SampleCase{"reject_conflicting_call_id.sip", Verdict::reject, Kind::request,
+                                                      Method::invite, 0, "", RejectReason::conflicting_call_id}),
+                         [](const auto& info) {
+                             std::string n = info.param.file;
+                             n = n.substr(0, n.find('.'));
+                             for (char& ch : n)
+                                 if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                             return n;
+                         });
 
 TEST(SipParser, AllShippedDataFilesAreCovered) {
     size_t files = 0;
@@ -257,7 +259,9 @@ TEST(SipParser, LongRequestWithHugeHeaders) {  // RFC 4475 longreq style
     std::string msg = "INVITE sip:user@example.com SIP/2.0\r\n";
     msg += "To: \"I have a user name of " + std::string(2000, 'e') + "\" <sip:user@example.com>\r\n";
     msg += "From: sip:caller@example.net;tag=" + std::string(1000, '9') + "\r\n";
-    for (int i = 0; i < 40; ++i) msg += "Via: SIP/2.0/TCP sip" + std::to_string(i) + ".example.com;branch=z9hG4bK" + std::string(200, 'b') + "\r\n";
+    for (int i = 0; i < 40; ++i)
+        msg += "Via: SIP/2.0/TCP sip" + std::to_string(i) + ".example.com;branch=z9hG4bK" + std::string(200, 'b') +
+               "\r\n";
     msg += "Call-ID: longreq.one" + std::string(3000, 'r') + "\r\nCSeq: 1 INVITE\r\n";
     msg += "Content-Length: 0\r\n\r\n";
     const SipMessage m = SipParser::parse(msg);
@@ -282,7 +286,12 @@ TEST(SipParser, Keepalives) {
         EXPECT_EQ(m.kind, Kind::keepalive);
     }
     // STUN Binding request: type 0x0001, length 8, magic cookie, transaction id, one attribute.
-    std::string stun("\x00\x01\x00\x08\x21\x12\xA4\x42" "abcdefghijkl" "\x80\x22\x00\x04" "test", 28);
+    std::string stun(
+        "\x00\x01\x00\x08\x21\x12\xA4\x42"
+        "abcdefghijkl"
+        "\x80\x22\x00\x04"
+        "test",
+        28);
     SipMessage m = SipParser::parse(stun);
     EXPECT_EQ(m.verdict, Verdict::keepalive);
     EXPECT_EQ(m.keepalive, KeepaliveKind::stun);
@@ -347,8 +356,7 @@ TEST(SipParser, HeaderLineLongerThanScanBlocksStillNeedsColon) {
 }
 
 TEST(SipParser, ToStringCoversEveryValue) {
-    for (int r = 0; r < int(RejectReason::count_); ++r)
-        EXPECT_NE(to_string(RejectReason(r)), "unknown") << r;
+    for (int r = 0; r < int(RejectReason::count_); ++r) EXPECT_NE(to_string(RejectReason(r)), "unknown") << r;
     EXPECT_EQ(to_string(Method::register_), "REGISTER");
     EXPECT_EQ(to_string(Verdict::keepalive), "keepalive");
     EXPECT_EQ(to_string(Kind::response), "response");

@@ -62,8 +62,8 @@ inline uint16_t naive_udp_checksum(const std::vector<uint8_t>& frame, size_t l3,
     size_t ip_end = v6 ? l3 + 40 + get16(frame, l3 + 4) : l3 + get16(frame, l3 + 2);
     size_t udp_len = ip_end - l4;
     if (v6) {
-        pseudo.insert(pseudo.end(), {0, 0, static_cast<uint8_t>(udp_len >> 8), static_cast<uint8_t>(udp_len),
-                                     0, 0, 0, 17});
+        pseudo.insert(pseudo.end(),
+                      {0, 0, static_cast<uint8_t>(udp_len >> 8), static_cast<uint8_t>(udp_len), 0, 0, 0, 17});
     } else {
         pseudo.insert(pseudo.end(), {0, 17, static_cast<uint8_t>(udp_len >> 8), static_cast<uint8_t>(udp_len)});
     }
@@ -81,8 +81,8 @@ inline uint16_t naive_icmp_checksum(const std::vector<uint8_t>& f, size_t l3, si
     msg[2] = msg[3] = 0;
     if (!v6) return naive_checksum(msg);
     std::vector<uint8_t> pseudo(f.begin() + static_cast<long>(l3) + 8, f.begin() + static_cast<long>(l3) + 40);
-    pseudo.insert(pseudo.end(), {0, 0, static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size()),
-                                 0, 0, 0, 58});
+    pseudo.insert(pseudo.end(),
+                  {0, 0, static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size()), 0, 0, 0, 58});
     pseudo.insert(pseudo.end(), msg.begin(), msg.end());
     return naive_checksum(pseudo);
 }

@@ -42,11 +42,11 @@ private:
 
 struct Agent {
     const char* user_agent;
-    const char* server;       // Server header of the same product in responses
+    const char* server;  // Server header of the same product in responses
     const char* allow;
-    bool compact;             // uses compact header names
-    bool lf_only;             // LF-only line endings
-    int call_id_style;        // 0: hex@host, 1: uuid, 2: hex only
+    bool compact;       // uses compact header names
+    bool lf_only;       // LF-only line endings
+    int call_id_style;  // 0: hex@host, 1: uuid, 2: hex only
 };
 
 constexpr Agent kAgents[] = {
@@ -55,15 +55,15 @@ constexpr Agent kAgents[] = {
      false, false, 0},
     {"FreeSWITCH-mod_sofia/1.10.9-release~64bit", "FreeSWITCH-mod_sofia/1.10.9-release~64bit",
      "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, UPDATE, REGISTER, REFER, NOTIFY", false, false, 1},
-    {"kamailio (5.6.4 (x86_64/linux))", "kamailio (5.6.4 (x86_64/linux))",
-     "INVITE, ACK, CANCEL, OPTIONS, BYE", true, false, 0},
+    {"kamailio (5.6.4 (x86_64/linux))", "kamailio (5.6.4 (x86_64/linux))", "INVITE, ACK, CANCEL, OPTIONS, BYE", true,
+     false, 0},
     {"Yealink SIP-T54W 96.86.0.70", "Yealink SIP-T54W 96.86.0.70",
      "INVITE, INFO, PRACK, ACK, BYE, CANCEL, OPTIONS, NOTIFY, REGISTER, SUBSCRIBE, REFER, PUBLISH, UPDATE, MESSAGE",
      false, false, 2},
     {"PolycomVVX-VVX_450-UA/6.4.3.5018", "PolycomVVX-VVX_450-UA/6.4.3.5018",
      "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, MESSAGE, SUBSCRIBE, NOTIFY, PRACK, UPDATE, REFER", false, false, 0},
-    {"Cisco-CP8845/14.2.1", "Cisco-SIPGateway/IOS-16.12", "ACK,BYE,CANCEL,INVITE,NOTIFY,OPTIONS,REFER,REGISTER,UPDATE,SUBSCRIBE",
-     false, false, 1},
+    {"Cisco-CP8845/14.2.1", "Cisco-SIPGateway/IOS-16.12",
+     "ACK,BYE,CANCEL,INVITE,NOTIFY,OPTIONS,REFER,REGISTER,UPDATE,SUBSCRIBE", false, false, 1},
     {"Linphone-Desktop/5.1.2 (belle-sip/5.2.0)", "Linphone-Desktop/5.1.2 (belle-sip/5.2.0)",
      "INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, NOTIFY, MESSAGE, SUBSCRIBE, INFO, PRACK, UPDATE", true, true, 2},
 };
@@ -82,7 +82,8 @@ struct Dialog {
 
 std::string uuid(SplitMix64& r) {
     std::string h = r.hex(32);
-    return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20, 12);
+    return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" +
+           h.substr(20, 12);
 }
 
 std::string ipv4(SplitMix64& r, const char* prefix) { return prefix + std::to_string(1 + r.below(250)); }
@@ -199,8 +200,7 @@ std::string response(const Dialog& d, SplitMix64& r, int code, const char* reaso
     w.header("To", 't', to_value(d, to_tag));
     w.header("Call-ID", 'i', d.call_id);
     w.header("CSeq", 0, std::to_string(cseq) + " " + method);
-    if (code >= 180 && code < 300)
-        w.header("Contact", 'm', "<sip:" + d.callee + "@" + d.callee_host + ":5060>");
+    if (code >= 180 && code < 300) w.header("Contact", 'm', "<sip:" + d.callee + "@" + d.callee_host + ":5060>");
     w.header("Server", 0, d.agent->server);
     w.header("Supported", 'k', "replaces, timer, path");
     if (!extra.empty()) w.line(extra);
@@ -263,8 +263,9 @@ void emit_registration(std::vector<std::string>& out, size_t count, SplitMix64& 
     const std::string expires = "Expires: 3600";
     const std::string challenge = "WWW-Authenticate: Digest realm=\"sip.example.net\", nonce=\"" + nonce +
                                   "\", opaque=\"" + r.hex(16) + "\", algorithm=MD5, qop=\"auth\"";
-    const std::string auth = "Authorization: Digest username=\"" + d.caller + "\", realm=\"sip.example.net\", nonce=\"" +
-                             nonce + "\", uri=\"sip:sip.example.net\", response=\"" + r.hex(32) +
+    const std::string auth = "Authorization: Digest username=\"" + d.caller +
+                             "\", realm=\"sip.example.net\", nonce=\"" + nonce +
+                             "\", uri=\"sip:sip.example.net\", response=\"" + r.hex(32) +
                              "\", algorithm=MD5, cnonce=\"" + r.hex(8) + "\", qop=auth, nc=00000001";
     const std::string msgs[] = {
         request(d, r, "REGISTER", c, false, {}, expires),
@@ -297,9 +298,12 @@ std::vector<std::string> generate_message_mix(size_t count, uint64_t seed) {
     SplitMix64 r(seed);
     while (out.size() < count) {
         const uint64_t pick = r.below(10);
-        if (pick < 6) emit_call(out, count, r);
-        else if (pick < 8) emit_registration(out, count, r);
-        else emit_options(out, count, r);
+        if (pick < 6)
+            emit_call(out, count, r);
+        else if (pick < 8)
+            emit_registration(out, count, r);
+        else
+            emit_options(out, count, r);
     }
     return out;
 }

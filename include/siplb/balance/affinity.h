@@ -81,8 +81,7 @@ public:
     // entry: a 64 s transaction inside a 2 h dialog does not shorten it.
     // vip: the VIP slot to record; kNoVip keeps the one an existing entry has
     // (a writer that does not know the call's VIP never erases it).
-    Store upsert(uint64_t key, uint32_t backend_id, uint32_t expiry_s, uint32_t now_s,
-                 uint8_t vip = kNoVip) noexcept;
+    Store upsert(uint64_t key, uint32_t backend_id, uint32_t expiry_s, uint32_t now_s, uint8_t vip = kNoVip) noexcept;
 
     // Removes the entry for key if present (control/tests; not on the hot path).
     void erase(uint64_t key) noexcept;

@@ -42,8 +42,7 @@ public:
     // Records that the client sent to `vip` (a slot of pool). Writes only
     // when the VIP changes or the expiry moves (at most once a second per
     // client); returns what the table did (evicted: count it).
-    AffinityTable::Store record(const PoolSnapshot& pool, uint64_t client_hash, uint8_t vip,
-                                uint32_t now_s) noexcept {
+    AffinityTable::Store record(const PoolSnapshot& pool, uint64_t client_hash, uint8_t vip, uint32_t now_s) noexcept {
         if (vip == AffinityTable::kNoVip) return AffinityTable::Store::unchanged;
         const uint64_t key = client_hash ^ pool.affinity_salt();
         const uint32_t expiry = now_s + kIdleS;

@@ -35,14 +35,13 @@ class MaglevTable {
 public:
     static constexpr uint16_t kNone = 0xFFFF;
     static constexpr uint32_t kDefaultSize = 65537;
-    static constexpr uint32_t kMaxSize = 1u << 26;          // 128 MiB of slots at most
-    static constexpr size_t kMaxBackends = kNone;           // indices 0..65534
+    static constexpr uint32_t kMaxSize = 1u << 26;  // 128 MiB of slots at most
+    static constexpr size_t kMaxBackends = kNone;   // indices 0..65534
 
     // Validates: size prime, 2 <= size <= kMaxSize, no duplicate identity,
     // at most kMaxBackends backends, at most `size` backends with weight > 0.
     // Input order does not matter.
-    static Result<MaglevTable> build(std::span<const MaglevBackend> backends, uint32_t size,
-                                     uint64_t seed);
+    static Result<MaglevTable> build(std::span<const MaglevBackend> backends, uint32_t size, uint64_t seed);
 
     MaglevTable() = default;
 

@@ -50,8 +50,8 @@ struct BackendSpec {
 
 struct PoolSpec {
     std::string name;
-    std::vector<Endpoint> listen;        // VIPs
-    std::vector<BackendSpec> backends;   // any order; identities must be unique
+    std::vector<Endpoint> listen;                     // VIPs
+    std::vector<BackendSpec> backends;                // any order; identities must be unique
     uint32_t table_size = MaglevTable::kDefaultSize;  // prime
     uint64_t seed = kDefaultSeed;
     ForwardMode mode = ForwardMode::nat;
@@ -272,17 +272,17 @@ private:
         Key key;
         uint32_t pool_index = 0;
         uint16_t backend = PoolSnapshot::kNoBackend;
-        uint8_t vip = AffinityTable::kNoVip;  // VIPs: their slot in the pool
-        const Endpoint* snat_vip = nullptr;  // backends: the pool's VIP of their family
+        uint8_t vip = AffinityTable::kNoVip;          // VIPs: their slot in the pool
+        const Endpoint* snat_vip = nullptr;           // backends: the pool's VIP of their family
         uint32_t shared_first = 0, shared_count = 0;  // backends in several pools: range of shared_
     };
     static uint64_t key_hash(const Key& k) noexcept;
     const Slot* find(const std::vector<Slot>& table, const Key& key) const noexcept;
 
     std::vector<std::shared_ptr<const PoolSnapshot>> pools_;
-    std::vector<Slot> vips_;      // power-of-two open addressing
-    std::vector<Slot> backends_;  // power-of-two open addressing
-    std::vector<BackendInPool> shared_;  // pools of backends that are in more than one
+    std::vector<Slot> vips_;                                     // power-of-two open addressing
+    std::vector<Slot> backends_;                                 // power-of-two open addressing
+    std::vector<BackendInPool> shared_;                          // pools of backends that are in more than one
     std::vector<std::unique_ptr<protect::WorkerGuard>> guards_;  // per worker
     uint64_t version_ = 0;
     uint64_t fingerprint_ = 0;

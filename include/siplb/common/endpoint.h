@@ -75,8 +75,7 @@ struct Endpoint {
 
     // "192.0.2.1:5060", "[2001:db8::1]:5060"; when allow_no_port is set a bare
     // address ("192.0.2.1", "2001:db8::1", "[2001:db8::1]") takes default_port.
-    static std::optional<Endpoint> parse(std::string_view text, uint16_t default_port = 0,
-                                         bool allow_no_port = false);
+    static std::optional<Endpoint> parse(std::string_view text, uint16_t default_port = 0, bool allow_no_port = false);
     // Canonical text: "192.0.2.1:5060" / "[2001:db8::1]:5060". This is the
     // backend identity the Maglev table hashes, so it must stay stable.
     std::string to_string() const;

@@ -21,10 +21,10 @@ namespace siplb::config {
 
 struct ControlConfig {
     std::string socket = "/run/siplb/siplb.sock";  // [control] socket
-    uint32_t socket_mode = 0660;                    // socket_mode = "0660"
-    std::string socket_owner;                       // user name; empty: keep
-    std::string socket_group;                       // group name; empty: keep
-    std::optional<Endpoint> metrics_listen;         // metrics = "127.0.0.1:9560"; off when absent
+    uint32_t socket_mode = 0660;                   // socket_mode = "0660"
+    std::string socket_owner;                      // user name; empty: keep
+    std::string socket_group;                      // group name; empty: keep
+    std::optional<Endpoint> metrics_listen;        // metrics = "127.0.0.1:9560"; off when absent
     // stop_grace_ms = 2000: on SIGTERM/SIGINT report "dataplane":"stopping"
     // in status (so a BGP watcher withdraws the VIPs) and keep forwarding
     // this long before stopping; 0 stops at once. A second signal stops at once.
@@ -48,13 +48,13 @@ using DataplaneConfig = dataplane::DataplaneSpec;
 struct HealthConfig {
     bool enabled = true;
     uint32_t interval_ms = 2000;
-    double jitter = 0.1;              // fraction of interval, 0..0.5
+    double jitter = 0.1;  // fraction of interval, 0..0.5
     uint32_t timeout_ms = 1000;
-    uint32_t down_after = 3;          // consecutive failures
-    uint32_t up_after = 2;            // consecutive successes
+    uint32_t down_after = 3;  // consecutive failures
+    uint32_t up_after = 2;    // consecutive successes
     std::vector<uint16_t> overload_codes = {503};
     bool honor_retry_after = true;
-    double panic_threshold = 0.5;     // never take out more than this fraction by health alone
+    double panic_threshold = 0.5;                // never take out more than this fraction by health alone
     std::string from_uri = "sip:siplb@invalid";  // From of OPTIONS probes
     // Passive checks (per pool; off by default): the dataplane counts each
     // backend's responses whose status is in overload_codes; when those
@@ -64,7 +64,7 @@ struct HealthConfig {
     // enabled = false passive checks still apply, and up_after intervals
     // below the threshold bring it back instead (nothing else could).
     bool passive = false;
-    uint32_t passive_503_threshold = 50;   // overload responses per interval
+    uint32_t passive_503_threshold = 50;  // overload responses per interval
 
     bool operator==(const HealthConfig&) const = default;
 };
@@ -73,9 +73,9 @@ struct DnsConfig {
     std::vector<Endpoint> resolvers;  // empty: /etc/resolv.conf
     uint32_t ttl_floor_s = 5;
     uint32_t ttl_ceiling_s = 3600;
-    uint32_t retry_initial_ms = 1000; // backoff after a failed resolution
+    uint32_t retry_initial_ms = 1000;  // backoff after a failed resolution
     uint32_t retry_max_ms = 60000;
-    uint32_t drain_grace_s = 300;     // backends removed from DNS drain this long
+    uint32_t drain_grace_s = 300;  // backends removed from DNS drain this long
     uint32_t timeout_ms = 2000;
 
     bool operator==(const DnsConfig&) const = default;
@@ -85,7 +85,7 @@ using ForwardMode = balance::ForwardMode;
 
 struct BackendConfig {
     Endpoint address;
-    uint32_t weight = 1;              // 0 = configured but takes no new calls
+    uint32_t weight = 1;  // 0 = configured but takes no new calls
     bool enabled = true;
 
     bool operator==(const BackendConfig&) const = default;
@@ -98,28 +98,28 @@ using RateLimitConfig = protect::RateLimitSpec;
 
 struct PoolConfig {
     std::string name;
-    std::vector<Endpoint> listen;     // VIPs
+    std::vector<Endpoint> listen;         // VIPs
     std::vector<BackendConfig> backends;  // "ip:port" strings or {address, weight, enabled} tables
-    std::vector<std::string> dns;     // SRV names (_sip._udp.x) or A/AAAA names
-    uint16_t default_port = 5060;     // for A/AAAA discovered backends
-    uint32_t table_size = 65537;      // prime
-    uint64_t seed = 0x5349504c42ull;  // "SIPLB"
+    std::vector<std::string> dns;         // SRV names (_sip._udp.x) or A/AAAA names
+    uint16_t default_port = 5060;         // for A/AAAA discovered backends
+    uint32_t table_size = 65537;          // prime
+    uint64_t seed = 0x5349504c42ull;      // "SIPLB"
     ForwardMode mode = ForwardMode::nat;
-    uint32_t dialog_idle_s = 7200;    // affinity idle time for INVITE dialogs
-    uint32_t transaction_idle_s = 64; // for REGISTER/OPTIONS/... transactions
-    HealthConfig health;              // [pool.health] overrides [health]
-    std::vector<RuleConfig> rules;    // [[pool.rule]]
-    RateLimitConfig rate_limit;       // [pool.rate_limit]
+    uint32_t dialog_idle_s = 7200;     // affinity idle time for INVITE dialogs
+    uint32_t transaction_idle_s = 64;  // for REGISTER/OPTIONS/... transactions
+    HealthConfig health;               // [pool.health] overrides [health]
+    std::vector<RuleConfig> rules;     // [[pool.rule]]
+    RateLimitConfig rate_limit;        // [pool.rate_limit]
 
     bool operator==(const PoolConfig&) const = default;
 };
 
 struct Config {
-    std::string source_path;          // file it was loaded from
+    std::string source_path;  // file it was loaded from
     ControlConfig control;
     LogConfig log;
     DataplaneConfig dataplane;
-    HealthConfig health;              // defaults for every pool
+    HealthConfig health;  // defaults for every pool
     DnsConfig dns;
     std::vector<PoolConfig> pools;
 

@@ -44,8 +44,8 @@ using TimePoint = Clock::time_point;
 
 struct DiscoveredBackend {
     Endpoint address;
-    uint32_t weight = 1;     // SRV weight; 0 is treated as 1 (lowest share, still selectable)
-    uint16_t priority = 0;   // SRV priority, lower is preferred; A/AAAA answers use 0
+    uint32_t weight = 1;    // SRV weight; 0 is treated as 1 (lowest share, still selectable)
+    uint16_t priority = 0;  // SRV priority, lower is preferred; A/AAAA answers use 0
     uint32_t ttl_s = 0;
 };
 
@@ -64,32 +64,32 @@ std::optional<HealthVerdict> parse_health_verdict(std::string_view text);
 
 struct BackendView {
     Endpoint address;
-    bool is_static = false;               // configured in the file or added by `add`
+    bool is_static = false;                        // configured in the file or added by `add`
     std::map<std::string, DiscoveredBackend> dns;  // DNS names that currently return it
-    uint32_t configured_weight = 1;       // static weight (config or `weight` command)
-    std::optional<uint32_t> weight_override;  // operator `weight` on a DNS-only backend
-    uint16_t priority = 0;                // 0 for static; best SRV priority otherwise
+    uint32_t configured_weight = 1;                // static weight (config or `weight` command)
+    std::optional<uint32_t> weight_override;       // operator `weight` on a DNS-only backend
+    uint16_t priority = 0;                         // 0 for static; best SRV priority otherwise
     AdminState admin = AdminState::enabled;
-    std::string admin_by;                 // who set admin state
+    std::string admin_by;  // who set admin state
     HealthVerdict health = HealthVerdict::up;
     std::string health_detail;
     TimePoint health_since{};
     std::optional<TimePoint> gone_since;  // vanished from every source: draining until grace ends
     // Computed on every change:
     EffectiveState state = EffectiveState::active;
-    uint32_t weight = 1;                  // effective weight given to the table
-    bool panic = false;                   // health says out, kept in by the panic threshold
+    uint32_t weight = 1;  // effective weight given to the table
+    bool panic = false;   // health says out, kept in by the panic threshold
 
-    std::string source() const;           // "static", "dns:NAME", "static+dns:NAME"
+    std::string source() const;  // "static", "dns:NAME", "static+dns:NAME"
 };
 
 struct PoolView {
     std::string name;
-    uint64_t version = 0;                 // bumped on every change of this pool
+    uint64_t version = 0;  // bumped on every change of this pool
     double panic_threshold = 0.5;
     uint32_t drain_grace_s = 300;
-    std::vector<BackendView> backends;    // sorted by address (deterministic table builds)
-    uint64_t panic_events = 0;            // times health was overridden by the panic threshold
+    std::vector<BackendView> backends;  // sorted by address (deterministic table builds)
+    uint64_t panic_events = 0;          // times health was overridden by the panic threshold
 
     const BackendView* find(const Endpoint& ep) const;
 };
@@ -111,15 +111,15 @@ public:
     using ChangeListener = std::function<void(const PoolManager&, const std::vector<std::string>& changed)>;
     using ClockFn = std::function<TimePoint()>;
 
-    explicit PoolManager(const config::Config& cfg, ClockFn clock = [] { return Clock::now(); });
+    explicit PoolManager(
+        const config::Config& cfg, ClockFn clock = [] { return Clock::now(); });
 
     void set_listener(ChangeListener listener) { listener_ = std::move(listener); }
 
     // --- discovery and health (see the contract above) ---
     Status set_discovered(const std::string& pool, const std::string& dns_name,
                           const std::vector<DiscoveredBackend>& backends);
-    Status set_health(const std::string& pool, const Endpoint& address, HealthVerdict verdict,
-                      std::string detail);
+    Status set_health(const std::string& pool, const Endpoint& address, HealthVerdict verdict, std::string detail);
     std::vector<ProbeTarget> probe_targets() const;
     // Removes backends whose DNS drain grace ended; returns how many.
     size_t expire();

@@ -76,7 +76,20 @@ inline constexpr int kClientIdleTimeoutS = 60;
 inline constexpr uint16_t kDefaultSipPort = 5060;
 
 enum class CommandKind : uint8_t {
-    status, pools, backends, stats, lookup, drain, disable, enable, weight, add, remove, reload, resolve, metrics
+    status,
+    pools,
+    backends,
+    stats,
+    lookup,
+    drain,
+    disable,
+    enable,
+    weight,
+    add,
+    remove,
+    reload,
+    resolve,
+    metrics
 };
 
 std::string_view to_string(CommandKind c);
@@ -84,7 +97,7 @@ std::optional<CommandKind> parse_command_kind(std::string_view name);
 
 struct Request {
     CommandKind cmd = CommandKind::status;
-    std::string pool;               // "" when not given (backends: all pools)
+    std::string pool;  // "" when not given (backends: all pools)
     std::optional<Endpoint> backend;
     std::string call_id;
     uint32_t weight = 1;

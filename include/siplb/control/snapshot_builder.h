@@ -22,7 +22,6 @@ balance::BackendState to_balance_state(EffectiveState s);
 
 class SnapshotBuilder {
 public:
-
     // Takes the per-pool table parameters (VIPs, table size, seed, mode, idle times).
     explicit SnapshotBuilder(const config::Config& cfg);
     // Replaces table parameters after a reload (the caller refused VIP changes).

@@ -36,8 +36,7 @@ public:
     // EAL), mbuf pool, port/queue setup, one Worker per worker lcore.
     // Fails with a clear message (which port, which limit) when something
     // does not fit. `publisher` and `affinity` must outlive the Dataplane.
-    static Result<std::unique_ptr<Dataplane>> create(const DataplaneSpec& spec,
-                                                     balance::SnapshotPublisher& publisher,
+    static Result<std::unique_ptr<Dataplane>> create(const DataplaneSpec& spec, balance::SnapshotPublisher& publisher,
                                                      balance::AffinityTable& affinity);
 
     // Starts the ports and launches the workers on their lcores.

@@ -14,24 +14,24 @@ namespace siplb::dataplane {
 
 // A DPDK port the dataplane owns.
 struct PortSpec {
-    std::string name;                 // operator's name: "ext", "int"
-    std::string device;               // PCI address or vdev name ("net_af_packet0")
-    std::string vdev_args;            // vdev arguments: "iface=veth0,qpairs=1"; empty for PCI
-    std::vector<Prefix> addresses;    // node addresses with prefix ("198.51.100.1/24")
-    std::optional<MacAddress> mac;    // override the port's MAC
-    uint16_t vlan = 0;                // 802.1Q VLAN id, 0 = untagged
+    std::string name;               // operator's name: "ext", "int"
+    std::string device;             // PCI address or vdev name ("net_af_packet0")
+    std::string vdev_args;          // vdev arguments: "iface=veth0,qpairs=1"; empty for PCI
+    std::vector<Prefix> addresses;  // node addresses with prefix ("198.51.100.1/24")
+    std::optional<MacAddress> mac;  // override the port's MAC
+    uint16_t vlan = 0;              // 802.1Q VLAN id, 0 = untagged
     uint16_t mtu = 1500;
     uint16_t rx_queues = 1;
     uint16_t tx_queues = 1;
-    bool kernel_path = false;         // create a TAP exception interface mirroring this port
+    bool kernel_path = false;  // create a TAP exception interface mirroring this port
 
     bool operator==(const PortSpec&) const = default;
 };
 
 struct RouteSpec {
-    Prefix prefix;                    // "0.0.0.0/0" for the default route
+    Prefix prefix;  // "0.0.0.0/0" for the default route
     IpAddress via;
-    std::string port;                 // optional: PortSpec::name; empty = derived from via
+    std::string port;  // optional: PortSpec::name; empty = derived from via
 
     bool operator==(const RouteSpec&) const = default;
 };
@@ -45,24 +45,24 @@ struct NeighborSpec {
 };
 
 struct DataplaneSpec {
-    std::vector<std::string> eal;     // EAL arguments
-    uint32_t workers = 1;             // worker lcores
-    uint32_t burst = 32;              // RX/TX burst size (1..256)
-    uint32_t mbufs = 8192;            // mbufs per pool (per socket)
+    std::vector<std::string> eal;  // EAL arguments
+    uint32_t workers = 1;          // worker lcores
+    uint32_t burst = 32;           // RX/TX burst size (1..256)
+    uint32_t mbufs = 8192;         // mbufs per pool (per socket)
     uint32_t mbuf_cache = 256;
-    uint32_t mbuf_size = 2176;        // data room incl. headroom
-    uint32_t rx_ring = 1024;          // descriptors
+    uint32_t mbuf_size = 2176;  // data room incl. headroom
+    uint32_t rx_ring = 1024;    // descriptors
     uint32_t tx_ring = 1024;
     uint32_t affinity_capacity = 1u << 20;  // dialog affinity entries (power of two)
     // Client address:port -> last VIP entries (power of two), for pools with
     // several VIPs of a family (balance/client_vips.h).
     uint32_t client_vip_capacity = 1u << 18;
-    std::vector<PortSpec> ports;      // [[dataplane.port]]
-    std::vector<RouteSpec> routes;    // [[dataplane.route]]
+    std::vector<PortSpec> ports;          // [[dataplane.port]]
+    std::vector<RouteSpec> routes;        // [[dataplane.route]]
     std::vector<NeighborSpec> neighbors;  // [[dataplane.neighbor]]
-    uint32_t frag_max_flows = 4096;   // IP reassembly table size
+    uint32_t frag_max_flows = 4096;       // IP reassembly table size
     uint32_t frag_timeout_ms = 2000;
-    bool announce = true;             // gratuitous ARP / unsolicited NA for port addresses and VIPs
+    bool announce = true;                 // gratuitous ARP / unsolicited NA for port addresses and VIPs
     uint32_t neighbor_reachable_s = 300;  // learned neighbors: stale after, dropped after 4x unconfirmed
     // ICMP errors siplb generates (time exceeded, port unreachable,
     // fragmentation needed), per worker: a token bucket of this rate per

@@ -54,7 +54,7 @@ struct DataplaneStats {
     std::vector<Pool> pools;        // the current snapshot's pools, in its order
     std::vector<Backend> backends;  // the current snapshot's backends, pool by pool
     uint64_t snapshot_version = 0;
-    uint64_t neighbors = 0;         // resolved neighbor entries (gauge)
+    uint64_t neighbors = 0;  // resolved neighbor entries (gauge)
 
     // Worker counters summed over the workers (gauges: the largest).
     CounterValues<CounterScope::worker> totals() const {

@@ -38,9 +38,9 @@ using TimePoint = Clock::time_point;
 struct DiscoveredBackend {
     Endpoint address;
     uint32_t weight = 1;
-    uint16_t priority = 0;   // lower is preferred (SRV); backups have higher values
-    uint32_t ttl_s = 0;      // clamped TTL of the answer chain that produced it
-    std::string target;      // SRV target host or the A/AAAA name
+    uint16_t priority = 0;  // lower is preferred (SRV); backups have higher values
+    uint32_t ttl_s = 0;     // clamped TTL of the answer chain that produced it
+    std::string target;     // SRV target host or the A/AAAA name
 
     bool operator==(const DiscoveredBackend&) const = default;
 };
@@ -89,8 +89,8 @@ struct ResolvedAddress {
 // records keeps the best priority and the largest weight. Targets without
 // addresses contribute nothing.
 std::vector<DiscoveredBackend> build_srv_backends(
-    const std::vector<SrvRecord>& records,
-    const std::map<std::string, std::vector<ResolvedAddress>>& target_addresses, uint32_t ttl_s);
+    const std::vector<SrvRecord>& records, const std::map<std::string, std::vector<ResolvedAddress>>& target_addresses,
+    uint32_t ttl_s);
 
 // Every address of an A/AAAA name as a backend on default_port (weight 1).
 std::vector<DiscoveredBackend> build_address_backends(const std::string& name,
@@ -109,11 +109,11 @@ struct NameStatus {
     uint64_t resolutions_ok = 0;
     uint64_t resolutions_failed = 0;
     uint64_t consecutive_failures = 0;
-    uint64_t changes = 0;            // times a changed set was delivered
-    std::string last_error;          // empty after a success
-    uint32_t last_ttl_s = 0;         // clamped TTL of the last good answer
+    uint64_t changes = 0;     // times a changed set was delivered
+    std::string last_error;   // empty after a success
+    uint32_t last_ttl_s = 0;  // clamped TTL of the last good answer
     bool in_flight = false;
-    bool has_result = false;         // a good answer was ever received
+    bool has_result = false;  // a good answer was ever received
     TimePoint next_refresh{};
     std::vector<DiscoveredBackend> backends;  // last good set
 };

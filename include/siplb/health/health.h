@@ -46,9 +46,9 @@ std::string_view to_string(ProbeOutcome o);
 
 struct ProbeResult {
     ProbeOutcome outcome = ProbeOutcome::ok;
-    uint16_t status_code = 0;                 // for responses
-    std::optional<uint32_t> retry_after_s;    // Retry-After of an overload response
-    std::string detail;                       // "200 OK", "timeout after 1000 ms", ...
+    uint16_t status_code = 0;               // for responses
+    std::optional<uint32_t> retry_after_s;  // Retry-After of an overload response
+    std::string detail;                     // "200 OK", "timeout after 1000 ms", ...
 };
 
 struct PassiveEvidence;
@@ -151,11 +151,11 @@ PassiveParams passive_params(const config::HealthConfig& c);
 
 // What one passive observation of a backend concluded.
 struct PassiveEvidence {
-    bool overloaded = false;      // threshold reached; false: a quiet interval (only for unprobed backends)
-    uint64_t count = 0;           // overload responses counted ...
+    bool overloaded = false;            // threshold reached; false: a quiet interval (only for unprobed backends)
+    uint64_t count = 0;                 // overload responses counted ...
     std::chrono::milliseconds span{0};  // ... over this span
     std::optional<uint32_t> retry_after_s;
-    std::string detail;           // "passive: 57 overload responses in 2000 ms", always starting "passive:"
+    std::string detail;  // "passive: 57 overload responses in 2000 ms", always starting "passive:"
 };
 
 // Turns one backend's cumulative overload counter into per-interval counts.
@@ -208,10 +208,10 @@ struct ProbeStatus {
     uint16_t last_status = 0;
     std::string last_detail;
     double last_rtt_ms = -1;
-    int64_t overloaded_for_ms = 0;   // remaining Retry-After hold, 0 if none
-    int64_t next_probe_in_ms = 0;    // -1: not probed (health disabled, passive checks only)
-    uint64_t passive_trips = 0;      // times the passive threshold was reached
-    std::string passive_detail;      // latest passive evidence, empty if none
+    int64_t overloaded_for_ms = 0;  // remaining Retry-After hold, 0 if none
+    int64_t next_probe_in_ms = 0;   // -1: not probed (health disabled, passive checks only)
+    uint64_t passive_trips = 0;     // times the passive threshold was reached
+    std::string passive_detail;     // latest passive evidence, empty if none
 };
 
 class HealthChecker {
@@ -221,7 +221,7 @@ public:
     struct Options {
         std::optional<IpAddress> source_v4;  // bind address (default any)
         std::optional<IpAddress> source_v6;
-        uint64_t seed = 0;                   // 0: random seed (jitter, ids)
+        uint64_t seed = 0;  // 0: random seed (jitter, ids)
         std::string user_agent = "siplb";
         LogFn log;
     };

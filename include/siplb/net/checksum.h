@@ -43,13 +43,9 @@ inline uint16_t checksum_fold(uint32_t sum) noexcept {
 
 // Full checksum value (already complemented) in host order; store with
 // store_be16.
-inline uint16_t checksum_finish(uint32_t sum) noexcept {
-    return static_cast<uint16_t>(~checksum_fold(sum));
-}
+inline uint16_t checksum_finish(uint32_t sum) noexcept { return static_cast<uint16_t>(~checksum_fold(sum)); }
 
-inline uint16_t load_be16(const uint8_t* p) noexcept {
-    return static_cast<uint16_t>((p[0] << 8) | p[1]);
-}
+inline uint16_t load_be16(const uint8_t* p) noexcept { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 inline void store_be16(uint8_t* p, uint16_t v) noexcept {
     p[0] = static_cast<uint8_t>(v >> 8);
     p[1] = static_cast<uint8_t>(v);
@@ -62,10 +58,8 @@ uint16_t ipv4_header_checksum(const uint8_t* ip_header, size_t header_len) noexc
 // UDP checksum of the datagram at `udp` (header + payload, `udp_len` bytes)
 // with the checksum field taken as zero, including the pseudo-header.
 // A computed 0 is returned as 0xFFFF (RFC 768: 0 means "no checksum").
-uint16_t udp_checksum_ipv4(const uint8_t src[4], const uint8_t dst[4], const uint8_t* udp,
-                           size_t udp_len) noexcept;
-uint16_t udp_checksum_ipv6(const uint8_t src[16], const uint8_t dst[16], const uint8_t* udp,
-                           size_t udp_len) noexcept;
+uint16_t udp_checksum_ipv4(const uint8_t src[4], const uint8_t dst[4], const uint8_t* udp, size_t udp_len) noexcept;
+uint16_t udp_checksum_ipv6(const uint8_t src[16], const uint8_t dst[16], const uint8_t* udp, size_t udp_len) noexcept;
 
 // ICMPv6 checksum (RFC 4443) of the message at `msg` (`len` bytes) with its
 // checksum field (bytes 2-3) taken as zero, including the pseudo-header.
@@ -82,8 +76,8 @@ inline uint16_t checksum_update16(uint16_t checksum, uint16_t old_word, uint16_t
 
 // Same for a run of bytes (even length: 2, 4 or 16 for ports and addresses)
 // changing from old_bytes to new_bytes at an even offset in the summed data.
-inline uint16_t checksum_update_bytes(uint16_t checksum, const uint8_t* old_bytes,
-                                      const uint8_t* new_bytes, size_t len) noexcept {
+inline uint16_t checksum_update_bytes(uint16_t checksum, const uint8_t* old_bytes, const uint8_t* new_bytes,
+                                      size_t len) noexcept {
     uint32_t sum = static_cast<uint16_t>(~checksum);
     for (size_t i = 0; i + 1 < len; i += 2) {
         sum += static_cast<uint16_t>(~load_be16(old_bytes + i));

@@ -44,8 +44,8 @@ inline constexpr size_t kIcmpv6ErrorMax = 1280;
 
 struct IcmpView {
     uint8_t type = 0, code = 0;
-    uint16_t offset = 0;  // ICMP header in the frame (PacketView::l4_offset)
-    uint16_t len = 0;     // ICMP message length (to PacketView::l3_end)
+    uint16_t offset = 0;    // ICMP header in the frame (PacketView::l4_offset)
+    uint16_t len = 0;       // ICMP message length (to PacketView::l3_end)
     bool is_error = false;  // destination unreachable, too big, time exceeded, parameter problem
 };
 
@@ -76,9 +76,9 @@ size_t write_icmp_error(uint8_t* frame, const PacketView& v, uint8_t type, uint8
 // The UDP datagram an ICMP error quotes (its IP header and at least the
 // 8-byte UDP header must be present; the rest may be truncated).
 struct QuotedUdp {
-    uint16_t l3 = 0;       // quoted IP header, frame offset
-    uint16_t l4 = 0;       // quoted UDP header, frame offset
-    uint16_t end = 0;      // end of the quote (v.l3_end)
+    uint16_t l3 = 0;   // quoted IP header, frame offset
+    uint16_t l4 = 0;   // quoted UDP header, frame offset
+    uint16_t end = 0;  // end of the quote (v.l3_end)
     Endpoint src, dst;
     uint16_t payload_offset() const noexcept { return static_cast<uint16_t>(l4 + kUdpHeaderLen); }
     uint16_t payload_len() const noexcept { return static_cast<uint16_t>(end - payload_offset()); }

@@ -18,8 +18,8 @@ inline constexpr uint8_t kIcmpv6NeighborAdvertisement = 136;
 inline constexpr size_t kNdpMessageLen = 32;  // NS/NA with one link-layer address option
 
 struct NdpMessage {
-    uint8_t type = 0;                   // 135 or 136
-    IpAddress source;                   // IPv6 source of the packet (:: for DAD probes)
+    uint8_t type = 0;  // 135 or 136
+    IpAddress source;  // IPv6 source of the packet (:: for DAD probes)
     IpAddress target;
     std::optional<MacAddress> link_addr;  // source LL (NS) or target LL (NA) option
     bool solicited = false, override_flag = false;

@@ -33,7 +33,7 @@ public:
     enum class State : uint8_t { reachable, stale, permanent };
     struct Entry {
         MacAddress mac;
-        uint16_t port = 0;        // dataplane port index the neighbor is on
+        uint16_t port = 0;  // dataplane port index the neighbor is on
         bool is_static = false;
         State state = State::reachable;
         // Until then (exclusive, the caller's clock) the entry stays as it is
@@ -87,7 +87,7 @@ private:
         std::atomic<uint32_t> seq{0};
         std::atomic<uint32_t> flags{0};
         std::atomic<uint64_t> addr_lo{0}, addr_hi{0};
-        std::atomic<uint64_t> mac_port{0};  // mac (48 bits, byte 0 lowest) | port << 48
+        std::atomic<uint64_t> mac_port{0};      // mac (48 bits, byte 0 lowest) | port << 48
         std::atomic<uint64_t> confirmed_ms{0};  // learned entries: last confirmation
     };
     struct alignas(64) RequestSlot {

@@ -24,31 +24,31 @@ inline constexpr size_t kUdpHeaderLen = 8;
 // Outcome of parsing one frame. Everything except `udp` is a reason the
 // frame is not forwarded as a UDP datagram.
 enum class ParseStatus : uint8_t {
-    udp,                  // well-formed unfragmented UDP over IPv4/IPv6
-    not_ip,               // ARP, LLDP, ...: `ethertype` says which
-    not_udp,              // IP, other protocol (ICMP, TCP, ...)
-    short_frame,          // truncated Ethernet / IP / UDP header
-    bad_ip_header,        // wrong version, IHL < 5
-    bad_ip_length,        // IP total/payload length does not fit the frame
+    udp,            // well-formed unfragmented UDP over IPv4/IPv6
+    not_ip,         // ARP, LLDP, ...: `ethertype` says which
+    not_udp,        // IP, other protocol (ICMP, TCP, ...)
+    short_frame,    // truncated Ethernet / IP / UDP header
+    bad_ip_header,  // wrong version, IHL < 5
+    bad_ip_length,  // IP total/payload length does not fit the frame
     bad_ip_checksum,
-    ip_fragment,          // IPv4 MF/offset or IPv6 fragment header
-    ipv6_ext_header,      // extension header we do not forward (AH, ESP, routing with segments left, ...)
-    bad_udp_length,       // UDP length < 8 or != IP payload length
-    bad_udp_checksum,     // wrong, or zero over IPv6
+    ip_fragment,       // IPv4 MF/offset or IPv6 fragment header
+    ipv6_ext_header,   // extension header we do not forward (AH, ESP, routing with segments left, ...)
+    bad_udp_length,    // UDP length < 8 or != IP payload length
+    bad_udp_checksum,  // wrong, or zero over IPv6
 };
 
 struct PacketView {
-    uint16_t ethertype = 0;     // after any VLAN tag
-    uint16_t vlan_tci = 0;      // host order; valid when has_vlan
+    uint16_t ethertype = 0;  // after any VLAN tag
+    uint16_t vlan_tci = 0;   // host order; valid when has_vlan
     bool has_vlan = false;
-    uint8_t ip_version = 0;     // 4 or 6
-    uint16_t l3_offset = 0;     // IP header
-    uint16_t l4_offset = 0;     // UDP header (after IPv4 options / IPv6 extension headers);
-                                // also set for other upper layers (not_udp), e.g. ICMPv6
-    uint16_t l3_end = 0;        // end of the IP datagram (frame padding excluded)
-    uint8_t ip_proto = 0;       // IPv4 protocol / final IPv6 next header
-    uint8_t ttl = 0;            // TTL or hop limit
-    uint16_t src_port = 0;      // host order
+    uint8_t ip_version = 0;  // 4 or 6
+    uint16_t l3_offset = 0;  // IP header
+    uint16_t l4_offset = 0;  // UDP header (after IPv4 options / IPv6 extension headers);
+                             // also set for other upper layers (not_udp), e.g. ICMPv6
+    uint16_t l3_end = 0;     // end of the IP datagram (frame padding excluded)
+    uint8_t ip_proto = 0;    // IPv4 protocol / final IPv6 next header
+    uint8_t ttl = 0;         // TTL or hop limit
+    uint16_t src_port = 0;   // host order
     uint16_t dst_port = 0;
     uint16_t udp_checksum = 0;  // as found (host order); 0 = none (IPv4 only)
 
@@ -66,8 +66,7 @@ struct ParseOptions {
     bool verify_udp_checksum = true;  // off when the NIC already verified it
 };
 
-ParseStatus parse_frame(const uint8_t* frame, size_t len, PacketView& out,
-                        ParseOptions options = {}) noexcept;
+ParseStatus parse_frame(const uint8_t* frame, size_t len, PacketView& out, ParseOptions options = {}) noexcept;
 
 // Addresses of a parsed frame as endpoints (for snapshot lookups).
 Endpoint source_endpoint(const uint8_t* frame, const PacketView& v) noexcept;

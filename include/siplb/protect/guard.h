@@ -41,11 +41,11 @@ namespace siplb::protect {
 
 struct GuardDecision {
     enum class Action : uint8_t {
-        forward,             // balance in the VIP's pool
-        route,               // balance in pool `route_pool` instead
-        drop_rule,           // a drop rule matched (`rule`)
-        drop_rate_source,    // source address over its request rate
-        drop_rate_prefix,    // its /24 or /64 over the prefix rate
+        forward,           // balance in the VIP's pool
+        route,             // balance in pool `route_pool` instead
+        drop_rule,         // a drop rule matched (`rule`)
+        drop_rate_source,  // source address over its request rate
+        drop_rate_prefix,  // its /24 or /64 over the prefix rate
     };
     Action action = Action::forward;
     uint32_t rule = kNoRule;        // matching rule (any action), kNoRule if none

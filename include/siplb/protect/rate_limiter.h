@@ -69,8 +69,8 @@ private:
         uint64_t tat = 0;         // theoretical arrival time, ns; <= now: bucket full
     };
     struct Bucket {
-        uint64_t interval_ns;     // T
-        uint64_t tolerance_ns;    // burst * T
+        uint64_t interval_ns;   // T
+        uint64_t tolerance_ns;  // burst * T
     };
     RateLimiter() = default;
     Slot* lookup(Slot* table, uint64_t hi, uint64_t lo, uint64_t now_ns) noexcept;

@@ -60,9 +60,9 @@ enum class Field : uint8_t { method, request_uri, user_agent, from, to, call_id,
 struct RuleInfo {
     std::string name;
     Field field = Field::method;
-    std::string header;                 // for Field::header: the header name as configured
+    std::string header;  // for Field::header: the header name as configured
     RuleAction action = RuleAction::drop;
-    std::string route_pool;             // action route: target pool name
+    std::string route_pool;               // action route: target pool name
     uint32_t route_pool_index = kNoPool;  // index into the pool list given to build()
 };
 
@@ -125,10 +125,10 @@ private:
 
 struct RuleVerdict {
     enum class Action : uint8_t { none, drop, allow, route };
-    Action action = Action::none;     // none: no rule matched
-    uint32_t rule = kNoRule;          // index of the winning rule
-    uint32_t route_pool = kNoPool;    // action route: target pool index
-    std::string_view route_pool_name; // action route: target pool name (owned by the rules)
+    Action action = Action::none;      // none: no rule matched
+    uint32_t rule = kNoRule;           // index of the winning rule
+    uint32_t route_pool = kNoPool;     // action route: target pool index
+    std::string_view route_pool_name;  // action route: target pool name (owned by the rules)
 };
 
 // Matches one parsed message (`payload`: the UDP payload the parser saw).
@@ -162,13 +162,13 @@ private:
                                 RuleCounters&) noexcept;
     struct FieldDb {
         Field field = Field::method;
-        std::string header;            // Field::header only
+        std::string header;  // Field::header only
         hs_database* db = nullptr;
-        uint32_t first_rule = 0;       // lowest rule index in this database
+        uint32_t first_rule = 0;  // lowest rule index in this database
     };
     CompiledRules() = default;
     std::vector<RuleInfo> rules_;
-    std::vector<FieldDb> dbs_;         // ascending first_rule
+    std::vector<FieldDb> dbs_;  // ascending first_rule
 };
 
 // Parses a config field ("method", "header:X-Foo", ...); false if unknown.

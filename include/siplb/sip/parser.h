@@ -59,8 +59,21 @@ enum class KeepaliveKind : uint8_t { none, crlf, stun };
 // Methods are case-sensitive (RFC 3261 7.1); anything else is `other` with
 // its token in SipMessage::method_token.
 enum class Method : uint8_t {
-    other, invite, ack, bye, cancel, register_, options, info, update, prack,
-    subscribe, notify, refer, message, publish
+    other,
+    invite,
+    ack,
+    bye,
+    cancel,
+    register_,
+    options,
+    info,
+    update,
+    prack,
+    subscribe,
+    notify,
+    refer,
+    message,
+    publish
 };
 
 enum class RejectReason : uint8_t {
@@ -91,10 +104,10 @@ struct SipMessage {
     uint16_t status = 0;  // 100..699 for responses, 0 for requests
     Span reason_phrase;
 
-    Span call_id;      // trimmed value, never folded
-    Span top_via;      // first via-parm of the first Via header (up to a top-level comma)
-    Span cseq;         // whole CSeq value
-    uint32_t cseq_number = 0;       // 0 when the value is not a number below 2^32
+    Span call_id;              // trimmed value, never folded
+    Span top_via;              // first via-parm of the first Via header (up to a top-level comma)
+    Span cseq;                 // whole CSeq value
+    uint32_t cseq_number = 0;  // 0 when the value is not a number below 2^32
     Method cseq_method = Method::other;
     Span cseq_method_token;
     Span from, from_tag;  // whole From value; value of its tag parameter
@@ -123,8 +136,7 @@ class SipParser {
 public:
     // Classifies data[0, len) and fills `out` (fully overwritten). Never reads
     // outside the buffer, never allocates, never throws.
-    static void parse(const uint8_t* data, size_t len, SipMessage& out,
-                      ParseDepth depth = ParseDepth::full) noexcept;
+    static void parse(const uint8_t* data, size_t len, SipMessage& out, ParseDepth depth = ParseDepth::full) noexcept;
 
     static SipMessage parse(std::string_view datagram) noexcept {
         SipMessage m;
