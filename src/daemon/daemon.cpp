@@ -211,9 +211,13 @@ StatusFacts Daemon::status_facts() const {
     }
     f.workers = heartbeats_.beats().size();
     f.stalled = heartbeats_.stalled();
-    if (dataplane_) f.tx_packets = dataplane_->stats().total("traffic", "tx_packets");
+    f.tx_packets = sampled_.total("traffic", "tx_packets");
     f.stopping = stopping_;
     return f;
+}
+
+void Daemon::sample_counters() {
+    if (dataplane_) sampled_ = dataplane_->stats();
 }
 
 void Daemon::feed_passive_health() {
@@ -221,7 +225,7 @@ void Daemon::feed_passive_health() {
     bool passive = false;
     for (const auto& p : cfg_.pools) passive = passive || p.health.passive;
     if (!passive) return;
-    const dataplane::DataplaneStats d = dataplane_->stats();
+    const dataplane::DataplaneStats& d = sampled_;
     std::vector<health::PassiveSample> samples;
     samples.reserve(d.backends.size());
     for (const auto& b : d.backends)
@@ -232,7 +236,7 @@ void Daemon::feed_passive_health() {
 
 void Daemon::warn_advertising_backends() {
     if (!dataplane_running()) return;
-    for (const auto& w : advertise_watch_.observe(dataplane_->stats(), std::chrono::steady_clock::now()))
+    for (const auto& w : advertise_watch_.observe(sampled_, std::chrono::steady_clock::now()))
         log(LogLevel::warn,
             "backend advertises its own address in Contact or Record-Route: phones send ACK, BYE and re-INVITEs "
             "straight to it, around siplb; configure it to advertise a VIP (deploy/README.md)",
@@ -363,8 +367,10 @@ int Daemon::run() {
         warn_advertising_backends();
     });
     sample_workers();
+    sample_counters();
     loop_.every(std::chrono::milliseconds(250), [this] {
         sample_workers();
+        sample_counters();
         feed_passive_health();
     });
 

@@ -51,6 +51,10 @@ private:
     void on_signal();
     bool dataplane_running() const;
     void sample_workers();
+    // Folds the workers' counters once per housekeeping tick into sampled_,
+    // which passive health, the advertise warning and STATUS= all read:
+    // one aggregation over every lcore block instead of one per consumer.
+    void sample_counters();
     StatusFacts status_facts() const;
     // Hands the workers' per-backend overload-response counters to passive
     // overload detection (health), for pools that enable it.
@@ -86,6 +90,7 @@ private:
     Notifier notifier_ = Notifier::from_environment();
     control::AdvertiseWatch advertise_watch_;
     std::unique_ptr<dataplane::Dataplane> dataplane_;
+    dataplane::DataplaneStats sampled_;  // as of the last housekeeping tick
     std::unique_ptr<control::DiscoveryWiring> discovery_;
 };
 
