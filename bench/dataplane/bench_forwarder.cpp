@@ -4,7 +4,13 @@
 // mix. Read as ratios against the baselines of the same run:
 //   BM_CopyOnly        copying the frame into the work buffer (every case pays it)
 //   BM_ParseL2L4       copy + Ethernet/IP/UDP parse with full checksum verification
-//   BM_Forward/N       copy + the whole Forwarder::process, N backends
+//   BM_SipParse        copy of the SIP payload + its parse (balancer depth), datagrams to the VIP only
+//   BM_Prepare/N       copy + Forwarder::prepare (L2-L4 parse, pool/backend lookup, SIP parse,
+//                      balancing key, prefetches): the worker's first pass
+//   BM_Forward/N       copy + the whole Forwarder::process, N backends, frame by frame
+//   BM_ForwardBurst/N  the worker's loop: copy a burst of 32, prepare all, then forward all
+// Per frame: L2-L4 = ParseL2L4 - CopyOnly, first pass = Prepare - CopyOnly,
+// second pass (pick, protect, rewrite, egress, counters) = Forward - Prepare.
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -95,9 +101,75 @@ void BM_Forward(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 
+void BM_SipParse(benchmark::State& state) {
+    Fixture f(2);
+    std::vector<std::pair<const uint8_t*, size_t>> payloads;  // the datagrams the worker parses: to the VIP
+    for (const auto& fr : f.frames) {
+        net::PacketView v;
+        if (net::parse_frame(fr.data(), fr.size(), v) != net::ParseStatus::udp || v.dst_port != bench::kVip.port)
+            continue;
+        payloads.emplace_back(fr.data() + v.payload_offset(), v.payload_len());
+    }
+    sip::SipMessage msg;
+    alignas(64) uint8_t buf[2048];
+    size_t i = 0;
+    for (auto _ : state) {
+        const auto& [data, len] = payloads[i++ % payloads.size()];
+        std::memcpy(buf, data, len);  // in cache, as the worker finds it after the RX copy
+        sip::SipParser::parse(buf, len, msg, sip::ParseDepth::balancer);
+        benchmark::DoNotOptimize(msg);
+        benchmark::ClobberMemory();
+    }
+    state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+
+void BM_Prepare(benchmark::State& state) {
+    Fixture f(static_cast<size_t>(state.range(0)));
+    dataplane::Forwarder fwd(f.ctx, *f.counters);
+    dataplane::Forwarder::Prepared p;
+    alignas(64) uint8_t buf[2048];
+    size_t i = 0;
+    for (auto _ : state) {
+        const auto& fr = f.frames[i++ & (f.frames.size() - 1)];
+        std::memcpy(buf + 128, fr.data(), fr.size());
+        fwd.prepare(p, buf + 128, static_cast<uint16_t>(fr.size()), 128, 512, 0, f.snap.get());
+        benchmark::DoNotOptimize(p);
+        benchmark::ClobberMemory();
+    }
+    state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+
+void BM_ForwardBurst(benchmark::State& state) {
+    constexpr size_t kBurst = 32;
+    Fixture f(static_cast<size_t>(state.range(0)));
+    dataplane::Forwarder fwd(f.ctx, *f.counters);
+    auto slots = std::make_unique<dataplane::Forwarder::Prepared[]>(kBurst);
+    struct alignas(64) Buf {
+        uint8_t bytes[2048];
+    };
+    auto bufs = std::make_unique<Buf[]>(kBurst);
+    size_t i = 0, sent = 0;
+    for (auto _ : state) {
+        for (size_t k = 0; k < kBurst; ++k) {
+            const auto& fr = f.frames[i++ & (f.frames.size() - 1)];
+            std::memcpy(bufs[k].bytes + 128, fr.data(), fr.size());
+            fwd.prepare(slots[k], bufs[k].bytes + 128, static_cast<uint16_t>(fr.size()), 128, 512, 0, f.snap.get());
+        }
+        for (size_t k = 0; k < kBurst; ++k)
+            sent += fwd.forward(slots[k], f.snap.get(), 1000, 1000000).kind == dataplane::Action::Kind::transmit;
+        benchmark::ClobberMemory();
+    }
+    if (sent != static_cast<size_t>(state.iterations()) * kBurst)
+        state.SkipWithError("frames dropped: the benchmark setup is wrong");
+    state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kBurst));
+}
+
 }  // namespace
 
 BENCHMARK(BM_CopyOnly);
 BENCHMARK(BM_ParseL2L4);
+BENCHMARK(BM_SipParse);
+BENCHMARK(BM_Prepare)->Arg(2)->Arg(1000);
 BENCHMARK(BM_Forward)->Arg(2)->Arg(1000);
+BENCHMARK(BM_ForwardBurst)->Arg(2)->Arg(1000);
 BENCHMARK_MAIN();
