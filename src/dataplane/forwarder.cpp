@@ -35,37 +35,73 @@ FrameKind classify(ParseStatus st, const uint8_t* frame, const net::PacketView& 
 
 }  // namespace
 
-Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t tailroom, uint16_t in_port,
-                          const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms,
-                          net::ParseOptions parse) noexcept {
-    Frame f{.data = frame, .len = len, .headroom = headroom, .tailroom = tailroom, .in_port = in_port};
+void Forwarder::prepare(Prepared& p, uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t tailroom,
+                        uint16_t in_port, const balance::DataplaneSnapshot* snap, net::ParseOptions parse) noexcept {
+    Frame& f = p.frame;
+    f.data = frame;
+    f.len = len;
+    f.headroom = headroom;
+    f.tailroom = tailroom;
+    f.in_port = in_port;
+    p.route = Route::decided;
     const ParseStatus st = net::parse_frame(frame, len, f.view, parse);
     const FrameKind kind = classify(st, frame, f.view);
     if (kind == FrameKind::other) [[unlikely]] {
         const DropReason r = drop_for(st);
-        return r == DropReason::not_for_us ? not_for_us(c_) : drop(c_, r);
+        p.decided = r == DropReason::not_for_us ? not_for_us(c_) : drop(c_, r);
+        return;
     }
     const net::PacketView& v = f.view;
-    if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != ctx_.ports[in_port].vlan) [[unlikely]]
-        return drop(c_, DropReason::vlan_mismatch);
+    if ((v.has_vlan ? (v.vlan_tci & 0x0FFF) : 0) != ctx_.ports[in_port].vlan) [[unlikely]] {
+        p.decided = drop(c_, DropReason::vlan_mismatch);
+        return;
+    }
     if (kind != FrameKind::udp) [[unlikely]] {
-        if (kind == FrameKind::arp) return neighbors_.answer_arp(f, snap, now_ms);
-        if (kind == FrameKind::ndp) return neighbors_.answer_ndp(f, snap, now_ms);
-        return icmp_.handle(f, snap, now_s, now_ms);
+        p.route = kind == FrameKind::arp ? Route::arp : kind == FrameKind::ndp ? Route::ndp : Route::icmp;
+        return;
     }
     // UDP: to a VIP, from a backend, or neither.
-    if (!snap) return not_for_us(c_);
+    if (!snap) {
+        p.decided = not_for_us(c_);
+        return;
+    }
     // Early TTL check: an expiring datagram is dropped before any work.
-    if (v.ttl <= 1) return icmp_.ttl_expired(f, snap, now_ms);
+    if (v.ttl <= 1) {
+        p.route = Route::ttl_expired;
+        return;
+    }
     const bool v6 = v.ip_version == 6;
     using Key = balance::DataplaneSnapshot::EndpointKey;
-    if (auto ref = snap->find_pool_by_vip(Key::from_wire(frame + v.dst_addr_offset(), v6, frame + v.l4_offset + 2));
-        ref.pool)
-        return to_backend_.forward(f, snap, ref, now_s, now_ms);
-    if (auto ref = snap->find_backend(Key::from_wire(frame + v.src_addr_offset(), v6, frame + v.l4_offset));
-        ref.pool && ref.snat_vip)
-        return to_client_.forward(f, snap, ref, now_s, now_ms);
-    return icmp_.unmatched_udp(f, snap, now_ms);
+    p.vip = snap->find_pool_by_vip(Key::from_wire(frame + v.dst_addr_offset(), v6, frame + v.l4_offset + 2));
+    if (p.vip.pool) {
+        p.route = Route::to_backend;
+        to_backend_.prepare(f, snap, p.vip, p.to_backend);
+        return;
+    }
+    p.backend = snap->find_backend(Key::from_wire(frame + v.src_addr_offset(), v6, frame + v.l4_offset));
+    if (p.backend.pool && p.backend.snat_vip) {
+        p.route = Route::to_client;
+        if (p.backend.backend != balance::PoolSnapshot::kNoBackend)
+            c_.prefetch_backend(p.backend.pool->counter_slot(), p.backend.pool->backends()[p.backend.backend].id);
+        return;
+    }
+    p.route = Route::unmatched_udp;
+}
+
+Action Forwarder::forward(Prepared& p, const balance::DataplaneSnapshot* snap, uint32_t now_s,
+                          uint64_t now_ms) noexcept {
+    const Frame& f = p.frame;
+    switch (p.route) {
+        case Route::to_backend: return to_backend_.forward(f, snap, p.vip, p.to_backend, now_s, now_ms);
+        case Route::to_client: return to_client_.forward(f, snap, p.backend, now_s, now_ms);
+        case Route::decided: return p.decided;
+        case Route::arp: return neighbors_.answer_arp(f, snap, now_ms);
+        case Route::ndp: return neighbors_.answer_ndp(f, snap, now_ms);
+        case Route::icmp: return icmp_.handle(f, snap, now_s, now_ms);
+        case Route::ttl_expired: return icmp_.ttl_expired(f, snap, now_ms);
+        case Route::unmatched_udp: return icmp_.unmatched_udp(f, snap, now_ms);
+    }
+    return p.decided;
 }
 
 }  // namespace siplb::dataplane

@@ -2,7 +2,8 @@
 // byte buffer: parse once, classify, check the VLAN, and hand the frame to
 // the stage that handles its kind (to-backend, to-client, neighbor, ICMP),
 // which rewrites it in place and says where it goes. The DPDK glue
-// (worker.cpp) only moves mbufs.
+// (worker.cpp) only moves mbufs. Two steps, so a worker can parse a whole
+// burst and prefetch its table lines before forwarding any of it.
 #pragma once
 
 #include <cstdint>
@@ -37,13 +38,39 @@ public:
     Forwarder(const Forwarder&) = delete;
     Forwarder& operator=(const Forwarder&) = delete;
 
-    // Counts every outcome (drops by reason, pool/backend counters) except TX results.
-    // `frame` has `headroom` writable bytes before it and `tailroom` after
-    // `len`. `parse` turns software checksum checks off where the NIC
-    // verified them.
+    // Where prepare() sends a frame; `decided`: its Action is known already.
+    enum class Route : uint8_t { decided, to_backend, to_client, arp, ndp, icmp, ttl_expired, unmatched_udp };
+    // One frame between prepare() and forward(): a worker keeps one per
+    // burst slot, preallocated and reused.
+    struct Prepared {
+        Frame frame;
+        Route route = Route::decided;
+        Action decided;                                  // route == decided (already counted)
+        balance::DataplaneSnapshot::PoolRef vip;         // to_backend
+        balance::DataplaneSnapshot::BackendRef backend;  // to_client
+        ToBackendStage::Prepared to_backend;
+    };
+
+    // First pass over a burst: parses the frame (L2-L4 and, toward a VIP,
+    // SIP), classifies it, finds its pool or backend and prefetches what
+    // forward() will read for it. Counts drops decided here; changes no
+    // other state, so a whole burst is prepared before any frame of it is
+    // forwarded. `frame` has `headroom` writable bytes before it and
+    // `tailroom` after `len`. `parse` turns software checksum checks off
+    // where the NIC verified them.
+    void prepare(Prepared& p, uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t tailroom, uint16_t in_port,
+                 const balance::DataplaneSnapshot* snap, net::ParseOptions parse = {}) noexcept;
+    // Second pass: the stage's decision and the rewrite in place. `snap` is
+    // the one `p` was prepared with. Counts every outcome (drops by reason,
+    // pool/backend counters) except TX results.
+    Action forward(Prepared& p, const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms) noexcept;
+    // prepare() and forward() of one frame.
     Action process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t tailroom, uint16_t in_port,
                    const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms,
-                   net::ParseOptions parse = {}) noexcept;
+                   net::ParseOptions parse = {}) noexcept {
+        prepare(single_, frame, len, headroom, tailroom, in_port, snap, parse);
+        return forward(single_, snap, now_s, now_ms);
+    }
     // A frame the NIC found with a bad checksum.
     void count_bad_checksum() noexcept { c_.drop(DropReason::bad_checksum); }
 
@@ -66,6 +93,7 @@ private:
     ToBackendStage to_backend_;
     ToClientStage to_client_;
     IcmpStage icmp_;
+    Prepared single_;  // process()'s
 };
 
 }  // namespace siplb::dataplane

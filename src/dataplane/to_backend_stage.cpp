@@ -28,33 +28,53 @@ DropReason drop_for(sip::RejectReason r) noexcept {
 
 }  // namespace
 
+uint64_t ToBackendStage::balancing_key(const uint8_t* frame, const net::PacketView& v, const sip::SipMessage& msg,
+                                       const balance::PoolSnapshot& pool) noexcept {
+    // Keepalives have no Call-ID: the client's address:port keeps them on
+    // one backend (the one its NAT binding matters to).
+    if (msg.verdict == sip::Verdict::keepalive) return endpoint_hash(frame, v, pool.seed());
+    return balance::hash_call_id(frame + v.payload_offset() + msg.call_id.offset, msg.call_id.length, pool.seed());
+}
+
+void ToBackendStage::prepare(const Frame& f, [[maybe_unused]] const balance::DataplaneSnapshot* snap,
+                             const balance::DataplaneSnapshot::PoolRef& vip, Prepared& p) const noexcept {
+    const net::PacketView& v = f.view;
+    // Balancer depth: neither pick() nor the protect rules read tags or the top via-parm.
+    sip::SipParser::parse(f.data + v.payload_offset(), v.payload_len(), p.msg, sip::ParseDepth::balancer);
+    if (p.msg.verdict == sip::Verdict::reject) return;
+    p.key = balancing_key(f.data, v, p.msg, *vip.pool);
+    // Keepalives never touch the affinity table.
+    balance::prefetch_pick(*vip.pool, p.key, p.msg.verdict == sip::Verdict::keepalive ? nullptr : ctx_.affinity);
+    // The protect stage's per-frame prefetch (this source's rate-limit
+    // buckets in snap->guard(worker_) for vip.pool_index) goes here, next to pick's.
+}
+
 Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot* snap,
-                               const balance::DataplaneSnapshot::PoolRef& vip, uint32_t now_s,
+                               const balance::DataplaneSnapshot::PoolRef& vip, const Prepared& p, uint32_t now_s,
                                uint64_t now_ms) noexcept {
     uint8_t* frame = f.data;
     const net::PacketView& v = f.view;
     const bool v6 = v.ip_version == 6;
     const balance::PoolSnapshot* target = vip.pool;
     const uint32_t pool_index = vip.pool_index;
+    const sip::SipMessage& msg = p.msg;
     PoolCounters* pc = c_.pool(target->counter_slot());
-    // Balancer depth: neither pick() nor the protect rules read tags or the top via-parm.
-    sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
     uint64_t key;
     bool dialog = false;
-    if (msg_.verdict == sip::Verdict::reject) {
+    if (msg.verdict == sip::Verdict::reject) {
         if (pc) bump(pc->rejected);
-        return drop(drop_for(msg_.reason));
+        return drop(drop_for(msg.reason));
     }
     // Protect stage (Hyperscan rules, rate limits): it sees the parsed
     // message and the pool before any backend is chosen. Keepalives pass.
     // The guard belongs to this snapshot: its pools are the snapshot's.
     protect::WorkerGuard* guard = snap->guard(worker_);
-    if (guard && msg_.verdict == sip::Verdict::ok) {
+    if (guard && msg.verdict == sip::Verdict::ok) {
         IpAddress src;
         if (v.ip_version == 6) src.family = IpAddress::Family::v6;
         std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
         const protect::GuardDecision g =
-            guard->check(pool_index, frame + v.payload_offset(), v.payload_len(), msg_, src, now_ms * 1000000);
+            guard->check(pool_index, frame + v.payload_offset(), v.payload_len(), msg, src, now_ms * 1000000);
         if (g.dropped()) {
             const bool by_rule = g.action == protect::GuardDecision::Action::drop_rule;
             if (pc) bump(by_rule ? pc->rule_drops : pc->rate_limited);
@@ -76,16 +96,14 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
     // backend's answers leave from it. A routed message's VIP belongs to
     // another pool than the one it is balanced in: not recorded.
     const uint8_t vip_slot = target == vip.pool ? vip.vip : balance::AffinityTable::kNoVip;
-    const bool keepalive = msg_.verdict == sip::Verdict::keepalive;
+    const bool keepalive = msg.verdict == sip::Verdict::keepalive;
     balance::Decision d;
+    // prepare() derived the key in the VIP's pool; a routed message is balanced with its target pool's seed.
+    key = target == vip.pool ? p.key : balancing_key(frame, v, msg, pool);
     if (keepalive) {
-        // Keepalives have no Call-ID: the client's address:port keeps
-        // them on one backend (the one its NAT binding matters to).
-        key = endpoint_hash(frame, v, pool.seed());
         d = balance::pick(pool, key, false, now_s, nullptr);
     } else {
-        key = balance::hash_call_id(frame + v.payload_offset() + msg_.call_id.offset, msg_.call_id.length, pool.seed());
-        dialog = creates_dialog(msg_);
+        dialog = creates_dialog(msg);
         d = balance::pick(pool, key, dialog, now_s, ctx_.affinity, vip_slot);
         if (d.affinity_evicted) bump(c_.affinity_evictions);
     }
@@ -96,7 +114,7 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
     // Several VIPs of this family: remember which one the client uses
     // (REGISTERs, other requests, keepalives), for what the backends send it
     // outside any recorded call, such as an INVITE to a registered phone.
-    if (vip.pool->several_vips(v6) && ctx_.client_vips && msg_.kind != sip::Kind::response) [[unlikely]] {
+    if (vip.pool->several_vips(v6) && ctx_.client_vips && msg.kind != sip::Kind::response) [[unlikely]] {
         const uint64_t client = keepalive ? key : endpoint_hash(frame, v, vip.pool->seed());
         if (ctx_.client_vips->record(*vip.pool, client, vip.vip, now_s) == balance::AffinityTable::Store::evicted)
             bump(c_.client_vip_evictions);

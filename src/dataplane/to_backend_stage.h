@@ -26,9 +26,24 @@ public:
     ToBackendStage(const ToBackendStage&) = delete;
     ToBackendStage& operator=(const ToBackendStage&) = delete;
 
-    // `f` is a UDP datagram to `vip`'s pool.
+    // What prepare() learnt of a datagram, kept in the worker's burst slot
+    // until forward() (no per-packet construction: the slot is reused).
+    struct Prepared {
+        sip::SipMessage msg;
+        uint64_t key = 0;  // balancing key in the VIP's pool; set unless msg is rejected
+    };
+
+    // First pass over a burst, for `f`, a UDP datagram to `vip`'s pool:
+    // parses the SIP message, derives the balancing key and prefetches what
+    // forward() reads for it (Maglev slot, affinity bucket). Counts nothing
+    // and changes no state, so the frames of a burst can all be prepared
+    // before the first one is forwarded.
+    void prepare(const Frame& f, const balance::DataplaneSnapshot* snap, const balance::DataplaneSnapshot::PoolRef& vip,
+                 Prepared& p) const noexcept;
+    // Second pass: protect stage, pick, rewrite. `p` is prepare()'s for `f`.
     Action forward(const Frame& f, const balance::DataplaneSnapshot* snap,
-                   const balance::DataplaneSnapshot::PoolRef& vip, uint32_t now_s, uint64_t now_ms) noexcept;
+                   const balance::DataplaneSnapshot::PoolRef& vip, const Prepared& p, uint32_t now_s,
+                   uint64_t now_ms) noexcept;
 
     // ipip pools: the datagram travels unchanged (client -> VIP) inside a
     // tunnel to `backend`, from the egress port's address of its family.
@@ -52,6 +67,9 @@ public:
 
 private:
     Action drop(DropReason r) noexcept { return dataplane::drop(c_, r); }
+    // What picks the backend of a message (not rejected) in `pool`.
+    static uint64_t balancing_key(const uint8_t* frame, const net::PacketView& v, const sip::SipMessage& msg,
+                                  const balance::PoolSnapshot& pool) noexcept;
 
     const ForwardContext& ctx_;
     WorkerCounters& c_;
@@ -59,7 +77,6 @@ private:
     NeighborStage& neighbors_;
     IcmpErrors& errors_;  // "fragmentation needed" when egress finds a DF datagram too big
     unsigned worker_;
-    sip::SipMessage msg_;  // reused: no per-packet construction
 };
 
 }  // namespace siplb::dataplane

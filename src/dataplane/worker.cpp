@@ -22,6 +22,7 @@ Worker::Worker(unsigned index, unsigned lcore, const ForwardContext& ctx, balanc
       burst_(burst > kMaxBurst ? kMaxBurst : burst),
       c_(counters),
       forwarder_(ctx, counters, index),
+      slots_(std::make_unique<Forwarder::Prepared[]>(burst_)),
       tx_(ctx, static_cast<uint16_t>(index), burst_, counters),
       fragmenter_(ctx, pool, tx_, counters),
       announcer_(ctx, pool, tx_, counters, /*enabled=*/index == 0),  // worker 0 announces for all
@@ -83,6 +84,11 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
         constexpr uint16_t kPrefetchAhead = 4;
         for (uint16_t i = 0; i < n && i < kPrefetchAhead; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
         uint64_t rx_bytes = 0;
+        // Pass 1: parse every frame and prefetch the table lines its
+        // forwarding will read, so that their misses overlap across the
+        // burst. The frames that stay are packed to the front of pkts, with
+        // their parse in the slot of the same index.
+        uint16_t prepared = 0;
         for (uint16_t i = 0; i < n; ++i) {
             if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetchAhead], void*));
             rte_mbuf* m = pkts[i];
@@ -107,6 +113,9 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             if (reassembler_) {
                 const Reassembler::Taken t = reassembler_->take(m, snap, now_ms);
                 if (t.verdict != Reassembler::Verdict::not_fragment) [[unlikely]] {
+                    // A completed datagram is forwarded at once, ahead of
+                    // the burst's other frames (it is copied out of a
+                    // scratch buffer the next completion reuses).
                     if (t.verdict == Reassembler::Verdict::complete) {
                         forward_reassembled(t.whole, q.port_index, snap, now_s, now_ms);
                     } else if (t.verdict == Reassembler::Verdict::not_for_vip && !kernel_.send(m, q.port_index)) {
@@ -119,9 +128,14 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             net::ParseOptions parse;
             parse.verify_ip_checksum = ip_ck == RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
             parse.verify_udp_checksum = l4_ck == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN;
-            Action a = forwarder_.process(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m),
-                                          rte_pktmbuf_headroom(m), rte_pktmbuf_tailroom(m), q.port_index, snap, now_s,
-                                          now_ms, parse);
+            forwarder_.prepare(slots_[prepared], rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m),
+                               rte_pktmbuf_headroom(m), rte_pktmbuf_tailroom(m), q.port_index, snap, parse);
+            pkts[prepared++] = m;
+        }
+        // Pass 2: forward, in arrival order.
+        for (uint16_t i = 0; i < prepared; ++i) {
+            rte_mbuf* m = pkts[i];
+            Action a = forwarder_.forward(slots_[i], snap, now_s, now_ms);
             if (a.kind == Action::Kind::drop) {
                 if (a.to_kernel() && kernel_.send(m, q.port_index)) continue;
                 rte_pktmbuf_free(m);

@@ -1,5 +1,6 @@
-// DPDK glue of one worker lcore: RX bursts from its queues, Forwarder per
-// frame, buffered TX per egress port, QSBR quiescent state once per loop.
+// DPDK glue of one worker lcore: RX bursts from its queues, the Forwarder in
+// two passes per burst (prepare every frame, then forward every frame),
+// buffered TX per egress port, QSBR quiescent state once per loop.
 // The rare paths are small types it owns: reassembly, egress fragmentation,
 // announcements and the kernel path.
 #pragma once
@@ -77,6 +78,7 @@ private:
     uint32_t burst_;
     WorkerCounters& c_;
     Forwarder forwarder_;
+    std::unique_ptr<Forwarder::Prepared[]> slots_;  // one per burst frame, between the two passes
     std::vector<RxQueueRef> rx_;
     TxBuffers tx_;
     Fragmenter fragmenter_;

@@ -30,6 +30,15 @@ inline uint64_t affinity_key(const PoolSnapshot& pool, uint64_t call_hash) noexc
     return call_hash ^ pool.affinity_salt();
 }
 
+// Pulls what pick() will read for this key toward the cache: the Maglev
+// slot and, with `affinity`, the key's bucket. A worker issues it for a
+// whole burst before picking, so the misses overlap instead of queueing.
+inline void prefetch_pick(const PoolSnapshot& pool, uint64_t call_hash, const AffinityTable* affinity) noexcept {
+    const MaglevTable& table = pool.table();
+    __builtin_prefetch(table.slots().data() + MaglevTable::slot_of(call_hash, table.size()), 0, 3);
+    if (affinity) affinity->prefetch(affinity_key(pool, call_hash));
+}
+
 // Pins a call to a backend chosen elsewhere (e.g. a dialog a backend starts
 // toward a customer), with pick()'s expiry rules. backend: index in pool.
 AffinityTable::Store pin(const PoolSnapshot& pool, uint64_t call_hash, uint16_t backend, bool creates_dialog,
