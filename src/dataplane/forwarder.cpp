@@ -38,7 +38,7 @@ FrameKind classify(ParseStatus st, const uint8_t* frame, const net::PacketView& 
 Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t tailroom, uint16_t in_port,
                           const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms,
                           net::ParseOptions parse) noexcept {
-    Frame f{.data = frame, .len = len, .headroom = headroom, .tailroom = tailroom, .in_port = in_port};
+    Frame f{.data = frame, .len = len, .headroom = headroom, .tailroom = tailroom, .in_port = in_port, .tap = tap_};
     const ParseStatus st = net::parse_frame(frame, len, f.view, parse);
     const FrameKind kind = classify(st, frame, f.view);
     if (kind == FrameKind::other) [[unlikely]] {

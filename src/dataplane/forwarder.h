@@ -44,6 +44,8 @@ public:
     Action process(uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t tailroom, uint16_t in_port,
                    const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms,
                    net::ParseOptions parse = {}) noexcept;
+    // The tap the stages ask about the frames of this burst (tap.h); nullptr: nobody looks.
+    void set_tap(Tap* tap) noexcept { tap_ = tap; }
     // A frame the NIC found with a bad checksum.
     void count_bad_checksum() noexcept { c_.drop(DropReason::bad_checksum); }
 
@@ -66,6 +68,7 @@ private:
     ToBackendStage to_backend_;
     ToClientStage to_client_;
     IcmpStage icmp_;
+    Tap* tap_ = nullptr;
 };
 
 }  // namespace siplb::dataplane

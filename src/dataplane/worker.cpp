@@ -25,7 +25,8 @@ Worker::Worker(unsigned index, unsigned lcore, const ForwardContext& ctx, balanc
       tx_(ctx, static_cast<uint16_t>(index), burst_, counters),
       fragmenter_(ctx, pool, tx_, counters),
       announcer_(ctx, pool, tx_, counters, /*enabled=*/index == 0),  // worker 0 announces for all
-      kernel_(ctx, static_cast<uint16_t>(index), tx_, counters) {}
+      kernel_(ctx, static_cast<uint16_t>(index), tx_, counters),
+      tap_(index, counters) {}
 
 Worker::~Worker() = default;
 
@@ -74,6 +75,8 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
     rte_mbuf* pkts[kMaxBurst];
     const balance::DataplaneSnapshot* snap = publisher_.current();
     announcer_.poll(snap);
+    Tap* const tap = tap_.begin_burst();  // capture / mirror: nullptr unless someone looks
+    forwarder_.set_tap(tap);
     for (const RxQueueRef& q : rx_) {
         uint16_t port = ctx_.ports[q.port_index].dpdk_port;
         uint16_t n = rte_eth_rx_burst(port, q.queue, pkts, static_cast<uint16_t>(burst_));
@@ -116,6 +119,8 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
                     continue;
                 }
             }
+            if (tap) [[unlikely]]  // tap: the headers as received, before the stages rewrite them
+                tap->before(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m));
             net::ParseOptions parse;
             parse.verify_ip_checksum = ip_ck == RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
             parse.verify_udp_checksum = l4_ck == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN;
@@ -136,6 +141,8 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             m->data_len = a.len;
             m->pkt_len = a.len;
             m->ol_flags &= ~RTE_MBUF_F_TX_VLAN;  // the tag, if any, is in the frame
+            if (a.tapped()) [[unlikely]]  // tap: copies as received and as sent
+                tap_.after(a, rte_pktmbuf_mtod(m, const uint8_t*));
             if (a.fragment()) [[unlikely]] {
                 bump(c_.frag_oversize);
                 fragmenter_.send(m, a.port);
