@@ -154,7 +154,7 @@ int run_capture(int argc, char** argv) {
     sigaction(SIGTERM, &sa, nullptr);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, nullptr);  // a closed pipe ends the capture through fwrite's error
-    if (out && !write_all(out, pcap_file_header(res.value("snaplen", 65535u)))) rc = 1;
+    if (out && !write_all(out, pcap_global_header(res.value("snaplen", 65535u)))) rc = 1;
     const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(duration_s > 0 ? duration_s : 1e9));
     while (rc == 0 && !g_stop && (count == 0 || written < count) && Clock::now() < deadline) {

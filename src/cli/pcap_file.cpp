@@ -10,7 +10,7 @@ void put16(std::string& out, uint16_t v) { out.append(reinterpret_cast<const cha
 
 }  // namespace
 
-std::string pcap_file_header(uint32_t snaplen) {
+std::string pcap_global_header(uint32_t snaplen) {
     std::string h;
     put32(h, kPcapMagicNs);
     put16(h, 2);  // version 2.4
