@@ -184,7 +184,8 @@ int run_capture(int argc, char** argv) {
         // A full read means more is waiting: read again at once.
         if (frames.size() < control::kCaptureReadMax) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    if (rc == 1 && out && std::ferror(out)) std::fprintf(stderr, "siplbctl capture: writing %s failed\n", out_path.c_str());
+    if (rc == 1 && out && std::ferror(out))
+        std::fprintf(stderr, "siplbctl capture: writing %s failed\n", out_path.c_str());
     auto stopped = call(socket, control::encode_request(stop), timeout_ms);
     if (out && out != stdout) std::fclose(out);
     if (!stopped || !stopped->value("ok", false)) {
@@ -198,8 +199,7 @@ int run_capture(int argc, char** argv) {
     return rc;
 }
 
-CommandRegistrar reg{{"capture",
-                      "capture [filters] [--count N] [--duration S] -w FILE|-",
+CommandRegistrar reg{{"capture", "capture [filters] [--count N] [--duration S] -w FILE|-",
                       "pcap of balanced SIP datagrams (by pool, backend, Call-ID, client)", run_capture}};
 
 }  // namespace

@@ -328,13 +328,15 @@ void read_log(Section& s, LogConfig& c) {
 }
 
 // [mirror]: HEP mirroring. The pool names are checked once the pools are read.
-void read_mirror(Section& s, dataplane::MirrorSpec& m, std::vector<std::pair<std::string, toml::source_region>>& pools) {
+void read_mirror(Section& s, dataplane::MirrorSpec& m,
+                 std::vector<std::pair<std::string, toml::source_region>>& pools) {
     std::string hep;
     if (read_string(s, "hep", hep)) {
         auto ep = Endpoint::parse(hep);
         if (!ep || ep->port == 0)
             s.diag().error(s.table()->get("hep")->source(), s.path("hep"),
-                           squote(hep) + " is not the HEP collector's address:port (\"192.0.2.50:9060\", \"[v6]:port\")");
+                           squote(hep) +
+                               " is not the HEP collector's address:port (\"192.0.2.50:9060\", \"[v6]:port\")");
         else
             m.hep = *ep;
     }

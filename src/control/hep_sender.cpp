@@ -55,15 +55,16 @@ size_t HepSender::pump(size_t max) {
             if (s.call_id_len && s.call_id_offset + s.call_id_len <= s.payload_len)
                 m.call_id = m.payload.substr(s.call_id_offset, s.call_id_len);
             encode_hep3(m, buf_);
-            if (::send(fd_, buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_NOSIGNAL) == static_cast<ssize_t>(buf_.size())) {
+            if (::send(fd_, buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(buf_.size())) {
                 ++sent;
                 return;
             }
             // Collector down (ICMP refused), socket buffer full: this one is lost.
             ++errors_;
-            const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                                    std::chrono::steady_clock::now().time_since_epoch())
-                                    .count();
+            const int64_t now =
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
             if (now - last_error_log_s_ >= 10) {
                 last_error_log_s_ = now;
                 log(LogLevel::warn, "mirror: HEP send failed",

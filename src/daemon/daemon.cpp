@@ -337,17 +337,22 @@ int Daemon::run() {
         j["started"] = true;
         return j;
     };
-    capture_ = std::make_unique<control::CaptureService>(
-        control::CaptureSource{
-            [this](const dataplane::CaptureFilter& f, uint32_t ring) -> Status {
-                if (!dataplane_ || !dataplane_->running()) return Status::fail("the dataplane is not running");
-                return dataplane_->start_capture(f, ring);
-            },
-            [this](const std::function<void(const dataplane::CaptureSlot&)>& fn, size_t max) -> size_t {
-                return dataplane_ ? dataplane_->drain_capture(fn, max) : 0;
-            },
-            [this]() -> uint64_t { return dataplane_ ? dataplane_->stop_capture() : 0; }},
-        kCaptureRingSlots);
+    capture_ = std::make_unique<
+        control::CaptureService>(control::CaptureSource{[this](const dataplane::CaptureFilter& f,
+                                                               uint32_t ring) -> Status {
+                                                            if (!dataplane_ || !dataplane_->running())
+                                                                return Status::fail("the dataplane is not running");
+                                                            return dataplane_->start_capture(f, ring);
+                                                        },
+                                                        [this](const std::function<void(const dataplane::CaptureSlot&)>&
+                                                                   fn,
+                                                               size_t max) -> size_t {
+                                                            return dataplane_ ? dataplane_->drain_capture(fn, max) : 0;
+                                                        },
+                                                        [this]() -> uint64_t {
+                                                            return dataplane_ ? dataplane_->stop_capture() : 0;
+                                                        }},
+                                 kCaptureRingSlots);
     hooks.capture = [this](const control::Request& r, const control::Actor& who) {
         return capture_->execute(r, who, std::chrono::steady_clock::now());
     };
@@ -386,11 +391,9 @@ int Daemon::run() {
     }
     loop_.every(std::chrono::seconds(1), [this] { capture_->expire(std::chrono::steady_clock::now()); });
     if (cfg_.dataplane.mirror.enabled()) {
-        auto hep = control::HepSender::open(
-            *cfg_.dataplane.mirror.hep, cfg_.dataplane.mirror.agent_id,
-            [this](const std::function<void(const dataplane::MirrorSlot&)>& fn, size_t max) {
-                return dataplane_->drain_mirror(fn, max);
-            });
+        auto hep = control::HepSender::open(*cfg_.dataplane.mirror.hep, cfg_.dataplane.mirror.agent_id,
+                                            [this](const std::function<void(const dataplane::MirrorSlot&)>& fn,
+                                                   size_t max) { return dataplane_->drain_mirror(fn, max); });
         if (!hep) {
             log(LogLevel::error, "mirror failed to start", {{"error", hep.message()}});
             return 1;

@@ -76,9 +76,8 @@ bool capture_matches(const CaptureFilter& filter, const TapSubject& s) noexcept 
     if (!filter.pool.empty() && (!s.pool || *s.pool != filter.pool)) return false;
     if (filter.backend && *filter.backend != s.backend) return false;
     if (filter.client && *filter.client != s.client.ip) return false;
-    if (!filter.call_id.empty() &&
-        (!s.call_id || s.call_id_len != filter.call_id.size() ||
-         std::memcmp(s.call_id, filter.call_id.data(), s.call_id_len) != 0))
+    if (!filter.call_id.empty() && (!s.call_id || s.call_id_len != filter.call_id.size() ||
+                                    std::memcmp(s.call_id, filter.call_id.data(), s.call_id_len) != 0))
         return false;
     return true;
 }

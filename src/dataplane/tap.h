@@ -51,8 +51,8 @@ struct TapSubject {
     const Frame* frame = nullptr;
     const std::string* pool = nullptr;  // name of the pool it is balanced in
     Endpoint client, backend;
-    bool to_backend = true;             // client -> backend; else backend -> client
-    const uint8_t* call_id = nullptr;   // nullptr: none (keepalive, or not parsed)
+    bool to_backend = true;            // client -> backend; else backend -> client
+    const uint8_t* call_id = nullptr;  // nullptr: none (keepalive, or not parsed)
     uint16_t call_id_len = 0;
     uint64_t now_ms = 0;
 
@@ -94,9 +94,16 @@ public:
             std::memcpy(scratch_, frame, scratch_len_);
         }
     }
-    // The stages' tap needs the Call-ID of what they forward (a reply is
-    // otherwise often forwarded unparsed).
-    bool wants_call_id() const noexcept { return mirror_ || (session_ && !session_->filter.call_id.empty()); }
+    // Whether the to-client stage must parse this payload for its Call-ID
+    // (a reply is otherwise often forwarded unparsed): always for the
+    // mirror; for a capture's Call-ID only when those bytes occur in it, so
+    // that a capture of one call does not parse every reply.
+    bool wants_call_id(const uint8_t* payload, size_t len) const noexcept {
+        if (mirror_) return true;
+        if (!session_ || session_->filter.call_id.empty()) return false;
+        const std::string& id = session_->filter.call_id;
+        return memmem(payload, len, id.data(), id.size()) != nullptr;
+    }
     // Stage: Action flags (kCapture, kMirror) for a balanced datagram.
     uint8_t match(const TapSubject& s) noexcept;
     // Worker: the frame as it leaves (`sent`, a.len bytes), for the Action

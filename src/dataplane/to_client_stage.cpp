@@ -87,7 +87,7 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
         remember_backend_dialog(frame, v, *ref.pool, ref.backend, now_s, parsed,
                                 several_vips ? ref.pool->vip_slot(source) : balance::AffinityTable::kNoVip);
     if (f.tap) [[unlikely]] {  // siplbctl capture / HEP mirror (tap.h), before the source is rewritten
-        if (!parsed && f.tap->wants_call_id()) {
+        if (!parsed && f.tap->wants_call_id(frame + v.payload_offset(), v.payload_len())) {
             sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
             parsed = true;
         }

@@ -141,7 +141,7 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             m->data_len = a.len;
             m->pkt_len = a.len;
             m->ol_flags &= ~RTE_MBUF_F_TX_VLAN;  // the tag, if any, is in the frame
-            if (a.tapped()) [[unlikely]]  // tap: copies as received and as sent
+            if (a.tapped()) [[unlikely]]         // tap: copies as received and as sent
                 tap_.after(a, rte_pktmbuf_mtod(m, const uint8_t*));
             if (a.fragment()) [[unlikely]] {
                 bump(c_.frag_oversize);

@@ -773,10 +773,8 @@ TEST(ConfigMirror, Errors) {
                 HasSubstr("mirror.sample: 1.5 is out of range 0..1"));
     EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\nhep = \"192.0.2.50:9060\"\nring = 100\n"),
                 HasSubstr("mirror.ring: 100 is not a power of two"));
-    EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\npools = [\"lund\"]\n"),
-                HasSubstr("[mirror] without 'hep'"));
-    EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\nhep = \"192.0.2.50:9060\"\nrate = 0\n"),
-                HasSubstr("mirror.rate"));
+    EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\npools = [\"lund\"]\n"), HasSubstr("[mirror] without 'hep'"));
+    EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\nhep = \"192.0.2.50:9060\"\nrate = 0\n"), HasSubstr("mirror.rate"));
     EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\nhep = \"192.0.2.50:9060\"\nsampel = 0.5\n"),
                 HasSubstr("unknown key 'sampel' (did you mean 'sample'?)"));
 }

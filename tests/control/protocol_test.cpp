@@ -162,9 +162,9 @@ TEST(Protocol, CaptureRequestsRoundTripAndReject) {
     auto rd = parse_request(R"({"cmd":"capture_read","id":7})");
     ASSERT_TRUE(rd.ok());
     EXPECT_EQ(rd->capture_id, 7u);
-    for (const char* bad : {R"({"cmd":"capture_read"})", R"({"cmd":"capture_stop","id":"7"})",
-                            R"({"cmd":"capture_start","client":"pbx.example"})",
-                            R"({"cmd":"capture_start","backend":"nope"})"})
+    for (const char* bad :
+         {R"({"cmd":"capture_read"})", R"({"cmd":"capture_stop","id":"7"})",
+          R"({"cmd":"capture_start","client":"pbx.example"})", R"({"cmd":"capture_start","backend":"nope"})"})
         EXPECT_FALSE(parse_request(bad).ok()) << bad;
 }
 

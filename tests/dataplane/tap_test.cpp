@@ -87,8 +87,8 @@ protected:
         dataplane::Tap* tap = tap_.begin_burst();
         forwarder_->set_tap(tap);
         if (tap) tap->before(buf_.data() + 64, static_cast<uint16_t>(received_.size()));
-        const Action a = forwarder_->process(buf_.data() + 64, static_cast<uint16_t>(received_.size()), 64, 64,
-                                             in_port, snap_.get(), static_cast<uint32_t>(now_ms / 1000), now_ms);
+        const Action a = forwarder_->process(buf_.data() + 64, static_cast<uint16_t>(received_.size()), 64, 64, in_port,
+                                             snap_.get(), static_cast<uint32_t>(now_ms / 1000), now_ms);
         sent_.clear();
         if (a.kind == Action::Kind::transmit) {
             sent_.assign(buf_.begin() + 64 + a.shift, buf_.begin() + 64 + a.shift + a.len);

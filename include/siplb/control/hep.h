@@ -23,15 +23,15 @@ enum class HepChunk : uint16_t {
     src_port = 0x0007,
     dst_port = 0x0008,
     time_sec = 0x0009,
-    time_usec = 0x000a,       // microseconds within the second
-    protocol_type = 0x000b,   // u8: 1 SIP
-    capture_agent = 0x000c,   // u32
+    time_usec = 0x000a,      // microseconds within the second
+    protocol_type = 0x000b,  // u8: 1 SIP
+    capture_agent = 0x000c,  // u32
     payload = 0x000f,
     correlation_id = 0x0011,  // the Call-ID
 };
 
 struct HepMessage {
-    Endpoint src, dst;  // the same family
+    Endpoint src, dst;   // the same family
     uint64_t ts_ns = 0;  // since the epoch
     uint32_t agent_id = 0;
     std::string_view payload;  // the SIP message
