@@ -10,7 +10,7 @@
 // backends. Prints Mpps per worker core and the ratio to the io loop.
 // Then the cost of an active siplbctl capture: 2 backends without and with a
 // capture filtering one Call-ID of the mix (drained every 50 ms as siplbctl
-// does), alternating, three rounds.
+// does), four rounds, alternating which goes first.
 // Usage: bench_dataplane_forward [seconds per case, default 3] [messages, default 4096]
 #include <pcap/pcap.h>
 #include <rte_bus_vdev.h>
@@ -229,10 +229,17 @@ int main(int argc, char** argv) {
         dataplane::CaptureFilter one_call;
         one_call.call_id = first_call_id(messages, *bench::bench_snapshot(bench_backends(2)));
         std::printf("capture filter: Call-ID %s\n", one_call.call_id.c_str());
-        for (int round = 0; round < 3; ++round) {
+        for (int round = 0; round < 4; ++round) {
             const std::string r = std::to_string(round);
-            auto off = run_dataplane(pcap2, 2, seconds, "cap_off" + r);
-            auto on = run_dataplane(pcap2, 2, seconds, "cap_on" + r, &one_call);
+            // Which goes first alternates: the host's load drifts within a pair too.
+            DpResult off, on;
+            if (round % 2 == 0) {
+                off = run_dataplane(pcap2, 2, seconds, "cap_off" + r);
+                on = run_dataplane(pcap2, 2, seconds, "cap_on" + r, &one_call);
+            } else {
+                on = run_dataplane(pcap2, 2, seconds, "cap_on" + r, &one_call);
+                off = run_dataplane(pcap2, 2, seconds, "cap_off" + r);
+            }
             std::printf("%-28s %8.2f Mpps  ratio %.2f\n", ("no capture, round " + r).c_str(), off.mpps,
                         io ? off.mpps / io : 0.0);
             std::printf("%-28s %8.2f Mpps  ratio %.2f  (capture/no capture %.3f)\n",
