@@ -8,6 +8,9 @@
 //
 // Cases: io baseline, dataplane with 2 backends, dataplane with 1000
 // backends. Prints Mpps per worker core and the ratio to the io loop.
+// Then the cost of an active siplbctl capture: 2 backends without and with a
+// capture filtering one Call-ID of the mix (drained every 50 ms as siplbctl
+// does), four rounds, alternating which goes first.
 // Usage: bench_dataplane_forward [seconds per case, default 3] [messages, default 4096]
 #include <pcap/pcap.h>
 #include <rte_bus_vdev.h>
@@ -116,7 +119,21 @@ struct DpResult {
     uint64_t dropped = 0, to_backend = 0, to_client = 0;
 };
 
-DpResult run_dataplane(const std::string& pcap, size_t n_backends, double seconds, const std::string& tag) {
+// The Call-ID of the first SIP message in the mix.
+std::string first_call_id(size_t count, const balance::DataplaneSnapshot& snap) {
+    for (const auto& f : bench::mix_frames(count, snap)) {
+        const std::string text(f.begin(), f.end());
+        const size_t at = text.find("\r\nCall-ID: ");
+        if (at == std::string::npos) continue;
+        const size_t start = at + 11;
+        return text.substr(start, text.find("\r\n", start) - start);
+    }
+    return {};
+}
+
+// `capture`: a capture running while measured (nullptr: none).
+DpResult run_dataplane(const std::string& pcap, size_t n_backends, double seconds, const std::string& tag,
+                       const dataplane::CaptureFilter* capture = nullptr) {
     auto bs = bench_backends(n_backends);
     config::Config cfg;
     auto& dc = cfg.dataplane;
@@ -148,13 +165,25 @@ DpResult run_dataplane(const std::string& pcap, size_t n_backends, double second
     if (!dp) throw std::runtime_error(dp.message());
     if (auto st = dp.value()->start(); !st) throw std::runtime_error(st.message());
     // Warm-up (affinity entries, caches), then measure a window.
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (capture)
+        if (auto st = dp.value()->start_capture(*capture, 1024); !st) throw std::runtime_error(st.message());
+    uint64_t captured = 0;
+    auto wait = [&](std::chrono::duration<double> d) {
+        const auto until = std::chrono::steady_clock::now() + d;
+        while (std::chrono::steady_clock::now() < until) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            if (capture) captured += dp.value()->drain_capture([](const dataplane::CaptureSlot&) {}, 4096);
+        }
+    };
+    wait(std::chrono::milliseconds(300));
     auto s0 = dp.value()->stats();
     auto t0 = std::chrono::steady_clock::now();
-    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    wait(std::chrono::duration<double>(seconds));
     auto s1 = dp.value()->stats();
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const uint64_t lost = capture ? dp.value()->stop_capture() : 0;
     dp.value()->stop();
+    if (capture) std::printf("  capture: %lu frames copied, %lu lost\n", captured, lost);
     DpResult r;
     const auto after = s1.totals(), before = s0.totals();
     r.mpps = static_cast<double>(after.at("traffic", "tx_packets") - before.at("traffic", "tx_packets")) / dt / 1e6;
@@ -195,6 +224,27 @@ int main(int argc, char** argv) {
             std::printf("%-28s %8.2f Mpps  ratio %.2f  (%.1f Gbit/s; to_backend %lu, to_client %lu, dropped %lu)\n",
                         ("siplb worker, " + std::to_string(n) + " backends").c_str(), r.mpps, io ? r.mpps / io : 0.0,
                         r.mpps * 1e6 * static_cast<double>(avg) * 8 / 1e9, r.to_backend, r.to_client, r.dropped);
+        }
+        // Cost of an active capture on the worker, same run, alternating.
+        dataplane::CaptureFilter one_call;
+        one_call.call_id = first_call_id(messages, *bench::bench_snapshot(bench_backends(2)));
+        std::printf("capture filter: Call-ID %s\n", one_call.call_id.c_str());
+        for (int round = 0; round < 4; ++round) {
+            const std::string r = std::to_string(round);
+            // Which goes first alternates: the host's load drifts within a pair too.
+            DpResult off, on;
+            if (round % 2 == 0) {
+                off = run_dataplane(pcap2, 2, seconds, "cap_off" + r);
+                on = run_dataplane(pcap2, 2, seconds, "cap_on" + r, &one_call);
+            } else {
+                on = run_dataplane(pcap2, 2, seconds, "cap_on" + r, &one_call);
+                off = run_dataplane(pcap2, 2, seconds, "cap_off" + r);
+            }
+            std::printf("%-28s %8.2f Mpps  ratio %.2f\n", ("no capture, round " + r).c_str(), off.mpps,
+                        io ? off.mpps / io : 0.0);
+            std::printf("%-28s %8.2f Mpps  ratio %.2f  (capture/no capture %.3f)\n",
+                        ("capture one Call-ID, round " + r).c_str(), on.mpps, io ? on.mpps / io : 0.0,
+                        off.mpps ? on.mpps / off.mpps : 0.0);
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench failed: %s\n", e.what());

@@ -228,6 +228,9 @@ void print_human(CommandKind cmd, const json& r) {
             std::printf("\n");
             return;
         case CommandKind::metrics: std::fputs(r.value("text", std::string()).c_str(), stdout); return;
+        case CommandKind::capture_start:  // siplbctl capture (cmd_capture.cpp) speaks these
+        case CommandKind::capture_read:
+        case CommandKind::capture_stop: std::printf("%s\n", r.dump().c_str()); return;
     }
 }
 

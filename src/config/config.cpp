@@ -327,6 +327,37 @@ void read_log(Section& s, LogConfig& c) {
     }
 }
 
+// [mirror]: HEP mirroring. The pool names are checked once the pools are read.
+void read_mirror(Section& s, dataplane::MirrorSpec& m,
+                 std::vector<std::pair<std::string, toml::source_region>>& pools) {
+    std::string hep;
+    if (read_string(s, "hep", hep)) {
+        auto ep = Endpoint::parse(hep);
+        if (!ep || ep->port == 0)
+            s.diag().error(s.table()->get("hep")->source(), s.path("hep"),
+                           squote(hep) +
+                               " is not the HEP collector's address:port (\"192.0.2.50:9060\", \"[v6]:port\")");
+        else
+            m.hep = *ep;
+    }
+    for_each_in_array(s, "pools", [&](const toml::node& n, const std::string& path) {
+        if (const std::string* name = string_of(s.diag(), n, path)) {
+            m.pools.push_back(*name);
+            pools.emplace_back(*name, n.source());
+        }
+    });
+    if (read_double(s, "sample", m.sample, 0.0, 1.0) && m.sample <= 0.0)
+        s.diag().error(s.table()->get("sample")->source(), s.path("sample"),
+                       "sample 0 would mirror nothing: leave out 'hep' to turn the mirror off");
+    read_uint(s, "rate", m.rate, 1, 10000000);
+    read_uint(s, "agent_id", m.agent_id, 0, 4294967295LL);
+    if (read_uint(s, "ring", m.ring, 16, 65536) && !is_power_of_two(m.ring))
+        s.diag().error(s.table()->get("ring")->source(), s.path("ring"),
+                       std::to_string(m.ring) + " is not a power of two (16..65536)");
+    if (!m.hep && s.table() && s.table()->size() > 0)
+        s.diag().error(s.where(), s.path(), "[mirror] without 'hep': set the collector's address:port");
+}
+
 bool valid_port_name(std::string_view n) {
     return !n.empty() && n.size() <= 32 && std::all_of(n.begin(), n.end(), [](char ch) {
         return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
@@ -906,6 +937,8 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
         check_health(diag, s.where(), "health", cfg.health);
     });
     section("dns", [&](Section& s) { read_dns(s, cfg.dns); });
+    std::vector<std::pair<std::string, toml::source_region>> mirror_pools;
+    section("mirror", [&](Section& s) { read_mirror(s, cfg.dataplane.mirror, mirror_pools); });
 
     std::vector<PendingRoute> routes;
     std::vector<PendingBackend> backends_read;
@@ -942,6 +975,8 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
             diag.error(r.where, r.path, "route_pool names unknown pool " + squote(r.target));
         route_targets.insert(r.target);
     }
+    for (const auto& [name, where] : mirror_pools)
+        if (!pool_paths.count(name)) diag.error(where, "mirror.pools", "names unknown pool " + squote(name));
     // A pool only reachable through another pool's route rules needs no VIP
     // of its own; any other pool without one could never receive traffic.
     for (const auto& p : pools_without_vip)

@@ -91,6 +91,14 @@ void diff_dataplane(Differ& d, const DataplaneConfig& a, const DataplaneConfig& 
     d.field(p, "neighbor_reachable_s", a.neighbor_reachable_s, b.neighbor_reachable_s, true);
     d.field(p, "icmp_error_rate", a.icmp_error_rate, b.icmp_error_rate, true);
     d.field(p, "icmp_error_burst", a.icmp_error_burst, b.icmp_error_burst, true);
+    // [mirror]: the workers' selection and rings are fixed when the dataplane starts.
+    const std::string m = "mirror.";
+    d.field(m, "hep", a.mirror.hep, b.mirror.hep, true);
+    d.field(m, "pools", a.mirror.pools, b.mirror.pools, true);
+    d.field(m, "sample", a.mirror.sample, b.mirror.sample, true);
+    d.field(m, "rate", a.mirror.rate, b.mirror.rate, true);
+    d.field(m, "agent_id", a.mirror.agent_id, b.mirror.agent_id, true);
+    d.field(m, "ring", a.mirror.ring, b.mirror.ring, true);
 
     std::map<std::string, const PortConfig*> pa, pb;
     for (const auto& x : a.ports) pa[x.name] = &x;

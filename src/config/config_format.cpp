@@ -127,6 +127,15 @@ std::string format_config(const Config& c) {
     o << "\n[health]\n";
     write_health(o, c.health);
 
+    if (const auto& m = d.mirror; m.enabled()) {
+        o << "\n[mirror]\nhep = " << str(*m.hep) << "\n"
+          << "pools = " << toml_array(m.pools, [](const std::string& s) { return toml_string(s); }) << "\n"
+          << "sample = " << toml_double(m.sample) << "\n"
+          << "rate = " << m.rate << "\n"
+          << "agent_id = " << m.agent_id << "\n"
+          << "ring = " << m.ring << "\n";
+    }
+
     o << "\n[dns]\n"
       << "resolvers = " << toml_array(c.dns.resolvers, str) << "\n"
       << "ttl_floor_s = " << c.dns.ttl_floor_s << "\n"

@@ -184,6 +184,13 @@ JResult CommandHandler::execute(const Request& r, const Actor& who) {
             return j;
         }
         case CommandKind::metrics: return json{{"text", metrics_text()}};
+        case CommandKind::capture_start:
+        case CommandKind::capture_read:
+        case CommandKind::capture_stop:
+            if (!hooks_.capture) return JResult::fail("capture: not available in this daemon");
+            if (r.cmd == CommandKind::capture_start && !r.pool.empty())
+                if (auto s = need_pool(); !s) return JResult::fail("capture: " + s.message());
+            return hooks_.capture(r, who);
     }
     return JResult::fail("unhandled command");
 }

@@ -8,7 +8,7 @@ namespace siplb::control {
 namespace {
 using json = nlohmann::json;
 
-constexpr std::array<std::pair<CommandKind, std::string_view>, 14> kCommands{{
+constexpr std::array<std::pair<CommandKind, std::string_view>, 17> kCommands{{
     {CommandKind::status, "status"},
     {CommandKind::pools, "pools"},
     {CommandKind::backends, "backends"},
@@ -23,6 +23,9 @@ constexpr std::array<std::pair<CommandKind, std::string_view>, 14> kCommands{{
     {CommandKind::reload, "reload"},
     {CommandKind::resolve, "resolve"},
     {CommandKind::metrics, "metrics"},
+    {CommandKind::capture_start, "capture_start"},
+    {CommandKind::capture_read, "capture_read"},
+    {CommandKind::capture_stop, "capture_stop"},
 }};
 
 using Fail = Result<Request>;
@@ -71,7 +74,7 @@ Result<Request> parse_request(std::string_view line) {
                             r.cmd == CommandKind::disable || r.cmd == CommandKind::enable ||
                             r.cmd == CommandKind::weight || r.cmd == CommandKind::add || r.cmd == CommandKind::remove ||
                             r.cmd == CommandKind::resolve;
-    const bool takes_pool = needs_pool || r.cmd == CommandKind::backends;
+    const bool takes_pool = needs_pool || r.cmd == CommandKind::backends || r.cmd == CommandKind::capture_start;
     const bool needs_backend = r.cmd == CommandKind::drain || r.cmd == CommandKind::disable ||
                                r.cmd == CommandKind::enable || r.cmd == CommandKind::weight ||
                                r.cmd == CommandKind::add || r.cmd == CommandKind::remove;
@@ -80,7 +83,7 @@ Result<Request> parse_request(std::string_view line) {
         if (!pool) return Fail::fail(std::string(to_string(r.cmd)) + ": " + pool.message());
         r.pool = *pool;
     }
-    if (needs_backend) {
+    if (needs_backend || (r.cmd == CommandKind::capture_start && j.contains("backend"))) {
         auto b = string_field(j, "backend", true);
         if (!b) return Fail::fail(std::string(to_string(r.cmd)) + ": " + b.message());
         auto ep = Endpoint::parse(*b, kDefaultSipPort, /*allow_no_port=*/true);
@@ -93,6 +96,25 @@ Result<Request> parse_request(std::string_view line) {
         auto c = string_field(j, "call_id", true);
         if (!c) return Fail::fail("lookup: " + c.message());
         r.call_id = *c;
+    }
+    if (r.cmd == CommandKind::capture_start) {
+        auto c = string_field(j, "call_id", false);
+        if (!c) return Fail::fail("capture_start: " + c.message());
+        r.call_id = *c;
+        auto client = string_field(j, "client", false);
+        if (!client) return Fail::fail("capture_start: " + client.message());
+        if (!client->empty()) {
+            r.client = IpAddress::parse(*client);
+            if (!r.client)
+                return Fail::fail("capture_start: client '" + client->substr(0, 128) +
+                                  "' is not an IP address like 203.0.113.5 or 2001:db8::5");
+        }
+    }
+    if (r.cmd == CommandKind::capture_read || r.cmd == CommandKind::capture_stop) {
+        auto it = j.find("id");
+        if (it == j.end() || !it->is_number_unsigned())
+            return Fail::fail(std::string(to_string(r.cmd)) + ": field 'id' must be the capture's id");
+        r.capture_id = it->get<uint64_t>();
     }
     if (r.cmd == CommandKind::weight || r.cmd == CommandKind::add) {
         auto it = j.find("weight");
@@ -116,9 +138,68 @@ std::string encode_request(const Request& r) {
     j["cmd"] = std::string(to_string(r.cmd));
     if (!r.pool.empty()) j["pool"] = r.pool;
     if (r.backend) j["backend"] = r.backend->to_string();
-    if (r.cmd == CommandKind::lookup) j["call_id"] = r.call_id;
+    if (r.cmd == CommandKind::lookup || (r.cmd == CommandKind::capture_start && !r.call_id.empty()))
+        j["call_id"] = r.call_id;
+    if (r.client) j["client"] = r.client->to_string();
+    if (r.cmd == CommandKind::capture_read || r.cmd == CommandKind::capture_stop) j["id"] = r.capture_id;
     if (r.cmd == CommandKind::weight || r.cmd == CommandKind::add) j["weight"] = r.weight;
     return j.dump() + "\n";
+}
+
+namespace {
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}
+
+std::string base64_encode(const uint8_t* data, size_t len) {
+    std::string out;
+    out.reserve((len + 2) / 3 * 4);
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        const uint32_t v = uint32_t(data[i]) << 16 | uint32_t(data[i + 1]) << 8 | data[i + 2];
+        for (int s = 18; s >= 0; s -= 6) out += kBase64[(v >> s) & 63];
+    }
+    if (len - i == 1) {
+        const uint32_t v = uint32_t(data[i]) << 16;
+        out += kBase64[(v >> 18) & 63];
+        out += kBase64[(v >> 12) & 63];
+        out += "==";
+    } else if (len - i == 2) {
+        const uint32_t v = uint32_t(data[i]) << 16 | uint32_t(data[i + 1]) << 8;
+        out += kBase64[(v >> 18) & 63];
+        out += kBase64[(v >> 12) & 63];
+        out += kBase64[(v >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+    if (text.size() % 4 != 0) return std::nullopt;
+    auto value = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '+') return 62;
+        if (c == '/') return 63;
+        return -1;
+    };
+    std::string out;
+    out.reserve(text.size() / 4 * 3);
+    for (size_t i = 0; i < text.size(); i += 4) {
+        const bool last = i + 4 == text.size();
+        const size_t pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=') : 0;
+        if (pad == 1 && text[i + 2] == '=') return std::nullopt;
+        uint32_t v = 0;
+        for (size_t k = 0; k < 4; ++k) {
+            const int x = k >= 4 - pad ? 0 : value(text[i + k]);
+            if (x < 0) return std::nullopt;
+            v = v << 6 | static_cast<uint32_t>(x);
+        }
+        out += static_cast<char>(v >> 16);
+        if (pad < 2) out += static_cast<char>((v >> 8) & 0xFF);
+        if (pad < 1) out += static_cast<char>(v & 0xFF);
+    }
+    return out;
 }
 
 std::string error_response(std::string_view message) {

@@ -5,6 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rte_pdump.h>
+
 #include <cstdio>
 #include <cstring>
 
@@ -51,6 +53,12 @@ Status Daemon::start_dataplane() {
     auto dp = dataplane::Dataplane::create(cfg_.dataplane, publisher_, *affinity_);
     if (!dp) return Status::fail(dp.message());
     dataplane_ = std::move(*dp);
+    // dpdk-dumpcap / dpdk-pdump attach as secondary processes (same
+    // --file-prefix) and ask this process, through the EAL's multi-process
+    // channel, to copy frames at the ports' RX/TX. Best effort: siplb
+    // forwards without it.
+    pdump_ = rte_pdump_init() == 0;
+    if (!pdump_) log(LogLevel::warn, "rte_pdump_init failed: dpdk-dumpcap cannot attach");
     if (auto s = dataplane_->start(); !s) return Status::fail(s.message());
     log(LogLevel::info, "dataplane started",
         {{"workers", std::to_string(dataplane_->worker_count())},
@@ -160,6 +168,12 @@ json Daemon::status() const {
     j["stalled_workers"] = heartbeats_.stalled();
     j["ports"] = ports;
     j["control_clients"] = server_ ? server_->clients() : 0;
+    j["pdump"] = pdump_;
+    j["capture_running"] = capture_ && capture_->running();
+    if (hep_)
+        j["mirror"] = {{"hep", cfg_.dataplane.mirror.hep->to_string()},
+                       {"sent", hep_->sent()},
+                       {"send_errors", hep_->send_errors()}};
     return j;
 }
 
@@ -327,6 +341,25 @@ int Daemon::run() {
         j["started"] = true;
         return j;
     };
+    capture_ = std::make_unique<
+        control::CaptureService>(control::CaptureSource{[this](const dataplane::CaptureFilter& f,
+                                                               uint32_t ring) -> Status {
+                                                            if (!dataplane_ || !dataplane_->running())
+                                                                return Status::fail("the dataplane is not running");
+                                                            return dataplane_->start_capture(f, ring);
+                                                        },
+                                                        [this](const std::function<void(const dataplane::CaptureSlot&)>&
+                                                                   fn,
+                                                               size_t max) -> size_t {
+                                                            return dataplane_ ? dataplane_->drain_capture(fn, max) : 0;
+                                                        },
+                                                        [this]() -> uint64_t {
+                                                            return dataplane_ ? dataplane_->stop_capture() : 0;
+                                                        }},
+                                 kCaptureRingSlots);
+    hooks.capture = [this](const control::Request& r, const control::Actor& who) {
+        return capture_->execute(r, who, std::chrono::steady_clock::now());
+    };
     commands_ = std::make_unique<control::CommandHandler>(pools_, std::move(hooks));
 
     auto server = control::ControlServer::listen(cfg_.control, loop_,
@@ -360,6 +393,21 @@ int Daemon::run() {
         log(LogLevel::error, "discovery failed to start", {{"error", s.message()}});
         return 1;
     }
+    loop_.every(std::chrono::seconds(1), [this] { capture_->expire(std::chrono::steady_clock::now()); });
+    if (cfg_.dataplane.mirror.enabled()) {
+        auto hep = control::HepSender::open(*cfg_.dataplane.mirror.hep, cfg_.dataplane.mirror.agent_id,
+                                            [this](const std::function<void(const dataplane::MirrorSlot&)>& fn,
+                                                   size_t max) { return dataplane_->drain_mirror(fn, max); });
+        if (!hep) {
+            log(LogLevel::error, "mirror failed to start", {{"error", hep.message()}});
+            return 1;
+        }
+        hep_ = std::move(*hep);
+        // Every 10 ms: a worker ring of [mirror] ring slots holds that long
+        // at up to ring * 100 datagrams per second per worker.
+        loop_.every(std::chrono::milliseconds(10), [this] { hep_->pump(); });
+        log(LogLevel::info, "HEP mirror on", {{"collector", cfg_.dataplane.mirror.hep->to_string()}});
+    }
     // Housekeeping: free retired snapshots, expire drained DNS backends.
     loop_.every(std::chrono::milliseconds(200), [this] { publisher_.reclaim(); });
     loop_.every(std::chrono::seconds(1), [this] {
@@ -389,7 +437,10 @@ int Daemon::run() {
     loop_.run();
     notifier_.stopping();
 
+    capture_.reset();  // stops a running capture while the dataplane is there
+    hep_.reset();
     if (dataplane_) dataplane_->stop();
+    if (pdump_) rte_pdump_uninit();
     dataplane_.reset();
     metrics_http_.reset();
     server_.reset();

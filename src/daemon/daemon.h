@@ -15,6 +15,8 @@
 #include "siplb/common/result.h"
 #include "siplb/config/config.h"
 #include "siplb/control/advertise_watch.h"
+#include "siplb/control/capture_service.h"
+#include "siplb/control/hep_sender.h"
 #include "siplb/control/commands.h"
 #include "siplb/control/control_server.h"
 #include "siplb/control/discovery_wiring.h"
@@ -85,6 +87,9 @@ private:
     static constexpr std::chrono::milliseconds kStallAfter{1000};
     // STATUS= for `systemctl status`: often enough to be current, rarely enough to be free.
     static constexpr std::chrono::seconds kStatusEvery{3};
+    // siplbctl capture: 2 KiB slots per worker while a capture runs (2 MiB
+    // each); at siplbctl's 50 ms polls, over 20000 frames/s per worker.
+    static constexpr uint32_t kCaptureRingSlots = 1024;
     WorkerHeartbeats heartbeats_{kStallAfter};
     // sd_notify: readiness, status, reload, stop, and the watchdog gated on the heartbeats.
     Notifier notifier_ = Notifier::from_environment();
@@ -92,6 +97,10 @@ private:
     std::unique_ptr<dataplane::Dataplane> dataplane_;
     dataplane::DataplaneStats sampled_;  // as of the last housekeeping tick
     std::unique_ptr<control::DiscoveryWiring> discovery_;
+    // siplbctl capture and the HEP mirror ([mirror]): both drain the workers' tap rings.
+    std::unique_ptr<control::CaptureService> capture_;
+    std::unique_ptr<control::HepSender> hep_;
+    bool pdump_ = false;  // rte_pdump_init() succeeded: dpdk-dumpcap can attach
 };
 
 }  // namespace siplb::daemon

@@ -13,6 +13,9 @@
 #include "counters.h"
 #include "forwarder.h"
 #include "kernel_path.h"
+#include "siplb/balance/rcu.h"
+#include "slot_ring.h"
+#include "tap.h"
 #include "worker.h"
 
 namespace siplb::dataplane {
@@ -78,6 +81,12 @@ struct Dataplane::Impl {
     std::vector<PortState> ports;
     std::vector<std::unique_ptr<WorkerCounters>> counters;
     std::vector<std::unique_ptr<Worker>> workers;
+    // Taps (tap.h): the running capture, read by the workers once per burst;
+    // the HEP mirror's selection and rings, fixed.
+    std::atomic<CaptureSession*> capture{nullptr};
+    uint64_t capture_lost_at_start = 0;
+    MirrorSelect mirror_select;
+    std::vector<std::unique_ptr<SlotRing<MirrorSlot>>> mirror_rings;
     balance::ReaderId stats_reader = 0;
     bool stats_reader_registered = false;
     mutable std::mutex stats_mutex;
@@ -267,6 +276,7 @@ Status Dataplane::Impl::setup() {
     stats_reader_registered = true;
     publisher.offline(stats_reader);
 
+    mirror_select = MirrorSelect::from(dc.mirror, dc.workers);
     for (unsigned w = 0; w < dc.workers; ++w) {
         auto reader = publisher.register_reader();
         if (!reader) return Status::fail("dataplane worker " + std::to_string(w) + ": " + reader.message());
@@ -275,6 +285,11 @@ Status Dataplane::Impl::setup() {
         workers.push_back(
             std::make_unique<Worker>(w, lcores[w], ctx, publisher, reader.value(), pool, dc.burst, *counters.back()));
         workers.back()->set_announce(dc.announce);
+        workers.back()->tap().attach_capture(&capture);
+        if (dc.mirror.enabled()) {
+            mirror_rings.push_back(std::make_unique<SlotRing<MirrorSlot>>(dc.mirror.ring));
+            workers.back()->tap().attach_mirror(&mirror_select, mirror_rings.back().get());
+        }
         // Egress fragmentation (datagrams above a port's MTU) is always on;
         // reassembly only with a table.
         if (!indirect_pool) {
@@ -331,6 +346,7 @@ Dataplane::Dataplane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Dataplane::~Dataplane() {
     stop();
+    delete impl_->capture.exchange(nullptr);  // the workers are gone
     for (auto& w : impl_->workers) impl_->publisher.unregister_reader(w->reader());
     if (impl_->stats_reader_registered) impl_->publisher.unregister_reader(impl_->stats_reader);
     impl_->workers.clear();
@@ -399,6 +415,79 @@ std::vector<uint64_t> Dataplane::worker_loops() const {
     std::vector<uint64_t> loops;
     for (const auto& c : impl_->counters) loops.push_back(read(c->loops));
     return loops;
+}
+
+namespace {
+
+uint64_t capture_lost_total(const std::vector<std::unique_ptr<WorkerCounters>>& counters) noexcept {
+    uint64_t n = 0;
+    for (const auto& c : counters) n += read(c->capture_ring_full);
+    return n;
+}
+
+}  // namespace
+
+Status Dataplane::start_capture(const CaptureFilter& filter, uint32_t ring_slots) {
+    Impl& d = *impl_;
+    if (d.capture.load(std::memory_order_relaxed)) return Status::fail("a capture is already running");
+    auto session = std::make_unique<CaptureSession>();
+    session->filter = filter;
+    for (size_t w = 0; w < d.workers.size(); ++w)
+        session->rings.push_back(std::make_unique<SlotRing<CaptureSlot>>(ring_slots));
+    d.capture_lost_at_start = capture_lost_total(d.counters);
+    d.capture.store(session.release(), std::memory_order_release);
+    return ok_status();
+}
+
+bool Dataplane::capturing() const noexcept { return impl_->capture.load(std::memory_order_relaxed) != nullptr; }
+
+size_t Dataplane::drain_capture(const std::function<void(const CaptureSlot&)>& fn, size_t max) {
+    CaptureSession* s = impl_->capture.load(std::memory_order_relaxed);
+    if (!s) return 0;
+    size_t n = 0;
+    // Round-robin over the workers so that one busy worker does not starve the others' rings.
+    for (bool more = true; more && n < max;) {
+        more = false;
+        for (auto& ring : s->rings) {
+            if (n >= max) break;
+            const CaptureSlot* slot = ring->front();
+            if (!slot) continue;
+            fn(*slot);
+            ring->pop();
+            ++n;
+            more = true;
+        }
+    }
+    return n;
+}
+
+uint64_t Dataplane::stop_capture() {
+    Impl& d = *impl_;
+    CaptureSession* s = d.capture.exchange(nullptr, std::memory_order_acq_rel);
+    if (!s) return 0;
+    // Grace period: every worker has finished the burst that may still use it.
+    balance::QsbrDomain& domain = d.publisher.domain();
+    const uint64_t token = domain.start_grace_period();
+    for (unsigned attempt = 0; !domain.passed(token); ++attempt) balance::qsbr_backoff(attempt);
+    delete s;
+    return capture_lost_total(d.counters) - d.capture_lost_at_start;
+}
+
+size_t Dataplane::drain_mirror(const std::function<void(const MirrorSlot&)>& fn, size_t max) {
+    size_t n = 0;
+    for (bool more = true; more && n < max;) {
+        more = false;
+        for (auto& ring : impl_->mirror_rings) {
+            if (n >= max) break;
+            const MirrorSlot* slot = ring->front();
+            if (!slot) continue;
+            fn(*slot);
+            ring->pop();
+            ++n;
+            more = true;
+        }
+    }
+    return n;
 }
 
 DataplaneStats Dataplane::stats() const {

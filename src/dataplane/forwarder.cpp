@@ -43,6 +43,7 @@ void Forwarder::prepare(Prepared& p, uint8_t* frame, uint16_t len, uint16_t head
     f.headroom = headroom;
     f.tailroom = tailroom;
     f.in_port = in_port;
+    f.tap = tap_;
     p.route = Route::decided;
     const ParseStatus st = net::parse_frame(frame, len, f.view, parse);
     const FrameKind kind = classify(st, frame, f.view);

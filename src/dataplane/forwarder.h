@@ -71,6 +71,8 @@ public:
         prepare(single_, frame, len, headroom, tailroom, in_port, snap, parse);
         return forward(single_, snap, now_s, now_ms);
     }
+    // The tap the stages ask about the frames of this burst (tap.h); nullptr: nobody looks.
+    void set_tap(Tap* tap) noexcept { tap_ = tap; }
     // A frame the NIC found with a bad checksum.
     void count_bad_checksum() noexcept { c_.drop(DropReason::bad_checksum); }
 
@@ -94,6 +96,7 @@ private:
     ToClientStage to_client_;
     IcmpStage icmp_;
     Prepared single_;  // process()'s
+    Tap* tap_ = nullptr;
 };
 
 }  // namespace siplb::dataplane

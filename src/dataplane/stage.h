@@ -9,6 +9,8 @@
 
 namespace siplb::dataplane {
 
+class Tap;
+
 // A received frame, rewritten in place by the stage that handles it.
 struct Frame {
     uint8_t* data = nullptr;
@@ -16,6 +18,7 @@ struct Frame {
     uint16_t headroom = 0;  // writable bytes before data
     uint16_t tailroom = 0;  // writable bytes after data + len
     uint16_t in_port = 0;   // ForwardContext::ports index it arrived on
+    Tap* tap = nullptr;     // capture or mirror active (tap.h): the stages ask it; nullptr: nobody looks
     net::PacketView view;   // as parse_frame() found it on arrival
 };
 
@@ -25,7 +28,7 @@ struct Frame {
 struct Action {
     enum class Kind : uint8_t { drop, transmit };
     Kind kind = Kind::drop;
-    uint8_t flags = 0;  // kResolve | kFragment | kTooBig | kToKernel
+    uint8_t flags = 0;  // kResolve | kFragment | kTooBig | kToKernel | kCapture | kMirror
     uint16_t port = 0;  // ForwardContext::ports index to transmit on
     int16_t shift = 0;  // new frame start relative to the old one (L2 header grew: < 0)
     uint16_t len = 0;   // transmit: new frame length; drop with kTooBig: the next-hop MTU
@@ -47,10 +50,18 @@ struct Action {
     // (SSH, BGP, ARP replies, answers to the node's own probes).
     static constexpr uint8_t kToKernel = 8;
 
+    // Transmit: the tap (tap.h) wants a copy of this datagram for
+    // `siplbctl capture` (as received and as sent) / for the HEP mirror;
+    // the worker calls Tap::after() with the frame as sent.
+    static constexpr uint8_t kCapture = 16;
+    static constexpr uint8_t kMirror = 32;
+    static constexpr uint8_t kTapped = kCapture | kMirror;
+
     bool resolve() const noexcept { return flags & kResolve; }
     bool fragment() const noexcept { return flags & kFragment; }
     uint16_t too_big_mtu() const noexcept { return (flags & kTooBig) ? len : 0; }
     bool to_kernel() const noexcept { return flags & kToKernel; }
+    bool tapped() const noexcept { return flags & kTapped; }
 };
 static_assert(sizeof(Action) == 8, "Action is returned in one register");
 

@@ -6,6 +6,7 @@
 #include "siplb/balance/hash.h"
 #include "siplb/balance/pick.h"
 #include "siplb/net/nat.h"
+#include "tap.h"
 
 namespace siplb::dataplane {
 
@@ -132,6 +133,8 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
         if (a.kind == Action::Kind::drop) return errors_.answer_too_big(a, f, now_ms);
         net::dnat(frame, v, backend);
     }
+    if (f.tap) [[unlikely]]  // siplbctl capture / HEP mirror (tap.h)
+        a.flags |= f.tap->match(TapSubject::to_backend_of(f, pool, backend, msg, now_ms));
     bump(c_.to_backend);
     if (pc) {
         bump(pc->packets);

@@ -6,6 +6,7 @@
 #include "siplb/balance/hash.h"
 #include "siplb/balance/pick.h"
 #include "siplb/net/nat.h"
+#include "tap.h"
 
 namespace siplb::dataplane {
 
@@ -85,6 +86,13 @@ Action ToClientStage::forward(const Frame& f, const balance::DataplaneSnapshot* 
         may_create_dialog(frame + v.payload_offset(), v.payload_len()))
         remember_backend_dialog(frame, v, *ref.pool, ref.backend, now_s, parsed,
                                 several_vips ? ref.pool->vip_slot(source) : balance::AffinityTable::kNoVip);
+    if (f.tap) [[unlikely]] {  // siplbctl capture / HEP mirror (tap.h), before the source is rewritten
+        if (!parsed && f.tap->wants_call_id(frame + v.payload_offset(), v.payload_len())) {
+            sip::SipParser::parse(frame + v.payload_offset(), v.payload_len(), msg_, sip::ParseDepth::balancer);
+            parsed = true;
+        }
+        a.flags |= f.tap->match(TapSubject::to_client_of(f, *ref.pool, parsed ? &msg_ : nullptr, now_ms));
+    }
     net::snat(frame, v, *source);
     bump(c_.to_client);
     if (PoolCounters* pc = c_.pool(ref.pool->counter_slot())) {

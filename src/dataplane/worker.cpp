@@ -26,7 +26,8 @@ Worker::Worker(unsigned index, unsigned lcore, const ForwardContext& ctx, balanc
       tx_(ctx, static_cast<uint16_t>(index), burst_, counters),
       fragmenter_(ctx, pool, tx_, counters),
       announcer_(ctx, pool, tx_, counters, /*enabled=*/index == 0),  // worker 0 announces for all
-      kernel_(ctx, static_cast<uint16_t>(index), tx_, counters) {}
+      kernel_(ctx, static_cast<uint16_t>(index), tx_, counters),
+      tap_(index, counters) {}
 
 Worker::~Worker() = default;
 
@@ -75,6 +76,8 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
     rte_mbuf* pkts[kMaxBurst];
     const balance::DataplaneSnapshot* snap = publisher_.current();
     announcer_.poll(snap);
+    Tap* const tap = tap_.begin_burst();  // capture / mirror: nullptr unless someone looks
+    forwarder_.set_tap(tap);
     for (const RxQueueRef& q : rx_) {
         uint16_t port = ctx_.ports[q.port_index].dpdk_port;
         uint16_t n = rte_eth_rx_burst(port, q.queue, pkts, static_cast<uint16_t>(burst_));
@@ -135,6 +138,10 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
         // Pass 2: forward, in arrival order.
         for (uint16_t i = 0; i < prepared; ++i) {
             rte_mbuf* m = pkts[i];
+            // The tap keeps one frame's headers as received: taken here,
+            // not in pass 1, which reads but never rewrites frames.
+            if (tap) [[unlikely]]
+                tap->before(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m));
             Action a = forwarder_.forward(slots_[i], snap, now_s, now_ms);
             if (a.kind == Action::Kind::drop) {
                 if (a.to_kernel() && kernel_.send(m, q.port_index)) continue;
@@ -150,6 +157,8 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             m->data_len = a.len;
             m->pkt_len = a.len;
             m->ol_flags &= ~RTE_MBUF_F_TX_VLAN;  // the tag, if any, is in the frame
+            if (a.tapped()) [[unlikely]]         // tap: copies as received and as sent
+                tap_.after(a, rte_pktmbuf_mtod(m, const uint8_t*));
             if (a.fragment()) [[unlikely]] {
                 bump(c_.frag_oversize);
                 fragmenter_.send(m, a.port);

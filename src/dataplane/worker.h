@@ -15,6 +15,7 @@
 #include "forwarder.h"
 #include "fragmenter.h"
 #include "kernel_path.h"
+#include "tap.h"
 #include "tx_buffers.h"
 
 struct rte_mbuf;
@@ -52,6 +53,8 @@ public:
     // Gratuitous ARP / unsolicited NA for the port addresses and VIPs at
     // start and for VIPs a new snapshot brings (worker 0). Before run().
     void set_announce(bool on) noexcept { announcer_.set_enabled(on && index_ == 0); }
+    // Capture / mirror copies (tap.h). Before run().
+    Tap& tap() noexcept { return tap_; }
 
     // The lcore's main loop; returns once stop is requested and TX drained.
     int run() noexcept;
@@ -84,6 +87,7 @@ private:
     Fragmenter fragmenter_;
     Announcer announcer_;
     KernelPath kernel_;
+    Tap tap_;
     std::unique_ptr<Reassembler> reassembler_;  // null: fragments are dropped (ip_fragment)
     std::atomic<bool> stop_{false};
     uint64_t next_neighbor_expiry_ms_ = 0;  // worker 0: neighbor table sweep

@@ -710,3 +710,71 @@ TEST(ConfigParse, StopGrace) {
     EXPECT_THAT(parse_err("[control]\nstop_grace_ms = 600001\n"), HasSubstr("control.stop_grace_ms"));
     EXPECT_THAT(parse_err("[control]\nstop_grace_s = 100\n"), HasSubstr("did you mean 'stop_grace_ms'"));
 }
+
+namespace {
+
+const std::string kMirrorPools = R"(
+[[pool]]
+name = "lund"
+listen = ["203.0.113.10:5060"]
+backends = ["198.51.100.11:5060"]
+
+[[pool]]
+name = "trunk"
+listen = ["203.0.113.20:5060"]
+backends = ["198.51.100.12:5060"]
+)";
+
+}  // namespace
+
+TEST(ConfigMirror, OffByDefault) {
+    const Config c = parse_ok(kMirrorPools);
+    EXPECT_FALSE(c.dataplane.mirror.enabled());
+}
+
+TEST(ConfigMirror, EveryKeyAndRoundTrip) {
+    const Config c = parse_ok(kMirrorPools + R"(
+[mirror]
+hep = "192.0.2.50:9060"
+pools = ["trunk"]
+sample = 0.25
+rate = 5000
+agent_id = 7
+ring = 256
+)");
+    const auto& m = c.dataplane.mirror;
+    ASSERT_TRUE(m.enabled());
+    EXPECT_EQ(*m.hep, ep("192.0.2.50:9060"));
+    EXPECT_EQ(m.pools, (std::vector<std::string>{"trunk"}));
+    EXPECT_DOUBLE_EQ(m.sample, 0.25);
+    EXPECT_EQ(m.rate, 5000u);
+    EXPECT_EQ(m.agent_id, 7u);
+    EXPECT_EQ(m.ring, 256u);
+    auto again = parse_config(format_config(c), "t.toml");
+    ASSERT_TRUE(again.ok()) << again.message();
+    EXPECT_EQ(again.value(), c);
+    // The workers' mirror is fixed at start: a change needs a restart.
+    Config changed = c;
+    changed.dataplane.mirror.sample = 0.5;
+    const auto changes = diff_configs(c, changed);
+    ASSERT_EQ(changes.size(), 1u);
+    EXPECT_THAT(changes[0].description, HasSubstr("mirror.sample: 0.25 -> 0.5"));
+    EXPECT_TRUE(changes[0].needs_restart);
+}
+
+TEST(ConfigMirror, Errors) {
+    EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\nhep = \"collector:9060\"\n"),
+                HasSubstr("mirror.hep: 'collector:9060' is not the HEP collector's address:port"));
+    EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\nhep = \"192.0.2.50:9060\"\npools = [\"lnud\"]\n"),
+                HasSubstr("mirror.pools: names unknown pool 'lnud'"));
+    EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\nhep = \"192.0.2.50:9060\"\nsample = 0\n"),
+                HasSubstr("sample 0 would mirror nothing"));
+    EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\nhep = \"192.0.2.50:9060\"\nsample = 1.5\n"),
+                HasSubstr("mirror.sample: 1.5 is out of range 0..1"));
+    EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\nhep = \"192.0.2.50:9060\"\nring = 100\n"),
+                HasSubstr("mirror.ring: 100 is not a power of two"));
+    EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\npools = [\"lund\"]\n"), HasSubstr("[mirror] without 'hep'"));
+    EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\nhep = \"192.0.2.50:9060\"\nrate = 0\n"), HasSubstr("mirror.rate"));
+    EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\nhep = \"192.0.2.50:9060\"\nsampel = 0.5\n"),
+                HasSubstr("unknown key 'sampel' (did you mean 'sample'?)"));
+}

@@ -139,3 +139,50 @@ TEST(CommandHandler, ExecutesChangesAndReportsErrors) {
 }
 
 }  // namespace
+
+TEST(Protocol, CaptureRequestsRoundTripAndReject) {
+    Request r;
+    r.cmd = CommandKind::capture_start;
+    r.pool = "lund";
+    r.backend = Endpoint::parse("192.0.2.10:5060");
+    r.call_id = "a84b@pbx";
+    r.client = IpAddress::parse("2001:db8::5");
+    const std::string line = encode_request(r);
+    auto back = parse_request(std::string_view(line).substr(0, line.size() - 1));
+    ASSERT_TRUE(back.ok()) << back.message();
+    EXPECT_EQ(back->cmd, CommandKind::capture_start);
+    EXPECT_EQ(back->pool, "lund");
+    EXPECT_EQ(back->backend, r.backend);
+    EXPECT_EQ(back->call_id, "a84b@pbx");
+    EXPECT_EQ(back->client, r.client);
+    auto bare = parse_request(R"({"cmd":"capture_start"})");
+    ASSERT_TRUE(bare.ok()) << "every filter is optional";
+    EXPECT_FALSE(bare->backend);
+    EXPECT_FALSE(bare->client);
+    auto rd = parse_request(R"({"cmd":"capture_read","id":7})");
+    ASSERT_TRUE(rd.ok());
+    EXPECT_EQ(rd->capture_id, 7u);
+    for (const char* bad :
+         {R"({"cmd":"capture_read"})", R"({"cmd":"capture_stop","id":"7"})",
+          R"({"cmd":"capture_start","client":"pbx.example"})", R"({"cmd":"capture_start","backend":"nope"})"})
+        EXPECT_FALSE(parse_request(bad).ok()) << bad;
+}
+
+TEST(Protocol, Base64) {
+    const std::string all = [] {
+        std::string s;
+        for (int i = 0; i < 256; ++i) s += static_cast<char>(i);
+        return s;
+    }();
+    for (size_t n : {0, 1, 2, 3, 4, 5, 256}) {
+        const std::string in = all.substr(0, n);
+        const std::string enc = base64_encode(reinterpret_cast<const uint8_t*>(in.data()), in.size());
+        EXPECT_EQ(enc.size(), (n + 2) / 3 * 4);
+        EXPECT_EQ(base64_decode(enc), in) << n;
+    }
+    EXPECT_EQ(base64_encode(reinterpret_cast<const uint8_t*>("foobar"), 6), "Zm9vYmFy");
+    EXPECT_EQ(base64_encode(reinterpret_cast<const uint8_t*>("fo"), 2), "Zm8=");
+    EXPECT_FALSE(base64_decode("Zm9"));
+    EXPECT_FALSE(base64_decode("Zm!v"));
+    EXPECT_FALSE(base64_decode("Z=8="));
+}

@@ -31,6 +31,8 @@ struct ControlHooks {
     std::function<Result<std::vector<std::string>>(const Actor& who)> reload;
     // Starts re-resolution of a pool's DNS names; returns {"names":[...]}.
     std::function<Result<nlohmann::json>(const std::string& pool)> resolve;
+    // capture_start / capture_read / capture_stop (CaptureService::execute).
+    std::function<Result<nlohmann::json>(const Request& r, const Actor& who)> capture;
 };
 
 class CommandHandler {

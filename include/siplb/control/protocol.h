@@ -23,6 +23,9 @@
 //   {"cmd":"reload"}
 //   {"cmd":"resolve","pool":"lund"}
 //   {"cmd":"metrics"}
+//   {"cmd":"capture_start","pool":"lund","backend":"192.0.2.10:5060",
+//    "call_id":"a84b4c76e66710","client":"203.0.113.5"}   (every filter optional)
+//   {"cmd":"capture_read","id":7}      {"cmd":"capture_stop","id":7}
 // Backends are "ip:port" or "[v6]:port"; a bare address takes port 5060.
 //
 // Responses:
@@ -56,6 +59,12 @@
 //   resolve:  {"pool","names":[...]} (resolution is started; results arrive
 //              asynchronously and show up in "backends")
 //   metrics:  {"text":"# HELP ..."}            Prometheus text exposition
+//   capture_start: {"id","snaplen","ring"}  one capture at a time; a capture
+//              nobody reads for kCaptureIdleS seconds is stopped
+//   capture_read: {"frames":[{"ts_ns","len","sent":bool,"worker","data":base64}]}
+//              the frames the workers copied since the last read (at most
+//              kCaptureReadMax), as received ("sent":false) and as sent
+//   capture_stop: {"lost": frames lost to full capture rings during it}
 #pragma once
 
 #include <cstddef>
@@ -74,6 +83,8 @@ inline constexpr size_t kMaxClients = 64;
 inline constexpr size_t kMaxPendingOutput = 16 * 1024 * 1024;  // client not reading: dropped
 inline constexpr int kClientIdleTimeoutS = 60;
 inline constexpr uint16_t kDefaultSipPort = 5060;
+inline constexpr int kCaptureIdleS = 10;
+inline constexpr size_t kCaptureReadMax = 2048;
 
 enum class CommandKind : uint8_t {
     status,
@@ -89,7 +100,10 @@ enum class CommandKind : uint8_t {
     remove,
     reload,
     resolve,
-    metrics
+    metrics,
+    capture_start,
+    capture_read,
+    capture_stop
 };
 
 std::string_view to_string(CommandKind c);
@@ -101,6 +115,8 @@ struct Request {
     std::optional<Endpoint> backend;
     std::string call_id;
     uint32_t weight = 1;
+    std::optional<IpAddress> client;  // capture_start
+    uint64_t capture_id = 0;          // capture_read, capture_stop
 };
 
 // Validates one request line (without the '\n'): JSON object, known "cmd",
@@ -109,6 +125,10 @@ Result<Request> parse_request(std::string_view line);
 
 // Builds the request line (with '\n') for a Request; used by siplbctl.
 std::string encode_request(const Request& r);
+
+// Frame bytes in JSON (capture_read): RFC 4648 base64 with padding.
+std::string base64_encode(const uint8_t* data, size_t len);
+std::optional<std::string> base64_decode(std::string_view text);
 
 // Response lines (with the trailing '\n').
 std::string error_response(std::string_view message);

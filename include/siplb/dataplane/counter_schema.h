@@ -101,7 +101,13 @@ enum class CounterKind : uint8_t { counter, gauge };
     X(backend_counter_overflow, counters, backend_slots_full, counter,                                                \
       "Datagrams not counted per backend: the worker's backend counter table is full")                                \
     X(pool_slots_full, counters, pool_slots_full, counter,                                                            \
-      "Datagrams not counted per pool: more distinct pool names than counter slots since start")
+      "Datagrams not counted per pool: more distinct pool names than counter slots since start")                      \
+    X(capture_ring_full, capture, ring_full, counter,                                                                 \
+      "Frames siplbctl capture lost: the worker's capture ring was full")                                             \
+    X(mirror_queued, mirror, queued, counter, "SIP datagrams queued for the HEP mirror")                              \
+    X(mirror_ring_full, mirror, ring_full, counter, "Datagrams not mirrored: the worker's HEP ring was full")         \
+    X(mirror_rate_limited, mirror, rate_limited, counter, "Datagrams not mirrored: over [mirror] rate")               \
+    X(mirror_too_big, mirror, too_big, counter, "Datagrams not mirrored: payload larger than a mirror slot")
 
 // Port scope. `lcore`: counted by the workers; `driver`: read from the
 // port's driver (rte_eth_stats) when the counters are read.

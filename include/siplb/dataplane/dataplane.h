@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -18,6 +19,7 @@
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
+#include "siplb/dataplane/capture.h"
 #include "siplb/dataplane/spec.h"
 #include "siplb/dataplane/stats.h"
 
@@ -54,6 +56,22 @@ public:
     // Each worker's main-loop iteration count, in worker order (cheap: one
     // relaxed load per worker; the control thread samples it as a heartbeat).
     std::vector<uint64_t> worker_loops() const;
+
+    // siplbctl capture, one at a time: the workers copy the balanced
+    // datagrams `filter` matches, as received and as sent, into a ring of
+    // `ring_slots` CaptureSlots each (allocated here, freed by
+    // stop_capture()). Control thread only.
+    Status start_capture(const CaptureFilter& filter, uint32_t ring_slots);
+    bool capturing() const noexcept;
+    // Hands at most `max` captured frames to `fn`, oldest first per worker;
+    // returns how many.
+    size_t drain_capture(const std::function<void(const CaptureSlot&)>& fn, size_t max);
+    // Ends the capture; the workers have stopped copying when it returns.
+    // Returns the frames lost to full rings while it ran.
+    uint64_t stop_capture();
+    // The HEP mirror's queued datagrams ([mirror], spec.mirror): at most
+    // `max` to `fn`; returns how many. Control side only.
+    size_t drain_mirror(const std::function<void(const MirrorSlot&)>& fn, size_t max);
 
     ~Dataplane();
     Dataplane(const Dataplane&) = delete;

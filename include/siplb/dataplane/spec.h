@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "siplb/common/endpoint.h"
+#include "siplb/dataplane/capture.h"
 
 namespace siplb::dataplane {
 
@@ -69,6 +70,7 @@ struct DataplaneSpec {
     // second and this burst. 0 sends none.
     uint32_t icmp_error_rate = 100;
     uint32_t icmp_error_burst = 50;
+    MirrorSpec mirror;  // [mirror]: HEP mirroring of balanced SIP datagrams
 
     bool operator==(const DataplaneSpec&) const = default;
 };
