@@ -222,9 +222,7 @@ void BM_MaglevBuild(benchmark::State& state) {
     for (auto _ : state) benchmark::DoNotOptimize(MaglevTable::build(b, m, kDefaultSeed));
     state.counters["table_size"] = m;
 }
-BENCHMARK(BM_MaglevBuild)
-    ->ArgsProduct({{10, 100, 1000}, {65537, kAutoTableSize}})
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MaglevBuild)->ArgsProduct({{10, 100, 1000}, {65537, kAutoTableSize}})->Unit(benchmark::kMillisecond);
 
 // --- disruption: percent of keys that change backend -----------------------
 
@@ -321,7 +319,7 @@ void BM_DisruptionAuto(benchmark::State& state) {
     }
     state.counters["table_size"] = m;
     state.counters["table_bytes"] = m * 2.0;
-    state.counters["add_moved_times_n"] = add_times_n;  // ideal n/(n+1)
+    state.counters["add_moved_times_n"] = add_times_n;              // ideal n/(n+1)
     state.counters["remove_others_moved_pct"] = remove_others_pct;  // ideal 0
 }
 BENCHMARK(BM_DisruptionAuto)->Arg(10)->Arg(100)->Arg(1000)->Iterations(1)->Unit(benchmark::kMillisecond);

@@ -91,7 +91,8 @@ int main(int argc, char** argv) {
         const uint32_t size = effective_table_size(table_size, ids.size());
         const auto t0 = std::chrono::steady_clock::now();
         auto c_all = std::make_unique<BackendChooser>(ids, seed, size);
-        const double build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        const double build_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         BackendChooser c_fewer(fewer, seed, effective_table_size(table_size, fewer.size()));
         BackendChooser c_more(more, seed, effective_table_size(table_size, more.size()));
         if (!c_all->ok() || !c_fewer.ok() || !c_more.ok()) {

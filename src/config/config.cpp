@@ -818,6 +818,7 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
 
     // Absent or "auto": derived from the backend count when the table is
     // built (balance/table_size.h), so it follows DNS-discovered backends too.
+    static_assert(balance::kAutoTableSize == 0, "PoolConfig::table_size defaults to auto");
     const toml::node* ts = s.get("table_size");
     if (ts && ts->is_string()) {
         if (ts->as_string()->get() != "auto")

@@ -151,8 +151,7 @@ std::string format_config(const Config& c) {
           << "dns = " << toml_array(p.dns, [](const std::string& s) { return toml_string(s); }) << "\n"
           << "default_port = " << p.default_port << "\n"
           << "table_size = "
-          << (p.table_size == balance::kAutoTableSize ? std::string("\"auto\"") : std::to_string(p.table_size))
-          << "\n"
+          << (p.table_size == balance::kAutoTableSize ? std::string("\"auto\"") : std::to_string(p.table_size)) << "\n"
           << "seed = " << p.seed << "\n"
           << "mode = " << (p.mode == ForwardMode::nat ? "\"nat\"" : "\"ipip\"") << "\n"
           << "dialog_idle_s = " << p.dialog_idle_s << "\n"

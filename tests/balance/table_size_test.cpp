@@ -146,8 +146,8 @@ TEST(TableSizeDisruption, AddingOneTo100MovesAtMost1_2OverN) {
         to_new += b == backend_identity(500);
     }
     const double moved_times_n = moved / 1e6 * 100;
-    std::printf("100 -> 101 backends at M=%u: %.3f/N moved (ideal 0.99/N), %.3f/N to the new backend\n",
-                before.size, moved_times_n, to_new / 1e6 * 100);
+    std::printf("100 -> 101 backends at M=%u: %.3f/N moved (ideal 0.99/N), %.3f/N to the new backend\n", before.size,
+                moved_times_n, to_new / 1e6 * 100);
     EXPECT_LE(moved_times_n, 1.2);
     EXPECT_GE(to_new / 1e6, 0.95 / 101);
 }

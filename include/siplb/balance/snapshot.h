@@ -51,8 +51,8 @@ struct BackendSpec {
 
 struct PoolSpec {
     std::string name;
-    std::vector<Endpoint> listen;                     // VIPs
-    std::vector<BackendSpec> backends;                // any order; identities must be unique
+    std::vector<Endpoint> listen;       // VIPs
+    std::vector<BackendSpec> backends;  // any order; identities must be unique
     // Prime, or kAutoTableSize: derived from backends.size() (table_size.h).
     uint32_t table_size = kAutoTableSize;
     uint64_t seed = kDefaultSeed;

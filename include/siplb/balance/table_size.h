@@ -42,8 +42,7 @@ inline constexpr uint32_t kSlotsPerBackend = 4096;
 // their table); the cap bounds memory to 8 MiB per pool (2 bytes a slot)
 // and a build to about half a second; pools of 513 and more backends get
 // it (more than 1024 get fewer than 4096 slots each).
-inline constexpr std::array<uint32_t, 7> kTableSizeLadder = {65537,   131101,  262147, 524309,
-                                                             1048583, 2097169, 4194319};
+inline constexpr std::array<uint32_t, 7> kTableSizeLadder = {65537, 131101, 262147, 524309, 1048583, 2097169, 4194319};
 inline constexpr uint32_t kMinAutoTableSize = kTableSizeLadder.front();
 inline constexpr uint32_t kMaxAutoTableSize = kTableSizeLadder.back();
 
