@@ -1,12 +1,23 @@
 // Balancing core benchmarks. Absolute numbers depend on the machine; read
 // them as ratios against the baselines measured in the same run:
 //   BM_HashOnly          XXH3 of the Call-ID alone (the floor of any scheme)
-//   BM_MaglevLookup      hash + Maglev table (what the dataplane pays)
+//   BM_MaglevLookup/N    hash + Maglev table at the derived size for N
+//                        backends (what the dataplane pays); 4096 Call-IDs,
+//                        so the slots they hit stay in cache
+//   BM_MaglevLookupSpread/N  the same, every lookup a fresh slot anywhere in
+//                        the table (each call a different Call-ID): the cost
+//                        with the table's memory in play; table_bytes counter
+//   BM_MaglevLookupFixed/N   BM_MaglevLookupSpread at 65537, the former
+//                        fixed default (the baseline of the two above)
 //   BM_HrwLookup/N       hash + rendezvous over N backends
 //   BM_JumpLookup/N      hash + jump consistent hashing
 //   BM_Pick*             pick() with and without the shared affinity table
-//   BM_MaglevBuild/N/M   table construction
+//   BM_MaglevBuild/N/M   table construction (M = 0: the derived size), what
+//                        the control thread spends per pool change
 //   BM_Disruption/algo   keys moved (percent) on removal/addition, as counters
+//   BM_DisruptionAuto/N  the same at the derived size for N backends, with
+//                        addition as a multiple of 1/N and removal as the
+//                        share of the other backends' keys that moved
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -99,17 +110,43 @@ void BM_HashOnly(benchmark::State& state) {
 }
 BENCHMARK(BM_HashOnly);
 
+void table_counters(benchmark::State& state, const MaglevTable& t) {
+    state.counters["table_size"] = t.size();
+    state.counters["table_bytes"] = static_cast<double>(t.memory_bytes());
+}
+
 void BM_MaglevLookup(benchmark::State& state) {
     const auto& ids = call_ids();
-    auto b = backends(static_cast<uint32_t>(state.range(0)));
-    auto t = MaglevTable::build(b, 65537, kDefaultSeed).value();
+    const auto n = static_cast<uint32_t>(state.range(0));
+    auto t = MaglevTable::build(backends(n), maglev_table_size(n), kDefaultSeed).value();
     size_t i = 0;
     for (auto _ : state) {
         const auto& id = ids[i++ & (kCallIds - 1)];
         benchmark::DoNotOptimize(t.lookup(hash_call_id(id.data(), id.size(), kDefaultSeed)));
     }
+    table_counters(state, t);
 }
-BENCHMARK(BM_MaglevLookup)->Arg(100)->Arg(1000);
+BENCHMARK(BM_MaglevLookup)->Arg(10)->Arg(100)->Arg(1000);
+
+// The seed changes every iteration, so each hash lands on an unrelated slot
+// of the whole table at the same hashing cost as BM_MaglevLookup.
+void lookup_spread(benchmark::State& state, uint32_t size) {
+    const auto& ids = call_ids();
+    const auto n = static_cast<uint32_t>(state.range(0));
+    auto t = MaglevTable::build(backends(n), size, kDefaultSeed).value();
+    uint64_t i = 0;
+    for (auto _ : state) {
+        const auto& id = ids[i & (kCallIds - 1)];
+        benchmark::DoNotOptimize(t.lookup(hash_call_id(id.data(), id.size(), kDefaultSeed + i++)));
+    }
+    table_counters(state, t);
+}
+void BM_MaglevLookupSpread(benchmark::State& state) {
+    lookup_spread(state, maglev_table_size(static_cast<size_t>(state.range(0))));
+}
+BENCHMARK(BM_MaglevLookupSpread)->Arg(10)->Arg(100)->Arg(1000);
+void BM_MaglevLookupFixed(benchmark::State& state) { lookup_spread(state, 65537); }
+BENCHMARK(BM_MaglevLookupFixed)->Arg(10)->Arg(100)->Arg(1000);
 
 void BM_HrwLookup(benchmark::State& state) {
     const auto& ids = call_ids();
@@ -179,11 +216,13 @@ void BM_PickAffinityInsert(benchmark::State& state) {
 BENCHMARK(BM_PickAffinityInsert);
 
 void BM_MaglevBuild(benchmark::State& state) {
-    auto b = backends(static_cast<uint32_t>(state.range(0)));
-    const auto m = static_cast<uint32_t>(state.range(1));
+    const auto n = static_cast<uint32_t>(state.range(0));
+    auto b = backends(n);
+    const auto m = effective_table_size(static_cast<uint32_t>(state.range(1)), n);
     for (auto _ : state) benchmark::DoNotOptimize(MaglevTable::build(b, m, kDefaultSeed));
+    state.counters["table_size"] = m;
 }
-BENCHMARK(BM_MaglevBuild)->ArgsProduct({{10, 100, 1000}, {65537, 655373}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MaglevBuild)->ArgsProduct({{10, 100, 1000}, {65537, kAutoTableSize}})->Unit(benchmark::kMillisecond);
 
 // --- disruption: percent of keys that change backend -----------------------
 
@@ -242,6 +281,48 @@ BENCHMARK(BM_Disruption)
     ->DenseRange(0, 3)
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);
+
+// Exact shares over the table's slots (each slot is 1/M of all keys): no key
+// sampling noise. Adds one backend to n, and removes the middle one.
+void BM_DisruptionAuto(benchmark::State& state) {
+    const auto n = static_cast<uint32_t>(state.range(0));
+    const uint32_t m = maglev_table_size(n);
+    auto ids_of = [](std::vector<MaglevBackend> set) {
+        std::vector<std::string> v;
+        for (auto& b : set) v.push_back(std::move(b.identity));
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    const auto base = backends(n);
+    auto more = base;
+    more.push_back({backend_identity(5000), 1});
+    auto fewer = base;
+    const std::string removed = fewer[n / 2].identity;
+    fewer.erase(fewer.begin() + n / 2);
+    const auto ids = ids_of(base), ids_more = ids_of(more), ids_fewer = ids_of(fewer);
+    double add_times_n = 0, remove_others_pct = 0;
+    for (auto _ : state) {
+        const auto t = MaglevTable::build(base, m, kDefaultSeed).value();
+        const auto t_more = MaglevTable::build(more, maglev_table_size(more.size()), kDefaultSeed).value();
+        const auto t_fewer = MaglevTable::build(fewer, maglev_table_size(fewer.size()), kDefaultSeed).value();
+        if (t_more.size() != m || t_fewer.size() != m) state.SkipWithError("size rung crossed");
+        size_t added_moved = 0, others = 0, others_moved = 0;
+        for (uint32_t s = 0; s < m; ++s) {
+            const std::string& owner = ids[t.slots()[s]];
+            added_moved += owner != ids_more[t_more.slots()[s]];
+            if (owner == removed) continue;
+            ++others;
+            others_moved += owner != ids_fewer[t_fewer.slots()[s]];
+        }
+        add_times_n = static_cast<double>(added_moved) / m * n;
+        remove_others_pct = 100.0 * static_cast<double>(others_moved) / static_cast<double>(others);
+    }
+    state.counters["table_size"] = m;
+    state.counters["table_bytes"] = m * 2.0;
+    state.counters["add_moved_times_n"] = add_times_n;              // ideal n/(n+1)
+    state.counters["remove_others_moved_pct"] = remove_others_pct;  // ideal 0
+}
+BENCHMARK(BM_DisruptionAuto)->Arg(10)->Arg(100)->Arg(1000)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

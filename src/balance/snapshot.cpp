@@ -127,7 +127,9 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
     std::vector<MaglevBackend> mb;
     mb.reserve(s.backends_.size());
     for (const auto& b : s.backends_) mb.push_back({b.identity, b.state == BackendState::active ? b.weight : 0});
-    auto table = MaglevTable::build(mb, spec.table_size, spec.seed);
+    // Sized by every backend of the spec, whatever its state: health must
+    // never resize (and so reshuffle) the table.
+    auto table = MaglevTable::build(mb, effective_table_size(spec.table_size, spec.backends.size()), spec.seed);
     if (!table) return R::fail(where + table.message());
     s.table_ = std::move(table.value());
 

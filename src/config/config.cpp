@@ -19,6 +19,8 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "siplb/balance/table_size.h"
+
 namespace siplb::config {
 namespace {
 
@@ -845,7 +847,15 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
         p.dns.push_back(*text);
     });
 
-    if (const toml::node* ts = s.get("table_size")) {
+    // Absent or "auto": derived from the backend count when the table is
+    // built (balance/table_size.h), so it follows DNS-discovered backends too.
+    static_assert(balance::kAutoTableSize == 0, "PoolConfig::table_size defaults to auto");
+    const toml::node* ts = s.get("table_size");
+    if (ts && ts->is_string()) {
+        if (ts->as_string()->get() != "auto")
+            d.error(ts->source(), s.path("table_size"),
+                    squote(ts->as_string()->get()) + " is not a table size (a prime, or \"auto\")");
+    } else if (ts) {
         int64_t v = 0;
         if (read_int_node(d, *ts, s.path("table_size"), 7, 16777259, v)) {
             if (!is_prime(static_cast<uint64_t>(v)))
@@ -856,12 +866,12 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
                 p.table_size = static_cast<uint32_t>(v);
         }
     }
-    if (p.table_size <= p.backends.size()) {
-        const toml::node* ts = s.table()->get("table_size");
-        d.error(ts ? ts->source() : s.where(), s.path("table_size"),
+    if (p.table_size != balance::kAutoTableSize && p.table_size <= p.backends.size()) {
+        d.error(ts->source(), s.path("table_size"),
                 std::to_string(p.table_size) + " must exceed the number of backends (" +
-                    std::to_string(p.backends.size()) + "); use a prime at least 100x that, e.g. " +
-                    std::to_string(next_prime(p.backends.size() * 100)));
+                    std::to_string(p.backends.size()) + "); leave it \"auto\" or use a prime at least " +
+                    std::to_string(balance::kSlotsPerBackend) + "x that, e.g. " +
+                    std::to_string(next_prime(p.backends.size() * balance::kSlotsPerBackend)));
     }
     if (const toml::node* seed = s.get("seed")) {
         int64_t v = 0;

@@ -186,7 +186,13 @@ void diff_pool(Differ& d, const PoolConfig& a, const PoolConfig& b, const Config
         if (!da.count(n)) d.add(pre + "DNS name " + n + " added", false);
 
     d.field(pre, "default_port", a.default_port, b.default_port, false);
-    d.field(pre, "table_size", a.table_size, b.table_size, false, "remaps some calls");
+    const auto size_text = [](uint32_t v) {
+        return v == balance::kAutoTableSize ? std::string("auto") : std::to_string(v);
+    };
+    if (a.table_size != b.table_size)  // a new size is a new table: not 1/N, nearly every key moves
+        d.add(pre + "table_size: " + size_text(a.table_size) + " -> " + size_text(b.table_size) +
+                  " (remaps most new calls)",
+              false);
     d.field(pre, "seed", a.seed, b.seed, false, "remaps calls; both cluster nodes must agree");
     d.field(pre, "mode", a.mode, b.mode, false);
     d.field(pre, "dialog_idle_s", a.dialog_idle_s, b.dialog_idle_s, false);

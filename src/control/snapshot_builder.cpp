@@ -85,6 +85,14 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
         }
         auto snap = balance::PoolSnapshot::build(spec, view.version);
         if (!snap) return R::fail("pool '" + view.name + "': " + snap.message());
+        if (cached != cache_.end() && cached->second.snap->table().size() != (*snap)->table().size())
+            log(LogLevel::warn,
+                "Maglev table resized: most new calls move to other backends; dialogs in progress keep theirs "
+                "through affinity",
+                {{"pool", view.name},
+                 {"from", std::to_string(cached->second.snap->table().size())},
+                 {"to", std::to_string((*snap)->table().size())},
+                 {"backends", std::to_string(spec.backends.size())}});
         ++rebuilt_;
         pools.push_back(*snap);
         next_cache[view.name] = Cached{view.version, *snap};

@@ -62,7 +62,7 @@ TEST(ConfigDefaults, MinimalFileTakesSchemaDefaults) {
     EXPECT_EQ(p.backends[1].address, ep("198.51.100.12:5060"));
     EXPECT_EQ(p.backends[1].weight, 1u);
     EXPECT_TRUE(p.backends[1].enabled);
-    EXPECT_EQ(p.table_size, 65537u);
+    EXPECT_EQ(p.table_size, balance::kAutoTableSize);  // derived from the backend count
     EXPECT_EQ(p.mode, ForwardMode::nat);
     EXPECT_EQ(p.health, HealthConfig{});
     EXPECT_EQ(p.rate_limit, RateLimitConfig{});
@@ -483,8 +483,17 @@ TEST(ConfigErrors, TableSize) {
     EXPECT_THAT(parse_err(pool.substr(0, pool.size() - 2) + ", " +
                           "\"198.51.100.4:5060\", \"198.51.100.5:5060\", \"198.51.100.6:5060\", "
                           "\"198.51.100.7:5060\"]\ntable_size = 7\n"),
-                HasSubstr("pool[0].table_size: 7 must exceed the number of backends (7); use a prime at least 100x "
-                          "that, e.g. 701"));
+                HasSubstr("pool[0].table_size: 7 must exceed the number of backends (7); leave it \"auto\" or use a "
+                          "prime at least 4096x that, e.g. 28687"));
+    EXPECT_THAT(parse_err(pool + "table_size = \"big\"\n"),
+                HasSubstr("pool[0].table_size: 'big' is not a table size (a prime, or \"auto\")"));
+    const Config automatic = parse_ok(pool + "table_size = \"auto\"\n");
+    EXPECT_EQ(automatic.pools[0].table_size, balance::kAutoTableSize);
+    Config fixed = automatic;
+    fixed.pools[0].table_size = 65537;
+    const auto changes = diff_configs(automatic, fixed);
+    ASSERT_EQ(changes.size(), 1u);
+    EXPECT_THAT(changes[0].description, HasSubstr("table_size: auto -> 65537 (remaps most new calls)"));
 }
 
 TEST(ConfigErrors, PoolNames) {

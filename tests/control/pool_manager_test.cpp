@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "siplb/control/log.h"
+#include "siplb/control/snapshot_builder.h"
 
 using namespace siplb;
 using namespace siplb::control;
@@ -199,6 +200,41 @@ TEST(LogFormat, QuotesAndEscapes) {
               "level=info msg=\"backend drained\" pool=lund by=\"uid=0 pid=1\"");
     EXPECT_EQ(format_log_line(LogLevel::warn, "x", {{"d", "a\"b\nc"}, {"e", ""}}),
               "level=warn msg=\"x\" d=\"a\\\"b\\nc\" e=\"\"");
+}
+
+// The derived Maglev table size (balance/table_size.h) through the daemon's
+// own path: PoolManager view -> SnapshotBuilder. Health never resizes the
+// table; the 17th backend of a pool crosses the first rung, and the builder
+// says so.
+TEST(SnapshotBuilderTableSize, FollowsTheSpecsBackendCountNotHealth) {
+    set_log_level(LogLevel::warn);
+    config::Config c;
+    config::PoolConfig p;
+    p.name = "lund";
+    for (int i = 1; i <= 16; ++i)
+        p.backends.push_back({ep(("192.0.2." + std::to_string(i) + ":5060").c_str()), 1, true});
+    c.pools = {p};
+    TimePoint now = TimePoint{} + std::chrono::hours(1);
+    PoolManager pm{c, [&] { return now; }};
+    SnapshotBuilder builder(c);
+    auto size = [&] {
+        auto snap = builder.build(pm);
+        EXPECT_TRUE(snap.ok()) << snap.message();
+        return snap.ok() ? (*snap)->find_pool("lund")->table().size() : 0u;
+    };
+    EXPECT_EQ(size(), 65537u);
+    ::testing::internal::CaptureStderr();  // warnings on: a resize would be logged here
+    ASSERT_TRUE(pm.set_health("lund", ep("192.0.2.1:5060"), HealthVerdict::down, "timeout").ok());
+    ASSERT_TRUE(pm.disable("lund", ep("192.0.2.2:5060"), Actor{"test"}).ok());
+    EXPECT_EQ(size(), 65537u);
+    EXPECT_EQ(::testing::internal::GetCapturedStderr().find("resized"), std::string::npos);
+    ASSERT_TRUE(pm.add_static("lund", ep("192.0.2.17:5060"), 1, Actor{"test"}).ok());
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(size(), 131101u);
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("Maglev table resized"), std::string::npos) << log;
+    EXPECT_NE(log.find("from=65537 to=131101 backends=17"), std::string::npos) << log;
+    set_log_level(LogLevel::error);
 }
 
 }  // namespace

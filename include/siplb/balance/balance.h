@@ -8,3 +8,4 @@
 #include "siplb/balance/pick.h"
 #include "siplb/balance/rcu.h"
 #include "siplb/balance/snapshot.h"
+#include "siplb/balance/table_size.h"

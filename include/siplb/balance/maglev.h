@@ -34,10 +34,10 @@ struct MaglevBackend {
 class MaglevTable {
 public:
     static constexpr uint16_t kNone = 0xFFFF;
-    static constexpr uint32_t kDefaultSize = 65537;
     static constexpr uint32_t kMaxSize = 1u << 26;  // 128 MiB of slots at most
     static constexpr size_t kMaxBackends = kNone;   // indices 0..65534
 
+    // Pools without a configured size use maglev_table_size() (table_size.h).
     // Validates: size prime, 2 <= size <= kMaxSize, no duplicate identity,
     // at most kMaxBackends backends, at most `size` backends with weight > 0.
     // Input order does not matter.

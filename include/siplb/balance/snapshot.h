@@ -16,6 +16,7 @@
 #include "siplb/balance/hash.h"
 #include "siplb/balance/maglev.h"
 #include "siplb/balance/rcu.h"
+#include "siplb/balance/table_size.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
 #include "siplb/protect/guard.h"
@@ -50,9 +51,10 @@ struct BackendSpec {
 
 struct PoolSpec {
     std::string name;
-    std::vector<Endpoint> listen;                     // VIPs
-    std::vector<BackendSpec> backends;                // any order; identities must be unique
-    uint32_t table_size = MaglevTable::kDefaultSize;  // prime
+    std::vector<Endpoint> listen;       // VIPs
+    std::vector<BackendSpec> backends;  // any order; identities must be unique
+    // Prime, or kAutoTableSize: derived from backends.size() (table_size.h).
+    uint32_t table_size = kAutoTableSize;
     uint64_t seed = kDefaultSeed;
     ForwardMode mode = ForwardMode::nat;
     uint32_t dialog_idle_s = 7200;
@@ -88,7 +90,7 @@ public:
     // A pool's VIPs have slots 1..kMaxVips (what affinity entries record).
     static constexpr size_t kMaxVips = AffinityTable::kMaxVip;
 
-    // Validates the spec (table size prime, unique backends, idle times > 0,
+    // Validates the spec (table size prime or auto, unique backends, idle times > 0,
     // at most MaglevTable::kMaxBackends backends, at most kMaxVips VIPs) and
     // builds the table.
     static Result<std::shared_ptr<const PoolSnapshot>> build(const PoolSpec& spec, uint64_t version);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "siplb/balance/forward_mode.h"
+#include "siplb/balance/table_size.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
 #include "siplb/dataplane/spec.h"
@@ -102,7 +103,7 @@ struct PoolConfig {
     std::vector<BackendConfig> backends;  // "ip:port" strings or {address, weight, enabled} tables
     std::vector<std::string> dns;         // SRV names (_sip._udp.x) or A/AAAA names
     uint16_t default_port = 5060;         // for A/AAAA discovered backends
-    uint32_t table_size = 65537;          // prime
+    uint32_t table_size = 0;              // prime; 0 (auto): balance::maglev_table_size()
     uint64_t seed = 0x5349504c42ull;      // "SIPLB"
     ForwardMode mode = ForwardMode::nat;
     uint32_t dialog_idle_s = 7200;     // affinity idle time for INVITE dialogs
