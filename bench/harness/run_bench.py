@@ -443,6 +443,8 @@ class Bench:
         self.lg_extra = os.environ.get("SIPLB_BENCH_LOADGEN_ARGS", "").split()
         self.dst_mac = None  # the DUT's MAC when it is not the lb veth's (siplb)
         self.duts = [d for d in ("kamailio", "socket_forwarder", "siplb") if d in args.dut.split(",")]
+        self.lb_ip = LB_IP      # where the DUT listens (127.0.0.1 on loopback)
+        self.gen_ns = None      # namespace of the load generator and sinks (None: the rig's gen)
 
     def cleanup(self):
         self.procs.stop_all()
@@ -450,7 +452,17 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def gen(self, cmd):
-        return self.rig.ns(self.rig.ns_gen, ["taskset", "-c", GEN_CPU] + cmd)
+        return self.rig.ns(self.gen_ns or self.rig.ns_gen, ["taskset", "-c", GEN_CPU] + cmd)
+
+    def loopback(self, on):
+        """Loopback: generator, sinks and DUT all in the lb namespace, over
+        its lo with UDP sockets (generator and sinks on GEN_CPU, the DUT on
+        DUT_CPU), the way a Kamailio operator benchmarks one box."""
+        if on:
+            self.saved = (self.raw, self.backend_ip, self.lb_ip, self.gen_ns)
+            self.raw, self.backend_ip, self.lb_ip, self.gen_ns = False, "127.0.0.1", "127.0.0.1", self.rig.ns_lb
+        else:
+            self.raw, self.backend_ip, self.lb_ip, self.gen_ns = self.saved
 
     def dut(self, cmd):
         return self.rig.ns(self.rig.ns_lb, ["taskset", "-c", DUT_CPU] + cmd)
@@ -474,8 +486,9 @@ class Bench:
                 self.procs.stop(sink)
                 raise RuntimeError(f"sink did not start: {err}")
             time.sleep(0.01)
-        lg_cmd = [os.path.join(self.h, "sip_loadgen"), "--dst", f"{LB_IP}:{VIP_PORT}", "--rate", str(int(rate)),
-                  "--duration", str(self.trial_s), "--requests-only", "--src", GEN_IP]
+        lg_cmd = [os.path.join(self.h, "sip_loadgen"), "--dst", f"{self.lb_ip}:{VIP_PORT}", "--rate", str(int(rate)),
+                  "--duration", str(self.trial_s), "--requests-only",
+                  "--src", GEN_IP if self.lb_ip == LB_IP else "127.0.0.1"]
         if self.raw:
             lg_cmd += ["--af-packet", self.rig.if_gen, "--dst-mac", self.dst_mac or self.rig.mac_lb] + self.lg_extra
         drops0 = softnet_drops()
@@ -524,21 +537,30 @@ class Bench:
 
     # --- devices under test ---
     def start_forwarder(self, nbackends):
-        return self.procs.start(self.dut([os.path.join(self.h, "socket_forwarder"), "--listen", f"{LB_IP}:{VIP_PORT}",
+        return self.procs.start(self.dut([os.path.join(self.h, "socket_forwarder"), "--listen", f"{self.lb_ip}:{VIP_PORT}",
                                           "--backends", f"{self.backend_ip}:{BACKEND_PORT}*{nbackends}", "--duration", "600"]))
 
-    def start_kamailio(self, nbackends):
+    def start_kamailio(self, nbackends, allocator="fm"):
+        """Kamailio as an operator runs stateless dispatching at its fastest:
+        the f_malloc memory manager for shared and private memory (-x fm -X
+        fm; Debian's build defaults to q_malloc with memory debugging, whose
+        qm_malloc took 44% of the core), 256 MB shared and 32 MB private
+        memory, one UDP worker, nothing logged per message, every process
+        pinned to the DUT core. allocator="qm": the packaged default, for the
+        extra row."""
         rd = tempfile.mkdtemp(prefix="kam.", dir=self.tmp)
         with open(os.path.join(rd, "dispatcher.list"), "w") as f:
             for i in range(nbackends):
                 f.write(f"1 sip:{self.backend_ip}:{BACKEND_PORT + i}\n")
         logf = open(os.path.join(rd, "kamailio.log"), "w")
+        mm = ["-x", "fm", "-X", "fm"] if allocator == "fm" else []
         p = self.procs.start(self.dut(["kamailio", "-DD", "-E", "-f", os.path.join(SRC, "bench/kamailio/kamailio.cfg"),
                                        "-Y", rd, "-P", os.path.join(rd, "kamailio.pid"),
-                                       "-A", f"LISTEN=udp:{LB_IP}:{VIP_PORT}",
-                                       "-A", f'DSLIST="{rd}/dispatcher.list"', "-m", "256", "-M", "16"]),
+                                       "-A", f"LISTEN=udp:{self.lb_ip}:{VIP_PORT}",
+                                       "-A", f'DSLIST="{rd}/dispatcher.list"', "-m", "256", "-M", "32"] + mm),
                              stdout=logf, stderr=logf)
         p.logfile = os.path.join(rd, "kamailio.log")
+        p.allocator = allocator
         return p
 
     def siplb_binary(self):
@@ -664,12 +686,13 @@ enabled = false
 
     def measure(self, name, nbackends, verify=False):
         starters = {"kamailio": self.start_kamailio, "socket_forwarder": self.start_forwarder,
-                    "siplb": self.start_siplb}
+                    "siplb": self.start_siplb,
+                    "kamailio_default_allocator": lambda n: self.start_kamailio(n, allocator="qm")}
         if name == "siplb" and not self.siplb_binary():
             return {"available": False, "note": NOT_AVAILABLE + " (no siplb daemon in the build)"}
-        if name == "kamailio" and not shutil.which("kamailio"):
+        if name.startswith("kamailio") and not shutil.which("kamailio"):
             return {"available": False, "note": "kamailio not installed"}
-        log(f"compare: {name} with {nbackends} backends")
+        log(f"compare: {name} with {nbackends} backends" + (" on loopback" if self.lb_ip != LB_IP else ""))
         try:
             p = starters[name](nbackends)
         except NotImplementedError as e:
@@ -757,12 +780,30 @@ enabled = false
                "gen_cpu": GEN_CPU, "results": {}}
         for name in self.duts:
             out["results"][name] = self.measure(name, 2, verify=True)
+            if name == "kamailio":
+                # The packaged default allocator (q_malloc), for comparison only.
+                out["results"]["kamailio_default_allocator"] = self.measure("kamailio_default_allocator", 2)
+        # The same search with generator, sinks and DUT on the lb namespace's
+        # loopback (UDP sockets): what an operator measures on one box.
+        out["loopback"] = {}
+        lo_duts = [d for d in ("kamailio", "kamailio_default_allocator", "socket_forwarder")
+                   if d.split("_default")[0] in self.duts and (not self.args.quick or d == "kamailio")]
+        for name in lo_duts:
+            self.loopback(True)
+            try:
+                out["loopback"][name] = self.measure(name, 2)
+            finally:
+                self.loopback(False)
         r = out["results"]
 
         def rate(n):
             return r[n]["msgs_per_s"] if n in r and r[n].get("available") and r[n].get("msgs_per_s") else None
         s, k, f = rate("siplb"), rate("kamailio"), rate("socket_forwarder")
+        kq = rate("kamailio_default_allocator")
+        lo = {n: v.get("msgs_per_s") if v.get("available") else None for n, v in out["loopback"].items()}
         out["ratios"] = {"siplb_over_kamailio": s / k if s and k else None,
+                         "kamailio_fm_over_default_allocator": k / kq if k and kq else None,
+                         "kamailio_loopback_over_veth": lo["kamailio"] / k if lo.get("kamailio") and k else None,
                          "siplb_over_socket_forwarder": s / f if s and f else None,
                          "socket_forwarder_over_kamailio": f / k if f and k else None}
         return out
@@ -876,23 +917,23 @@ def table(res):
     if c:
         lines.append(f"3. One core each, veths in namespaces, 2 backends, requests of the SIP mix, loss < "
                      f"{c['loss_limit'] * 100:.1f}%")
-        lines.append(f"  {'device under test':20s} {'msgs/s':>10s}  notes")
+        lines.append(f"  {'device under test':28s} {'msgs/s':>10s}  notes")
         for name, r in c["results"].items():
             if not r.get("available"):
-                lines.append(f"  {name:20s} {'-':>10s}  {r.get('note', '')}")
+                lines.append(f"  {name:28s} {'-':>10s}  {r.get('note', '')}")
                 continue
             note = f"limited by {r['limited_by']}"
             if r.get("consistency"):
                 cc = r["consistency"]
                 note += f"; Call-ID conflicts {cc['call_id_conflicts']} over {cc['call_ids']} calls"
-            lines.append(f"  {name:20s} {fmt_rate(r['msgs_per_s']):>10s}  {note}")
+            lines.append(f"  {name:28s} {fmt_rate(r['msgs_per_s']):>10s}  {note}")
             st = r.get("siplb_stats")
             if st and "rx_packets" in st:
-                lines.append(f"  {'':20s} {'':10s}  siplb over the search: rx {st['rx_packets']}, tx {st['tx_packets']}, "
+                lines.append(f"  {'':28s} {'':10s}  siplb over the search: rx {st['rx_packets']}, tx {st['tx_packets']}, "
                              f"rx_missed {st['rx_missed']}, drops {st['drops'] or 0}")
             bd = (r.get("trials") or [{}])[0].get("backlog_drops")
             if bd:
-                lines.append(f"  {'':20s} {'':10s}  max-rate trial: kernel receive backlog drops "
+                lines.append(f"  {'':28s} {'':10s}  max-rate trial: kernel receive backlog drops "
                              + ", ".join(f"{k} {v}" for k, v in bd.items()))
             pr = r.get("profile")
             if pr and "user" in pr:
@@ -903,15 +944,24 @@ def table(res):
                 libs = ", ".join(f"{k} {v:.0f}%" for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:5] if v >= 1)
                 syms = ", ".join(f"{x['symbol'][:28]} {x['pct']:.0f}%" for x in pr["top_symbols"][:5])
                 per = 1e7 / pr["rate"]  # ns of the core per message for each 1% of its time
-                lines.append(f"  {'':20s} {'':10s}  CPU {DUT_CPU} at {fmt_rate(pr['rate'])}: user {pr['user']:.0f}%"
+                lines.append(f"  {'':28s} {'':10s}  CPU {DUT_CPU} at {fmt_rate(pr['rate'])}: user {pr['user']:.0f}%"
                              f" ({libs}), kernel {pr['kernel']:.0f}% (~{pr['kernel'] * per:.0f} ns/msg), "
                              f"idle {pr['idle']:.0f}%")
-                lines.append(f"  {'':20s} {'':10s}  top: {syms}")
+                lines.append(f"  {'':28s} {'':10s}  top: {syms}")
+        for name, r in (c.get("loopback") or {}).items():
+            label = name + " (lo)"
+            if not r.get("available"):
+                lines.append(f"  {label:28s} {'-':>10s}  {r.get('note', '')}")
+                continue
+            lines.append(f"  {label:28s} {fmt_rate(r['msgs_per_s']):>10s}  limited by {r['limited_by']}; "
+                         f"loopback of the lb namespace, UDP sockets, generator and sinks on CPU {GEN_CPU}")
+        lines.append(f"  kamailio: -x fm -X fm -m 256 -M 32, children=1, no per-message logging; "
+                     f"kamailio_default_allocator: the same with Debian's default q_malloc")
         targets = {"siplb_over_kamailio": 50, "siplb_over_socket_forwarder": 10}
         for k, v in c["ratios"].items():
             t = targets.get(k)
             note = f"  (target >= {t}: {'met' if v >= t else 'missed'})" if v and t else ""
-            lines.append(f"  {k:32s} {'%.2f' % v if v else NOT_AVAILABLE}{note}")
+            lines.append(f"  {k:36s} {'%.2f' % v if v else NOT_AVAILABLE}{note}")
         lines.append("")
     s = res.get("scaling")
     if s:
@@ -940,38 +990,73 @@ def table(res):
 
 
 def chart(res, outdir):
-    c = res.get("compare")
-    if not c or not shutil.which("gnuplot"):
+    """throughput.png: left, Mpps from memory (net_pcap -> net_null: the I/O
+    loop, the worker, the shipped daemon plain and edge); right, msgs/s at
+    < 0.1% loss over the veths (and loopback) for every DUT."""
+    if not shutil.which("gnuplot"):
         return None
-    dat = os.path.join(outdir, "throughput.dat")
-    with open(dat, "w") as f:
+    mem = os.path.join(outdir, "throughput_memory.dat")
+    veth = os.path.join(outdir, "throughput.dat")
+    n_mem = n_veth = 0
+    with open(mem, "w") as f:
+        f.write("# name mpps\n")
+        for r in (res.get("dataplane") or {}).get("rows", []):
+            f.write(f"\"{r['name']}\" {r['mpps']:.3f}\n")
+            n_mem += 1
+        for r in (res.get("daemon") or {}).get("rows", []):
+            f.write(f"\"{r['name']}\" {r['mpps']:.3f}\n")
+            n_mem += 1
+    with open(veth, "w") as f:
         f.write("# name msgs_per_s\n")
-        for name, r in c["results"].items():
+        c = res.get("compare") or {}
+        for name, r in (c.get("results") or {}).items():
             v = r.get("msgs_per_s") if r.get("available") else 0
-            label = name if r.get("available") else name + "\\n(" + NOT_AVAILABLE + ")"
+            label = name.replace("_default_allocator", "\\n(default allocator)")
+            label = label if r.get("available") else label + "\\n(" + NOT_AVAILABLE + ")"
             f.write(f"\"{label}\" {v or 0:.0f}\n")
+            n_veth += 1
+        for name, r in (c.get("loopback") or {}).items():
+            if r.get("available"):
+                f.write(f"\"{name.replace('_default_allocator', ' (qm)')}\\nloopback\" {r.get('msgs_per_s') or 0:.0f}\n")
+                n_veth += 1
         s = res.get("scaling")
         if s:
             for name, d in s["backends"].items():
                 for n, r in d.items():
                     if n != "2" and r.get("available"):
                         f.write(f"\"{name}\\n{n} backends\" {r.get('msgs_per_s') or 0:.0f}\n")
+                        n_veth += 1
+    if not n_mem and not n_veth:
+        return None
     png = os.path.join(outdir, "throughput.png")
     m = res["machine"]
+    la = " ".join(str(x) for x in m.get("load_average_start", []))
+    panels = []
+    if n_mem:
+        panels.append((mem, "Mpps, one worker core, from memory (net_pcap -> net_null)", "Mpps", "%.2f"))
+    if n_veth:
+        panels.append((veth, "SIP msgs/s at < 0.1% loss, one core each, veths (and loopback)", "messages/s", "%.0f"))
+    plots = ""
+    for dat, title, ylabel, fmt in panels:
+        plots += f"""
+set title '{title}'
+set ylabel '{ylabel}'
+plot '{dat}' using 2:xtic(1) lc rgb '#3070b0', '' using 0:2:(sprintf('{fmt}', $2)) with labels offset 0,0.7
+"""
     script = f"""
-set terminal pngcairo size 1100,600 noenhanced
+set terminal pngcairo size {700 * len(panels) + 200},650 noenhanced
 set output '{png}'
-set title 'SIP msgs/s at < 0.1% loss, one core each ({m['cpu']}, {'quick' if res['quick'] else 'full'} run)'
+set multiplot layout 1,{len(panels)} title '{m['cpu']}, {m['cores']} cores, {'quick' if res['quick'] else 'full'} run, load average {la}'
 set style data histogram
 set style fill solid 0.8 border -1
 set boxwidth 0.7
-set ylabel 'messages/s'
 set yrange [0:*]
 set offsets 0, 0, graph 0.08, 0
 set grid ytics
-set xtics font ',9'
+set xtics font ',8' rotate by -30
 unset key
-plot '{dat}' using 2:xtic(1) lc rgb '#3070b0', '' using 0:2:(sprintf('%.0f', $2)) with labels offset 0,0.7
+{plots}
+unset multiplot
 """
     r = subprocess.run(["gnuplot"], input=script, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if r.returncode != 0:
