@@ -567,7 +567,7 @@ class Bench:
         path = os.path.join(self.build, "src", "daemon", "siplb")
         return path if os.access(path, os.X_OK) else None
 
-    def start_siplb(self, nbackends, npools=1):
+    def start_siplb(self, nbackends, npools=1, driver="af_packet"):
         """siplb owning the lb veth through net_af_packet (the kernel address is
         removed meanwhile). Pool 0 listens on LB_IP and gets the traffic; the
         other npools-1 pools (VIPs .10, .11, ...) are configured but idle."""
@@ -579,6 +579,14 @@ class Bench:
         for i in range(npools):
             vip = LB_IP if i == 0 else f"{NS_NET}.{9 + i}"
             pools.append(f'[[pool]]\nname = "bench{i}"\nlisten = ["{vip}:{VIP_PORT}"]\nbackends = [{backends}]\n')
+        if driver == "af_xdp":
+            # AF_XDP in copy mode: veths have no zero-copy support; the PMD's
+            # (libxdp's) program redirects every frame of queue 0 to the
+            # socket, so the kernel stack never sees siplb's frames.
+            port_device = f'device = "net_af_xdp0"\nvdev_args = "iface={self.rig.if_lb},start_queue=0,queue_count=1"'
+        else:
+            port_device = (f'device = "net_af_packet0"\n'
+                           f'vdev_args = "iface={self.rig.if_lb},qpairs=1,framecnt={AFP_FRAMES}"')
         cfg = f"""[control]
 socket = "{rd}/siplb.sock"
 [log]
@@ -589,8 +597,7 @@ eal = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "{self.rig.prefix}
 workers = 1
 [[dataplane.port]]
 name = "ext"
-device = "net_af_packet0"
-vdev_args = "iface={self.rig.if_lb},qpairs=1,framecnt={AFP_FRAMES}"
+{port_device}
 addresses = ["{LB_IP}/24"]
 mac = "{SIPLB_MAC}"
 [[dataplane.neighbor]]
@@ -609,7 +616,11 @@ enabled = false
             f.write(cfg)
         run(self.rig.ns(self.rig.ns_lb, ["ip", "addr", "flush", "dev", self.rig.if_lb]))
         logf = open(os.path.join(rd, "siplb.log"), "w")
+        chk = run(self.rig.ns(self.rig.ns_lb, [self.siplb_binary(), "--check", "--config", path]), check=False)
+        if chk.returncode != 0:
+            raise RuntimeError(f"siplb --check: {(chk.stdout + chk.stderr).strip()[-400:]}")
         p = self.procs.start(self.dut([self.siplb_binary(), "--config", path]), stdout=logf, stderr=logf)
+        p.driver = driver
         p.logfile = os.path.join(rd, "siplb.log")
         p.restore_addr = True
         p.socket = f"{rd}/siplb.sock"
@@ -625,6 +636,14 @@ enabled = false
         self.wait_forwarding(p, nbackends)
         self.set_lb_mac(self.rig.mac_lb)
         self.wait_forwarding(p, nbackends)
+
+    def xdp_mode(self):
+        """How the XDP program sits on the lb veth while siplb runs on
+        net_af_xdp: 'native' (the veth driver's XDP), 'generic' (SKB mode)."""
+        out = run(self.rig.ns(self.rig.ns_lb, ["ip", "-d", "link", "show", "dev", self.rig.if_lb]), check=False).stdout
+        m = re.search(r"\b(xdpgeneric|xdpdrv|xdpoffload|xdp)\b", out)
+        return {"xdpgeneric": "generic", "xdpdrv": "native", "xdp": "native", "xdpoffload": "offload"}.get(
+            m[1] if m else "", "none")
 
     def siplb_stats(self, p):
         """siplb's own counters over the whole search (siplbctl stats): where
@@ -687,8 +706,9 @@ enabled = false
     def measure(self, name, nbackends, verify=False):
         starters = {"kamailio": self.start_kamailio, "socket_forwarder": self.start_forwarder,
                     "siplb": self.start_siplb,
-                    "kamailio_default_allocator": lambda n: self.start_kamailio(n, allocator="qm")}
-        if name == "siplb" and not self.siplb_binary():
+                    "kamailio_default_allocator": lambda n: self.start_kamailio(n, allocator="qm"),
+                    "siplb_af_xdp": lambda n: self.start_siplb(n, driver="af_xdp")}
+        if name.startswith("siplb") and not self.siplb_binary():
             return {"available": False, "note": NOT_AVAILABLE + " (no siplb daemon in the build)"}
         if name.startswith("kamailio") and not shutil.which("kamailio"):
             return {"available": False, "note": "kamailio not installed"}
@@ -698,17 +718,21 @@ enabled = false
         except NotImplementedError as e:
             return {"available": False, "note": str(e)}
         try:
-            if name == "siplb":
+            if name.startswith("siplb"):
                 self.siplb_ready(p, nbackends)
+                if getattr(p, "driver", "") == "af_xdp":
+                    xdp_mode = self.xdp_mode()
             else:
                 self.wait_listening(p)
             res = self.search(nbackends)
             if verify:
                 res["consistency"] = self.verify(nbackends)
-                if res.get("msgs_per_s") and (not self.args.quick or name == "siplb"):
+                if res.get("msgs_per_s") and (not self.args.quick or name.startswith("siplb")):
                     res["profile"] = self.profile(nbackends, res["msgs_per_s"])
-            if name == "siplb":
+            if name.startswith("siplb"):
                 res["siplb_stats"] = self.siplb_stats(p)
+                if getattr(p, "driver", "") == "af_xdp":
+                    res["xdp_mode"] = xdp_mode
             res["available"] = True
             return res
         except RuntimeError as e:
@@ -780,6 +804,9 @@ enabled = false
                "gen_cpu": GEN_CPU, "results": {}}
         for name in self.duts:
             out["results"][name] = self.measure(name, 2, verify=True)
+            if name == "siplb":
+                # The same daemon on net_af_xdp (copy mode on the veth).
+                out["results"]["siplb_af_xdp"] = self.measure("siplb_af_xdp", 2, verify=True)
             if name == "kamailio":
                 # The packaged default allocator (q_malloc), for comparison only.
                 out["results"]["kamailio_default_allocator"] = self.measure("kamailio_default_allocator", 2)
@@ -801,7 +828,11 @@ enabled = false
         s, k, f = rate("siplb"), rate("kamailio"), rate("socket_forwarder")
         kq = rate("kamailio_default_allocator")
         lo = {n: v.get("msgs_per_s") if v.get("available") else None for n, v in out["loopback"].items()}
+        x = rate("siplb_af_xdp")
         out["ratios"] = {"siplb_over_kamailio": s / k if s and k else None,
+                         "siplb_af_xdp_over_af_packet": x / s if x and s else None,
+                         "siplb_af_xdp_over_kamailio": x / k if x and k else None,
+                         "siplb_af_xdp_over_socket_forwarder": x / f if x and f else None,
                          "kamailio_fm_over_default_allocator": k / kq if k and kq else None,
                          "kamailio_loopback_over_veth": lo["kamailio"] / k if lo.get("kamailio") and k else None,
                          "siplb_over_socket_forwarder": s / f if s and f else None,
@@ -927,6 +958,8 @@ def table(res):
                 cc = r["consistency"]
                 note += f"; Call-ID conflicts {cc['call_id_conflicts']} over {cc['call_ids']} calls"
             lines.append(f"  {name:28s} {fmt_rate(r['msgs_per_s']):>10s}  {note}")
+            if r.get("xdp_mode"):
+                lines.append(f"  {'':28s} {'':10s}  net_af_xdp, copy mode, XDP program attached in {r['xdp_mode']} mode")
             st = r.get("siplb_stats")
             if st and "rx_packets" in st:
                 lines.append(f"  {'':28s} {'':10s}  siplb over the search: rx {st['rx_packets']}, tx {st['tx_packets']}, "
