@@ -385,6 +385,7 @@ def daemon_case(build, procs, tmp, pcap, edge, windows, window_s):
         return out
     finally:
         procs.stop(p)
+        shutil.rmtree(os.path.join("/var/run/dpdk", os.path.basename(rd)), ignore_errors=True)
 
 
 def section_daemon(build, procs, tmp, dataplane, quick):
@@ -449,6 +450,7 @@ class Bench:
     def cleanup(self):
         self.procs.stop_all()
         self.rig.destroy()
+        shutil.rmtree(os.path.join("/var/run/dpdk", self.rig.prefix), ignore_errors=True)  # siplb's EAL files
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def gen(self, cmd):
