@@ -984,7 +984,7 @@ def table(res):
                              f"idle {pr['idle']:.0f}%")
                 lines.append(f"  {'':28s} {'':10s}  top: {syms}")
         for name, r in (c.get("loopback") or {}).items():
-            label = name + " (lo)"
+            label = name.replace("_default_allocator", "_default_alloc") + " (lo)"
             if not r.get("available"):
                 lines.append(f"  {label:28s} {'-':>10s}  {r.get('note', '')}")
                 continue
