@@ -101,8 +101,24 @@ def toml_value(v) -> str:
     return ("true" if v else "false") if isinstance(v, bool) else json.dumps(v)
 
 
+# Port drivers the rig can run siplb on. af_xdp: net_af_xdp on the same veths,
+# in copy mode (veths have no zero-copy). Its XDP program hands every frame
+# of the veth to siplb, the kernel sees none (unlike af_packet's copies), so
+# the node's own traffic (DNS answers, health-check replies to the lb
+# addresses) reaches the kernel only through siplb's kernel path: a tap per
+# port (kernel_path = true), which holds the port's addresses too.
+DRIVERS = ("af_packet", "af_xdp")
+
+
+def port_device(driver: str, index: int, iface: str, vdev_extra: str) -> list:
+    if driver == "af_xdp":
+        return [f'device = "net_af_xdp{index}"', f'vdev_args = "iface={iface},start_queue=0,queue_count=1"',
+                "kernel_path = true"]
+    return [f'device = "net_af_packet{index}"', f'vdev_args = "iface={iface},qpairs=1{vdev_extra}"']
+
+
 def config_text(rig: R.Rig, framesz: int = FRAMESZ_DEFAULT, pool_health: dict | None = None,
-                extra_vips: dict | None = None) -> str:
+                extra_vips: dict | None = None, driver: str = "af_packet") -> str:
     """siplb's config for the rig. framesz: net_af_packet frame size (2048 =
     the PMD default, kept for the balanced tests; 4096 for whole
     kernel-defragmented IPv4 datagrams of up to ~4000 bytes). A Rig with
@@ -119,6 +135,8 @@ def config_text(rig: R.Rig, framesz: int = FRAMESZ_DEFAULT, pool_health: dict | 
         keys = pool_health.get(pool)
         return ["[pool.health]", *(f"{k} = {toml_value(v)}" for k, v in keys.items()), ""] if keys else []
 
+    if driver not in DRIVERS:
+        raise ValueError(f"driver {driver}: one of {DRIVERS}")
     if framesz not in MBUF_SIZE_FOR_FRAMESZ:
         raise ValueError(f"framesz {framesz}: one of {sorted(MBUF_SIZE_FOR_FRAMESZ)}")
     mbuf_size = MBUF_SIZE_FOR_FRAMESZ[framesz]
@@ -149,15 +167,13 @@ def config_text(rig: R.Rig, framesz: int = FRAMESZ_DEFAULT, pool_health: dict | 
         "",
         "[[dataplane.port]]",
         'name = "ext"',
-        'device = "net_af_packet0"',
-        f'vdev_args = "iface=ext0,qpairs=1{vdev_extra}"',
+        *port_device(driver, 0, "ext0", vdev_extra),
         "addresses = [" + ", ".join(f'"{a}"' for a in ext_addrs) + "]",
         f'mac = "{R.MAC_LB_EXT}"',
         "",
         "[[dataplane.port]]",
         'name = "int"',
-        'device = "net_af_packet1"',
-        f'vdev_args = "iface=int0,qpairs=1{vdev_extra}"',
+        *port_device(driver, 1, "int0", vdev_extra),
         "addresses = [" + ", ".join(f'"{a}"' for a in int_addrs) + "]",
         f'mac = "{R.MAC_LB_INT}"',
         "",
@@ -193,8 +209,9 @@ class Daemon:
     """siplb in the lb namespace, started from a generated config."""
 
     def __init__(self, rig: R.Rig, framesz: int = FRAMESZ_DEFAULT, pool_health: dict | None = None,
-                 extra_vips: dict | None = None):
+                 extra_vips: dict | None = None, driver: str = "af_packet"):
         self.rig = rig
+        self.driver = driver
         self.framesz = framesz
         self.pool_health = pool_health
         self.extra_vips = extra_vips
@@ -202,7 +219,7 @@ class Daemon:
         self.config = rig.workdir / "siplb.toml"
 
     def start(self, timeout: float = 20) -> None:
-        self.config.write_text(config_text(self.rig, self.framesz, self.pool_health, self.extra_vips))
+        self.config.write_text(config_text(self.rig, self.framesz, self.pool_health, self.extra_vips, self.driver))
         self.proc = self.rig.spawn("siplb", self.rig.ns_lb, [str(daemon_path()), "--config", str(self.config)])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -700,8 +717,9 @@ SCENARIOS = {"distribution": scenario_distribution, "dns_add": scenario_dns_add,
              "two_vips": scenario_two_vips}
 
 
-def run_balanced(names: list, workdir: Path, out_stream=None, report=None) -> list:
-    """Builds the rig, starts DNS, backends and siplb, runs the named scenarios."""
+def run_balanced(names: list, workdir: Path, out_stream=None, report=None, driver: str = "af_packet") -> list:
+    """Builds the rig, starts DNS, backends and siplb (its ports on `driver`),
+    runs the named scenarios."""
     outcomes = []
     rig = R.Rig(workdir, n_backends=4, spare_backends=1)
     with rig:
@@ -713,7 +731,7 @@ def run_balanced(names: list, workdir: Path, out_stream=None, report=None) -> li
                 pool_health.setdefault(pool, {}).update(keys)
             for pool, vips in EXTRA_VIPS.get(n, {}).items():
                 extra_vips.setdefault(pool, []).extend(vips)
-        d = Daemon(rig, pool_health=pool_health, extra_vips=extra_vips)
+        d = Daemon(rig, pool_health=pool_health, extra_vips=extra_vips, driver=driver)
         d.start()
         boot = Outcome("startup")
         wait_pool_ready(rig, d, boot)

@@ -17,7 +17,9 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <net/if.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include "siplb/balance/table_size.h"
 
@@ -35,9 +37,97 @@ const std::string* eal_vdev_argument(const std::vector<std::string>& eal, std::s
     return nullptr;
 }
 
-constexpr size_t kMaxReportedErrors = 25;
-
 std::string squote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+// A port's vdev arguments: those of its EAL --vdev argument if it has one,
+// else its vdev_args.
+std::string_view port_vdev_args(const std::vector<std::string>& eal, const PortConfig& p) {
+    if (const std::string* arg = eal_vdev_argument(eal, p.device); arg && arg->find(',') != std::string::npos)
+        return std::string_view(*arg).substr(arg->find(',') + 1);
+    return p.vdev_args;
+}
+
+// "k1=v1,k2=v2" -> {k, v} pairs in order ("k" alone: empty value, has_value false).
+struct VdevArg {
+    std::string_view key, value;
+    bool has_value = false;
+};
+std::vector<VdevArg> split_vdev_args(std::string_view args) {
+    std::vector<VdevArg> out;
+    for (size_t at = 0; at < args.size();) {
+        size_t end = args.find(',', at);
+        if (end == args.npos) end = args.size();
+        std::string_view kv = args.substr(at, end - at);
+        const size_t eq = kv.find('=');
+        out.push_back(eq == kv.npos ? VdevArg{kv, {}, false} : VdevArg{kv.substr(0, eq), kv.substr(eq + 1), true});
+        at = end + 1;
+    }
+    return out;
+}
+
+std::optional<uint64_t> decimal(std::string_view v) {
+    uint64_t n = 0;
+    auto [rest, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (v.empty() || ec != std::errc{} || rest != v.data() + v.size()) return std::nullopt;
+    return n;
+}
+
+// A Linux interface name: 1..15 bytes (IFNAMSIZ - 1), no '/', ':' or space.
+bool valid_interface_name(std::string_view n) {
+    return !n.empty() && n.size() < 16 && n != "." && n != ".." &&
+           std::none_of(n.begin(), n.end(), [](char ch) { return ch == '/' || ch == ':' || std::isspace(ch); });
+}
+
+std::vector<std::string> af_xdp_arg_problems(std::string_view args, uint32_t rx_queues, uint32_t workers) {
+    std::vector<std::string> out;
+    static const std::set<std::string_view> keys = {"iface",    "start_queue", "queue_count", "shared_umem",
+                                                    "xdp_prog", "busy_budget", "force_copy"};
+    std::set<std::string_view> seen;
+    std::optional<uint64_t> queue_count;
+    bool have_iface = false;
+    for (const VdevArg& a : split_vdev_args(args)) {
+        const std::string kv(a.has_value ? std::string(a.key) + "=" + std::string(a.value) : std::string(a.key));
+        if (!keys.count(a.key)) {
+            out.push_back("net_af_xdp does not know " + squote(kv) +
+                          " (keys: iface, start_queue, queue_count, shared_umem, xdp_prog, busy_budget, force_copy)");
+            continue;
+        }
+        if (!seen.insert(a.key).second) out.push_back("net_af_xdp " + squote(a.key) + " given twice");
+        if (!a.has_value || a.value.empty()) {
+            out.push_back("net_af_xdp " + squote(a.key) + " needs a value");
+            continue;
+        }
+        const auto n = decimal(a.value);
+        if (a.key == "iface") {
+            have_iface = true;
+            if (!valid_interface_name(a.value)) out.push_back(squote(kv) + " is not an interface name");
+        } else if (a.key == "xdp_prog") {
+            // a path, checked on the host by check_host()
+        } else if (a.key == "start_queue" && (!n || *n > 65535)) {
+            out.push_back(squote(kv) + " is not a queue number (0..65535)");
+        } else if (a.key == "queue_count") {
+            if (!n || *n < 1 || *n > 65535)
+                out.push_back(squote(kv) + " is not a queue count (1..65535)");
+            else
+                queue_count = n;
+        } else if ((a.key == "shared_umem" || a.key == "force_copy") && (!n || *n > 1)) {
+            out.push_back(squote(kv) + " must be 0 or 1");
+        } else if (a.key == "busy_budget" && (!n || *n > 65535)) {
+            out.push_back(squote(kv) + " is not a busy-poll budget (0..65535)");
+        }
+    }
+    if (!have_iface) out.push_back("net_af_xdp needs iface=<interface>");
+    const uint64_t qc = queue_count.value_or(1);  // the PMD's default
+    if (rx_queues > qc)
+        out.push_back("rx_queues = " + std::to_string(rx_queues) +
+                      " but net_af_xdp binds queue_count=" + std::to_string(qc) + " queue(s)");
+    if (workers > qc)
+        out.push_back("every worker needs its own TX queue (" + std::to_string(workers) +
+                      " workers) but net_af_xdp binds queue_count=" + std::to_string(qc) + " queue(s)");
+    return out;
+}
+
+constexpr size_t kMaxReportedErrors = 25;
 
 std::string type_name(const toml::node& n) {
     switch (n.type()) {
@@ -485,6 +575,19 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
                     "net_af_packet frames of framesz=" + std::to_string(framesz) +
                         " need dataplane.mbuf_size >= " + std::to_string(framesz + 96) + " (it is " +
                         std::to_string(c.mbuf_size) + "): the PMD copies each frame into one mbuf");
+    }
+
+    // net_af_xdp: DPDK's PMD ignores keys it does not know and reads numbers
+    // with strtol (no error on "2x"), so a typo would only show as a port
+    // that silently runs with defaults. Every queue the port opens (one RX
+    // queue per rx_queues, one TX queue per worker) must be one of the
+    // queue_count queues it binds, starting at start_queue.
+    for (size_t i = 0; i < c.ports.size(); ++i) {
+        const PortConfig& p = c.ports[i];
+        if (p.device.rfind("net_af_xdp", 0) != 0) continue;
+        const std::string where = s.path("port") + "[" + std::to_string(i) + "].vdev_args";
+        for (const std::string& problem : af_xdp_arg_problems(port_vdev_args(c.eal, p), p.rx_queues, c.workers))
+            d.error(s.where(), where, problem);
     }
 
     // A vdev is created either by an EAL --vdev argument or from the port's
@@ -1012,6 +1115,25 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
 
     if (!diag.empty()) return Result<Config>::fail(diag.joined());
     return cfg;
+}
+
+Status check_host(const Config& c) {
+    std::string problems;
+    auto fail = [&](const std::string& what) { problems += (problems.empty() ? "" : "\n") + what; };
+    for (size_t i = 0; i < c.dataplane.ports.size(); ++i) {
+        const PortConfig& p = c.dataplane.ports[i];
+        const bool xdp = p.device.rfind("net_af_xdp", 0) == 0;
+        if (!xdp && p.device.rfind("net_af_packet", 0) != 0) continue;
+        const std::string where = "dataplane.port[" + std::to_string(i) + "] (" + p.name + ")";
+        for (const VdevArg& a : split_vdev_args(port_vdev_args(c.dataplane.eal, p))) {
+            if (a.key == "iface" && valid_interface_name(a.value) && if_nametoindex(std::string(a.value).c_str()) == 0)
+                fail(where + ": no interface " + squote(a.value) + " on this host (" + p.device + " iface)");
+            if (xdp && a.key == "xdp_prog" && ::access(std::string(a.value).c_str(), R_OK) != 0)
+                fail(where + ": xdp_prog " + squote(a.value) + ": " + std::strerror(errno));
+        }
+    }
+    if (!problems.empty()) return Status::fail(problems);
+    return ok_status();
 }
 
 Result<Config> load_config(const std::string& path) {

@@ -29,6 +29,7 @@ uint32_t monotonic_seconds() {
 }  // namespace
 
 Status check_config(const config::Config& cfg) {
+    if (auto s = config::check_host(cfg); !s) return s;
     control::PoolManager pm(cfg);
     control::SnapshotBuilder builder(cfg);
     if (auto s = builder.build(pm); !s) return Status::fail(s.message());

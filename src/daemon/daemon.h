@@ -31,7 +31,8 @@
 
 namespace siplb::daemon {
 
-// `siplb --check`: loads nothing else but builds every pool's table, so a
+// `siplb --check`: checks what only the host can tell (config::check_host:
+// port interfaces exist) and builds every pool's table, so a
 // config that loads but cannot be balanced is refused too.
 Status check_config(const config::Config& cfg);
 

@@ -787,3 +787,73 @@ TEST(ConfigMirror, Errors) {
     EXPECT_THAT(parse_err(kMirrorPools + "[mirror]\nhep = \"192.0.2.50:9060\"\nsampel = 0.5\n"),
                 HasSubstr("unknown key 'sampel' (did you mean 'sample'?)"));
 }
+
+namespace {
+std::string af_xdp_port(const std::string& dataplane, const std::string& args, const std::string& port_extra = "") {
+    return "[dataplane]\n" + dataplane +
+           "[[dataplane.port]]\nname = \"ext\"\ndevice = \"net_af_xdp0\"\n"
+           "vdev_args = \"" +
+           args + "\"\naddresses = [\"192.0.2.1/24\"]\n" + port_extra + kMinimalPool;
+}
+}  // namespace
+
+TEST(Config, AfXdpArgumentsAreChecked) {
+    EXPECT_TRUE(parse_config(af_xdp_port("", "iface=v0"), "t.toml"));
+    EXPECT_TRUE(
+        parse_config(af_xdp_port("workers = 2\n",
+                                 "iface=v0,start_queue=0,queue_count=2,force_copy=1,busy_budget=0,shared_umem=0"),
+                     "t.toml"));
+    EXPECT_THAT(parse_err(af_xdp_port("", "iface=v0,queue=1")),
+                HasSubstr("dataplane.port[0].vdev_args: net_af_xdp does not know 'queue=1' (keys: iface,"));
+    EXPECT_THAT(parse_err(af_xdp_port("", "start_queue=0")), HasSubstr("net_af_xdp needs iface=<interface>"));
+    EXPECT_THAT(parse_err(af_xdp_port("", "iface=v0,start_queue=2x")),
+                HasSubstr("'start_queue=2x' is not a queue number (0..65535)"));
+    EXPECT_THAT(parse_err(af_xdp_port("", "iface=v0,queue_count=0")),
+                HasSubstr("'queue_count=0' is not a queue count (1..65535)"));
+    EXPECT_THAT(parse_err(af_xdp_port("", "iface=v0,queue_count=-1")), HasSubstr("is not a queue count"));
+    EXPECT_THAT(parse_err(af_xdp_port("", "iface=v0,force_copy=yes")), HasSubstr("'force_copy=yes' must be 0 or 1"));
+    EXPECT_THAT(parse_err(af_xdp_port("", "iface=v0,iface=v1")), HasSubstr("net_af_xdp 'iface' given twice"));
+    EXPECT_THAT(parse_err(af_xdp_port("", "iface=v0,start_queue")), HasSubstr("'start_queue' needs a value"));
+    EXPECT_THAT(parse_err(af_xdp_port("", "iface=a/b")), HasSubstr("'iface=a/b' is not an interface name"));
+    EXPECT_THAT(parse_err(af_xdp_port("", "iface=sixteen-chars-xx")), HasSubstr("is not an interface name"));
+    // Every RX queue and every worker's TX queue must be one of the bound queues.
+    EXPECT_THAT(parse_err(af_xdp_port("workers = 2\n", "iface=v0")),
+                HasSubstr("every worker needs its own TX queue (2 workers) but net_af_xdp binds queue_count=1"));
+    EXPECT_THAT(parse_err(af_xdp_port("", "iface=v0,queue_count=1", "rx_queues = 2\n")),
+                HasSubstr("rx_queues = 2 but net_af_xdp binds queue_count=1 queue(s)"));
+    // Arguments given on the EAL --vdev instead are checked the same way.
+    EXPECT_THAT(parse_err("[dataplane]\neal = [\"--vdev=net_af_xdp0,iface=v0,bogus=1\"]\n"
+                          "[[dataplane.port]]\nname = \"ext\"\ndevice = \"net_af_xdp0\"\n"
+                          "addresses = [\"192.0.2.1/24\"]\n" +
+                          std::string(kMinimalPool)),
+                HasSubstr("net_af_xdp does not know 'bogus=1'"));
+}
+
+TEST(Config, CheckHostFindsMissingInterfaces) {
+    auto ok = parse_config(af_xdp_port("", "iface=lo"), "t.toml");
+    ASSERT_TRUE(ok) << ok.message();
+    EXPECT_TRUE(check_host(*ok));
+    auto missing = parse_config(af_xdp_port("", "iface=siplbnone0"), "t.toml");
+    ASSERT_TRUE(missing) << missing.message();
+    auto st = check_host(*missing);
+    ASSERT_FALSE(st);
+    EXPECT_THAT(st.message(), HasSubstr("dataplane.port[0] (ext): no interface 'siplbnone0' on this host"));
+    auto prog = parse_config(af_xdp_port("", "iface=lo,xdp_prog=/nonexistent/siplb.o"), "t.toml");
+    ASSERT_TRUE(prog) << prog.message();
+    EXPECT_THAT(check_host(*prog).message(), HasSubstr("xdp_prog '/nonexistent/siplb.o': No such file or directory"));
+    // net_af_packet ifaces are checked too; other devices are not.
+    auto afp = parse_config(
+        "[[dataplane.port]]\nname = \"ext\"\ndevice = \"net_af_packet0\"\n"
+        "vdev_args = \"iface=siplbnone1\"\naddresses = [\"192.0.2.1/24\"]\n" +
+            std::string(kMinimalPool),
+        "t.toml");
+    ASSERT_TRUE(afp) << afp.message();
+    EXPECT_THAT(check_host(*afp).message(), HasSubstr("no interface 'siplbnone1'"));
+    auto null = parse_config(
+        "[[dataplane.port]]\nname = \"n\"\ndevice = \"net_null0\"\n"
+        "addresses = [\"192.0.2.1/24\"]\n" +
+            std::string(kMinimalPool),
+        "t.toml");
+    ASSERT_TRUE(null) << null.message();
+    EXPECT_TRUE(check_host(*null));
+}

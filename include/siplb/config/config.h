@@ -138,6 +138,12 @@ struct Config {
 Result<Config> load_config(const std::string& path);
 Result<Config> parse_config(std::string_view toml_text, std::string_view source_name);
 
+// What only the host can tell (run by `siplb --check`, not by load_config,
+// so a config can be checked and tested away from its host): every
+// net_af_packet / net_af_xdp port's iface exists, a net_af_xdp xdp_prog is
+// readable. One line per problem.
+Status check_host(const Config& c);
+
 // Host names and SRV names (_sip._udp.example.net) accepted in pool.dns;
 // on false, *why says what is wrong.
 bool valid_dns_name(std::string_view name, std::string* why = nullptr);
