@@ -140,8 +140,8 @@ std::shared_ptr<const protect::PoolProtection> edge_protection() {
     rule("pplsip", "user_agent", "pplsip|sundayddr|iWar");
     rule("empty-probe", "user_agent", "^(test|probe|scan)[ /]?[0-9.]*$");
     rule("premium-caller", "from", "<sip:\\+?(900|976|1900)[0-9]{4,}@");
-    rule("numeric-probe", "from", "\"[0-9]{6,12}\" <sip:[0-9]{6,12}@[0-9.]+>");
-    rule("anonymous-ip", "from", "<sip:[0-9]+@[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(:[0-9]+)?>;tag=[0-9]{8,}$");
+    rule("extension-probe", "from", "\"[0-9]{2,4}\" <sip:[0-9]{2,4}@[0-9.]+>");
+    rule("anonymous-ip", "from", "<sip:[0-9]+@[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(:[0-9]+)?>;tag=[0-9]{12,}$");
     rule("blocked-domain", "from", "@(spam|fraud)[a-z0-9-]*\\.(example|invalid)>");
     // 250 clients in one /24 at ~1 Mpps in total: no source nor the prefix
     // gets near these.
