@@ -12,7 +12,8 @@
 // mix does not match; per-source and per-prefix rate limits no client
 // reaches), next to the same 20 backends without protection. Prints Mpps per
 // worker core, the ratio to the io loop, and edge/plain.
-// Usage: bench_dataplane_forward [seconds per case, default 3] [messages, default 4096]
+// Usage: bench_dataplane_forward [seconds per case, default 3] [messages, default 4096] [edge]
+// ("edge": only the protected case, e.g. under perf record).
 #include <pcap/pcap.h>
 #include <rte_bus_vdev.h>
 #include <rte_eal.h>
@@ -141,7 +142,8 @@ std::shared_ptr<const protect::PoolProtection> edge_protection() {
     rule("empty-probe", "user_agent", "^(test|probe|scan)[ /]?[0-9.]*$");
     rule("premium-caller", "from", "<sip:\\+?(900|976|1900)[0-9]{4,}@");
     rule("extension-probe", "from", "\"[0-9]{2,4}\" <sip:[0-9]{2,4}@[0-9.]+>");
-    rule("anonymous-ip", "from", "<sip:[0-9]+@[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(:[0-9]+)?>;tag=[0-9]{12,}$");
+    rule("anonymous-ip", "from",
+         "<sip:[0-9]+@[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(:[0-9]+)?>;tag=[0-9]{12,}$");
     rule("blocked-domain", "from", "@(spam|fraud)[a-z0-9-]*\\.(example|invalid)>");
     // 250 clients in one /24 at ~1 Mpps in total: no source nor the prefix
     // gets near these.
@@ -242,6 +244,16 @@ int main(int argc, char** argv) {
         write_mix(pcap1000, messages, *bench::bench_snapshot(bench_backends(1000)));
         std::printf("mix: %zu messages, average frame %zu bytes; %.1f s per case, 1 worker core\n", messages, avg,
                     seconds);
+        if (argc > 3 && std::string(argv[3]) == "edge") {
+            std::string pcap20 = (dir / "mix20.pcap").string();
+            write_mix(pcap20, messages, *bench::bench_snapshot(bench_backends(20)));
+            auto edge = run_dataplane(pcap20, 20, seconds, "edge", true);
+            std::printf("%-28s %8.2f Mpps  (to_backend %lu, to_client %lu, dropped %lu)\n", "siplb worker, 20, edge",
+                        edge.mpps, edge.to_backend, edge.to_client, edge.dropped);
+            std::filesystem::remove_all(dir);
+            rte_eal_cleanup();
+            return 0;
+        }
         double io = run_io(pcap2, seconds);
         std::printf("%-28s %8.2f Mpps  ratio 1.00\n", "io forwarding (baseline)", io);
         double plain2 = 0;
