@@ -192,7 +192,7 @@ Result<RuleCache> RuleCache::create(const CompiledRules& rules, uint32_t entries
                                        " entries per database, must be a power of two in [16, 65536]");
     RuleCache c;
     c.databases_ = rules.dbs_.size();
-    c.mask_ = entries - 1;
+    c.set_mask_ = entries / 2 - 1;
     c.seed_ = seed;
     if (c.databases_) c.entries_.reset(new Entry[c.databases_ * entries]());
     return c;
@@ -231,17 +231,27 @@ RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t 
         bool failed = false;
         if (cache && s.length <= RuleCache::kMaxValue) {
             const uint64_t h = XXH3_64bits_withSeed(value, s.length, cache->seed_ + i);
-            RuleCache::Entry& e = cache->entries_[i * (size_t{cache->mask_} + 1) + (h & cache->mask_)];
-            if (e.hash == h && e.length == s.length && std::memcmp(e.bytes, value, s.length) == 0) {
+            RuleCache::Entry* set =
+                &cache->entries_[(i * (size_t{cache->set_mask_} + 1) + (h & cache->set_mask_)) * 2];
+            auto same = [&](const RuleCache::Entry& e) {
+                return e.hash == h && e.length == s.length && std::memcmp(e.bytes, value, s.length) == 0;
+            };
+            const int way = same(set[0]) ? 0 : same(set[1]) ? 1 : -1;
+            if (way >= 0) {
                 counters.memo_hit();
-                found = e.rule;
+                found = set[way].rule;
+                set[way].recent = 1;
+                set[1 - way].recent = 0;
             } else {
                 found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, counters, failed);
                 if (!failed) {
+                    RuleCache::Entry& e = set[set[0].recent ? 1 : 0];
                     e.hash = h;
                     e.rule = found;
                     e.length = s.length;
                     std::memcpy(e.bytes, value, s.length);
+                    e.recent = 1;
+                    set[&e == set ? 1 : 0].recent = 0;
                 }
             }
         } else {

@@ -160,7 +160,7 @@ public:
     // Values longer than this are scanned every time (real User-Agent and
     // From values are 20-100 bytes).
     static constexpr size_t kMaxValue = 112;
-    static constexpr uint32_t kDefaultEntries = 1024;
+    static constexpr uint32_t kDefaultEntries = 2048;
 
     // `entries` per database: a power of two in [16, 2^16]. `seed` salts the
     // index hash so that nobody outside can aim values at one slot.
@@ -175,15 +175,18 @@ public:
 private:
     friend RuleVerdict evaluate(const CompiledRules&, const uint8_t*, size_t, const sip::SipMessage&, RuleScratch&,
                                 RuleCounters&, RuleCache*) noexcept;
+    // Two-way sets (adjacent entries), least recently used way replaced:
+    // values that share a set do not evict each other on every message.
     struct alignas(64) Entry {
         uint64_t hash = 0;
         uint32_t rule = 0;    // lowest rule of the database the value matched, or kNoRule
         uint16_t length = 0;  // 0: empty slot (empty values are never scanned)
+        uint8_t recent = 0;   // the more recently used way of its set
         uint8_t bytes[kMaxValue];
     };
     static_assert(sizeof(Entry) == 128);
     std::unique_ptr<Entry[]> entries_;
-    uint32_t mask_ = 0;  // per database
+    uint32_t set_mask_ = 0;  // sets per database - 1
     size_t databases_ = 0;
     uint64_t seed_ = 0;
 };
