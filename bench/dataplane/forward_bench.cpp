@@ -11,7 +11,8 @@
 // appliance runs (10 Hyperscan rules, 6 on User-Agent and 4 on From, that the
 // mix does not match; per-source and per-prefix rate limits no client
 // reaches), next to the same 20 backends without protection. Prints Mpps per
-// worker core, the ratio to the io loop, and edge/plain.
+// worker core, the ratio to the io loop, and edge/plain, also per second of
+// CPU time the worker thread got (a fairer figure on a loaded host).
 // Usage: bench_dataplane_forward [seconds per case, default 3] [messages, default 4096] [edge]
 // ("edge": only the protected case, e.g. under perf record).
 #include <pcap/pcap.h>

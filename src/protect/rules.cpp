@@ -231,8 +231,7 @@ RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t 
         bool failed = false;
         if (cache && s.length <= RuleCache::kMaxValue) {
             const uint64_t h = XXH3_64bits_withSeed(value, s.length, cache->seed_ + i);
-            RuleCache::Entry* set =
-                &cache->entries_[(i * (size_t{cache->set_mask_} + 1) + (h & cache->set_mask_)) * 2];
+            RuleCache::Entry* set = &cache->entries_[(i * (size_t{cache->set_mask_} + 1) + (h & cache->set_mask_)) * 2];
             auto same = [&](const RuleCache::Entry& e) {
                 return e.hash == h && e.length == s.length && std::memcmp(e.bytes, value, s.length) == 0;
             };

@@ -1,5 +1,5 @@
 // fuzz-sources: src/sip/parser.cpp src/sip/find_header.cpp src/protect/rules.cpp src/protect/rate_limiter.cpp src/protect/guard.cpp
-// fuzz-pkg: libhs
+// fuzz-pkg: libhs libxxhash
 // fuzz-corpus: tests/sip/data
 //
 // Arbitrary bytes through the SIP parser, the rule engine (rules on every
