@@ -7,11 +7,17 @@
 //   TX: net_null
 //
 // Cases: io baseline, dataplane with 2 backends, dataplane with 1000
-// backends. Prints Mpps per worker core and the ratio to the io loop.
+// backends, and the edge configuration: 20 backends with what an edge
+// appliance runs (10 Hyperscan rules, 6 on User-Agent and 4 on From, that the
+// mix does not match; per-source and per-prefix rate limits no client
+// reaches), next to the same 20 backends without protection. Prints Mpps per
+// worker core, the ratio to the io loop, and edge/plain, also per second of
+// CPU time the worker thread got (a fairer figure on a loaded host).
 // Then the cost of an active siplbctl capture: 2 backends without and with a
 // capture filtering one Call-ID of the mix (drained every 50 ms as siplbctl
 // does), four rounds, alternating which goes first.
-// Usage: bench_dataplane_forward [seconds per case, default 3] [messages, default 4096]
+// Usage: bench_dataplane_forward [seconds per case, default 3] [messages, default 4096] [edge]
+// ("edge": only the protected case, e.g. under perf record).
 #include <pcap/pcap.h>
 #include <rte_bus_vdev.h>
 #include <rte_eal.h>
@@ -29,12 +35,14 @@
 #include <thread>
 #include <vector>
 
+#include "../protect/edge_config.h"
 #include "mix_frames.h"
 #include "siplb/config/config.h"
 #include "siplb/balance/hash.h"
 #include "siplb/balance/snapshot.h"
 #include "siplb/dataplane/dataplane.h"
 #include "siplb/net/checksum.h"
+#include "siplb/protect/guard.h"
 #include "siplb/sip/parser.h"
 
 using namespace siplb;
@@ -116,6 +124,7 @@ double run_io(const std::string& pcap, double seconds) {
 
 struct DpResult {
     double mpps = 0;
+    double cpu_mpps = 0;  // per second of CPU time the worker thread got
     uint64_t dropped = 0, to_backend = 0, to_client = 0;
 };
 
@@ -131,9 +140,53 @@ std::string first_call_id(size_t count, const balance::DataplaneSnapshot& snap) 
     return {};
 }
 
-// `capture`: a capture running while measured (nullptr: none).
+// CPU time (ns, from /proc/self/task/*/schedstat) of this process's DPDK
+// worker threads. On a shared host a polling worker is descheduled for
+// whole time slices, which wall-clock Mpps counts against it; packets per
+// CPU second of the worker does not (cache pollution by neighbours remains).
+uint64_t worker_cpu_ns() {
+    uint64_t total = 0;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::string comm;
+        if (FILE* f = std::fopen((task.path() / "comm").c_str(), "r")) {
+            char buf[64] = {};
+            if (std::fgets(buf, sizeof buf, f)) comm = buf;
+            std::fclose(f);
+        }
+        if (comm.rfind("rte-worker", 0) != 0) continue;
+        if (FILE* f = std::fopen((task.path() / "schedstat").c_str(), "r")) {
+            unsigned long long ns = 0;
+            if (std::fscanf(f, "%llu", &ns) == 1) total += ns;
+            std::fclose(f);
+        }
+    }
+    return total;
+}
+
+std::shared_ptr<const protect::PoolProtection> edge_protection() {
+    const protect::PoolProtectionSpec spec = bench::edge_protection_spec("bench");
+    auto built = protect::PoolProtection::build(spec);
+    if (!built) throw std::runtime_error(built.message());
+    return built.value();
+}
+
+std::unique_ptr<const balance::DataplaneSnapshot> edge_snapshot(const std::vector<Endpoint>& bs) {
+    balance::PoolSpec spec;
+    spec.name = "bench";
+    spec.counter_slot = 0;
+    spec.listen = {bench::kVip};
+    for (const auto& b : bs) spec.backends.push_back({b});
+    spec.protection = edge_protection();
+    auto pool = balance::PoolSnapshot::build(spec, 1);
+    if (!pool) throw std::runtime_error(pool.message());
+    auto dp = balance::DataplaneSnapshot::build({pool.value()}, 1, /*workers=*/1);
+    if (!dp) throw std::runtime_error(dp.message());
+    return std::move(dp.value());
+}
+
+// `edge`: the edge protection; `capture`: a capture running while measured (nullptr: none).
 DpResult run_dataplane(const std::string& pcap, size_t n_backends, double seconds, const std::string& tag,
-                       const dataplane::CaptureFilter* capture = nullptr) {
+                       bool edge = false, const dataplane::CaptureFilter* capture = nullptr) {
     auto bs = bench_backends(n_backends);
     config::Config cfg;
     auto& dc = cfg.dataplane;
@@ -159,7 +212,7 @@ DpResult run_dataplane(const std::string& pcap, size_t n_backends, double second
     dc.neighbors = {{*IpAddress::parse("203.0.113.254"), kPeerMac, "out"}};
     for (const auto& b : bs) dc.neighbors.push_back({b.ip, kPeerMac, "out"});
 
-    balance::SnapshotPublisher publisher(bench::bench_snapshot(bs));
+    balance::SnapshotPublisher publisher(edge ? edge_snapshot(bs) : bench::bench_snapshot(bs));
     auto affinity = balance::AffinityTable::create(1u << 18);
     auto dp = dataplane::Dataplane::create(cfg.dataplane, publisher, *affinity.value());
     if (!dp) throw std::runtime_error(dp.message());
@@ -177,9 +230,11 @@ DpResult run_dataplane(const std::string& pcap, size_t n_backends, double second
     };
     wait(std::chrono::milliseconds(300));
     auto s0 = dp.value()->stats();
+    const uint64_t cpu0 = worker_cpu_ns();
     auto t0 = std::chrono::steady_clock::now();
     wait(std::chrono::duration<double>(seconds));
     auto s1 = dp.value()->stats();
+    const uint64_t cpu1 = worker_cpu_ns();
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const uint64_t lost = capture ? dp.value()->stop_capture() : 0;
     dp.value()->stop();
@@ -187,6 +242,9 @@ DpResult run_dataplane(const std::string& pcap, size_t n_backends, double second
     DpResult r;
     const auto after = s1.totals(), before = s0.totals();
     r.mpps = static_cast<double>(after.at("traffic", "tx_packets") - before.at("traffic", "tx_packets")) / dt / 1e6;
+    if (cpu1 > cpu0)
+        r.cpu_mpps = static_cast<double>(after.at("traffic", "tx_packets") - before.at("traffic", "tx_packets")) /
+                     (static_cast<double>(cpu1 - cpu0) / 1e9) / 1e6;
     r.dropped = s1.dropped() - s0.dropped();
     r.to_backend = after.at("traffic", "to_backend") - before.at("traffic", "to_backend");
     r.to_client = after.at("traffic", "to_client") - before.at("traffic", "to_client");
@@ -217,14 +275,45 @@ int main(int argc, char** argv) {
         write_mix(pcap1000, messages, *bench::bench_snapshot(bench_backends(1000)));
         std::printf("mix: %zu messages, average frame %zu bytes; %.1f s per case, 1 worker core\n", messages, avg,
                     seconds);
+        if (argc > 3 && std::string(argv[3]) == "edge") {
+            std::string pcap20 = (dir / "mix20.pcap").string();
+            write_mix(pcap20, messages, *bench::bench_snapshot(bench_backends(20)));
+            auto edge = run_dataplane(pcap20, 20, seconds, "edge", true);
+            std::printf("%-28s %8.2f Mpps  (to_backend %lu, to_client %lu, dropped %lu)\n", "siplb worker, 20, edge",
+                        edge.mpps, edge.to_backend, edge.to_client, edge.dropped);
+            std::filesystem::remove_all(dir);
+            rte_eal_cleanup();
+            return 0;
+        }
         double io = run_io(pcap2, seconds);
         std::printf("%-28s %8.2f Mpps  ratio 1.00\n", "io forwarding (baseline)", io);
+        double plain2 = 0, plain2_cpu = 0;
         for (size_t n : {size_t{2}, size_t{1000}}) {
             auto r = run_dataplane(n == 2 ? pcap2 : pcap1000, n, seconds, std::to_string(n));
+            if (n == 2) {
+                plain2 = r.mpps;
+                plain2_cpu = r.cpu_mpps;
+            }
             std::printf("%-28s %8.2f Mpps  ratio %.2f  (%.1f Gbit/s; to_backend %lu, to_client %lu, dropped %lu)\n",
                         ("siplb worker, " + std::to_string(n) + " backends").c_str(), r.mpps, io ? r.mpps / io : 0.0,
                         r.mpps * 1e6 * static_cast<double>(avg) * 8 / 1e9, r.to_backend, r.to_client, r.dropped);
         }
+        // Edge: the same mix toward 20 backends, plain then protected.
+        std::string pcap20 = (dir / "mix20.pcap").string();
+        write_mix(pcap20, messages, *bench::bench_snapshot(bench_backends(20)));
+        auto plain20 = run_dataplane(pcap20, 20, seconds, "20");
+        auto edge = run_dataplane(pcap20, 20, seconds, "edge", true);
+        for (const auto* r : {&plain20, &edge})
+            std::printf(
+                "%-28s %8.2f Mpps  ratio %.2f  (%.2f Mpps per worker CPU second; to_backend %lu, to_client %lu, "
+                "dropped %lu)\n",
+                r == &edge ? "siplb worker, 20, edge" : "siplb worker, 20 backends", r->mpps, io ? r->mpps / io : 0.0,
+                r->cpu_mpps, r->to_backend, r->to_client, r->dropped);
+        std::printf(
+            "edge/plain: %.2f against 20 backends plain, %.2f against 2 backends plain; per worker CPU second: "
+            "%.2f against 20 backends plain, %.2f against 2 backends plain\n",
+            plain20.mpps ? edge.mpps / plain20.mpps : 0.0, plain2 ? edge.mpps / plain2 : 0.0,
+            plain20.cpu_mpps ? edge.cpu_mpps / plain20.cpu_mpps : 0.0, plain2_cpu ? edge.cpu_mpps / plain2_cpu : 0.0);
         // Cost of an active capture on the worker, same run, alternating.
         dataplane::CaptureFilter one_call;
         one_call.call_id = first_call_id(messages, *bench::bench_snapshot(bench_backends(2)));
@@ -235,9 +324,9 @@ int main(int argc, char** argv) {
             DpResult off, on;
             if (round % 2 == 0) {
                 off = run_dataplane(pcap2, 2, seconds, "cap_off" + r);
-                on = run_dataplane(pcap2, 2, seconds, "cap_on" + r, &one_call);
+                on = run_dataplane(pcap2, 2, seconds, "cap_on" + r, false, &one_call);
             } else {
-                on = run_dataplane(pcap2, 2, seconds, "cap_on" + r, &one_call);
+                on = run_dataplane(pcap2, 2, seconds, "cap_on" + r, false, &one_call);
                 off = run_dataplane(pcap2, 2, seconds, "cap_off" + r);
             }
             std::printf("%-28s %8.2f Mpps  ratio %.2f\n", ("no capture, round " + r).c_str(), off.mpps,

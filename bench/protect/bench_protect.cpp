@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "edge_config.h"
 #include "siplb/protect/guard.h"
 #include "siplb/sip/parser.h"
 #include "support/message_mix.h"
@@ -125,6 +126,64 @@ void BM_CallIdHyperscan(benchmark::State& st) {
     hs_free_database(db);
 }
 BENCHMARK(BM_CallIdHyperscan);
+
+// The edge configuration (edge_config.h) on the mix, each message from one
+// of 1000 sources: parse, then the guard's work. Arg 1: WorkerGuard::check
+// (rules with the memo, rate limits). Arg 0: the same rules evaluated
+// without a memo, then the same rate limiter, i.e. what check() did before
+// the memo. Real time per message against BM_ParserBalancerDepth is what
+// protection costs.
+void BM_EdgeGuard(benchmark::State& st) {
+    const bool memo = st.range(0) != 0;
+    std::vector<protect::PoolProtectionSpec> pools = {bench::edge_protection_spec("edge")};
+    auto snap = protect::ProtectSnapshot::build(pools).value();
+    auto guard = protect::WorkerGuard::create(snap).value();
+    const auto& rules = *snap->pools()[0].protection->rules();
+    protect::RuleScratch scratch;
+    if (!scratch.reserve(rules)) std::abort();
+    protect::RuleCounters plain_counters(rules.size());
+    auto limiter = protect::RateLimiter::create(pools[0].rate_limit).value();
+    const auto& m = mix();
+    std::vector<IpAddress> srcs;
+    for (uint32_t k = 0; k < 1000; ++k)
+        srcs.push_back(IpAddress::from_v4_be(__builtin_bswap32(0xc0000200u + (k % 250) + ((k / 250) << 8))));
+    sip::SipMessage msg;
+    uint64_t now = 1'000'000'000ull;
+    size_t i = 0, dropped = 0;
+    for (auto _ : st) {
+        const auto& s = m[i & 2047];
+        const IpAddress& src = srcs[i++ % 1000];
+        sip::SipParser::parse(bytes(s), s.size(), msg, sip::ParseDepth::balancer);
+        now += 1000;
+        if (memo) {
+            dropped += guard->check(0, bytes(s), s.size(), msg, src, now).dropped();
+        } else if (msg.ok()) {
+            auto v = protect::evaluate(rules, bytes(s), s.size(), msg, scratch, plain_counters);
+            bool limited = msg.kind == sip::Kind::request && limiter.admit(src, now) != protect::RateVerdict::pass;
+            dropped += v.action == protect::RuleVerdict::Action::drop || limited;
+        }
+    }
+    const auto& c = memo ? guard->pool(0)->counters : plain_counters;
+    const auto n = static_cast<double>(std::max<int64_t>(1, st.iterations()));
+    st.SetItemsProcessed(st.iterations());
+    st.counters["dropped"] = static_cast<double>(dropped);
+    st.counters["scans_per_msg"] = static_cast<double>(c.scans()) / n;
+    st.counters["memo_hits_per_msg"] = static_cast<double>(c.memo_hits()) / n;
+}
+BENCHMARK(BM_EdgeGuard)->Arg(0)->Arg(1);
+
+void BM_ParserBalancerDepth(benchmark::State& st) {
+    const auto& m = mix();
+    sip::SipMessage msg;
+    size_t i = 0;
+    for (auto _ : st) {
+        const auto& s = m[i++ & 2047];
+        sip::SipParser::parse(bytes(s), s.size(), msg, sip::ParseDepth::balancer);
+        benchmark::DoNotOptimize(msg.call_id);
+    }
+    st.SetItemsProcessed(st.iterations());
+}
+BENCHMARK(BM_ParserBalancerDepth);
 
 protect::RateLimitSpec limits() {
     protect::RateLimitSpec c;  // the config defaults: 50/s burst 100, prefix 500/s burst 1000

@@ -79,6 +79,9 @@ Result<std::unique_ptr<WorkerGuard>> WorkerGuard::create(std::shared_ptr<const P
         st->name = p.name;
         st->limits = pp.rate_limit();
         if (auto s = g->scratch_.reserve(*pp.rules()); !s) return R::fail("pool '" + p.name + "': " + s.message());
+        auto memo = RuleCache::create(*pp.rules(), RuleCache::kDefaultEntries, seed * 0xff51afd7ed558ccdull);
+        if (!memo) return R::fail("pool '" + p.name + "': " + memo.message());
+        st->memo = std::move(memo).value();
         if (pp.rate_limit().enabled) {
             if (previous)
                 for (const auto& old : previous->pools_)
@@ -102,7 +105,7 @@ GuardDecision WorkerGuard::check(uint32_t pool_index, const uint8_t* payload, si
     if (pool_index >= pools_.size() || msg.verdict != sip::Verdict::ok) return d;
     PoolState& p = *pools_[pool_index];
     if (!p.rules->empty()) {
-        RuleVerdict v = evaluate(*p.rules, payload, len, msg, scratch_, p.counters);
+        RuleVerdict v = evaluate(*p.rules, payload, len, msg, scratch_, p.counters, &p.memo);
         d.rule = v.rule;
         switch (v.action) {
             case RuleVerdict::Action::drop: d.action = GuardDecision::Action::drop_rule; return d;

@@ -61,23 +61,51 @@ RateLimiter::Slot* RateLimiter::lookup(Slot* table, uint64_t hi, uint64_t lo, ui
     return victim;
 }
 
-RateVerdict RateLimiter::admit(const IpAddress& src, uint64_t now_ns) noexcept {
-    uint64_t hi, lo, phi, plo;
+RateLimiter::Keys RateLimiter::keys_of(const IpAddress& src) noexcept {
+    Keys k;
     if (src.is_v4()) {
         uint32_t a;
         std::memcpy(&a, src.bytes.data(), 4);
-        hi = 0;
-        lo = (0xffffull << 32) | a;  // ::ffff:a.b.c.d, address bytes as they are in memory
+        k.hi = 0;
+        k.lo = (0xffffull << 32) | a;  // ::ffff:a.b.c.d, address bytes as they are in memory
         uint32_t p = a;
         std::memset(reinterpret_cast<uint8_t*>(&p) + 3, 0, 1);  // /24: clear the last address byte
-        phi = 0;
-        plo = (0xffffull << 32) | p;
+        k.phi = 0;
+        k.plo = (0xffffull << 32) | p;
     } else {
-        std::memcpy(&hi, src.bytes.data(), 8);
-        std::memcpy(&lo, src.bytes.data() + 8, 8);
-        phi = hi;  // /64
-        plo = 0;
+        std::memcpy(&k.hi, src.bytes.data(), 8);
+        std::memcpy(&k.lo, src.bytes.data() + 8, 8);
+        k.phi = k.hi;  // /64
+        k.plo = 0;
     }
+    return k;
+}
+
+void RateLimiter::prefetch_window(const Slot* table, uint32_t mask, uint64_t h) noexcept {
+    // The window is kProbe consecutive slots (wrapping at the end of the
+    // table): every line from its first slot to its last.
+    const uint32_t first = static_cast<uint32_t>(h & mask);
+    const uint32_t last = (first + kProbe - 1) & mask;
+    const auto* begin = reinterpret_cast<const char*>(&table[first]);
+    const auto* end = reinterpret_cast<const char*>(&table[last]) + sizeof(Slot) - 1;
+    if (last < first) {  // wrapped: the table's tail and its head
+        const auto* tail_end = reinterpret_cast<const char*>(&table[mask]) + sizeof(Slot) - 1;
+        for (const char* p = begin; p <= tail_end; p += 64) __builtin_prefetch(p, 1, 3);
+        __builtin_prefetch(tail_end, 1, 3);
+        begin = reinterpret_cast<const char*>(table);
+    }
+    for (const char* p = begin; p <= end; p += 64) __builtin_prefetch(p, 1, 3);
+    __builtin_prefetch(end, 1, 3);
+}
+
+void RateLimiter::prefetch(const IpAddress& src) const noexcept {
+    const Keys k = keys_of(src);
+    prefetch_window(sources_.get(), mask_, mix(k.hi, k.lo, seed_));
+    prefetch_window(prefixes_.get(), mask_, mix(k.phi, k.plo, seed_));
+}
+
+RateVerdict RateLimiter::admit(const IpAddress& src, uint64_t now_ns) noexcept {
+    const auto [hi, lo, phi, plo] = keys_of(src);
     Slot* s = lookup(sources_.get(), hi, lo, now_ns);
     uint64_t s_tat = std::max(s->tat, now_ns) + source_.interval_ns;
     if (s_tat - now_ns > source_.tolerance_ns) {

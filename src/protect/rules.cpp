@@ -1,9 +1,12 @@
 #include "siplb/protect/rules.h"
 
 #include <hs/hs.h>
+#include <xxhash.h>
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
+#include <cstring>
 #include <map>
 
 namespace siplb::protect {
@@ -183,26 +186,82 @@ std::vector<uint64_t> RuleCounters::aggregate(std::span<const RuleCounters* cons
     return sum;
 }
 
+Result<RuleCache> RuleCache::create(const CompiledRules& rules, uint32_t entries, uint64_t seed) {
+    if (entries < 16 || entries > (1u << 16) || !std::has_single_bit(entries))
+        return Result<RuleCache>::fail("rule memo: " + std::to_string(entries) +
+                                       " entries per database, must be a power of two in [16, 65536]");
+    RuleCache c;
+    c.databases_ = rules.dbs_.size();
+    c.set_mask_ = entries / 2 - 1;
+    c.seed_ = seed;
+    if (c.databases_) c.entries_.reset(new Entry[c.databases_ * entries]());
+    return c;
+}
+
+namespace {
+
+// Lowest rule of database `db` that matches `value`, or kNoRule.
+uint32_t scan_field(hs_database* db, uint32_t first_rule, const uint8_t* value, uint32_t length, hs_scratch* scratch,
+                    RuleCounters& counters, bool& failed) noexcept {
+    MatchContext m{kNoRule, first_rule};
+    counters.scanned();
+    hs_error_t e = hs_scan(db, reinterpret_cast<const char*>(value), length, 0, scratch, on_match, &m);
+    failed = e != HS_SUCCESS && e != HS_SCAN_TERMINATED;
+    if (failed) counters.scan_error();
+    return m.best;
+}
+
+}  // namespace
+
 RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
-                     RuleScratch& scratch, RuleCounters& counters) noexcept {
+                     RuleScratch& scratch, RuleCounters& counters, RuleCache* cache) noexcept {
     RuleVerdict v;
     if (rules.dbs_.empty() || msg.verdict != sip::Verdict::ok) return v;
-    MatchContext m{kNoRule, 0};
-    for (const auto& d : rules.dbs_) {
+    if (cache && !cache->enabled()) cache = nullptr;
+    uint32_t best = kNoRule;
+    for (size_t i = 0; i < rules.dbs_.size(); ++i) {
+        const auto& d = rules.dbs_[i];
         // Databases are ordered by their lowest rule: once a match beats
         // that, no later database can produce an earlier rule.
-        if (m.best <= d.first_rule) break;
+        if (best <= d.first_rule) break;
         sip::Span s = field_span(payload, len, msg, d.field, d.header);
         if (s.empty() || s.end() > len) continue;
-        m.floor = d.first_rule;
-        hs_error_t e =
-            hs_scan(d.db, reinterpret_cast<const char*>(payload) + s.offset, s.length, 0, scratch.s_, on_match, &m);
-        if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) counters.scan_error();
+        const uint8_t* value = payload + s.offset;
+        uint32_t found;
+        bool failed = false;
+        if (cache && s.length <= RuleCache::kMaxValue) {
+            const uint64_t h = XXH3_64bits_withSeed(value, s.length, cache->seed_ + i);
+            RuleCache::Entry* set = &cache->entries_[(i * (size_t{cache->set_mask_} + 1) + (h & cache->set_mask_)) * 2];
+            auto same = [&](const RuleCache::Entry& e) {
+                return e.hash == h && e.length == s.length && std::memcmp(e.bytes, value, s.length) == 0;
+            };
+            const int way = same(set[0]) ? 0 : same(set[1]) ? 1 : -1;
+            if (way >= 0) {
+                counters.memo_hit();
+                found = set[way].rule;
+                set[way].recent = 1;
+                set[1 - way].recent = 0;
+            } else {
+                found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, counters, failed);
+                if (!failed) {
+                    RuleCache::Entry& e = set[set[0].recent ? 1 : 0];
+                    e.hash = h;
+                    e.rule = found;
+                    e.length = s.length;
+                    std::memcpy(e.bytes, value, s.length);
+                    e.recent = 1;
+                    set[&e == set ? 1 : 0].recent = 0;
+                }
+            }
+        } else {
+            found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, counters, failed);
+        }
+        if (found < best) best = found;
     }
-    if (m.best == kNoRule) return v;
-    const RuleInfo& r = rules.rules_[m.best];
-    counters.hit(m.best);
-    v.rule = m.best;
+    if (best == kNoRule) return v;
+    const RuleInfo& r = rules.rules_[best];
+    counters.hit(best);
+    v.rule = best;
     switch (r.action) {
         case RuleAction::drop: v.action = RuleVerdict::Action::drop; break;
         case RuleAction::allow: v.action = RuleVerdict::Action::allow; break;

@@ -1,10 +1,13 @@
 // fuzz-sources: src/sip/parser.cpp src/sip/find_header.cpp src/protect/rules.cpp src/protect/rate_limiter.cpp src/protect/guard.cpp
-// fuzz-pkg: libhs
+// fuzz-pkg: libhs libxxhash
 // fuzz-corpus: tests/sip/data
 //
 // Arbitrary bytes through the SIP parser, the rule engine (rules on every
 // field kind, including named headers and compact forms) and the rate
 // limiter. The first two bytes pick the source address and the clock step.
+// The guard answers from its memo of field values; the same rules evaluated
+// without a memo, and with a tiny memo that collides all the time, must give
+// the same rule for every input.
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -25,6 +28,8 @@ protect::RuleSpec rule(const char* name, const char* field, const char* pattern,
     r.route_pool = route;
     return r;
 }
+
+std::shared_ptr<const protect::ProtectSnapshot> reference_snapshot;
 
 protect::WorkerGuard& guard() {
     static std::unique_ptr<protect::WorkerGuard> g = [] {
@@ -54,6 +59,7 @@ protect::WorkerGuard& guard() {
         }
         auto snap = protect::ProtectSnapshot::build(pools);
         if (!snap) abort();
+        reference_snapshot = snap.value();
         auto w = protect::WorkerGuard::create(snap.value());
         if (!w) abort();
         return std::move(w).value();
@@ -62,6 +68,23 @@ protect::WorkerGuard& guard() {
 }
 
 uint64_t now_ns = 1;
+
+// Pool 0's rules evaluated outside the guard: no memo, and a 16-entry memo.
+struct Reference {
+    const protect::CompiledRules& rules;
+    protect::RuleScratch scratch;
+    protect::RuleCounters plain_counters, tiny_counters;
+    protect::RuleCache tiny;
+    explicit Reference(const protect::CompiledRules& r)
+        : rules(r), plain_counters(r.size()), tiny_counters(r.size()), tiny(protect::RuleCache::create(r, 16).value()) {
+        if (!scratch.reserve(r)) abort();
+    }
+};
+
+Reference& reference() {
+    static Reference r(*reference_snapshot->pools()[0].protection->rules());
+    return r;
+}
 
 }  // namespace
 
@@ -77,7 +100,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     IpAddress src = (addr & 0x80) ? IpAddress::from_v6(v6)
                                   : IpAddress::from_v4_be(0x000071cbu | (uint32_t(addr) << 24));
     auto& g = guard();
+    g.prefetch(addr & 1u, src);
     auto d = g.check(addr & 1u, data, size, msg, src, now_ns);
+    if ((addr & 1u) == 0) {
+        auto& ref = reference();
+        auto plain = protect::evaluate(ref.rules, data, size, msg, ref.scratch, ref.plain_counters);
+        auto tiny = protect::evaluate(ref.rules, data, size, msg, ref.scratch, ref.tiny_counters, &ref.tiny);
+        if (plain.rule != d.rule || tiny.rule != d.rule) abort();
+    }
     if (d.action == protect::GuardDecision::Action::route && d.route_pool != 1) abort();
     if (d.rule != protect::kNoRule && d.rule >= g.snapshot().pools()[0].protection->rules()->size()) abort();
     if (g.pool(0)->counters.scan_errors() != 0) abort();

@@ -103,5 +103,27 @@ TEST(Guard, UnknownPoolIndexForwards) {
               GuardDecision::Action::forward);
 }
 
+TEST(Guard, PrefetchChangesNoVerdict) {
+    auto snap = ProtectSnapshot::build(pools());
+    ASSERT_TRUE(snap.ok()) << snap.message();
+    auto a = WorkerGuard::create(snap.value(), 11).value();
+    auto b = WorkerGuard::create(snap.value(), 11).value();
+    Msg inv(request("INVITE", "sip:1000@example.net", "phone"));
+    int dropped = 0;
+    for (int i = 0; i < 200; ++i) {
+        const IpAddress src = *IpAddress::parse("198.51.100." + std::to_string(i % 3));
+        const uint64_t now = 1000 * kMs + static_cast<uint64_t>(i) * kMs;
+        a->prefetch(0, src);
+        a->prefetch(1, src);  // a pool without rate limits
+        a->prefetch(7, src);  // outside the snapshot
+        auto da = a->check(0, inv.data(), inv.text.size(), inv.m, src, now);
+        auto db = b->check(0, inv.data(), inv.text.size(), inv.m, src, now);
+        ASSERT_EQ(da.action, db.action) << i;
+        dropped += da.dropped();
+    }
+    EXPECT_GT(dropped, 0);  // the limits were reached: the comparison covered both verdicts
+    EXPECT_EQ(a->pool(0)->limiter->passed(), b->pool(0)->limiter->passed());
+}
+
 }  // namespace
 }  // namespace siplb::protect

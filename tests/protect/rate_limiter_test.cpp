@@ -117,5 +117,28 @@ TEST(RateLimiter, RejectsBadConfig) {
     EXPECT_FALSE(RateLimiter::create(cfg(1, 1, -1, 1)).ok());
 }
 
+TEST(RateLimiter, PrefetchChangesNothing) {
+    // Two limiters with the same seed see the same requests (many sources
+    // in a tiny table: windows wrap, buckets get evicted, some are limited);
+    // one is prefetched before every request, the other never.
+    auto a = RateLimiter::create(cfg(20, 3, 50, 10, 16), 7).value();
+    auto b = RateLimiter::create(cfg(20, 3, 50, 10, 16), 7).value();
+    uint64_t t = 5 * kSec;
+    for (int i = 0; i < 5000; ++i) {
+        t += 1'000'000ull * (i % 7);
+        const std::string addr = i % 3 ? "203.0.113." + std::to_string(i % 61)
+                                       : "2001:db8:" + std::to_string(i % 5) + "::" + std::to_string(i % 13);
+        const IpAddress src = ip(addr.c_str());
+        a.prefetch(src);
+        ASSERT_EQ(a.admit(src, t), b.admit(src, t)) << i;
+    }
+    EXPECT_EQ(a.passed(), b.passed());
+    EXPECT_EQ(a.source_limited(), b.source_limited());
+    EXPECT_EQ(a.prefix_limited(), b.prefix_limited());
+    EXPECT_EQ(a.evictions(), b.evictions());
+    EXPECT_GT(a.source_limited() + a.prefix_limited(), 0u);
+    EXPECT_GT(a.evictions(), 0u);
+}
+
 }  // namespace
 }  // namespace siplb::protect

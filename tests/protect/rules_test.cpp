@@ -10,10 +10,14 @@ using protect::RuleAction;
 using test::request;
 using test::rule;
 
+// Every evaluation runs twice: without a memo (its counters are `counters`)
+// and with one (`memo_counters`); both must give the same verdict, so every
+// test here also checks that the memo changes nothing.
 struct Harness {
     std::shared_ptr<const CompiledRules> rules;
     RuleScratch scratch;
-    std::unique_ptr<RuleCounters> counters;
+    std::unique_ptr<RuleCounters> counters, memo_counters;
+    RuleCache memo;
 
     explicit Harness(std::vector<protect::RuleSpec> cfg, std::vector<std::string> pools = {}) {
         auto r = CompiledRules::build(cfg, pools);
@@ -21,12 +25,18 @@ struct Harness {
         rules = r.value();
         EXPECT_TRUE(scratch.reserve(*rules).ok());
         counters = std::make_unique<RuleCounters>(rules->size());
+        memo_counters = std::make_unique<RuleCounters>(rules->size());
+        memo = RuleCache::create(*rules).value();
     }
     RuleVerdict eval(const std::string& datagram) {
         sip::SipMessage m = sip::SipParser::parse(datagram);
         EXPECT_TRUE(m.ok() || m.verdict == sip::Verdict::keepalive) << sip::to_string(m.reason);
-        return evaluate(*rules, reinterpret_cast<const uint8_t*>(datagram.data()), datagram.size(), m, scratch,
-                        *counters);
+        const auto* bytes = reinterpret_cast<const uint8_t*>(datagram.data());
+        RuleVerdict with_memo = evaluate(*rules, bytes, datagram.size(), m, scratch, *memo_counters, &memo);
+        RuleVerdict v = evaluate(*rules, bytes, datagram.size(), m, scratch, *counters);
+        EXPECT_EQ(with_memo.rule, v.rule) << datagram;
+        EXPECT_EQ(with_memo.action, v.action) << datagram;
+        return v;
     }
 };
 
@@ -159,6 +169,80 @@ TEST(Rules, ThousandRulesCompileIntoFewDatabases) {
     EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", "blocked999")).rule, 999u);
     EXPECT_EQ(h.eval(request("INVITE", "sip:blocked4@x", "blocked999")).rule, 4u);
     EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", "blocked9999")).action, RuleVerdict::Action::none);
+}
+
+// The From value of test::request(), verbatim.
+constexpr const char* kFromValue = "\"Alice\" <sip:alice@example.net>;tag=1928301774";
+
+TEST(Rules, PatternForOneFieldNeverMatchesAnother) {
+    // Rule 0 matches this exact User-Agent; the From carries the same bytes.
+    Harness h({rule("ua-exact", "user_agent", "^\"Alice\" <sip:alice@example\\.net>;tag=1928301774$"),
+               rule("from-other", "from", "^nobody$"), rule("ua-alice", "user_agent", "alice@")});
+    EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", kFromValue)).rule, 0u);
+    // Same From value, and the UA matches nothing: the From must not be
+    // answered with the UA's result, from the memo or otherwise.
+    EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", "phone")).action, RuleVerdict::Action::none);
+    EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", "phone")).action, RuleVerdict::Action::none);
+    EXPECT_EQ(h.memo_counters->hits(0), 1u);
+}
+
+TEST(Rules, RuleOrderHoldsAcrossFieldsAndMemo) {
+    // From rules are rules 0 and 2, the UA rule is rule 1: one database
+    // holds 0 and 2, another holds 1.
+    Harness h({rule("from-bob", "from", "bob@"), rule("ua-scanner", "user_agent", "scanner"),
+               rule("from-alice", "from", "alice@")});
+    ASSERT_EQ(h.rules->databases(), 2u);
+    for (int pass = 0; pass < 2; ++pass) {  // the second pass answers from the memo
+        EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", "scanner")).rule, 1u) << pass;
+        EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", "phone")).rule, 2u) << pass;
+        std::string bob = request("INVITE", "sip:1@x", "scanner");
+        bob.replace(bob.find("alice@"), 6, "bob@xy");
+        EXPECT_EQ(h.eval(bob).rule, 0u) << pass;
+    }
+    EXPECT_GT(h.memo_counters->memo_hits(), 0u);
+    // Reversed order: the UA rule comes first and wins over From.
+    Harness r({rule("ua-scanner", "user_agent", "scanner"), rule("from-alice", "from", "alice@")});
+    EXPECT_EQ(r.eval(request("INVITE", "sip:1@x", "scanner")).rule, 0u);
+    EXPECT_EQ(r.eval(request("INVITE", "sip:1@x", "scanner")).rule, 0u);
+}
+
+TEST(Rules, MemoAnswersRepeatedValuesAndScansNewOnes) {
+    Harness h({rule("ua", "user_agent", "scanner"), rule("from", "from", "mallory@")});
+    const std::string m = request("REGISTER", "sip:x", "Yealink SIP-T46S");
+    h.eval(m);
+    EXPECT_EQ(h.memo_counters->scans(), 2u);  // User-Agent and From
+    EXPECT_EQ(h.memo_counters->memo_hits(), 0u);
+    h.eval(m);
+    EXPECT_EQ(h.memo_counters->scans(), 2u);
+    EXPECT_EQ(h.memo_counters->memo_hits(), 2u);
+    h.eval(request("REGISTER", "sip:x", "Yealink SIP-T46S 2"));  // new UA, known From
+    EXPECT_EQ(h.memo_counters->scans(), 3u);
+    EXPECT_EQ(h.memo_counters->memo_hits(), 3u);
+    // Without a memo every field is scanned every time.
+    EXPECT_EQ(h.counters->scans(), 6u);
+    // Values longer than the memo keeps are scanned every time.
+    const std::string long_ua = request("REGISTER", "sip:x", std::string(RuleCache::kMaxValue + 1, 'a'));
+    h.eval(long_ua);
+    h.eval(long_ua);
+    EXPECT_EQ(h.memo_counters->scans(), 5u);
+}
+
+TEST(Rules, NoScanWhenTheMessageHasNoneOfTheFields) {
+    Harness h({rule("ua", "user_agent", "scanner"), rule("x", "header:X-Scan", "yes")});
+    h.eval(request("OPTIONS", "sip:x", ""));  // neither User-Agent nor X-Scan
+    EXPECT_EQ(h.counters->scans(), 0u);
+    EXPECT_EQ(h.memo_counters->scans(), 0u);
+    EXPECT_EQ(h.memo_counters->memo_hits(), 0u);
+    EXPECT_EQ(h.eval(request("OPTIONS", "sip:x", "", "X-Scan: yes\r\n")).rule, 1u);
+    EXPECT_EQ(h.counters->scans(), 1u);
+}
+
+TEST(Rules, MemoSizeIsChecked) {
+    Harness h({rule("ua", "user_agent", "scanner")});
+    EXPECT_FALSE(RuleCache::create(*h.rules, 100).ok());
+    EXPECT_FALSE(RuleCache::create(*h.rules, 8).ok());
+    EXPECT_TRUE(RuleCache::create(*h.rules, 16).ok());
+    EXPECT_FALSE(RuleCache().enabled());
 }
 
 }  // namespace

@@ -9,7 +9,8 @@
 //   ProtectSnapshot  the PoolProtections of one published dataplane snapshot,
 //                    in its pool order, route targets resolved by name.
 //   WorkerGuard      one per worker per snapshot: Hyperscan scratch for every
-//                    pool's databases, per-rule counters and a rate limiter
+//                    pool's databases, per-rule counters, a memo of scanned
+//                    field values (rules.h, RuleCache) and a rate limiter
 //                    per pool. Built by the control thread before the
 //                    snapshot is published (it allocates); check() never
 //                    allocates, locks, logs or throws. Only its worker uses it.
@@ -103,6 +104,7 @@ public:
         PoolState(std::shared_ptr<const CompiledRules> r) : rules(std::move(r)), counters(rules->size()) {}
         std::shared_ptr<const CompiledRules> rules;
         RuleCounters counters;
+        RuleCache memo;                        // this worker's scan results by field value
         std::shared_ptr<RateLimiter> limiter;  // null when rate limiting is off
         RateLimitSpec limits;                  // what `limiter` was made with
         std::string name;
@@ -120,6 +122,16 @@ public:
     // pool_index outside the snapshot: forward (nothing configured).
     GuardDecision check(uint32_t pool_index, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
                         const IpAddress& src, uint64_t now_ns) noexcept;
+
+    // Burst loops: call for every request of a burst before the first
+    // check() of that burst. Issues prefetches for the rate-limit table lines
+    // check() will read for this source in this pool, so their cache misses
+    // overlap instead of stalling one packet each. Changes no state and no
+    // verdict; a no-op for pools without rate limits or outside the range.
+    void prefetch(uint32_t pool_index, const IpAddress& src) const noexcept {
+        if (pool_index < pools_.size()) [[likely]]
+            if (const RateLimiter* rl = pools_[pool_index]->limiter.get()) rl->prefetch(src);
+    }
 
     const ProtectSnapshot& snapshot() const noexcept { return *snap_; }
     // For stats and tests: per pool (nullptr outside the range).

@@ -52,6 +52,9 @@ public:
 
     // Charges one request from `src` at `now_ns`. No allocation, no lock.
     RateVerdict admit(const IpAddress& src, uint64_t now_ns) noexcept;
+    // Prefetches the cache lines admit(src, ...) reads (the probe windows
+    // of the source and of its prefix); changes nothing. For burst loops.
+    void prefetch(const IpAddress& src) const noexcept;
 
     // Single-writer counters, readable from other threads.
     uint64_t passed() const noexcept { return load(c_->passed); }
@@ -73,6 +76,12 @@ private:
         uint64_t tolerance_ns;  // burst * T
     };
     RateLimiter() = default;
+    struct Keys {
+        uint64_t hi, lo;    // the address
+        uint64_t phi, plo;  // its /24 or /64
+    };
+    static Keys keys_of(const IpAddress& src) noexcept;
+    static void prefetch_window(const Slot* table, uint32_t mask, uint64_t h) noexcept;
     Slot* lookup(Slot* table, uint64_t hi, uint64_t lo, uint64_t now_ns) noexcept;
     static uint64_t load(const std::atomic<uint64_t>& c) noexcept { return c.load(std::memory_order_relaxed); }
     static void bump(std::atomic<uint64_t>& c) noexcept {
