@@ -27,6 +27,13 @@ DropReason drop_for(sip::RejectReason r) noexcept {
     }
 }
 
+IpAddress source_address(const uint8_t* frame, const net::PacketView& v) noexcept {
+    IpAddress src;
+    if (v.ip_version == 6) src.family = IpAddress::Family::v6;
+    std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
+    return src;
+}
+
 }  // namespace
 
 uint64_t ToBackendStage::balancing_key(const uint8_t* frame, const net::PacketView& v, const sip::SipMessage& msg,
@@ -37,7 +44,7 @@ uint64_t ToBackendStage::balancing_key(const uint8_t* frame, const net::PacketVi
     return balance::hash_call_id(frame + v.payload_offset() + msg.call_id.offset, msg.call_id.length, pool.seed());
 }
 
-void ToBackendStage::prepare(const Frame& f, [[maybe_unused]] const balance::DataplaneSnapshot* snap,
+void ToBackendStage::prepare(const Frame& f, const balance::DataplaneSnapshot* snap,
                              const balance::DataplaneSnapshot::PoolRef& vip, Prepared& p) const noexcept {
     const net::PacketView& v = f.view;
     // Balancer depth: neither pick() nor the protect rules read tags or the top via-parm.
@@ -46,8 +53,11 @@ void ToBackendStage::prepare(const Frame& f, [[maybe_unused]] const balance::Dat
     p.key = balancing_key(f.data, v, p.msg, *vip.pool);
     // Keepalives never touch the affinity table.
     balance::prefetch_pick(*vip.pool, p.key, p.msg.verdict == sip::Verdict::keepalive ? nullptr : ctx_.affinity);
-    // The protect stage's per-frame prefetch (this source's rate-limit
-    // buckets in snap->guard(worker_) for vip.pool_index) goes here, next to pick's.
+    // The rate-limit buckets forward()'s check() will read for this
+    // source (only requests are limited).
+    if (p.msg.verdict == sip::Verdict::ok && p.msg.kind == sip::Kind::request)
+        if (const protect::WorkerGuard* guard = snap->guard(worker_))
+            guard->prefetch(vip.pool_index, source_address(f.data, v));
 }
 
 Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot* snap,
@@ -71,9 +81,7 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
     // The guard belongs to this snapshot: its pools are the snapshot's.
     protect::WorkerGuard* guard = snap->guard(worker_);
     if (guard && msg.verdict == sip::Verdict::ok) {
-        IpAddress src;
-        if (v.ip_version == 6) src.family = IpAddress::Family::v6;
-        std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
+        const IpAddress src = source_address(frame, v);
         const protect::GuardDecision g =
             guard->check(pool_index, frame + v.payload_offset(), v.payload_len(), msg, src, now_ms * 1000000);
         if (g.dropped()) {
