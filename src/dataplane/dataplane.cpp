@@ -401,6 +401,13 @@ std::vector<uint64_t> Dataplane::worker_loops() const {
     return loops;
 }
 
+uint32_t Dataplane::mbufs_in_use() const noexcept {
+    uint32_t n = 0;
+    if (impl_->pool) n += rte_mempool_in_use_count(impl_->pool);
+    if (impl_->indirect_pool) n += rte_mempool_in_use_count(impl_->indirect_pool);
+    return n;
+}
+
 DataplaneStats Dataplane::stats() const {
     const Impl& d = *impl_;
     std::lock_guard lock(d.stats_mutex);
