@@ -639,6 +639,11 @@ class Soak:
         # Each kind once early on, then at random; never one whose previous
         # instance is still in progress (a restart or recovery pending).
         busy = {name for _, name, _ in self.pending}
+        # A lund backend killed and another silent at once would leave lund
+        # under its health panic threshold (backends kept in rotation): one
+        # outage at a time, so each reaction can be timed.
+        if busy & {"restart", "silent_end"}:
+            busy |= {"restart", "silent_end"}
         free = [c for c in self.CHANGES if self.FOLLOW_UP.get(c) not in busy]
         for name in free:
             if name not in self.chosen:
