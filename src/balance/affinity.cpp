@@ -47,8 +47,9 @@ std::optional<AffinityTable::Hit> AffinityTable::lookup(uint64_t key, uint32_t n
     for (const Entry& e : b.way) {
         const uint64_t k1 = e.key.load(std::memory_order_acquire);
         if (!same_tag(k1, tag) || (k1 & kBusy)) continue;
-        const uint64_t p = e.payload.load(std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_acquire);
+        // Acquire on the payload: if it is a newer writer's, that writer's
+        // busy CAS happened before, and the second key load sees it.
+        const uint64_t p = e.payload.load(std::memory_order_acquire);
         const uint64_t k2 = e.key.load(std::memory_order_relaxed);
         if (k1 != k2) return std::nullopt;  // being rewritten: let Maglev decide this once
         if (!after(expiry_of(p), now_s)) return std::nullopt;
@@ -67,8 +68,7 @@ AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, ui
         uint64_t k = e.key.load(std::memory_order_acquire);
         if (!same_tag(k, tag)) continue;
         if (k & kBusy) return Store::busy;
-        const uint64_t p = e.payload.load(std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_acquire);
+        const uint64_t p = e.payload.load(std::memory_order_acquire);
         if (e.key.load(std::memory_order_relaxed) != k) return Store::busy;
         uint32_t expiry = expiry_s;
         if (after(expiry_of(p), now_s) && after(expiry_of(p), expiry)) expiry = expiry_of(p);
@@ -76,8 +76,8 @@ AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, ui
         if (id_of(p) == backend_id && expiry == expiry_of(p) && new_vip == vip_of(k)) return Store::unchanged;
         if (!e.key.compare_exchange_strong(k, k | kBusy, std::memory_order_acquire, std::memory_order_relaxed))
             return Store::busy;
-        std::atomic_thread_fence(std::memory_order_release);
-        e.payload.store(pack(backend_id, expiry), std::memory_order_relaxed);
+        // Release: a reader that sees this payload also sees the busy bit.
+        e.payload.store(pack(backend_id, expiry), std::memory_order_release);
         e.key.store(next_word(k, tag, new_vip), std::memory_order_release);
         return Store::refreshed;
     }
@@ -104,8 +104,7 @@ AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, ui
     if (!victim->key.compare_exchange_strong(victim_word, victim_word | kBusy, std::memory_order_acquire,
                                              std::memory_order_relaxed))
         return Store::busy;
-    std::atomic_thread_fence(std::memory_order_release);
-    victim->payload.store(pack(backend_id, expiry_s), std::memory_order_relaxed);
+    victim->payload.store(pack(backend_id, expiry_s), std::memory_order_release);
     victim->key.store(next_word(victim_word, tag, vip), std::memory_order_release);
     return victim_live ? Store::evicted : Store::inserted;
 }
@@ -117,8 +116,7 @@ void AffinityTable::erase(uint64_t key) noexcept {
         uint64_t k = e.key.load(std::memory_order_acquire);
         if (!same_tag(k, tag) || (k & kBusy)) continue;
         if (!e.key.compare_exchange_strong(k, k | kBusy, std::memory_order_acquire, std::memory_order_relaxed)) return;
-        std::atomic_thread_fence(std::memory_order_release);
-        e.payload.store(0, std::memory_order_relaxed);
+        e.payload.store(0, std::memory_order_release);
         // Empty tag, but the version keeps moving so a concurrent reader
         // cannot pair an old key word with a later payload.
         e.key.store(next_word(k, 0, kNoVip), std::memory_order_release);

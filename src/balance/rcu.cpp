@@ -35,10 +35,11 @@ uint64_t QsbrDomain::start_grace_period() noexcept {
 }
 
 bool QsbrDomain::passed(uint64_t token) const noexcept {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    const uint32_t n = high_water_.load(std::memory_order_acquire);
+    // seq_cst loads: ordered after the caller's pointer exchange and token
+    // increment, against the readers' seq_cst counter stores in online().
+    const uint32_t n = high_water_.load(std::memory_order_seq_cst);
     for (uint32_t i = 0; i < n; ++i) {
-        const uint64_t c = readers_[i].counter.load(std::memory_order_acquire);
+        const uint64_t c = readers_[i].counter.load(std::memory_order_seq_cst);
         if (c != kOffline && c < token) return false;
     }
     return true;

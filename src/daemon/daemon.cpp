@@ -148,6 +148,10 @@ json Daemon::status() const {
     j["config"] = cfg_.source_path;
     const balance::DataplaneSnapshot* snap = publisher_.current();
     j["snapshot_version"] = snap ? snap->version() : 0;
+    // Replaced snapshots still in their grace period and freed so far: a
+    // reclamation leak shows as `retired` growing.
+    j["snapshots"] = {{"retired", publisher_.retired_count()}, {"freed", publisher_.freed_count()}};
+    j["mbufs_in_use"] = dataplane_ ? dataplane_->mbufs_in_use() : 0;
     json tables = json::object();
     if (snap) {
         char buf[24];

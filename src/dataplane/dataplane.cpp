@@ -490,6 +490,13 @@ size_t Dataplane::drain_mirror(const std::function<void(const MirrorSlot&)>& fn,
     return n;
 }
 
+uint32_t Dataplane::mbufs_in_use() const noexcept {
+    uint32_t n = 0;
+    if (impl_->pool) n += rte_mempool_in_use_count(impl_->pool);
+    if (impl_->indirect_pool) n += rte_mempool_in_use_count(impl_->indirect_pool);
+    return n;
+}
+
 DataplaneStats Dataplane::stats() const {
     const Impl& d = *impl_;
     std::lock_guard lock(d.stats_mutex);

@@ -201,6 +201,7 @@ rte_mbuf* Reassembler::copy_to_chain(const uint8_t* data, uint32_t len) noexcept
     if (done < len) {
         if (head) rte_pktmbuf_free(head);
         bump(c_.frag_failed);
+        c_.drop(DropReason::no_mbuf);  // the reassembled datagram is lost: a drop like any other
         return nullptr;
     }
     return head;

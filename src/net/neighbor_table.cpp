@@ -51,12 +51,13 @@ std::optional<NeighborTable::Entry> NeighborTable::lookup(const IpAddress& ip, u
         for (int attempt = 0; attempt < 4; ++attempt) {
             uint32_t seq1 = s.seq.load(std::memory_order_acquire);
             if (seq1 & 1) continue;
-            uint32_t flags = s.flags.load(std::memory_order_relaxed);
-            uint64_t lo = s.addr_lo.load(std::memory_order_relaxed);
-            uint64_t hi = s.addr_hi.load(std::memory_order_relaxed);
-            uint64_t mp = s.mac_port.load(std::memory_order_relaxed);
-            uint64_t confirmed = s.confirmed_ms.load(std::memory_order_relaxed);
-            std::atomic_thread_fence(std::memory_order_acquire);
+            // Acquire on each field: one written by a newer writer makes that
+            // writer's odd sequence visible to the check below.
+            uint32_t flags = s.flags.load(std::memory_order_acquire);
+            uint64_t lo = s.addr_lo.load(std::memory_order_acquire);
+            uint64_t hi = s.addr_hi.load(std::memory_order_acquire);
+            uint64_t mp = s.mac_port.load(std::memory_order_acquire);
+            uint64_t confirmed = s.confirmed_ms.load(std::memory_order_acquire);
             if (s.seq.load(std::memory_order_relaxed) != seq1) continue;
             if (!(flags & kFlagUsed)) return std::nullopt;  // never used: end of chain
             if (flags & kFlagTomb) break;                   // freed: the chain goes on
@@ -134,11 +135,13 @@ NeighborTable::Learn NeighborTable::learn(const IpAddress& ip, const MacAddress&
             s.seq.store(seq, std::memory_order_release);  // nothing written: restore
             return Learn::busy;
         }
-        s.addr_lo.store(k.lo, std::memory_order_relaxed);
-        s.addr_hi.store(k.hi, std::memory_order_relaxed);
-        s.mac_port.store(mp, std::memory_order_relaxed);
-        s.confirmed_ms.store(now_ms, std::memory_order_relaxed);
-        s.flags.store(kFlagUsed | k.family_flag | (is_static ? kFlagStatic : 0), std::memory_order_relaxed);
+        // Release: whoever reads one of these also sees the odd sequence (the
+        // CAS above), so a reader never pairs old and new fields.
+        s.addr_lo.store(k.lo, std::memory_order_release);
+        s.addr_hi.store(k.hi, std::memory_order_release);
+        s.mac_port.store(mp, std::memory_order_release);
+        s.confirmed_ms.store(now_ms, std::memory_order_release);
+        s.flags.store(kFlagUsed | k.family_flag | (is_static ? kFlagStatic : 0), std::memory_order_release);
         s.seq.store(seq + 2, std::memory_order_release);
         generation_.fetch_add(1, std::memory_order_release);
         return same ? Learn::updated : Learn::inserted;
@@ -174,10 +177,10 @@ size_t NeighborTable::expire(uint64_t now_ms) noexcept {
         // Re-check under ownership: a learner may have confirmed it meanwhile.
         if (s.flags.load(std::memory_order_relaxed) == flags &&
             expired(s.confirmed_ms.load(std::memory_order_relaxed), now_ms)) {
-            s.addr_lo.store(0, std::memory_order_relaxed);
-            s.addr_hi.store(0, std::memory_order_relaxed);
-            s.mac_port.store(0, std::memory_order_relaxed);
-            s.flags.store(kFlagUsed | kFlagTomb, std::memory_order_relaxed);
+            s.addr_lo.store(0, std::memory_order_release);
+            s.addr_hi.store(0, std::memory_order_release);
+            s.mac_port.store(0, std::memory_order_release);
+            s.flags.store(kFlagUsed | kFlagTomb, std::memory_order_release);
             ++n;
         }
         s.seq.store(seq + 2, std::memory_order_release);

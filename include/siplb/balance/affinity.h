@@ -23,8 +23,14 @@
 // Torn reads are prevented with a per-entry seqlock: a writer claims the entry
 // by CAS on the key word (setting busy), writes the payload, then releases the
 // key word with the version incremented; a reader loads key, payload, key
-// again (with an acquire fence) and accepts the payload only if both key
-// loads are equal and not busy. Writers never wait: if the CAS fails (another
+// again and accepts the payload only if both key loads are equal and not
+// busy. The ordering is carried by the atomics themselves, not by fences
+// (which ThreadSanitizer does not model): the payload is stored with
+// release after the busy CAS and loaded with acquire before the second key
+// load, so a reader that sees a newer payload also sees the busy bit or the
+// newer version (Boehm, "Can seqlocks get along with programming language
+// memory models?", 2012). tests/balance/affinity_stress_test.cpp counts
+// torn reads under concurrent writers. Writers never wait: if the CAS fails (another
 // core is writing that entry) the store is skipped and the next packet of the
 // call stores it. Readers never write; a refresh is written at most once per
 // second per call (only when it pushes the expiry forward or changes the VIP).

@@ -45,10 +45,12 @@ public:
     }
     void offline(ReaderId id) noexcept { readers_[id].counter.store(kOffline, std::memory_order_release); }
     void online(ReaderId id) noexcept {
-        readers_[id].counter.store(token_.load(std::memory_order_acquire), std::memory_order_relaxed);
-        // The counter store must be visible before this reader loads any
-        // shared pointer, or a writer could miss it and free under it.
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // The counter store must be ordered before this reader's next load of
+        // a shared pointer, or a writer could miss it and free under it: a
+        // store-load order, which only seq_cst gives. The store, the
+        // pointer's load and exchange, and the writer's counter loads are all
+        // seq_cst (no standalone fence: ThreadSanitizer models these).
+        readers_[id].counter.store(token_.load(std::memory_order_acquire), std::memory_order_seq_cst);
     }
 
     // Writer side: call after unpublishing an object; returns its token.
@@ -92,13 +94,15 @@ public:
 
     // Reader side: valid until this reader's next quiescent()/offline().
     // nullptr before the first publish.
-    const T* current() const noexcept { return current_.load(std::memory_order_acquire); }
+    // seq_cst (see QsbrDomain::online()): the same plain load as acquire on
+    // x86-64 and AArch64.
+    const T* current() const noexcept { return current_.load(std::memory_order_seq_cst); }
 
     // Writer side: swaps in `next`, retires the previous object and frees
     // whatever retired objects are already safe. Never blocks on readers.
     void publish(std::unique_ptr<const T> next) {
         std::lock_guard lock(writer_mutex_);
-        const T* old = current_.exchange(next.release(), std::memory_order_acq_rel);
+        const T* old = current_.exchange(next.release(), std::memory_order_seq_cst);
         if (old) retired_.push_back({old, domain_.start_grace_period()});
         reclaim_locked();
     }
@@ -113,6 +117,12 @@ public:
     size_t retired_count() const {
         std::lock_guard lock(writer_mutex_);
         return retired_.size();
+    }
+    // Objects freed since construction: with retired_count(), shows that
+    // every replaced snapshot is reclaimed (the soak watches both).
+    uint64_t freed_count() const {
+        std::lock_guard lock(writer_mutex_);
+        return freed_total_;
     }
     QsbrDomain& domain() noexcept { return domain_; }
 
@@ -131,6 +141,7 @@ private:
             ++freed;
         }
         retired_.erase(retired_.begin(), it);
+        freed_total_ += freed;
         return freed;
     }
 
@@ -138,6 +149,7 @@ private:
     std::atomic<const T*> current_{nullptr};
     mutable std::mutex writer_mutex_;
     std::vector<Retired> retired_;
+    uint64_t freed_total_ = 0;
 };
 
 void qsbr_backoff(unsigned attempt) noexcept;

@@ -55,7 +55,8 @@ enum class CounterKind : uint8_t { counter, gauge };
     X(no_headroom, "no_headroom", "No room to grow the L2 header (VLAN tag, tunnel header)")                   \
     X(mtu_exceeded, "mtu_exceeded", "IPv4 datagram with DF above the egress MTU (answered, not cut)")          \
     X(no_tunnel_source, "no_tunnel_source", "ipip: the egress port has no address of the backend's family")    \
-    X(tx_full, "tx_full", "The TX queue refused the frame")
+    X(tx_full, "tx_full", "The TX queue refused the frame")                                                    \
+    X(no_mbuf, "no_mbuf", "No mbuf left for a frame siplb rebuilds (a reassembled datagram)")
 
 // Worker scope: counted by one lcore, reported per worker and in total.
 #define SIPLB_WORKER_COUNTERS(X)                                                                                      \

@@ -56,6 +56,9 @@ public:
     // Each worker's main-loop iteration count, in worker order (cheap: one
     // relaxed load per worker; the control thread samples it as a heartbeat).
     std::vector<uint64_t> worker_loops() const;
+    // Mbufs of the packet pools not free (in flight, in rings, in TX
+    // buffers or held by the reassembler); per-lcore cached ones count as free.
+    uint32_t mbufs_in_use() const noexcept;
 
     // siplbctl capture, one at a time: the workers copy the balanced
     // datagrams `filter` matches, as received and as sent, into a ring of
