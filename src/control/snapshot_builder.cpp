@@ -27,6 +27,7 @@ void SnapshotBuilder::set_config(const config::Config& cfg) {
         if (old != params_.end() &&
             (old->second.table_size != p.table_size || old->second.seed != p.seed || old->second.mode != p.mode ||
              old->second.dialog_idle_s != p.dialog_idle_s || old->second.transaction_idle_s != p.transaction_idle_s ||
+             old->second.key != p.key || old->second.key_fallback != p.key_fallback ||
              old->second.listen != p.listen || old->second.health.overload_codes != p.health.overload_codes ||
              old->second.rules != p.rules || old->second.rate_limit != p.rate_limit))
             cache_.erase(p.name);  // table parameters changed: rebuild
@@ -70,6 +71,8 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
         spec.mode = param->second.mode;
         spec.dialog_idle_s = param->second.dialog_idle_s;
         spec.transaction_idle_s = param->second.transaction_idle_s;
+        spec.key = param->second.key;
+        spec.key_fallback = param->second.key_fallback;
         spec.overload_codes = param->second.health.overload_codes;
         spec.counter_slot = counter_slot(view.name);
         auto prot = protection(param->second);

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "egress.h"
+#include "siplb/balance/pick.h"
 #include "forward_context.h"
 #include "icmp_errors.h"
 #include "neighbor_stage.h"
@@ -52,6 +53,12 @@ public:
 
 private:
     Action drop(DropReason r) noexcept { return dataplane::drop(c_, r); }
+    // The backend choice off the plain Call-ID path: a pool keyed by another
+    // field, or an INVITE naming another dialog (Replaces, Join). Out of
+    // line so that the Call-ID path stays as small as it was.
+    [[gnu::noinline]] balance::Decision pick_by_pool_key(const Frame& f, const balance::PoolSnapshot& pool,
+                                                         PoolCounters* pc, uint64_t call_hash, bool dialog,
+                                                         uint32_t now_s, uint8_t vip_slot) noexcept;
 
     const ForwardContext& ctx_;
     WorkerCounters& c_;
@@ -60,6 +67,8 @@ private:
     IcmpErrors& errors_;  // "fragmentation needed" when egress finds a DF datagram too big
     unsigned worker_;
     sip::SipMessage msg_;  // reused: no per-packet construction
+    // A %-escaped Call-ID of a Replaces/Join, decoded; a longer one counts as malformed.
+    uint8_t dialog_ref_scratch_[512];
 };
 
 }  // namespace siplb::dataplane

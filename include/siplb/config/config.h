@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "siplb/balance/forward_mode.h"
+#include "siplb/balance/key.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
 #include "siplb/dataplane/spec.h"
@@ -107,6 +108,8 @@ struct PoolConfig {
     ForwardMode mode = ForwardMode::nat;
     uint32_t dialog_idle_s = 7200;     // affinity idle time for INVITE dialogs
     uint32_t transaction_idle_s = 64;  // for REGISTER/OPTIONS/... transactions
+    balance::KeySpec key;              // what places new dialogs and transactions
+    balance::KeySpec key_fallback;     // for messages without the key's field
     HealthConfig health;               // [pool.health] overrides [health]
     std::vector<RuleConfig> rules;     // [[pool.rule]]
     RateLimitConfig rate_limit;        // [pool.rate_limit]
