@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "siplb/balance/forward_mode.h"
-#include "siplb/balance/key.h"
+#include "siplb/balance/key_spec.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
 #include "siplb/dataplane/spec.h"
