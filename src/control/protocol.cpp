@@ -93,6 +93,11 @@ Result<Request> parse_request(std::string_view line) {
         auto c = string_field(j, "call_id", true);
         if (!c) return Fail::fail("lookup: " + c.message());
         r.call_id = *c;
+        if (j.contains("key")) {
+            auto k = string_field(j, "key", true);
+            if (!k) return Fail::fail("lookup: " + k.message());
+            r.key = *k;
+        }
     }
     if (r.cmd == CommandKind::weight || r.cmd == CommandKind::add) {
         auto it = j.find("weight");
@@ -116,7 +121,10 @@ std::string encode_request(const Request& r) {
     j["cmd"] = std::string(to_string(r.cmd));
     if (!r.pool.empty()) j["pool"] = r.pool;
     if (r.backend) j["backend"] = r.backend->to_string();
-    if (r.cmd == CommandKind::lookup) j["call_id"] = r.call_id;
+    if (r.cmd == CommandKind::lookup) {
+        j["call_id"] = r.call_id;
+        if (r.key) j["key"] = *r.key;
+    }
     if (r.cmd == CommandKind::weight || r.cmd == CommandKind::add) j["weight"] = r.weight;
     return j.dump() + "\n";
 }
