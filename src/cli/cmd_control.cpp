@@ -25,7 +25,7 @@ struct Options {
     std::string socket;
     bool json_out = false;
     int timeout_ms = 10000;
-    std::vector<std::string> args;  // positional
+    std::vector<std::string> args;   // positional
     std::optional<std::string> key;  // query: the value of the pool's balancing key
 };
 

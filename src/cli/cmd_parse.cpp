@@ -81,8 +81,8 @@ json dialog_ref(const uint8_t* d, const SipMessage& m) {
 json pool_keys(const std::vector<PoolKey>& pools, const uint8_t* d, size_t n, const SipMessage& m,
                const std::string& src) {
     std::string src_addr;
-    if (auto ep = Endpoint::parse(src)) src_addr.assign(reinterpret_cast<const char*>(ep->ip.bytes.data()),
-                                                        ep->ip.is_v6() ? 16 : 4);
+    if (auto ep = Endpoint::parse(src))
+        src_addr.assign(reinterpret_cast<const char*>(ep->ip.bytes.data()), ep->ip.is_v6() ? 16 : 4);
     json keys = json::object();
     for (const auto& p : pools) {
         json k;
@@ -95,7 +95,7 @@ json pool_keys(const std::vector<PoolKey>& pools, const uint8_t* d, size_t n, co
         // source_ip is bytes on the wire: shown as the address.
         const balance::KeyKind kind = fallback ? p.fallback.kind : p.key.kind;
         k["value"] = kind == balance::KeyKind::source_ip && !src.empty() ? Endpoint::parse(src)->ip.to_string()
-                                                                          : std::string(value);
+                                                                         : std::string(value);
         keys[p.pool] = k;
     }
     return keys;

@@ -233,7 +233,19 @@ inline bool ci_equal(const uint8_t* p, std::string_view lower) noexcept {
     return true;
 }
 
-enum class Hdr : uint8_t { none, call_id, via, cseq, from, to, user_agent, max_forwards, content_length, replaces, join };
+enum class Hdr : uint8_t {
+    none,
+    call_id,
+    via,
+    cseq,
+    from,
+    to,
+    user_agent,
+    max_forwards,
+    content_length,
+    replaces,
+    join
+};
 
 // Span of the first via-parm: up to the first comma outside a quoted string.
 // Quotes in Via are rare (only in quoted parameter values), so the common

@@ -111,7 +111,6 @@ public:
     }
 
 protected:
-
     static uint64_t pool_count(const std::string& pool_name, const char* group, const char* name) {
         const auto s = dp_->stats();
         const auto* p = s.pool(pool_name);
@@ -136,7 +135,8 @@ std::string escaped_replaces(const std::string& call_id) {
 
 TEST_F(CallKeys, ReplacesFollowTheAffinityEntryOfTheReplacedCall) {
     std::vector<std::pair<Endpoint, std::string>> calls, transfers, byes;
-    for (int i = 0; i < 100; ++i) calls.push_back({kCaller, request({.call_id = "orig-" + std::to_string(i) + "@pbx"})});
+    for (int i = 0; i < 100; ++i)
+        calls.push_back({kCaller, request({.call_id = "orig-" + std::to_string(i) + "@pbx"})});
     const auto placed = deliver("transfer", calls);
     // A backend joins: the table moves about a fifth of the calls, their
     // entries keep them where they are, and so must their transfers.
@@ -149,7 +149,8 @@ TEST_F(CallKeys, ReplacesFollowTheAffinityEntryOfTheReplacedCall) {
         moved_in_table += table_ip("transfer", old_id) != placed[size_t(i)];
         const std::string hdr = i % 2 ? replaces(old_id) : escaped_replaces(old_id);
         transfers.push_back({kCallee, request({.call_id = "xfer-" + std::to_string(i) + "@phone", .extra = hdr})});
-        byes.push_back({kCallee, request({.method = "BYE", .call_id = "xfer-" + std::to_string(i) + "@phone", .cseq = 2})});
+        byes.push_back(
+            {kCallee, request({.method = "BYE", .call_id = "xfer-" + std::to_string(i) + "@phone", .cseq = 2})});
     }
     EXPECT_GT(moved_in_table, 5u);  // otherwise the test shows nothing about the entries
     const uint64_t followed = pool_count("transfer", "dialogs", "replaces_followed");
@@ -205,8 +206,9 @@ struct KeyCase {
     std::function<std::pair<Endpoint, Msg>(int u, int c)> first;
 };
 
-void check_key(CallKeys& t, const KeyCase& k, std::vector<IpAddress> (CallKeys::*deliver)(
-                                                  const std::string&, const std::vector<std::pair<Endpoint, std::string>>&)) {
+void check_key(CallKeys& t, const KeyCase& k,
+               std::vector<IpAddress> (CallKeys::*deliver)(const std::string&,
+                                                           const std::vector<std::pair<Endpoint, std::string>>&)) {
     constexpr int kUsers = 12, kPerUser = 8;
     std::vector<std::pair<Endpoint, std::string>> firsts, callee_side, caller_side;
     for (int u = 0; u < kUsers; ++u)
@@ -243,11 +245,31 @@ void check_key(CallKeys& t, const KeyCase& k, std::vector<IpAddress> (CallKeys::
 TEST_F(CallKeys, EachKeyKeepsAUsersCallsTogetherAndDialogsFollowTheirEntry) {
     auto user = [](int u) { return "user" + std::to_string(u); };
     const std::vector<KeyCase> cases = {
-        {"by_from", [&](int u, int c) { return std::pair{ep("192.0.2." + std::to_string(30 + c) + ":5062"), Msg{.from_user = user(u), .to_user = "dest" + std::to_string(c)}}; }},
-        {"by_to", [&](int u, int c) { return std::pair{ep("192.0.2." + std::to_string(30 + c) + ":5062"), Msg{.from_user = "src" + std::to_string(c), .to_user = user(u)}}; }},
-        {"by_ruri", [&](int u, int c) { return std::pair{ep("192.0.2." + std::to_string(30 + c) + ":5062"), Msg{.from_user = "src" + std::to_string(c), .ruri_user = user(u)}}; }},
-        {"by_source", [&](int u, int c) { return std::pair{ep("192.0.2." + std::to_string(30 + u) + ":" + std::to_string(5000 + c)), Msg{.from_user = "src" + std::to_string(c)}}; }},
-        {"by_header", [&](int u, int c) { return std::pair{ep("192.0.2." + std::to_string(30 + c) + ":5062"), Msg{.from_user = "src" + std::to_string(c), .extra = "X-Tenant: " + user(u) + "\r\n"}}; }},
+        {"by_from",
+         [&](int u, int c) {
+             return std::pair{ep("192.0.2." + std::to_string(30 + c) + ":5062"),
+                              Msg{.from_user = user(u), .to_user = "dest" + std::to_string(c)}};
+         }},
+        {"by_to",
+         [&](int u, int c) {
+             return std::pair{ep("192.0.2." + std::to_string(30 + c) + ":5062"),
+                              Msg{.from_user = "src" + std::to_string(c), .to_user = user(u)}};
+         }},
+        {"by_ruri",
+         [&](int u, int c) {
+             return std::pair{ep("192.0.2." + std::to_string(30 + c) + ":5062"),
+                              Msg{.from_user = "src" + std::to_string(c), .ruri_user = user(u)}};
+         }},
+        {"by_source",
+         [&](int u, int c) {
+             return std::pair{ep("192.0.2." + std::to_string(30 + u) + ":" + std::to_string(5000 + c)),
+                              Msg{.from_user = "src" + std::to_string(c)}};
+         }},
+        {"by_header",
+         [&](int u, int c) {
+             return std::pair{ep("192.0.2." + std::to_string(30 + c) + ":5062"),
+                              Msg{.from_user = "src" + std::to_string(c), .extra = "X-Tenant: " + user(u) + "\r\n"}};
+         }},
     };
     for (const auto& k : cases) check_key(*this, k, &CallKeys::deliver);
     EXPECT_EQ(dp_->stats().total("affinity", "evictions"), 0u);

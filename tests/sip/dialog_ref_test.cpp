@@ -74,8 +74,7 @@ TEST(DialogRef, HeaderNameIsCaseInsensitiveAndHasNoCompactForm) {
     // Headers that merely start like it.
     EXPECT_EQ(read(invite_with("Replaces-X: abc;to-tag=t;from-tag=f\r\nJoined: x\r\n")).msg.dialog_ref_kind,
               DialogRefKind::none);
-    EXPECT_EQ(read(invite_with("Record-Route: <sip:p.example.com;lr>\r\n")).msg.dialog_ref_kind,
-              DialogRefKind::none);
+    EXPECT_EQ(read(invite_with("Record-Route: <sip:p.example.com;lr>\r\n")).msg.dialog_ref_kind, DialogRefKind::none);
 }
 
 TEST(DialogRef, EscapedFormCopiedFromReferTo) {
@@ -134,7 +133,7 @@ TEST(DialogRef, WhitespaceFoldsAndQuotedParameters) {
 
 TEST(DialogRef, MalformedValues) {
     for (const char* bad : {
-             "Replaces: ;to-tag=t;from-tag=f\r\n",               // empty Call-ID
+             "Replaces: ;to-tag=t;from-tag=f\r\n",              // empty Call-ID
              "Replaces: \r\n",                                  // empty value
              "Replaces: abc;from-tag=f\r\n",                    // no to-tag
              "Replaces: abc;to-tag=t\r\n",                      // no from-tag
@@ -172,16 +171,19 @@ TEST(DialogRef, FullAndBalancerDepthAgree) {
 }
 
 TEST(UriUser, FromToAndRequestUri) {
-    const std::string s = "\"Al; <x>\" <sip:alice:pw@example.com;transport=udp>;tag=1|sip:+4930@gw;user=phone|"
-                          "<tel:+4930123;phone-context=x>|<sip:example.com>|<sip:bob@h";
+    const std::string s =
+        "\"Al; <x>\" <sip:alice:pw@example.com;transport=udp>;tag=1|sip:+4930@gw;user=phone|"
+        "<tel:+4930123;phone-context=x>|<sip:example.com>|<sip:bob@h";
     const auto* d = reinterpret_cast<const uint8_t*>(s.data());
-    auto user = [&](size_t b, size_t e) { return std::string(uri_user(d, Span{uint16_t(b), uint16_t(e - b)}).view(d)); };
+    auto user = [&](size_t b, size_t e) {
+        return std::string(uri_user(d, Span{uint16_t(b), uint16_t(e - b)}).view(d));
+    };
     size_t p1 = s.find('|'), p2 = s.find('|', p1 + 1), p3 = s.find('|', p2 + 1), p4 = s.find('|', p3 + 1);
     EXPECT_EQ(user(0, p1), "alice");
     EXPECT_EQ(user(p1 + 1, p2), "+4930");
     EXPECT_EQ(user(p2 + 1, p3), "+4930123");
-    EXPECT_EQ(user(p3 + 1, p4), "");           // no user part
-    EXPECT_EQ(user(p4 + 1, s.size()), "");     // unclosed '<'
+    EXPECT_EQ(user(p3 + 1, p4), "");        // no user part
+    EXPECT_EQ(user(p4 + 1, s.size()), "");  // unclosed '<'
 }
 
 }  // namespace
