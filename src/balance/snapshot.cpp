@@ -82,6 +82,10 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
     s.dialog_idle_s_ = spec.dialog_idle_s;
     s.transaction_idle_s_ = spec.transaction_idle_s;
     s.counter_slot_ = spec.counter_slot;
+    for (const KeySpec* k : {&spec.key, &spec.key_fallback})
+        if (k->kind == KeyKind::header && k->header.empty()) return R::fail(where + "header key without a name");
+    s.key_ = spec.key;
+    s.key_fallback_ = spec.key_fallback;
     if (spec.protection && spec.protection->active()) s.protection_ = spec.protection;
     if (spec.overload_codes.size() > kMaxOverloadCodes)
         return R::fail(where + "at most " + std::to_string(kMaxOverloadCodes) + " overload codes");
@@ -147,6 +151,9 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
     fp.add_value(static_cast<uint8_t>(s.mode_));
     fp.add_value(s.dialog_idle_s_);
     fp.add_value(s.transaction_idle_s_);
+    // Two nodes with different keys place new calls differently.
+    fp.add_string(to_string(s.key_));
+    fp.add_string(to_string(s.key_fallback_));
     for (const auto& l : s.listen_) fp.add_endpoint(l);
     for (const auto& b : s.backends_) {
         fp.add_string(b.identity);

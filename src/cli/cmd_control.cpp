@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,8 @@ struct Options {
     std::string socket;
     bool json_out = false;
     int timeout_ms = 10000;
-    std::vector<std::string> args;  // positional
+    std::vector<std::string> args;   // positional
+    std::optional<std::string> key;  // query: the value of the pool's balancing key
 };
 
 // --- table output ---
@@ -249,8 +251,10 @@ constexpr Spec kSpecs[] = {
     {CommandKind::backends, "backends", "backends [POOL]", "backends: source, weight, state, health, share, traffic", 0,
      1},
     {CommandKind::stats, "stats", "stats", "counters per worker, port, drop reason, backend", 0, 0},
-    {CommandKind::lookup, "query", "query POOL CALLID...",
-     "backend the running daemon picks now (affinity or table) and the call's VIP", 2, SIZE_MAX},
+    {CommandKind::lookup, "query", "query POOL CALLID... [--key VALUE]",
+     "backend the running daemon picks now (affinity or table) and the call's VIP; --key: the value of the "
+     "pool's balancing key (pools not keyed by the Call-ID)",
+     2, SIZE_MAX},
     {CommandKind::drain, "drain", "drain POOL BACKEND", "no new calls to BACKEND, existing dialogs stay", 2, 2},
     {CommandKind::disable, "disable", "disable POOL BACKEND", "take BACKEND out entirely (dialogs move)", 2, 2},
     {CommandKind::enable, "enable", "enable POOL BACKEND", "undo drain/disable", 2, 2},
@@ -298,6 +302,12 @@ int run(const Spec& s, int argc, char** argv) {
             } else {
                 o.socket = v;
             }
+        } else if (a == "--key" && s.kind == CommandKind::lookup) {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "siplbctl %s: --key needs a value\n", s.name);
+                return 2;
+            }
+            o.key = argv[++i];
         } else if (a.rfind("--socket=", 0) == 0) {
             o.socket = a.substr(9);
         } else if (a == "--") {
@@ -343,6 +353,7 @@ int run(const Spec& s, int argc, char** argv) {
         for (size_t i = 1; i < o.args.size(); ++i) {
             control::Request r = base;
             r.call_id = o.args[i];
+            r.key = o.key;
             reqs.push_back(r);
         }
     } else {

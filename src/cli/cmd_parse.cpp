@@ -15,6 +15,9 @@
 #include <vector>
 
 #include "command.h"
+#include "siplb/balance/key.h"
+#include "siplb/common/endpoint.h"
+#include "siplb/config/config.h"
 #include "siplb/sip/parser.h"
 
 namespace siplb::cli {
@@ -24,7 +27,13 @@ namespace {
 using json = nlohmann::ordered_json;
 using sip::SipMessage;
 
-constexpr const char* kUsage = "parse FILE...";
+constexpr const char* kUsage = "parse [--config FILE] FILE...";
+
+// --config: each pool's balancing key, whose value every datagram reports.
+struct PoolKey {
+    std::string pool;
+    balance::KeySpec key, fallback;
+};
 
 void print_help() {
     std::printf(
@@ -32,7 +41,12 @@ void print_help() {
         "Parses SIP datagrams the way the balancer does and prints one JSON object\n"
         "per datagram per line: source, verdict (ok|keepalive|reject), reason (on\n"
         "reject), kind, method, status, call_id, and cseq, from_tag, to_tag,\n"
-        "user_agent when present.\n\n"
+        "user_agent when present; dialog_ref for a Replaces or Join header (the\n"
+        "Call-ID it names, %%-escapes decoded, or malformed: true).\n\n"
+        "--config FILE  also print \"keys\": for each pool of FILE, the value its\n"
+        "               balancing key takes from the datagram (key, value, and\n"
+        "               fallback: true when key_fallback supplied it); source_ip\n"
+        "               is known for captured packets only.\n\n"
         "FILE is either one raw datagram (the UDP payload) or a capture (.pcap or\n"
         "pcapng, recognised by content): Ethernet, 802.1Q, Linux cooked (v1/v2) or\n"
         "raw IP; IPv4 and IPv6; non-UDP packets are skipped, IP fragments are\n"
@@ -45,7 +59,50 @@ void print_help() {
 
 std::string view_of(const uint8_t* d, sip::Span s) { return std::string(s.view(d)); }
 
-json describe(const std::string& source, const uint8_t* d, size_t n) {
+json dialog_ref(const uint8_t* d, const SipMessage& m) {
+    json j;
+    j["header"] = m.dialog_ref_kind == sip::DialogRefKind::join ? "join" : "replaces";
+    sip::DialogRef ref;
+    uint8_t scratch[1024];
+    std::string_view call_id;
+    if (sip::parse_dialog_ref(d, m, ref)) call_id = sip::dialog_ref_call_id(d, ref, scratch, sizeof scratch);
+    if (call_id.empty()) {
+        j["malformed"] = true;
+        return j;
+    }
+    j["call_id"] = std::string(call_id);
+    j["to_tag"] = view_of(d, ref.to_tag);
+    j["from_tag"] = view_of(d, ref.from_tag);
+    if (ref.early_only) j["early_only"] = true;
+    return j;
+}
+
+// src: "ip:port" of a captured packet, "" for a raw datagram.
+json pool_keys(const std::vector<PoolKey>& pools, const uint8_t* d, size_t n, const SipMessage& m,
+               const std::string& src) {
+    std::string src_addr;
+    if (auto ep = Endpoint::parse(src))
+        src_addr.assign(reinterpret_cast<const char*>(ep->ip.bytes.data()), ep->ip.is_v6() ? 16 : 4);
+    json keys = json::object();
+    for (const auto& p : pools) {
+        json k;
+        std::string_view value = balance::key_value(p.key, d, n, m, src_addr);
+        const bool fallback = value.empty();
+        if (fallback) value = balance::key_value(p.fallback, d, n, m, src_addr);
+        if (fallback && value.empty()) value = m.call_id.view(d);  // as the dataplane does
+        k["key"] = balance::to_string(fallback ? p.fallback : p.key);
+        if (fallback) k["fallback"] = true;
+        // source_ip is bytes on the wire: shown as the address.
+        const balance::KeyKind kind = fallback ? p.fallback.kind : p.key.kind;
+        k["value"] = kind == balance::KeyKind::source_ip && !src.empty() ? Endpoint::parse(src)->ip.to_string()
+                                                                         : std::string(value);
+        keys[p.pool] = k;
+    }
+    return keys;
+}
+
+json describe(const std::string& source, const uint8_t* d, size_t n, const std::vector<PoolKey>& pools,
+              const std::string& src = {}) {
     SipMessage m;
     sip::SipParser::parse(d, n, m);
     json j;
@@ -61,6 +118,8 @@ json describe(const std::string& source, const uint8_t* d, size_t n) {
     if (!m.from_tag.empty()) j["from_tag"] = view_of(d, m.from_tag);
     if (!m.to_tag.empty()) j["to_tag"] = view_of(d, m.to_tag);
     if (!m.user_agent.empty()) j["user_agent"] = view_of(d, m.user_agent);
+    if (m.ok() && m.dialog_ref_count != 0) j["dialog_ref"] = dialog_ref(d, m);
+    if (m.ok() && !pools.empty()) j["keys"] = pool_keys(pools, d, n, m, src);
     j["length"] = n;
     return j;
 }
@@ -244,7 +303,7 @@ bool looks_like_capture(const std::string& head) {
            magic == 0x0A0D0D0A;  // pcapng section header block
 }
 
-bool parse_capture(const std::string& path) {
+bool parse_capture(const std::string& path, const std::vector<PoolKey>& pools) {
     char err[PCAP_ERRBUF_SIZE] = {};
     pcap_t* pc = pcap_open_offline(path.c_str(), err);
     if (!pc) {
@@ -267,7 +326,7 @@ bool parse_capture(const std::string& path) {
         const auto udp = walk_link(dlt, pkt, hdr->caplen);
         if (!udp) continue;
         const std::string source = path + "#" + std::to_string(number);
-        json j = udp->fragment ? fragment(source) : describe(source, udp->data, udp->len);
+        json j = udp->fragment ? fragment(source) : describe(source, udp->data, udp->len, pools, udp->src);
         j["src"] = udp->src;
         j["dst"] = udp->dst;
         emit(j);
@@ -281,7 +340,7 @@ bool parse_capture(const std::string& path) {
     return ok;
 }
 
-bool parse_file(const std::string& path) {
+bool parse_file(const std::string& path, const std::vector<PoolKey>& pools) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         std::fprintf(stderr, "siplbctl parse: %s: %s\n", path.c_str(), std::strerror(errno));
@@ -292,19 +351,28 @@ bool parse_file(const std::string& path) {
         std::fprintf(stderr, "siplbctl parse: %s: read error\n", path.c_str());
         return false;
     }
-    if (looks_like_capture(data)) return parse_capture(path);
-    emit(describe(path, reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+    if (looks_like_capture(data)) return parse_capture(path, pools);
+    emit(describe(path, reinterpret_cast<const uint8_t*>(data.data()), data.size(), pools));
     return true;
 }
 
 int run_parse(int argc, char** argv) {
     std::vector<std::string> files;
+    std::string config_path;
     bool options_done = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (!options_done && (a == "--help" || a == "-h")) {
             print_help();
             return 0;
+        }
+        if (!options_done && (a == "--config" || a == "-c")) {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "siplbctl parse: %s needs a value\n", a.c_str());
+                return 2;
+            }
+            config_path = argv[++i];
+            continue;
         }
         if (!options_done && a == "--") {
             options_done = true;
@@ -320,8 +388,17 @@ int run_parse(int argc, char** argv) {
         std::fprintf(stderr, "usage: siplbctl %s\n", kUsage);
         return 2;
     }
+    std::vector<PoolKey> pools;
+    if (!config_path.empty()) {
+        auto cfg = config::load_config(config_path);
+        if (!cfg) {
+            std::fprintf(stderr, "siplbctl parse: %s\n", cfg.message().c_str());
+            return 1;
+        }
+        for (const auto& p : cfg->pools) pools.push_back({p.name, p.key, p.key_fallback});
+    }
     bool all_read = true;
-    for (const auto& f : files) all_read = parse_file(f) && all_read;
+    for (const auto& f : files) all_read = parse_file(f, pools) && all_read;
     std::cout.flush();
     return all_read ? 0 : 1;
 }

@@ -991,6 +991,15 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
     }
     read_uint(s, "dialog_idle_s", p.dialog_idle_s, 1, 7 * 86400);
     read_uint(s, "transaction_idle_s", p.transaction_idle_s, 1, 3600);
+    for (auto [name, spec] : {std::pair{"key", &p.key}, std::pair{"key_fallback", &p.key_fallback}}) {
+        std::string text;
+        if (!read_string(s, name, text)) continue;
+        auto parsed = balance::parse_key_spec(text);
+        if (parsed)
+            *spec = *parsed;
+        else
+            d.error(s.table()->get(name)->source(), s.path(name), parsed.message());
+    }
 
     p.health = global_health;
     if (const toml::table* ht = sub_table(s, "health")) {

@@ -197,6 +197,10 @@ void diff_pool(Differ& d, const PoolConfig& a, const PoolConfig& b, const Config
     d.field(pre, "mode", a.mode, b.mode, false);
     d.field(pre, "dialog_idle_s", a.dialog_idle_s, b.dialog_idle_s, false);
     d.field(pre, "transaction_idle_s", a.transaction_idle_s, b.transaction_idle_s, false);
+    d.field(pre, "key", balance::to_string(a.key), balance::to_string(b.key), false,
+            "places new calls elsewhere; both cluster nodes must agree");
+    d.field(pre, "key_fallback", balance::to_string(a.key_fallback), balance::to_string(b.key_fallback), false,
+            "places new calls elsewhere; both cluster nodes must agree");
     diff_health(d, pre + "health.", a.health, b.health, &ca.health, &cb.health);
 
     // Rules and rate limits apply live: the snapshot builder compiles the

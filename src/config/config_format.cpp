@@ -164,7 +164,9 @@ std::string format_config(const Config& c) {
           << "seed = " << p.seed << "\n"
           << "mode = " << (p.mode == ForwardMode::nat ? "\"nat\"" : "\"ipip\"") << "\n"
           << "dialog_idle_s = " << p.dialog_idle_s << "\n"
-          << "transaction_idle_s = " << p.transaction_idle_s << "\n";
+          << "transaction_idle_s = " << p.transaction_idle_s << "\n"
+          << "key = " << toml_string(balance::to_string(p.key)) << "\n"
+          << "key_fallback = " << toml_string(balance::to_string(p.key_fallback)) << "\n";
         o << "\n[pool.health]\n";
         write_health(o, p.health);
         o << "\n[pool.rate_limit]\n"

@@ -135,7 +135,7 @@ JResult CommandHandler::execute(const Request& r, const Actor& who) {
         case CommandKind::lookup: {
             if (auto s = need_pool(); !s) return JResult::fail(s.message());
             if (!hooks_.lookup) return JResult::fail("lookup is not available: the dataplane has no snapshot yet");
-            auto res = hooks_.lookup(r.pool, r.call_id);
+            auto res = hooks_.lookup(r.pool, r.call_id, r.key);
             if (!res) return res;
             json j = std::move(*res);
             j["pool"] = r.pool;

@@ -96,6 +96,11 @@ Result<Request> parse_request(std::string_view line) {
         auto c = string_field(j, "call_id", true);
         if (!c) return Fail::fail("lookup: " + c.message());
         r.call_id = *c;
+        if (j.contains("key")) {
+            auto k = string_field(j, "key", true);
+            if (!k) return Fail::fail("lookup: " + k.message());
+            r.key = *k;
+        }
     }
     if (r.cmd == CommandKind::capture_start) {
         auto c = string_field(j, "call_id", false);
@@ -140,6 +145,7 @@ std::string encode_request(const Request& r) {
     if (r.backend) j["backend"] = r.backend->to_string();
     if (r.cmd == CommandKind::lookup || (r.cmd == CommandKind::capture_start && !r.call_id.empty()))
         j["call_id"] = r.call_id;
+    if (r.cmd == CommandKind::lookup && r.key) j["key"] = *r.key;
     if (r.client) j["client"] = r.client->to_string();
     if (r.cmd == CommandKind::capture_read || r.cmd == CommandKind::capture_stop) j["id"] = r.capture_id;
     if (r.cmd == CommandKind::weight || r.cmd == CommandKind::add) j["weight"] = r.weight;

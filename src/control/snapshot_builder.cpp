@@ -27,8 +27,9 @@ void SnapshotBuilder::set_config(const config::Config& cfg) {
         if (old != params_.end() &&
             (old->second.table_size != p.table_size || old->second.seed != p.seed || old->second.mode != p.mode ||
              old->second.dialog_idle_s != p.dialog_idle_s || old->second.transaction_idle_s != p.transaction_idle_s ||
-             old->second.listen != p.listen || old->second.health.overload_codes != p.health.overload_codes ||
-             old->second.rules != p.rules || old->second.rate_limit != p.rate_limit))
+             old->second.key != p.key || old->second.key_fallback != p.key_fallback || old->second.listen != p.listen ||
+             old->second.health.overload_codes != p.health.overload_codes || old->second.rules != p.rules ||
+             old->second.rate_limit != p.rate_limit))
             cache_.erase(p.name);  // table parameters changed: rebuild
         next[p.name] = p;
     }
@@ -70,6 +71,8 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
         spec.mode = param->second.mode;
         spec.dialog_idle_s = param->second.dialog_idle_s;
         spec.transaction_idle_s = param->second.transaction_idle_s;
+        spec.key = param->second.key;
+        spec.key_fallback = param->second.key_fallback;
         spec.overload_codes = param->second.health.overload_codes;
         spec.counter_slot = counter_slot(view.name);
         auto prot = protection(param->second);
@@ -131,13 +134,15 @@ std::map<std::string, std::map<std::string, double>> table_shares(const balance:
 }
 
 Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const balance::AffinityTable* affinity,
-                                   const std::string& pool, const std::string& call_id, uint32_t now_s) {
+                                   const std::string& pool, const std::string& call_id, uint32_t now_s,
+                                   const std::optional<std::string>& key) {
     using R = Result<nlohmann::json>;
     const balance::PoolSnapshot* p = snap.find_pool(pool);
     if (!p) return R::fail("unknown pool '" + pool + "'");
     const uint64_t hash = balance::hash_call_id(call_id, p->seed());
     const auto backends = p->backends();
     nlohmann::json j;
+    j["key"] = balance::to_string(p->key());
     // Same order as balance::pick(), but read-only: lookup must not create
     // affinity entries for Call-IDs that exist only in an operator's query.
     if (affinity) {
@@ -154,7 +159,12 @@ Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const
             }
         }
     }
-    const balance::Decision d = balance::pick(*p, hash, false, now_s, nullptr);
+    // The key places calls without an entry; the Call-ID when the pool
+    // balances on it, or when no key value was given.
+    const bool by_key = key && !key->empty() && !p->keyed_by_call_id();
+    const uint64_t table_hash = by_key ? balance::hash_call_id(*key, p->seed()) : hash;
+    j["table_key"] = by_key ? balance::to_string(p->key()) : "call_id";
+    const balance::Decision d = balance::pick_keyed(*p, hash, table_hash, false, now_s, nullptr);
     j["vip"] = nullptr;  // no live entry: no VIP recorded
     if (!d.entry) {
         j["backend"] = nullptr;

@@ -331,10 +331,11 @@ int Daemon::run() {
     hooks.status = [this] { return status(); };
     hooks.stats = [this] { return stats(); };
     hooks.metrics_info = [this] { return metrics_info(); };
-    hooks.lookup = [this](const std::string& pool, const std::string& call_id) -> Result<json> {
+    hooks.lookup = [this](const std::string& pool, const std::string& call_id,
+                          const std::optional<std::string>& key) -> Result<json> {
         const balance::DataplaneSnapshot* snap = publisher_.current();
         if (!snap) return Result<json>::fail("no snapshot published yet");
-        return control::lookup_call(*snap, affinity_.get(), pool, call_id, monotonic_seconds());
+        return control::lookup_call(*snap, affinity_.get(), pool, call_id, monotonic_seconds(), key);
     };
     hooks.reload = [this](const control::Actor& who) { return reload(who); };
     hooks.resolve = [this](const std::string& pool) -> Result<json> {

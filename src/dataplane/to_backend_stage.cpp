@@ -113,7 +113,10 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
         d = balance::pick(pool, key, false, now_s, nullptr);
     } else {
         dialog = creates_dialog(msg);
-        d = balance::pick(pool, key, dialog, now_s, ctx_.affinity, vip_slot);
+        if (pool.keyed_by_call_id() && msg.dialog_ref_count == 0) [[likely]]
+            d = balance::pick(pool, key, dialog, now_s, ctx_.affinity, vip_slot);
+        else
+            d = pick_by_pool_key(f, pool, msg, pc, key, dialog, now_s, vip_slot);
         if (d.affinity_evicted) bump(c_.affinity_evictions);
     }
     if (d.reason == balance::Decision::Reason::no_backend || !d.entry) {
@@ -156,6 +159,49 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
         if (dialog) bump(bc->calls);
     }
     return a;
+}
+
+balance::Decision ToBackendStage::pick_by_pool_key(const Frame& f, const balance::PoolSnapshot& pool,
+                                                   const sip::SipMessage& msg, PoolCounters* pc,
+                                                   uint64_t call_hash, bool dialog, uint32_t now_s,
+                                                   uint8_t vip_slot) noexcept {
+    const net::PacketView& v = f.view;
+    const uint8_t* payload = f.data + v.payload_offset();
+    const size_t len = v.payload_len();
+    uint64_t table_hash = call_hash;
+    bool fallback = false;
+    if (!pool.keyed_by_call_id()) {
+        const std::string_view src{reinterpret_cast<const char*>(f.data + v.src_addr_offset()), v.addr_len()};
+        std::string_view value = balance::key_value(pool.key(), payload, len, msg, src);
+        if (value.empty()) {
+            fallback = true;
+            value = balance::key_value(pool.key_fallback(), payload, len, msg, src);
+        }
+        // A fallback field the message lacks too leaves the Call-ID.
+        if (!value.empty()) table_hash = balance::hash_call_id(value.data(), value.size(), pool.seed());
+    }
+    if (dialog && msg.method == sip::Method::invite && msg.dialog_ref_count != 0) {
+        sip::DialogRef ref;
+        std::string_view named;
+        if (sip::parse_dialog_ref(payload, msg, ref))
+            named = sip::dialog_ref_call_id(payload, ref, dialog_ref_scratch_, sizeof dialog_ref_scratch_);
+        if (!named.empty()) {
+            const uint64_t ref_hash = balance::hash_call_id(named.data(), named.size(), pool.seed());
+            // Without an entry, the table slot the named dialog's first
+            // message had: its Call-ID's in a Call-ID pool. Other keys
+            // cannot be recovered from the new INVITE, which is then placed
+            // by its own key.
+            const uint64_t ref_table_hash = pool.keyed_by_call_id() ? ref_hash : table_hash;
+            balance::Decision d =
+                balance::pick_joining(pool, call_hash, ref_hash, ref_table_hash, now_s, ctx_.affinity, vip_slot);
+            if (pc && d.reason == balance::Decision::Reason::dialog_ref) bump(pc->dialog_refs_followed);
+            return d;
+        }
+        if (pc) bump(pc->dialog_refs_malformed);
+    }
+    balance::Decision d = balance::pick_keyed(pool, call_hash, table_hash, dialog, now_s, ctx_.affinity, vip_slot);
+    if (fallback && pc && d.reason == balance::Decision::Reason::table) bump(pc->key_fallbacks);
+    return d;
 }
 
 }  // namespace siplb::dataplane

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "egress.h"
+#include "siplb/balance/pick.h"
 #include "forward_context.h"
 #include "icmp_errors.h"
 #include "neighbor_stage.h"
@@ -70,6 +71,13 @@ private:
     // What picks the backend of a message (not rejected) in `pool`.
     static uint64_t balancing_key(const uint8_t* frame, const net::PacketView& v, const sip::SipMessage& msg,
                                   const balance::PoolSnapshot& pool) noexcept;
+    // The backend choice off the plain Call-ID path: a pool keyed by another
+    // field, or an INVITE naming another dialog (Replaces, Join). Out of
+    // line so that the Call-ID path stays as small as it was.
+    [[gnu::noinline]] balance::Decision pick_by_pool_key(const Frame& f, const balance::PoolSnapshot& pool,
+                                                         const sip::SipMessage& msg, PoolCounters* pc,
+                                                         uint64_t call_hash, bool dialog,
+                                                         uint32_t now_s, uint8_t vip_slot) noexcept;
 
     const ForwardContext& ctx_;
     WorkerCounters& c_;
@@ -77,6 +85,8 @@ private:
     NeighborStage& neighbors_;
     IcmpErrors& errors_;  // "fragmentation needed" when egress finds a DF datagram too big
     unsigned worker_;
+    // A %-escaped Call-ID of a Replaces/Join, decoded; a longer one counts as malformed.
+    uint8_t dialog_ref_scratch_[512];
 };
 
 }  // namespace siplb::dataplane

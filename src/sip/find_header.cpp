@@ -5,6 +5,8 @@
 
 #include "siplb/sip/parser.h"
 
+#include "lex.h"
+
 namespace siplb::sip {
 namespace {
 
@@ -110,28 +112,25 @@ Span find_header(const uint8_t* d, size_t n, const SipMessage& msg, std::string_
     return Span{};
 }
 
-Span uri_host(const uint8_t* d, Span value) noexcept {
+namespace {
+
+// The first URI of a name-addr / addr-spec value: [b, e) from its first
+// byte (the scheme) to its end ('>' or the header parameters). False for an
+// unclosed '<'.
+bool first_uri(const uint8_t* d, Span value, size_t& b_out, size_t& e_out) noexcept {
     size_t b = value.offset;
     const size_t end = value.end();
     // name-addr: the URI is inside <...>, after a display name that may be
     // quoted (and then may hold '<'); otherwise an addr-spec, which ends at
     // its header parameters.
     size_t e = end;
-    bool quoted = false;
     for (size_t i = b; i < end; ++i) {
         const uint8_t c = d[i];
-        if (quoted) {
-            if (c == '\\')
-                ++i;
-            else if (c == '"')
-                quoted = false;
-            continue;
-        }
         if (c == '"') {
-            quoted = true;
+            i = lex::closing_quote(d, i, end);
         } else if (c == '<') {
             const void* gt = std::memchr(d + i + 1, '>', end - i - 1);
-            if (!gt) return Span{};
+            if (!gt) return false;
             b = i + 1;
             e = size_t(static_cast<const uint8_t*>(gt) - d);
             break;
@@ -141,10 +140,46 @@ Span uri_host(const uint8_t* d, Span value) noexcept {
         }
     }
     while (b < e && is_wsp(d[b])) ++b;
-    // scheme ":" (sip, sips; a tel: URI has no host)
+    b_out = b;
+    e_out = e;
+    return true;
+}
+
+// Offset of the scheme's ':' in [b, e), or e when there is no scheme.
+size_t scheme_end(const uint8_t* d, size_t b, size_t e) noexcept {
     size_t i = b;
     while (i < e && d[i] != ':' && d[i] != '@') ++i;
-    if (i == e || d[i] != ':' || i == b || lower(d[b]) != 's') return Span{};
+    return i < e && d[i] == ':' && i > b ? i : e;
+}
+
+}  // namespace
+
+Span uri_user(const uint8_t* d, Span value) noexcept {
+    size_t b = 0, e = 0;
+    if (!first_uri(d, value, b, e)) return Span{};
+    const size_t colon = scheme_end(d, b, e);
+    if (colon == e) return Span{};
+    const bool tel = colon - b == 3 && lower(d[b]) == 't' && lower(d[b + 1]) == 'e' && lower(d[b + 2]) == 'l';
+    size_t u = colon + 1;
+    if (tel) {  // the subscriber number, up to its parameters
+        size_t t = u;
+        while (t < e && d[t] != ';' && !is_wsp(d[t])) ++t;
+        return Span{uint16_t(u), uint16_t(t - u)};
+    }
+    const void* at = std::memchr(d + u, '@', e - u);
+    if (!at) return Span{};
+    const size_t a = size_t(static_cast<const uint8_t*>(at) - d);
+    size_t t = u;
+    while (t < a && d[t] != ':') ++t;  // user ":" password
+    return Span{uint16_t(u), uint16_t(t - u)};
+}
+
+Span uri_host(const uint8_t* d, Span value) noexcept {
+    size_t b = 0, e = 0;
+    if (!first_uri(d, value, b, e)) return Span{};
+    // scheme ":" (sip, sips; a tel: URI has no host)
+    const size_t i = scheme_end(d, b, e);
+    if (i == e || lower(d[b]) != 's') return Span{};
     b = i + 1;
     // userinfo "@": the user part may hold ';' and ':' but never a bare '@'.
     if (const void* at = std::memchr(d + b, '@', e - b)) b = size_t(static_cast<const uint8_t*>(at) - d) + 1;

@@ -4,6 +4,8 @@
 // further. The body is never touched.
 #include "siplb/sip/parser.h"
 
+#include "lex.h"
+
 #include <cstring>
 #include <type_traits>
 
@@ -231,7 +233,19 @@ inline bool ci_equal(const uint8_t* p, std::string_view lower) noexcept {
     return true;
 }
 
-enum class Hdr : uint8_t { none, call_id, via, cseq, from, to, user_agent, max_forwards, content_length };
+enum class Hdr : uint8_t {
+    none,
+    call_id,
+    via,
+    cseq,
+    from,
+    to,
+    user_agent,
+    max_forwards,
+    content_length,
+    replaces,
+    join
+};
 
 // Span of the first via-parm: up to the first comma outside a quoted string.
 // Quotes in Via are rare (only in quoted parameter values), so the common
@@ -307,21 +321,12 @@ Span find_tag(const uint8_t* d, size_t b, size_t e, size_t n) noexcept {
         }
         return Span{};
     }
-    bool quoted = false;
     for (size_t i = p; i < e; ++i) {
-        const uint8_t c = d[i];
-        if (quoted) {
-            if (c == '\\')
-                ++i;
-            else if (c == '"')
-                quoted = false;
+        if (d[i] == '"') {
+            i = lex::closing_quote(d, i, e);
             continue;
         }
-        if (c == '"') {
-            quoted = true;
-            continue;
-        }
-        if (c != ';') continue;
+        if (d[i] != ';') continue;
         const Span t = tag_value_at(d, i + 1, e);
         if (!t.empty()) return t;
     }
@@ -456,6 +461,15 @@ bool finish_header(const uint8_t* d, size_t n, Hdr cur, size_t vb, size_t ve, bo
             break;
         case Hdr::max_forwards:
             if (m.max_forwards.empty()) m.max_forwards = make_span(vb, ve);
+            break;
+        case Hdr::replaces:
+        case Hdr::join:
+            if (m.dialog_ref_count++ == 0) {
+                m.dialog_ref = make_span(vb, ve);
+                m.dialog_ref_kind = cur == Hdr::replaces ? DialogRefKind::replaces : DialogRefKind::join;
+            } else if (m.dialog_ref_count == 0) {
+                m.dialog_ref_count = 255;
+            }
             break;
         case Hdr::content_length:
             if (!m.has_content_length) {
@@ -640,6 +654,13 @@ void parse_message(const uint8_t* d, size_t n, SipMessage& m) noexcept {
                 break;
             case 'u':
                 if (name_is<"user-agent">(p, avail, room)) cur = Hdr::user_agent, name_len = 10;
+                break;
+            // Replaces and Join have no compact form ('j' is Reject-Contact).
+            case 'r':
+                if (name_is<"replaces">(p, avail, room)) cur = Hdr::replaces, name_len = 8;
+                break;
+            case 'j':
+                if (name_is<"join">(p, avail, room)) cur = Hdr::join, name_len = 4;
                 break;
             default: break;
         }

@@ -356,3 +356,54 @@ TEST(Pick, RecordsAndMovesTheCallsVip) {
 
 }  // namespace
 }  // namespace siplb::balance
+
+namespace siplb::balance {
+namespace {
+
+// Two Call-ID hashes the table sends to different backends.
+std::pair<uint64_t, uint64_t> apart(const PoolSnapshot& pool, uint64_t from) {
+    const uint64_t a = hash_call_id("call-" + std::to_string(from), pool.seed());
+    for (int i = 0;; ++i) {
+        const uint64_t b = hash_call_id("other-" + std::to_string(i), pool.seed());
+        if (pool.table().lookup(b) != pool.table().lookup(a)) return {a, b};
+    }
+}
+
+TEST(PickKeyed, TableByTheKeyEntryByTheCallId) {
+    auto table = std::move(AffinityTable::create(1024).value());
+    auto pool = build(make_spec(10));
+    const auto [call, key] = apart(*pool, 1);
+    const Decision first = pick_keyed(*pool, call, key, true, 100, table.get());
+    EXPECT_EQ(first.reason, Decision::Reason::table);
+    EXPECT_EQ(first.backend, pool->table().lookup(key));
+    // Later messages follow the Call-ID's entry whatever their key value.
+    const Decision later = pick_keyed(*pool, call, call, false, 101, table.get());
+    EXPECT_EQ(later.reason, Decision::Reason::affinity);
+    EXPECT_EQ(later.backend, first.backend);
+}
+
+TEST(PickJoining, NamedDialogsEntryElseItsTableSlotAndTheNewCallRecordsIt) {
+    auto table = std::move(AffinityTable::create(1024).value());
+    auto pool = build(make_spec(10));
+    const auto [old_call, other] = apart(*pool, 5);
+    // The old call is pinned away from its table slot (as after a table change).
+    ASSERT_NE(pin(*pool, old_call, pool->table().lookup(other), true, 100, *table), AffinityTable::Store::evicted);
+    const uint64_t new_call = hash_call_id("new-call", pool->seed());
+    const Decision d = pick_joining(*pool, new_call, old_call, old_call, 100, table.get());
+    EXPECT_EQ(d.reason, Decision::Reason::dialog_ref);
+    EXPECT_EQ(d.backend, pool->table().lookup(other));
+    EXPECT_EQ(pick(*pool, new_call, false, 101, table.get()).backend, d.backend);
+    // Without an entry: the table slot of ref_table_hash.
+    const uint64_t cold_call = hash_call_id("cold-call", pool->seed());
+    const Decision cold = pick_joining(*pool, cold_call, hash_call_id("unseen", pool->seed()), other, 100, table.get());
+    EXPECT_EQ(cold.reason, Decision::Reason::dialog_ref);
+    EXPECT_EQ(cold.backend, pool->table().lookup(other));
+    // A retransmission follows its own entry.
+    EXPECT_EQ(pick_joining(*pool, cold_call, old_call, old_call, 101, table.get()).reason, Decision::Reason::affinity);
+    // No affinity table (siplbctl lookup): the table slot.
+    EXPECT_EQ(pick_joining(*pool, hash_call_id("x", pool->seed()), old_call, old_call, 100, nullptr).backend,
+              pool->table().lookup(old_call));
+}
+
+}  // namespace
+}  // namespace siplb::balance

@@ -64,6 +64,8 @@ TEST(ConfigDefaults, MinimalFileTakesSchemaDefaults) {
     EXPECT_TRUE(p.backends[1].enabled);
     EXPECT_EQ(p.table_size, balance::kAutoTableSize);  // derived from the backend count
     EXPECT_EQ(p.mode, ForwardMode::nat);
+    EXPECT_EQ(p.key, balance::KeySpec{});  // call_id
+    EXPECT_EQ(p.key_fallback, balance::KeySpec{});
     EXPECT_EQ(p.health, HealthConfig{});
     EXPECT_EQ(p.rate_limit, RateLimitConfig{});
     EXPECT_EQ(c.find_pool("lund"), &c.pools[0]);
@@ -170,6 +172,8 @@ seed = 42
 mode = "ipip"
 dialog_idle_s = 3600
 transaction_idle_s = 32
+key = "header:X-Trunk-Id"
+key_fallback = "source_ip"
 
 [pool.health]
 interval_ms = 3000
@@ -284,6 +288,8 @@ dns = ["siptrunk.example.net"]
     EXPECT_EQ(p.mode, ForwardMode::ipip);
     EXPECT_EQ(p.dialog_idle_s, 3600u);
     EXPECT_EQ(p.transaction_idle_s, 32u);
+    EXPECT_EQ(p.key, (balance::KeySpec{balance::KeyKind::header, "X-Trunk-Id"}));
+    EXPECT_EQ(p.key_fallback.kind, balance::KeyKind::source_ip);
     ASSERT_EQ(p.rules.size(), 2u);
     EXPECT_EQ(p.rules[0].name, "no-scanners");
     EXPECT_EQ(p.rules[0].field, "user_agent");
@@ -595,6 +601,17 @@ TEST(ConfigErrors, PoolEnumsAndRanges) {
     std::string pool = std::string(kMinimalPool);
     EXPECT_THAT(parse_err(pool + "mode = \"dsr\"\n"), HasSubstr("pool[0].mode: 'dsr' is not a mode (nat, ipip)"));
     EXPECT_THAT(parse_err(pool + "default_port = 0\n"), HasSubstr("pool[0].default_port: 0 is out of range"));
+    EXPECT_THAT(parse_err(pool + "key = \"from\"\n"),
+                HasSubstr("pool[0].key: \"from\" is not a balancing key (call_id, from_user, to_user, ruri_user, "
+                          "source_ip, header:NAME)"));
+    EXPECT_THAT(parse_err(pool + "key = \"header:\"\n"),
+                HasSubstr("pool[0].key: \"header:\": the header name must be a SIP token"));
+    EXPECT_THAT(parse_err(pool + "key_fallback = \"header:X Y\"\n"), HasSubstr("pool[0].key_fallback: "));
+    EXPECT_THAT(parse_err(pool + "key = 3\n"), HasSubstr("pool[0].key: expected a string"));
+    for (const char* k : {"call_id", "from_user", "to_user", "ruri_user", "source_ip", "header:X-Tenant"}) {
+        const Config c = parse_ok(pool + "key = \"" + k + "\"\n");
+        EXPECT_EQ(balance::to_string(c.pools[0].key), k);
+    }
     EXPECT_THAT(parse_err(pool + "seed = -5\n"), HasSubstr("pool[0].seed: -5 is out of range"));
     EXPECT_THAT(parse_err(pool + "[pool.health]\njitter = 0.9\n"),
                 HasSubstr("pool[0].health.jitter: 0.9 is out of range"));

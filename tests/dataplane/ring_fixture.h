@@ -129,9 +129,11 @@ protected:
         ASSERT_GE(ext_.port_id, 0);
         ASSERT_GE(int_.port_id, 0);
     }
-    static void start(const config::Config& cfg, std::unique_ptr<const balance::DataplaneSnapshot> snapshot) {
+    // `affinity_entries`: room for every call a suite keeps (entries are evicted near capacity).
+    static void start(const config::Config& cfg, std::unique_ptr<const balance::DataplaneSnapshot> snapshot,
+                      size_t affinity_entries = 1024) {
         publisher_ = new balance::SnapshotPublisher(std::move(snapshot));
-        affinity_ = balance::AffinityTable::create(1024).value().release();
+        affinity_ = balance::AffinityTable::create(affinity_entries).value().release();
         auto dp = Dataplane::create(cfg.dataplane, *publisher_, *affinity_);
         ASSERT_TRUE(dp) << dp.message();
         dp_ = dp.value().release();
@@ -140,13 +142,13 @@ protected:
     }
     // Starts with the snapshot the daemon would build from `cfg` (PoolManager
     // -> SnapshotBuilder: tables, compiled rules, rate limits, counter slots).
-    static void start_from_config(const config::Config& cfg) {
+    static void start_from_config(const config::Config& cfg, size_t affinity_entries = 1024) {
         cfg_ = new config::Config(cfg);
         manager_ = new control::PoolManager(*cfg_);
         builder_ = new control::SnapshotBuilder(*cfg_);
         auto first = builder_->build(*manager_);
         ASSERT_TRUE(first) << first.message();
-        start(*cfg_, std::move(first).value());
+        start(*cfg_, std::move(first).value(), affinity_entries);
     }
     // A live reload as the daemon applies it (SIGHUP): a trial build of the
     // new config first, so an unbuildable one changes nothing; the result of

@@ -252,7 +252,7 @@ TEST_F(CliParse, ExitCodes) {
     EXPECT_EQ(run("--bogus x").exit_code, 2);
     const CliRun help = run("--help", false);
     EXPECT_EQ(help.exit_code, 0);
-    EXPECT_NE(help.output.find("usage: siplbctl parse FILE..."), std::string::npos);
+    EXPECT_NE(help.output.find("usage: siplbctl parse [--config FILE] FILE..."), std::string::npos);
     const CliRun missing =
         run("'" + dir_.path() + "/missing.sip' '" + std::string(SIPLB_SIP_TEST_DATA) + "/keepalive_crlf.sip'");
     EXPECT_EQ(missing.exit_code, 1);

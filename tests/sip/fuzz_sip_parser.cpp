@@ -1,4 +1,4 @@
-// fuzz-sources: src/sip/parser.cpp src/sip/find_header.cpp
+// fuzz-sources: src/sip/parser.cpp src/sip/find_header.cpp src/sip/dialog_ref.cpp
 // fuzz-corpus: tests/sip/data
 //
 // libFuzzer target for the SIP parser (built by the fuzz runner with clang,
@@ -45,6 +45,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             const Span h = find_header(data, size, m, name);
             const Span host = uri_host(data, h);
             if (!host.empty() && (host.offset < h.offset || host.end() > h.end())) std::abort();
+        }
+        // The user of a From / To URI or the Request-URI lies inside it.
+        for (const Span v : {m.from, m.to, m.request_uri}) {
+            const Span user = uri_user(data, v);
+            if (!user.empty() && (user.offset < v.offset || user.end() > v.end())) std::abort();
+        }
+        // A Replaces/Join value: its parts inside the header value, the
+        // decoded Call-ID never longer than the raw one nor than the scratch.
+        DialogRef ref;
+        if (parse_dialog_ref(data, m, ref)) {
+            const Span v = m.dialog_ref;
+            for (const Span part : {ref.call_id, ref.to_tag, ref.from_tag})
+                if (part.offset < v.offset || part.end() > v.end()) std::abort();
+            uint8_t scratch[64];
+            const std::string_view id = dialog_ref_call_id(data, ref, scratch, sizeof scratch);
+            if (id.size() > ref.call_id.length || (ref.call_id.length <= 64 && !ref.escaped && id.empty()))
+                std::abort();
         }
         // The same Call-ID header found both ways.
         const Span again = find_header(data, size, m, "Call-ID");

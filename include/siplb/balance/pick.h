@@ -13,6 +13,7 @@ struct Decision {
     enum class Reason : uint8_t {
         affinity,    // an affinity entry for a backend that is still alive
         table,       // Maglev table (first message, expired entry, or entry's backend gone)
+        dialog_ref,  // the backend of the dialog a Replaces/Join names (its entry, else its table slot)
         keepalive,   // not returned by pick(): the dataplane's tag for CRLF keepalives it answers itself
         no_backend,  // no usable backend in the pool: drop and count
     };
@@ -54,5 +55,22 @@ AffinityTable::Store pin(const PoolSnapshot& pool, uint64_t call_hash, uint16_t 
 // kNoVip keeps whatever the entry has.
 Decision pick(const PoolSnapshot& pool, uint64_t call_hash, bool creates_dialog, uint32_t now_s,
               AffinityTable* affinity, uint8_t vip = AffinityTable::kNoVip) noexcept;
+
+// pick() for a pool whose key is not the Call-ID: the affinity entry stays
+// keyed by call_hash (so every later message of the call, from either
+// side, follows it), but a message without one is placed by table_hash,
+// the hash of the pool's key value.
+Decision pick_keyed(const PoolSnapshot& pool, uint64_t call_hash, uint64_t table_hash, bool creates_dialog,
+                    uint32_t now_s, AffinityTable* affinity, uint8_t vip = AffinityTable::kNoVip) noexcept;
+
+// A dialog-creating request with Replaces or Join, naming the dialog whose
+// Call-ID hashes to ref_call_hash: it goes where that dialog is, its
+// affinity entry when it has a live one, else the table slot of
+// ref_table_hash (its Call-ID hash in a Call-ID pool), and the new call's
+// entry (call_hash) records that backend. A retransmission that already
+// has its own entry follows it. Reason::dialog_ref when the named dialog
+// decided.
+Decision pick_joining(const PoolSnapshot& pool, uint64_t call_hash, uint64_t ref_call_hash, uint64_t ref_table_hash,
+                      uint32_t now_s, AffinityTable* affinity, uint8_t vip = AffinityTable::kNoVip) noexcept;
 
 }  // namespace siplb::balance

@@ -14,6 +14,7 @@
 
 #include "siplb/balance/affinity.h"
 #include "siplb/balance/hash.h"
+#include "siplb/balance/key.h"
 #include "siplb/balance/maglev.h"
 #include "siplb/balance/rcu.h"
 #include "siplb/balance/table_size.h"
@@ -59,6 +60,10 @@ struct PoolSpec {
     ForwardMode mode = ForwardMode::nat;
     uint32_t dialog_idle_s = 7200;
     uint32_t transaction_idle_s = 64;
+    // What chooses the backend of a new dialog or transaction, and what when
+    // a message lacks that field (KeyKind::call_id always answers).
+    KeySpec key;
+    KeySpec key_fallback;
     // Where the workers count this pool (per-lcore pool block, and half of
     // each backend's counter key). The control plane gives each pool name
     // its own slot for the life of the process, so counters follow the name
@@ -106,6 +111,10 @@ public:
     uint32_t dialog_idle_s() const noexcept { return dialog_idle_s_; }
     uint32_t transaction_idle_s() const noexcept { return transaction_idle_s_; }
     uint32_t counter_slot() const noexcept { return counter_slot_; }
+    const KeySpec& key() const noexcept { return key_; }
+    const KeySpec& key_fallback() const noexcept { return key_fallback_; }
+    // The default key: the datagram's Call-ID hash is all pick() needs.
+    bool keyed_by_call_id() const noexcept { return key_.kind == KeyKind::call_id; }
     // Compiled rules and rate limits; nullptr when the pool has none.
     const std::shared_ptr<const protect::PoolProtection>& protection() const noexcept { return protection_; }
     // True when `payload` is a SIP response with one of the pool's overload
@@ -171,6 +180,7 @@ private:
     uint32_t dialog_idle_s_ = 7200;
     uint32_t transaction_idle_s_ = 64;
     uint32_t counter_slot_ = kNoCounterSlot;
+    KeySpec key_, key_fallback_;
     std::shared_ptr<const protect::PoolProtection> protection_;
     // "SIP/2.0 " and each overload code's "NNN " as the words a payload's
     // first 8 and next 4 bytes load to.

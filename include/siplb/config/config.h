@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "siplb/balance/forward_mode.h"
+#include "siplb/balance/key_spec.h"
 #include "siplb/balance/table_size.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
@@ -108,6 +109,8 @@ struct PoolConfig {
     ForwardMode mode = ForwardMode::nat;
     uint32_t dialog_idle_s = 7200;     // affinity idle time for INVITE dialogs
     uint32_t transaction_idle_s = 64;  // for REGISTER/OPTIONS/... transactions
+    balance::KeySpec key;              // what places new dialogs and transactions
+    balance::KeySpec key_fallback;     // for messages without the key's field
     HealthConfig health;               // [pool.health] overrides [health]
     std::vector<RuleConfig> rules;     // [[pool.rule]]
     RateLimitConfig rate_limit;        // [pool.rate_limit]

@@ -4,6 +4,7 @@
 // made it (the peer's uid and pid).
 #pragma once
 
+#include <optional>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -26,7 +27,10 @@ struct ControlHooks {
     std::function<StatsSnapshot()> stats;
     std::function<MetricsInfo()> metrics_info;
     // {"backend","reason","state"} for a Call-ID in a pool, from the live snapshot.
-    std::function<Result<nlohmann::json>(const std::string& pool, const std::string& call_id)> lookup;
+    // key: the value of the pool's balancing key, if the operator gave one.
+    std::function<Result<nlohmann::json>(const std::string& pool, const std::string& call_id,
+                                         const std::optional<std::string>& key)>
+        lookup;
     // Re-reads the config file and applies it; returns the change lines.
     std::function<Result<std::vector<std::string>>(const Actor& who)> reload;
     // Starts re-resolution of a pool's DNS names; returns {"names":[...]}.

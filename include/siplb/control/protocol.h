@@ -15,6 +15,7 @@
 //   {"cmd":"backends"}                  {"cmd":"backends","pool":"lund"}
 //   {"cmd":"stats"}
 //   {"cmd":"lookup","pool":"lund","call_id":"a84b4c76e66710"}
+//   {"cmd":"lookup","pool":"trunk","call_id":"a84b4c76e66710","key":"alice"}
 //   {"cmd":"drain","pool":"lund","backend":"192.0.2.10:5060"}
 //   {"cmd":"disable",...}   {"cmd":"enable",...}          (same fields as drain)
 //   {"cmd":"weight","pool":"lund","backend":"192.0.2.10:5060","weight":5}
@@ -51,6 +52,8 @@
 //   stats:    {"snapshot_version","workers":[...],"ports":[...],"drops":{reason:n},
 //              "pools":[...],"backends":[...]}
 //   lookup:   {"pool","call_id","backend","reason":"affinity"|"table","state",
+//              "key": the pool's balancing key, "table_key": what the table
+//              answer hashed ("call_id", or the key with the request's "key"),
 //              "vip": the VIP recorded with the call ("ip:port"), null when none
 //              is (its replies then leave from the VIP the client last sent
 //              to, else from the pool's first VIP of the client's family)}
@@ -114,6 +117,9 @@ struct Request {
     std::string pool;  // "" when not given (backends: all pools)
     std::optional<Endpoint> backend;
     std::string call_id;
+    // lookup: the value of the pool's balancing key (pools not keyed by the
+    // Call-ID), which places a call that has no affinity entry.
+    std::optional<std::string> key;
     uint32_t weight = 1;
     std::optional<IpAddress> client;  // capture_start
     uint64_t capture_id = 0;          // capture_read, capture_stop

@@ -3,6 +3,7 @@
 // change to one pool never rebuilds or disturbs another pool's table.
 #pragma once
 
+#include <optional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -66,8 +67,12 @@ std::map<std::string, std::map<std::string, double>> table_shares(const balance:
 
 // The backend the running dataplane would choose now for a Call-ID, without
 // touching the affinity table: {"backend","reason":"affinity"|"table","state",
-// "vip"} (vip: the VIP recorded with the call, null when none is).
+// "vip"} (vip: the VIP recorded with the call, null when none is). `key`:
+// the value of the pool's balancing key, which places a call without an
+// entry in a pool not keyed by the Call-ID (without it, the table answer is
+// what a message lacking the key's field gets from a call_id fallback).
 Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const balance::AffinityTable* affinity,
-                                   const std::string& pool, const std::string& call_id, uint32_t now_s);
+                                   const std::string& pool, const std::string& call_id, uint32_t now_s,
+                                   const std::optional<std::string>& key = std::nullopt);
 
 }  // namespace siplb::control

@@ -140,7 +140,12 @@ enum class CounterKind : uint8_t { counter, gauge };
     X(no_backend, traffic, no_backend, counter, "Datagrams dropped: no usable backend")               \
     X(rule_drops, protect, rule_drops, counter, "Messages dropped by a drop rule")                    \
     X(rate_limited, protect, rate_limited, counter, "Requests dropped by the rate limits")            \
-    X(routed_away, protect, routed_away, counter, "Messages a route rule sent to another pool")
+    X(routed_away, protect, routed_away, counter, "Messages a route rule sent to another pool")       \
+    X(dialog_refs_followed, dialogs, replaces_followed, counter,                                      \
+      "INVITEs with Replaces or Join sent where the dialog they name is")                             \
+    X(dialog_refs_malformed, dialogs, replaces_malformed, counter,                                    \
+      "INVITEs with a malformed Replaces or Join, balanced as new calls")                             \
+    X(key_fallbacks, dialogs, key_fallbacks, counter, "New dialogs or transactions placed by key_fallback")
 
 // Backend scope, keyed by pool and backend address.
 #define SIPLB_BACKEND_COUNTERS(X)                                                                               \

@@ -91,6 +91,11 @@ enum class RejectReason : uint8_t {
     count_
 };
 
+// A header naming another dialog of the same Call-ID space: Replaces
+// (RFC 3891) or Join (RFC 3911). The parser only notes where it is; its
+// Call-ID is read by parse_dialog_ref(), for dialog-creating INVITEs only.
+enum class DialogRefKind : uint8_t { none, replaces, join };
+
 struct SipMessage {
     Verdict verdict = Verdict::reject;
     RejectReason reason = RejectReason::empty;
@@ -114,6 +119,9 @@ struct SipMessage {
     Span to, to_tag;
     Span user_agent;
     Span max_forwards;
+    Span dialog_ref;  // trimmed value of the first Replaces or Join header
+    DialogRefKind dialog_ref_kind = DialogRefKind::none;
+    uint8_t dialog_ref_count = 0;  // Replaces and Join headers seen (saturates at 255)
     uint32_t content_length = 0;
     bool has_content_length = false;  // a Content-Length header with a decimal value was present
 
@@ -144,6 +152,38 @@ public:
         return m;
     }
 };
+
+// The parts of a Replaces or Join value (RFC 3891 section 6.1, RFC 3911
+// section 7.1): `callid *(SEMI (to-tag / from-tag / early-flag /
+// generic-param))`, with exactly one to-tag and one from-tag. Spans are raw
+// bytes of the datagram: phones copy the value out of a Refer-To URI's
+// `?Replaces=` parameter, sometimes still %-escaped (`%40`, `%3B`, `%3D`),
+// and such a value is read through its escapes.
+struct DialogRef {
+    Span call_id;  // raw; holds %-escapes when `escaped`
+    Span to_tag, from_tag;
+    bool early_only = false;
+    bool escaped = false;
+};
+
+// Reads the value msg.dialog_ref. False (a malformed header, which the
+// balancer ignores) when it is not exactly one Replaces or Join header, the
+// Call-ID is empty or not a `word ["@" word]`, a tag is missing, empty or
+// repeated, or a parameter is not `token [= token / quoted-string]`.
+bool parse_dialog_ref(const uint8_t* data, const SipMessage& msg, DialogRef& out) noexcept;
+
+// The Call-ID `ref` names, as the replaced dialog's own messages carry it:
+// the raw bytes when nothing is escaped (zero-copy), else its %-escapes
+// decoded into `scratch`. Empty when the decoded Call-ID does not fit
+// scratch_len bytes.
+std::string_view dialog_ref_call_id(const uint8_t* data, const DialogRef& ref, uint8_t* scratch,
+                                    size_t scratch_len) noexcept;
+
+// The user part of the first URI in a name-addr / addr-spec value (From, To)
+// or of a Request-URI: `sip:alice@host` -> alice, `tel:+4930123;...` ->
+// +4930123. Empty when the URI has no user part. Raw bytes (escapes and case
+// as sent), which are what every message of one user carries.
+Span uri_user(const uint8_t* data, Span value) noexcept;
 
 std::string_view to_string(RejectReason) noexcept;
 std::string_view to_string(Method) noexcept;
