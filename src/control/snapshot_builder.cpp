@@ -18,6 +18,16 @@ balance::BackendState to_balance_state(EffectiveState s) {
     return balance::BackendState::disabled;
 }
 
+namespace {
+bool same_tls_ports(const config::PoolConfig& a, const config::PoolConfig& b) {
+    if (a.backends.size() != b.backends.size()) return false;
+    for (size_t i = 0; i < a.backends.size(); ++i)
+        if (a.backends[i].address != b.backends[i].address || a.backends[i].tls_port != b.backends[i].tls_port)
+            return false;
+    return true;
+}
+}  // namespace
+
 SnapshotBuilder::SnapshotBuilder(const config::Config& cfg) { set_config(cfg); }
 
 void SnapshotBuilder::set_config(const config::Config& cfg) {
@@ -27,8 +37,10 @@ void SnapshotBuilder::set_config(const config::Config& cfg) {
         if (old != params_.end() &&
             (old->second.table_size != p.table_size || old->second.seed != p.seed || old->second.mode != p.mode ||
              old->second.dialog_idle_s != p.dialog_idle_s || old->second.transaction_idle_s != p.transaction_idle_s ||
-             old->second.listen != p.listen || old->second.health.overload_codes != p.health.overload_codes ||
-             old->second.rules != p.rules || old->second.rate_limit != p.rate_limit))
+             old->second.listen != p.listen || old->second.tcp_listen != p.tcp_listen ||
+             old->second.tls_listen != p.tls_listen || !same_tls_ports(old->second, p) ||
+             old->second.health.overload_codes != p.health.overload_codes || old->second.rules != p.rules ||
+             old->second.rate_limit != p.rate_limit))
             cache_.erase(p.name);  // table parameters changed: rebuild
         next[p.name] = p;
     }
@@ -65,6 +77,8 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
         balance::PoolSpec spec;
         spec.name = view.name;
         spec.listen = param->second.listen;
+        for (const auto& v : param->second.tcp_listen) spec.tcp_listen.push_back({v, false});
+        for (const auto& v : param->second.tls_listen) spec.tcp_listen.push_back({v, true});
         spec.table_size = param->second.table_size;
         spec.seed = param->second.seed;
         spec.mode = param->second.mode;
@@ -78,6 +92,9 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
         for (const auto& b : view.backends) {
             balance::BackendSpec bs;
             bs.address = b.address;
+            // Static backends say their TLS port; discovered ones use the default.
+            for (const auto& c : param->second.backends)
+                if (c.address == b.address) bs.tls_port = c.tls_port;
             bs.weight = b.weight;
             bs.state = to_balance_state(b.state);
             bs.source = b.is_static ? balance::BackendSource::static_config : balance::BackendSource::dns;

@@ -20,7 +20,7 @@ DropReason drop_for(ParseStatus s) noexcept {
     }
 }
 
-enum class FrameKind : uint8_t { udp, arp, ndp, icmp, other };
+enum class FrameKind : uint8_t { udp, arp, ndp, icmp, tcp, other };
 
 // The stage a frame goes to; `other`: malformed, or a protocol no stage speaks.
 FrameKind classify(ParseStatus st, const uint8_t* frame, const net::PacketView& v) noexcept {
@@ -28,6 +28,7 @@ FrameKind classify(ParseStatus st, const uint8_t* frame, const net::PacketView& 
         return FrameKind::udp;
     if (st == ParseStatus::not_ip) return v.ethertype == net::kEtherTypeArp ? FrameKind::arp : FrameKind::other;
     if (st != ParseStatus::not_udp) return FrameKind::other;
+    if (v.ip_proto == net::kIpProtoTcp) return FrameKind::tcp;
     if (IcmpStage::is_icmp(frame, v)) return FrameKind::icmp;
     if (v.ip_version == 6 && v.ip_proto == net::kIpProtoIcmpv6) return FrameKind::ndp;
     return FrameKind::other;
@@ -51,6 +52,7 @@ Action Forwarder::process(uint8_t* frame, uint16_t len, uint16_t headroom, uint1
     if (kind != FrameKind::udp) [[unlikely]] {
         if (kind == FrameKind::arp) return neighbors_.answer_arp(f, snap, now_ms);
         if (kind == FrameKind::ndp) return neighbors_.answer_ndp(f, snap, now_ms);
+        if (kind == FrameKind::tcp) return tcp_.handle(f, snap, now_s, now_ms, parse.verify_udp_checksum);
         return icmp_.handle(f, snap, now_s, now_ms);
     }
     // UDP: to a VIP, from a backend, or neither.

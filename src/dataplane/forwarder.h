@@ -17,6 +17,7 @@
 #include "siplb/net/packet.h"
 #include "siplb/protect/guard.h"
 #include "stage.h"
+#include "tcp_stage.h"
 #include "to_backend_stage.h"
 #include "to_client_stage.h"
 
@@ -33,7 +34,8 @@ public:
           icmp_errors_(ctx, counters),
           to_backend_(ctx, counters, egress_, neighbors_, icmp_errors_, worker),
           to_client_(ctx, counters, egress_, neighbors_, icmp_errors_),
-          icmp_(ctx, counters, egress_, to_backend_, icmp_errors_) {}
+          icmp_(ctx, counters, egress_, to_backend_, icmp_errors_),
+          tcp_(ctx, counters, egress_, neighbors_, icmp_errors_, to_backend_) {}
     Forwarder(const Forwarder&) = delete;
     Forwarder& operator=(const Forwarder&) = delete;
 
@@ -66,6 +68,7 @@ private:
     ToBackendStage to_backend_;
     ToClientStage to_client_;
     IcmpStage icmp_;
+    TcpStage tcp_;
 };
 
 }  // namespace siplb::dataplane
