@@ -1,5 +1,8 @@
 #include "siplb/control/snapshot_builder.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "siplb/balance/hash.h"
 #include "siplb/balance/pick.h"
 #include "siplb/control/log.h"
@@ -139,11 +142,77 @@ std::map<std::string, std::map<std::string, double>> table_shares(const balance:
     return out;
 }
 
+namespace {
+const char* connection_state_name(balance::ConnectionTable::State s) {
+    switch (s) {
+        case balance::ConnectionTable::State::half_open: return "half_open";
+        case balance::ConnectionTable::State::established: return "established";
+        case balance::ConnectionTable::State::closing: return "closing";
+    }
+    return "unknown";
+}
+
+// What TcpStage decides for a client's connection, read-only.
+nlohmann::json lookup_connection(const balance::PoolSnapshot& p, const Endpoint& client,
+                                 const balance::ConnectionTable* connections, uint32_t now_s) {
+    nlohmann::json list = nlohmann::json::array();
+    uint8_t key_bytes[18];
+    const size_t alen = client.ip.is_v4() ? 4 : 16;
+    std::memcpy(key_bytes, client.ip.bytes.data(), alen);
+    key_bytes[alen] = static_cast<uint8_t>(client.port >> 8);
+    key_bytes[alen + 1] = static_cast<uint8_t>(client.port);
+    const uint64_t client_hash = balance::hash_call_id(key_bytes, alen + 2, p.seed());
+    const auto backends = p.backends();
+    for (bool tls : {false, true}) {
+        const auto& vips = p.tcp_listen();
+        if (std::none_of(vips.begin(), vips.end(), [&](const balance::TcpVip& v) { return v.tls == tls; })) continue;
+        nlohmann::json j;
+        j["transport"] = tls ? "tls" : "tcp";
+        j["vip"] = nullptr;
+        const uint64_t key = balance::connection_key(p, client_hash, tls);
+        if (connections)
+            if (auto c = connections->lookup(key, now_s)) {
+                const uint16_t idx = p.index_of_id(c->backend_id);
+                if (idx != balance::PoolSnapshot::kNoBackend && balance::keeps_affinity(backends[idx].state)) {
+                    const balance::TcpVip* vip = p.tcp_vip_at(c->vip);
+                    j["backend"] = backends[idx].tcp_address(tls).to_string();
+                    j["reason"] = "connection";
+                    j["state"] = balance::to_string(backends[idx].state);
+                    j["connection_state"] = connection_state_name(c->state);
+                    j["expires_in_s"] = static_cast<int32_t>(c->expiry_s - now_s);
+                    j["vip"] = vip ? nlohmann::json(vip->address.to_string()) : nlohmann::json(nullptr);
+                    list.push_back(std::move(j));
+                    continue;
+                }
+            }
+        const uint16_t idx = p.table().lookup(client_hash);
+        if (idx == balance::MaglevTable::kNone) {
+            j["backend"] = nullptr;
+            j["reason"] = "no_backend";
+        } else {
+            j["backend"] = backends[idx].tcp_address(tls).to_string();
+            j["reason"] = "table";
+            j["state"] = balance::to_string(backends[idx].state);
+        }
+        list.push_back(std::move(j));
+    }
+    return list;
+}
+}  // namespace
+
 Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const balance::AffinityTable* affinity,
-                                   const std::string& pool, const std::string& call_id, uint32_t now_s) {
+                                   const std::string& pool, const std::string& call_id, uint32_t now_s,
+                                   const balance::ConnectionTable* connections) {
     using R = Result<nlohmann::json>;
     const balance::PoolSnapshot* p = snap.find_pool(pool);
     if (!p) return R::fail("unknown pool '" + pool + "'");
+    if (!p->tcp_listen().empty())
+        if (auto client = Endpoint::parse(call_id)) {
+            nlohmann::json j;
+            j["client"] = client->to_string();
+            j["connections"] = lookup_connection(*p, *client, connections, now_s);
+            return j;
+        }
     const uint64_t hash = balance::hash_call_id(call_id, p->seed());
     const auto backends = p->backends();
     nlohmann::json j;

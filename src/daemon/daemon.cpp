@@ -311,7 +311,8 @@ int Daemon::run() {
     hooks.lookup = [this](const std::string& pool, const std::string& call_id) -> Result<json> {
         const balance::DataplaneSnapshot* snap = publisher_.current();
         if (!snap) return Result<json>::fail("no snapshot published yet");
-        return control::lookup_call(*snap, affinity_.get(), pool, call_id, monotonic_seconds());
+        return control::lookup_call(*snap, affinity_.get(), pool, call_id, monotonic_seconds(),
+                                    dataplane_ ? &dataplane_->connections() : nullptr);
     };
     hooks.reload = [this](const control::Actor& who) { return reload(who); };
     hooks.resolve = [this](const std::string& pool) -> Result<json> {

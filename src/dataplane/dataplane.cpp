@@ -404,6 +404,7 @@ void Dataplane::stop() {
 }
 
 bool Dataplane::running() const noexcept { return impl_->running; }
+const balance::ConnectionTable& Dataplane::connections() const noexcept { return *impl_->connections; }
 unsigned Dataplane::worker_count() const noexcept { return static_cast<unsigned>(impl_->workers.size()); }
 
 std::vector<uint64_t> Dataplane::worker_loops() const {

@@ -104,7 +104,7 @@ Action TcpStage::to_backend(Frame& f, const balance::DataplaneSnapshot::PoolRef&
     const balance::TcpVip* vip = pool.tcp_vip_at(ref.vip);
     if (!vip) return drop(c_, DropReason::not_for_us);  // cannot happen: the snapshot gave the slot
     const uint64_t client_hash = endpoint_hash(frame, v, pool.seed());
-    const uint64_t key = connection_key(pool, client_hash, vip->tls);
+    const uint64_t key = balance::connection_key(pool, client_hash, vip->tls);
     ConnectionTable* table = ctx_.connections;
     const bool syn = (seg.flags & (net::kTcpSyn | net::kTcpAck | net::kTcpRst)) == net::kTcpSyn;
     uint16_t idx = balance::PoolSnapshot::kNoBackend;
@@ -211,7 +211,7 @@ Action TcpStage::to_client(Frame& f, const balance::DataplaneSnapshot::TcpBacken
     const bool v6 = v.ip_version == 6;
     const balance::PoolSnapshot& pool = *ref.pool;
     PoolCounters* pc = c_.pool(pool.counter_slot());
-    const uint64_t key = connection_key(pool, endpoint_hash(frame, v, pool.seed(), false), ref.tls);
+    const uint64_t key = balance::connection_key(pool, endpoint_hash(frame, v, pool.seed(), false), ref.tls);
     ConnectionTable* table = ctx_.connections;
     std::optional<Conn> c = table ? table->lookup(key, now_s) : std::nullopt;
     // The VIP the client connected to, else the pool's first of the kind and family.

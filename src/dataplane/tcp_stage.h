@@ -68,13 +68,6 @@ public:
     Action handle(Frame& f, const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms,
                   bool verify_checksum) noexcept;
 
-    // The connection table key of a client's connection to a pool's TCP
-    // (tls = false) or TLS VIPs; client_hash: endpoint hash of the client's
-    // address and port with the pool's seed (also the Maglev key).
-    static uint64_t connection_key(const balance::PoolSnapshot& pool, uint64_t client_hash, bool tls) noexcept {
-        return client_hash ^ pool.affinity_salt() ^ (tls ? 0x544c535f434f4e4eull : 0);  // "TLS_CONN"
-    }
-
 private:
     Action to_backend(Frame& f, const balance::DataplaneSnapshot::PoolRef& ref, const net::TcpSegment& seg,
                       uint32_t now_s, uint64_t now_ms) noexcept;

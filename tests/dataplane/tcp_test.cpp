@@ -305,3 +305,44 @@ TEST_F(DataplaneTcp, SynFloodFromOneSourceIsCappedOthersStillConnect) {
 }
 
 }  // namespace
+
+namespace {
+
+uint32_t monotonic_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint32_t>(ts.tv_sec);
+}
+
+TEST_F(DataplaneTcp, QueryAnswersForAClientAddressAndPort) {
+    const Endpoint c = client(7000);
+    send(ext_, tcp_frame(kGatewayMac, kExtMac, 0, c, kTlsVip, net::kTcpSyn, 1));
+    auto in = receive(int_, 1);
+    ASSERT_EQ(in.size(), 1u);
+    const Endpoint backend = inspect(in[0]).dst;
+    auto r = control::lookup_call(*publisher_->current(), nullptr, "trunk", c.to_string(), monotonic_seconds(),
+                                  &dp_->connections());
+    ASSERT_TRUE(r) << r.message();
+    const auto& j = r.value();
+    EXPECT_EQ(j["client"], c.to_string());
+    ASSERT_EQ(j["connections"].size(), 2u);
+    // TCP: nothing recorded, the table's pick; TLS: the connection's entry.
+    EXPECT_EQ(j["connections"][0]["transport"], "tcp");
+    EXPECT_EQ(j["connections"][0]["reason"], "table");
+    EXPECT_EQ(j["connections"][1]["transport"], "tls");
+    EXPECT_EQ(j["connections"][1]["reason"], "connection");
+    EXPECT_EQ(j["connections"][1]["backend"], backend.to_string());
+    EXPECT_EQ(j["connections"][1]["vip"], kTlsVip.to_string());
+    EXPECT_EQ(j["connections"][1]["connection_state"], "half_open");
+    // Without the table: the same backend by the Maglev pick.
+    auto t = control::lookup_call(*publisher_->current(), nullptr, "trunk", c.to_string(), monotonic_seconds());
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t.value()["connections"][1]["backend"], backend.to_string());
+    EXPECT_EQ(t.value()["connections"][1]["reason"], "table");
+    // A Call-ID is still a Call-ID.
+    auto call = control::lookup_call(*publisher_->current(), nullptr, "trunk", "abc@host", monotonic_seconds());
+    ASSERT_TRUE(call);
+    EXPECT_FALSE(call.value().contains("connections"));
+}
+
+}  // namespace

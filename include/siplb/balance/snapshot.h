@@ -43,10 +43,10 @@ inline constexpr size_t kMaxOverloadCodes = 8;
 
 struct BackendSpec {
     Endpoint address;
-    uint16_t tls_port = 5061;  // for the pool's TLS VIPs (TCP and UDP VIPs use address.port)
     uint32_t weight = 1;
     BackendState state = BackendState::active;
     BackendSource source = BackendSource::static_config;
+    uint16_t tls_port = 5061;  // for the pool's TLS VIPs (TCP and UDP VIPs use address.port)
 };
 
 // A VIP for SIP over TCP, or over TLS (which siplb carries as TCP without

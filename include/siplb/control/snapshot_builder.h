@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "siplb/balance/affinity.h"
+#include "siplb/balance/connection_table.h"
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/result.h"
 #include "siplb/config/config.h"
@@ -67,7 +68,13 @@ std::map<std::string, std::map<std::string, double>> table_shares(const balance:
 // The backend the running dataplane would choose now for a Call-ID, without
 // touching the affinity table: {"backend","reason":"affinity"|"table","state",
 // "vip"} (vip: the VIP recorded with the call, null when none is).
+// For a pool with TCP or TLS VIPs, a client "ip:port" instead of a Call-ID
+// asks for that client's connection: {"transport":"tcp"|"tls", "backend",
+// "reason":"connection"|"table", "state", "vip", "connection_state"} per
+// transport the pool listens on (in "connections"); `connections` may be
+// nullptr (table pick only).
 Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const balance::AffinityTable* affinity,
-                                   const std::string& pool, const std::string& call_id, uint32_t now_s);
+                                   const std::string& pool, const std::string& call_id, uint32_t now_s,
+                                   const balance::ConnectionTable* connections = nullptr);
 
 }  // namespace siplb::control
