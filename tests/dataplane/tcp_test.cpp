@@ -191,10 +191,7 @@ TEST_F(DataplaneTcp, ThousandInterleavedConnectionsEachStayOnOneBackend) {
         const Endpoint b = *set.begin();
         const bool tls = c.port % 2;  // client(i) has port 20000 + i: odd i went to the TLS VIP
         // The TLS VIP reaches the backends' TLS ports (5061 and 5071), TCP their SIP port.
-        if (b.ip == kB11.ip)
-            EXPECT_EQ(b.port, tls ? 5061 : 5060);
-        else
-            EXPECT_EQ(b.port, tls ? 5071 : 5060);
+        EXPECT_EQ(b.port, tls ? (b.ip == kB11.ip ? 5061 : 5071) : 5060);
         ++conns_per_backend[Endpoint{b.ip, 0}];
     }
     // Weights 1:3.

@@ -49,7 +49,7 @@ def uac_tcp(rig: R.Rig, mode: str, src: str, calls: int) -> R.SippRun:
     argv[argv.index("u1")] = mode
     argv += ["-sf", str(R.SCENARIOS / "uac_call.xml"), f"{VIP}:5060", "-i", src, "-m", str(calls), "-r", "10",
              "-l", "20", "-d", "200", "-timeout", "60s", "-timeout_error", "-recv_timeout", "8000",
-             "-trace_stat", "-stf", str(stat), "-fd", "1"]
+             "-trace_stat", "-stf", str(stat), "-fd", "1", "-max_socket", "200"]
     return R.SippRun(rig, name, rig.spawn(name, rig.ns_client, argv), stat, calls)
 
 

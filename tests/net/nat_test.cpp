@@ -451,7 +451,9 @@ TEST(TcpNat, ParseAndIncrementalChecksumsBothFamilies) {
             EXPECT_EQ(parse_tcp(f.data(), v, again), TcpStatus::ok);
             const uint16_t full = tcp_checksum(f.data(), v), field = get16(f, v.l4_offset + 16);
             EXPECT_TRUE(full == field || (full == 0 && field == 0xFFFF) || (full == 0xFFFF && field == 0));
-            if (v.ip_version == 4) EXPECT_EQ(naive_ipv4_checksum(f, v.l3_offset), get16(f, v.l3_offset + 10));
+            if (v.ip_version == 4) {
+                EXPECT_EQ(naive_ipv4_checksum(f, v.l3_offset), get16(f, v.l3_offset + 10));
+            }
             // The payload is untouched (TLS records pass as they are).
             EXPECT_TRUE(std::equal(original.end() - payload.size(), original.end(), f.end() - payload.size()));
             ASSERT_TRUE(snat(f.data(), v, ep(vip)));
