@@ -72,11 +72,19 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
     if (spec.listen.size() > kMaxVips)
         return R::fail(where + "at most " + std::to_string(kMaxVips) + " VIPs (listen has " +
                        std::to_string(spec.listen.size()) + ")");
+    if (spec.tcp_listen.size() > kMaxVips)
+        return R::fail(where + "at most " + std::to_string(kMaxVips) + " TCP and TLS VIPs");
+    if (spec.tcp_idle_s == 0 || spec.tcp_close_grace_s == 0 || spec.tcp_handshake_s == 0)
+        return R::fail(where + "TCP timeouts must be > 0");
 
     std::shared_ptr<PoolSnapshot> snap(new PoolSnapshot());
     PoolSnapshot& s = *snap;
     s.name_ = spec.name;
     s.listen_ = spec.listen;
+    s.tcp_listen_ = spec.tcp_listen;
+    s.tcp_idle_s_ = spec.tcp_idle_s;
+    s.tcp_close_grace_s_ = spec.tcp_close_grace_s;
+    s.tcp_handshake_s_ = spec.tcp_handshake_s;
     s.version_ = version;
     s.mode_ = spec.mode;
     s.dialog_idle_s_ = spec.dialog_idle_s;
@@ -100,7 +108,7 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
 
     s.backends_.reserve(spec.backends.size());
     for (const auto& b : spec.backends)
-        s.backends_.push_back({b.address, b.address.to_string(), b.weight, b.state, b.source, 0});
+        s.backends_.push_back({b.address, b.address.to_string(), b.weight, b.state, b.source, 0, b.tls_port});
     std::sort(s.backends_.begin(), s.backends_.end(),
               [](const BackendEntry& a, const BackendEntry& b) { return a.identity < b.identity; });
     for (size_t i = 1; i < s.backends_.size(); ++i)
@@ -155,6 +163,12 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
     fp.add_string(to_string(s.key_));
     fp.add_string(to_string(s.key_fallback_));
     for (const auto& l : s.listen_) fp.add_endpoint(l);
+    for (const auto& l : s.tcp_listen_) {
+        fp.add_endpoint(l.address);
+        fp.add_value(l.tls);
+    }
+    if (!s.tcp_listen_.empty())
+        for (const auto& b : s.backends_) fp.add_value(b.tls_port);
     for (const auto& b : s.backends_) {
         fp.add_string(b.identity);
         fp.add_value(b.weight);
@@ -219,18 +233,21 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
     const DataplaneSnapshot* previous) {
     using R = Result<std::unique_ptr<const DataplaneSnapshot>>;
     std::unique_ptr<DataplaneSnapshot> d(new DataplaneSnapshot());
-    size_t nvips = 0, nbackends = 0;
+    size_t nvips = 0, nbackends = 0, ntcp_vips = 0;
     for (size_t i = 0; i < pools.size(); ++i) {
         if (!pools[i]) return R::fail("null pool snapshot");
         for (size_t j = 0; j < i; ++j)
             if (pools[j]->name() == pools[i]->name()) return R::fail("pool '" + pools[i]->name() + "' listed twice");
         nvips += pools[i]->listen().size();
         nbackends += pools[i]->backends().size();
+        ntcp_vips += pools[i]->tcp_listen().size();
     }
     d->pools_ = std::move(pools);
     d->version_ = version;
     d->vips_.resize(pow2_at_least(2 * nvips));
     d->backends_.resize(pow2_at_least(2 * nbackends));
+    d->tcp_vips_.resize(pow2_at_least(2 * ntcp_vips));
+    d->tcp_backends_.resize(pow2_at_least(4 * nbackends));
 
     auto insert = [&](std::vector<Slot>& table, const Endpoint& endpoint, uint32_t pool, uint16_t backend,
                       const Endpoint* snat_vip, uint8_t vip) -> const Slot* {
@@ -258,6 +275,19 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
         for (size_t b = 0; b < backends.size(); ++b)
             insert(d->backends_, backends[b].address, p, static_cast<uint16_t>(b),
                    pool.snat_vip_for(backends[b].address), AffinityTable::kNoVip);  // first pool wins
+        const auto& tcp = pool.tcp_listen();
+        for (size_t i = 0; i < tcp.size(); ++i)
+            if (const Slot* dup = insert(d->tcp_vips_, tcp[i].address, p, PoolSnapshot::kNoBackend, nullptr,
+                                         static_cast<uint8_t>(i + 1)))
+                return R::fail("TCP VIP " + tcp[i].address.to_string() + " used by pools '" +
+                               d->pools_[dup->pool_index]->name() + "' and '" + pool.name() + "'");
+        for (bool tls : {false, true}) {
+            const bool listens = std::any_of(tcp.begin(), tcp.end(), [&](const TcpVip& v) { return v.tls == tls; });
+            if (!listens) continue;
+            for (size_t b = 0; b < backends.size(); ++b)
+                insert(d->tcp_backends_, backends[b].tcp_address(tls), p, static_cast<uint16_t>(b), nullptr,
+                       tls ? 1 : 0);  // first pool (and TCP before TLS on a shared port) wins
+        }
     }
     // Backends in several pools: every pool they are in (in pool order), for
     // the reply path to choose from. Count, give each such slot a range of
@@ -318,6 +348,18 @@ DataplaneSnapshot::BackendRef DataplaneSnapshot::find_backend(const EndpointKey&
     if (!s) return {};
     return {pools_[s->pool_index].get(), s->pool_index, s->backend, s->snat_vip,
             std::span<const BackendInPool>(shared_.data() + s->shared_first, s->shared_count)};
+}
+
+DataplaneSnapshot::PoolRef DataplaneSnapshot::find_tcp_vip(const EndpointKey& vip) const noexcept {
+    const Slot* s = find(tcp_vips_, vip);
+    if (!s) return {};
+    return {pools_[s->pool_index].get(), s->pool_index, s->vip};
+}
+
+DataplaneSnapshot::TcpBackendRef DataplaneSnapshot::find_tcp_backend(const EndpointKey& backend) const noexcept {
+    const Slot* s = find(tcp_backends_, backend);
+    if (!s) return {};
+    return {pools_[s->pool_index].get(), s->pool_index, s->backend, s->vip != 0};
 }
 
 const PoolSnapshot* DataplaneSnapshot::find_pool(std::string_view name) const noexcept {

@@ -515,6 +515,13 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
         !is_power_of_two(c.client_vip_capacity))
         d.error(s.table()->get("client_vip_capacity")->source(), s.path("client_vip_capacity"),
                 std::to_string(c.client_vip_capacity) + " is not a power of two");
+    if (read_uint(s, "connection_capacity", c.connection_capacity, 16, 1 << 28) &&
+        !is_power_of_two(c.connection_capacity))
+        d.error(s.table()->get("connection_capacity")->source(), s.path("connection_capacity"),
+                std::to_string(c.connection_capacity) + " is not a power of two");
+    read_uint(s, "connection_source_cap", c.connection_source_cap, 0, 1 << 28);
+    read_uint(s, "syn_rate", c.syn_rate, 0, 1000000);
+    read_uint(s, "syn_burst", c.syn_burst, 1, 1000000);
     read_uint(s, "frag_max_flows", c.frag_max_flows, 1, 1 << 20);
     read_uint(s, "frag_timeout_ms", c.frag_timeout_ms, 1, 60000);
     read_bool(s, "announce", c.announce);
@@ -879,22 +886,43 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
     // errors come out in file order for the common layout.
     read_uint(s, "default_port", p.default_port, 1, 65535);
 
-    std::set<Endpoint> seen_vips;
+    // TCP and TLS VIPs share one set: both are TCP on the wire, so one
+    // address:port cannot be both.
+    std::set<Endpoint> seen_vips, seen_tcp_vips;
     for_each_in_array(s, "listen", [&](const toml::node& n, const std::string& path) {
         const std::string* text = string_of(d, n, path);
         if (!text) return;
-        auto ep = Endpoint::parse(*text);
+        std::string_view rest = *text;
+        std::vector<Endpoint>* into = &p.listen;
+        std::set<Endpoint>* seen = &seen_vips;
+        if (auto sep = rest.find("://"); sep != std::string_view::npos) {
+            const std::string_view scheme = rest.substr(0, sep);
+            if (scheme == "tcp") {
+                into = &p.tcp_listen;
+                seen = &seen_tcp_vips;
+            } else if (scheme == "tls") {
+                into = &p.tls_listen;
+                seen = &seen_tcp_vips;
+            } else if (scheme != "udp") {
+                d.error(n.source(), path,
+                        "unknown transport " + squote(std::string(scheme)) + " (udp://, tcp:// or tls://)");
+                return;
+            }
+            rest.remove_prefix(sep + 3);
+        }
+        const std::string addr(rest);
+        auto ep = Endpoint::parse(addr);
         if (!ep) {
-            bool bare = Endpoint::parse(*text, 5060, true).has_value();
+            bool bare = Endpoint::parse(addr, 5060, true).has_value();
             d.error(n.source(), path,
                     squote(*text) + (bare ? " has no port (write \"" + *text + ":5060\")" : " is not an address:port"));
             return;
         }
-        if (!seen_vips.insert(*ep).second) {
-            d.error(n.source(), path, "duplicate VIP " + ep->to_string());
+        if (!seen->insert(*ep).second) {
+            d.error(n.source(), path, "duplicate VIP " + *text);
             return;
         }
-        p.listen.push_back(*ep);
+        into->push_back(*ep);
     });
 
     std::set<Endpoint> seen_backends;
@@ -914,6 +942,7 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
             where = n.as_table()->get("address")->source();
             read_uint(bs, "weight", b.weight, 0, 65535);
             read_bool(bs, "enabled", b.enabled);
+            read_uint(bs, "tls_port", b.tls_port, 1, 65535);
             bs.finish();
         } else {
             d.error(n.source(), path,
@@ -1066,6 +1095,7 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
     std::vector<PendingBackend> backends_read;
     std::map<std::string, std::string> pool_paths;  // name -> path
     std::map<Endpoint, std::string> vip_owner;      // VIP -> pool name
+    std::map<Endpoint, std::string> tcp_vip_owner;  // TCP or TLS VIP -> pool name
     struct PoolWithoutVip {
         std::string name, path;
         toml::source_region where;
@@ -1086,7 +1116,15 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
                            "VIP " + p.listen[i].to_string() + " is already used by pool " + squote(it->second));
             }
         }
-        if (p.listen.empty()) pools_without_vip.push_back({p.name, ps.path("listen"), ps.where()});
+        for (const auto* tcp : {&p.tcp_listen, &p.tls_listen})
+            for (const auto& vip : *tcp) {
+                auto [it, fresh] = tcp_vip_owner.emplace(vip, p.name);
+                if (!fresh)
+                    diag.error(ps.where(), ps.path("listen"),
+                               "TCP VIP " + vip.to_string() + " is already used by pool " + squote(it->second));
+            }
+        if (p.listen.empty() && p.tcp_listen.empty() && p.tls_listen.empty())
+            pools_without_vip.push_back({p.name, ps.path("listen"), ps.where()});
         cfg.pools.push_back(std::move(p));
     });
     top.finish();
@@ -1114,8 +1152,9 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
         for (const auto& a : port.addresses)
             own_addresses.emplace(a.ip, "address " + a.to_string() + " of port " + squote(port.name));
     for (const auto& pool : cfg.pools)
-        for (const auto& vip : pool.listen)
-            own_addresses.emplace(vip.ip, "VIP " + vip.to_string() + " of pool " + squote(pool.name));
+        for (const auto* vips : {&pool.listen, &pool.tcp_listen, &pool.tls_listen})
+            for (const auto& vip : *vips)
+                own_addresses.emplace(vip.ip, "VIP " + vip.to_string() + " of pool " + squote(pool.name));
     for (const auto& b : backends_read)
         if (auto it = own_addresses.find(b.address.ip); it != own_addresses.end())
             diag.error(b.where, b.path,

@@ -85,6 +85,10 @@ void diff_dataplane(Differ& d, const DataplaneConfig& a, const DataplaneConfig& 
     d.field(p, "tx_ring", a.tx_ring, b.tx_ring, true);
     d.field(p, "affinity_capacity", a.affinity_capacity, b.affinity_capacity, true);
     d.field(p, "client_vip_capacity", a.client_vip_capacity, b.client_vip_capacity, true);
+    d.field(p, "connection_capacity", a.connection_capacity, b.connection_capacity, true);
+    d.field(p, "connection_source_cap", a.connection_source_cap, b.connection_source_cap, true);
+    d.field(p, "syn_rate", a.syn_rate, b.syn_rate, true);
+    d.field(p, "syn_burst", a.syn_burst, b.syn_burst, true);
     d.field(p, "frag_max_flows", a.frag_max_flows, b.frag_max_flows, true);
     d.field(p, "frag_timeout_ms", a.frag_timeout_ms, b.frag_timeout_ms, true);
     d.field(p, "announce", a.announce, b.announce, true);
@@ -150,11 +154,15 @@ void diff_dataplane(Differ& d, const DataplaneConfig& a, const DataplaneConfig& 
 
 void diff_pool(Differ& d, const PoolConfig& a, const PoolConfig& b, const Config& ca, const Config& cb) {
     const std::string pre = "pool " + a.name + ": ";
-    std::set<Endpoint> la(a.listen.begin(), a.listen.end()), lb(b.listen.begin(), b.listen.end());
+    const auto vips = [](const PoolConfig& p) {
+        std::vector<std::string> v = listen_entries(p);
+        return std::set<std::string>(v.begin(), v.end());
+    };
+    const std::set<std::string> la = vips(a), lb = vips(b);
     for (const auto& v : la)
-        if (!lb.count(v)) d.add(pre + "VIP " + v.to_string() + " removed", false);
+        if (!lb.count(v)) d.add(pre + "VIP " + v + " removed", false);
     for (const auto& v : lb)
-        if (!la.count(v)) d.add(pre + "VIP " + v.to_string() + " added", false);
+        if (!la.count(v)) d.add(pre + "VIP " + v + " added", false);
 
     std::map<Endpoint, const BackendConfig*> ba, bb;
     for (const auto& x : a.backends) ba[x.address] = &x;
@@ -172,6 +180,10 @@ void diff_pool(Differ& d, const PoolConfig& a, const PoolConfig& b, const Config
                   false);
         if (x->enabled != y.enabled)
             d.add(pre + "backend " + ep.to_string() + (y.enabled ? " enabled" : " disabled"), false);
+        if (x->tls_port != y.tls_port)
+            d.add(pre + "backend " + ep.to_string() + " tls_port " + std::to_string(x->tls_port) + " -> " +
+                      std::to_string(y.tls_port),
+                  false);
     }
     for (const auto& [ep, y] : bb)
         if (!ba.count(ep))

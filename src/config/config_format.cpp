@@ -68,6 +68,14 @@ void write_health(std::ostream& o, const HealthConfig& h) {
 
 }  // namespace
 
+std::vector<std::string> listen_entries(const PoolConfig& pool) {
+    std::vector<std::string> out;
+    for (const auto& v : pool.listen) out.push_back(v.to_string());
+    for (const auto& v : pool.tcp_listen) out.push_back("tcp://" + v.to_string());
+    for (const auto& v : pool.tls_listen) out.push_back("tls://" + v.to_string());
+    return out;
+}
+
 std::string format_config(const Config& c) {
     std::ostringstream o;
     auto str = [](const auto& x) { return toml_string(x.to_string()); };
@@ -96,6 +104,10 @@ std::string format_config(const Config& c) {
       << "tx_ring = " << d.tx_ring << "\n"
       << "affinity_capacity = " << d.affinity_capacity << "\n"
       << "client_vip_capacity = " << d.client_vip_capacity << "\n"
+      << "connection_capacity = " << d.connection_capacity << "\n"
+      << "connection_source_cap = " << d.connection_source_cap << "\n"
+      << "syn_rate = " << d.syn_rate << "\n"
+      << "syn_burst = " << d.syn_burst << "\n"
       << "frag_max_flows = " << d.frag_max_flows << "\n"
       << "frag_timeout_ms = " << d.frag_timeout_ms << "\n"
       << "announce = " << toml_bool(d.announce) << "\n"
@@ -148,13 +160,13 @@ std::string format_config(const Config& c) {
     for (const auto& p : c.pools) {
         o << "\n[[pool]]\n"
           << "name = " << toml_string(p.name) << "\n"
-          << "listen = " << toml_array(p.listen, str) << "\n"
+          << "listen = " << toml_array(listen_entries(p), [](const std::string& x) { return toml_string(x); }) << "\n"
           << "backends = "
           << toml_array(p.backends,
                         [](const BackendConfig& b) {
                             return "{ address = " + toml_string(b.address.to_string()) +
                                    ", weight = " + std::to_string(b.weight) + ", enabled = " + toml_bool(b.enabled) +
-                                   " }";
+                                   ", tls_port = " + std::to_string(b.tls_port) + " }";
                         })
           << "\n"
           << "dns = " << toml_array(p.dns, [](const std::string& s) { return toml_string(s); }) << "\n"

@@ -125,7 +125,7 @@ std::string family_of(const CounterInfo& c) {
 }
 
 std::string family_help(std::span<const CounterInfo> schema, const CounterInfo& first) {
-    if (first.kind == CounterKind::gauge) return std::string(first.help) + " (per " + scope_noun(first.scope) + ").";
+    if (first.kind != CounterKind::counter) return std::string(first.help) + " (per " + scope_noun(first.scope) + ").";
     std::string h = std::string("Counters of group ") + first.group + " per " + scope_noun(first.scope) + ", by " +
                     dataplane::counter_label(first) + ":";
     for (const auto& c : schema)

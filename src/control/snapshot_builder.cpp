@@ -1,5 +1,8 @@
 #include "siplb/control/snapshot_builder.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "siplb/balance/hash.h"
 #include "siplb/balance/pick.h"
 #include "siplb/control/log.h"
@@ -18,6 +21,16 @@ balance::BackendState to_balance_state(EffectiveState s) {
     return balance::BackendState::disabled;
 }
 
+namespace {
+bool same_tls_ports(const config::PoolConfig& a, const config::PoolConfig& b) {
+    if (a.backends.size() != b.backends.size()) return false;
+    for (size_t i = 0; i < a.backends.size(); ++i)
+        if (a.backends[i].address != b.backends[i].address || a.backends[i].tls_port != b.backends[i].tls_port)
+            return false;
+    return true;
+}
+}  // namespace
+
 SnapshotBuilder::SnapshotBuilder(const config::Config& cfg) { set_config(cfg); }
 
 void SnapshotBuilder::set_config(const config::Config& cfg) {
@@ -28,6 +41,8 @@ void SnapshotBuilder::set_config(const config::Config& cfg) {
             (old->second.table_size != p.table_size || old->second.seed != p.seed || old->second.mode != p.mode ||
              old->second.dialog_idle_s != p.dialog_idle_s || old->second.transaction_idle_s != p.transaction_idle_s ||
              old->second.key != p.key || old->second.key_fallback != p.key_fallback || old->second.listen != p.listen ||
+             old->second.tcp_listen != p.tcp_listen || old->second.tls_listen != p.tls_listen ||
+             !same_tls_ports(old->second, p) ||
              old->second.health.overload_codes != p.health.overload_codes || old->second.rules != p.rules ||
              old->second.rate_limit != p.rate_limit))
             cache_.erase(p.name);  // table parameters changed: rebuild
@@ -66,6 +81,8 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
         balance::PoolSpec spec;
         spec.name = view.name;
         spec.listen = param->second.listen;
+        for (const auto& v : param->second.tcp_listen) spec.tcp_listen.push_back({v, false});
+        for (const auto& v : param->second.tls_listen) spec.tcp_listen.push_back({v, true});
         spec.table_size = param->second.table_size;
         spec.seed = param->second.seed;
         spec.mode = param->second.mode;
@@ -81,6 +98,9 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
         for (const auto& b : view.backends) {
             balance::BackendSpec bs;
             bs.address = b.address;
+            // Static backends say their TLS port; discovered ones use the default.
+            for (const auto& c : param->second.backends)
+                if (c.address == b.address) bs.tls_port = c.tls_port;
             bs.weight = b.weight;
             bs.state = to_balance_state(b.state);
             bs.source = b.is_static ? balance::BackendSource::static_config : balance::BackendSource::dns;
@@ -133,12 +153,78 @@ std::map<std::string, std::map<std::string, double>> table_shares(const balance:
     return out;
 }
 
+namespace {
+const char* connection_state_name(balance::ConnectionTable::State s) {
+    switch (s) {
+        case balance::ConnectionTable::State::half_open: return "half_open";
+        case balance::ConnectionTable::State::established: return "established";
+        case balance::ConnectionTable::State::closing: return "closing";
+    }
+    return "unknown";
+}
+
+// What TcpStage decides for a client's connection, read-only.
+nlohmann::json lookup_connection(const balance::PoolSnapshot& p, const Endpoint& client,
+                                 const balance::ConnectionTable* connections, uint32_t now_s) {
+    nlohmann::json list = nlohmann::json::array();
+    uint8_t key_bytes[18];
+    const size_t alen = client.ip.is_v4() ? 4 : 16;
+    std::memcpy(key_bytes, client.ip.bytes.data(), alen);
+    key_bytes[alen] = static_cast<uint8_t>(client.port >> 8);
+    key_bytes[alen + 1] = static_cast<uint8_t>(client.port);
+    const uint64_t client_hash = balance::hash_call_id(key_bytes, alen + 2, p.seed());
+    const auto backends = p.backends();
+    for (bool tls : {false, true}) {
+        const auto& vips = p.tcp_listen();
+        if (std::none_of(vips.begin(), vips.end(), [&](const balance::TcpVip& v) { return v.tls == tls; })) continue;
+        nlohmann::json j;
+        j["transport"] = tls ? "tls" : "tcp";
+        j["vip"] = nullptr;
+        const uint64_t key = balance::connection_key(p, client_hash, tls);
+        if (connections)
+            if (auto c = connections->lookup(key, now_s)) {
+                const uint16_t idx = p.index_of_id(c->backend_id);
+                if (idx != balance::PoolSnapshot::kNoBackend && balance::keeps_affinity(backends[idx].state)) {
+                    const balance::TcpVip* vip = p.tcp_vip_at(c->vip);
+                    j["backend"] = backends[idx].tcp_address(tls).to_string();
+                    j["reason"] = "connection";
+                    j["state"] = balance::to_string(backends[idx].state);
+                    j["connection_state"] = connection_state_name(c->state);
+                    j["expires_in_s"] = static_cast<int32_t>(c->expiry_s - now_s);
+                    j["vip"] = vip ? nlohmann::json(vip->address.to_string()) : nlohmann::json(nullptr);
+                    list.push_back(std::move(j));
+                    continue;
+                }
+            }
+        const uint16_t idx = p.table().lookup(client_hash);
+        if (idx == balance::MaglevTable::kNone) {
+            j["backend"] = nullptr;
+            j["reason"] = "no_backend";
+        } else {
+            j["backend"] = backends[idx].tcp_address(tls).to_string();
+            j["reason"] = "table";
+            j["state"] = balance::to_string(backends[idx].state);
+        }
+        list.push_back(std::move(j));
+    }
+    return list;
+}
+}  // namespace
+
 Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const balance::AffinityTable* affinity,
                                    const std::string& pool, const std::string& call_id, uint32_t now_s,
-                                   const std::optional<std::string>& key) {
+                                   const std::optional<std::string>& key,
+                                   const balance::ConnectionTable* connections) {
     using R = Result<nlohmann::json>;
     const balance::PoolSnapshot* p = snap.find_pool(pool);
     if (!p) return R::fail("unknown pool '" + pool + "'");
+    if (!p->tcp_listen().empty())
+        if (auto client = Endpoint::parse(call_id)) {
+            nlohmann::json j;
+            j["client"] = client->to_string();
+            j["connections"] = lookup_connection(*p, *client, connections, now_s);
+            return j;
+        }
     const uint64_t hash = balance::hash_call_id(call_id, p->seed());
     const auto backends = p->backends();
     nlohmann::json j;

@@ -335,7 +335,8 @@ int Daemon::run() {
                           const std::optional<std::string>& key) -> Result<json> {
         const balance::DataplaneSnapshot* snap = publisher_.current();
         if (!snap) return Result<json>::fail("no snapshot published yet");
-        return control::lookup_call(*snap, affinity_.get(), pool, call_id, monotonic_seconds(), key);
+        return control::lookup_call(*snap, affinity_.get(), pool, call_id, monotonic_seconds(), key,
+                                    dataplane_ ? &dataplane_->connections() : nullptr);
     };
     hooks.reload = [this](const control::Actor& who) { return reload(who); };
     hooks.resolve = [this](const std::string& pool) -> Result<json> {

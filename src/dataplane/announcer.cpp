@@ -64,9 +64,12 @@ void Announcer::announce_addresses(const balance::DataplaneSnapshot* snap) noexc
         announced_start_ = true;
     }
     if (snap) {
-        for (const auto& pool : snap->pools())
+        for (const auto& pool : snap->pools()) {
             for (const auto& vip : pool->listen())
                 if (auto port = ctx_.routes.on_link_port(vip.ip)) announce(*port, vip.ip);
+            for (const auto& vip : pool->tcp_listen())
+                if (auto port = ctx_.routes.on_link_port(vip.address.ip)) announce(*port, vip.address.ip);
+        }
         announced_version_ = snap->version();
     }
 }

@@ -19,7 +19,7 @@ namespace {
 
 template <CounterKind kind>
 void fold(uint64_t& into, const std::atomic<uint64_t>& c) noexcept {
-    if constexpr (kind == CounterKind::counter)
+    if constexpr (kind != CounterKind::gauge)
         into += read(c);
     else
         into = std::max(into, read(c));

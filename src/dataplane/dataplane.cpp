@@ -74,6 +74,7 @@ struct Dataplane::Impl {
     balance::AffinityTable& affinity;
     std::unique_ptr<net::NeighborTable> neighbors;
     std::unique_ptr<balance::ClientVipTable> client_vips;
+    std::unique_ptr<balance::ConnectionTable> connections;
     ForwardContext ctx;
     rte_mempool* pool = nullptr;
     rte_mempool* indirect_pool = nullptr;
@@ -269,6 +270,16 @@ Status Dataplane::Impl::setup() {
     if (!vips) return Status::fail("dataplane.client_vip_capacity: " + vips.message());
     client_vips = std::move(vips).value();
     ctx.client_vips = client_vips.get();
+    // Per-source counters: a quarter of the entries (at least 1024), so
+    // that distinct sources rarely share one.
+    auto conns =
+        balance::ConnectionTable::create(dc.connection_capacity, std::max<uint32_t>(1024, dc.connection_capacity / 4));
+    if (!conns) return Status::fail("dataplane.connection_capacity: " + conns.message());
+    connections = std::move(conns).value();
+    ctx.connections = connections.get();
+    ctx.connection_source_cap = dc.connection_source_cap;
+    ctx.syn_rate_per_s = dc.syn_rate;
+    ctx.syn_burst = dc.syn_burst;
 
     auto sr = publisher.register_reader();
     if (!sr) return Status::fail("dataplane: " + sr.message());
@@ -409,6 +420,7 @@ void Dataplane::stop() {
 }
 
 bool Dataplane::running() const noexcept { return impl_->running; }
+const balance::ConnectionTable& Dataplane::connections() const noexcept { return *impl_->connections; }
 unsigned Dataplane::worker_count() const noexcept { return static_cast<unsigned>(impl_->workers.size()); }
 
 std::vector<uint64_t> Dataplane::worker_loops() const {

@@ -9,6 +9,7 @@
 
 #include "siplb/balance/affinity.h"
 #include "siplb/balance/client_vips.h"
+#include "siplb/balance/connection_table.h"
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/net/neighbor_table.h"
@@ -39,7 +40,12 @@ struct ForwardContext {
     // VIPs of a family; nullptr: not kept (replies leave from the call's VIP
     // or the pool's first VIP of the family).
     balance::ClientVipTable* client_vips = nullptr;
-    uint64_t arp_retry_ms = 1000;  // at most one ARP request per target per interval
+    // SIP over TCP/TLS connections (shared by all workers); nullptr: TCP
+    // segments to VIPs are balanced by the table alone.
+    balance::ConnectionTable* connections = nullptr;
+    uint32_t connection_source_cap = 0;          // entries per client address; 0 = no cap
+    uint32_t syn_rate_per_s = 0, syn_burst = 0;  // per client address and worker; 0 = no limit
+    uint64_t arp_retry_ms = 1000;                // at most one ARP request per target per interval
     // ICMP errors generated per worker (time exceeded, port unreachable,
     // fragmentation needed): dataplane.icmp_error_rate / icmp_error_burst.
     uint32_t icmp_error_rate_per_s = 100, icmp_error_burst = 50;
@@ -48,9 +54,12 @@ struct ForwardContext {
 // A VIP address of any pool (on any port).
 inline bool is_vip_address(const IpAddress& a, const balance::DataplaneSnapshot* snap) noexcept {
     if (!snap) return false;
-    for (const auto& pool : snap->pools())
+    for (const auto& pool : snap->pools()) {
         for (const auto& vip : pool->listen())
             if (vip.ip == a) return true;
+        for (const auto& vip : pool->tcp_listen())
+            if (vip.address.ip == a) return true;
+    }
     return false;
 }
 

@@ -20,7 +20,7 @@ DropReason drop_for(ParseStatus s) noexcept {
     }
 }
 
-enum class FrameKind : uint8_t { udp, arp, ndp, icmp, other };
+enum class FrameKind : uint8_t { udp, arp, ndp, icmp, tcp, other };
 
 // The stage a frame goes to; `other`: malformed, or a protocol no stage speaks.
 FrameKind classify(ParseStatus st, const uint8_t* frame, const net::PacketView& v) noexcept {
@@ -28,6 +28,7 @@ FrameKind classify(ParseStatus st, const uint8_t* frame, const net::PacketView& 
         return FrameKind::udp;
     if (st == ParseStatus::not_ip) return v.ethertype == net::kEtherTypeArp ? FrameKind::arp : FrameKind::other;
     if (st != ParseStatus::not_udp) return FrameKind::other;
+    if (v.ip_proto == net::kIpProtoTcp) return FrameKind::tcp;
     if (IcmpStage::is_icmp(frame, v)) return FrameKind::icmp;
     if (v.ip_version == 6 && v.ip_proto == net::kIpProtoIcmpv6) return FrameKind::ndp;
     return FrameKind::other;
@@ -58,7 +59,11 @@ void Forwarder::prepare(Prepared& p, uint8_t* frame, uint16_t len, uint16_t head
         return;
     }
     if (kind != FrameKind::udp) [[unlikely]] {
-        p.route = kind == FrameKind::arp ? Route::arp : kind == FrameKind::ndp ? Route::ndp : Route::icmp;
+        p.route = kind == FrameKind::arp   ? Route::arp
+                  : kind == FrameKind::ndp ? Route::ndp
+                  : kind == FrameKind::tcp ? Route::tcp
+                                           : Route::icmp;
+        p.verify_tcp_checksum = parse.verify_udp_checksum;
         return;
     }
     // UDP: to a VIP, from a backend, or neither.
@@ -99,6 +104,7 @@ Action Forwarder::forward(Prepared& p, const balance::DataplaneSnapshot* snap, u
         case Route::arp: return neighbors_.answer_arp(f, snap, now_ms);
         case Route::ndp: return neighbors_.answer_ndp(f, snap, now_ms);
         case Route::icmp: return icmp_.handle(f, snap, now_s, now_ms);
+        case Route::tcp: return tcp_.handle(f, snap, now_s, now_ms, p.verify_tcp_checksum);
         case Route::ttl_expired: return icmp_.ttl_expired(f, snap, now_ms);
         case Route::unmatched_udp: return icmp_.unmatched_udp(f, snap, now_ms);
     }

@@ -18,6 +18,7 @@
 #include "siplb/net/packet.h"
 #include "siplb/protect/guard.h"
 #include "stage.h"
+#include "tcp_stage.h"
 #include "to_backend_stage.h"
 #include "to_client_stage.h"
 
@@ -34,17 +35,19 @@ public:
           icmp_errors_(ctx, counters),
           to_backend_(ctx, counters, egress_, neighbors_, icmp_errors_, worker),
           to_client_(ctx, counters, egress_, neighbors_, icmp_errors_),
-          icmp_(ctx, counters, egress_, to_backend_, icmp_errors_) {}
+          icmp_(ctx, counters, egress_, to_backend_, icmp_errors_),
+          tcp_(ctx, counters, egress_, neighbors_, icmp_errors_, to_backend_) {}
     Forwarder(const Forwarder&) = delete;
     Forwarder& operator=(const Forwarder&) = delete;
 
     // Where prepare() sends a frame; `decided`: its Action is known already.
-    enum class Route : uint8_t { decided, to_backend, to_client, arp, ndp, icmp, ttl_expired, unmatched_udp };
+    enum class Route : uint8_t { decided, to_backend, to_client, arp, ndp, icmp, tcp, ttl_expired, unmatched_udp };
     // One frame between prepare() and forward(): a worker keeps one per
     // burst slot, preallocated and reused.
     struct Prepared {
         Frame frame;
         Route route = Route::decided;
+        bool verify_tcp_checksum = true;  // tcp: the NIC did not verify it
         Action decided;                                  // route == decided (already counted)
         balance::DataplaneSnapshot::PoolRef vip;         // to_backend
         balance::DataplaneSnapshot::BackendRef backend;  // to_client
@@ -95,6 +98,7 @@ private:
     ToBackendStage to_backend_;
     ToClientStage to_client_;
     IcmpStage icmp_;
+    TcpStage tcp_;
     Prepared single_;  // process()'s
     Tap* tap_ = nullptr;
 };

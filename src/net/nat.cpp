@@ -15,10 +15,14 @@ bool rewrite_endpoint(uint8_t* frame, const PacketView& v, NatSide side, const E
 
     uint8_t new_port[2];
     store_be16(new_port, to.port);
-    uint16_t udp_csum = load_be16(udp + 6);
-    // UDP over IPv4 without checksum: nothing to maintain. Over IPv6 the
-    // parser already refused a zero checksum.
-    if (udp_csum != 0) {
+    if (v.ip_proto == kIpProtoTcp) {
+        // TCP always has a checksum; 0x0000 and 0xFFFF both verify.
+        uint16_t csum = load_be16(udp + 16);
+        csum = checksum_update_bytes(csum, addr, to.ip.bytes.data(), alen);
+        store_be16(udp + 16, checksum_update_bytes(csum, port, new_port, 2));
+    } else if (uint16_t udp_csum = load_be16(udp + 6); udp_csum != 0) {
+        // UDP over IPv4 without checksum: nothing to maintain. Over IPv6 the
+        // parser already refused a zero checksum.
         udp_csum = checksum_update_bytes(udp_csum, addr, to.ip.bytes.data(), alen);
         udp_csum = checksum_update_bytes(udp_csum, port, new_port, 2);
         if (udp_csum == 0) udp_csum = 0xFFFF;

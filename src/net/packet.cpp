@@ -119,6 +119,42 @@ ParseStatus parse_frame(const uint8_t* frame, size_t len, PacketView& out, Parse
     return ParseStatus::not_ip;
 }
 
+namespace {
+uint32_t tcp_pseudo_sum(const uint8_t* frame, const PacketView& v, size_t tcp_len) noexcept {
+    const uint8_t* ip = frame + v.l3_offset;
+    uint32_t sum = v.ip_version == 4 ? checksum_accumulate(ip + 12, 8) : checksum_accumulate(ip + 8, 32);
+    return sum + kIpProtoTcp + static_cast<uint32_t>(tcp_len);
+}
+}  // namespace
+
+TcpStatus parse_tcp(const uint8_t* frame, PacketView& v, TcpSegment& out, bool verify_checksum) noexcept {
+    out = TcpSegment{};
+    if (v.l3_end < v.l4_offset + kTcpMinHeaderLen) return TcpStatus::short_segment;
+    const uint8_t* tcp = frame + v.l4_offset;
+    const size_t tcp_len = static_cast<size_t>(v.l3_end - v.l4_offset);
+    const size_t header = static_cast<size_t>(tcp[12] >> 4) * 4;
+    if (header < kTcpMinHeaderLen) return TcpStatus::bad_offset;
+    if (header > tcp_len) return TcpStatus::short_segment;
+    v.src_port = load_be16(tcp);
+    v.dst_port = load_be16(tcp + 2);
+    out.flags = tcp[13];
+    out.header_len = static_cast<uint16_t>(header);
+    out.payload_len = static_cast<uint16_t>(tcp_len - header);
+    // Field included: a valid segment sums to all ones (RFC 1071 4.1).
+    if (verify_checksum &&
+        checksum_fold(checksum_accumulate(tcp, tcp_len, tcp_pseudo_sum(frame, v, tcp_len))) != 0xFFFF)
+        return TcpStatus::bad_checksum;
+    return TcpStatus::ok;
+}
+
+uint16_t tcp_checksum(const uint8_t* frame, const PacketView& v) noexcept {
+    const uint8_t* tcp = frame + v.l4_offset;
+    const size_t tcp_len = static_cast<size_t>(v.l3_end - v.l4_offset);
+    uint32_t sum = checksum_accumulate(tcp, 16, tcp_pseudo_sum(frame, v, tcp_len));
+    sum = checksum_accumulate(tcp + 18, tcp_len - 18, sum);
+    return checksum_finish(sum);
+}
+
 Endpoint source_endpoint(const uint8_t* frame, const PacketView& v) noexcept {
     Endpoint e;
     if (v.ip_version == 6) e.ip.family = IpAddress::Family::v6;

@@ -137,3 +137,17 @@ TEST(ConfigDiff, StopGraceNeedsRestart) {
     b.control.stop_grace_ms = 2000;
     EXPECT_THAT(restart_required_changes(a, b), ElementsAre("control.stop_grace_ms: 0 -> 2000"));
 }
+
+TEST(ConfigDiff, TcpAndTlsVipsAndTlsPorts) {
+    Config a = load(kBase);
+    std::string text = kBase;
+    text.replace(text.find("listen = [\"203.0.113.10:5060\"]"), 30,
+                 "listen = [\"203.0.113.10:5060\", \"tcp://203.0.113.10:5060\", \"tls://203.0.113.10:5061\"]");
+    text.replace(text.find("weight = 2 }"), 12, "weight = 2, tls_port = 5071 }");
+    Config b = load(text);
+    EXPECT_THAT(describe_changes(a, b),
+                UnorderedElementsAre("pool lund: VIP tcp://203.0.113.10:5060 added",
+                                     "pool lund: VIP tls://203.0.113.10:5061 added",
+                                     "pool lund: backend 198.51.100.12:5060 tls_port 5061 -> 5071"));
+    EXPECT_THAT(restart_required_changes(a, b), IsEmpty());
+}

@@ -874,3 +874,67 @@ TEST(Config, CheckHostFindsMissingInterfaces) {
     ASSERT_TRUE(null) << null.message();
     EXPECT_TRUE(check_host(*null));
 }
+
+TEST(ConfigTransports, ListenNamesTcpAndTlsVipsAndBackendsTheirTlsPort) {
+    Config c = parse_ok(R"(
+[[pool]]
+name = "lund"
+listen = ["203.0.113.10:5060", "udp://203.0.113.11:5060", "tcp://203.0.113.10:5060", "tls://203.0.113.10:5061"]
+backends = ["198.51.100.11:5060", { address = "198.51.100.12:5060", tls_port = 5071 }]
+)");
+    ASSERT_EQ(c.pools.size(), 1u);
+    const PoolConfig& p = c.pools[0];
+    EXPECT_EQ(p.listen, (std::vector<Endpoint>{ep("203.0.113.10:5060"), ep("203.0.113.11:5060")}));
+    EXPECT_EQ(p.tcp_listen, std::vector<Endpoint>{ep("203.0.113.10:5060")});
+    EXPECT_EQ(p.tls_listen, std::vector<Endpoint>{ep("203.0.113.10:5061")});
+    EXPECT_EQ(p.backends[0].tls_port, 5061);
+    EXPECT_EQ(p.backends[1].tls_port, 5071);
+    EXPECT_EQ(listen_entries(p), (std::vector<std::string>{"203.0.113.10:5060", "203.0.113.11:5060",
+                                                           "tcp://203.0.113.10:5060", "tls://203.0.113.10:5061"}));
+    // The formatted file reads back the same.
+    auto again = parse_config(format_config(c), "again.toml");
+    ASSERT_TRUE(again.ok()) << again.message();
+    EXPECT_EQ(again.value().pools, c.pools);
+}
+
+TEST(ConfigTransports, TcpOnlyPoolNeedsNoUdpVip) {
+    Config c = parse_ok(R"(
+[[pool]]
+name = "trunk"
+listen = ["tls://203.0.113.10:5061"]
+backends = ["198.51.100.11:5060"]
+)");
+    EXPECT_TRUE(c.pools[0].listen.empty());
+    EXPECT_EQ(c.pools[0].tls_listen.size(), 1u);
+}
+
+TEST(ConfigTransports, Errors) {
+    EXPECT_THAT(parse_err(R"([[pool]]
+name = "a"
+listen = ["sctp://203.0.113.10:5060"]
+)"),
+                HasSubstr("t.toml:3:11: pool[0].listen[0]: unknown transport 'sctp' (udp://, tcp:// or tls://)"));
+    EXPECT_THAT(parse_err(R"([[pool]]
+name = "a"
+listen = ["tcp://203.0.113.10"]
+)"),
+                HasSubstr("pool[0].listen[0]: 'tcp://203.0.113.10' has no port"));
+    // TCP and TLS on one address:port cannot be told apart on the wire.
+    EXPECT_THAT(parse_err(R"([[pool]]
+name = "a"
+listen = ["tcp://203.0.113.10:5060", "tls://203.0.113.10:5060"]
+)"),
+                HasSubstr("pool[0].listen[1]: duplicate VIP tls://203.0.113.10:5060"));
+    EXPECT_THAT(parse_err(R"([[pool]]
+name = "a"
+listen = ["tcp://203.0.113.10:5060"]
+[[pool]]
+name = "b"
+listen = ["tls://203.0.113.10:5060"]
+)"),
+                HasSubstr("pool[1].listen: TCP VIP 203.0.113.10:5060 is already used by pool 'a'"));
+    EXPECT_THAT(parse_err(std::string(kMinimalPool) +
+                          "[[pool]]\nname = \"b\"\nlisten = [\"tcp://203.0.113.10:5060\"]\n"
+                          "backends = [{ address = \"198.51.100.1:5060\", tls_port = 0 }]\n"),
+                HasSubstr("pool[1].backends[0].tls_port"));
+}

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <tuple>
 
 #include "support/frame_builder.h"
 #include "siplb/net/checksum.h"
@@ -387,4 +388,100 @@ TEST(Nat, TunnelHeaderIpv4AndIpv6Outer) {
     EXPECT_EQ(buf[7], 64);
     EXPECT_EQ(tunnel_header_len(*IpAddress::parse("2001:db8:2::7")), 40u);
     EXPECT_TRUE(std::equal(inner.begin(), inner.end(), buf.begin() + 40));
+}
+
+namespace {
+
+// A TCP segment (20-byte header, flags SYN|ACK) built from a UDP frame of
+// the same addresses: header swapped, lengths, protocol and checksums redone
+// independently of the code under test.
+std::vector<uint8_t> tcp_frame(const Endpoint& src, const Endpoint& dst, std::string_view payload) {
+    auto u = build_frame({.src = src, .dst = dst, .payload = payload});
+    const bool v6 = src.ip.is_v6();
+    std::vector<uint8_t> f(u.bytes.begin(), u.bytes.begin() + u.l4);
+    std::vector<uint8_t> tcp(20, 0);
+    siplb::test::put16(tcp, 0, src.port);
+    siplb::test::put16(tcp, 2, dst.port);
+    tcp[7] = 0x2a;   // sequence number
+    tcp[12] = 0x50;  // data offset 5 words
+    tcp[13] = 0x12;  // SYN|ACK
+    tcp[14] = 0xff;  // window
+    tcp.insert(tcp.end(), payload.begin(), payload.end());
+    const size_t len = tcp.size();
+    if (v6) {
+        siplb::test::put16(f, u.l3 + 4, static_cast<uint16_t>(len));
+        f[u.l3 + 6] = 6;
+    } else {
+        siplb::test::put16(f, u.l3 + 2, static_cast<uint16_t>(20 + len));
+        f[u.l3 + 9] = 6;
+        siplb::test::put16(f, u.l3 + 10, 0);
+        siplb::test::put16(f, u.l3 + 10, naive_ipv4_checksum(f, u.l3));
+    }
+    std::vector<uint8_t> pseudo(f.begin() + u.l3 + (v6 ? 8 : 12), f.begin() + u.l3 + (v6 ? 40 : 20));
+    pseudo.insert(pseudo.end(), {0, 0, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len), 0, 6});
+    pseudo.insert(pseudo.end(), tcp.begin(), tcp.end());
+    siplb::test::put16(tcp, 16, siplb::test::naive_checksum(pseudo));
+    f.insert(f.end(), tcp.begin(), tcp.end());
+    return f;
+}
+
+}  // namespace
+
+TEST(TcpNat, ParseAndIncrementalChecksumsBothFamilies) {
+    for (auto [client, vip, backend] :
+         {std::tuple{"192.0.2.10:40000", "198.51.100.10:5061", "203.0.113.11:5071"},
+          std::tuple{"[2001:db8::10]:40000", "[2001:db8:1::10]:5060", "[2001:db8:2::11]:5060"}}) {
+        for (std::string_view payload : {"", "x", "OPTIONS sip:a SIP/2.0\r\n\r\n", "\x16\x03\x01\x02\x00\x01"}) {
+            auto f = tcp_frame(ep(client), ep(vip), payload);
+            PacketView v;
+            ASSERT_EQ(parse_frame(f.data(), f.size(), v), ParseStatus::not_udp);
+            ASSERT_EQ(v.ip_proto, kIpProtoTcp);
+            TcpSegment seg;
+            ASSERT_EQ(parse_tcp(f.data(), v, seg), TcpStatus::ok) << client << " " << payload.size();
+            EXPECT_EQ(seg.flags, kTcpSyn | kTcpAck);
+            EXPECT_EQ(seg.header_len, 20u);
+            EXPECT_EQ(seg.payload_len, payload.size());
+            EXPECT_EQ(v.src_port, 40000);
+            EXPECT_EQ(v.dst_port, ep(vip).port);
+            const std::vector<uint8_t> original = f;
+            ASSERT_TRUE(dnat(f.data(), v, ep(backend)));
+            EXPECT_EQ(destination_endpoint(f.data(), v), ep(backend));
+            // The incremental result verifies, and matches a full recomputation.
+            TcpSegment again;
+            EXPECT_EQ(parse_tcp(f.data(), v, again), TcpStatus::ok);
+            const uint16_t full = tcp_checksum(f.data(), v), field = get16(f, v.l4_offset + 16);
+            EXPECT_TRUE(full == field || (full == 0 && field == 0xFFFF) || (full == 0xFFFF && field == 0));
+            if (v.ip_version == 4) {
+                EXPECT_EQ(naive_ipv4_checksum(f, v.l3_offset), get16(f, v.l3_offset + 10));
+            }
+            // The payload is untouched (TLS records pass as they are).
+            EXPECT_TRUE(std::equal(original.end() - payload.size(), original.end(), f.end() - payload.size()));
+            ASSERT_TRUE(snat(f.data(), v, ep(vip)));
+            EXPECT_EQ(parse_tcp(f.data(), v, again), TcpStatus::ok);
+        }
+    }
+}
+
+TEST(TcpNat, MalformedSegmentsAreRefused) {
+    auto f = tcp_frame(ep("192.0.2.10:40000"), ep("198.51.100.10:5060"), "abc");
+    PacketView v;
+    TcpSegment seg;
+    auto bad = f;
+    bad.back() ^= 1;
+    ASSERT_EQ(parse_frame(bad.data(), bad.size(), v), ParseStatus::not_udp);
+    EXPECT_EQ(parse_tcp(bad.data(), v, seg), TcpStatus::bad_checksum);
+    EXPECT_EQ(parse_tcp(bad.data(), v, seg, false), TcpStatus::ok);
+    bad = f;
+    bad[v.l4_offset + 12] = 0x40;  // data offset 4 words
+    EXPECT_EQ(parse_tcp(bad.data(), v, seg), TcpStatus::bad_offset);
+    bad = f;
+    bad[v.l4_offset + 12] = 0xF0;  // 60-byte header in a 23-byte segment
+    EXPECT_EQ(parse_tcp(bad.data(), v, seg), TcpStatus::short_segment);
+    // An IP datagram too short for a TCP header.
+    std::vector<uint8_t> cut(f.begin(), f.begin() + v.l4_offset + 10);
+    siplb::test::put16(cut, v.l3_offset + 2, static_cast<uint16_t>(30));
+    siplb::test::put16(cut, v.l3_offset + 10, 0);
+    siplb::test::put16(cut, v.l3_offset + 10, naive_ipv4_checksum(cut, v.l3_offset));
+    ASSERT_EQ(parse_frame(cut.data(), cut.size(), v), ParseStatus::not_udp);
+    EXPECT_EQ(parse_tcp(cut.data(), v, seg), TcpStatus::short_segment);
 }

@@ -40,6 +40,14 @@ inline void prefetch_pick(const PoolSnapshot& pool, uint64_t call_hash, const Af
     if (affinity) affinity->prefetch(affinity_key(pool, call_hash));
 }
 
+// The connection table key of a client's connection to a pool's TCP
+// (tls = false) or TLS VIPs. client_hash: hash_call_id over the client's
+// address bytes and big-endian port with the pool's seed (also the Maglev
+// key of its SYN).
+inline uint64_t connection_key(const PoolSnapshot& pool, uint64_t client_hash, bool tls) noexcept {
+    return client_hash ^ pool.affinity_salt() ^ (tls ? 0x544c535f434f4e4eull : 0);  // "TLS_CONN"
+}
+
 // Pins a call to a backend chosen elsewhere (e.g. a dialog a backend starts
 // toward a customer), with pick()'s expiry rules. backend: index in pool.
 AffinityTable::Store pin(const PoolSnapshot& pool, uint64_t call_hash, uint16_t backend, bool creates_dialog,

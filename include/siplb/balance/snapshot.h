@@ -48,11 +48,27 @@ struct BackendSpec {
     uint32_t weight = 1;
     BackendState state = BackendState::active;
     BackendSource source = BackendSource::static_config;
+    uint16_t tls_port = 5061;  // for the pool's TLS VIPs (TCP and UDP VIPs use address.port)
+};
+
+// A VIP for SIP over TCP, or over TLS (which siplb carries as TCP without
+// terminating it: the only difference is the backends' port).
+struct TcpVip {
+    Endpoint address;
+    bool tls = false;
+    bool operator==(const TcpVip&) const = default;
 };
 
 struct PoolSpec {
     std::string name;
-    std::vector<Endpoint> listen;       // VIPs
+    std::vector<Endpoint> listen;    // VIPs (UDP)
+    std::vector<TcpVip> tcp_listen;  // TCP and TLS VIPs
+    // Connection affinity (ConnectionTable): how long an entry lives after
+    // the last segment, after a FIN or RST, and while the handshake is not
+    // complete.
+    uint32_t tcp_idle_s = 3600;
+    uint32_t tcp_close_grace_s = 15;
+    uint32_t tcp_handshake_s = 30;
     std::vector<BackendSpec> backends;  // any order; identities must be unique
     // Prime, or kAutoTableSize: derived from backends.size() (table_size.h).
     uint32_t table_size = kAutoTableSize;
@@ -87,6 +103,9 @@ struct BackendEntry {
     // Stable across snapshots: low 32 bits of XXH3(identity) (re-hashed in
     // the rare case two backends of one pool collide). Affinity stores it.
     uint32_t id = 0;
+    uint16_t tls_port = 5061;
+    // Where a connection to a VIP of this kind goes.
+    Endpoint tcp_address(bool tls) const noexcept { return tls ? Endpoint{address.ip, tls_port} : address; }
 };
 
 class PoolSnapshot {
@@ -102,6 +121,22 @@ public:
 
     const std::string& name() const noexcept { return name_; }
     const std::vector<Endpoint>& listen() const noexcept { return listen_; }
+    // TCP and TLS VIPs; their slots (in connection entries) are position + 1.
+    const std::vector<TcpVip>& tcp_listen() const noexcept { return tcp_listen_; }
+    const TcpVip* tcp_vip_at(uint8_t slot) const noexcept {
+        return slot != 0 && slot <= tcp_listen_.size() ? &tcp_listen_[slot - 1u] : nullptr;
+    }
+    // The slot of the first TCP VIP of this kind and family (0: none): where
+    // replies of a connection without an entry come from.
+    uint8_t first_tcp_vip(bool tls, bool v6) const noexcept {
+        for (size_t i = 0; i < tcp_listen_.size(); ++i)
+            if (tcp_listen_[i].tls == tls && tcp_listen_[i].address.ip.is_v6() == v6)
+                return static_cast<uint8_t>(i + 1);
+        return 0;
+    }
+    uint32_t tcp_idle_s() const noexcept { return tcp_idle_s_; }
+    uint32_t tcp_close_grace_s() const noexcept { return tcp_close_grace_s_; }
+    uint32_t tcp_handshake_s() const noexcept { return tcp_handshake_s_; }
     // Sorted by identity; Decision::backend indexes this.
     std::span<const BackendEntry> backends() const noexcept { return backends_; }
     const MaglevTable& table() const noexcept { return table_; }
@@ -173,6 +208,8 @@ private:
     PoolSnapshot() = default;
     std::string name_;
     std::vector<Endpoint> listen_;
+    std::vector<TcpVip> tcp_listen_;
+    uint32_t tcp_idle_s_ = 3600, tcp_close_grace_s_ = 15, tcp_handshake_s_ = 30;
     std::vector<BackendEntry> backends_;
     MaglevTable table_;
     uint64_t version_ = 0;
@@ -275,6 +312,23 @@ public:
     // By name, control side (linear).
     const PoolSnapshot* find_pool(std::string_view name) const noexcept;
 
+    // TCP: exact TCP/TLS VIP -> pool (PoolRef::vip: the slot in tcp_listen()).
+    PoolRef find_tcp_vip(const EndpointKey& vip) const noexcept;
+    PoolRef find_tcp_vip(const Endpoint& vip) const noexcept { return find_tcp_vip(EndpointKey::of(vip)); }
+    // TCP: a backend's TCP or TLS listener (address and port) -> pool and
+    // backend. A backend in several pools with TCP VIPs answers for the
+    // first of them (its connections' entries say which VIP; see TcpStage).
+    struct TcpBackendRef {
+        const PoolSnapshot* pool = nullptr;
+        uint32_t pool_index = 0;
+        uint16_t backend = PoolSnapshot::kNoBackend;
+        bool tls = false;  // the TLS port
+    };
+    TcpBackendRef find_tcp_backend(const EndpointKey& backend) const noexcept;
+    TcpBackendRef find_tcp_backend(const Endpoint& backend) const noexcept {
+        return find_tcp_backend(EndpointKey::of(backend));
+    }
+
 private:
     DataplaneSnapshot() = default;
     // One multiply-mix hash and word compares per probe. The hash is
@@ -294,6 +348,8 @@ private:
     std::vector<std::shared_ptr<const PoolSnapshot>> pools_;
     std::vector<Slot> vips_;                                     // power-of-two open addressing
     std::vector<Slot> backends_;                                 // power-of-two open addressing
+    std::vector<Slot> tcp_vips_;                                 // TCP and TLS VIPs; same layout
+    std::vector<Slot> tcp_backends_;                             // backends' TCP and TLS listeners; vip = 1 for TLS
     std::vector<BackendInPool> shared_;                          // pools of backends that are in more than one
     std::vector<std::unique_ptr<protect::WorkerGuard>> guards_;  // per worker
     uint64_t version_ = 0;

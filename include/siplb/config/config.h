@@ -89,6 +89,9 @@ struct BackendConfig {
     Endpoint address;
     uint32_t weight = 1;  // 0 = configured but takes no new calls
     bool enabled = true;
+    // Port of the backend's SIP over TLS listener, for the pool's tls://
+    // VIPs (TCP and UDP VIPs use the address's port).
+    uint16_t tls_port = 5061;
 
     bool operator==(const BackendConfig&) const = default;
 };
@@ -100,7 +103,9 @@ using RateLimitConfig = protect::RateLimitSpec;
 
 struct PoolConfig {
     std::string name;
-    std::vector<Endpoint> listen;         // VIPs
+    std::vector<Endpoint> listen;         // VIPs (UDP): "ip:port" or "udp://ip:port"
+    std::vector<Endpoint> tcp_listen;     // TCP VIPs: "tcp://ip:port" in listen
+    std::vector<Endpoint> tls_listen;     // TLS VIPs: "tls://ip:port" in listen (carried, never terminated)
     std::vector<BackendConfig> backends;  // "ip:port" strings or {address, weight, enabled} tables
     std::vector<std::string> dns;         // SRV names (_sip._udp.x) or A/AAAA names
     uint16_t default_port = 5060;         // for A/AAAA discovered backends
@@ -154,6 +159,10 @@ bool valid_dns_name(std::string_view name, std::string* why = nullptr);
 // Canonical TOML for a config: parse_config(format_config(c)) == c (apart
 // from source_path). Used by tests and for showing the effective config.
 std::string format_config(const Config& config);
+
+// A pool's VIPs as written in `listen`: UDP ones as "ip:port", then
+// "tcp://ip:port" and "tls://ip:port".
+std::vector<std::string> listen_entries(const PoolConfig& pool);
 
 // One difference between two configs, for reload logging. Changes that the
 // running daemon cannot apply live have needs_restart set:

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "siplb/balance/affinity.h"
+#include "siplb/balance/connection_table.h"
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/result.h"
 #include "siplb/config/config.h"
@@ -71,8 +72,14 @@ std::map<std::string, std::map<std::string, double>> table_shares(const balance:
 // the value of the pool's balancing key, which places a call without an
 // entry in a pool not keyed by the Call-ID (without it, the table answer is
 // what a message lacking the key's field gets from a call_id fallback).
+// For a pool with TCP or TLS VIPs, a client "ip:port" instead of a Call-ID
+// asks for that client's connection: {"transport":"tcp"|"tls", "backend",
+// "reason":"connection"|"table", "state", "vip", "connection_state"} per
+// transport the pool listens on (in "connections"); `connections` may be
+// nullptr (table pick only).
 Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const balance::AffinityTable* affinity,
                                    const std::string& pool, const std::string& call_id, uint32_t now_s,
-                                   const std::optional<std::string>& key = std::nullopt);
+                                   const std::optional<std::string>& key = std::nullopt,
+                                   const balance::ConnectionTable* connections = nullptr);
 
 }  // namespace siplb::control

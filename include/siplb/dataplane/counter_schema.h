@@ -13,7 +13,9 @@
 // Each entry is X(member, group, name, kind, help): `member` is the C++
 // field of the per-lcore block, `group` and `name` what operators see
 // (`stats` JSON group.name, Prometheus family and label), `kind` counter
-// (summed over workers, monotonic) or gauge (the largest value of any worker).
+// (summed over workers, monotonic), gauge (the largest value of any worker)
+// or level (a gauge each worker moves up and down, by wrapping adds, for
+// state all workers share such as open connections: summed over workers).
 #pragma once
 
 #include <cstddef>
@@ -24,7 +26,7 @@
 namespace siplb::dataplane {
 
 enum class CounterScope : uint8_t { worker, port, pool, backend };
-enum class CounterKind : uint8_t { counter, gauge };
+enum class CounterKind : uint8_t { counter, gauge, level };
 
 // Why a frame was not forwarded: X(reason, name, help). Worker scope, group "drops".
 #define SIPLB_DROP_REASONS(X)                                                                                  \
@@ -129,23 +131,33 @@ enum class CounterKind : uint8_t { counter, gauge };
     X(rx_nombuf, driver, rx_nombuf, counter, "RX mbuf allocation failures")
 
 // Pool scope, keyed by pool name.
-#define SIPLB_POOL_COUNTERS(X)                                                                        \
-    X(packets, traffic, packets_in, counter, "Client datagrams to the pool's VIPs forwarded")         \
-    X(bytes, traffic, bytes_in, counter, "Bytes of client datagrams forwarded")                       \
-    X(reply_packets, traffic, packets_out, counter, "Backend datagrams to clients forwarded (SNAT)")  \
-    X(reply_bytes, traffic, bytes_out, counter, "Bytes of backend datagrams forwarded")               \
-    X(calls, traffic, calls, counter, "Dialog-creating requests (INVITE, SUBSCRIBE, REFER) balanced") \
-    X(keepalives, traffic, keepalives, counter, "CRLF and STUN keepalives forwarded")                 \
-    X(rejected, traffic, rejected, counter, "Datagrams to the VIPs the SIP parser rejected")          \
-    X(no_backend, traffic, no_backend, counter, "Datagrams dropped: no usable backend")               \
-    X(rule_drops, protect, rule_drops, counter, "Messages dropped by a drop rule")                    \
-    X(rate_limited, protect, rate_limited, counter, "Requests dropped by the rate limits")            \
-    X(routed_away, protect, routed_away, counter, "Messages a route rule sent to another pool")       \
-    X(dialog_refs_followed, dialogs, replaces_followed, counter,                                      \
-      "INVITEs with Replaces or Join sent where the dialog they name is")                             \
-    X(dialog_refs_malformed, dialogs, replaces_malformed, counter,                                    \
-      "INVITEs with a malformed Replaces or Join, balanced as new calls")                             \
-    X(key_fallbacks, dialogs, key_fallbacks, counter, "New dialogs or transactions placed by key_fallback")
+#define SIPLB_POOL_COUNTERS(X)                                                                                  \
+    X(packets, traffic, packets_in, counter, "Client datagrams to the pool's VIPs forwarded")                   \
+    X(bytes, traffic, bytes_in, counter, "Bytes of client datagrams forwarded")                                 \
+    X(reply_packets, traffic, packets_out, counter, "Backend datagrams to clients forwarded (SNAT)")            \
+    X(reply_bytes, traffic, bytes_out, counter, "Bytes of backend datagrams forwarded")                         \
+    X(calls, traffic, calls, counter, "Dialog-creating requests (INVITE, SUBSCRIBE, REFER) balanced")           \
+    X(keepalives, traffic, keepalives, counter, "CRLF and STUN keepalives forwarded")                           \
+    X(rejected, traffic, rejected, counter, "Datagrams to the VIPs the SIP parser rejected")                    \
+    X(no_backend, traffic, no_backend, counter, "Datagrams dropped: no usable backend")                         \
+    X(rule_drops, protect, rule_drops, counter, "Messages dropped by a drop rule")                              \
+    X(rate_limited, protect, rate_limited, counter, "Requests dropped by the rate limits")                      \
+    X(routed_away, protect, routed_away, counter, "Messages a route rule sent to another pool")                 \
+    X(dialog_refs_followed, dialogs, replaces_followed, counter,                                                \
+      "INVITEs with Replaces or Join sent where the dialog they name is")                                       \
+    X(dialog_refs_malformed, dialogs, replaces_malformed, counter,                                              \
+      "INVITEs with a malformed Replaces or Join, balanced as new calls")                                       \
+    X(key_fallbacks, dialogs, key_fallbacks, counter, "New dialogs or transactions placed by key_fallback")     \
+    X(tcp_opened, tcp, opened, counter, "TCP/TLS connections recorded on their SYN")                            \
+    X(tcp_closed, tcp, closed, counter, "TCP/TLS connections that saw a FIN or RST")                            \
+    X(tcp_expired, tcp, expired, counter, "TCP/TLS connection entries removed after the idle timeout")          \
+    X(tcp_evicted, tcp, evicted, counter, "Half-open TCP connections displaced from a full table bucket")       \
+    X(tcp_untracked, tcp, untracked, counter,                                                                   \
+      "SYNs not recorded (bucket full of established connections, or busy): balanced by the table alone")       \
+    X(tcp_no_entry, tcp, no_entry, counter, "Segments of connections without an entry (balanced by the table)") \
+    X(syn_rate_limited, tcp, syn_rate_limited, counter, "SYNs dropped: the source is over the SYN rate")        \
+    X(tcp_source_cap, tcp, source_cap, counter, "SYNs dropped: the source holds its cap of connection entries") \
+    X(tcp_active, tcp, active, level, "TCP/TLS connection entries in the table")
 
 // Backend scope, keyed by pool and backend address.
 #define SIPLB_BACKEND_COUNTERS(X)                                                                               \
@@ -154,6 +166,11 @@ enum class CounterKind : uint8_t { counter, gauge };
     X(reply_packets, traffic, packets_from, counter, "Backend datagrams forwarded to clients")                  \
     X(reply_bytes, traffic, bytes_from, counter, "Bytes from the backend forwarded to clients")                 \
     X(calls, traffic, calls, counter, "Dialog-creating requests sent to the backend")                           \
+    X(tcp_opened, tcp, opened, counter, "TCP/TLS connections recorded for the backend on their SYN")            \
+    X(tcp_closed, tcp, closed, counter, "TCP/TLS connections to the backend that saw a FIN or RST")             \
+    X(tcp_expired, tcp, expired, counter, "TCP/TLS connection entries of the backend removed when idle")        \
+    X(tcp_evicted, tcp, evicted, counter, "Half-open connections to the backend displaced from the table")      \
+    X(tcp_active, tcp, active, level, "TCP/TLS connection entries for the backend in the table")                \
     X(overload_responses, overload, responses, counter,                                                         \
       "Responses to clients with one of the pool's overload codes (503): passive overload detection")           \
     X(overload_retry_after_s, overload, retry_after_s, gauge,                                                   \

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "siplb/balance/affinity.h"
+#include "siplb/balance/connection_table.h"
 #include "siplb/balance/snapshot.h"
 #include "siplb/common/endpoint.h"
 #include "siplb/common/result.h"
@@ -52,6 +53,8 @@ public:
     DataplaneStats stats() const;
 
     bool running() const noexcept;
+    // The TCP/TLS connection table the workers share (siplbctl query reads it).
+    const balance::ConnectionTable& connections() const noexcept;
     unsigned worker_count() const noexcept;
     // Each worker's main-loop iteration count, in worker order (cheap: one
     // relaxed load per worker; the control thread samples it as a heartbeat).

@@ -58,6 +58,14 @@ struct DataplaneSpec {
     // Client address:port -> last VIP entries (power of two), for pools with
     // several VIPs of a family (balance/client_vips.h).
     uint32_t client_vip_capacity = 1u << 18;
+    // SIP over TCP/TLS: connection entries (power of two, 32 bytes each),
+    // the most one client address may hold (0 = no cap), and new
+    // connections (SYNs) one client address may open per second, with a
+    // burst, per worker (0 = no limit).
+    uint32_t connection_capacity = 1u << 18;
+    uint32_t connection_source_cap = 256;
+    uint32_t syn_rate = 50;
+    uint32_t syn_burst = 100;
     std::vector<PortSpec> ports;          // [[dataplane.port]]
     std::vector<RouteSpec> routes;        // [[dataplane.route]]
     std::vector<NeighborSpec> neighbors;  // [[dataplane.neighbor]]

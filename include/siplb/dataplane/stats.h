@@ -62,8 +62,8 @@ struct DataplaneStats {
         const auto schema = counter_schema(CounterScope::worker);
         for (const auto& w : workers)
             for (size_t i = 0; i < t.values.size() && i < w.values.size(); ++i)
-                t.values[i] = schema[i].kind == CounterKind::counter ? t.values[i] + w.values[i]
-                                                                     : std::max(t.values[i], w.values[i]);
+                t.values[i] = schema[i].kind != CounterKind::gauge ? t.values[i] + w.values[i]
+                                                                   : std::max(t.values[i], w.values[i]);
         return t;
     }
     uint64_t total(std::string_view group, std::string_view name) const { return totals().at(group, name); }

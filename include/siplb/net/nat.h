@@ -17,7 +17,8 @@ namespace siplb::net {
 enum class NatSide : uint8_t { source, destination };
 
 // Rewrites the source or destination address and port of a parsed UDP
-// datagram to `to` and fixes the IPv4 header and UDP checksums. `to` must be
+// datagram or TCP segment (ip_proto kIpProtoTcp) to `to` and fixes the IPv4
+// header and UDP or TCP checksums (RFC 1624, from the changed bytes only). `to` must be
 // of the packet's family (checked: returns false and leaves the frame as it
 // was otherwise).
 bool rewrite_endpoint(uint8_t* frame, const PacketView& v, NatSide side, const Endpoint& to) noexcept;

@@ -68,6 +68,32 @@ struct ParseOptions {
 
 ParseStatus parse_frame(const uint8_t* frame, size_t len, PacketView& out, ParseOptions options = {}) noexcept;
 
+// TCP (SIP over TCP and TLS): parse_frame() reports TCP as not_udp with
+// ip_proto kIpProtoTcp and l4_offset set; parse_tcp() then reads the
+// segment's header, sets the view's ports, and checks the checksum.
+inline constexpr uint8_t kIpProtoTcp = 6;
+inline constexpr size_t kTcpMinHeaderLen = 20;
+inline constexpr uint8_t kTcpFin = 0x01;
+inline constexpr uint8_t kTcpSyn = 0x02;
+inline constexpr uint8_t kTcpRst = 0x04;
+inline constexpr uint8_t kTcpAck = 0x10;
+
+enum class TcpStatus : uint8_t {
+    ok,
+    short_segment,  // shorter than its header (or the 20-byte minimum)
+    bad_offset,     // data offset below 5 words
+    bad_checksum,
+};
+struct TcpSegment {
+    uint8_t flags = 0;         // FIN, SYN, RST, PSH, ACK, ... (byte 13)
+    uint16_t header_len = 0;   // data offset in bytes
+    uint16_t payload_len = 0;  // bytes after the header
+};
+TcpStatus parse_tcp(const uint8_t* frame, PacketView& v, TcpSegment& out, bool verify_checksum = true) noexcept;
+// The TCP checksum of the segment at v.l4_offset with its field taken as
+// zero (for tests and for checking; forwarding updates it incrementally).
+uint16_t tcp_checksum(const uint8_t* frame, const PacketView& v) noexcept;
+
 // Addresses of a parsed frame as endpoints (for snapshot lookups).
 Endpoint source_endpoint(const uint8_t* frame, const PacketView& v) noexcept;
 Endpoint destination_endpoint(const uint8_t* frame, const PacketView& v) noexcept;
