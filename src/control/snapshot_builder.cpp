@@ -42,9 +42,8 @@ void SnapshotBuilder::set_config(const config::Config& cfg) {
              old->second.dialog_idle_s != p.dialog_idle_s || old->second.transaction_idle_s != p.transaction_idle_s ||
              old->second.key != p.key || old->second.key_fallback != p.key_fallback || old->second.listen != p.listen ||
              old->second.tcp_listen != p.tcp_listen || old->second.tls_listen != p.tls_listen ||
-             !same_tls_ports(old->second, p) ||
-             old->second.health.overload_codes != p.health.overload_codes || old->second.rules != p.rules ||
-             old->second.rate_limit != p.rate_limit))
+             !same_tls_ports(old->second, p) || old->second.health.overload_codes != p.health.overload_codes ||
+             old->second.rules != p.rules || old->second.rate_limit != p.rate_limit))
             cache_.erase(p.name);  // table parameters changed: rebuild
         next[p.name] = p;
     }
@@ -213,8 +212,7 @@ nlohmann::json lookup_connection(const balance::PoolSnapshot& p, const Endpoint&
 
 Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const balance::AffinityTable* affinity,
                                    const std::string& pool, const std::string& call_id, uint32_t now_s,
-                                   const std::optional<std::string>& key,
-                                   const balance::ConnectionTable* connections) {
+                                   const std::optional<std::string>& key, const balance::ConnectionTable* connections) {
     using R = Result<nlohmann::json>;
     const balance::PoolSnapshot* p = snap.find_pool(pool);
     if (!p) return R::fail("unknown pool '" + pool + "'");

@@ -104,7 +104,7 @@ Action Forwarder::forward(Prepared& p, const balance::DataplaneSnapshot* snap, u
         case Route::arp: return neighbors_.answer_arp(f, snap, now_ms);
         case Route::ndp: return neighbors_.answer_ndp(f, snap, now_ms);
         case Route::icmp: return icmp_.handle(f, snap, now_s, now_ms);
-        case Route::tcp: return tcp_.handle(f, snap, now_s, now_ms, p.verify_tcp_checksum);
+        case Route::tcp: return tcp_.handle(p.frame, snap, now_s, now_ms, p.verify_tcp_checksum);
         case Route::ttl_expired: return icmp_.ttl_expired(f, snap, now_ms);
         case Route::unmatched_udp: return icmp_.unmatched_udp(f, snap, now_ms);
     }

@@ -47,7 +47,7 @@ public:
     struct Prepared {
         Frame frame;
         Route route = Route::decided;
-        bool verify_tcp_checksum = true;  // tcp: the NIC did not verify it
+        bool verify_tcp_checksum = true;                 // tcp: the NIC did not verify it
         Action decided;                                  // route == decided (already counted)
         balance::DataplaneSnapshot::PoolRef vip;         // to_backend
         balance::DataplaneSnapshot::BackendRef backend;  // to_client

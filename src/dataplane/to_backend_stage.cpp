@@ -162,9 +162,8 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
 }
 
 balance::Decision ToBackendStage::pick_by_pool_key(const Frame& f, const balance::PoolSnapshot& pool,
-                                                   const sip::SipMessage& msg, PoolCounters* pc,
-                                                   uint64_t call_hash, bool dialog, uint32_t now_s,
-                                                   uint8_t vip_slot) noexcept {
+                                                   const sip::SipMessage& msg, PoolCounters* pc, uint64_t call_hash,
+                                                   bool dialog, uint32_t now_s, uint8_t vip_slot) noexcept {
     const net::PacketView& v = f.view;
     const uint8_t* payload = f.data + v.payload_offset();
     const size_t len = v.payload_len();

@@ -76,8 +76,8 @@ private:
     // line so that the Call-ID path stays as small as it was.
     [[gnu::noinline]] balance::Decision pick_by_pool_key(const Frame& f, const balance::PoolSnapshot& pool,
                                                          const sip::SipMessage& msg, PoolCounters* pc,
-                                                         uint64_t call_hash, bool dialog,
-                                                         uint32_t now_s, uint8_t vip_slot) noexcept;
+                                                         uint64_t call_hash, bool dialog, uint32_t now_s,
+                                                         uint8_t vip_slot) noexcept;
 
     const ForwardContext& ctx_;
     WorkerCounters& c_;

@@ -318,7 +318,7 @@ TEST_F(DataplaneTcp, QueryAnswersForAClientAddressAndPort) {
     ASSERT_EQ(in.size(), 1u);
     const Endpoint backend = inspect(in[0]).dst;
     auto r = control::lookup_call(*publisher_->current(), nullptr, "trunk", c.to_string(), monotonic_seconds(),
-                                  &dp_->connections());
+                                  std::nullopt, &dp_->connections());
     ASSERT_TRUE(r) << r.message();
     const auto& j = r.value();
     EXPECT_EQ(j["client"], c.to_string());
