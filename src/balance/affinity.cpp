@@ -2,31 +2,16 @@
 
 #include <string>
 
+#include "entry_word.h"
+
 namespace siplb::balance {
 namespace {
 
-constexpr uint64_t kBusy = 1;
-constexpr uint64_t kVersionMask = 0xFE;
-constexpr unsigned kVipShift = 8;
-constexpr uint64_t kTagMask = ~uint64_t{0xFFFF};
+using namespace entry_word;
 
-// The key's hash bits as stored (no VIP, version 0, not busy). Never 0 (0 = empty).
-inline uint64_t tag_of(uint64_t key) noexcept {
-    const uint64_t t = key & kTagMask;
-    return t ? t : 0x10000;
-}
+// The VIP slot rides in the word's table-specific byte (entry_word.h).
 inline bool same_tag(uint64_t word, uint64_t tag) noexcept { return (word & kTagMask) == tag; }
-inline uint8_t vip_of(uint64_t word) noexcept { return static_cast<uint8_t>(word >> kVipShift); }
-inline uint64_t next_word(uint64_t old_word, uint64_t tag, uint8_t vip) noexcept {
-    return tag | uint64_t{vip} << kVipShift | ((old_word + 2) & kVersionMask);
-}
-inline uint64_t pack(uint32_t backend_id, uint32_t expiry_s) noexcept {
-    return (static_cast<uint64_t>(backend_id) << 32) | expiry_s;
-}
-inline uint32_t id_of(uint64_t payload) noexcept { return static_cast<uint32_t>(payload >> 32); }
-inline uint32_t expiry_of(uint64_t payload) noexcept { return static_cast<uint32_t>(payload); }
-// Wrap-safe "a is after b" on uint32 seconds.
-inline bool after(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) > 0; }
+inline uint8_t vip_of(uint64_t word) noexcept { return static_cast<uint8_t>(word >> 8); }
 
 }  // namespace
 
@@ -77,7 +62,7 @@ AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, ui
         if (!e.key.compare_exchange_strong(k, k | kBusy, std::memory_order_acquire, std::memory_order_relaxed))
             return Store::busy;
         // Release: a reader that sees this payload also sees the busy bit.
-        e.payload.store(pack(backend_id, expiry), std::memory_order_release);
+        e.payload.store(pack_payload(backend_id, expiry), std::memory_order_release);
         e.key.store(next_word(k, tag, new_vip), std::memory_order_release);
         return Store::refreshed;
     }
@@ -104,7 +89,7 @@ AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, ui
     if (!victim->key.compare_exchange_strong(victim_word, victim_word | kBusy, std::memory_order_acquire,
                                              std::memory_order_relaxed))
         return Store::busy;
-    victim->payload.store(pack(backend_id, expiry_s), std::memory_order_release);
+    victim->payload.store(pack_payload(backend_id, expiry_s), std::memory_order_release);
     victim->key.store(next_word(victim_word, tag, vip), std::memory_order_release);
     return victim_live ? Store::evicted : Store::inserted;
 }

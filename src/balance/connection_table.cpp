@@ -2,44 +2,31 @@
 
 #include <string>
 
+#include "entry_word.h"
+
 namespace siplb::balance {
 namespace {
 
-constexpr uint64_t kBusy = 1;
-constexpr uint64_t kVersionMask = 0xFE;
-constexpr uint64_t kTagMask = ~uint64_t{0xFFFF};
+using namespace entry_word;
 
-// The key's hash bits as stored. Never 0 (0 = empty).
-inline uint64_t tag_of(uint64_t key) noexcept {
-    const uint64_t t = key & kTagMask;
-    return t ? t : 0x10000;
-}
 inline bool used(uint64_t word) noexcept { return (word & kTagMask) != 0; }
-inline uint64_t next_word(uint64_t old_word, uint64_t tag) noexcept { return tag | ((old_word + 2) & kVersionMask); }
-inline uint64_t pack_payload(uint32_t backend_id, uint32_t expiry_s) noexcept {
-    return (static_cast<uint64_t>(backend_id) << 32) | expiry_s;
-}
 inline uint64_t pack_meta(const ConnectionTable::Conn& c) noexcept {
     return static_cast<uint64_t>(c.source) << 32 | static_cast<uint64_t>(c.pool_slot) << 16 |
            static_cast<uint64_t>(c.vip) << 8 | static_cast<uint8_t>(c.state);
 }
 inline ConnectionTable::Conn unpack(uint64_t payload, uint64_t meta) noexcept {
     ConnectionTable::Conn c;
-    c.backend_id = static_cast<uint32_t>(payload >> 32);
-    c.expiry_s = static_cast<uint32_t>(payload);
+    c.backend_id = id_of(payload);
+    c.expiry_s = expiry_of(payload);
     c.source = static_cast<uint32_t>(meta >> 32);
     c.pool_slot = static_cast<uint16_t>(meta >> 16);
     c.vip = static_cast<uint8_t>(meta >> 8);
     c.state = static_cast<ConnectionTable::State>(meta & 0xFF);
     return c;
 }
-inline uint32_t expiry_of(uint64_t payload) noexcept { return static_cast<uint32_t>(payload); }
 inline ConnectionTable::State state_of(uint64_t meta) noexcept {
     return static_cast<ConnectionTable::State>(meta & 0xFF);
 }
-// Wrap-safe "a is after b" on uint32 seconds.
-inline bool after(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) > 0; }
-
 }  // namespace
 
 Result<std::unique_ptr<ConnectionTable>> ConnectionTable::create(uint32_t capacity, uint32_t source_slots) {

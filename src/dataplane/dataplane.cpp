@@ -431,6 +431,27 @@ std::vector<uint64_t> Dataplane::worker_loops() const {
 
 namespace {
 
+// Takes up to `max` slots from the workers' rings, one ring after the other
+// in turn, so that one busy worker does not starve the others' rings.
+template <typename Slot>
+size_t drain_round_robin(std::vector<std::unique_ptr<SlotRing<Slot>>>& rings,
+                         const std::function<void(const Slot&)>& fn, size_t max) {
+    size_t n = 0;
+    for (bool more = true; more && n < max;) {
+        more = false;
+        for (auto& ring : rings) {
+            if (n >= max) break;
+            const Slot* slot = ring->front();
+            if (!slot) continue;
+            fn(*slot);
+            ring->pop();
+            ++n;
+            more = true;
+        }
+    }
+    return n;
+}
+
 uint64_t capture_lost_total(const std::vector<std::unique_ptr<WorkerCounters>>& counters) noexcept {
     uint64_t n = 0;
     for (const auto& c : counters) n += read(c->capture_ring_full);
@@ -455,22 +476,7 @@ bool Dataplane::capturing() const noexcept { return impl_->capture.load(std::mem
 
 size_t Dataplane::drain_capture(const std::function<void(const CaptureSlot&)>& fn, size_t max) {
     CaptureSession* s = impl_->capture.load(std::memory_order_relaxed);
-    if (!s) return 0;
-    size_t n = 0;
-    // Round-robin over the workers so that one busy worker does not starve the others' rings.
-    for (bool more = true; more && n < max;) {
-        more = false;
-        for (auto& ring : s->rings) {
-            if (n >= max) break;
-            const CaptureSlot* slot = ring->front();
-            if (!slot) continue;
-            fn(*slot);
-            ring->pop();
-            ++n;
-            more = true;
-        }
-    }
-    return n;
+    return s ? drain_round_robin(s->rings, fn, max) : 0;
 }
 
 uint64_t Dataplane::stop_capture() {
@@ -486,20 +492,7 @@ uint64_t Dataplane::stop_capture() {
 }
 
 size_t Dataplane::drain_mirror(const std::function<void(const MirrorSlot&)>& fn, size_t max) {
-    size_t n = 0;
-    for (bool more = true; more && n < max;) {
-        more = false;
-        for (auto& ring : impl_->mirror_rings) {
-            if (n >= max) break;
-            const MirrorSlot* slot = ring->front();
-            if (!slot) continue;
-            fn(*slot);
-            ring->pop();
-            ++n;
-            more = true;
-        }
-    }
-    return n;
+    return drain_round_robin(impl_->mirror_rings, fn, max);
 }
 
 uint32_t Dataplane::mbufs_in_use() const noexcept {
