@@ -6,6 +6,9 @@
                        addresses of the wire before and after the rewrite
                        (client->VIP and client->backend; backend->client and
                        VIP->client)
+  capture.py capture_pipe  the same with '-w -': siplbctl's pcap on stdout piped
+                       into tshark -r - (issue 18's "siplbctl capture ... -w - |
+                       tshark -r -"), the same messages and addresses
   capture.py hep       [mirror] hep to sngrep listening for HEP (-L) in the lb
                        namespace: the call's messages arrive with the client's
                        and the backend's addresses
@@ -63,17 +66,28 @@ class MirrorDaemon(E.Daemon):
         raise R.RigError(f"siplb control socket not ready after {timeout}s: {self.log_tail()}")
 
 
+SIP_FIELDS = ["ip.src", "udp.srcport", "ip.dst", "udp.dstport", "sip.Method", "sip.Status-Code",
+              "sip.CSeq.method", "sip.Call-ID"]
+
+
+def tshark_argv(source: str, extra: list | None = None) -> list[str]:
+    """tshark printing SIP_FIELDS of every SIP message it reads from `source` (a file, or - for stdin)."""
+    return ["tshark", "-r", source, *(extra or []), "-Y", "sip", "-T", "fields", "-E", "separator=|",
+            *sum((["-e", f] for f in SIP_FIELDS), [])]
+
+
 def sip_rows(pcap: Path, extra: list | None = None) -> list[dict]:
     """One dict per SIP message tshark finds in the file."""
-    fields = ["ip.src", "udp.srcport", "ip.dst", "udp.dstport", "sip.Method", "sip.Status-Code",
-              "sip.CSeq.method", "sip.Call-ID"]
-    r = subprocess.run(["tshark", "-r", str(pcap), *(extra or []), "-Y", "sip", "-T", "fields",
-                        "-E", "separator=|", *sum((["-e", f] for f in fields), [])],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(tshark_argv(str(pcap), extra), capture_output=True, text=True, timeout=60)
     if r.returncode != 0:
         raise R.RigError(f"tshark -r {pcap}: {r.stderr.strip()}")
+    return parse_rows(r.stdout)
+
+
+def parse_rows(text: str) -> list[dict]:
+    fields = SIP_FIELDS
     rows = []
-    for line in r.stdout.splitlines():
+    for line in text.splitlines():
         v = line.split("|")
         if len(v) != len(fields):
             continue
@@ -86,8 +100,7 @@ WANT_REQUESTS = ["INVITE", "ACK", "BYE"]
 WANT_RESPONSES = ["100 INVITE", "180 INVITE", "200 INVITE", "200 BYE"]
 
 
-def check_capture(out: E.Outcome, pcap: Path, call_id: str, summary: str) -> None:
-    rows = sip_rows(pcap)
+def check_capture(out: E.Outcome, rows: list[dict], call_id: str, summary: str) -> None:
     out.numbers["frames"] = len(rows)
     out.check(rows and all(r["call_id"] == call_id for r in rows),
               f"{len(rows)} SIP frames in the capture, all of Call-ID {call_id}: "
@@ -139,25 +152,38 @@ def run_traffic(rig: R.Rig, d: E.Daemon, parts: list, out_stream) -> list:
     uac = rig.start_uac("call", f"{VIP}:5060", CLIENT, calls=CALLS, rate=1, pause_ms=500, name="trunk-calls")
     call_id = f"{TRACED_CALL}-{uac.proc.popen.pid}@{CLIENT}"
     cap_pcap = rig.workdir / "capture.pcap"
-    cap = None
+    cap = tshark = None
+    capture_argv = [str(E.siplbctl_path()), "capture", "--socket", str(rig.siplb_socket), "--call-id", call_id,
+                    "--duration", str(CALLS + 5), "-w"]
     if "capture" in parts:
-        cap = rig.spawn("siplbctl-capture", rig.ns_lb,
-                        [str(E.siplbctl_path()), "capture", "--socket", str(rig.siplb_socket), "--call-id", call_id,
-                         "--duration", str(CALLS + 5), "-w", str(cap_pcap)])
+        cap = rig.spawn("siplbctl-capture", rig.ns_lb, capture_argv + [str(cap_pcap)])
+    elif "capture_pipe" in parts:
+        cap, tshark = capture_pipe(rig, capture_argv + ["-"])
     E.progress([uac], "calls", out_stream, budget=CALLS + 20)
     res = uac.wait(30)
     traffic = E.Outcome("traffic")
     traffic.check(res.rc == 0 and res.failed == 0 and res.successful == res.created == CALLS, res.summary())
     outcomes.append(traffic)
     if cap:
-        o = E.Outcome("capture")
+        o = E.Outcome("capture" if tshark is None else "capture_pipe")
         try:
             cap.popen.wait(timeout=CALLS + 15)
         except subprocess.TimeoutExpired:
             rig.stop(cap)
         summary = cap.log.read_text(errors="replace")
         o.check(cap.popen.returncode == 0, f"siplbctl capture exited {cap.popen.returncode}: {summary[-300:]!r}")
-        check_capture(o, cap_pcap, call_id, summary)
+        if tshark is None:
+            rows = sip_rows(cap_pcap)
+        else:
+            # siplbctl has exited: tshark reads to the end of the pipe and prints.
+            try:
+                text, err = tshark.popen.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                rig.stop(tshark)
+                text, err = "", "tshark did not finish within 60 s"
+            o.check(tshark.popen.returncode == 0, f"tshark -r - exited {tshark.popen.returncode}: {err[-300:]!r}")
+            rows = parse_rows(text)
+        check_capture(o, rows, call_id, summary)
         outcomes.append(o)
     if sngrep:
         o = E.Outcome("hep")
@@ -171,6 +197,22 @@ def run_traffic(rig: R.Rig, d: E.Daemon, parts: list, out_stream) -> list:
             check_hep(o, hep_pcap, call_id, status)
         outcomes.append(o)
     return outcomes
+
+
+def capture_pipe(rig: R.Rig, argv: list[str]) -> tuple[R.Proc, R.Proc]:
+    """siplbctl capture ... -w - | tshark -r -: siplbctl's stdout is tshark's stdin; siplbctl's summary (stderr)
+    goes to its log, tshark's fields to a pipe this process reads. Both are the rig's processes (stopped on
+    failure by their PIDs)."""
+    log = rig.workdir / "siplbctl-capture-pipe.log"
+    with open(log, "wb") as f:
+        ctl = subprocess.Popen(["ip", "netns", "exec", rig.ns_lb, *argv], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=f, cwd=rig.workdir, start_new_session=True)
+    shark = subprocess.Popen(tshark_argv("-"), stdin=ctl.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=rig.workdir, start_new_session=True)
+    ctl.stdout.close()  # tshark holds the read end: it sees EOF when siplbctl exits
+    procs = (R.Proc("siplbctl-capture-pipe", ctl, log), R.Proc("tshark-pipe", shark, log))
+    rig.procs.extend(procs)
+    return procs
 
 
 SKIPPED = []  # why a part could not run here
@@ -209,8 +251,9 @@ def run_pdump(rig: R.Rig, d: E.Daemon) -> E.Outcome:
 
 def main() -> int:
     parts = sys.argv[1:]
-    if not parts or any(p not in ("capture", "hep", "pdump") for p in parts):
-        print("usage: capture.py capture|hep|pdump...")
+    if (not parts or any(p not in ("capture", "capture_pipe", "hep", "pdump") for p in parts)
+            or {"capture", "capture_pipe"} <= set(parts)):  # the daemon runs one capture at a time
+        print("usage: capture.py capture|capture_pipe|hep|pdump... (capture or capture_pipe)")
         return 2
     ok, why = R.have_netns_privileges()
     if not ok:
@@ -234,7 +277,7 @@ def main() -> int:
             E.wait_pool_ready(rig, d, boot)
             outcomes.append(boot)
             if boot.ok:
-                if "capture" in parts or "hep" in parts:
+                if {"capture", "capture_pipe", "hep"} & set(parts):
                     outcomes += run_traffic(rig, d, parts, sys.stdout)
                 if "pdump" in parts:
                     outcomes.append(run_pdump(rig, d))
