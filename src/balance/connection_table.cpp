@@ -60,9 +60,10 @@ std::optional<ConnectionTable::Conn> ConnectionTable::lookup(uint64_t key, uint3
     for (const Entry& e : bucket_of(key).way) {
         const uint64_t k1 = e.key.load(std::memory_order_acquire);
         if ((k1 & kTagMask) != tag || (k1 & kBusy)) continue;
-        const uint64_t p = e.payload.load(std::memory_order_relaxed);
-        const uint64_t m = e.meta.load(std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_acquire);
+        // Acquire: a payload written after the claim comes with its busy
+        // bit, so the re-check of the key below sees the change.
+        const uint64_t p = e.payload.load(std::memory_order_acquire);
+        const uint64_t m = e.meta.load(std::memory_order_acquire);
         if (e.key.load(std::memory_order_relaxed) != k1) return std::nullopt;  // being rewritten: the table decides
         if (!after(expiry_of(p), now_s)) return std::nullopt;
         return unpack(p, m);
@@ -84,9 +85,10 @@ ConnectionTable::OpenResult ConnectionTable::open(uint64_t key, const Conn& conn
         uint64_t k = e.key.load(std::memory_order_acquire);
         if ((k & kTagMask) != tag) continue;
         if (k & kBusy) return r;
-        const uint64_t p = e.payload.load(std::memory_order_relaxed);
-        const uint64_t m = e.meta.load(std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_acquire);
+        // Acquire: a payload written after the claim comes with its busy
+        // bit, so the re-check of the key below sees the change.
+        const uint64_t p = e.payload.load(std::memory_order_acquire);
+        const uint64_t m = e.meta.load(std::memory_order_acquire);
         if (e.key.load(std::memory_order_relaxed) != k) return r;
         if (after(expiry_of(p), now_s) && state_of(m) != State::closing) {
             r.outcome = Open::exists;
@@ -134,9 +136,9 @@ ConnectionTable::OpenResult ConnectionTable::open(uint64_t key, const Conn& conn
         r.displaced = old;
         source_remove(old.source);
     }
-    std::atomic_thread_fence(std::memory_order_release);
-    victim->payload.store(pack_payload(conn.backend_id, conn.expiry_s), std::memory_order_relaxed);
-    victim->meta.store(pack_meta(conn), std::memory_order_relaxed);
+    // Release: a reader that sees this payload also sees the busy bit.
+    victim->payload.store(pack_payload(conn.backend_id, conn.expiry_s), std::memory_order_release);
+    victim->meta.store(pack_meta(conn), std::memory_order_release);
     victim->key.store(next_word(victim_word, tag), std::memory_order_release);
     source_add(conn.source);
     // A closing entry of the same key replaced by the new connection is
@@ -165,9 +167,8 @@ std::optional<ConnectionTable::State> ConnectionTable::update(uint64_t key, Stat
         if (before == State::closing) state = State::closing;
         c.state = state;
         c.expiry_s = expiry_s;
-        std::atomic_thread_fence(std::memory_order_release);
-        e.payload.store(pack_payload(c.backend_id, c.expiry_s), std::memory_order_relaxed);
-        e.meta.store(pack_meta(c), std::memory_order_relaxed);
+        e.payload.store(pack_payload(c.backend_id, c.expiry_s), std::memory_order_release);
+        e.meta.store(pack_meta(c), std::memory_order_release);
         e.key.store(next_word(k, tag), std::memory_order_release);
         return before;
     }
@@ -186,9 +187,8 @@ bool ConnectionTable::reclaim_if_expired(Entry& e, uint32_t now_s, Conn& removed
         return false;
     }
     removed = unpack(p, e.meta.load(std::memory_order_relaxed));
-    std::atomic_thread_fence(std::memory_order_release);
-    e.payload.store(0, std::memory_order_relaxed);
-    e.meta.store(0, std::memory_order_relaxed);
+    e.payload.store(0, std::memory_order_release);
+    e.meta.store(0, std::memory_order_release);
     e.key.store(next_word(k, 0), std::memory_order_release);
     source_remove(removed.source);
     return true;
