@@ -77,6 +77,72 @@ def siplbctl_path() -> Path:
     return build_root() / "src" / "cli" / "siplbctl"
 
 
+def preflight(binaries: tuple | None = None) -> int | None:
+    """The exit code of a test this machine cannot run: 77 (skip) without
+    network namespace privileges, 1 when a binary it needs is not built (by
+    default the daemon and siplbctl). None: go on."""
+    ok, why = R.have_netns_privileges()
+    if not ok:
+        print(f"SKIP: {why}")
+        return 77
+    for binary in binaries if binaries is not None else (daemon_path(), siplbctl_path()):
+        if not binary.exists():
+            print(f"FAIL: {binary} is not built")
+            return 1
+    return None
+
+
+def print_outcome(o: Outcome, show_number=lambda key: True) -> bool:
+    """Prints an outcome's checks and numbers; returns whether it passed."""
+    for c in o.checks:
+        print(("ok   " if c.ok else "FAIL ") + f"[{o.name}] {c.text}", flush=True)
+    shown = {k: v for k, v in o.numbers.items() if show_number(k)}
+    if shown:
+        print(f"     [{o.name}] numbers: " + ", ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
+    return o.ok
+
+
+def report_outcomes(outcomes: list, work: Path) -> bool:
+    """Prints every outcome; on a failure, names the failed parts and the
+    logs. Returns whether all passed."""
+    failed = [o.name for o in outcomes if not print_outcome(o)]
+    if failed:
+        print(f"{len(failed)} part(s) failed: {', '.join(failed)}; logs in {work}")
+    return not failed
+
+
+def run_with_pool_daemon(work: Path, make_daemon, body) -> list:
+    """The rig with DNS and the pools' backends, and a daemon made by
+    make_daemon(rig), started, with its pools ready; body(rig, daemon) then
+    returns its outcomes. Startup, shutdown (SIGTERM, exit 0) and cleanup are
+    outcomes too; a rig failure is a failed "rig" outcome."""
+    outcomes = []
+    try:
+        rig = R.Rig(work, n_backends=4, spare_backends=1)
+        with rig:
+            rig.start_dns(zone())
+            start_pool_backends(rig)
+            d = make_daemon(rig)
+            d.start()
+            boot = Outcome("startup")
+            wait_pool_ready(rig, d, boot)
+            outcomes.append(boot)
+            if boot.ok:
+                outcomes += body(rig, d)
+            stop = Outcome("shutdown")
+            rc = d.stop()
+            stop.check(rc == 0, f"siplb stopped cleanly on SIGTERM (exit {rc})")
+            outcomes.append(stop)
+        left = rig.leftovers()
+        clean = Outcome("cleanup")
+        clean.check(not left, f"no namespaces, links or processes left: {left}")
+        outcomes.append(clean)
+    except R.RigError as e:
+        print(f"FAIL: {e}")
+        outcomes.append(Outcome("rig", [Check(False, str(e))]))
+    return outcomes
+
+
 def zone(with_spare: bool = False) -> dict:
     weights = dict(LUND_WEIGHTS)
     if with_spare:

@@ -51,23 +51,13 @@ def scenario_af_xdp(rig: R.Rig, d: E.Daemon, out_stream=None) -> E.Outcome:
 
 
 def main() -> int:
-    ok, why = R.have_netns_privileges()
-    if not ok:
-        print(f"SKIP: {why}")
-        return 77
-    for binary in (E.daemon_path(), E.siplbctl_path()):
-        if not binary.exists():
-            print(f"FAIL: {binary} is not built")
-            return 1
+    if (rc := E.preflight()) is not None:
+        return rc
     work = Path(tempfile.mkdtemp(prefix="siplb-e2e-af_xdp-"))
     failed = []
 
     def report(o):
-        for c in o.checks:
-            print(("ok   " if c.ok else "FAIL ") + f"[{o.name}] {c.text}", flush=True)
-        if o.numbers:
-            print(f"     [{o.name}] numbers: " + ", ".join(f"{k}={v}" for k, v in o.numbers.items()), flush=True)
-        if not o.ok:
+        if not E.print_outcome(o):
             failed.append(o.name)
 
     E.SCENARIOS["af_xdp"] = scenario_af_xdp

@@ -19,24 +19,13 @@ def main() -> int:
     if not names or any(n not in E.SCENARIOS for n in names):
         print(f"usage: balanced.py {'|'.join(E.SCENARIOS)}...")
         return 2
-    ok, why = R.have_netns_privileges()
-    if not ok:
-        print(f"SKIP: {why}")
-        return 77
-    for binary in (E.daemon_path(), E.siplbctl_path()):
-        if not binary.exists():
-            print(f"FAIL: {binary} is not built")
-            return 1
+    if (rc := E.preflight()) is not None:
+        return rc
     work = Path(tempfile.mkdtemp(prefix=f"siplb-e2e-{'-'.join(names)}-"))
     failed = []
 
     def report(o):
-        for c in o.checks:
-            print(("ok   " if c.ok else "FAIL ") + f"[{o.name}] {c.text}", flush=True)
-        if o.numbers:
-            print(f"     [{o.name}] numbers: " + ", ".join(
-                f"{k}={v}" for k, v in o.numbers.items() if not str(k).startswith("siplbctl")), flush=True)
-        if not o.ok:
+        if not E.print_outcome(o, show_number=lambda k: not str(k).startswith("siplbctl")):
             failed.append(o.name)
 
     try:

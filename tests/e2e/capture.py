@@ -255,53 +255,24 @@ def main() -> int:
             or {"capture", "capture_pipe"} <= set(parts)):  # the daemon runs one capture at a time
         print("usage: capture.py capture|capture_pipe|hep|pdump... (capture or capture_pipe)")
         return 2
-    ok, why = R.have_netns_privileges()
-    if not ok:
-        print(f"SKIP: {why}")
-        return 77
-    for binary in (E.daemon_path(), E.siplbctl_path()):
-        if not binary.exists():
-            print(f"FAIL: {binary} is not built")
-            return 1
+    if (rc := E.preflight()) is not None:
+        return rc
     work = Path(tempfile.mkdtemp(prefix=f"siplb-e2e-{'-'.join(parts)}-"))
-    outcomes = []
-    try:
-        rig = R.Rig(work, n_backends=4, spare_backends=1)
-        with rig:
-            rig.start_dns(E.zone())
-            E.start_pool_backends(rig)
-            d = MirrorDaemon(rig)
-            d.huge = "pdump" in parts and hugepages() > 0
-            d.start()
-            boot = E.Outcome("startup")
-            E.wait_pool_ready(rig, d, boot)
-            outcomes.append(boot)
-            if boot.ok:
-                if {"capture", "capture_pipe", "hep"} & set(parts):
-                    outcomes += run_traffic(rig, d, parts, sys.stdout)
-                if "pdump" in parts:
-                    outcomes.append(run_pdump(rig, d))
-            stop = E.Outcome("shutdown")
-            rc = d.stop()
-            stop.check(rc == 0, f"siplb stopped cleanly on SIGTERM (exit {rc})")
-            outcomes.append(stop)
-        left = rig.leftovers()
-        clean = E.Outcome("cleanup")
-        clean.check(not left, f"no namespaces, links or processes left: {left}")
-        outcomes.append(clean)
-    except R.RigError as e:
-        print(f"FAIL: {e}")
-        outcomes.append(E.Outcome("rig", [E.Check(False, str(e))]))
-    failed = []
-    for o in outcomes:
-        for c in o.checks:
-            print(("ok   " if c.ok else "FAIL ") + f"[{o.name}] {c.text}", flush=True)
-        if o.numbers:
-            print(f"     [{o.name}] numbers: " + ", ".join(f"{k}={v}" for k, v in o.numbers.items()))
-        if not o.ok:
-            failed.append(o.name)
-    if failed:
-        print(f"{len(failed)} part(s) failed: {', '.join(failed)}; logs in {work}")
+
+    def make_daemon(rig):
+        d = MirrorDaemon(rig)
+        d.huge = "pdump" in parts and hugepages() > 0
+        return d
+
+    def body(rig, d):
+        outcomes = []
+        if {"capture", "capture_pipe", "hep"} & set(parts):
+            outcomes += run_traffic(rig, d, parts, sys.stdout)
+        if "pdump" in parts:
+            outcomes.append(run_pdump(rig, d))
+        return outcomes
+
+    if not E.report_outcomes(E.run_with_pool_daemon(work, make_daemon, body), work):
         return 1
     if SKIPPED:
         for why in SKIPPED:

@@ -533,14 +533,8 @@ def fragmented_invite(out: E.Outcome, rig: R.Rig, d: E.Daemon, fam: str, src: st
 
 
 def main() -> int:
-    ok, why = R.have_netns_privileges()
-    if not ok:
-        print(f"SKIP: {why}")
-        return 77
-    for binary in (E.daemon_path(), E.siplbctl_path()):
-        if not binary.exists():
-            print(f"FAIL: {binary} is not built")
-            return 1
+    if (rc := E.preflight()) is not None:
+        return rc
     t_start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="siplb-e2e-edge-"))
     out = E.Outcome("edge")

@@ -835,15 +835,10 @@ def main() -> int:
     ap.add_argument("--reloads", type=int, default=RELOADS_IN_A_ROW, help="reloads in a row under traffic")
     ap.add_argument("--sanitizer", action="store_true", help="ASan/UBSan daemon: RSS is not judged")
     args = ap.parse_args()
-    ok, why = R.have_netns_privileges()
-    if not ok:
-        print(f"SKIP: {why}")
-        return 77
     # The control socket is spoken directly: only the daemon is needed (the
     # ASan run builds nothing else).
-    if not E.daemon_path().exists():
-        print(f"FAIL: {E.daemon_path()} is not built")
-        return 1
+    if (rc := E.preflight((E.daemon_path(),))) is not None:
+        return rc
     work = Path(tempfile.mkdtemp(prefix="siplb-soak-"))
     soak = Soak(args, work)
     try:

@@ -66,14 +66,8 @@ def received(log: Path) -> list:
 
 
 def main() -> int:
-    ok, why = R.have_netns_privileges()
-    if not ok:
-        print(f"SKIP: {why}")
-        return 77
-    for binary in (E.daemon_path(), E.siplbctl_path()):
-        if not binary.exists():
-            print(f"FAIL: {binary} is not built")
-            return 1
+    if (rc := E.preflight()) is not None:
+        return rc
     work = Path(tempfile.mkdtemp(prefix="siplb-e2e-tcp-"))
     failures = []
 

@@ -197,49 +197,11 @@ def run(rig: R.Rig, d: E.Daemon) -> E.Outcome:
 
 
 def main() -> int:
-    ok, why = R.have_netns_privileges()
-    if not ok:
-        print(f"SKIP: {why}")
-        return 77
-    for binary in (E.daemon_path(), E.siplbctl_path()):
-        if not binary.exists():
-            print(f"FAIL: {binary} is not built")
-            return 1
+    if (rc := E.preflight()) is not None:
+        return rc
     work = Path(tempfile.mkdtemp(prefix="siplb-e2e-transfer-"))
-    outcomes = []
-    try:
-        rig = R.Rig(work, n_backends=4, spare_backends=1)
-        with rig:
-            rig.start_dns(E.zone())
-            E.start_pool_backends(rig)
-            d = E.Daemon(rig)
-            d.start()
-            boot = E.Outcome("startup")
-            E.wait_pool_ready(rig, d, boot)
-            outcomes.append(boot)
-            if boot.ok:
-                outcomes.append(run(rig, d))
-            stop = E.Outcome("shutdown")
-            rc = d.stop()
-            stop.check(rc == 0, f"siplb stopped cleanly on SIGTERM (exit {rc})")
-            outcomes.append(stop)
-        left = rig.leftovers()
-        clean = E.Outcome("cleanup")
-        clean.check(not left, f"no namespaces, links or processes left: {left}")
-        outcomes.append(clean)
-    except R.RigError as e:
-        print(f"FAIL: {e}")
-        outcomes.append(E.Outcome("rig", [E.Check(False, str(e))]))
-    failed = []
-    for o in outcomes:
-        for c in o.checks:
-            print(("ok   " if c.ok else "FAIL ") + f"[{o.name}] {c.text}", flush=True)
-        if o.numbers:
-            print(f"     [{o.name}] numbers: " + ", ".join(f"{k}={v}" for k, v in o.numbers.items()))
-        if not o.ok:
-            failed.append(o.name)
-    if failed:
-        print(f"{len(failed)} part(s) failed: {', '.join(failed)}; logs in {work}")
+    outcomes = E.run_with_pool_daemon(work, E.Daemon, lambda rig, d: [run(rig, d)])
+    if not E.report_outcomes(outcomes, work):
         return 1
     print("all checks passed")
     return 0
