@@ -18,34 +18,15 @@
 #include <vector>
 
 #include "siplb/balance/affinity.h"
+#include "support/stress.h"
 
 namespace {
 
+using siplb::test::mix;
+using siplb::test::pin_to_cpu;
+using siplb::test::stress_seconds;
+
 using siplb::balance::AffinityTable;
-
-double stress_seconds() {
-    const char* s = std::getenv("SIPLB_STRESS_SECONDS");
-    const double v = s ? std::atof(s) : 0;
-    return v > 0 ? v : 4.0;
-}
-
-void pin_to_cpu(unsigned index) {
-    const unsigned n = std::thread::hardware_concurrency();
-    if (n < 2) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(index % n, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // best effort: a restricted cpuset may refuse
-}
-
-uint64_t mix(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
 
 // What a key's entry must carry: its backend id and VIP are functions of the key.
 uint32_t backend_of(uint64_t key) { return static_cast<uint32_t>(mix(key ^ 0x5eed)); }
@@ -61,7 +42,7 @@ TEST(AffinityStress, NoTornReadsWhileWritersEvictAndEraseConcurrently) {
     const uint32_t now_s = 1000;
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> lookups{0}, hits{0}, torn{0}, stores{0}, evictions{0}, busy{0};
-    const auto run_for = std::chrono::duration<double>(stress_seconds());
+    const auto run_for = std::chrono::duration<double>(stress_seconds(4.0));
 
     auto writer = [&](unsigned cpu, uint64_t seed) {
         pin_to_cpu(cpu);

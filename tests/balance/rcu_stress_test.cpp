@@ -20,25 +20,14 @@
 #include <vector>
 
 #include "siplb/balance/rcu.h"
+#include "support/stress.h"
 
 namespace {
 
+using siplb::test::pin_to_cpu;
+using siplb::test::stress_seconds;
+
 using siplb::balance::RcuPublisher;
-
-double stress_seconds() {
-    const char* s = std::getenv("SIPLB_STRESS_SECONDS");
-    const double v = s ? std::atof(s) : 0;
-    return v > 0 ? v : 4.0;
-}
-
-void pin_to_cpu(unsigned index) {
-    const unsigned n = std::thread::hardware_concurrency();
-    if (n < 2) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(index % n, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // best effort
-}
 
 struct Sealed {
     explicit Sealed(uint64_t v) {
@@ -64,7 +53,7 @@ TEST(RcuStress, ReadersNeverSeeAReclaimedObject) {
     RcuPublisher<Sealed> pub(std::make_unique<Sealed>(0));
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> reads{0}, bad{0}, rejoins{0};
-    const auto run_for = std::chrono::duration<double>(stress_seconds());
+    const auto run_for = std::chrono::duration<double>(stress_seconds(4.0));
 
     auto reader = [&](unsigned cpu) {
         pin_to_cpu(cpu);

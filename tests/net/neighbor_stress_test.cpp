@@ -21,36 +21,17 @@
 #include <vector>
 
 #include "siplb/net/neighbor_table.h"
+#include "support/stress.h"
 
 namespace {
+
+using siplb::test::mix;
+using siplb::test::pin_to_cpu;
+using siplb::test::stress_seconds;
 
 using siplb::IpAddress;
 using siplb::MacAddress;
 using siplb::net::NeighborTable;
-
-double stress_seconds() {
-    const char* s = std::getenv("SIPLB_STRESS_SECONDS");
-    const double v = s ? std::atof(s) : 0;
-    return v > 0 ? v : 8.0;
-}
-
-void pin_to_cpu(unsigned index) {
-    const unsigned n = std::thread::hardware_concurrency();
-    if (n < 2) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(index % n, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // best effort
-}
-
-uint64_t mix(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
 
 uint32_t checksum(uint32_t addr, uint16_t gen) { return static_cast<uint32_t>(mix((uint64_t{addr} << 16) | gen)); }
 
@@ -87,7 +68,7 @@ TEST(NeighborStress, NoTornReadsWhileWritersLearnMoveAndExpireConcurrently) {
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> clock_ms{1};
     std::atomic<uint64_t> learned{0}, expired{0}, lookups{0}, hits{0}, torn{0};
-    const auto run_for = std::chrono::duration<double>(stress_seconds());
+    const auto run_for = std::chrono::duration<double>(stress_seconds(8.0));
 
     auto writer = [&](unsigned cpu, uint64_t seed, bool ages) {
         pin_to_cpu(cpu);
