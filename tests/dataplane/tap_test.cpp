@@ -13,6 +13,7 @@
 #include "../../src/dataplane/slot_ring.h"
 #include "../../src/dataplane/tap.h"
 #include "dataplane_test_util.h"
+#include "two_port_context.h"
 #include "support/frame_builder.h"
 
 using namespace siplb;
@@ -48,20 +49,7 @@ protected:
     void SetUp() override {
         snap_ = make_snapshot({{"lund", {"198.51.100.10:5060"}, {"203.0.113.11:5060"}}});
         affinity_ = std::move(balance::AffinityTable::create(1024).value());
-        dataplane::PortContext ext, in;
-        ext.name = "ext";
-        ext.mac = kExtMac;
-        ext.addresses = {*Prefix::parse("198.51.100.1/24", true)};
-        ext.source_v4 = *IpAddress::parse("198.51.100.1");
-        in.name = "int";
-        in.mac = kIntMac;
-        in.addresses = {*Prefix::parse("203.0.113.1/24", true)};
-        in.source_v4 = *IpAddress::parse("203.0.113.1");
-        ctx_.ports = {ext, in};
-        ctx_.routes = std::move(
-            net::RouteTable::build({{"ext", ext.addresses}, {"int", in.addresses}},
-                                   {{*Prefix::parse("192.0.2.0/24"), *IpAddress::parse("198.51.100.254"), ""}})
-                .value());
+        set_two_ports(ctx_, kExtMac, kIntMac);
         ctx_.neighbors = &neighbors_;
         ctx_.affinity = affinity_.get();
         ASSERT_EQ(neighbors_.learn(*IpAddress::parse("198.51.100.254"), kGatewayMac, 0, true),
