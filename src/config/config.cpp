@@ -525,6 +525,7 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
     read_uint(s, "frag_max_flows", c.frag_max_flows, 1, 1 << 20);
     read_uint(s, "frag_timeout_ms", c.frag_timeout_ms, 1, 60000);
     read_bool(s, "announce", c.announce);
+    read_bool(s, "verify_l4_checksums", c.verify_l4_checksums);
     read_uint(s, "neighbor_reachable_s", c.neighbor_reachable_s, 1, 86400);
     read_uint(s, "icmp_error_rate", c.icmp_error_rate, 0, 1000000);
     read_uint(s, "icmp_error_burst", c.icmp_error_burst, 1, 1000000);

@@ -92,6 +92,7 @@ void diff_dataplane(Differ& d, const DataplaneConfig& a, const DataplaneConfig& 
     d.field(p, "frag_max_flows", a.frag_max_flows, b.frag_max_flows, true);
     d.field(p, "frag_timeout_ms", a.frag_timeout_ms, b.frag_timeout_ms, true);
     d.field(p, "announce", a.announce, b.announce, true);
+    d.field(p, "verify_l4_checksums", a.verify_l4_checksums, b.verify_l4_checksums, true);
     d.field(p, "neighbor_reachable_s", a.neighbor_reachable_s, b.neighbor_reachable_s, true);
     d.field(p, "icmp_error_rate", a.icmp_error_rate, b.icmp_error_rate, true);
     d.field(p, "icmp_error_burst", a.icmp_error_burst, b.icmp_error_burst, true);

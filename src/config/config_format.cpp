@@ -111,6 +111,7 @@ std::string format_config(const Config& c) {
       << "frag_max_flows = " << d.frag_max_flows << "\n"
       << "frag_timeout_ms = " << d.frag_timeout_ms << "\n"
       << "announce = " << toml_bool(d.announce) << "\n"
+      << "verify_l4_checksums = " << toml_bool(d.verify_l4_checksums) << "\n"
       << "neighbor_reachable_s = " << d.neighbor_reachable_s << "\n"
       << "icmp_error_rate = " << d.icmp_error_rate << "\n"
       << "icmp_error_burst = " << d.icmp_error_burst << "\n";

@@ -280,6 +280,7 @@ Status Dataplane::Impl::setup() {
     ctx.connection_source_cap = dc.connection_source_cap;
     ctx.syn_rate_per_s = dc.syn_rate;
     ctx.syn_burst = dc.syn_burst;
+    ctx.verify_l4_checksums = dc.verify_l4_checksums;
 
     auto sr = publisher.register_reader();
     if (!sr) return Status::fail("dataplane: " + sr.message());

@@ -45,6 +45,7 @@ struct ForwardContext {
     balance::ConnectionTable* connections = nullptr;
     uint32_t connection_source_cap = 0;          // entries per client address; 0 = no cap
     uint32_t syn_rate_per_s = 0, syn_burst = 0;  // per client address and worker; 0 = no limit
+    bool verify_l4_checksums = false;  // dataplane.verify_l4_checksums: UDP/TCP checksums the NIC left unverified
     uint64_t arp_retry_ms = 1000;                // at most one ARP request per target per interval
     // ICMP errors generated per worker (time exceeded, port unreachable,
     // fragmentation needed): dataplane.icmp_error_rate / icmp_error_burst.

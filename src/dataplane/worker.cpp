@@ -60,7 +60,9 @@ void Worker::forward_reassembled(rte_mbuf* whole, uint16_t port_index, const bal
                                  uint32_t now_s, uint64_t now_ms) noexcept {
     const std::optional<Reassembler::Linear> d = reassembler_->linearize(whole);
     if (!d) return;
-    Action a = forwarder_.process(d->data, d->len, d->headroom, d->tailroom, port_index, snap, now_s, now_ms, {});
+    net::ParseOptions parse;
+    parse.verify_udp_checksum = ctx_.verify_l4_checksums;
+    Action a = forwarder_.process(d->data, d->len, d->headroom, d->tailroom, port_index, snap, now_s, now_ms, parse);
     if (a.resolve()) send_resolution_request(a.port, forwarder_.resolve_target());  // also a stale neighbor's refresh
     if (a.kind == Action::Kind::drop) return;
     rte_mbuf* m = reassembler_->copy_to_chain(d->data + a.shift, a.len);
@@ -105,7 +107,8 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             }
             // NIC checksum verdicts (where the port offers the offload):
             // GOOD and NONE (data verified, checksum field not filled in, as
-            // virtio does) skip the software check, BAD drops, UNKNOWN verifies.
+            // virtio does) skip the software check, BAD drops, UNKNOWN
+            // verifies (UDP/TCP only with dataplane.verify_l4_checksums).
             const uint64_t ip_ck = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
             const uint64_t l4_ck = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
             if (ip_ck == RTE_MBUF_F_RX_IP_CKSUM_BAD || l4_ck == RTE_MBUF_F_RX_L4_CKSUM_BAD) {
@@ -130,7 +133,7 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
             }
             net::ParseOptions parse;
             parse.verify_ip_checksum = ip_ck == RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
-            parse.verify_udp_checksum = l4_ck == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN;
+            parse.verify_udp_checksum = ctx_.verify_l4_checksums && l4_ck == RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN;
             forwarder_.prepare(slots_[prepared], rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m),
                                rte_pktmbuf_headroom(m), rte_pktmbuf_tailroom(m), q.port_index, snap, parse);
             pkts[prepared++] = m;

@@ -55,12 +55,14 @@ protected:
     dataplane::Action run(const test::FrameSpec& spec, uint16_t in_port, uint64_t now_ms) {
         return run_bytes(build_frame(spec).bytes, in_port, now_ms);
     }
-    dataplane::Action run_bytes(const std::vector<uint8_t>& frame, uint16_t in_port, uint64_t now_ms) {
+    dataplane::Action run_bytes(const std::vector<uint8_t>& frame, uint16_t in_port, uint64_t now_ms,
+                                net::ParseOptions parse = {}) {
         buf_.assign(64, 0);
         buf_.insert(buf_.end(), frame.begin(), frame.end());
         buf_.resize(buf_.size() + 64, 0);
         dataplane::Action a = forwarder_->process(buf_.data() + 64, static_cast<uint16_t>(frame.size()), 64, 64,
-                                                  in_port, snap_.get(), static_cast<uint32_t>(now_ms / 1000), now_ms);
+                                                  in_port, snap_.get(), static_cast<uint32_t>(now_ms / 1000), now_ms,
+                                                  parse);
         out_.clear();
         if (a.kind == dataplane::Action::Kind::transmit)
             out_.assign(buf_.begin() + 64 + a.shift, buf_.begin() + 64 + a.shift + a.len);
@@ -388,6 +390,29 @@ namespace {
 // Passive overload detection counts, per backend, the responses with the
 // pool's overload codes (503) on their way to clients, and keeps the
 // Retry-After of the latest one that carried it.
+TEST_F(ForwarderToKernel, UnverifiedCorruptionReachesTheBackendStillCorrupt) {
+    // Without the software check (dataplane.verify_l4_checksums = false, or
+    // a NIC that did not look), a datagram corrupted on the way in is
+    // forwarded, and the incremental rewrite keeps its checksum wrong, so
+    // the backend's stack drops it. Every byte position in turn.
+    const auto good = build_frame(
+        {.src_mac = kGatewayMac, .dst_mac = kExtMac, .src = kClient, .dst = kVip, .payload = invite("sum@pbx")});
+    net::ParseOptions unverified;
+    unverified.verify_udp_checksum = false;
+    size_t forwarded = 0, tried = 0;
+    for (size_t at = good.l4 + 8; at < good.bytes.size(); at += 7, ++tried) {
+        auto bad = good;
+        bad.bytes[at] ^= 0x20;  // letters change case; a CR or digit may make the message one the parser refuses
+        if (run_bytes(bad.bytes, 0, 10, unverified).kind != dataplane::Action::Kind::transmit) continue;
+        ++forwarded;
+        EXPECT_NE(get16(out_, good.l4 + 6), naive_udp_checksum(out_, 14, good.l4, false)) << at;
+    }
+    EXPECT_GT(forwarded, tried / 2);
+    // The same frame intact leaves with a checksum that verifies.
+    ASSERT_EQ(run_bytes(good.bytes, 0, 10, unverified).kind, dataplane::Action::Kind::transmit);
+    EXPECT_EQ(get16(out_, good.l4 + 6), naive_udp_checksum(out_, 14, good.l4, false));
+}
+
 class ForwarderOverload : public ForwarderTest {
 protected:
     void SetUp() override {
