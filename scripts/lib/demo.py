@@ -111,7 +111,7 @@ def main() -> int:
         say("only the rig itself (direct sipp calls, DNS, checksums) and the offline tools above were run.")
         return 2
     say("siplb in the lb namespace (net_af_packet on ext0/int0), pools lund (DNS SRV) and trunk (static)")
-    E.run_balanced(["distribution", "dns_add", "kill", "overload", "ctl"], work / "balanced",
+    E.run_balanced(["distribution", "dns_add", "kill", "overload", "transports", "ctl"], work / "balanced",
                    out_stream=sys.stdout, report=report)
     say("")
     say(f"demo finished in {time.monotonic() - t0:.0f}s: "
