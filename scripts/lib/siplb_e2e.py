@@ -462,11 +462,16 @@ def make_tls_cert(directory: Path) -> TlsCert:
     run time into directory (never a committed key)."""
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", f"/CN={TLS_SERVER_NAME}", "-addext",
-                    f"subjectAltName=DNS:{TLS_SERVER_NAME}"], check=True, capture_output=True, timeout=30)
-    der = subprocess.run(["openssl", "x509", "-in", str(cert), "-outform", "DER"], check=True,
-                         capture_output=True, timeout=30).stdout
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                        str(cert), "-days", "1", "-subj", f"/CN={TLS_SERVER_NAME}", "-addext",
+                        f"subjectAltName=DNS:{TLS_SERVER_NAME}"], check=True, capture_output=True, timeout=30)
+        der = subprocess.run(["openssl", "x509", "-in", str(cert), "-outform", "DER"], check=True,
+                             capture_output=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        detail = getattr(e, "stderr", b"") or b""
+        raise R.RigError(f"cannot make a TLS certificate with openssl (scripts/setup installs it): {e} "
+                         f"{detail.decode(errors='replace').strip()}") from e
     return TlsCert(cert, key, hashlib.sha256(der).hexdigest())
 
 
@@ -1030,8 +1035,8 @@ def scenario_transports(rig: R.Rig, d: Daemon, out_stream=None) -> Outcome:
         tls_entry = next((c for c in conns if c.get("transport") == "tls"), {})
         out.check(tls_entry.get("backend") == f"{last['backends'][0]}:{TLS_PORT}",
                   f"siplbctl query trunk {client} (a TLS client's address): tls -> {tls_entry.get('backend')} "
-                  f"({tls_entry.get('reason')}, {tls_entry.get('connection_state', '-')}), the backend that "
-                  f"answered it")
+                  f"(reason {tls_entry.get('reason')}, connection {tls_entry.get('connection_state', '-')}, entry "
+                  f"expires in {tls_entry.get('expires_in_s', '-')}s), the backend that answered it")
     # siplbctl stats: each backend's connections (TCP and TLS) once they closed.
     want = {ip: out.numbers["tcp_tn_calls"].get(ip, 0) + (1 if out.numbers["tcp_t1_calls"].get(ip) else 0)
             + tls_per[ip] for ip in trunk}
