@@ -111,8 +111,8 @@ def main() -> int:
         say(f"{BOLD}NOT DEMONSTRATED: balancing through siplb{RESET} - the daemon ({daemon}) is not built yet;")
         say("only the rig itself (direct sipp calls, DNS, checksums) and the offline tools above were run.")
         return 2
-    say("siplb in the lb namespace (net_af_packet on ext0/int0), pools lund (DNS SRV) and trunk (static;\n"
-        "UDP and TCP 5060 and TLS 5061 of its VIP)")
+    say("siplb in the lb namespace (net_af_packet on ext0/int0), pools lund (DNS SRV) and trunk (static;"
+        " UDP, TCP, TLS)")
     E.run_balanced(["distribution", "dns_add", "kill", "overload", "transports", "ctl"], work / "balanced",
                    out_stream=sys.stdout, report=report)
     say("")
