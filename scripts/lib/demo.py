@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The body of scripts/demo (after setup and build): siplb balancing real SIP
 traffic from sipp across sipp backends in network namespaces, with a real
-DNS server, printed as a short report. Exits non-zero when a step fails or
+DNS server, printed as a short report; one pool serves UDP, TCP and TLS
+clients at once. Exits non-zero when a step fails or
 when a part needed for the balanced demo is not built."""
 import os
 import subprocess
@@ -110,8 +111,9 @@ def main() -> int:
         say(f"{BOLD}NOT DEMONSTRATED: balancing through siplb{RESET} - the daemon ({daemon}) is not built yet;")
         say("only the rig itself (direct sipp calls, DNS, checksums) and the offline tools above were run.")
         return 2
-    say("siplb in the lb namespace (net_af_packet on ext0/int0), pools lund (DNS SRV) and trunk (static)")
-    E.run_balanced(["distribution", "dns_add", "kill", "overload", "ctl"], work / "balanced",
+    say("siplb in the lb namespace (net_af_packet on ext0/int0), pools lund (DNS SRV) and trunk (static;"
+        " UDP, TCP, TLS)")
+    E.run_balanced(["distribution", "dns_add", "kill", "overload", "transports", "ctl"], work / "balanced",
                    out_stream=sys.stdout, report=report)
     say("")
     say(f"demo finished in {time.monotonic() - t0:.0f}s: "

@@ -7,7 +7,8 @@ Pools of the generated config:
   lund  VIP 203.0.113.10:5060, backends from DNS: _sip._udp.lund.example.net
         SRV b0 weight 2, b1 weight 1, b2 weight 1 (b4 is added live)
   trunk VIP 203.0.113.20:5060, static backends b2 and b3, weight 1 each
-        (two_vips: also VIP 203.0.113.21:5060, one pool on two addresses)
+        (two_vips: also VIP 203.0.113.21:5060, one pool on two addresses;
+        transports: also tcp://203.0.113.20:5060 and tls://203.0.113.20:5061)
   trunk6 (only on a Rig(ipv6=True)) VIP [2001:db8:f::20]:5060, static
         backends [2001:db8:b::13]:5060 and [2001:db8:b::14]:5060 (b2, b3)
 Health checks: OPTIONS every 500 ms, timeout 300 ms, down after 2, up after 2.
@@ -16,6 +17,7 @@ turns on passive checks for trunk.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -41,7 +43,10 @@ PASSIVE_RETRY_AFTER_S = 6
 POOL_HEALTH = {"passive_overload": {"trunk": PASSIVE}}   # scenario -> {pool: [pool.health] keys}
 # two_vips: trunk on a second VIP too, as when two trunk names land on one node.
 TRUNK_VIP2 = "203.0.113.21"
-EXTRA_VIPS = {"two_vips": {"trunk": [f"{TRUNK_VIP2}:5060"]}}   # scenario -> {pool: VIPs after the first}
+# transports: trunk also on TCP 5060 and TLS 5061 of its VIP (TLS_PORT: the backends' default tls_port).
+TLS_PORT = 5061
+EXTRA_VIPS = {"two_vips": {"trunk": [f"{TRUNK_VIP2}:5060"]},   # scenario -> {pool: VIPs after the first}
+              "transports": {"trunk": [f"tcp://{R.VIPS['trunk']}:{R.SIP_PORT}", f"tls://{R.VIPS['trunk']}:{TLS_PORT}"]}}
 
 
 @dataclass
@@ -435,6 +440,153 @@ def check_frames(out: Outcome, back: list, client: list) -> None:
               f"address:port always the same one: {dict((k, sorted(set(v))) for k, v in ka.items())}")
 
 
+# ------------------------------------------------------- SIP over TCP and TLS
+# Backends serving TCP and TLS run, next to their UDP UAS (which answers the
+# health probes), a sipp UAS over TCP on the same address and port and a TLS
+# server (tls_peer.py) on TLS_PORT, the backends' default tls_port. Debian's
+# sipp has no TLS, so TLS clients are tls_peer.py too. siplb never
+# terminates TLS: the handshake and the messages pass it unchanged.
+TLS_PEER = Path(__file__).resolve().parent / "tls_peer.py"
+TLS_SERVER_NAME = "sip.example.net"
+
+
+@dataclass
+class TlsCert:
+    cert: Path
+    key: Path
+    sha256: str   # of the DER certificate: what a client sees if siplb passed the handshake unchanged
+
+
+def make_tls_cert(directory: Path) -> TlsCert:
+    """A self-signed certificate for TLS_SERVER_NAME, valid one day, made at
+    run time into directory (never a committed key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                        str(cert), "-days", "1", "-subj", f"/CN={TLS_SERVER_NAME}", "-addext",
+                        f"subjectAltName=DNS:{TLS_SERVER_NAME}"], check=True, capture_output=True, timeout=30)
+        der = subprocess.run(["openssl", "x509", "-in", str(cert), "-outform", "DER"], check=True,
+                             capture_output=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        detail = getattr(e, "stderr", b"") or b""
+        raise R.RigError(f"cannot make a TLS certificate with openssl (scripts/setup installs it): {e} "
+                         f"{detail.decode(errors='replace').strip()}") from e
+    return TlsCert(cert, key, hashlib.sha256(der).hexdigest())
+
+
+def start_tcp_uas(rig: R.Rig, ip: str) -> Path:
+    """A sipp UAS over TCP on ip:SIP_PORT (uas.xml); returns its log of
+    "<Call-ID> <METHOD>" per received request."""
+    rig._seq += 1
+    log = rig.workdir / f"uas-tcp-{ip}-{rig._seq}.calls"
+    argv = rig._sipp_common("t1") + ["-sf", str(R.SCENARIOS / "uas.xml"), "-i", ip, "-p", str(R.SIP_PORT),
+                                     "-trace_logs", "-log_file", str(log)]
+    rig.spawn(f"uas-tcp-{ip}", rig.ns_back, argv)
+    return log
+
+
+def start_tls_server(rig: R.Rig, ip: str, cert: TlsCert) -> R.Proc:
+    """A TLS SIP server on ip:TLS_PORT answering every request with 200 and
+    "X-Backend: ip"; its log has "<Call-ID> <METHOD>" per request."""
+    return rig.spawn(f"tls-{ip}", rig.ns_back, [sys.executable, str(TLS_PEER), "server", "--ip", ip, "--port",
+                                                str(TLS_PORT), "--cert", str(cert.cert), "--key", str(cert.key),
+                                                "--name", ip])
+
+
+def wait_tcp_listening(rig: R.Rig, addrs: list, timeout: float = 10) -> None:
+    """Every "ip:port" in addrs has a listening TCP socket in the backends namespace."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listening = R.sh("ss", "-tln", ns=rig.ns_back, check=False)
+        missing = [a for a in addrs if a not in listening]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise R.RigError(f"TCP servers not listening after {timeout}s: {missing}")
+        time.sleep(0.1)
+
+
+def logged_requests(log: Path) -> list:
+    """(Call-ID, METHOD) of each request a TCP or TLS server logged."""
+    if not log.exists():
+        return []
+    return [tuple(line.split()[:2]) for line in log.read_text(errors="replace").splitlines() if len(line.split()) >= 2]
+
+
+class TlsRun:
+    """A tls_peer.py client running in the client namespace. Its log has one
+    JSON line per connection (and {"holding": port} while one is held)."""
+
+    def __init__(self, proc: R.Proc, connections: int):
+        self.proc, self.connections = proc, connections
+
+    def lines(self) -> list:
+        out = []
+        for line in self.proc.log.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
+
+    def results(self) -> list:
+        return [r for r in self.lines() if "backends" in r]
+
+    def stats(self) -> tuple:
+        """(started, ok, failed) connections, as SippRun.stats() counts calls, for progress()."""
+        res = self.results()
+        failed = sum(1 for r in res if r["error"])
+        return len(res), len(res) - failed, failed
+
+    def wait_line(self, key: str, timeout: float) -> dict:
+        """The first JSON line with key (e.g. "holding"), {} if none within timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for r in self.lines():
+                if key in r:
+                    return r
+            if not self.proc.alive():
+                return {}
+            time.sleep(0.05)
+        return {}
+
+    def wait(self, rig: R.Rig, timeout: float) -> tuple:
+        """(exit code, results); a client still running after timeout is stopped (-999)."""
+        try:
+            rc = self.proc.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rig.stop(self.proc)
+            rc = -999
+        return rc, self.results()
+
+
+def start_tls_client(rig: R.Rig, cert: TlsCert, src: str, connections: int, vip: str = R.VIPS["trunk"],
+                     hold_s: float = 0, every_s: float = 0, name: str | None = None) -> TlsRun:
+    """TLS connections from src to vip:TLS_PORT, verified against cert (see tls_peer.py)."""
+    argv = [sys.executable, str(TLS_PEER), "client", "--src", src, "--vip", vip, "--port", str(TLS_PORT),
+            "--cafile", str(cert.cert), "--server-name", TLS_SERVER_NAME, "--connections", str(connections),
+            "--hold", str(hold_s), "--every", str(every_s)]
+    return TlsRun(rig.spawn(name or f"tls-client-{src}", rig.ns_client, argv), connections)
+
+
+def tcp_counters(d: Daemon, pool: str) -> tuple:
+    """From siplbctl stats --json: the pool's tcp counters and {backend ip: its tcp counters}."""
+    rc, text = d.ctl("stats", "--json", check=False)
+    try:
+        stats = json.loads(text) if rc == 0 else {}
+    except ValueError:
+        stats = {}
+    pool_tcp = next((p.get("tcp", {}) for p in stats.get("pools", []) if p.get("pool") == pool), {})
+    per_backend = {}
+    for b in stats.get("backends", []):
+        m = re.match(r"\[?([0-9a-fA-F:.]+?)\]?(:\d+)?$", str(b.get("backend", "")))
+        if b.get("pool") == pool and m:
+            per_backend[m.group(1)] = b.get("tcp", {})
+    return pool_tcp, per_backend
+
+
 # ---------------------------------------------------------------- scenarios
 def start_pool_backends(rig: R.Rig) -> None:
     for i in range(rig.n_backends):
@@ -778,9 +930,137 @@ def scenario_two_vips(rig: R.Rig, d: Daemon, out_stream=None, calls_per_vip: int
     return out
 
 
+def scenario_transports(rig: R.Rig, d: Daemon, out_stream=None) -> Outcome:
+    """One pool, three transports at once: trunk listens on UDP and TCP 5060
+    and TLS 5061 of its VIP (EXTRA_VIPS) and its backends serve all three.
+    sipp calls over UDP, over TCP with a connection per call (-t tn) and with
+    one connection for all calls (-t t1), and TLS clients (tls_peer.py, with
+    a certificate made here) run at the same time. UDP is balanced per
+    Call-ID, TCP and TLS per connection: every call and connection completes
+    on one backend, both backends get a share of each transport but t1's
+    single connection, the TLS handshake reaches the clients unchanged, and
+    siplbctl stats counts each backend's connections."""
+    out = Outcome("udp+tcp+tls")
+    vip = R.VIPS["trunk"]
+    trunk = [R.backend_ip(i) for i in TRUNK]
+    cert = make_tls_cert(rig.workdir / "tls")
+    tcp_logs = {ip: start_tcp_uas(rig, ip) for ip in trunk}
+    for ip in trunk:
+        start_tls_server(rig, ip, cert)
+    wait_tcp_listening(rig, [f"{ip}:{port}" for ip in trunk for port in (R.SIP_PORT, TLS_PORT)])
+    if out_stream:
+        out_stream.write(f"  trunk on udp {vip}:{R.SIP_PORT}, tcp {vip}:{R.SIP_PORT}, tls {vip}:{TLS_PORT}; "
+                         f"backends {', '.join(trunk)} serve all three (TLS passes siplb unterminated)\n")
+        out_stream.flush()
+    target = f"{vip}:{R.SIP_PORT}"
+    runs = {"udp": rig.start_uac("call", target, R.CLIENT_IPS[0], calls=60, rate=10, pause_ms=500, limit=20,
+                                 name="trunk-udp"),
+            "tn": rig.start_uac("call", target, R.CLIENT_IPS[1], calls=40, rate=8, pause_ms=500, limit=20,
+                                name="trunk-tcp-tn", transport="tn"),
+            "t1": rig.start_uac("call", target, R.CLIENT_IPS[2], calls=20, rate=4, pause_ms=500, limit=20,
+                                name="trunk-tcp-t1", transport="t1")}
+    n_tls = 24
+    tls = start_tls_client(rig, cert, R.CLIENT_IPS[2], n_tls, vip=vip, every_s=0.25, name="trunk-tls")
+    together = {}
+
+    def tick(t):
+        started = {k: r.stats()[0] for k, r in runs.items()}
+        started["tls"] = tls.stats()[0]
+        if "t" not in together and all(started.values()) and tls.proc.alive() \
+                and all(r.proc.alive() for r in runs.values()):
+            together.update(t=t, started=started)
+
+    progress([*runs.values(), tls], "UDP+TCP+TLS", out_stream, budget=45, on_tick=tick, every=0.25)
+    res = {k: r.wait(30) for k, r in runs.items()}
+    tls_rc, tls_res = tls.wait(rig, 30)
+    st = together.get("started", {})
+    out.check("t" in together, f"all three transports carried traffic at the same time: "
+                               f"{together.get('t', float('nan')):.1f}s in, UDP {st.get('udp', 0)} and TCP "
+                               f"{st.get('tn', 0) + st.get('t1', 0)} calls and TLS {st.get('tls', 0)} "
+                               f"connections started, none finished")
+
+    def by_backend(counts: dict) -> str:
+        return ", ".join(f"{ip} {counts.get(ip, 0)}" for ip in trunk)
+
+    def own(run: R.SippRun, call_id: str) -> bool:   # sipp Call-IDs are "N-PID@ip"
+        return call_id.split("@")[0].rsplit("-", 1)[-1] == str(run.proc.popen.pid)
+
+    # UDP: per Call-ID, from the UDP UAS logs.
+    udp_where = {}
+    for ip in trunk:
+        for cid, _ in rig.backends[ip].received():
+            if own(runs["udp"], cid):
+                udp_where.setdefault(cid, set()).add(ip)
+    udp = {ip: sum(1 for w in udp_where.values() if ip in w) for ip in trunk}
+    r = res["udp"]
+    out.check(r.failed == 0 and r.successful == r.created == 60 and all(udp.values())
+              and all(len(w) == 1 for w in udp_where.values()),
+              f"UDP  sipp -t u1, balanced per Call-ID: {r.successful}/{r.created} calls ok, {r.failed} failed; "
+              f"calls per backend: {by_backend(udp)}")
+    # TCP: per connection, from the TCP UAS logs.
+    for mode, what in (("tn", "a connection per call"), ("t1", "one connection for all calls")):
+        where = {}
+        for ip, log in tcp_logs.items():
+            for cid, _ in logged_requests(log):
+                if own(runs[mode], cid):
+                    where.setdefault(cid, set()).add(ip)
+        per = {ip: sum(1 for w in where.values() if ip in w) for ip in trunk}
+        r = res[mode]
+        one_each = all(len(w) == 1 for w in where.values())
+        spread = all(per.values()) if mode == "tn" else sum(1 for n in per.values() if n) == 1
+        out.check(r.failed == 0 and r.successful == r.created == runs[mode].calls and len(where) == r.created
+                  and one_each and spread,
+                  f"TCP  sipp -t {mode} ({what}): {r.successful}/{r.created} calls ok, {r.failed} failed; "
+                  f"calls per backend: {by_backend(per)}, every call's requests on one backend")
+        out.numbers[f"tcp_{mode}_calls"] = per
+    # TLS: per connection, the backend named in each answer.
+    tls_per = {ip: sum(1 for x in tls_res if x["backends"] == [ip]) for ip in trunk}
+    errors = [x["error"] for x in tls_res if x["error"]]
+    same_cert = all(x.get("cert_sha256") == cert.sha256 for x in tls_res)
+    out.check(tls_rc == 0 and len(tls_res) == n_tls and not errors and all(tls_per.values()),
+              f"TLS  {len(tls_res) - len(errors)}/{n_tls} connections answered (OPTIONS 200), "
+              f"{len(errors)} failed{': ' + errors[0] if errors else ''}; connections per backend: "
+              f"{by_backend(tls_per)}")
+    out.check(tls_res and same_cert, f"TLS  every handshake verified the certificate made for this run "
+                                     f"(sha256 {cert.sha256[:16]}...): siplb passed it through unterminated")
+    # siplbctl query: which backend holds a client's connection.
+    if tls_res and tls_res[-1].get("port"):
+        last = tls_res[-1]
+        client = f"{R.CLIENT_IPS[2]}:{last['port']}"
+        rc, text = d.ctl("query", "trunk", client, "--json", check=False)
+        try:
+            conns = json.loads(text).get("connections", []) if rc == 0 else []
+        except ValueError:
+            conns = []
+        tls_entry = next((c for c in conns if c.get("transport") == "tls"), {})
+        out.check(tls_entry.get("backend") == f"{last['backends'][0]}:{TLS_PORT}",
+                  f"siplbctl query trunk {client} (a TLS client's address): tls -> {tls_entry.get('backend')} "
+                  f"(reason {tls_entry.get('reason')}, connection {tls_entry.get('connection_state', '-')}, entry "
+                  f"expires in {tls_entry.get('expires_in_s', '-')}s), the backend that answered it")
+    # siplbctl stats: each backend's connections (TCP and TLS) once they closed.
+    want = {ip: out.numbers["tcp_tn_calls"].get(ip, 0) + (1 if out.numbers["tcp_t1_calls"].get(ip) else 0)
+            + tls_per[ip] for ip in trunk}
+    deadline = time.monotonic() + 3
+    while True:
+        pool_tcp, per_backend = tcp_counters(d, "trunk")
+        opened = {ip: per_backend.get(ip, {}).get("opened", 0) for ip in trunk}
+        closed = {ip: per_backend.get(ip, {}).get("closed", 0) for ip in trunk}
+        if (opened == want and closed == want) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    out.numbers["tcp_pool"] = pool_tcp
+    out.check(opened == want and closed == want,
+              f"siplbctl stats: connections opened/closed per backend "
+              f"{', '.join(f'{ip} {opened[ip]}/{closed[ip]}' for ip in trunk)} = the TCP and TLS connections "
+              f"each served ({by_backend(want)}); pool trunk: tcp opened {pool_tcp.get('opened', 0)}, "
+              f"closed {pool_tcp.get('closed', 0)}, active {pool_tcp.get('active', 0)} (a closed connection's "
+              f"entry stays for a grace period)")
+    return out
+
+
 SCENARIOS = {"distribution": scenario_distribution, "dns_add": scenario_dns_add, "kill": scenario_kill,
              "overload": scenario_overload, "passive_overload": scenario_passive_overload, "ctl": scenario_ctl,
-             "two_vips": scenario_two_vips}
+             "two_vips": scenario_two_vips, "transports": scenario_transports}
 
 
 def run_balanced(names: list, workdir: Path, out_stream=None, report=None, driver: str = "af_packet") -> list:

@@ -358,10 +358,14 @@ class Rig:
                 pass
         return proc.popen.returncode
 
-    def _sipp_common(self) -> list[str]:
+    SIPP_TRANSPORTS = ("u1", "t1", "tn")   # UDP; TCP with one connection for all calls; one per call
+
+    def _sipp_common(self, transport: str = "u1") -> list[str]:
+        if transport not in self.SIPP_TRANSPORTS:
+            raise RigError(f"sipp transport {transport!r}: one of {self.SIPP_TRANSPORTS}")
         self._cp += 1
         self._mp += 4
-        return ["sipp", "-t", "u1", "-nostdin", "-cp", str(self._cp), "-mp", str(self._mp),
+        return ["sipp", "-t", transport, "-nostdin", "-cp", str(self._cp), "-mp", str(self._mp),
                 "-max_recv_loops", "1000", "-nd"]
 
     # ---------------------------------------------------------------- backends
@@ -416,11 +420,14 @@ class Rig:
     # ---------------------------------------------------------------- clients
     def start_uac(self, scenario: str, target: str, src_ip: str, calls: int, rate: float,
                   pause_ms: int = 1000, limit: int = 50, port: int | None = None,
-                  name: str | None = None, timeout_s: int = 60) -> SippRun:
+                  name: str | None = None, timeout_s: int = 60, transport: str = "u1") -> SippRun:
+        """A sipp UAC playing uac_<scenario>.xml to target. transport: u1
+        (UDP), t1 (TCP, one connection for all calls) or tn (TCP, a
+        connection per call)."""
         self._seq += 1
         name = name or f"uac-{scenario}-{src_ip}"
         stat = self.workdir / f"{self._seq:02d}-{name}.csv"
-        argv = self._sipp_common() + [
+        argv = self._sipp_common(transport) + [
             "-sf", str(SCENARIOS / f"uac_{scenario}.xml"), target, "-i", src_ip,
             "-m", str(calls), "-r", str(rate), "-l", str(limit), "-d", str(pause_ms),
             "-timeout", f"{timeout_s}s", "-timeout_error", "-recv_timeout", "8000",
@@ -428,6 +435,8 @@ class Rig:
             "-trace_err", "-error_file", str(self.workdir / f"{self._seq:02d}-{name}.errors")]
         if port:
             argv += ["-p", str(port)]
+        if transport != "u1":
+            argv += ["-max_socket", str(max(200, 4 * limit))]
         proc = self.spawn(name, self.ns_client, argv)
         return SippRun(self, name, proc, stat, calls)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """End-to-end scenarios through the siplb daemon (issue 9), one per test:
-  balanced.py distribution|dns_add|kill|overload|passive_overload|ctl
+  balanced.py distribution|dns_add|kill|overload|passive_overload|ctl|two_vips|transports
 Builds the rig (namespaces, sipp backends, dnsmasq), starts siplb in the lb
 namespace from a generated config, runs the scenario and asserts every
 number it prints. Exit 77 (skip) only when network namespaces cannot be

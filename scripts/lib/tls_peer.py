@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
-"""SIP over TLS endpoints for tests/e2e/tcp.py (Debian's sipp has no TLS).
+"""SIP over TLS endpoints for the rig (Debian's sipp has no TLS), used by
+tests/e2e/tcp.py and scripts/demo through siplb_e2e.py.
 
-  tls_peer.py server IP PORT CERT KEY NAME
+  tls_peer.py server --ip IP --port PORT --cert CERT --key KEY --name NAME
       Accepts TLS connections on IP:PORT and answers every SIP request on
       them with "SIP/2.0 200 OK", the request's Call-ID and "X-Backend: NAME";
       logs "<Call-ID> <METHOD>" per request on stdout.
-  tls_peer.py client SRC_IP VIP PORT CAFILE SERVER_NAME CONNECTIONS [HOLD_S]
-      Opens CONNECTIONS connections from SRC_IP, each: TLS handshake
-      verifying the server against CAFILE and SERVER_NAME, an OPTIONS, its
-      200; with HOLD_S, waits that long and sends a second OPTIONS on the same
-      connection. Prints one JSON line per connection: the backend of each
-      answer, the local port, and the SHA-256 of the certificate the server
-      presented.
+  tls_peer.py client --src SRC_IP --vip VIP --port PORT --cafile CAFILE
+                     --server-name NAME --connections N [--hold S] [--every S]
+      Opens N connections from SRC_IP, one after the other (--every S apart),
+      each: TLS handshake verifying the server against CAFILE and NAME, an
+      OPTIONS, its 200; with --hold S, prints {"holding": local port}, waits
+      S seconds and sends a second OPTIONS on the same connection. Prints one
+      JSON line per connection: the backend of each answer, the local port,
+      and the SHA-256 of the certificate the server presented. Exits 1 when
+      a connection failed.
 """
+import argparse
 import hashlib
 import json
 import socket
@@ -76,10 +80,13 @@ def options(n: int, src: str, port: int) -> bytes:
             f"CSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
 
 
-def client(src: str, vip: str, port: int, cafile: str, server_name: str, count: int, hold_s: float) -> int:
+def client(src: str, vip: str, port: int, cafile: str, server_name: str, count: int, hold_s: float,
+           every_s: float) -> int:
     ctx = ssl.create_default_context(cafile=cafile)
     failures = 0
-    for _ in range(count):
+    start = time.monotonic()
+    for i in range(count):
+        time.sleep(max(0.0, start + i * every_s - time.monotonic()))
         result = {"backends": [], "error": ""}
         try:
             raw = socket.create_connection((vip, port), timeout=5, source_address=(src, 0))
@@ -106,12 +113,30 @@ def client(src: str, vip: str, port: int, cafile: str, server_name: str, count: 
     return 1 if failures else 0
 
 
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="role", required=True)
+    sv = sub.add_parser("server")
+    sv.add_argument("--ip", required=True)
+    sv.add_argument("--port", type=int, required=True)
+    sv.add_argument("--cert", required=True)
+    sv.add_argument("--key", required=True)
+    sv.add_argument("--name", required=True)
+    cl = sub.add_parser("client")
+    cl.add_argument("--src", required=True)
+    cl.add_argument("--vip", required=True)
+    cl.add_argument("--port", type=int, required=True)
+    cl.add_argument("--cafile", required=True)
+    cl.add_argument("--server-name", required=True)
+    cl.add_argument("--connections", type=int, required=True)
+    cl.add_argument("--hold", type=float, default=0)
+    cl.add_argument("--every", type=float, default=0)
+    a = ap.parse_args()
+    if a.role == "server":
+        serve(a.ip, a.port, a.cert, a.key, a.name)
+        return 0
+    return client(a.src, a.vip, a.port, a.cafile, a.server_name, a.connections, a.hold, a.every)
+
+
 if __name__ == "__main__":
-    a = sys.argv[1:]
-    if a and a[0] == "server" and len(a) == 6:
-        serve(a[1], int(a[2]), a[3], a[4], a[5])
-    elif a and a[0] == "client" and len(a) in (7, 8):
-        sys.exit(client(a[1], a[2], int(a[3]), a[4], a[5], int(a[6]), float(a[7]) if len(a) == 8 else 0))
-    else:
-        print(__doc__)
-        sys.exit(2)
+    sys.exit(main())
