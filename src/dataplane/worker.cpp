@@ -5,6 +5,7 @@
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include "reassembler.h"
@@ -186,17 +187,37 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
     tx_.flush_all();
 }
 
-int Worker::run() noexcept {
-    const uint64_t tsc_per_ms = rte_get_tsc_hz() / 1000 ? rte_get_tsc_hz() / 1000 : 1;
+namespace {
+
+uint64_t monotonic_ms() noexcept {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    // Affinity expiry uses CLOCK_MONOTONIC seconds like the control side;
-    // the TSC only advances it cheaply.
-    const uint64_t base_ms = static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-    const uint64_t base_tsc = rte_rdtsc();
+    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+}  // namespace
+
+int Worker::run() noexcept {
+    // Expiry times (affinity, connections, rate limits) are CLOCK_MONOTONIC
+    // milliseconds, as on the control side, which reads them back. The TSC
+    // advances the clock cheaply between re-anchorings once a second: DPDK's
+    // TSC rate may be an estimate (measured over 100 ms on some VMs), and an
+    // error of 1 % alone would put the workers 36 s off after an hour.
+    const uint64_t tsc_hz = rte_get_tsc_hz() ? rte_get_tsc_hz() : 1000;
+    const uint64_t tsc_per_ms = tsc_hz / 1000;
+    uint64_t base_ms = monotonic_ms();
+    uint64_t base_tsc = rte_rdtsc();
+    uint64_t last_ms = base_ms;
     publisher_.online(reader_);
     while (!stop_.load(std::memory_order_acquire)) {
-        uint64_t now_ms = base_ms + (rte_rdtsc() - base_tsc) / tsc_per_ms;
+        const uint64_t tsc = rte_rdtsc();
+        if (tsc - base_tsc >= tsc_hz) {
+            base_ms = monotonic_ms();
+            base_tsc = tsc;
+        }
+        // Never backwards, should the estimate have run ahead of the clock.
+        const uint64_t now_ms = std::max(last_ms, base_ms + (tsc - base_tsc) / tsc_per_ms);
+        last_ms = now_ms;
         poll_once(static_cast<uint32_t>(now_ms / 1000), now_ms);
         publisher_.quiescent(reader_);
         bump(c_.loops);  // heartbeat (also for a worker without RX queues, whose polls stay 0)
