@@ -1,10 +1,11 @@
 // Per-frame cost of the worker's decision core (Forwarder::process: L2-L4
-// parse with checksum verification, SIP parse, pick with affinity, DNAT or
+// parse, SIP parse, pick with affinity, DNAT or
 // SNAT, route, neighbor, Ethernet rewrite), without DPDK, on the realistic
 // mix. Read as ratios against the baselines of the same run:
 //   BM_CopyOnly        copying the frame into the work buffer (every case pays it)
 //   BM_ParseL2L4       copy + Ethernet/IP/UDP parse with full checksum verification
-//   BM_SipParse        copy of the SIP payload + its parse (balancer depth), datagrams to the VIP only
+//   BM_SipParse/H      copy of the SIP payload + its parse (balancer depth), datagrams to the VIP only;
+//                      H=0 every header checked, H=1 only those the pool's balancing reads (the worker's)
 //   BM_Prepare/N       copy + Forwarder::prepare (L2-L4 parse, pool/backend lookup, SIP parse,
 //                      balancing key, prefetches): the worker's first pass
 //   BM_Forward/N       copy + the whole Forwarder::process, N backends, frame by frame
@@ -13,6 +14,9 @@
 //                      (both report median and p10 TSC cycles per frame over the bursts)
 // Per frame: L2-L4 = ParseL2L4 - CopyOnly, first pass = Prepare - CopyOnly,
 // second pass (pick, protect, rewrite, egress, counters) = Forward - Prepare.
+// The Forwarder parses as the daemon does by default, with UDP checksums
+// left to the receiver (dataplane.verify_l4_checksums = false); BM_ParseL2L4
+// shows what verifying them costs.
 #include <benchmark/benchmark.h>
 
 #include <x86intrin.h>
@@ -28,6 +32,9 @@ using namespace siplb;
 namespace {
 
 constexpr size_t kMessages = 4096;
+
+// dataplane.verify_l4_checksums = false (the default), on a port without checksum offload.
+constexpr net::ParseOptions kDaemonParse{.verify_ip_checksum = true, .verify_udp_checksum = false};
 
 struct Fixture {
     std::unique_ptr<const balance::DataplaneSnapshot> snap;
@@ -97,7 +104,8 @@ void BM_Forward(benchmark::State& state) {
     for (auto _ : state) {
         const auto& fr = f.frames[i++ & (f.frames.size() - 1)];
         std::memcpy(buf + 128, fr.data(), fr.size());
-        auto a = fwd.process(buf + 128, static_cast<uint16_t>(fr.size()), 128, 512, 0, f.snap.get(), 1000, 1000000);
+        auto a = fwd.process(buf + 128, static_cast<uint16_t>(fr.size()), 128, 512, 0, f.snap.get(), 1000, 1000000,
+                             kDaemonParse);
         sent += a.kind == dataplane::Action::Kind::transmit;
         benchmark::ClobberMemory();
     }
@@ -115,13 +123,15 @@ void BM_SipParse(benchmark::State& state) {
             continue;
         payloads.emplace_back(fr.data() + v.payload_offset(), v.payload_len());
     }
+    // 0: every header checked; 1: the headers a plain pool's requests need (the worker's parse).
+    const sip::HeaderSet needs = state.range(0) ? f.snap->request_headers() : sip::HeaderSet();
     sip::SipMessage msg;
     alignas(64) uint8_t buf[2048];
     size_t i = 0;
     for (auto _ : state) {
         const auto& [data, len] = payloads[i++ % payloads.size()];
         std::memcpy(buf, data, len);  // in cache, as the worker finds it after the RX copy
-        sip::SipParser::parse(buf, len, msg, sip::ParseDepth::balancer);
+        sip::SipParser::parse(buf, len, msg, sip::ParseDepth::balancer, needs);
         benchmark::DoNotOptimize(msg);
         benchmark::ClobberMemory();
     }
@@ -137,7 +147,7 @@ void BM_Prepare(benchmark::State& state) {
     for (auto _ : state) {
         const auto& fr = f.frames[i++ & (f.frames.size() - 1)];
         std::memcpy(buf + 128, fr.data(), fr.size());
-        fwd.prepare(p, buf + 128, static_cast<uint16_t>(fr.size()), 128, 512, 0, f.snap.get());
+        fwd.prepare(p, buf + 128, static_cast<uint16_t>(fr.size()), 128, 512, 0, f.snap.get(), kDaemonParse);
         benchmark::DoNotOptimize(p);
         benchmark::ClobberMemory();
     }
@@ -167,10 +177,11 @@ void forward_bursts(benchmark::State& state, bool two_pass) {
             const auto& fr = f.frames[(i + k) & (f.frames.size() - 1)];
             std::memcpy(bufs[k].bytes + 128, fr.data(), fr.size());
             if (two_pass)
-                fwd.prepare(slots[k], bufs[k].bytes + 128, static_cast<uint16_t>(fr.size()), 128, 512, 0, f.snap.get());
+                fwd.prepare(slots[k], bufs[k].bytes + 128, static_cast<uint16_t>(fr.size()), 128, 512, 0, f.snap.get(),
+                            kDaemonParse);
             else
                 sent += fwd.process(bufs[k].bytes + 128, static_cast<uint16_t>(fr.size()), 128, 512, 0, f.snap.get(),
-                                    1000, 1000000)
+                                    1000, 1000000, kDaemonParse)
                             .kind == dataplane::Action::Kind::transmit;
         }
         if (two_pass)
@@ -197,7 +208,7 @@ void BM_ForwardFrames(benchmark::State& state) { forward_bursts(state, false); }
 
 BENCHMARK(BM_CopyOnly);
 BENCHMARK(BM_ParseL2L4);
-BENCHMARK(BM_SipParse);
+BENCHMARK(BM_SipParse)->Arg(0)->Arg(1);
 BENCHMARK(BM_Prepare)->Arg(2)->Arg(1000);
 BENCHMARK(BM_Forward)->Arg(2)->Arg(1000);
 BENCHMARK(BM_ForwardFrames)->Arg(2)->Arg(1000);

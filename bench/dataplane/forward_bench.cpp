@@ -16,8 +16,8 @@
 // Then the cost of an active siplbctl capture: 2 backends without and with a
 // capture filtering one Call-ID of the mix (drained every 50 ms as siplbctl
 // does), four rounds, alternating which goes first.
-// Usage: bench_dataplane_forward [seconds per case, default 3] [messages, default 4096] [edge]
-// ("edge": only the protected case, e.g. under perf record).
+// Usage: bench_dataplane_forward [seconds per case, default 3] [messages, default 4096] [edge|plain]
+// ("edge" / "plain": only the 20-backend case with / without protection, e.g. under perf record).
 #include <pcap/pcap.h>
 #include <rte_bus_vdev.h>
 #include <rte_eal.h>
@@ -275,12 +275,14 @@ int main(int argc, char** argv) {
         write_mix(pcap1000, messages, *bench::bench_snapshot(bench_backends(1000)));
         std::printf("mix: %zu messages, average frame %zu bytes; %.1f s per case, 1 worker core\n", messages, avg,
                     seconds);
-        if (argc > 3 && std::string(argv[3]) == "edge") {
+        if (argc > 3 && (std::string(argv[3]) == "edge" || std::string(argv[3]) == "plain")) {
+            const bool protect = std::string(argv[3]) == "edge";
             std::string pcap20 = (dir / "mix20.pcap").string();
             write_mix(pcap20, messages, *bench::bench_snapshot(bench_backends(20)));
-            auto edge = run_dataplane(pcap20, 20, seconds, "edge", true);
-            std::printf("%-28s %8.2f Mpps  (to_backend %lu, to_client %lu, dropped %lu)\n", "siplb worker, 20, edge",
-                        edge.mpps, edge.to_backend, edge.to_client, edge.dropped);
+            auto r = run_dataplane(pcap20, 20, seconds, argv[3], protect);
+            std::printf("%-28s %8.2f Mpps  (%.2f per worker CPU second; to_backend %lu, to_client %lu, dropped %lu)\n",
+                        protect ? "siplb worker, 20, edge" : "siplb worker, 20 backends", r.mpps, r.cpu_mpps,
+                        r.to_backend, r.to_client, r.dropped);
             std::filesystem::remove_all(dir);
             rte_eal_cleanup();
             return 0;

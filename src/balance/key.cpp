@@ -16,4 +16,16 @@ std::string_view key_value(const KeySpec& key, const uint8_t* d, size_t len, con
     return {};
 }
 
+sip::HeaderSet headers_read(const KeySpec& key) noexcept {
+    switch (key.kind) {
+        case KeyKind::from_user: return sip::HeaderSet::only(sip::HeaderSet::from);
+        case KeyKind::to_user: return sip::HeaderSet::only(sip::HeaderSet::to);
+        case KeyKind::call_id:
+        case KeyKind::ruri_user:
+        case KeyKind::source_ip:
+        case KeyKind::header: break;
+    }
+    return sip::HeaderSet::only(0);
+}
+
 }  // namespace siplb::balance

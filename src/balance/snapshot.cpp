@@ -95,6 +95,9 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
     s.key_ = spec.key;
     s.key_fallback_ = spec.key_fallback;
     if (spec.protection && spec.protection->active()) s.protection_ = spec.protection;
+    s.request_headers_ = sip::HeaderSet::only(sip::HeaderSet::dialog_ref) | headers_read(s.key_) |
+                         headers_read(s.key_fallback_) |
+                         (s.protection_ ? protect::headers_read(*s.protection_->rules()) : sip::HeaderSet::only(0));
     if (spec.overload_codes.size() > kMaxOverloadCodes)
         return R::fail(where + "at most " + std::to_string(kMaxOverloadCodes) + " overload codes");
     for (uint16_t code : spec.overload_codes) {
@@ -243,6 +246,7 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
         ntcp_vips += pools[i]->tcp_listen().size();
     }
     d->pools_ = std::move(pools);
+    for (const auto& pool : d->pools_) d->request_headers_ = d->request_headers_ | pool->request_headers();
     d->version_ = version;
     d->vips_.resize(pow2_at_least(2 * nvips));
     d->backends_.resize(pow2_at_least(2 * nbackends));

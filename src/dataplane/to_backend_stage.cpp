@@ -47,8 +47,10 @@ uint64_t ToBackendStage::balancing_key(const uint8_t* frame, const net::PacketVi
 void ToBackendStage::prepare(const Frame& f, const balance::DataplaneSnapshot* snap,
                              const balance::DataplaneSnapshot::PoolRef& vip, Prepared& p) const noexcept {
     const net::PacketView& v = f.view;
-    // Balancer depth: neither pick() nor the protect rules read tags or the top via-parm.
-    sip::SipParser::parse(f.data + v.payload_offset(), v.payload_len(), p.msg, sip::ParseDepth::balancer);
+    // Balancer depth: neither pick() nor the protect rules read tags or the
+    // top via-parm; and only the headers some pool's balancing reads.
+    sip::SipParser::parse(f.data + v.payload_offset(), v.payload_len(), p.msg, sip::ParseDepth::balancer,
+                          snap->request_headers());
     if (p.msg.verdict == sip::Verdict::reject) return;
     p.key = balancing_key(f.data, v, p.msg, *vip.pool);
     // Keepalives never touch the affinity table.

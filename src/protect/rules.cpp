@@ -42,6 +42,21 @@ sip::Span field_span(const uint8_t* payload, size_t len, const sip::SipMessage& 
     return {};
 }
 
+// The parsed header behind each field that field_span() takes from the parse.
+sip::HeaderSet::Header parsed_header(Field f) noexcept {
+    switch (f) {
+        case Field::user_agent: return sip::HeaderSet::user_agent;
+        case Field::from: return sip::HeaderSet::from;
+        case Field::to: return sip::HeaderSet::to;
+        case Field::cseq: return sip::HeaderSet::cseq;
+        case Field::call_id:
+        case Field::method:
+        case Field::request_uri:
+        case Field::header: break;
+    }
+    return sip::HeaderSet::call_id;
+}
+
 struct MatchContext {
     uint32_t best;
     uint32_t floor;  // lowest rule of the database being scanned: nothing can beat it
@@ -212,6 +227,12 @@ uint32_t scan_field(hs_database* db, uint32_t first_rule, const uint8_t* value, 
 }
 
 }  // namespace
+
+sip::HeaderSet headers_read(const CompiledRules& rules) noexcept {
+    uint16_t bits = 0;
+    for (const RuleInfo& r : rules.rules()) bits |= parsed_header(r.field);
+    return sip::HeaderSet::only(bits);
+}
 
 RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
                      RuleScratch& scratch, RuleCounters& counters, RuleCache* cache) noexcept {

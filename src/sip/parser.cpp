@@ -247,6 +247,24 @@ enum class Hdr : uint8_t {
     join
 };
 
+// The HeaderSet member a header belongs to (none: a bit no set has).
+constexpr HeaderSet::Header needed_as(Hdr h) noexcept {
+    switch (h) {
+        case Hdr::call_id: return HeaderSet::call_id;
+        case Hdr::via: return HeaderSet::via;
+        case Hdr::cseq: return HeaderSet::cseq;
+        case Hdr::from: return HeaderSet::from;
+        case Hdr::to: return HeaderSet::to;
+        case Hdr::user_agent: return HeaderSet::user_agent;
+        case Hdr::max_forwards: return HeaderSet::max_forwards;
+        case Hdr::content_length: return HeaderSet::content_length;
+        case Hdr::replaces:
+        case Hdr::join: return HeaderSet::dialog_ref;
+        case Hdr::none: break;
+    }
+    return HeaderSet::Header(0);
+}
+
 // Span of the first via-parm: up to the first comma outside a quoted string.
 // Quotes in Via are rare (only in quoted parameter values), so the common
 // case is one memchr.
@@ -524,7 +542,7 @@ Method method_from_token(std::string_view t) noexcept {
 namespace {
 
 template <bool kFull>
-void parse_message(const uint8_t* d, size_t n, SipMessage& m) noexcept {
+void parse_message(const uint8_t* d, size_t n, SipMessage& m, HeaderSet needs) noexcept {
     // Field by field rather than `m = SipMessage{}`, which compiles to a
     // stack temporary and a copy that stalls store forwarding.
     static_assert(std::is_trivially_copyable_v<SipMessage>);
@@ -574,6 +592,9 @@ void parse_message(const uint8_t* d, size_t n, SipMessage& m) noexcept {
     Hdr cur = Hdr::none;
     size_t vb = 0, ve = 0;  // value of the current header, trimmed
     bool via_seen = false;
+    // Lines starting with any other letter are skipped unlooked-at.
+    const bool selective = !needs.all();
+    const uint32_t letters = needs.first_letters();
 
     size_t ls = lf + 1;
     for (;;) {
@@ -610,11 +631,16 @@ void parse_message(const uint8_t* d, size_t n, SipMessage& m) noexcept {
             break;
         }
 
+        const uint8_t lower = c0 | 0x20;
+        if (selective && !(lower >= 'a' && lower <= 'z' && ((letters >> (lower - 'a')) & 1))) {
+            ls = le + 1;
+            continue;
+        }
         const uint8_t* p = d + ls;
         const size_t avail = ce - ls;
         const size_t room = n - ls;
         size_t name_len = 0;
-        switch (c0 | 0x20) {
+        switch (lower) {
             case 'c':
                 if (name_is<"call-id">(p, avail, room))
                     cur = Hdr::call_id, name_len = 7;
@@ -664,8 +690,11 @@ void parse_message(const uint8_t* d, size_t n, SipMessage& m) noexcept {
                 break;
             default: break;
         }
+        // A header the caller does not read is not taken apart either.
+        if (selective && !needs.has(needed_as(cur))) cur = Hdr::none;
         if (cur == Hdr::none) {
-            if (!is_token(c0) || !line_has_colon(d, ls, ce, n)) return reject(m, RejectReason::bad_header);
+            if (!selective && (!is_token(c0) || !line_has_colon(d, ls, ce, n)))
+                return reject(m, RejectReason::bad_header);
         } else {
             size_t q = ls + name_len;
             while (q < ce && is_wsp(d[q])) ++q;
@@ -687,11 +716,11 @@ void parse_message(const uint8_t* d, size_t n, SipMessage& m) noexcept {
 
 }  // namespace
 
-void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m, ParseDepth depth) noexcept {
+void SipParser::parse(const uint8_t* d, size_t n, SipMessage& m, ParseDepth depth, HeaderSet needs) noexcept {
     if (depth == ParseDepth::full) {
-        parse_message<true>(d, n, m);
+        parse_message<true>(d, n, m, needs);
     } else {
-        parse_message<false>(d, n, m);
+        parse_message<false>(d, n, m, needs);
     }
 }
 

@@ -405,5 +405,37 @@ TEST(PickJoining, NamedDialogsEntryElseItsTableSlotAndTheNewCallRecordsIt) {
               pool->table().lookup(old_call));
 }
 
+TEST(PoolSnapshot, RequestHeadersAreWhatItsKeysAndRulesRead) {
+    using sip::HeaderSet;
+    PoolSpec spec = make_spec(2);
+    EXPECT_EQ(build(spec)->request_headers(), HeaderSet::only(HeaderSet::dialog_ref));
+    spec.key.kind = KeyKind::to_user;
+    spec.key_fallback.kind = KeyKind::from_user;
+    EXPECT_EQ(build(spec)->request_headers(), HeaderSet::only(HeaderSet::dialog_ref | HeaderSet::to | HeaderSet::from));
+    spec.key = spec.key_fallback = KeySpec{};
+    protect::PoolProtectionSpec rules;
+    rules.name = spec.name;
+    for (const char* field : {"user_agent", "method", "to"}) {
+        protect::RuleSpec r;
+        r.name = std::string("r-") + field;
+        r.field = field;
+        r.pattern = "x";
+        rules.rules.push_back(r);
+    }
+    auto protection = protect::PoolProtection::build(rules);
+    ASSERT_TRUE(protection) << protection.message();
+    spec.protection = protection.value();
+    auto pool = build(spec);
+    EXPECT_EQ(pool->request_headers(), HeaderSet::only(HeaderSet::dialog_ref | HeaderSet::user_agent | HeaderSet::to));
+    // A dataplane snapshot asks for what any of its pools reads (a rule may route elsewhere).
+    PoolSpec other = make_spec(1);
+    other.name = "other";
+    other.listen = {*Endpoint::parse("198.51.100.11:5060")};
+    auto plain = build(other);
+    auto dp = DataplaneSnapshot::build({plain, pool}, 1);
+    ASSERT_TRUE(dp) << dp.message();
+    EXPECT_EQ(dp.value()->request_headers(), pool->request_headers());
+}
+
 }  // namespace
 }  // namespace siplb::balance

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "selective_parse_check.h"
 #include "siplb/sip/parser.h"
 
 using namespace siplb::sip;
@@ -32,6 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check_span(s, size);
     if (m.headers_end > size || m.headers_begin > size) std::abort();
     if ((m.verdict == Verdict::reject) != (m.reason != RejectReason::none)) std::abort();
+    for (uint16_t bits : siplb::test::kSelectiveSets)
+        if (siplb::test::selective_parse_breaks_promise(data, size, m, HeaderSet::only(bits))) std::abort();
     if (m.verdict == Verdict::ok) {
         if (m.call_id.empty() || m.call_id.end() > m.headers_end) std::abort();
         // Every line of a Call-ID span is the same value (no fold inside).

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "selective_parse_check.h"
 #include "siplb/sip/parser.h"
 #include "support/message_mix.h"
 
@@ -57,6 +58,11 @@ void check(const std::string& input) {
     b.to_tag = m.to_tag;
     b.top_via = m.top_via;
     ASSERT_EQ(std::memcmp(&b, &m, sizeof m), 0);
+    // Parses that name the headers they read.
+    for (uint16_t bits : siplb::test::kSelectiveSets) {
+        const char* broken = siplb::test::selective_parse_breaks_promise(buf.get(), n, m, HeaderSet::only(bits));
+        ASSERT_EQ(broken, nullptr) << "headers 0x" << std::hex << bits << ": " << broken;
+    }
 }
 
 }  // namespace

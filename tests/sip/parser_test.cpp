@@ -403,3 +403,57 @@ TEST(UriHost, HostOfTheFirstUriOfAHeaderValue) {
     EXPECT_EQ(host(""), "");
     EXPECT_EQ(host("<>"), "");
 }
+
+// A parse that names the headers it reads (HeaderSet).
+TEST(SipParserHeaderSet, SkipsWhatNoNeededHeaderCanBe) {
+    const std::string msg =
+        "BYE sip:bob@example.net SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1\r\n"
+        "From: <sip:alice@example.net>;tag=1\r\n"
+        "To: <sip:bob@example.net>;tag=2\r\n"
+        "Call-ID: hs-1@192.0.2.10\r\n"
+        "CSeq: 2 BYE\r\n"
+        "garbage line without a colon\r\n"
+        "User-Agent: phone/1.0\r\n"
+        "Replaces: other@192.0.2.10;to-tag=a;from-tag=b\r\n"
+        "Content-Length: 0\r\n\r\n";
+    const auto* d = reinterpret_cast<const uint8_t*>(msg.data());
+    SipMessage full, only_call_id, with_ua, with_ref;
+    SipParser::parse(d, msg.size(), full, ParseDepth::balancer);
+    EXPECT_EQ(full.reason, RejectReason::bad_header);
+    // "garbage..." starts with a 'g': no needed header does, so it is not looked at.
+    SipParser::parse(d, msg.size(), only_call_id, ParseDepth::balancer, HeaderSet::only(0));
+    ASSERT_EQ(only_call_id.verdict, Verdict::ok);
+    EXPECT_EQ(only_call_id.call_id.view(d), "hs-1@192.0.2.10");
+    EXPECT_TRUE(only_call_id.from.empty() && only_call_id.user_agent.empty() && only_call_id.cseq.empty());
+    EXPECT_EQ(only_call_id.dialog_ref_count, 0);
+    EXPECT_EQ(only_call_id.headers_end, msg.size());
+    SipParser::parse(d, msg.size(), with_ua, ParseDepth::balancer,
+                     HeaderSet::only(HeaderSet::user_agent | HeaderSet::from));
+    ASSERT_EQ(with_ua.verdict, Verdict::ok);
+    EXPECT_EQ(with_ua.user_agent.view(d), "phone/1.0");
+    EXPECT_EQ(with_ua.from.view(d), "<sip:alice@example.net>;tag=1");
+    SipParser::parse(d, msg.size(), with_ref, ParseDepth::balancer, HeaderSet::only(HeaderSet::dialog_ref));
+    ASSERT_EQ(with_ref.verdict, Verdict::ok);
+    EXPECT_EQ(with_ref.dialog_ref_count, 1);
+    // A needed header that is not "name: value" is still refused.
+    std::string bad = msg;
+    bad.replace(bad.find("User-Agent:"), 11, "User-Agent ");
+    SipMessage refused;
+    SipParser::parse(reinterpret_cast<const uint8_t*>(bad.data()), bad.size(), refused, ParseDepth::balancer,
+                     HeaderSet::only(HeaderSet::user_agent));
+    EXPECT_EQ(refused.reason, RejectReason::bad_header);
+}
+
+TEST(SipParserHeaderSet, TruncationAndCallIdChecksStay) {
+    const std::string head =
+        "OPTIONS sip:x@example.net SIP/2.0\r\nCall-ID: a@b\r\nAllow: INVITE\r\nCall-ID: c@d\r\n\r\n";
+    SipMessage m;
+    SipParser::parse(reinterpret_cast<const uint8_t*>(head.data()), head.size(), m, ParseDepth::balancer,
+                     HeaderSet::only(0));
+    EXPECT_EQ(m.reason, RejectReason::conflicting_call_id);
+    const std::string truncated = "OPTIONS sip:x@example.net SIP/2.0\r\nCall-ID: a@b\r\nAllow: INVITE\r\n";
+    SipParser::parse(reinterpret_cast<const uint8_t*>(truncated.data()), truncated.size(), m, ParseDepth::balancer,
+                     HeaderSet::only(0));
+    EXPECT_EQ(m.reason, RejectReason::truncated_headers);
+}

@@ -16,4 +16,7 @@ namespace siplb::balance {
 std::string_view key_value(const KeySpec& key, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
                            std::string_view src_addr) noexcept;
 
+// The parsed headers key_value() reads for `key`.
+sip::HeaderSet headers_read(const KeySpec& key) noexcept;
+
 }  // namespace siplb::balance

@@ -152,6 +152,9 @@ public:
     bool keyed_by_call_id() const noexcept { return key_.kind == KeyKind::call_id; }
     // Compiled rules and rate limits; nullptr when the pool has none.
     const std::shared_ptr<const protect::PoolProtection>& protection() const noexcept { return protection_; }
+    // The headers of a request to this pool its balancing reads: the
+    // Call-ID, Replaces/Join, the key's and the rules' fields.
+    sip::HeaderSet request_headers() const noexcept { return request_headers_; }
     // True when `payload` is a SIP response with one of the pool's overload
     // codes ("SIP/2.0 503 ..."): two word compares per reply on the hot path.
     bool is_overload_response(const uint8_t* payload, size_t len) const noexcept {
@@ -219,6 +222,7 @@ private:
     uint32_t counter_slot_ = kNoCounterSlot;
     KeySpec key_, key_fallback_;
     std::shared_ptr<const protect::PoolProtection> protection_;
+    sip::HeaderSet request_headers_;
     // "SIP/2.0 " and each overload code's "NNN " as the words a payload's
     // first 8 and next 4 bytes load to.
     static const uint64_t kSipVersionWord;
@@ -278,6 +282,9 @@ public:
     // nullptr when no pool has rules or rate limits. Mutable state that only
     // worker `w` touches, prepared before publication.
     protect::WorkerGuard* guard(unsigned w) const noexcept { return w < guards_.size() ? guards_[w].get() : nullptr; }
+    // What parsing a request to any pool must find: a rule may route it to
+    // another pool, which balances it by its own key.
+    sip::HeaderSet request_headers() const noexcept { return request_headers_; }
     uint64_t version() const noexcept { return version_; }
     // Over the pools' fingerprints, not the version: equal on two nodes
     // with the same pools, backends, states and tables.
@@ -352,6 +359,7 @@ private:
     std::vector<Slot> tcp_backends_;                             // backends' TCP and TLS listeners; vip = 1 for TLS
     std::vector<BackendInPool> shared_;                          // pools of backends that are in more than one
     std::vector<std::unique_ptr<protect::WorkerGuard>> guards_;  // per worker
+    sip::HeaderSet request_headers_ = sip::HeaderSet::only(0);
     uint64_t version_ = 0;
     uint64_t fingerprint_ = 0;
 };

@@ -87,6 +87,9 @@ struct RuleInfo {
 };
 
 class CompiledRules;
+// The parsed headers evaluate() reads for these rules (method, Request-URI
+// and named headers come from the start line or a search of their own).
+sip::HeaderSet headers_read(const CompiledRules& rules) noexcept;
 class RuleScratch;
 class RuleCounters;
 class RuleCache;

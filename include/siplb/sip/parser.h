@@ -25,6 +25,8 @@
 //
 // Headers the balancer does not need are not validated beyond: the line
 // starts with a token character and contains a colon (else bad_header).
+// A caller that names the headers it reads (HeaderSet) skips even that for
+// lines that are none of them.
 #pragma once
 
 #include <cstddef>
@@ -131,6 +133,57 @@ struct SipMessage {
     bool ok() const noexcept { return verdict == Verdict::ok; }
 };
 
+// The headers a caller reads, for parse(). Every line is still visited, so
+// the end of the header section (truncated_headers) and the Call-ID checks
+// are the same whatever the set, and a needed header's span is the one a
+// full parse gives. But only needed headers are checked for "name: value"
+// (a malformed other line is no bad_header), a line whose first letter no
+// needed header has (compact forms included) is skipped without a look at
+// its name, and the spans of headers not needed may stay empty. Most lines
+// then cost a line-feed scan and a letter test.
+class HeaderSet {
+public:
+    enum Header : uint16_t {
+        call_id = 1u << 0,  // always needed
+        cseq = 1u << 1,
+        via = 1u << 2,
+        from = 1u << 3,
+        to = 1u << 4,
+        user_agent = 1u << 5,
+        max_forwards = 1u << 6,
+        content_length = 1u << 7,
+        dialog_ref = 1u << 8,  // Replaces and Join
+    };
+    static constexpr uint16_t kAll = (1u << 9) - 1;
+
+    constexpr HeaderSet() = default;  // every header, every line checked
+    constexpr static HeaderSet only(uint16_t headers) noexcept { return HeaderSet(headers | call_id); }
+    constexpr bool all() const noexcept { return bits_ == kAll; }
+    constexpr bool has(Header h) const noexcept { return (bits_ & h) != 0; }
+    constexpr uint16_t bits() const noexcept { return bits_; }
+    constexpr HeaderSet operator|(HeaderSet o) const noexcept { return HeaderSet(uint16_t(bits_ | o.bits_)); }
+    // Bit (c - 'a') for each lowercase first letter of a needed header's names.
+    constexpr uint32_t first_letters() const noexcept {
+        uint32_t l = 0;
+        auto add = [&l](char c) { l |= 1u << (c - 'a'); };
+        if (has(call_id)) add('c'), add('i');
+        if (has(cseq)) add('c');
+        if (has(via)) add('v');
+        if (has(from)) add('f');
+        if (has(to)) add('t');
+        if (has(user_agent)) add('u');
+        if (has(max_forwards)) add('m');
+        if (has(content_length)) add('c'), add('l');
+        if (has(dialog_ref)) add('r'), add('j');
+        return l;
+    }
+    friend constexpr bool operator==(HeaderSet, HeaderSet) = default;
+
+private:
+    constexpr explicit HeaderSet(uint16_t bits) : bits_(bits) {}
+    uint16_t bits_ = kAll;
+};
+
 // How much of SipMessage parse() fills. The verdict, the reject reason and
 // every span but from_tag, to_tag and top_via are the same at both depths.
 enum class ParseDepth : uint8_t {
@@ -144,7 +197,9 @@ class SipParser {
 public:
     // Classifies data[0, len) and fills `out` (fully overwritten). Never reads
     // outside the buffer, never allocates, never throws.
-    static void parse(const uint8_t* data, size_t len, SipMessage& out, ParseDepth depth = ParseDepth::full) noexcept;
+    // `needs`: the headers the caller reads (see HeaderSet).
+    static void parse(const uint8_t* data, size_t len, SipMessage& out, ParseDepth depth = ParseDepth::full,
+                      HeaderSet needs = HeaderSet()) noexcept;
 
     static SipMessage parse(std::string_view datagram) noexcept {
         SipMessage m;
