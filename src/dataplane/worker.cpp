@@ -78,11 +78,13 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
     announcer_.poll(snap);
     Tap* const tap = tap_.begin_burst();  // capture / mirror: nullptr unless someone looks
     forwarder_.set_tap(tap);
+    bool received = false;
     for (const RxQueueRef& q : rx_) {
         uint16_t port = ctx_.ports[q.port_index].dpdk_port;
         uint16_t n = rte_eth_rx_burst(port, q.queue, pkts, static_cast<uint16_t>(burst_));
         bump(c_.polls);
         if (n == 0) continue;
+        received = true;
         bump(c_.busy_polls);
         constexpr uint16_t kPrefetchAhead = 4;
         for (uint16_t i = 0; i < n && i < kPrefetchAhead; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
@@ -171,6 +173,13 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
         bump(c_.rx_bytes, rx_bytes);
         bump(c_.ports[q.port_index].rx_packets, n);
         bump(c_.ports[q.port_index].rx_bytes, rx_bytes);
+    }
+    // Idle: expire TCP connection entries that no segment will sweep. Once
+    // a millisecond, so idle workers neither contend for the table's sweep
+    // cursor with busy ones nor keep its lines moving between cores.
+    if (!received && now_ms != last_idle_sweep_ms_) {
+        last_idle_sweep_ms_ = now_ms;
+        forwarder_.sweep_idle(now_s);
     }
     if (reassembler_) reassembler_->expire();
     // Learned neighbors unconfirmed for 4 x neighbor_reachable_s: one core
