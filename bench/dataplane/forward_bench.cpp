@@ -9,10 +9,10 @@
 // Cases: io baseline, dataplane with 2 backends, the same messages as SIP
 // over TCP to a tcp:// VIP with 2 backends (512 established connections:
 // data segments both ways, and each connection's SYN once per pass of the
-// capture), dataplane with 1000 backends, and the edge configuration: 20 backends with what an edge
-// appliance runs (10 Hyperscan rules, 6 on User-Agent and 4 on From, that the
-// mix does not match; per-source and per-prefix rate limits no client
-// reaches), next to the same 20 backends without protection. Prints Mpps per
+// capture), dataplane with 1000 backends, and the edge configuration: 20
+// backends with what an edge appliance runs (10 Hyperscan rules, 6 on
+// User-Agent and 4 on From, that the mix does not match; per-source and
+// per-prefix rate limits no client reaches), next to the same 20 backends without protection. Prints Mpps per
 // worker core, the ratio to the io loop, and edge/plain, also per second of
 // CPU time the worker thread got (a fairer figure on a loaded host).
 // Then the cost of an active siplbctl capture: 2 backends without and with a
