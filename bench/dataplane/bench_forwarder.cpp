@@ -12,6 +12,9 @@
 //   BM_ForwardFrames/N bursts of 32 frames, copied and process()ed frame by frame (the old loop)
 //   BM_ForwardBurst/N  the worker's loop: copy a burst of 32, prepare all, then forward all
 //                      (both report median and p10 TSC cycles per frame over the bursts)
+//   BM_ForwardBurstTcp/N  the same loop over the same messages as SIP over TCP: data segments
+//                      of 512 connections to a tcp:// VIP and replies, with their SYNs (the
+//                      connection table in use); read next to BM_ForwardBurst/N: ns per segment
 // Per frame: L2-L4 = ParseL2L4 - CopyOnly, first pass = Prepare - CopyOnly,
 // second pass (pick, protect, rewrite, egress, counters) = Forward - Prepare.
 // The Forwarder parses as the daemon does by default, with UDP checksums
@@ -22,6 +25,7 @@
 #include <x86intrin.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "../../src/dataplane/forwarder.h"
@@ -32,6 +36,7 @@ using namespace siplb;
 namespace {
 
 constexpr size_t kMessages = 4096;
+constexpr uint32_t kTcpConnections = 512;
 
 // dataplane.verify_l4_checksums = false (the default), on a port without checksum offload.
 constexpr net::ParseOptions kDaemonParse{.verify_ip_checksum = true, .verify_udp_checksum = false};
@@ -44,11 +49,16 @@ struct Fixture {
     dataplane::ForwardContext ctx;
     std::unique_ptr<dataplane::WorkerCounters> counters = std::make_unique<dataplane::WorkerCounters>();
 
-    explicit Fixture(size_t n_backends) {
+    std::unique_ptr<balance::ConnectionTable> connections;
+
+    // `tcp`: the messages over TCP connections to tcp://VIP (bench::tcp_mix_frames).
+    explicit Fixture(size_t n_backends, bool tcp = false) {
         auto bs = bench::bench_backends(n_backends);
-        snap = bench::bench_snapshot(bs);
-        frames = bench::mix_frames(kMessages, *snap);
+        snap = bench::bench_snapshot(bs, tcp);
+        frames = tcp ? bench::tcp_mix_frames(kMessages, *snap, kTcpConnections) : bench::mix_frames(kMessages, *snap);
+        frames.resize(std::bit_floor(frames.size()));  // the loops index with a mask
         affinity = std::move(balance::AffinityTable::create(1u << 18).value());
+        connections = std::move(balance::ConnectionTable::create(1u << 18, 1u << 16).value());
         dataplane::PortContext in, out;
         in.name = "in";
         in.mac = bench::kPortMac;
@@ -66,6 +76,7 @@ struct Fixture {
         for (const auto& b : bs) (void)neighbors.learn(b.ip, bench::kPeerMac, 1, true);
         ctx.neighbors = &neighbors;
         ctx.affinity = affinity.get();
+        ctx.connections = connections.get();  // no SYN rate or per-source cap (ForwardContext defaults): SYNs replay
     }
 };
 
@@ -159,9 +170,9 @@ void BM_Prepare(benchmark::State& state) {
 // Besides the mean, reports the median and 10th percentile TSC cycles per
 // frame over the bursts: on a shared host preemption and other tenants'
 // cache traffic hit a minority of bursts, which the median leaves out.
-void forward_bursts(benchmark::State& state, bool two_pass) {
+void forward_bursts(benchmark::State& state, bool two_pass, bool tcp = false) {
     constexpr size_t kBurst = 32;
-    Fixture f(static_cast<size_t>(state.range(0)));
+    Fixture f(static_cast<size_t>(state.range(0)), tcp);
     dataplane::Forwarder fwd(f.ctx, *f.counters);
     auto slots = std::make_unique<dataplane::Forwarder::Prepared[]>(kBurst);
     struct alignas(64) Buf {
@@ -203,6 +214,7 @@ void forward_bursts(benchmark::State& state, bool two_pass) {
 
 void BM_ForwardBurst(benchmark::State& state) { forward_bursts(state, true); }
 void BM_ForwardFrames(benchmark::State& state) { forward_bursts(state, false); }
+void BM_ForwardBurstTcp(benchmark::State& state) { forward_bursts(state, true, true); }
 
 }  // namespace
 
@@ -213,4 +225,5 @@ BENCHMARK(BM_Prepare)->Arg(2)->Arg(1000);
 BENCHMARK(BM_Forward)->Arg(2)->Arg(1000);
 BENCHMARK(BM_ForwardFrames)->Arg(2)->Arg(1000);
 BENCHMARK(BM_ForwardBurst)->Arg(2)->Arg(1000);
+BENCHMARK(BM_ForwardBurstTcp)->Arg(2)->Arg(1000);
 BENCHMARK_MAIN();

@@ -6,11 +6,13 @@
 //       (requests client -> VIP, responses backend -> client; ~800 bytes avg)
 //   TX: net_null
 //
-// Cases: io baseline, dataplane with 2 backends, dataplane with 1000
-// backends, and the edge configuration: 20 backends with what an edge
-// appliance runs (10 Hyperscan rules, 6 on User-Agent and 4 on From, that the
-// mix does not match; per-source and per-prefix rate limits no client
-// reaches), next to the same 20 backends without protection. Prints Mpps per
+// Cases: io baseline, dataplane with 2 backends, the same messages as SIP
+// over TCP to a tcp:// VIP with 2 backends (512 established connections:
+// data segments both ways, and each connection's SYN once per pass of the
+// capture), dataplane with 1000 backends, and the edge configuration: 20
+// backends with what an edge appliance runs (10 Hyperscan rules, 6 on
+// User-Agent and 4 on From, that the mix does not match; per-source and
+// per-prefix rate limits no client reaches), next to the same 20 backends without protection. Prints Mpps per
 // worker core, the ratio to the io loop, and edge/plain, also per second of
 // CPU time the worker thread got (a fairer figure on a loaded host).
 // Then the cost of an active siplbctl capture: 2 backends without and with a
@@ -53,8 +55,10 @@ using bench::bench_backends;
 using bench::kPeerMac;
 using bench::kPortMac;
 
-size_t write_mix(const std::string& path, size_t count, const balance::DataplaneSnapshot& snap) {
-    auto frames = bench::mix_frames(count, snap);
+// Connections of the TCP case: ~8 messages each per pass of the 4096-message mix.
+constexpr uint32_t kTcpConnections = 512;
+
+size_t write_frames(const std::string& path, const std::vector<std::vector<uint8_t>>& frames) {
     pcap_t* dead = pcap_open_dead(DLT_EN10MB, 65535);
     pcap_dumper_t* d = pcap_dump_open(dead, path.c_str());
     size_t bytes = 0;
@@ -67,6 +71,10 @@ size_t write_mix(const std::string& path, size_t count, const balance::Dataplane
     pcap_dump_close(d);
     pcap_close(dead);
     return frames.empty() ? 0 : bytes / frames.size();
+}
+
+size_t write_mix(const std::string& path, size_t count, const balance::DataplaneSnapshot& snap) {
+    return write_frames(path, bench::mix_frames(count, snap));
 }
 
 // ---- io baseline: rx burst from the pcap port, tx burst to the null port ----
@@ -184,9 +192,10 @@ std::unique_ptr<const balance::DataplaneSnapshot> edge_snapshot(const std::vecto
     return std::move(dp.value());
 }
 
-// `edge`: the edge protection; `capture`: a capture running while measured (nullptr: none).
+// `edge`: the edge protection; `capture`: a capture running while measured
+// (nullptr: none); `tcp`: the pool listens on tcp://VIP (a capture of tcp_mix_frames).
 DpResult run_dataplane(const std::string& pcap, size_t n_backends, double seconds, const std::string& tag,
-                       bool edge = false, const dataplane::CaptureFilter* capture = nullptr) {
+                       bool edge = false, const dataplane::CaptureFilter* capture = nullptr, bool tcp = false) {
     auto bs = bench_backends(n_backends);
     config::Config cfg;
     auto& dc = cfg.dataplane;
@@ -195,6 +204,9 @@ DpResult run_dataplane(const std::string& pcap, size_t n_backends, double second
     dc.mbufs = 8192;
     dc.rx_ring = 1024;
     dc.tx_ring = 1024;
+    // The capture's SYNs come again on every pass (hundreds a second per
+    // client): no per-source SYN rate, or most would be dropped.
+    if (tcp) dc.syn_rate = 0;
     config::PortConfig in;
     in.name = "in";
     in.device = "net_pcap_" + tag;
@@ -212,7 +224,7 @@ DpResult run_dataplane(const std::string& pcap, size_t n_backends, double second
     dc.neighbors = {{*IpAddress::parse("203.0.113.254"), kPeerMac, "out"}};
     for (const auto& b : bs) dc.neighbors.push_back({b.ip, kPeerMac, "out"});
 
-    balance::SnapshotPublisher publisher(edge ? edge_snapshot(bs) : bench::bench_snapshot(bs));
+    balance::SnapshotPublisher publisher(edge ? edge_snapshot(bs) : bench::bench_snapshot(bs, tcp));
     auto affinity = balance::AffinityTable::create(1u << 18);
     auto dp = dataplane::Dataplane::create(cfg.dataplane, publisher, *affinity.value());
     if (!dp) throw std::runtime_error(dp.message());
@@ -271,10 +283,16 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(dir);
     try {
         std::string pcap2 = (dir / "mix2.pcap").string(), pcap1000 = (dir / "mix1000.pcap").string();
+        std::string pcap_tcp = (dir / "mix2_tcp.pcap").string();
         size_t avg = write_mix(pcap2, messages, *bench::bench_snapshot(bench_backends(2)));
+        const size_t avg_tcp =
+            write_frames(pcap_tcp, bench::tcp_mix_frames(messages, *bench::bench_snapshot(bench_backends(2), true),
+                                                         kTcpConnections));
         write_mix(pcap1000, messages, *bench::bench_snapshot(bench_backends(1000)));
-        std::printf("mix: %zu messages, average frame %zu bytes; %.1f s per case, 1 worker core\n", messages, avg,
-                    seconds);
+        std::printf(
+            "mix: %zu messages, average frame %zu bytes (over TCP: %u connections, %zu bytes with the SYNs); %.1f s "
+            "per case, 1 worker core\n",
+            messages, avg, kTcpConnections, avg_tcp, seconds);
         if (argc > 3 && (std::string(argv[3]) == "edge" || std::string(argv[3]) == "plain")) {
             const bool protect = std::string(argv[3]) == "edge";
             std::string pcap20 = (dir / "mix20.pcap").string();
@@ -299,6 +317,16 @@ int main(int argc, char** argv) {
             std::printf("%-28s %8.2f Mpps  ratio %.2f  (%.1f Gbit/s; to_backend %lu, to_client %lu, dropped %lu)\n",
                         ("siplb worker, " + std::to_string(n) + " backends").c_str(), r.mpps, io ? r.mpps / io : 0.0,
                         r.mpps * 1e6 * static_cast<double>(avg) * 8 / 1e9, r.to_backend, r.to_client, r.dropped);
+            if (n != 2) continue;
+            // The same messages over TCP, next to the UDP row. Per segment:
+            // nanoseconds of worker CPU (RX and TX included), UDP's alongside.
+            auto t = run_dataplane(pcap_tcp, 2, seconds, "tcp", false, nullptr, true);
+            std::printf(
+                "%-28s %8.2f Mpps  ratio %.2f  (TCP/UDP %.2f; %.0f ns per segment, UDP %.0f ns per datagram, of "
+                "worker CPU; to_backend %lu, to_client %lu, dropped %lu)\n",
+                "siplb worker, TCP, 2 backends", t.mpps, io ? t.mpps / io : 0.0, r.mpps ? t.mpps / r.mpps : 0.0,
+                t.cpu_mpps ? 1e3 / t.cpu_mpps : 0.0, r.cpu_mpps ? 1e3 / r.cpu_mpps : 0.0, t.to_backend, t.to_client,
+                t.dropped);
         }
         // Edge: the same mix toward 20 backends, plain then protected.
         std::string pcap20 = (dir / "mix20.pcap").string();

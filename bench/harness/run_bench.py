@@ -236,8 +236,11 @@ def section_dataplane(build, micro, quick):
         seconds = 1.0 if quick else 3.0
         log(f"dataplane: {os.path.relpath(prog, build)} {seconds}")
         try:
+            # 14 cases (io loop; 2 backends over UDP and over TCP; 1000;
+            # 20 plain and edge; 4 capture rounds of 2), each ~0.5 s of setup
+            # and warm-up on top of its measured seconds.
             r = subprocess.run([prog, str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               timeout=30 + 4 * seconds)
+                               timeout=30 + 14 * (seconds + 1))
             out["output"] = r.stdout
             if r.returncode != 0:
                 out["note"] = f"exit {r.returncode}: {r.stderr.strip()[-300:]}"
@@ -247,17 +250,28 @@ def section_dataplane(build, micro, quick):
                 m = DP_LINE.match(line)
                 if m:
                     row = {"name": m["name"], "mpps": float(m["mpps"]), "ratio": float(m["ratio"]),
-                           "io_loop": "io forwarding" in m["name"], "detail": m["rest"].strip()}
+                           "io_loop": "io forwarding" in m["name"], "tcp": ", TCP," in m["name"],
+                           "detail": m["rest"].strip()}
                     out["rows"].append(row)
         except subprocess.TimeoutExpired:
             out["note"] = "timed out"
     io = [r for r in out["rows"] if r["io_loop"]]
-    wk = [r for r in out["rows"] if not r["io_loop"]]
+    wk = [r for r in out["rows"] if not r["io_loop"] and not r["tcp"]]
+    tcp = [r for r in out["rows"] if r["tcp"]]
     out["available"] = bool(io and wk)
     if out["available"]:
         out["io_loop_mpps"] = io[0]["mpps"]
         out["worker_mpps"] = wk[0]["mpps"]  # the first case: 2 backends
         out["worker_over_io_loop"] = wk[0]["mpps"] / io[0]["mpps"] if io[0]["mpps"] else None
+    if out["available"] and tcp:
+        # SIP over TCP, 2 backends: Mpps of segments, next to UDP's datagrams.
+        out["tcp_mpps"] = tcp[0]["mpps"]
+        out["tcp_over_io_loop"] = tcp[0]["ratio"]
+        out["tcp_over_udp"] = tcp[0]["mpps"] / wk[0]["mpps"] if wk[0]["mpps"] else None
+        ns = re.search(r"([0-9.]+) ns per segment, UDP ([0-9.]+) ns per datagram", tcp[0]["detail"])
+        if ns:
+            out["tcp_ns_per_segment"] = float(ns[1])
+            out["udp_ns_per_datagram"] = float(ns[2])
     # Per-frame stage costs (ns, and cycles at the benchmark's nominal clock).
     for prog_name, doc in micro.items():
         if not prog_name.endswith("bench_dataplane_forwarder") or "error" in doc:
@@ -918,6 +932,10 @@ def table(res):
     if dp.get("worker_over_io_loop"):
         lines.append(f"  siplb worker / I/O loop = {dp['worker_over_io_loop']:.3f} "
                      f"(target >= 5 Mpps per worker core: {'met' if dp['worker_mpps'] >= 5 else 'missed'})")
+    if dp.get("tcp_over_udp"):
+        per = (f"; {dp['tcp_ns_per_segment']:.0f} ns per segment vs {dp['udp_ns_per_datagram']:.0f} ns per datagram "
+               f"of worker CPU" if dp.get("tcp_ns_per_segment") else "")
+        lines.append(f"  SIP over TCP / UDP (2 backends) = {dp['tcp_over_udp']:.3f}{per}")
     dm = res.get("daemon")
     if dm:
         io = dp.get("io_loop_mpps")

@@ -74,6 +74,13 @@ public:
         prepare(single_, frame, len, headroom, tailroom, in_port, snap, parse);
         return forward(single_, snap, now_s, now_ms);
     }
+    // Reclaims expired TCP connection entries in a few buckets (segments
+    // sweep one bucket each, so without TCP traffic nothing else would
+    // expire half-open entries of a past flood).
+    // No allocation, lock or log; call it at most once a millisecond, as a
+    // full pass takes bucket_count / kIdleSweepBuckets calls.
+    static constexpr uint32_t kIdleSweepBuckets = 16;
+    void sweep_idle(uint32_t now_s) noexcept { tcp_.sweep(now_s, kIdleSweepBuckets); }
     // The tap the stages ask about the frames of this burst (tap.h); nullptr: nobody looks.
     void set_tap(Tap* tap) noexcept { tap_ = tap; }
     // A frame the NIC found with a bad checksum.

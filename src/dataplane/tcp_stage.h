@@ -67,6 +67,14 @@ public:
     // BGP), untouched and unparsed. verify_checksum: off when the NIC did.
     Action handle(Frame& f, const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms,
                   bool verify_checksum) noexcept;
+    // Reclaims the expired entries of `buckets` buckets of the connection
+    // table, counting each (expired, or closed earlier): what a worker does
+    // while no segments arrive, since segments are what otherwise sweep it.
+    void sweep(uint32_t now_s, uint32_t buckets) noexcept {
+        if (ctx_.connections)
+            ctx_.connections->sweep(now_s, buckets,
+                                    [this](const balance::ConnectionTable::Conn& c) { count_removed(c, false); });
+    }
 
 private:
     Action to_backend(Frame& f, const balance::DataplaneSnapshot::PoolRef& ref, const net::TcpSegment& seg,

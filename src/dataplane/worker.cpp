@@ -176,6 +176,14 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
         bump(c_.ports[q.port_index].rx_packets, n);
         bump(c_.ports[q.port_index].rx_bytes, rx_bytes);
     }
+    // Expire TCP connection entries that no segment sweeps (a worker busy
+    // with UDP, or idle, after a SYN flood). Once a millisecond, so that the
+    // workers neither contend for the table's sweep cursor nor keep its
+    // lines moving between cores.
+    if (now_ms != last_idle_sweep_ms_) {
+        last_idle_sweep_ms_ = now_ms;
+        forwarder_.sweep_idle(now_s);
+    }
     if (reassembler_) reassembler_->expire();
     // Learned neighbors unconfirmed for 4 x neighbor_reachable_s: one core
     // frees their slots about once a second (lookups miss them already).

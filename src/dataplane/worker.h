@@ -91,6 +91,7 @@ private:
     std::unique_ptr<Reassembler> reassembler_;  // null: fragments are dropped (ip_fragment)
     std::atomic<bool> stop_{false};
     uint64_t next_neighbor_expiry_ms_ = 0;  // worker 0: neighbor table sweep
+    uint64_t last_idle_sweep_ms_ = 0;       // Forwarder::sweep_idle(): once a millisecond
 };
 
 }  // namespace siplb::dataplane

@@ -644,4 +644,79 @@ TEST_F(ForwarderMultiVip, BackendAdvertisingItselfIsCountedAndStillForwarded) {
     EXPECT_EQ(counters_->to_client.load(), 13u);  // every one forwarded
 }
 
+// TCP connection entries expire while no segment arrives: an idle worker's
+// sweep_idle() reclaims them (segments are otherwise what sweeps the table).
+class ForwarderTcpIdle : public ForwarderTest {
+protected:
+    static constexpr uint32_t kHandshakeS = 30;
+    void SetUp() override {
+        balance::PoolSpec spec;
+        spec.name = "trunk";
+        spec.counter_slot = 0;
+        spec.tcp_listen = {{kVip, false}};
+        spec.backends = {{kBackend}};
+        spec.tcp_handshake_s = kHandshakeS;
+        auto pool = balance::PoolSnapshot::build(spec, 1);
+        ASSERT_TRUE(pool) << pool.message();
+        auto dp = balance::DataplaneSnapshot::build({pool.value()}, 1);
+        ASSERT_TRUE(dp) << dp.message();
+        snap_ = std::move(dp).value();
+        set_two_ports(ctx_, kExtMac, kIntMac);
+        ASSERT_EQ(neighbors_.learn(kBackend.ip, kBackendMacA, 1, true), net::NeighborTable::Learn::inserted);
+        ctx_.neighbors = &neighbors_;
+        connections_ = std::move(balance::ConnectionTable::create(1024, 64).value());
+        ctx_.connections = connections_.get();
+        forwarder_ = std::make_unique<dataplane::Forwarder>(ctx_, *counters_);
+    }
+    dataplane::Action syn(const Endpoint& client, uint64_t now_ms) {
+        return run_bytes(build_tcp_frame({.src_mac = kGatewayMac,
+                                          .dst_mac = kExtMac,
+                                          .src = client,
+                                          .dst = kVip,
+                                          .flags = net::kTcpSyn})
+                             .bytes,
+                         0, now_ms);
+    }
+    // Idle polls, one a millisecond from `from_ms`, enough for `passes` full passes over the table.
+    void idle(uint64_t from_ms, uint32_t passes) {
+        const uint32_t calls = passes * connections_->bucket_count() / dataplane::Forwarder::kIdleSweepBuckets;
+        for (uint32_t i = 0; i < calls; ++i) forwarder_->sweep_idle(static_cast<uint32_t>((from_ms + i) / 1000));
+    }
+    uint64_t active() const { return counters_->pools[0].tcp_active.load(); }
+    uint64_t expired() const { return counters_->pools[0].tcp_expired.load(); }
+
+    std::unique_ptr<balance::ConnectionTable> connections_;
+};
+
+TEST_F(ForwarderTcpIdle, HalfOpenEntriesExpireWithoutTraffic) {
+    constexpr uint32_t kConns = 100;
+    const uint64_t t0 = 1'000'000;
+    for (uint32_t i = 0; i < kConns; ++i) {
+        Endpoint c = kClient;
+        c.port = static_cast<uint16_t>(20000 + i);
+        ASSERT_EQ(syn(c, t0).kind, dataplane::Action::Kind::transmit) << i;
+    }
+    ASSERT_EQ(active(), kConns);
+    ASSERT_EQ(connections_->count_live(static_cast<uint32_t>(t0 / 1000)), kConns);
+    // Idle within the handshake time: nothing is reclaimed.
+    idle(t0 + 1000, 2);
+    EXPECT_EQ(active(), kConns);
+    EXPECT_EQ(expired(), 0u);
+    // Idle past it: every entry leaves the table, the active level and the
+    // client's per-source count (which would otherwise cap its new SYNs).
+    idle(t0 + (kHandshakeS + 1) * 1000, 1);
+    EXPECT_EQ(active(), 0u);
+    EXPECT_EQ(expired(), kConns);
+    EXPECT_EQ(counters_->backend(0, snap_->pools()[0]->backends()[0].id)->tcp_active.load(), 0u);
+    EXPECT_EQ(connections_->count_live(static_cast<uint32_t>(t0 / 1000)), 0u);
+    for (uint32_t s = 0; s < 64; ++s) EXPECT_EQ(connections_->source_entries(s), 0u) << s;
+}
+
+TEST_F(ForwarderTcpIdle, WithoutAConnectionTableIdleIsANoOp) {
+    ctx_.connections = nullptr;
+    EXPECT_EQ(syn(kClient, 5000).kind, dataplane::Action::Kind::transmit);
+    idle(5000, 1);
+    EXPECT_EQ(active(), 0u);
+}
+
 }  // namespace

@@ -28,43 +28,17 @@ const Endpoint kTlsVip = *Endpoint::parse("198.51.100.20:5061");
 const Endpoint kB11 = *Endpoint::parse("203.0.113.11:5060");
 const Endpoint kB12 = *Endpoint::parse("203.0.113.12:5060");
 
-// Independent TCP checksum over the pseudo-header and the segment.
-uint16_t naive_tcp_checksum(const std::vector<uint8_t>& f, size_t l3, size_t l4, size_t end) {
-    std::vector<uint8_t> b(f.begin() + l3 + 12, f.begin() + l3 + 20);  // IPv4 source, destination
-    b.push_back(0);
-    b.push_back(6);
-    b.push_back(static_cast<uint8_t>((end - l4) >> 8));
-    b.push_back(static_cast<uint8_t>(end - l4));
-    std::vector<uint8_t> seg(f.begin() + l4, f.begin() + end);
-    seg[16] = seg[17] = 0;
-    b.insert(b.end(), seg.begin(), seg.end());
-    return naive_checksum(b);
-}
-
 std::vector<uint8_t> tcp_frame(const MacAddress& src_mac, const MacAddress& dst_mac, uint16_t vlan, const Endpoint& src,
                                const Endpoint& dst, uint8_t flags, uint32_t seq, std::string_view payload = {}) {
-    std::vector<uint8_t> b;
-    append_ethernet(b, dst_mac, src_mac, vlan, 0x0800);
-    const size_t l3 = b.size(), l4 = l3 + 20, end = l4 + 20 + payload.size();
-    b.resize(end);
-    b[l3] = 0x45;
-    put16(b, l3 + 2, static_cast<uint16_t>(end - l3));
-    put16(b, l3 + 6, 0x4000);
-    b[l3 + 8] = 64;
-    b[l3 + 9] = 6;
-    std::copy(src.ip.bytes.begin(), src.ip.bytes.begin() + 4, b.begin() + l3 + 12);
-    std::copy(dst.ip.bytes.begin(), dst.ip.bytes.begin() + 4, b.begin() + l3 + 16);
-    put16(b, l3 + 10, naive_ipv4_checksum(b, l3));
-    put16(b, l4, src.port);
-    put16(b, l4 + 2, dst.port);
-    put16(b, l4 + 4, static_cast<uint16_t>(seq >> 16));
-    put16(b, l4 + 6, static_cast<uint16_t>(seq));
-    b[l4 + 12] = 0x50;
-    b[l4 + 13] = flags;
-    put16(b, l4 + 14, 65535);
-    std::copy(payload.begin(), payload.end(), b.begin() + l4 + 20);
-    put16(b, l4 + 16, naive_tcp_checksum(b, l3, l4, end));
-    return b;
+    return build_tcp_frame({.src_mac = src_mac,
+                            .dst_mac = dst_mac,
+                            .vlan = vlan,
+                            .src = src,
+                            .dst = dst,
+                            .flags = flags,
+                            .seq = seq,
+                            .payload = payload})
+        .bytes;
 }
 
 struct Seen {
@@ -87,7 +61,7 @@ Seen inspect(const std::vector<uint8_t>& f) {
     const size_t data = l4 + (f[l4 + 12] >> 4) * 4u;
     s.payload.assign(f.begin() + data, f.begin() + end);
     // 0x0000 and 0xFFFF are the same ones' complement value (RFC 1624).
-    const uint16_t want = naive_tcp_checksum(f, l3, l4, end), got = get16(f, l4 + 16);
+    const uint16_t want = naive_tcp_checksum(f, l3, l4, end, false), got = get16(f, l4 + 16);
     s.checksums_ok = naive_ipv4_checksum(f, l3) == get16(f, l3 + 10) &&
                      (want == got || (want == 0 && got == 0xFFFF) || (want == 0xFFFF && got == 0));
     return s;
@@ -348,6 +322,48 @@ TEST_F(DataplaneTcp, QueryAnswersForAClientAddressAndPort) {
     auto call = control::lookup_call(*publisher_->current(), nullptr, "trunk", "abc@host", monotonic_seconds());
     ASSERT_TRUE(call);
     EXPECT_FALSE(call.value().contains("connections"));
+}
+
+}  // namespace
+
+namespace {
+
+// No TCP segments arrive after a burst of SYNs: the worker's idle polls
+// still expire the half-open entries (a past SYN flood must not hold table
+// space, per-source counts and tcp.active up until the next segment).
+TEST_F(DataplaneTcp, IdleWorkerExpiresHalfOpenEntries) {
+    // The same pool with a one-second handshake time (not a config key).
+    const balance::PoolSnapshot& now = pool("trunk");
+    balance::PoolSpec spec;
+    spec.name = "trunk";
+    spec.counter_slot = now.counter_slot();
+    spec.seed = now.seed();
+    spec.tcp_listen = {{kTcpVip, false}, {kTlsVip, true}};
+    spec.backends = {{.address = kB11, .weight = 1, .tls_port = 5061},
+                     {.address = kB12, .weight = 3, .tls_port = 5071}};
+    spec.tcp_handshake_s = 1;
+    auto short_pool = balance::PoolSnapshot::build(spec, publisher_->current()->version() + 1);
+    ASSERT_TRUE(short_pool) << short_pool.message();
+    auto snap = balance::DataplaneSnapshot::build({short_pool.value()}, publisher_->current()->version() + 1);
+    ASSERT_TRUE(snap) << snap.message();
+    const uint64_t version = snap.value()->version();
+    publisher_->publish(std::move(snap).value());
+    ASSERT_TRUE(wait_until([&] { return dp_->stats().snapshot_version == version; }));
+    publisher_->reclaim();
+
+    constexpr uint32_t kConns = 50;
+    const uint64_t expired0 = pool_counter("expired"), active0 = pool_counter("active");
+    std::vector<std::vector<uint8_t>> syns;
+    for (uint32_t i = 8000; i < 8000 + kConns; ++i)
+        syns.push_back(tcp_frame(kGatewayMac, kExtMac, 0, client(i), kTcpVip, net::kTcpSyn, 1));
+    ASSERT_EQ(pass(ext_, int_, syns, syns.size()).size(), syns.size());
+    EXPECT_EQ(pool_counter("active"), active0 + kConns);
+    // Then silence: within the handshake time plus a pass over the table
+    // (4096 buckets, 16 a millisecond), every one of them is reclaimed.
+    EXPECT_TRUE(wait_until([&] { return pool_counter("expired") >= expired0 + kConns; }, std::chrono::seconds(8)))
+        << pool_counter("expired") - expired0;
+    EXPECT_LE(pool_counter("active"), active0);
+    republish();  // the configured pool again
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Builds Ethernet/IP/UDP frames for tests and benchmarks, and checks
+// Builds Ethernet/IP/UDP (and TCP) frames for tests and benchmarks, and checks
 // checksums with a deliberately naive byte-by-byte computation independent
 // of src/net. Header-only: scripts/fuzz compiles targets that include it
 // without meson.
@@ -146,6 +146,80 @@ inline Frame build_frame(const FrameSpec& s) {
     put16(b, f.l4 + 4, static_cast<uint16_t>(udp_len));
     b.insert(b.end(), s.payload.begin(), s.payload.end());
     if (s.udp_checksum || v6) put16(b, f.l4 + 6, naive_udp_checksum(b, f.l3, f.l4, v6));
+    return f;
+}
+
+// A TCP segment (IPv4 or IPv6 by the source address), for the TCP path's
+// tests, fuzzer and benchmarks.
+struct TcpFrameSpec {
+    MacAddress src_mac{{0x02, 0, 0, 0, 0, 0x01}};
+    MacAddress dst_mac{{0x02, 0, 0, 0, 0, 0x02}};
+    uint16_t vlan = 0;
+    Endpoint src;
+    Endpoint dst;
+    uint8_t ttl = 64;
+    uint8_t flags = 0x02;  // SYN
+    uint32_t seq = 0, ack = 0;
+    std::vector<uint8_t> options;  // multiple of 4 bytes, at most 40
+    std::string_view payload;
+};
+
+// Independent TCP checksum of the segment f[l4, end) (checksum field taken
+// as zero) over the pseudo-header of the IP header at f[l3].
+inline uint16_t naive_tcp_checksum(const std::vector<uint8_t>& f, size_t l3, size_t l4, size_t end, bool v6) {
+    const size_t alen = v6 ? 16 : 4, src = l3 + (v6 ? 8 : 12);
+    std::vector<uint8_t> b(f.begin() + static_cast<long>(src), f.begin() + static_cast<long>(src + 2 * alen));
+    const size_t len = end - l4;
+    if (v6)
+        b.insert(b.end(), {0, 0, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len), 0, 0, 0, 6});
+    else
+        b.insert(b.end(), {0, 6, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len)});
+    std::vector<uint8_t> seg(f.begin() + static_cast<long>(l4), f.begin() + static_cast<long>(end));
+    seg[16] = seg[17] = 0;
+    b.insert(b.end(), seg.begin(), seg.end());
+    return naive_checksum(b);
+}
+
+inline Frame build_tcp_frame(const TcpFrameSpec& s) {
+    Frame f;
+    auto& b = f.bytes;
+    const bool v6 = s.src.ip.is_v6();
+    append_ethernet(b, s.dst_mac, s.src_mac, s.vlan, v6 ? 0x86DD : 0x0800);
+    f.l3 = b.size();
+    const size_t header = 20 + s.options.size(), seg_len = header + s.payload.size();
+    f.l4 = f.l3 + (v6 ? 40 : 20);
+    const size_t end = f.l4 + seg_len;
+    b.resize(end);
+    if (v6) {
+        b[f.l3] = 0x60;
+        put16(b, f.l3 + 4, static_cast<uint16_t>(seg_len));
+        b[f.l3 + 6] = 6;
+        b[f.l3 + 7] = s.ttl;
+        std::copy(s.src.ip.bytes.begin(), s.src.ip.bytes.end(), b.begin() + static_cast<long>(f.l3 + 8));
+        std::copy(s.dst.ip.bytes.begin(), s.dst.ip.bytes.end(), b.begin() + static_cast<long>(f.l3 + 24));
+    } else {
+        b[f.l3] = 0x45;
+        put16(b, f.l3 + 2, static_cast<uint16_t>(20 + seg_len));
+        put16(b, f.l3 + 6, 0x4000);  // DF
+        b[f.l3 + 8] = s.ttl;
+        b[f.l3 + 9] = 6;
+        std::copy(s.src.ip.bytes.begin(), s.src.ip.bytes.begin() + 4, b.begin() + static_cast<long>(f.l3 + 12));
+        std::copy(s.dst.ip.bytes.begin(), s.dst.ip.bytes.begin() + 4, b.begin() + static_cast<long>(f.l3 + 16));
+        put16(b, f.l3 + 10, naive_ipv4_checksum(b, f.l3));
+    }
+    const size_t l4 = f.l4;
+    put16(b, l4, s.src.port);
+    put16(b, l4 + 2, s.dst.port);
+    put16(b, l4 + 4, static_cast<uint16_t>(s.seq >> 16));
+    put16(b, l4 + 6, static_cast<uint16_t>(s.seq));
+    put16(b, l4 + 8, static_cast<uint16_t>(s.ack >> 16));
+    put16(b, l4 + 10, static_cast<uint16_t>(s.ack));
+    b[l4 + 12] = static_cast<uint8_t>((header / 4) << 4);
+    b[l4 + 13] = s.flags;
+    put16(b, l4 + 14, 65535);
+    std::copy(s.options.begin(), s.options.end(), b.begin() + static_cast<long>(l4 + 20));
+    std::copy(s.payload.begin(), s.payload.end(), b.begin() + static_cast<long>(l4 + header));
+    put16(b, l4 + 16, naive_tcp_checksum(b, f.l3, l4, end, v6));
     return f;
 }
 
