@@ -747,8 +747,8 @@ constexpr TransportCheckKey kTransportCheckKeys[] = {
 
 // Sets every transport check of a pool: its [pool.health] value, else the
 // [health] one, else the default, each only for a transport it listens on.
-void resolve_transport_checks(Diagnostics& d, const toml::table* pool_health, const std::string& path,
-                              PoolConfig& p, const HealthConfig& global) {
+void resolve_transport_checks(Diagnostics& d, const toml::table* pool_health, const std::string& path, PoolConfig& p,
+                              const HealthConfig& global) {
     const PoolTransports serves = transports_of(p);
     for (const auto& k : kTransportCheckKeys) {
         auto& value = p.health.*k.field;

@@ -543,8 +543,8 @@ Result<std::vector<std::string>> PoolManager::apply_config(const config::Config&
             }
             if (!prev || prev->tls_port != bc.tls_port) {
                 if (prev)
-                    note("backend " + bc.address.to_string() + " tls_port " + std::to_string(prev->tls_port) +
-                         " -> " + std::to_string(bc.tls_port));
+                    note("backend " + bc.address.to_string() + " tls_port " + std::to_string(prev->tls_port) + " -> " +
+                         std::to_string(bc.tls_port));
                 b->configured_tls_port = bc.tls_port;
             }
             if (!prev || prev->enabled != bc.enabled) {

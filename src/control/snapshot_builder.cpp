@@ -32,8 +32,8 @@ void SnapshotBuilder::set_config(const config::Config& cfg) {
              old->second.dialog_idle_s != p.dialog_idle_s || old->second.transaction_idle_s != p.transaction_idle_s ||
              old->second.key != p.key || old->second.key_fallback != p.key_fallback || old->second.listen != p.listen ||
              old->second.tcp_listen != p.tcp_listen || old->second.tls_listen != p.tls_listen ||
-             old->second.health.overload_codes != p.health.overload_codes ||
-             old->second.rules != p.rules || old->second.rate_limit != p.rate_limit))
+             old->second.health.overload_codes != p.health.overload_codes || old->second.rules != p.rules ||
+             old->second.rate_limit != p.rate_limit))
             cache_.erase(p.name);  // table parameters changed: rebuild
         next[p.name] = p;
     }

@@ -360,8 +360,8 @@ struct HealthChecker::Impl {
         if (after != before)
             logf(after == Verdict::up ? LogLevel::info : LogLevel::warn,
                  "health verdict pool=" + t.pool + " backend=" + t.address.to_string() +
-                     " from=" + std::string(to_string(before)) + " to=" + std::string(to_string(after)) +
-                     " detail=\"" + detail + "\"");
+                     " from=" + std::string(to_string(before)) + " to=" + std::string(to_string(after)) + " detail=\"" +
+                     detail + "\"");
         if (on_verdict) {
             // Copies: the callback may change the target map.
             const std::string pool = t.pool;

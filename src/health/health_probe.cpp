@@ -209,7 +209,8 @@ StreamFrame frame_stream_message(std::string_view buf, size_t max_message) {
     const std::string_view msg = buf.substr(f.skip);
     const size_t end = msg.find("\r\n\r\n");
     if (end == std::string_view::npos) {
-        if (msg.size() > max_message) return malformed("no end of headers within " + std::to_string(max_message) + " bytes");
+        if (msg.size() > max_message)
+            return malformed("no end of headers within " + std::to_string(max_message) + " bytes");
         return f;
     }
     const size_t headers = end + 4;

@@ -968,8 +968,9 @@ TEST(ConfigHealth, TransportChecksFollowTheVips) {
     const std::string mixed =
         "[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\", \"tcp://203.0.113.1:5060\", "
         "\"tls://203.0.113.1:5061\"]\nbackends = [\"198.51.100.1:5060\"]\n";
-    const std::string tcp_only = "[[pool]]\nname = \"t\"\nlisten = [\"tcp://203.0.113.2:5060\"]\n"
-                                 "backends = [\"198.51.100.2:5060\"]\n";
+    const std::string tcp_only =
+        "[[pool]]\nname = \"t\"\nlisten = [\"tcp://203.0.113.2:5060\"]\n"
+        "backends = [\"198.51.100.2:5060\"]\n";
     Config c = parse_ok(mixed + tcp_only);
     EXPECT_EQ(c.pools[0].health.udp, TransportCheck::options);
     EXPECT_EQ(c.pools[0].health.tcp, TransportCheck::options);

@@ -256,8 +256,9 @@ TEST_F(Fixture, TlsSrvRecordsMergeIntoTheHostsBackends) {
     EXPECT_EQ(view("203.0.113.1:5060")->weight, 7u);  // only TLS records: they place it
     // The SIP-port name gives the host at 5080: the TLS record moves to that
     // backend, the default-port one is gone from DNS and drains.
-    ASSERT_TRUE(pm.set_discovered("lund", sip, {{ep("203.0.113.1:5080"), 3, 20, 60}, {ep("203.0.113.2:5060"), 1, 20, 60}})
-                    .ok());
+    ASSERT_TRUE(
+        pm.set_discovered("lund", sip, {{ep("203.0.113.1:5080"), 3, 20, 60}, {ep("203.0.113.2:5060"), 1, 20, 60}})
+            .ok());
     ASSERT_NE(view("203.0.113.1:5080"), nullptr);
     EXPECT_EQ(view("203.0.113.1:5080")->tls_port, 5061);
     EXPECT_EQ(view("203.0.113.1:5080")->source(), "dns:" + sip + "+dns:" + sips);
@@ -267,8 +268,9 @@ TEST_F(Fixture, TlsSrvRecordsMergeIntoTheHostsBackends) {
     EXPECT_EQ(state("lund", "203.0.113.1:5060"), EffectiveState::draining);
     // A host without a TLS record keeps the default TLS port.
     EXPECT_EQ(view("203.0.113.2:5060")->tls_port, 5061);
-    ASSERT_TRUE(pm.set_discovered("lund", sips, {tls("203.0.113.1:5060", 6061, 7, 10), tls("203.0.113.2:5060", 5071, 1, 10)})
-                    .ok());
+    ASSERT_TRUE(
+        pm.set_discovered("lund", sips, {tls("203.0.113.1:5060", 6061, 7, 10), tls("203.0.113.2:5060", 5071, 1, 10)})
+            .ok());
     EXPECT_EQ(view("203.0.113.1:5080")->tls_port, 6061);
     EXPECT_EQ(view("203.0.113.2:5060")->tls_port, 5071);
     // Probes and the snapshot see the same TLS port.

@@ -249,8 +249,7 @@ TEST_F(DnsTest, TcpAndTlsSrvNames) {
     EXPECT_FALSE(by_name["_sip._tcp.pool.test"][0].tls_port);
     // _sips._tcp: TLS ports, on the pool's default port.
     const auto& tls = by_name["_sips._tcp.pool.test"];
-    ASSERT_EQ(endpoints(tls),
-              (std::vector<std::string>{"127.0.0.11:5062", "127.0.0.12:5062", "[2001:db8::11]:5062"}));
+    ASSERT_EQ(endpoints(tls), (std::vector<std::string>{"127.0.0.11:5062", "127.0.0.12:5062", "[2001:db8::11]:5062"}));
     EXPECT_EQ(tls[0].tls_port, std::optional<uint16_t>(5061));
     EXPECT_EQ(tls[1].tls_port, std::optional<uint16_t>(5071));
     EXPECT_EQ(tls[1].weight, 10u);

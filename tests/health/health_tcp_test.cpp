@@ -87,7 +87,8 @@ private:
                 break;
             }
             case Answer::busy:
-                send_all("SIP/2.0 503 Service Unavailable\r\n" + common + "Retry-After: 30\r\nContent-Length: 0\r\n\r\n");
+                send_all("SIP/2.0 503 Service Unavailable\r\n" + common +
+                         "Retry-After: 30\r\nContent-Length: 0\r\n\r\n");
                 break;
             case Answer::silent:
             case Answer::accept_only: break;
@@ -307,8 +308,7 @@ TEST_F(HealthTcpTest, EveryCheckMustPassAndTheFailingOneIsNamed) {
     tls.reset();
     ASSERT_TRUE(run_until([&] { return !changes.empty(); }, 3s));
     EXPECT_EQ(changes.back().verdict, Verdict::down);
-    EXPECT_EQ(changes.back().detail,
-              "tls: connect to port " + std::to_string(tls_port) + ": Connection refused");
+    EXPECT_EQ(changes.back().detail, "tls: connect to port " + std::to_string(tls_port) + ": Connection refused");
     st = status_of(sip.endpoint());
     EXPECT_EQ(st.checks[0].verdict, Verdict::up);
     EXPECT_EQ(st.checks[1].verdict, Verdict::down);

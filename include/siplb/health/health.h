@@ -40,12 +40,12 @@ enum class Verdict : uint8_t { up, down, overloaded };
 std::string_view to_string(Verdict v);
 
 enum class ProbeOutcome : uint8_t {
-    ok,           // a final response that is not an overload code
-    overloaded,   // a final response with one of overload_codes (503)
-    timeout,      // no final response within timeout_ms
-    unreachable,  // ICMP port/host/net unreachable
-    send_error,   // the kernel refused to send
-    bad_response, // TCP: malformed framing, or closed before a final response
+    ok,            // a final response that is not an overload code
+    overloaded,    // a final response with one of overload_codes (503)
+    timeout,       // no final response within timeout_ms
+    unreachable,   // ICMP port/host/net unreachable
+    send_error,    // the kernel refused to send
+    bad_response,  // TCP: malformed framing, or closed before a final response
 };
 std::string_view to_string(ProbeOutcome o);
 
@@ -222,9 +222,9 @@ using LogFn = std::function<void(LogLevel, const std::string& message)>;
 
 // One check of a backend ("udp", "tcp" or "tls"), with its own hysteresis.
 struct CheckStatus {
-    std::string check;        // "udp": OPTIONS over UDP; "tcp": OPTIONS or connect; "tls": connect to tls_port
-    std::string method;       // "options" or "connect"
-    Endpoint target;          // where it probes
+    std::string check;   // "udp": OPTIONS over UDP; "tcp": OPTIONS or connect; "tls": connect to tls_port
+    std::string method;  // "options" or "connect"
+    Endpoint target;     // where it probes
     Verdict verdict = Verdict::up;
     uint32_t consecutive_ok = 0;
     uint32_t consecutive_failures = 0;
@@ -256,10 +256,10 @@ struct ProbeStatus {
     uint16_t last_status = 0;
     std::string last_detail;
     double last_rtt_ms = -1;
-    int64_t overloaded_for_ms = 0;  // remaining Retry-After hold, 0 if none
-    int64_t next_probe_in_ms = 0;   // -1: not probed (health disabled, passive checks only)
-    uint64_t passive_trips = 0;     // times the passive threshold was reached
-    std::string passive_detail;     // latest passive evidence, empty if none
+    int64_t overloaded_for_ms = 0;    // remaining Retry-After hold, 0 if none
+    int64_t next_probe_in_ms = 0;     // -1: not probed (health disabled, passive checks only)
+    uint64_t passive_trips = 0;       // times the passive threshold was reached
+    std::string passive_detail;       // latest passive evidence, empty if none
     std::vector<CheckStatus> checks;  // the active checks its pool asks for
 };
 
