@@ -1044,7 +1044,7 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
             d.error(n.source(), path, "duplicate DNS name " + squote(*text));
             return;
         }
-        if (text->rfind("_sips._tcp.", 0) == 0) sips_names.push_back({n.source(), path});
+        if (is_tls_srv_name(*text)) sips_names.push_back({n.source(), path});
         p.dns.push_back(*text);
     });
 

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "siplb/control/log.h"
-#include "siplb/discovery/discovery.h"
 
 namespace siplb::control {
 
@@ -256,7 +255,7 @@ Status PoolManager::set_discovered(const std::string& pool, const std::string& d
     PoolView* p = pool_mut(pool);
     if (!p) return Status::fail("unknown pool '" + pool + "'");
     const TimePoint now = clock_();
-    const bool tls_name = discovery::is_tls_srv_name(dns_name);
+    const bool tls_name = config::is_tls_srv_name(dns_name);
     if (tls_name) p->tls_answers[dns_name] = found;
     bool changed = apply_answer(*p, dns_name, merge_answer(*p, found), now);
     // Another source's hosts changed: TLS ports follow them.

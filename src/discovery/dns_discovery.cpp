@@ -9,7 +9,6 @@
 #include <arpa/nameser.h>
 
 #include <algorithm>
-#include <cctype>
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -21,13 +20,6 @@ namespace siplb::discovery {
 // ---------------------------------------------------------------- pure parts
 
 bool is_srv_name(std::string_view name) { return !name.empty() && name.front() == '_'; }
-
-bool is_tls_srv_name(std::string_view name) {
-    constexpr std::string_view prefix = "_sips._tcp.";
-    return name.size() > prefix.size() && std::equal(prefix.begin(), prefix.end(), name.begin(), [](char a, char b) {
-               return a == std::tolower(static_cast<unsigned char>(b));
-           });
-}
 
 uint32_t clamp_ttl(uint32_t ttl_s, uint32_t floor_s, uint32_t ceiling_s) {
     if (ceiling_s < floor_s) ceiling_s = floor_s;
@@ -344,8 +336,9 @@ struct DnsDiscovery::Impl {
                     auto last = n.last_target_addresses.find(r.target);
                     if (last != n.last_target_addresses.end()) list = last->second;
                 }
-                result = build_srv_backends(n.records, addresses, ttl,
-                                            is_tls_srv_name(n.name) ? std::optional(n.default_port) : std::nullopt);
+                result =
+                    build_srv_backends(n.records, addresses, ttl,
+                                       config::is_tls_srv_name(n.name) ? std::optional(n.default_port) : std::nullopt);
                 for (auto& [t, list] : n.addresses)
                     if (!list.empty()) n.last_target_addresses[t] = list;
                 // Forget targets no longer published.

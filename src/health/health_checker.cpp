@@ -224,7 +224,8 @@ struct HealthChecker::Impl {
             auto it = std::find_if(t.checks.begin(), t.checks.end(), [&](const Check& x) { return x.kind == k; });
             if (it != t.checks.end()) {
                 next.push_back(std::move(*it));
-                it->fd = -1;  // moved: the old slot no longer owns the socket
+                it->fd = -1;  // moved: the old slot no longer owns the socket or the probe
+                it->outstanding = false;
                 continue;
             }
             Check ch;
@@ -235,8 +236,8 @@ struct HealthChecker::Impl {
             ch.next_probe = first_probe(c, now);
             next.push_back(std::move(ch));
         }
-        for (auto& old : t.checks) {
-            if (old.fd >= 0) close_tcp(old);
+        for (auto& old : t.checks) {  // the checks no longer asked for
+            close_tcp(old);
             if (old.outstanding && old.kind == CheckKind::udp_options) by_call_id.erase(old.ids.call_id);
         }
         t.checks = std::move(next);

@@ -94,11 +94,10 @@ TEST(DnsPure, SameSetIgnoresTtl) {
 }
 
 TEST(DnsPure, TlsSrvNames) {
-    EXPECT_TRUE(is_tls_srv_name("_sips._tcp.example.net"));
-    EXPECT_TRUE(is_tls_srv_name("_SIPS._TCP.example.net"));
-    EXPECT_FALSE(is_tls_srv_name("_sip._tcp.example.net"));
-    EXPECT_FALSE(is_tls_srv_name("_sips._tcp."));
-    EXPECT_FALSE(is_tls_srv_name("sips.example.net"));
+    EXPECT_TRUE(config::is_tls_srv_name("_sips._tcp.example.net"));
+    EXPECT_FALSE(config::is_tls_srv_name("_sip._tcp.example.net"));
+    EXPECT_FALSE(config::is_tls_srv_name("_sips._tcp."));
+    EXPECT_FALSE(config::is_tls_srv_name("sips.example.net"));
 }
 
 TEST(DnsPure, SipsRecordsGiveTlsPortsOnTheDefaultPort) {

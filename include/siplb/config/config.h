@@ -188,6 +188,11 @@ Status check_host(const Config& c);
 // Host names and SRV names (_sip._udp, _sip._tcp, _sips._tcp) accepted in pool.dns;
 // on false, *why says what is wrong.
 bool valid_dns_name(std::string_view name, std::string* why = nullptr);
+// An SRV name whose records give TLS ports (RFC 3263 _sips._tcp), not SIP ports.
+inline bool is_tls_srv_name(std::string_view name) {
+    constexpr std::string_view prefix = "_sips._tcp.";
+    return name.size() > prefix.size() && name.substr(0, prefix.size()) == prefix;
+}
 
 // Canonical TOML for a config: parse_config(format_config(c)) == c (apart
 // from source_path). Used by tests and for showing the effective config.

@@ -59,8 +59,6 @@ bool same_backend_set(const std::vector<DiscoveredBackend>& a, const std::vector
 
 // Names starting with '_' ("_sip._udp.example.net") are SRV names.
 bool is_srv_name(std::string_view name);
-// "_sips._tcp.example.net" (any case): records that give TLS ports.
-bool is_tls_srv_name(std::string_view name);
 
 // TTL clamped to [floor, ceiling] (ceiling below floor: floor wins).
 uint32_t clamp_ttl(uint32_t ttl_s, uint32_t floor_s, uint32_t ceiling_s);

@@ -240,7 +240,8 @@ struct CheckStatus {
 };
 
 // A backend's checks together: the verdict is the worst of its checks' (down
-// over overloaded over up); counters are their sums; last_detail names the
+// over overloaded over up); counters are their sums (unreachable includes
+// bad responses); consecutive_* are the worst check's; last_detail names the
 // failing checks ("tcp: connect: Connection refused") while it is not up.
 struct ProbeStatus {
     std::string pool;
