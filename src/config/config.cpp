@@ -677,6 +677,22 @@ void read_dataplane(Section& s, DataplaneConfig& c) {
     });
 }
 
+void read_transport_check(Section& s, std::string_view key, std::optional<TransportCheck>& out,
+                          std::initializer_list<TransportCheck> allowed) {
+    std::string text;
+    if (!read_string(s, key, text)) return;
+    std::string names;
+    for (TransportCheck c : allowed) {
+        if (text == to_string(c)) {
+            out = c;
+            return;
+        }
+        names += (names.empty() ? "" : ", ") + std::string(to_string(c));
+    }
+    s.diag().error(s.table()->get(key)->source(), s.path(key),
+                   squote(text) + " is not a " + std::string(key) + " check (" + names + ")");
+}
+
 // Reads the keys present in `s` over `h` (so [pool.health] overrides only
 // what it names), then checks cross-key rules.
 void read_health(Section& s, HealthConfig& h) {
@@ -701,6 +717,52 @@ void read_health(Section& s, HealthConfig& h) {
                 squote(h.from_uri) + " is not a SIP URI (sip:user@host)");
     read_bool(s, "passive", h.passive);
     read_uint(s, "passive_503_threshold", h.passive_503_threshold, 1, 1000000);
+    using TC = TransportCheck;
+    read_transport_check(s, "udp", h.udp, {TC::options, TC::off});
+    read_transport_check(s, "tcp", h.tcp, {TC::options, TC::connect, TC::off});
+    read_transport_check(s, "tls", h.tls, {TC::connect, TC::off});
+}
+
+// Which transports a pool serves, for its health checks: route targets
+// without VIPs receive UDP (rules route UDP SIP).
+struct PoolTransports {
+    bool udp, tcp, tls;
+};
+PoolTransports transports_of(const PoolConfig& p) {
+    return {!p.listen.empty() || (p.tcp_listen.empty() && p.tls_listen.empty()), !p.tcp_listen.empty(),
+            !p.tls_listen.empty()};
+}
+
+struct TransportCheckKey {
+    const char* key;
+    std::optional<TransportCheck> HealthConfig::*field;
+    bool PoolTransports::*serves;
+    TransportCheck by_default;
+    const char* vips;  // what the pool lacks when a check is pointless
+};
+constexpr TransportCheckKey kTransportCheckKeys[] = {
+    {"udp", &HealthConfig::udp, &PoolTransports::udp, TransportCheck::options, "UDP VIPs"},
+    {"tcp", &HealthConfig::tcp, &PoolTransports::tcp, TransportCheck::options, "tcp:// VIPs"},
+    {"tls", &HealthConfig::tls, &PoolTransports::tls, TransportCheck::connect, "tls:// VIPs"},
+};
+
+// Sets every transport check of a pool: its [pool.health] value, else the
+// [health] one, else the default, each only for a transport it listens on.
+void resolve_transport_checks(Diagnostics& d, const toml::table* pool_health, const std::string& path, PoolConfig& p,
+                              const HealthConfig& global) {
+    const PoolTransports serves = transports_of(p);
+    for (const auto& k : kTransportCheckKeys) {
+        auto& value = p.health.*k.field;
+        const toml::node* given = pool_health ? pool_health->get(k.key) : nullptr;
+        if (given) {
+            if (value && *value != TransportCheck::off && !(serves.*k.serves))
+                d.error(given->source(), join_path(path, k.key),
+                        std::string(k.key) + " = \"" + std::string(to_string(*value)) + "\" checks nothing: pool " +
+                            squote(p.name) + " has no " + k.vips);
+            if (value) continue;
+        }
+        value = serves.*k.serves ? (global.*k.field).value_or(k.by_default) : TransportCheck::off;
+    }
 }
 
 void check_health(Diagnostics& d, const toml::source_region& where, const std::string& path, const HealthConfig& h) {
@@ -844,9 +906,14 @@ bool valid_dns_name(std::string_view name, std::string* why) {
     }
     bool srv = name.front() == '_';
     if (srv) {
-        // SRV owner names: _service._proto.domain; siplb balances UDP only.
-        if (labels.size() < 3 || labels[0].size() < 2 || labels[1] != "_udp")
-            return fail("SRV names look like _sip._udp.example.net (siplb balances UDP)");
+        // SRV owner names: _service._proto.domain (RFC 3263: _sip._udp and
+        // _sip._tcp give the SIP port, _sips._tcp the TLS port).
+        if (labels.size() < 3 || labels[0].size() < 2 || (labels[1] != "_udp" && labels[1] != "_tcp"))
+            return fail("SRV names look like _sip._udp.example.net, _sip._tcp.example.net or _sips._tcp.example.net");
+        if (labels[0] == "_sips" && labels[1] == "_udp")
+            return fail("SIP over TLS runs on TCP: _sips._tcp, not _sips._udp");
+        if (labels[1] == "_tcp" && labels[0] != "_sip" && labels[0] != "_sips")
+            return fail("TCP SRV names are _sip._tcp (SIP port) or _sips._tcp (TLS port)");
         for (char ch : labels[0].substr(1))
             if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') return fail("bad SRV service label");
     }
@@ -965,6 +1032,7 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
     });
 
     std::set<std::string> seen_names;
+    std::vector<std::pair<toml::source_region, std::string>> sips_names;
     for_each_in_array(s, "dns", [&](const toml::node& n, const std::string& path) {
         const std::string* text = string_of(d, n, path);
         if (!text) return;
@@ -977,8 +1045,14 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
             d.error(n.source(), path, "duplicate DNS name " + squote(*text));
             return;
         }
+        if (is_tls_srv_name(*text)) sips_names.push_back({n.source(), path});
         p.dns.push_back(*text);
     });
+
+    // A TLS port is only used by tls:// VIPs (listen is read above).
+    if (p.tls_listen.empty())
+        for (const auto& [where, path] : sips_names)
+            d.error(where, path, "_sips._tcp names give TLS ports, but the pool has no tls:// VIPs");
 
     // Absent or "auto": derived from the backend count when the table is
     // built (balance/table_size.h), so it follows DNS-discovered backends too.
@@ -1032,12 +1106,14 @@ void read_pool(Section& s, PoolConfig& p, const HealthConfig& global_health, std
     }
 
     p.health = global_health;
-    if (const toml::table* ht = sub_table(s, "health")) {
+    const toml::table* ht = sub_table(s, "health");
+    if (ht) {
         Section hs(d, ht, s.path("health"));
         read_health(hs, p.health);
         hs.finish();
         check_health(d, ht->source(), s.path("health"), p.health);
     }
+    resolve_transport_checks(d, ht, s.path("health"), p, global_health);
 
     std::set<std::string> rule_names;
     for_each_table(s, "rule", [&](Section& rs, size_t) {
@@ -1129,6 +1205,19 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
         cfg.pools.push_back(std::move(p));
     });
     top.finish();
+
+    // A [health] transport check that no pool's VIPs use would do nothing.
+    if (const toml::table* ht = root.get_as<toml::table>("health"))
+        for (const auto& k : kTransportCheckKeys) {
+            const auto& value = cfg.health.*k.field;
+            const toml::node* given = ht->get(k.key);
+            if (!given || !value || *value == TransportCheck::off) continue;
+            if (std::none_of(cfg.pools.begin(), cfg.pools.end(),
+                             [&](const PoolConfig& p) { return transports_of(p).*k.serves; }))
+                diag.error(given->source(), join_path("health", k.key),
+                           std::string(k.key) + " = \"" + std::string(to_string(*value)) +
+                               "\" checks nothing: no pool has " + k.vips);
+        }
 
     std::set<std::string> route_targets;
     for (const auto& r : routes) {

@@ -24,15 +24,17 @@ requires std::is_integral_v<T> std::string text(T v) { return std::to_string(v);
 template <class T>
 requires requires(const T& t) { t.to_string(); }
 std::string text(const T& v) { return v.to_string(); }
-template <class T>
-std::string text(const std::optional<T>& v) {
-    return v ? text(*v) : std::string("(none)");
-}
+
 template <class T>
 std::string text(const std::vector<T>& v) {
     std::string out = "[";
     for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + text(v[i]);
     return out + "]";
+}
+std::string text(TransportCheck c) { return std::string(to_string(c)); }
+template <class T>
+std::string text(const std::optional<T>& v) {
+    return v ? text(*v) : std::string("(none)");
 }
 std::string text(ForwardMode m) { return m == ForwardMode::nat ? "nat" : "ipip"; }
 
@@ -70,6 +72,9 @@ void diff_health(Differ& d, const std::string& prefix, const HealthConfig& a, co
     SIPLB_HEALTH_FIELD(from_uri)
     SIPLB_HEALTH_FIELD(passive)
     SIPLB_HEALTH_FIELD(passive_503_threshold)
+    SIPLB_HEALTH_FIELD(udp)
+    SIPLB_HEALTH_FIELD(tcp)
+    SIPLB_HEALTH_FIELD(tls)
 #undef SIPLB_HEALTH_FIELD
 }
 

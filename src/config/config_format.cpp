@@ -64,6 +64,9 @@ void write_health(std::ostream& o, const HealthConfig& h) {
       << "from_uri = " << toml_string(h.from_uri) << "\n"
       << "passive = " << toml_bool(h.passive) << "\n"
       << "passive_503_threshold = " << h.passive_503_threshold << "\n";
+    // Unset only in [health] (pools' values are always set): absent there.
+    for (auto [key, check] : {std::pair{"udp", h.udp}, std::pair{"tcp", h.tcp}, std::pair{"tls", h.tls}})
+        if (check) o << key << " = " << toml_string(std::string(to_string(*check))) << "\n";
 }
 
 }  // namespace

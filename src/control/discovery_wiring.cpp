@@ -58,7 +58,7 @@ Result<std::unique_ptr<DiscoveryWiring>> DiscoveryWiring::create(const config::C
         [self](const std::string& pool, const std::string& name, const std::vector<discovery::DiscoveredBackend>& set) {
             std::vector<control::DiscoveredBackend> out;
             out.reserve(set.size());
-            for (const auto& b : set) out.push_back({b.address, b.weight, b.priority, b.ttl_s});
+            for (const auto& b : set) out.push_back({b.address, b.weight, b.priority, b.ttl_s, b.tls_port});
             auto st = self->pm_.set_discovered(pool, name, out);
             if (!st.ok())
                 control::log(control::LogLevel::error, "dns result rejected",
@@ -120,9 +120,9 @@ void DiscoveryWiring::observe_passive(const std::vector<health::PassiveSample>& 
 }
 
 void DiscoveryWiring::sync_targets(TimePoint now) {
-    std::map<std::string, std::vector<Endpoint>> by_pool;
+    std::map<std::string, std::vector<health::CheckTarget>> by_pool;
     for (const auto& p : pools_) by_pool[p];
-    for (const auto& t : pm_.probe_targets()) by_pool[t.pool].push_back(t.address);
+    for (const auto& t : pm_.probe_targets()) by_pool[t.pool].push_back({t.address, t.tls_port});
     for (const auto& [pool, eps] : by_pool) health_->set_targets(pool, eps, now);
     synced_version_ = pm_.version();
 }
@@ -168,6 +168,7 @@ nlohmann::json DiscoveryWiring::status_json(TimePoint now, const std::string& po
             backends.push_back({{"address", b.address.to_string()},
                                 {"weight", b.weight},
                                 {"priority", b.priority},
+                                {"tls_port", b.tls_port ? nlohmann::json(*b.tls_port) : nlohmann::json(nullptr)},
                                 {"target", b.target}});
         dns.push_back({{"pool", n.pool},
                        {"name", n.name},
@@ -186,6 +187,23 @@ nlohmann::json DiscoveryWiring::status_json(TimePoint now, const std::string& po
     nlohmann::json probes = nlohmann::json::array();
     for (const auto& s : health_->status(now)) {
         if (!pool.empty() && s.pool != pool) continue;
+        nlohmann::json checks = nlohmann::json::array();
+        for (const auto& c : s.checks)
+            checks.push_back({{"check", c.check},
+                              {"method", c.method},
+                              {"target", c.target.to_string()},
+                              {"verdict", std::string(health::to_string(c.verdict))},
+                              {"consecutive_ok", c.consecutive_ok},
+                              {"consecutive_failures", c.consecutive_failures},
+                              {"probes_sent", c.probes_sent},
+                              {"responses", c.responses},
+                              {"timeouts", c.timeouts},
+                              {"unreachable", c.unreachable},
+                              {"bad_responses", c.bad_responses},
+                              {"overloads", c.overloads},
+                              {"last_status", c.last_status},
+                              {"last_detail", c.last_detail},
+                              {"last_rtt_ms", c.last_rtt_ms}});
         probes.push_back({{"pool", s.pool},
                           {"backend", s.address.to_string()},
                           {"verdict", std::string(health::to_string(s.verdict))},
@@ -202,7 +220,8 @@ nlohmann::json DiscoveryWiring::status_json(TimePoint now, const std::string& po
                           {"overloaded_for_ms", s.overloaded_for_ms},
                           {"next_probe_in_ms", s.next_probe_in_ms},
                           {"passive_trips", s.passive_trips},
-                          {"passive_detail", s.passive_detail}});
+                          {"passive_detail", s.passive_detail},
+                          {"checks", checks}});
     }
     return {{"dns", dns}, {"probes", probes}};
 }

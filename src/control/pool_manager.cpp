@@ -76,7 +76,16 @@ void sort_backends(PoolView& p) {
 }
 
 bool same_backend_config(const config::BackendConfig& a, const config::BackendConfig& b) {
-    return a.address == b.address && a.weight == b.weight && a.enabled == b.enabled;
+    return a.address == b.address && a.weight == b.weight && a.enabled == b.enabled && a.tls_port == b.tls_port;
+}
+
+// SIP-port records say where a backend is; TLS-port ones only add its TLS
+// port, unless nothing else names the backend.
+bool has_sip_port_record(const BackendView& b) {
+    return std::any_of(b.dns.begin(), b.dns.end(), [](const auto& kv) { return !kv.second.tls_port; });
+}
+bool counts_for_placement(const BackendView& b, const DiscoveredBackend& rec) {
+    return !rec.tls_port || !has_sip_port_record(b);
 }
 
 }  // namespace
@@ -87,11 +96,13 @@ PoolView PoolManager::make_pool(const config::PoolConfig& pc, uint32_t drain_gra
     p.version = 1;
     p.panic_threshold = pc.health.panic_threshold;
     p.drain_grace_s = drain_grace_s;
+    p.default_port = pc.default_port;
     for (const auto& bc : pc.backends) {
         if (p.find(bc.address)) continue;  // the loader rejects duplicates; be safe anyway
         BackendView b = make_backend(bc.address, now);
         b.is_static = true;
         b.configured_weight = bc.weight;
+        b.configured_tls_port = bc.tls_port;
         if (!bc.enabled) {
             b.admin = AdminState::disabled;
             b.admin_by = "config";
@@ -171,8 +182,19 @@ void PoolManager::recompute(PoolView& p) {
             b.weight = *b.weight_override;
         } else {
             uint32_t w = 0;
-            for (const auto& [name, rec] : b.dns) w = std::max(w, rec.weight);
+            for (const auto& [name, rec] : b.dns)
+                if (counts_for_placement(b, rec)) w = std::max(w, rec.weight);
             b.weight = std::max<uint32_t>(w, 1);
+        }
+        b.tls_port = b.is_static ? b.configured_tls_port : 5061;
+        if (!b.is_static) {
+            // The best-priority TLS record (names in order break ties).
+            std::optional<uint16_t> best;
+            for (const auto& [name, rec] : b.dns)
+                if (rec.tls_port && (!best || rec.priority < *best)) {
+                    best = rec.priority;
+                    b.tls_port = *rec.tls_port;
+                }
         }
         if (b.admin == AdminState::disabled) {
             b.state = EffectiveState::disabled;
@@ -203,18 +225,51 @@ void PoolManager::commit(std::vector<std::string> changed) {
     if (listener_) listener_(*this, changed);
 }
 
+std::map<Endpoint, DiscoveredBackend> PoolManager::merge_answer(const PoolView& p,
+                                                                const std::vector<DiscoveredBackend>& found) {
+    // Best record per backend: the answer may list one twice.
+    std::map<Endpoint, DiscoveredBackend> answer;
+    auto add = [&](const Endpoint& ep, DiscoveredBackend d) {
+        d.address = ep;
+        auto [it, inserted] = answer.emplace(ep, d);
+        if (!inserted && d.priority < it->second.priority) it->second = d;
+    };
+    for (const auto& d : found) {
+        if (!d.tls_port) {
+            add(d.address, d);
+            continue;
+        }
+        bool named = false;
+        for (const auto& b : p.backends)
+            if (b.address.ip == d.address.ip && (b.is_static || has_sip_port_record(b))) {
+                add(b.address, d);
+                named = true;
+            }
+        if (!named) add(Endpoint{d.address.ip, p.default_port}, d);
+    }
+    return answer;
+}
+
 Status PoolManager::set_discovered(const std::string& pool, const std::string& dns_name,
                                    const std::vector<DiscoveredBackend>& found) {
     PoolView* p = pool_mut(pool);
     if (!p) return Status::fail("unknown pool '" + pool + "'");
     const TimePoint now = clock_();
+    const bool tls_name = config::is_tls_srv_name(dns_name);
+    if (tls_name) p->tls_answers[dns_name] = found;
+    bool changed = apply_answer(*p, dns_name, merge_answer(*p, found), now);
+    // Another source's hosts changed: TLS ports follow them.
+    if (!tls_name)
+        for (const auto& [name, last] : p->tls_answers) changed |= apply_answer(*p, name, merge_answer(*p, last), now);
+    if (changed) commit({pool});
+    return ok_status();
+}
+
+bool PoolManager::apply_answer(PoolView& pv, const std::string& dns_name, std::map<Endpoint, DiscoveredBackend> answer,
+                               TimePoint now) {
+    PoolView* p = &pv;
+    const std::string& pool = pv.name;
     bool changed = false;
-    // Best record per address: the answer may list an address twice.
-    std::map<Endpoint, DiscoveredBackend> answer;
-    for (const auto& d : found) {
-        auto [it, inserted] = answer.emplace(d.address, d);
-        if (!inserted && d.priority < it->second.priority) it->second = d;
-    }
     for (auto& b : p->backends) {
         auto it = answer.find(b.address);
         auto old = b.dns.find(dns_name);
@@ -234,7 +289,9 @@ Status PoolManager::set_discovered(const std::string& pool, const std::string& d
             continue;
         }
         const DiscoveredBackend& d = it->second;
-        if (old == b.dns.end() || old->second.weight != d.weight || old->second.priority != d.priority) changed = true;
+        if (old == b.dns.end() || old->second.weight != d.weight || old->second.priority != d.priority ||
+            old->second.tls_port != d.tls_port)
+            changed = true;
         if (old != b.dns.end() && old->second.ttl_s != d.ttl_s) old->second.ttl_s = d.ttl_s;
         b.dns[dns_name] = d;
         if (b.gone_since) {
@@ -262,14 +319,14 @@ Status PoolManager::set_discovered(const std::string& pool, const std::string& d
     for (auto& b : p->backends) {
         if (b.is_static || b.dns.empty()) continue;
         uint16_t prio = UINT16_MAX;
-        for (const auto& [n, rec] : b.dns) prio = std::min(prio, rec.priority);
+        for (const auto& [n, rec] : b.dns)
+            if (counts_for_placement(b, rec)) prio = std::min(prio, rec.priority);
         if (prio != b.priority) {
             b.priority = prio;
             changed = true;
         }
     }
-    if (changed) commit({pool});
-    return ok_status();
+    return changed;
 }
 
 Status PoolManager::set_health(const std::string& pool, const Endpoint& address, HealthVerdict verdict,
@@ -299,7 +356,7 @@ Status PoolManager::set_health(const std::string& pool, const Endpoint& address,
 std::vector<ProbeTarget> PoolManager::probe_targets() const {
     std::vector<ProbeTarget> out;
     for (const auto& p : pools_)
-        for (const auto& b : p.backends) out.push_back({p.name, b.address});
+        for (const auto& b : p.backends) out.push_back({p.name, b.address, b.tls_port});
     return out;
 }
 
@@ -449,6 +506,11 @@ Result<std::vector<std::string>> PoolManager::apply_config(const config::Config&
                  std::to_string(pc.health.panic_threshold));
             p.panic_threshold = pc.health.panic_threshold;
         }
+        if (p.default_port != pc.default_port) {
+            // Hosts only a TLS-port name gives move to the new port at its next answer.
+            note("default_port " + std::to_string(p.default_port) + " -> " + std::to_string(pc.default_port));
+            p.default_port = pc.default_port;
+        }
         if (p.drain_grace_s != cfg.dns.drain_grace_s) {
             note("drain_grace_s " + std::to_string(p.drain_grace_s) + " -> " + std::to_string(cfg.dns.drain_grace_s));
             p.drain_grace_s = cfg.dns.drain_grace_s;
@@ -478,6 +540,12 @@ Result<std::vector<std::string>> PoolManager::apply_config(const config::Config&
                          std::to_string(bc.weight));
                 b->configured_weight = bc.weight;
             }
+            if (!prev || prev->tls_port != bc.tls_port) {
+                if (prev)
+                    note("backend " + bc.address.to_string() + " tls_port " + std::to_string(prev->tls_port) + " -> " +
+                         std::to_string(bc.tls_port));
+                b->configured_tls_port = bc.tls_port;
+            }
             if (!prev || prev->enabled != bc.enabled) {
                 const AdminState s = bc.enabled ? AdminState::enabled : AdminState::disabled;
                 if (b->admin != s) {
@@ -506,6 +574,7 @@ Result<std::vector<std::string>> PoolManager::apply_config(const config::Config&
         for (const auto& name : old.dns) {
             if (std::find(pc.dns.begin(), pc.dns.end(), name) != pc.dns.end()) continue;
             note("dns name " + name + " removed");
+            p.tls_answers.erase(name);
             for (auto& b : p.backends) {
                 if (b.dns.erase(name) && !b.is_static && b.dns.empty() && !b.gone_since) b.gone_since = now;
             }

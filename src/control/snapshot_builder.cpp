@@ -21,16 +21,6 @@ balance::BackendState to_balance_state(EffectiveState s) {
     return balance::BackendState::disabled;
 }
 
-namespace {
-bool same_tls_ports(const config::PoolConfig& a, const config::PoolConfig& b) {
-    if (a.backends.size() != b.backends.size()) return false;
-    for (size_t i = 0; i < a.backends.size(); ++i)
-        if (a.backends[i].address != b.backends[i].address || a.backends[i].tls_port != b.backends[i].tls_port)
-            return false;
-    return true;
-}
-}  // namespace
-
 SnapshotBuilder::SnapshotBuilder(const config::Config& cfg) { set_config(cfg); }
 
 void SnapshotBuilder::set_config(const config::Config& cfg) {
@@ -42,8 +32,8 @@ void SnapshotBuilder::set_config(const config::Config& cfg) {
              old->second.dialog_idle_s != p.dialog_idle_s || old->second.transaction_idle_s != p.transaction_idle_s ||
              old->second.key != p.key || old->second.key_fallback != p.key_fallback || old->second.listen != p.listen ||
              old->second.tcp_listen != p.tcp_listen || old->second.tls_listen != p.tls_listen ||
-             !same_tls_ports(old->second, p) || old->second.health.overload_codes != p.health.overload_codes ||
-             old->second.rules != p.rules || old->second.rate_limit != p.rate_limit))
+             old->second.health.overload_codes != p.health.overload_codes || old->second.rules != p.rules ||
+             old->second.rate_limit != p.rate_limit))
             cache_.erase(p.name);  // table parameters changed: rebuild
         next[p.name] = p;
     }
@@ -97,9 +87,7 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
         for (const auto& b : view.backends) {
             balance::BackendSpec bs;
             bs.address = b.address;
-            // Static backends say their TLS port; discovered ones use the default.
-            for (const auto& c : param->second.backends)
-                if (c.address == b.address) bs.tls_port = c.tls_port;
+            bs.tls_port = b.tls_port;  // the pool manager's: config for static backends, _sips._tcp for DNS ones
             bs.weight = b.weight;
             bs.state = to_balance_state(b.state);
             bs.source = b.is_static ? balance::BackendSource::static_config : balance::BackendSource::dns;

@@ -44,13 +44,15 @@ static bool backend_less(const DiscoveredBackend& a, const DiscoveredBackend& b)
 bool same_backend_set(const std::vector<DiscoveredBackend>& a, const std::vector<DiscoveredBackend>& b) {
     if (a.size() != b.size()) return false;
     for (size_t i = 0; i < a.size(); ++i)
-        if (a[i].address != b[i].address || a[i].weight != b[i].weight || a[i].priority != b[i].priority) return false;
+        if (a[i].address != b[i].address || a[i].weight != b[i].weight || a[i].priority != b[i].priority ||
+            a[i].tls_port != b[i].tls_port)
+            return false;
     return true;
 }
 
 std::vector<DiscoveredBackend> build_srv_backends(
     const std::vector<SrvRecord>& records, const std::map<std::string, std::vector<ResolvedAddress>>& target_addresses,
-    uint32_t ttl_s) {
+    uint32_t ttl_s, std::optional<uint16_t> tls_default_port) {
     std::map<Endpoint, DiscoveredBackend> by_endpoint;
     for (const auto& r : records) {
         if (r.target.empty() || r.target == "." || r.port == 0) continue;
@@ -58,15 +60,18 @@ std::vector<DiscoveredBackend> build_srv_backends(
         if (it == target_addresses.end()) continue;
         const uint32_t weight = r.weight == 0 ? 1u : r.weight;
         for (const auto& a : it->second) {
-            Endpoint ep{a.ip, r.port};
+            Endpoint ep{a.ip, tls_default_port ? *tls_default_port : r.port};
+            std::optional<uint16_t> tls_port;
+            if (tls_default_port) tls_port = r.port;
             auto [pos, inserted] = by_endpoint.try_emplace(ep);
             DiscoveredBackend& b = pos->second;
             if (inserted) {
-                b = DiscoveredBackend{ep, weight, r.priority, ttl_s, r.target};
+                b = DiscoveredBackend{ep, weight, r.priority, ttl_s, r.target, tls_port};
             } else if (r.priority < b.priority) {
                 b.priority = r.priority;
                 b.weight = weight;
                 b.target = r.target;
+                b.tls_port = tls_port;
             } else if (r.priority == b.priority) {
                 b.weight = std::max(b.weight, weight);
             }
@@ -86,7 +91,7 @@ std::vector<DiscoveredBackend> build_address_backends(const std::string& name,
     for (const auto& a : addresses) {
         Endpoint ep{a.ip, default_port};
         if (std::none_of(out.begin(), out.end(), [&](const auto& b) { return b.address == ep; }))
-            out.push_back(DiscoveredBackend{ep, 1, 0, ttl_s, name});
+            out.push_back(DiscoveredBackend{ep, 1, 0, ttl_s, name, std::nullopt});
     }
     std::sort(out.begin(), out.end(), backend_less);
     return out;
@@ -331,7 +336,9 @@ struct DnsDiscovery::Impl {
                     auto last = n.last_target_addresses.find(r.target);
                     if (last != n.last_target_addresses.end()) list = last->second;
                 }
-                result = build_srv_backends(n.records, addresses, ttl);
+                result =
+                    build_srv_backends(n.records, addresses, ttl,
+                                       config::is_tls_srv_name(n.name) ? std::optional(n.default_port) : std::nullopt);
                 for (auto& [t, list] : n.addresses)
                     if (!list.empty()) n.last_target_addresses[t] = list;
                 // Forget targets no longer published.

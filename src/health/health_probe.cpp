@@ -24,6 +24,7 @@ std::string_view to_string(ProbeOutcome o) {
         case ProbeOutcome::timeout: return "timeout";
         case ProbeOutcome::unreachable: return "unreachable";
         case ProbeOutcome::send_error: return "send_error";
+        case ProbeOutcome::bad_response: return "bad_response";
     }
     return "?";
 }
@@ -57,6 +58,7 @@ bool HealthState::record(const ProbeResult& r, TimePoint now) {
         case ProbeOutcome::timeout:
         case ProbeOutcome::unreachable:
         case ProbeOutcome::send_error:
+        case ProbeOutcome::bad_response:
             ok_ = 0;
             ++fail_;
             ++bad_;
@@ -88,19 +90,21 @@ void HealthState::assume(Verdict v) {
 }
 
 std::string build_options_request(const Endpoint& target, const Endpoint& local, const std::string& from_uri,
-                                  const ProbeIds& ids, std::string_view user_agent) {
+                                  const ProbeIds& ids, std::string_view user_agent, std::string_view transport) {
     const std::string t = target.to_string();
     const std::string l = local.to_string();
     std::string m;
     m.reserve(512);
     m += "OPTIONS sip:" + t + " SIP/2.0\r\n";
-    m += "Via: SIP/2.0/UDP " + l + ";branch=" + ids.branch + ";rport\r\n";
+    m += "Via: SIP/2.0/";
+    m += transport;
+    m += " " + l + ";branch=" + ids.branch + ";rport\r\n";
     m += "Max-Forwards: 70\r\n";
     m += "From: <" + from_uri + ">;tag=" + ids.from_tag + "\r\n";
     m += "To: <sip:" + t + ">\r\n";
     m += "Call-ID: " + ids.call_id + "\r\n";
     m += "CSeq: " + std::to_string(ids.cseq) + " OPTIONS\r\n";
-    m += "Contact: <sip:siplb@" + l + ">\r\n";
+    m += "Contact: <sip:siplb@" + l + (transport == "UDP" ? std::string() : ";transport=tcp") + ">\r\n";
     m += "Accept: application/sdp\r\n";
     m += "User-Agent: ";
     m += user_agent;
@@ -178,6 +182,64 @@ std::optional<SipResponseInfo> parse_sip_response(std::string_view d) {
     }
     if (info.call_id.empty()) return std::nullopt;
     return info;
+}
+
+ProbeResult classify_response(const SipResponseInfo& info, const std::vector<uint16_t>& overload_codes) {
+    ProbeResult r;
+    r.status_code = info.status;
+    r.detail = std::to_string(info.status) + (info.reason.empty() ? "" : " " + info.reason);
+    if (std::find(overload_codes.begin(), overload_codes.end(), info.status) != overload_codes.end()) {
+        r.outcome = ProbeOutcome::overloaded;
+        r.retry_after_s = info.retry_after_s;
+        if (info.retry_after_s) r.detail += " (Retry-After " + std::to_string(*info.retry_after_s) + ")";
+    } else {
+        r.outcome = ProbeOutcome::ok;
+    }
+    return r;
+}
+
+StreamFrame frame_stream_message(std::string_view buf, size_t max_message) {
+    StreamFrame f;
+    auto malformed = [&](std::string why) {
+        f.kind = StreamFrame::Kind::malformed;
+        f.error = std::move(why);
+        return f;
+    };
+    while (f.skip + 1 < buf.size() && buf[f.skip] == '\r' && buf[f.skip + 1] == '\n') f.skip += 2;
+    const std::string_view msg = buf.substr(f.skip);
+    const size_t end = msg.find("\r\n\r\n");
+    if (end == std::string_view::npos) {
+        if (msg.size() > max_message)
+            return malformed("no end of headers within " + std::to_string(max_message) + " bytes");
+        return f;
+    }
+    const size_t headers = end + 4;
+    std::optional<uint64_t> length;
+    size_t pos = msg.find("\r\n");  // the start line is no header
+    while (pos + 2 < headers) {
+        const size_t line_start = pos + 2;
+        const size_t line_end = msg.find("\r\n", line_start);
+        const std::string_view line = msg.substr(line_start, line_end - line_start);
+        pos = line_end;
+        const size_t colon = line.find(':');
+        if (colon == std::string_view::npos) continue;
+        const std::string_view name = trim(line.substr(0, colon));
+        if (!iequals(name, "Content-Length") && !iequals(name, "l")) continue;
+        const std::string_view value = trim(line.substr(colon + 1));
+        uint64_t n = 0;
+        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+        if (value.empty() || ec != std::errc() || p != value.data() + value.size())
+            return malformed("bad Content-Length '" + std::string(value) + "'");
+        if (length && *length != n) return malformed("conflicting Content-Length headers");
+        length = n;
+    }
+    if (!length) return malformed("no Content-Length (mandatory on stream transports)");
+    if (*length > max_message || headers + *length > max_message)
+        return malformed("message longer than " + std::to_string(max_message) + " bytes");
+    if (msg.size() < headers + *length) return f;
+    f.kind = StreamFrame::Kind::message;
+    f.length = headers + static_cast<size_t>(*length);
+    return f;
 }
 
 PassiveParams passive_params(const config::HealthConfig& c) {

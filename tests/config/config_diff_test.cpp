@@ -148,6 +148,20 @@ TEST(ConfigDiff, TcpAndTlsVipsAndTlsPorts) {
     EXPECT_THAT(describe_changes(a, b),
                 UnorderedElementsAre("pool lund: VIP tcp://203.0.113.10:5060 added",
                                      "pool lund: VIP tls://203.0.113.10:5061 added",
-                                     "pool lund: backend 198.51.100.12:5060 tls_port 5061 -> 5071"));
+                                     "pool lund: backend 198.51.100.12:5060 tls_port 5061 -> 5071",
+                                     // the pool's checks follow its new VIPs
+                                     "pool lund: health.tcp: off -> options", "pool lund: health.tls: off -> connect"));
+    EXPECT_THAT(restart_required_changes(a, b), IsEmpty());
+}
+
+TEST(ConfigDiff, TransportChecks) {
+    std::string text = kBase;
+    text.replace(text.find("listen = [\"203.0.113.10:5060\"]"), 30,
+                 "listen = [\"203.0.113.10:5060\", \"tcp://203.0.113.10:5060\"]");
+    Config a = load(text);
+    Config b = load("[health]\ntcp = \"connect\"\n" + text);
+    // [health] leaves it unset; the pool's effective check changes too.
+    EXPECT_THAT(describe_changes(a, b),
+                UnorderedElementsAre("health.tcp: (none) -> connect", "pool lund: health.tcp: options -> connect"));
     EXPECT_THAT(restart_required_changes(a, b), IsEmpty());
 }

@@ -66,7 +66,13 @@ TEST(ConfigDefaults, MinimalFileTakesSchemaDefaults) {
     EXPECT_EQ(p.mode, ForwardMode::nat);
     EXPECT_EQ(p.key, balance::KeySpec{});  // call_id
     EXPECT_EQ(p.key_fallback, balance::KeySpec{});
-    EXPECT_EQ(p.health, HealthConfig{});
+    // A pool's transport checks follow its VIPs: UDP only here.
+    HealthConfig udp_pool;
+    udp_pool.udp = TransportCheck::options;
+    udp_pool.tcp = TransportCheck::off;
+    udp_pool.tls = TransportCheck::off;
+    EXPECT_EQ(p.health, udp_pool);
+    EXPECT_EQ(c.health, HealthConfig{});  // [health] leaves them to each pool
     EXPECT_EQ(p.rate_limit, RateLimitConfig{});
     EXPECT_EQ(c.find_pool("lund"), &c.pools[0]);
     EXPECT_EQ(c.find_pool("trunk"), nullptr);
@@ -311,7 +317,10 @@ dns = ["siptrunk.example.net"]
     EXPECT_FALSE(p.health.passive);
     EXPECT_EQ(p.health.timeout_ms, 500u);
     EXPECT_EQ(p.health.overload_codes, (std::vector<uint16_t>{503, 480}));
-    EXPECT_EQ(c.pools[1].health, c.health);
+    HealthConfig inherited = c.health;
+    inherited.udp = TransportCheck::options;
+    inherited.tcp = inherited.tls = TransportCheck::off;
+    EXPECT_EQ(c.pools[1].health, inherited);
 
     // Round trip through the canonical TOML form.
     std::string text = format_config(c);
@@ -586,7 +595,23 @@ TEST(ConfigErrors, DnsNames) {
     EXPECT_THAT(parse_err(head + "dns = [\"sip..example.net\"]\n"),
                 HasSubstr("pool[0].dns[0]: 'sip..example.net' is not a valid DNS name: empty label"));
     EXPECT_THAT(parse_err(head + "dns = [\"sip_x.example.net\"]\n"), HasSubstr("is not a valid DNS name"));
-    EXPECT_THAT(parse_err(head + "dns = [\"_sip._tcp.example.net\"]\n"), HasSubstr("siplb balances UDP"));
+    EXPECT_THAT(parse_err(head + "dns = [\"_sip._sctp.example.net\"]\n"),
+                HasSubstr("SRV names look like _sip._udp.example.net, _sip._tcp.example.net or _sips._tcp"));
+    EXPECT_THAT(parse_err(head + "dns = [\"_sips._udp.example.net\"]\n"),
+                HasSubstr("SIP over TLS runs on TCP: _sips._tcp, not _sips._udp"));
+    EXPECT_THAT(parse_err(head + "dns = [\"_xmpp._tcp.example.net\"]\n"),
+                HasSubstr("TCP SRV names are _sip._tcp (SIP port) or _sips._tcp (TLS port)"));
+    // _sip._tcp gives the SIP port, as _sip._udp does; _sips._tcp a TLS port,
+    // which only tls:// VIPs use.
+    EXPECT_EQ(parse_ok(head + "dns = [\"_sip._tcp.example.net\", \"_sip._udp.example.net\"]\n").pools[0].dns.size(),
+              2u);
+    EXPECT_THAT(parse_err(head + "dns = [\"_sips._tcp.example.net\"]\n"),
+                HasSubstr("pool[0].dns[0]: _sips._tcp names give TLS ports, but the pool has no tls:// VIPs"));
+    EXPECT_EQ(parse_ok("[[pool]]\nname = \"x\"\nlisten = [\"tls://203.0.113.1:5061\"]\n"
+                       "dns = [\"_sips._tcp.example.net\"]\n")
+                  .pools[0]
+                  .dns,
+              std::vector<std::string>{"_sips._tcp.example.net"});
     EXPECT_THAT(parse_err(head + "dns = [\"198.51.100.1\"]\n"), HasSubstr("looks like an address"));
     EXPECT_THAT(parse_err(head + "dns = [\"-a.example.net\"]\n"), HasSubstr("starts or ends with '-'"));
     EXPECT_THAT(parse_err(head + "dns = [\"a.example.net\", \"a.example.net\"]\n"), HasSubstr("duplicate DNS name"));
@@ -937,4 +962,63 @@ listen = ["tls://203.0.113.10:5060"]
                           "[[pool]]\nname = \"b\"\nlisten = [\"tcp://203.0.113.10:5060\"]\n"
                           "backends = [{ address = \"198.51.100.1:5060\", tls_port = 0 }]\n"),
                 HasSubstr("pool[1].backends[0].tls_port"));
+}
+
+TEST(ConfigHealth, TransportChecksFollowTheVips) {
+    const std::string mixed =
+        "[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\", \"tcp://203.0.113.1:5060\", "
+        "\"tls://203.0.113.1:5061\"]\nbackends = [\"198.51.100.1:5060\"]\n";
+    const std::string tcp_only =
+        "[[pool]]\nname = \"t\"\nlisten = [\"tcp://203.0.113.2:5060\"]\n"
+        "backends = [\"198.51.100.2:5060\"]\n";
+    Config c = parse_ok(mixed + tcp_only);
+    EXPECT_EQ(c.pools[0].health.udp, TransportCheck::options);
+    EXPECT_EQ(c.pools[0].health.tcp, TransportCheck::options);
+    EXPECT_EQ(c.pools[0].health.tls, TransportCheck::connect);
+    // A pool without UDP VIPs is not probed over UDP.
+    EXPECT_EQ(c.pools[1].health.udp, TransportCheck::off);
+    EXPECT_EQ(c.pools[1].health.tcp, TransportCheck::options);
+    EXPECT_EQ(c.pools[1].health.tls, TransportCheck::off);
+
+    // [health] sets the default for pools with such VIPs; [pool.health] overrides.
+    Config g = parse_ok("[health]\ntcp = \"connect\"\n" + mixed + "[pool.health]\ntls = \"off\"\n" + tcp_only);
+    EXPECT_EQ(g.health.tcp, TransportCheck::connect);
+    EXPECT_EQ(g.pools[0].health.tcp, TransportCheck::connect);
+    EXPECT_EQ(g.pools[0].health.tls, TransportCheck::off);
+    EXPECT_EQ(g.pools[1].health.tcp, TransportCheck::connect);
+    // Off is always allowed, even for a transport the pool does not serve.
+    EXPECT_EQ(parse_ok(tcp_only + "[pool.health]\nudp = \"off\"\ntls = \"off\"\n").pools[0].health.tls,
+              TransportCheck::off);
+
+    // Round trip: [health] keeps its unset keys unset, pools their values.
+    Config again = parse_ok(format_config(g));
+    again.source_path = g.source_path;
+    EXPECT_EQ(again, g);
+    Config plain = parse_ok(mixed);
+    Config plain_again = parse_ok(format_config(plain));
+    plain_again.source_path = plain.source_path;
+    EXPECT_EQ(plain_again, plain);
+}
+
+TEST(ConfigHealth, TransportCheckErrors) {
+    const std::string udp_pool =
+        "[[pool]]\nname = \"x\"\nlisten = [\"203.0.113.1:5060\"]\nbackends = [\"198.51.100.1:5060\"]\n";
+    EXPECT_THAT(parse_err(udp_pool + "[pool.health]\ntcp = \"ping\"\n"),
+                HasSubstr("pool[0].health.tcp: 'ping' is not a tcp check (options, connect, off)"));
+    EXPECT_THAT(parse_err(udp_pool + "[pool.health]\ntls = \"options\"\n"),
+                HasSubstr("pool[0].health.tls: 'options' is not a tls check (connect, off)"));
+    EXPECT_THAT(parse_err(udp_pool + "[pool.health]\nudp = \"connect\"\n"),
+                HasSubstr("'connect' is not a udp check (options, off)"));
+    // A check of a transport the pool does not listen on would do nothing.
+    EXPECT_THAT(parse_err(udp_pool + "[pool.health]\ntcp = \"connect\"\n"),
+                HasSubstr("pool[0].health.tcp: tcp = \"connect\" checks nothing: pool 'x' has no tcp:// VIPs"));
+    EXPECT_THAT(parse_err(udp_pool + "[pool.health]\ntls = \"connect\"\n"),
+                HasSubstr("tls = \"connect\" checks nothing: pool 'x' has no tls:// VIPs"));
+    EXPECT_THAT(parse_err("[[pool]]\nname = \"t\"\nlisten = [\"tcp://203.0.113.2:5060\"]\n"
+                          "backends = [\"198.51.100.2:5060\"]\n[pool.health]\nudp = \"options\"\n"),
+                HasSubstr("udp = \"options\" checks nothing: pool 't' has no UDP VIPs"));
+    EXPECT_THAT(parse_err("[health]\ntls = \"connect\"\n" + udp_pool),
+                HasSubstr("health.tls: tls = \"connect\" checks nothing: no pool has tls:// VIPs"));
+    EXPECT_THAT(parse_err("[health]\ntcp = \"options\"\n" + udp_pool),
+                HasSubstr("health.tcp: tcp = \"options\" checks nothing: no pool has tcp:// VIPs"));
 }

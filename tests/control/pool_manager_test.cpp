@@ -238,3 +238,64 @@ TEST(SnapshotBuilderTableSize, FollowsTheSpecsBackendCountNotHealth) {
 }
 
 }  // namespace
+
+TEST_F(Fixture, TlsSrvRecordsMergeIntoTheHostsBackends) {
+    for (const char* b : {"192.0.2.1:5060", "192.0.2.2:5060", "192.0.2.3:5060", "192.0.2.4:5060"})
+        ASSERT_TRUE(pm.remove_static("lund", ep(b), op).ok());
+    const std::string sip = "_sip._udp.lund.example.net", sips = "_sips._tcp.lund.example.net";
+    auto tls = [](const char* at, uint16_t port, uint32_t weight, uint16_t prio) {
+        DiscoveredBackend d{ep(at), weight, prio, 60};
+        d.tls_port = port;
+        return d;
+    };
+    auto view = [&](const char* b) { return pm.find_pool("lund")->find(ep(b)); };
+    // The TLS name first: a host nothing else names yet sits at default_port.
+    ASSERT_TRUE(pm.set_discovered("lund", sips, {tls("203.0.113.1:5060", 5061, 7, 10)}).ok());
+    ASSERT_NE(view("203.0.113.1:5060"), nullptr);
+    EXPECT_EQ(view("203.0.113.1:5060")->tls_port, 5061);
+    EXPECT_EQ(view("203.0.113.1:5060")->weight, 7u);  // only TLS records: they place it
+    // The SIP-port name gives the host at 5080: the TLS record moves to that
+    // backend, the default-port one is gone from DNS and drains.
+    ASSERT_TRUE(
+        pm.set_discovered("lund", sip, {{ep("203.0.113.1:5080"), 3, 20, 60}, {ep("203.0.113.2:5060"), 1, 20, 60}})
+            .ok());
+    ASSERT_NE(view("203.0.113.1:5080"), nullptr);
+    EXPECT_EQ(view("203.0.113.1:5080")->tls_port, 5061);
+    EXPECT_EQ(view("203.0.113.1:5080")->source(), "dns:" + sip + "+dns:" + sips);
+    // Weight and priority from the SIP-port record: one table places every transport.
+    EXPECT_EQ(view("203.0.113.1:5080")->weight, 3u);
+    EXPECT_EQ(view("203.0.113.1:5080")->priority, 20);
+    EXPECT_EQ(state("lund", "203.0.113.1:5060"), EffectiveState::draining);
+    // A host without a TLS record keeps the default TLS port.
+    EXPECT_EQ(view("203.0.113.2:5060")->tls_port, 5061);
+    ASSERT_TRUE(
+        pm.set_discovered("lund", sips, {tls("203.0.113.1:5060", 6061, 7, 10), tls("203.0.113.2:5060", 5071, 1, 10)})
+            .ok());
+    EXPECT_EQ(view("203.0.113.1:5080")->tls_port, 6061);
+    EXPECT_EQ(view("203.0.113.2:5060")->tls_port, 5071);
+    // Probes and the snapshot see the same TLS port.
+    bool probed = false;
+    for (const auto& t : pm.probe_targets())
+        if (t.address == ep("203.0.113.2:5060")) probed = t.tls_port == 5071;
+    EXPECT_TRUE(probed);
+    SnapshotBuilder builder(cfg);
+    auto snap = builder.build(pm);
+    ASSERT_TRUE(snap.ok()) << snap.message();
+    const auto* pool = (*snap)->find_pool("lund");
+    ASSERT_NE(pool, nullptr);
+    for (const auto& b : pool->backends())
+        if (b.address == ep("203.0.113.2:5060")) {
+            EXPECT_EQ(b.tls_port, 5071);
+        }
+    // Static backends keep their configured TLS port.
+    EXPECT_EQ(pm.find_pool("malmo")->find(ep("198.51.100.1:5060"))->tls_port, 5061);
+}
+
+TEST_F(Fixture, StaticTlsPortChangesOnReload) {
+    cfg.pools[1].backends[0].tls_port = 5071;
+    auto lines = pm.apply_config(cfg, Actor{"reload"});
+    ASSERT_TRUE(lines.ok());
+    EXPECT_NE(std::find(lines->begin(), lines->end(), "pool malmo: backend 198.51.100.1:5060 tls_port 5061 -> 5071"),
+              lines->end());
+    EXPECT_EQ(pm.find_pool("malmo")->find(ep("198.51.100.1:5060"))->tls_port, 5071);
+}

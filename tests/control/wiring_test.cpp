@@ -200,7 +200,7 @@ TEST(DiscoveryWiring, PassiveOverloadCountersTakeABackendOutAndProbesBringItBack
     EXPECT_EQ(view("lund", live)->health, HealthVerdict::overloaded);
     ASSERT_TRUE(run_until([&] { return view("lund", live)->health == HealthVerdict::up; }, 3s, unchanged));
     EXPECT_GE(Clock::now() - tripped, 1s);
-    EXPECT_EQ(view("lund", live)->health_detail, "200 OK");
+    EXPECT_EQ(view("lund", live)->health_detail, "udp: 200 OK");
     auto js = wiring->status_json(Clock::now(), "lund");
     ASSERT_EQ(js["probes"].size(), 1u);
     EXPECT_EQ(js["probes"][0]["passive_trips"], 1);
@@ -236,5 +236,5 @@ TEST(DiscoveryWiring, PassiveOverloadCountersTakeABackendOutAndProbesBringItBack
     EXPECT_EQ(view("lund", live)->health, HealthVerdict::overloaded);
     EXPECT_EQ(wiring->health().verdict("lund", live), health::Verdict::overloaded);
     ASSERT_TRUE(run_until([&] { return view("lund", live)->health == HealthVerdict::up; }, 3s, unchanged));
-    EXPECT_EQ(view("lund", live)->health_detail, "200 OK");
+    EXPECT_EQ(view("lund", live)->health_detail, "udp: 200 OK");
 }

@@ -79,6 +79,9 @@ const std::vector<std::string> kSrvRecords = {
     "host-record=a.pool.test,127.0.0.11,2001:db8::11",
     "host-record=b.pool.test,127.0.0.12",
     "host-record=c.pool.test,127.0.0.13",
+    "srv-host=_sip._tcp.pool.test,a.pool.test,5060,10,60",
+    "srv-host=_sips._tcp.pool.test,a.pool.test,5061,10,60",
+    "srv-host=_sips._tcp.pool.test,b.pool.test,5071,10,10",
 };
 
 }  // namespace
@@ -230,4 +233,24 @@ TEST_F(DnsTest, SeveralNamesAndPoolsAreIndependent) {
     EXPECT_EQ(sizes[std::make_pair(std::string("malmo"), std::string("plain.pool.test"))], 1u);
     disc->remove_pool("lund");
     EXPECT_EQ(disc->status().size(), 1u);
+}
+
+TEST_F(DnsTest, TcpAndTlsSrvNames) {
+    ASSERT_TRUE(dns.start(kSrvRecords, 30));
+    make();
+    ASSERT_TRUE(disc->add_name("trunk", "_sip._tcp.pool.test", 5060).ok());
+    ASSERT_TRUE(disc->add_name("trunk", "_sips._tcp.pool.test", 5062).ok());
+    ASSERT_TRUE(run_until([&] { return deliveries.size() >= 2; }, 5s));
+    std::map<std::string, std::vector<DiscoveredBackend>> by_name;
+    for (const auto& d : deliveries) by_name[d.name] = d.set;
+    // _sip._tcp: the SIP port, as for UDP.
+    EXPECT_EQ(endpoints(by_name["_sip._tcp.pool.test"]),
+              (std::vector<std::string>{"127.0.0.11:5060", "[2001:db8::11]:5060"}));
+    EXPECT_FALSE(by_name["_sip._tcp.pool.test"][0].tls_port);
+    // _sips._tcp: TLS ports, on the pool's default port.
+    const auto& tls = by_name["_sips._tcp.pool.test"];
+    ASSERT_EQ(endpoints(tls), (std::vector<std::string>{"127.0.0.11:5062", "127.0.0.12:5062", "[2001:db8::11]:5062"}));
+    EXPECT_EQ(tls[0].tls_port, std::optional<uint16_t>(5061));
+    EXPECT_EQ(tls[1].tls_port, std::optional<uint16_t>(5071));
+    EXPECT_EQ(tls[1].weight, 10u);
 }

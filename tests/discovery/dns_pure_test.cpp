@@ -92,3 +92,34 @@ TEST(DnsPure, SameSetIgnoresTtl) {
     b[0].weight = 2;
     EXPECT_FALSE(same_backend_set(a, b));
 }
+
+TEST(DnsPure, TlsSrvNames) {
+    EXPECT_TRUE(config::is_tls_srv_name("_sips._tcp.example.net"));
+    EXPECT_FALSE(config::is_tls_srv_name("_sip._tcp.example.net"));
+    EXPECT_FALSE(config::is_tls_srv_name("_sips._tcp."));
+    EXPECT_FALSE(config::is_tls_srv_name("sips.example.net"));
+}
+
+TEST(DnsPure, SipsRecordsGiveTlsPortsOnTheDefaultPort) {
+    // _sips._tcp: the record's port is the TLS port; the backend sits at the
+    // pool's default port until the pool manager merges it with the host's
+    // SIP-port records. One backend per address, the best priority's port.
+    std::vector<SrvRecord> recs = {{"a.", 5061, 10, 5}, {"b.", 5071, 10, 0}, {"a2.", 6061, 20, 9}};
+    std::map<std::string, std::vector<ResolvedAddress>> addrs = {{"a.", {{ip("192.0.2.1"), 1}}},
+                                                                 {"a2.", {{ip("192.0.2.1"), 1}}},
+                                                                 {"b.", {{ip("192.0.2.2"), 1}}}};
+    auto out = build_srv_backends(recs, addrs, 5, uint16_t{5062});
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].address.to_string(), "192.0.2.1:5062");
+    EXPECT_EQ(out[0].tls_port, std::optional<uint16_t>(5061));
+    EXPECT_EQ(out[0].priority, 10);
+    EXPECT_EQ(out[0].weight, 5u);
+    EXPECT_EQ(out[1].address.to_string(), "192.0.2.2:5062");
+    EXPECT_EQ(out[1].tls_port, std::optional<uint16_t>(5071));
+    // SIP-port names carry no TLS port; a changed TLS port is a changed set.
+    auto sip = build_srv_backends(recs, addrs, 5);
+    EXPECT_FALSE(sip[0].tls_port);
+    auto moved = out;
+    moved[1].tls_port = 5081;
+    EXPECT_FALSE(same_backend_set(out, moved));
+}

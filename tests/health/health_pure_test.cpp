@@ -145,6 +145,72 @@ TEST(SipResponse, RejectsRequestsAndGarbage) {
     EXPECT_FALSE(ok->retry_after_s.has_value());
 }
 
+TEST(OptionsRequest, OverTcpSaysSoAndFramesItself) {
+    ProbeIds ids{"abc@siplb", "z9hG4bK1", "7a9", 3};
+    auto m = build_options_request(*Endpoint::parse("192.0.2.10:5060"), *Endpoint::parse("192.0.2.1:40000"),
+                                   "sip:siplb@invalid", ids, "siplb", "TCP");
+    EXPECT_NE(m.find("\r\nVia: SIP/2.0/TCP 192.0.2.1:40000;branch=z9hG4bK1;rport\r\n"), std::string::npos);
+    EXPECT_NE(m.find("\r\nContact: <sip:siplb@192.0.2.1:40000;transport=tcp>\r\n"), std::string::npos);
+    const StreamFrame f = frame_stream_message(m);
+    EXPECT_EQ(f.kind, StreamFrame::Kind::message);
+    EXPECT_EQ(f.length, m.size());
+}
+
+TEST(StreamFraming, HeadersThenContentLengthBody) {
+    const std::string head = "SIP/2.0 200 OK\r\nCall-ID: a\r\nContent-Length: 5\r\n\r\n";
+    // Every prefix short of the whole message is incomplete.
+    for (size_t n = 0; n < head.size() + 5; ++n)
+        EXPECT_EQ(frame_stream_message((head + "hello").substr(0, n)).kind, StreamFrame::Kind::incomplete) << n;
+    StreamFrame f = frame_stream_message(head + "hello" + "SIP/2.0 180 Ringing\r\n");
+    ASSERT_EQ(f.kind, StreamFrame::Kind::message);
+    EXPECT_EQ(f.skip, 0u);
+    EXPECT_EQ(f.length, head.size() + 5);  // the next message is not part of it
+    // Compact form, any case, spaces around the value; keep-alive CRLFs skipped.
+    f = frame_stream_message("\r\n\r\nSIP/2.0 200 OK\r\ni: a\r\nL:  0 \r\n\r\n");
+    ASSERT_EQ(f.kind, StreamFrame::Kind::message);
+    EXPECT_EQ(f.skip, 4u);
+    EXPECT_EQ(f.length, std::string("SIP/2.0 200 OK\r\ni: a\r\nL:  0 \r\n\r\n").size());
+    // Only CRLFs: nothing yet.
+    f = frame_stream_message("\r\n\r\n");
+    EXPECT_EQ(f.kind, StreamFrame::Kind::incomplete);
+    EXPECT_EQ(f.skip, 4u);
+}
+
+TEST(StreamFraming, MalformedMessages) {
+    auto error = [](std::string_view m, size_t max = 65535) {
+        const StreamFrame f = frame_stream_message(m, max);
+        return f.kind == StreamFrame::Kind::malformed ? f.error : std::string("not malformed");
+    };
+    EXPECT_EQ(error("SIP/2.0 200 OK\r\nCall-ID: a\r\n\r\n"), "no Content-Length (mandatory on stream transports)");
+    EXPECT_EQ(error("SIP/2.0 200 OK\r\nContent-Length: x1\r\n\r\n"), "bad Content-Length 'x1'");
+    EXPECT_EQ(error("SIP/2.0 200 OK\r\nContent-Length: -1\r\n\r\n"), "bad Content-Length '-1'");
+    EXPECT_EQ(error("SIP/2.0 200 OK\r\nContent-Length: 1\r\nl: 2\r\n\r\n"), "conflicting Content-Length headers");
+    EXPECT_EQ(error("SIP/2.0 200 OK\r\nContent-Length: 99999\r\n\r\n"), "message longer than 65535 bytes");
+    EXPECT_EQ(error(std::string(100, 'x'), 64), "no end of headers within 64 bytes");
+    EXPECT_EQ(error(std::string(64, 'x'), 64), "not malformed");  // still could end
+}
+
+TEST(SipResponse, ClassifiedByOverloadCodes) {
+    auto info = parse_sip_response("SIP/2.0 503 Busy\r\nCall-ID: a\r\nRetry-After: 20\r\n\r\n");
+    ASSERT_TRUE(info);
+    ProbeResult r = classify_response(*info, {503});
+    EXPECT_EQ(r.outcome, ProbeOutcome::overloaded);
+    EXPECT_EQ(r.retry_after_s, std::optional<uint32_t>(20));
+    EXPECT_EQ(r.detail, "503 Busy (Retry-After 20)");
+    r = classify_response(*info, {480});
+    EXPECT_EQ(r.outcome, ProbeOutcome::ok);  // any other final answer: alive
+    EXPECT_EQ(r.status_code, 503);
+    EXPECT_FALSE(r.retry_after_s);
+}
+
+TEST(Hysteresis, BadResponsesCountAsFailures) {
+    HealthState s({2, 1, true});
+    const ProbeResult bad{ProbeOutcome::bad_response, 0, std::nullopt, "malformed"};
+    EXPECT_FALSE(s.record(bad, t0));
+    EXPECT_TRUE(s.record(bad, t0));
+    EXPECT_EQ(s.verdict(), Verdict::down);
+}
+
 namespace {
 PassiveParams passive(uint64_t threshold, std::chrono::milliseconds interval, bool probed = true) {
     PassiveParams p;

@@ -47,8 +47,25 @@ using RouteConfig = dataplane::RouteSpec;
 using NeighborConfig = dataplane::NeighborSpec;
 using DataplaneConfig = dataplane::DataplaneSpec;
 
+// How a pool's health checks exercise one transport of its backends.
+//   options: a SIP OPTIONS request, its final response read as for UDP
+//            (overload_codes and Retry-After included); over TCP one
+//            connection per probe, framed by Content-Length (RFC 3261 §18.3);
+//   connect: a TCP connect to the port, closed at once (TLS: siplb never
+//            terminates TLS, so it cannot send SIP there);
+//   off:     not checked.
+enum class TransportCheck : uint8_t { off, options, connect };
+inline std::string_view to_string(TransportCheck c) {
+    switch (c) {
+        case TransportCheck::off: return "off";
+        case TransportCheck::options: return "options";
+        case TransportCheck::connect: return "connect";
+    }
+    return "?";
+}
+
 struct HealthConfig {
-    bool enabled = true;
+    bool enabled = true;  // active checks; off: only passive ones (if any)
     uint32_t interval_ms = 2000;
     double jitter = 0.1;  // fraction of interval, 0..0.5
     uint32_t timeout_ms = 1000;
@@ -67,6 +84,22 @@ struct HealthConfig {
     // below the threshold bring it back instead (nothing else could).
     bool passive = false;
     uint32_t passive_503_threshold = 50;  // overload responses per interval
+    // Which transports the active checks exercise; a backend is up only while
+    // every check asked for passes (each with its own down_after/up_after).
+    // Unset in [health]: follows each pool's VIPs. A pool's values are
+    // always set after loading:
+    //   udp = "options" | "off": default options when the pool has UDP VIPs
+    //         (or no VIPs: a route target receives UDP), else off;
+    //   tcp = "options" | "connect" | "off": SIP port (address.port) over TCP,
+    //         default options when the pool has tcp:// VIPs, else off;
+    //   tls = "connect" | "off": the backend's tls_port, default connect when
+    //         the pool has tls:// VIPs, else off.
+    // A value other than off for a transport the pool does not listen on is
+    // an error. Unset in a HealthConfig built in code: udp options, tcp and
+    // tls off.
+    std::optional<TransportCheck> udp;
+    std::optional<TransportCheck> tcp;
+    std::optional<TransportCheck> tls;
 
     bool operator==(const HealthConfig&) const = default;
 };
@@ -152,9 +185,14 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
 // readable. One line per problem.
 Status check_host(const Config& c);
 
-// Host names and SRV names (_sip._udp.example.net) accepted in pool.dns;
+// Host names and SRV names (_sip._udp, _sip._tcp, _sips._tcp) accepted in pool.dns;
 // on false, *why says what is wrong.
 bool valid_dns_name(std::string_view name, std::string* why = nullptr);
+// An SRV name whose records give TLS ports (RFC 3263 _sips._tcp), not SIP ports.
+inline bool is_tls_srv_name(std::string_view name) {
+    constexpr std::string_view prefix = "_sips._tcp.";
+    return name.size() > prefix.size() && name.substr(0, prefix.size()) == prefix;
+}
 
 // Canonical TOML for a config: parse_config(format_config(c)) == c (apart
 // from source_path). Used by tests and for showing the effective config.

@@ -52,7 +52,8 @@ public:
     // probes bring the backend back (see health::HealthState).
     void observe_passive(const std::vector<health::PassiveSample>& samples, discovery::TimePoint now);
 
-    // {"dns":[{pool,name,type,ok,failed,...,backends:[...]}], "probes":[{pool,backend,verdict,...}]}
+    // {"dns":[{pool,name,type,ok,failed,...,backends:[{address,weight,priority,tls_port,target}]}],
+    //  "probes":[{pool,backend,verdict,...,checks:[{check,method,target,verdict,...}]}]}
     // pool empty: every pool.
     nlohmann::json status_json(discovery::TimePoint now, const std::string& pool = {}) const;
 

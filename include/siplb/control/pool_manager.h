@@ -10,6 +10,12 @@
 //       set_discovered(pool, dns_name, backends)
 //     with the full current answer (an empty vector means "the name has no
 //     backends now"; do NOT call it on resolution failure: keep the old set).
+//     A TLS-port name (_sips._tcp) does not make backends of its own for a
+//     host that another source (static, SIP-port SRV, A/AAAA) already names:
+//     its port becomes the tls_port of every such backend of that address;
+//     a host only it names becomes a backend at the pool's default_port.
+//     Weight and priority come from the SIP-port records when a backend has
+//     any (one Maglev table places all transports), else from the TLS ones.
 //     Only the best (lowest) SRV priority of a pool takes calls; lower
 //     priorities are standby and take over when every better backend is out.
 //     A backend that disappears from every source drains for
@@ -47,6 +53,10 @@ struct DiscoveredBackend {
     uint32_t weight = 1;    // SRV weight; 0 is treated as 1 (lowest share, still selectable)
     uint16_t priority = 0;  // SRV priority, lower is preferred; A/AAAA answers use 0
     uint32_t ttl_s = 0;
+    // Set for _sips._tcp names: the record gives the host's TLS port, and
+    // `address` is {host, pool default_port} until set_discovered merges it
+    // into the backends that other sources give that host (see there).
+    std::optional<uint16_t> tls_port;
 };
 
 enum class HealthVerdict : uint8_t { up, down, overloaded };
@@ -69,6 +79,8 @@ struct BackendView {
     uint32_t configured_weight = 1;                // static weight (config or `weight` command)
     std::optional<uint32_t> weight_override;       // operator `weight` on a DNS-only backend
     uint16_t priority = 0;                         // 0 for static; best SRV priority otherwise
+    uint16_t configured_tls_port = 5061;           // static: the config's tls_port
+    uint16_t tls_port = 5061;  // effective: static -> configured; else best _sips._tcp record; else 5061
     AdminState admin = AdminState::enabled;
     std::string admin_by;  // who set admin state
     HealthVerdict health = HealthVerdict::up;
@@ -90,6 +102,10 @@ struct PoolView {
     uint32_t drain_grace_s = 300;
     std::vector<BackendView> backends;  // sorted by address (deterministic table builds)
     uint64_t panic_events = 0;          // times health was overridden by the panic threshold
+    uint16_t default_port = 5060;       // config default_port: hosts only a TLS-port name gives
+    // Last answer of each TLS-port name, merged again whenever another
+    // name's answer changes the pool's hosts.
+    std::map<std::string, std::vector<DiscoveredBackend>> tls_answers;
 
     const BackendView* find(const Endpoint& ep) const;
 };
@@ -97,6 +113,7 @@ struct PoolView {
 struct ProbeTarget {
     std::string pool;
     Endpoint address;
+    uint16_t tls_port = 5061;
 };
 
 // Who made a change: "uid=1000 pid=4242" (control socket, SO_PEERCRED),
@@ -150,6 +167,12 @@ private:
     PoolView* pool_mut(std::string_view name);
     BackendView* backend_mut(PoolView& p, const Endpoint& ep);
     static void recompute(PoolView& p);
+    // One name's answer, already keyed by the backend it belongs to; true if
+    // anything changed.
+    bool apply_answer(PoolView& p, const std::string& dns_name, std::map<Endpoint, DiscoveredBackend> answer,
+                      TimePoint now);
+    static std::map<Endpoint, DiscoveredBackend> merge_answer(const PoolView& p,
+                                                              const std::vector<DiscoveredBackend>& found);
     void commit(std::vector<std::string> changed);
     Status set_admin(const std::string& pool, const Endpoint& address, AdminState s, const Actor& who);
 

@@ -1,6 +1,8 @@
-// Backend discovery through DNS (c-ares): SRV names (RFC 2782 / RFC 3263,
-// "_sip._udp.example.net") and plain A/AAAA names, re-resolved when the TTL
-// expires, on demand and with exponential backoff on failure.
+// Backend discovery through DNS (c-ares): SRV names (RFC 2782 / RFC 3263:
+// "_sip._udp.example.net" and "_sip._tcp..." give the SIP port, which
+// siplb's backends serve UDP and TCP on; "_sips._tcp..." gives the TLS port)
+// and plain A/AAAA names, re-resolved when the TTL expires, on demand and
+// with exponential backoff on failure.
 //
 // Everything runs in the daemon's single control thread and never blocks:
 // the owner polls fds() with timeout_ms() and hands the ready set to
@@ -41,6 +43,10 @@ struct DiscoveredBackend {
     uint16_t priority = 0;  // lower is preferred (SRV); backups have higher values
     uint32_t ttl_s = 0;     // clamped TTL of the answer chain that produced it
     std::string target;     // SRV target host or the A/AAAA name
+    // _sips._tcp names: the record's port, the host's TLS port; `address`
+    // then holds the pool's default_port (the pool manager merges it with
+    // the host's SIP-port sources, control/pool_manager.h).
+    std::optional<uint16_t> tls_port;
 
     bool operator==(const DiscoveredBackend&) const = default;
 };
@@ -87,10 +93,12 @@ struct ResolvedAddress {
 // Expands SRV records with the addresses of their targets into backends,
 // sorted by (priority, address). An endpoint reachable through several
 // records keeps the best priority and the largest weight. Targets without
-// addresses contribute nothing.
+// addresses contribute nothing. tls_default_port set (a _sips._tcp name):
+// each backend is {address, *tls_default_port} with the record's port as
+// its tls_port (one per address: the best priority's port).
 std::vector<DiscoveredBackend> build_srv_backends(
     const std::vector<SrvRecord>& records, const std::map<std::string, std::vector<ResolvedAddress>>& target_addresses,
-    uint32_t ttl_s);
+    uint32_t ttl_s, std::optional<uint16_t> tls_default_port = std::nullopt);
 
 // Every address of an A/AAAA name as a backend on default_port (weight 1).
 std::vector<DiscoveredBackend> build_address_backends(const std::string& name,

@@ -1,11 +1,15 @@
-// Active health checks with SIP OPTIONS over UDP, and the pure pieces they
-// are built from (hysteresis, probe building, response parsing, passive
-// evaluation of dataplane counters).
+// Active health checks (SIP OPTIONS over UDP or TCP, TCP connects), and the
+// pure pieces they are built from (hysteresis, probe building, response
+// parsing and stream framing, passive evaluation of dataplane counters).
 //
-// Probes leave from one unconnected UDP socket per address family, bound to
-// an ephemeral port. Responses are matched by Call-ID (and top Via branch).
-// ICMP errors (port/host unreachable) arrive on the socket's error queue
-// (IP_RECVERR / IPV6_RECVERR) and fail the outstanding probe at once.
+// UDP probes leave from one unconnected UDP socket per address family, bound
+// to an ephemeral port. Responses are matched by Call-ID (and top Via
+// branch). ICMP errors (port/host unreachable) arrive on the socket's error
+// queue (IP_RECVERR / IPV6_RECVERR) and fail the outstanding probe at once.
+// TCP probes (OPTIONS on the SIP port, or a bare connect to the SIP or TLS
+// port) open one non-blocking connection each, closed when the probe ends;
+// each check of a backend has at most one probe outstanding, bounded by
+// timeout_ms from the connect to the final response.
 // Everything runs in the control thread: fds() + timeout_ms() + process().
 #pragma once
 
@@ -36,11 +40,12 @@ enum class Verdict : uint8_t { up, down, overloaded };
 std::string_view to_string(Verdict v);
 
 enum class ProbeOutcome : uint8_t {
-    ok,           // a final response that is not an overload code
-    overloaded,   // a final response with one of overload_codes (503)
-    timeout,      // no final response within timeout_ms
-    unreachable,  // ICMP port/host/net unreachable
-    send_error,   // the kernel refused to send
+    ok,            // a final response that is not an overload code
+    overloaded,    // a final response with one of overload_codes (503)
+    timeout,       // no final response within timeout_ms
+    unreachable,   // ICMP port/host/net unreachable
+    send_error,    // the kernel refused to send
+    bad_response,  // TCP: malformed framing, or closed before a final response
 };
 std::string_view to_string(ProbeOutcome o);
 
@@ -107,8 +112,11 @@ struct ProbeIds {
 
 // A complete OPTIONS request to `target`, sent from `local` (Via sent-by
 // and Contact). from_uri is config's health.from_uri.
+// transport: the Via transport ("UDP" or "TCP"); over TCP the Contact says
+// ;transport=tcp.
 std::string build_options_request(const Endpoint& target, const Endpoint& local, const std::string& from_uri,
-                                  const ProbeIds& ids, std::string_view user_agent = "siplb");
+                                  const ProbeIds& ids, std::string_view user_agent = "siplb",
+                                  std::string_view transport = "UDP");
 
 struct SipResponseInfo {
     uint16_t status = 0;
@@ -121,6 +129,24 @@ struct SipResponseInfo {
 // Parses a SIP response (status line and the headers we need; compact
 // forms i/v accepted). nullopt for requests or malformed datagrams.
 std::optional<SipResponseInfo> parse_sip_response(std::string_view datagram);
+
+// A final response's outcome: overloaded when its status is one of
+// overload_codes (with its Retry-After), else ok. detail: "503 Busy
+// (Retry-After 20)".
+ProbeResult classify_response(const SipResponseInfo& info, const std::vector<uint16_t>& overload_codes);
+
+// RFC 3261 §18.3 framing on a stream: the first message in `buffer` spans
+// headers up to the blank line plus Content-Length body bytes (the header is
+// mandatory on streams; compact form "l" accepted). CRLFs before a message
+// (keep-alives, RFC 5626 §3.5.1) are skipped.
+struct StreamFrame {
+    enum class Kind : uint8_t { incomplete, message, malformed };
+    Kind kind = Kind::incomplete;
+    size_t skip = 0;    // leading CRLF bytes before the message
+    size_t length = 0;  // message bytes after `skip` (kind message)
+    std::string error;  // kind malformed
+};
+StreamFrame frame_stream_message(std::string_view buffer, size_t max_message = 65535);
 
 // --- passive checks (overload responses counted by the dataplane) ---
 //
@@ -194,6 +220,29 @@ private:
 enum class LogLevel : uint8_t { debug, info, warn, error };
 using LogFn = std::function<void(LogLevel, const std::string& message)>;
 
+// One check of a backend ("udp", "tcp" or "tls"), with its own hysteresis.
+struct CheckStatus {
+    std::string check;   // "udp": OPTIONS over UDP; "tcp": OPTIONS or connect; "tls": connect to tls_port
+    std::string method;  // "options" or "connect"
+    Endpoint target;     // where it probes
+    Verdict verdict = Verdict::up;
+    uint32_t consecutive_ok = 0;
+    uint32_t consecutive_failures = 0;
+    uint64_t probes_sent = 0;
+    uint64_t responses = 0;  // final responses (options) or completed connects
+    uint64_t timeouts = 0;
+    uint64_t unreachable = 0;  // ICMP errors, refused or reset connections
+    uint64_t bad_responses = 0;
+    uint64_t overloads = 0;
+    uint16_t last_status = 0;
+    std::string last_detail;
+    double last_rtt_ms = -1;
+};
+
+// A backend's checks together: the verdict is the worst of its checks' (down
+// over overloaded over up); counters are their sums (unreachable includes
+// bad responses); consecutive_* are the worst check's; last_detail names the
+// failing checks ("tcp: connect: Connection refused") while it is not up.
 struct ProbeStatus {
     std::string pool;
     Endpoint address;
@@ -208,10 +257,18 @@ struct ProbeStatus {
     uint16_t last_status = 0;
     std::string last_detail;
     double last_rtt_ms = -1;
-    int64_t overloaded_for_ms = 0;  // remaining Retry-After hold, 0 if none
-    int64_t next_probe_in_ms = 0;   // -1: not probed (health disabled, passive checks only)
-    uint64_t passive_trips = 0;     // times the passive threshold was reached
-    std::string passive_detail;     // latest passive evidence, empty if none
+    int64_t overloaded_for_ms = 0;    // remaining Retry-After hold, 0 if none
+    int64_t next_probe_in_ms = 0;     // -1: not probed (health disabled, passive checks only)
+    uint64_t passive_trips = 0;       // times the passive threshold was reached
+    std::string passive_detail;       // latest passive evidence, empty if none
+    std::vector<CheckStatus> checks;  // the active checks its pool asks for
+};
+
+// A backend to check: its SIP address (UDP and TCP) and its TLS port.
+struct CheckTarget {
+    Endpoint address;
+    uint16_t tls_port = 5061;
+    bool operator==(const CheckTarget&) const = default;
 };
 
 class HealthChecker {
@@ -238,9 +295,11 @@ public:
     void set_pool(const std::string& pool, const config::HealthConfig& cfg);
     // The full list of backends of the pool to probe. New ones get their
     // first probe within one jittered interval fraction; removed ones are
-    // forgotten; kept ones keep their state. Nothing is probed for a pool
-    // whose health is disabled; with passive checks on, its backends are
-    // still tracked for them.
+    // forgotten; kept ones keep their state (a changed tls_port applies from
+    // the next probe). Nothing is probed for a pool whose health is disabled;
+    // with passive checks on, its backends are still tracked for them. The
+    // pool's udp / tcp / tls keys say which checks run (config.h).
+    void set_targets(const std::string& pool, const std::vector<CheckTarget>& targets, TimePoint now);
     void set_targets(const std::string& pool, const std::vector<Endpoint>& targets, TimePoint now);
     void remove_pool(const std::string& pool);
     // Whether (pool, backend) is tracked, and its current verdict.
