@@ -12,6 +12,7 @@
 //   BM_ForwardFrames/N bursts of 32 frames, copied and process()ed frame by frame (the old loop)
 //   BM_ForwardBurst/N  the worker's loop: copy a burst of 32, prepare all, then forward all
 //                      (both report median and p10 TSC cycles per frame over the bursts)
+//   BM_ForwardBurstEdge/20 the loop with the edge protection (10 rules, rate limits), next to BM_ForwardBurst/20
 //   BM_ForwardBurstTcp/N  the same loop over the same messages as SIP over TCP: data segments
 //                      of 512 connections to a tcp:// VIP and replies, with their SYNs (the
 //                      connection table in use); read next to BM_ForwardBurst/N: ns per segment
@@ -29,6 +30,7 @@
 #include <cstring>
 
 #include "../../src/dataplane/forwarder.h"
+#include "../protect/edge_config.h"
 #include "mix_frames.h"
 
 using namespace siplb;
@@ -51,10 +53,11 @@ struct Fixture {
 
     std::unique_ptr<balance::ConnectionTable> connections;
 
-    // `tcp`: the messages over TCP connections to tcp://VIP (bench::tcp_mix_frames).
-    explicit Fixture(size_t n_backends, bool tcp = false) {
+    // `tcp`: the messages over TCP connections to tcp://VIP (bench::tcp_mix_frames);
+    // `edge`: the pool has the edge protection (../protect/edge_config.h).
+    explicit Fixture(size_t n_backends, bool tcp = false, bool edge = false) {
         auto bs = bench::bench_backends(n_backends);
-        snap = bench::bench_snapshot(bs, tcp);
+        snap = bench::bench_snapshot(bs, tcp, edge ? bench::edge_protection("bench") : nullptr);
         frames = tcp ? bench::tcp_mix_frames(kMessages, *snap, kTcpConnections) : bench::mix_frames(kMessages, *snap);
         frames.resize(std::bit_floor(frames.size()));  // the loops index with a mask
         affinity = std::move(balance::AffinityTable::create(1u << 18).value());
@@ -170,9 +173,9 @@ void BM_Prepare(benchmark::State& state) {
 // Besides the mean, reports the median and 10th percentile TSC cycles per
 // frame over the bursts: on a shared host preemption and other tenants'
 // cache traffic hit a minority of bursts, which the median leaves out.
-void forward_bursts(benchmark::State& state, bool two_pass, bool tcp = false) {
+void forward_bursts(benchmark::State& state, bool two_pass, bool tcp = false, bool edge = false) {
     constexpr size_t kBurst = 32;
-    Fixture f(static_cast<size_t>(state.range(0)), tcp);
+    Fixture f(static_cast<size_t>(state.range(0)), tcp, edge);
     dataplane::Forwarder fwd(f.ctx, *f.counters);
     auto slots = std::make_unique<dataplane::Forwarder::Prepared[]>(kBurst);
     struct alignas(64) Buf {
@@ -215,6 +218,7 @@ void forward_bursts(benchmark::State& state, bool two_pass, bool tcp = false) {
 void BM_ForwardBurst(benchmark::State& state) { forward_bursts(state, true); }
 void BM_ForwardFrames(benchmark::State& state) { forward_bursts(state, false); }
 void BM_ForwardBurstTcp(benchmark::State& state) { forward_bursts(state, true, true); }
+void BM_ForwardBurstEdge(benchmark::State& state) { forward_bursts(state, true, false, true); }
 
 }  // namespace
 
@@ -226,4 +230,6 @@ BENCHMARK(BM_Forward)->Arg(2)->Arg(1000);
 BENCHMARK(BM_ForwardFrames)->Arg(2)->Arg(1000);
 BENCHMARK(BM_ForwardBurst)->Arg(2)->Arg(1000);
 BENCHMARK(BM_ForwardBurstTcp)->Arg(2)->Arg(1000);
+BENCHMARK(BM_ForwardBurst)->Arg(20);
+BENCHMARK(BM_ForwardBurstEdge)->Arg(20);
 BENCHMARK_MAIN();

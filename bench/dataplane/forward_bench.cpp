@@ -171,27 +171,6 @@ uint64_t worker_cpu_ns() {
     return total;
 }
 
-std::shared_ptr<const protect::PoolProtection> edge_protection() {
-    const protect::PoolProtectionSpec spec = bench::edge_protection_spec("bench");
-    auto built = protect::PoolProtection::build(spec);
-    if (!built) throw std::runtime_error(built.message());
-    return built.value();
-}
-
-std::unique_ptr<const balance::DataplaneSnapshot> edge_snapshot(const std::vector<Endpoint>& bs) {
-    balance::PoolSpec spec;
-    spec.name = "bench";
-    spec.counter_slot = 0;
-    spec.listen = {bench::kVip};
-    for (const auto& b : bs) spec.backends.push_back({b});
-    spec.protection = edge_protection();
-    auto pool = balance::PoolSnapshot::build(spec, 1);
-    if (!pool) throw std::runtime_error(pool.message());
-    auto dp = balance::DataplaneSnapshot::build({pool.value()}, 1, /*workers=*/1);
-    if (!dp) throw std::runtime_error(dp.message());
-    return std::move(dp.value());
-}
-
 // `edge`: the edge protection; `capture`: a capture running while measured
 // (nullptr: none); `tcp`: the pool listens on tcp://VIP (a capture of tcp_mix_frames).
 DpResult run_dataplane(const std::string& pcap, size_t n_backends, double seconds, const std::string& tag,
@@ -224,7 +203,8 @@ DpResult run_dataplane(const std::string& pcap, size_t n_backends, double second
     dc.neighbors = {{*IpAddress::parse("203.0.113.254"), kPeerMac, "out"}};
     for (const auto& b : bs) dc.neighbors.push_back({b.ip, kPeerMac, "out"});
 
-    balance::SnapshotPublisher publisher(edge ? edge_snapshot(bs) : bench::bench_snapshot(bs, tcp));
+    balance::SnapshotPublisher publisher(
+        bench::bench_snapshot(bs, tcp, edge ? bench::edge_protection("bench") : nullptr));
     auto affinity = balance::AffinityTable::create(1u << 18);
     auto dp = dataplane::Dataplane::create(cfg.dataplane, publisher, *affinity.value());
     if (!dp) throw std::runtime_error(dp.message());

@@ -30,8 +30,10 @@ inline std::vector<Endpoint> bench_backends(size_t n) {
 }
 
 // `tcp`: the pool listens on tcp://kVip instead (its connections balanced per client address and port).
-inline std::unique_ptr<const balance::DataplaneSnapshot> bench_snapshot(const std::vector<Endpoint>& bs,
-                                                                        bool tcp = false) {
+// `protection`: the pool's rules and rate limits (one worker's guard).
+inline std::unique_ptr<const balance::DataplaneSnapshot> bench_snapshot(
+    const std::vector<Endpoint>& bs, bool tcp = false,
+    std::shared_ptr<const protect::PoolProtection> protection = nullptr) {
     balance::PoolSpec spec;
     spec.name = "bench";
     spec.counter_slot = 0;  // counted like a daemon pool
@@ -40,9 +42,10 @@ inline std::unique_ptr<const balance::DataplaneSnapshot> bench_snapshot(const st
     else
         spec.listen = {kVip};
     for (const auto& b : bs) spec.backends.push_back({b});
+    spec.protection = protection;
     auto pool = balance::PoolSnapshot::build(spec, 1);
     if (!pool) throw std::runtime_error(pool.message());
-    auto dp = balance::DataplaneSnapshot::build({pool.value()}, 1);
+    auto dp = balance::DataplaneSnapshot::build({pool.value()}, 1, /*workers=*/protection ? 1 : 0);
     if (!dp) throw std::runtime_error(dp.message());
     return std::move(dp.value());
 }

@@ -5,6 +5,10 @@
 // per-prefix rate limits that no client of the mix reaches.
 #pragma once
 
+#include <memory>
+#include <stdexcept>
+
+#include "siplb/protect/guard.h"
 #include "siplb/protect/spec.h"
 
 namespace siplb::bench {
@@ -38,6 +42,12 @@ inline protect::PoolProtectionSpec edge_protection_spec(const std::string& pool)
     spec.rate_limit.prefix_requests_per_s = 1e8;
     spec.rate_limit.prefix_burst = 1e6;
     return spec;
+}
+
+inline std::shared_ptr<const protect::PoolProtection> edge_protection(const std::string& pool) {
+    auto built = protect::PoolProtection::build(edge_protection_spec(pool));
+    if (!built) throw std::runtime_error(built.message());
+    return built.value();
 }
 
 }  // namespace siplb::bench
