@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include "common/child_process.h"
+#include "checker_loop.h"
 #include "siplb/health/health.h"
 
 using namespace siplb;
@@ -68,24 +69,9 @@ protected:
 
     template <class Pred>
     bool run_until(Pred pred, std::chrono::milliseconds limit) {
-        const auto deadline = Clock::now() + limit;
-        while (Clock::now() < deadline) {
-            if (pred()) return true;
-            auto fds = hc->fds();
-            int t = hc->timeout_ms(Clock::now());
-            if (t < 0 || t > 50) t = 50;
-            ::poll(fds.data(), fds.size(), t);
-            hc->process(fds, Clock::now());
-        }
-        return pred();
+        return test::run_checker_until(*hc, pred, limit, 50);
     }
-
-    ProbeStatus status_of(const Endpoint& ep) {
-        for (auto& s : hc->status(Clock::now()))
-            if (s.address == ep) return s;
-        ADD_FAILURE() << "no probe status for " << ep.to_string();
-        return {};
-    }
+    ProbeStatus status_of(const Endpoint& ep) { return test::probe_status(*hc, ep); }
     Verdict verdict_of(const Endpoint& ep) { return status_of(ep).verdict; }
 };
 

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "checker_loop.h"
 #include "siplb/health/health.h"
 
 using namespace siplb;
@@ -189,24 +190,9 @@ protected:
 
     template <class Pred>
     bool run_until(Pred pred, std::chrono::milliseconds limit) {
-        const auto deadline = Clock::now() + limit;
-        while (Clock::now() < deadline) {
-            if (pred()) return true;
-            auto fds = hc->fds();
-            int t = hc->timeout_ms(Clock::now());
-            if (t < 0 || t > 20) t = 20;
-            ::poll(fds.data(), fds.size(), t);
-            hc->process(fds, Clock::now());
-        }
-        return pred();
+        return test::run_checker_until(*hc, pred, limit, 20);
     }
-
-    ProbeStatus status_of(const Endpoint& ep) {
-        for (auto& s : hc->status(Clock::now()))
-            if (s.address == ep) return s;
-        ADD_FAILURE() << "no probe status for " << ep.to_string();
-        return {};
-    }
+    ProbeStatus status_of(const Endpoint& ep) { return test::probe_status(*hc, ep); }
     // Sockets the checker holds besides its two UDP ones.
     size_t tcp_fds() { return hc->fds().size() - 2; }
 };
