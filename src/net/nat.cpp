@@ -15,23 +15,20 @@ bool rewrite_endpoint(uint8_t* frame, const PacketView& v, NatSide side, const E
 
     uint8_t new_port[2];
     store_be16(new_port, to.port);
+    // The address is in the IPv4 header's sum and in the pseudo-header's.
+    const uint32_t addr_delta = checksum_delta(addr, to.ip.bytes.data(), alen);
+    const uint32_t l4_delta = addr_delta + static_cast<uint16_t>(~load_be16(port)) + to.port;
     if (v.ip_proto == kIpProtoTcp) {
         // TCP always has a checksum; 0x0000 and 0xFFFF both verify.
-        uint16_t csum = load_be16(udp + 16);
-        csum = checksum_update_bytes(csum, addr, to.ip.bytes.data(), alen);
-        store_be16(udp + 16, checksum_update_bytes(csum, port, new_port, 2));
+        store_be16(udp + 16, checksum_apply(load_be16(udp + 16), l4_delta));
     } else if (uint16_t udp_csum = load_be16(udp + 6); udp_csum != 0) {
         // UDP over IPv4 without checksum: nothing to maintain. Over IPv6 the
         // parser already refused a zero checksum.
-        udp_csum = checksum_update_bytes(udp_csum, addr, to.ip.bytes.data(), alen);
-        udp_csum = checksum_update_bytes(udp_csum, port, new_port, 2);
+        udp_csum = checksum_apply(udp_csum, l4_delta);
         if (udp_csum == 0) udp_csum = 0xFFFF;
         store_be16(udp + 6, udp_csum);
     }
-    if (v4) {
-        uint16_t ip_csum = checksum_update_bytes(load_be16(ip + 10), addr, to.ip.bytes.data(), 4);
-        store_be16(ip + 10, ip_csum);
-    }
+    if (v4) store_be16(ip + 10, checksum_apply(load_be16(ip + 10), addr_delta));
     std::memcpy(addr, to.ip.bytes.data(), alen);
     port[0] = new_port[0];
     port[1] = new_port[1];

@@ -76,14 +76,26 @@ inline uint16_t checksum_update16(uint16_t checksum, uint16_t old_word, uint16_t
 
 // Same for a run of bytes (even length: 2, 4 or 16 for ports and addresses)
 // changing from old_bytes to new_bytes at an even offset in the summed data.
-inline uint16_t checksum_update_bytes(uint16_t checksum, const uint8_t* old_bytes, const uint8_t* new_bytes,
-                                      size_t len) noexcept {
-    uint32_t sum = static_cast<uint16_t>(~checksum);
+// The change as a sum (~m + m' over the words), for several checksums
+// covering the same bytes (an address in the IPv4 header and the UDP or TCP
+// pseudo-header): computed once, applied with checksum_apply().
+inline uint32_t checksum_delta(const uint8_t* old_bytes, const uint8_t* new_bytes, size_t len) noexcept {
+    uint32_t sum = 0;
     for (size_t i = 0; i + 1 < len; i += 2) {
         sum += static_cast<uint16_t>(~load_be16(old_bytes + i));
         sum += load_be16(new_bytes + i);
     }
-    return static_cast<uint16_t>(~checksum_fold(sum));
+    return sum;
+}
+
+inline uint16_t checksum_apply(uint16_t checksum, uint32_t delta) noexcept {
+    const uint64_t sum = uint64_t{static_cast<uint16_t>(~checksum)} + delta;
+    return static_cast<uint16_t>(~checksum_fold(static_cast<uint32_t>((sum & 0xFFFFFFFFu) + (sum >> 32))));
+}
+
+inline uint16_t checksum_update_bytes(uint16_t checksum, const uint8_t* old_bytes, const uint8_t* new_bytes,
+                                      size_t len) noexcept {
+    return checksum_apply(checksum, checksum_delta(old_bytes, new_bytes, len));
 }
 
 }  // namespace siplb::net
