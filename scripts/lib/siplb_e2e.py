@@ -1037,6 +1037,12 @@ def scenario_transports(rig: R.Rig, d: Daemon, out_stream=None) -> Outcome:
                   f"siplbctl query trunk {client} (a TLS client's address): tls -> {tls_entry.get('backend')} "
                   f"(reason {tls_entry.get('reason')}, connection {tls_entry.get('connection_state', '-')}, entry "
                   f"expires in {tls_entry.get('expires_in_s', '-')}s), the backend that answered it")
+        # The same answer as text: one tab-separated line per transport.
+        rc, text = d.ctl("query", "trunk", client, check=False)
+        tls_line = next((ln.split("\t") for ln in text.splitlines() if ln.startswith(f"tls://{client}\t")), [])
+        out.check(rc == 0 and len(tls_line) == 6 and tls_line[1] == tls_entry.get("backend")
+                  and tls_line[3] in ("connection", "table"),
+                  f"siplbctl query trunk {client} (text): {' '.join(tls_line) or text.strip()!r}")
     # siplbctl stats: each backend's connections (TCP and TLS) once they closed.
     want = {ip: out.numbers["tcp_tn_calls"].get(ip, 0) + (1 if out.numbers["tcp_t1_calls"].get(ip) else 0)
             + tls_per[ip] for ip in trunk}
@@ -1055,6 +1061,13 @@ def scenario_transports(rig: R.Rig, d: Daemon, out_stream=None) -> Outcome:
               f"each served ({by_backend(want)}); pool trunk: tcp opened {pool_tcp.get('opened', 0)}, "
               f"closed {pool_tcp.get('closed', 0)}, active {pool_tcp.get('active', 0)} (a closed connection's "
               f"entry stays for a grace period)")
+    # siplbctl backends: the same counts in its connection columns.
+    rc, text = d.ctl("backends", "trunk", check=False)
+    rows = [ln.split() for ln in text.splitlines()] if rc == 0 else []
+    col = rows[0].index("TCP_OPENED") if rows and "TCP_OPENED" in rows[0] else None
+    shown = {r[1].rsplit(":", 1)[0]: r[col] for r in rows[1:] if col is not None and len(r) > col}
+    out.check(col is not None and all(shown.get(ip) == str(opened[ip]) for ip in trunk),
+              f"siplbctl backends trunk: column TCP_OPENED {shown} = the opened counts of stats")
     return out
 
 

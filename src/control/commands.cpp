@@ -1,6 +1,7 @@
 #include "siplb/control/commands.h"
 
 #include "siplb/control/log.h"
+#include "siplb/dataplane/counter_schema.h"
 
 namespace siplb::control {
 
@@ -81,7 +82,8 @@ json CommandHandler::backends_json(const std::string& pool_filter) const {
                 if (auto jt = it->second.find(addr); jt != it->second.end()) share = jt->second;
             j["table_share"] = share;
             uint64_t packets = 0, bytes = 0, calls = 0, overloads = 0, advertises = 0;
-            if (const auto* c = stats.dataplane.backend(p.name, b.address)) {
+            const auto* c = stats.dataplane.backend(p.name, b.address);
+            if (c) {
                 packets = c->at("traffic", "packets_to") + c->at("traffic", "packets_from");
                 bytes = c->at("traffic", "bytes_to") + c->at("traffic", "bytes_from");
                 calls = c->at("traffic", "calls");
@@ -93,6 +95,13 @@ json CommandHandler::backends_json(const std::string& pool_filter) const {
             j["calls"] = calls;
             j["overload_responses"] = overloads;
             j["advertises_itself"] = advertises;
+            if (info.tcp_pools.count(p.name)) {
+                // Every connection counter of the schema's backend scope, 0 before any traffic.
+                json conns = json::object();
+                for (const auto& ci : dataplane::counter_schema(dataplane::CounterScope::backend))
+                    if (ci.group == kConnectionCounterGroup) conns[ci.name] = c ? c->at(ci.group, ci.name) : 0;
+                j[std::string(kConnectionCounterGroup)] = std::move(conns);
+            }
             list.push_back(std::move(j));
         }
     }

@@ -140,6 +140,13 @@ std::map<std::string, std::map<std::string, double>> table_shares(const balance:
     return out;
 }
 
+std::set<std::string> tcp_pools(const balance::DataplaneSnapshot& snap) {
+    std::set<std::string> out;
+    for (const auto& p : snap.pools())
+        if (!p->tcp_listen().empty()) out.insert(p->name());
+    return out;
+}
+
 namespace {
 const char* connection_state_name(balance::ConnectionTable::State s) {
     switch (s) {

@@ -201,7 +201,10 @@ control::MetricsInfo Daemon::metrics_info() const {
     m.reloads_ok = reloads_ok_;
     m.reloads_failed = reloads_failed_;
     m.control_requests = server_ ? server_->requests() : 0;
-    if (snap) m.table_share = control::table_shares(*snap);
+    if (snap) {
+        m.table_share = control::table_shares(*snap);
+        m.tcp_pools = control::tcp_pools(*snap);
+    }
     return m;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -35,6 +36,9 @@ struct MetricsInfo {
     uint64_t control_requests = 0;
     // pool -> backend address text -> share of the Maglev table (0..1)
     std::map<std::string, std::map<std::string, double>> table_share;
+    // Pools with tcp:// or tls:// VIPs in the live snapshot: `backends`
+    // shows their backends' connection counters.
+    std::set<std::string> tcp_pools;
 };
 
 // Prometheus label value escaping: backslash, double quote, newline.

@@ -48,7 +48,11 @@
 //              "health","health_detail","health_since_s","panic","priority",
 //              "table_share","packets","bytes","calls","overload_responses",
 //              "advertises_itself": messages to clients whose Contact or top
-//              Record-Route named a backend address instead of a VIP}]}
+//              Record-Route named a backend address instead of a VIP,
+//              "tcp": {"opened","closed","expired","evicted","active"}: the
+//              backend's TCP/TLS connection counters (every counter of the
+//              schema's backend group kConnectionCounterGroup), only in pools
+//              with tcp:// or tls:// VIPs}]}
 //   stats:    {"snapshot_version","workers":[...],"ports":[...],"drops":{reason:n},
 //              "pools":[...],"backends":[...]}
 //   lookup:   {"pool","call_id","backend","reason":"affinity"|"table","state",
@@ -57,6 +61,13 @@
 //              "vip": the VIP recorded with the call ("ip:port"), null when none
 //              is (its replies then leave from the VIP the client last sent
 //              to, else from the pool's first VIP of the client's family)}
+//             For a pool with tcp:// or tls:// VIPs and a call_id that is a
+//             client "ip:port": {"pool","call_id","client","connections":[
+//              {"transport":"tcp"|"tls","backend","reason":"connection"|"table"|
+//              "no_backend","state","vip": the connection's VIP (null without an
+//              entry),"connection_state":"half_open"|"established"|"closing"
+//              and "expires_in_s" (both only with an entry)}]}, one per
+//              transport the pool listens on
 //   drain/disable/enable/weight/add/remove: {"pool","backend","state","weight"}
 //   reload:   {"config","changes":["pool lund: backend ... added", ...]}
 //   resolve:  {"pool","names":[...]} (resolution is started; results arrive
@@ -88,6 +99,9 @@ inline constexpr int kClientIdleTimeoutS = 60;
 inline constexpr uint16_t kDefaultSipPort = 5060;
 inline constexpr int kCaptureIdleS = 10;
 inline constexpr size_t kCaptureReadMax = 2048;
+// backends: the counter group of the backend scope (counter_schema.h) shown
+// per backend of a pool with TCP or TLS VIPs, under this key.
+inline constexpr std::string_view kConnectionCounterGroup = "tcp";
 
 enum class CommandKind : uint8_t {
     status,

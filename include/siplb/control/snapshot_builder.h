@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -66,6 +67,9 @@ private:
 // pool -> backend address -> fraction of the pool's table it owns.
 std::map<std::string, std::map<std::string, double>> table_shares(const balance::DataplaneSnapshot& snap);
 
+// Names of the pools with tcp:// or tls:// VIPs (MetricsInfo::tcp_pools).
+std::set<std::string> tcp_pools(const balance::DataplaneSnapshot& snap);
+
 // The backend the running dataplane would choose now for a Call-ID, without
 // touching the affinity table: {"backend","reason":"affinity"|"table","state",
 // "vip"} (vip: the VIP recorded with the call, null when none is). `key`:
@@ -74,9 +78,9 @@ std::map<std::string, std::map<std::string, double>> table_shares(const balance:
 // what a message lacking the key's field gets from a call_id fallback).
 // For a pool with TCP or TLS VIPs, a client "ip:port" instead of a Call-ID
 // asks for that client's connection: {"transport":"tcp"|"tls", "backend",
-// "reason":"connection"|"table", "state", "vip", "connection_state"} per
-// transport the pool listens on (in "connections"); `connections` may be
-// nullptr (table pick only).
+// "reason":"connection"|"table", "state", "vip", and from an entry
+// "connection_state" and "expires_in_s"} per transport the pool listens on
+// (in "connections"); `connections` may be nullptr (table pick only).
 Result<nlohmann::json> lookup_call(const balance::DataplaneSnapshot& snap, const balance::AffinityTable* affinity,
                                    const std::string& pool, const std::string& call_id, uint32_t now_s,
                                    const std::optional<std::string>& key = std::nullopt,
