@@ -943,11 +943,7 @@ def scenario_transports(rig: R.Rig, d: Daemon, out_stream=None) -> Outcome:
     out = Outcome("udp+tcp+tls")
     vip = R.VIPS["trunk"]
     trunk = [R.backend_ip(i) for i in TRUNK]
-    cert = make_tls_cert(rig.workdir / "tls")
-    tcp_logs = {ip: start_tcp_uas(rig, ip) for ip in trunk}
-    for ip in trunk:
-        start_tls_server(rig, ip, cert)
-    wait_tcp_listening(rig, [f"{ip}:{port}" for ip in trunk for port in (R.SIP_PORT, TLS_PORT)])
+    cert, tcp_logs = rig.stream_backends if hasattr(rig, "stream_backends") else start_stream_backends(rig)
     if out_stream:
         out_stream.write(f"  trunk on udp {vip}:{R.SIP_PORT}, tcp {vip}:{R.SIP_PORT}, tls {vip}:{TLS_PORT}; "
                          f"backends {', '.join(trunk)} serve all three (TLS passes siplb unterminated)\n")
@@ -1076,6 +1072,22 @@ SCENARIOS = {"distribution": scenario_distribution, "dns_add": scenario_dns_add,
              "two_vips": scenario_two_vips, "transports": scenario_transports}
 
 
+def start_stream_backends(rig: R.Rig) -> tuple:
+    """A sipp UAS over TCP and a TLS server on each trunk backend, for a trunk
+    that also listens on tcp:// and tls://. Started before siplb, whose TCP
+    and TLS health checks would otherwise find nothing there and take the
+    backends out. Returns (certificate, {backend: TCP UAS log}), also kept
+    as rig.stream_backends."""
+    trunk = [R.backend_ip(i) for i in TRUNK]
+    cert = make_tls_cert(rig.workdir / "tls")
+    tcp_logs = {ip: start_tcp_uas(rig, ip) for ip in trunk}
+    for ip in trunk:
+        start_tls_server(rig, ip, cert)
+    wait_tcp_listening(rig, [f"{ip}:{port}" for ip in trunk for port in (R.SIP_PORT, TLS_PORT)])
+    rig.stream_backends = (cert, tcp_logs)
+    return rig.stream_backends
+
+
 def run_balanced(names: list, workdir: Path, out_stream=None, report=None, driver: str = "af_packet") -> list:
     """Builds the rig, starts DNS, backends and siplb (its ports on `driver`),
     runs the named scenarios."""
@@ -1090,6 +1102,8 @@ def run_balanced(names: list, workdir: Path, out_stream=None, report=None, drive
                 pool_health.setdefault(pool, {}).update(keys)
             for pool, vips in EXTRA_VIPS.get(n, {}).items():
                 extra_vips.setdefault(pool, []).extend(vips)
+        if any(v.startswith(("tcp://", "tls://")) for v in extra_vips.get("trunk", [])):
+            start_stream_backends(rig)
         d = Daemon(rig, pool_health=pool_health, extra_vips=extra_vips, driver=driver)
         d.start()
         boot = Outcome("startup")
