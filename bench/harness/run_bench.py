@@ -1120,7 +1120,7 @@ unset multiplot
 
 def main():
     ap = argparse.ArgumentParser(description="siplb benchmarks (see bench/README.md)")
-    ap.add_argument("--quick", action="store_true", help="short run (< 60 s)")
+    ap.add_argument("--quick", action="store_true", help="short run (about 2 min)")
     ap.add_argument("--build", default=os.path.join(SRC, os.environ.get("SIPLB_BUILD_DIR", "build")))
     ap.add_argument("--io", choices=("af_packet", "udp"), default="af_packet",
                     help="load generator and sinks: pre-built frames on packet sockets (default, higher "
