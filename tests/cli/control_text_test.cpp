@@ -3,6 +3,7 @@
 // lookups answered by control::lookup_call on a snapshot SnapshotBuilder
 // built, with a real connection table.
 #include "control_text.h"
+#include "text_columns.h"
 
 #include <gtest/gtest.h>
 
@@ -30,17 +31,7 @@ constexpr uint32_t kNow = 1000;  // monotonic seconds of the lookups
 const std::vector<std::string> kBaseColumns = {"POOL",    "BACKEND", "SOURCE", "WEIGHT",   "STATE", "SHARE",
                                                "PACKETS", "BYTES",   "CALLS",  "SELF_ADV", "HEALTH"};
 
-std::vector<std::string> words(const std::string& line) {
-    std::vector<std::string> w;
-    size_t i = 0;
-    while (i < line.size()) {
-        while (i < line.size() && line[i] == ' ') ++i;
-        const size_t k = i;
-        while (i < line.size() && line[i] != ' ') ++i;
-        if (i > k) w.push_back(line.substr(k, i - k));
-    }
-    return w;
-}
+using test::words;
 
 std::vector<std::string> lines(const std::string& text) {
     std::vector<std::string> out;

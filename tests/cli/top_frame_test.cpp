@@ -2,6 +2,7 @@
 // stats and backends come from the daemon's own CommandHandler, so the
 // frame is tested against the JSON the daemon really sends.
 #include "top_frame.h"
+#include "text_columns.h"
 
 #include <gtest/gtest.h>
 
@@ -119,17 +120,7 @@ protected:
             if (l.rfind(prefix, 0) == 0) return &l;
         return nullptr;
     }
-    static std::vector<std::string> words(const std::string& line) {
-        std::vector<std::string> w;
-        size_t i = 0;
-        while (i < line.size()) {
-            while (i < line.size() && line[i] == ' ') ++i;
-            const size_t k = i;
-            while (i < line.size() && line[i] != ' ') ++i;
-            if (i > k) w.push_back(line.substr(k, i - k));
-        }
-        return w;
-    }
+    static std::vector<std::string> words(const std::string& line) { return test::words(line); }
 
     config::Config cfg_;
     std::unique_ptr<control::PoolManager> pools_;
