@@ -1088,6 +1088,27 @@ def start_stream_backends(rig: R.Rig) -> tuple:
     return rig.stream_backends
 
 
+def run_balanced_main(names: list, work: Path, driver: str = "af_packet", show_number=lambda key: True) -> int:
+    """run_balanced() as a test's main: prints each outcome as it ends, names
+    the failed parts and the logs; returns the exit code."""
+    failed = []
+
+    def report(o):
+        if not print_outcome(o, show_number=show_number):
+            failed.append(o.name)
+
+    try:
+        run_balanced(names, work, out_stream=sys.stdout, report=report, driver=driver)
+    except R.RigError as e:
+        print(f"FAIL: {e}")
+        failed.append("rig")
+    if failed:
+        print(f"{len(failed)} part(s) failed: {', '.join(failed)}; logs in {work}")
+        return 1
+    print("all checks passed")
+    return 0
+
+
 def run_balanced(names: list, workdir: Path, out_stream=None, report=None, driver: str = "af_packet") -> list:
     """Builds the rig, starts DNS, backends and siplb (its ports on `driver`),
     runs the named scenarios."""

@@ -54,23 +54,8 @@ def main() -> int:
     if (rc := E.preflight()) is not None:
         return rc
     work = Path(tempfile.mkdtemp(prefix="siplb-e2e-af_xdp-"))
-    failed = []
-
-    def report(o):
-        if not E.print_outcome(o):
-            failed.append(o.name)
-
     E.SCENARIOS["af_xdp"] = scenario_af_xdp
-    try:
-        E.run_balanced(["af_xdp"], work, out_stream=sys.stdout, report=report, driver="af_xdp")
-    except R.RigError as e:
-        print(f"FAIL: {e}")
-        failed.append("rig")
-    if failed:
-        print(f"{len(failed)} part(s) failed: {', '.join(failed)}; logs in {work}")
-        return 1
-    print("all checks passed")
-    return 0
+    return E.run_balanced_main(["af_xdp"], work, driver="af_xdp")
 
 
 if __name__ == "__main__":

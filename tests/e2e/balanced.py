@@ -11,7 +11,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "lib"))
 import siplb_e2e as E  # noqa: E402
-import siplb_rig as R  # noqa: E402
 
 
 def main() -> int:
@@ -22,22 +21,7 @@ def main() -> int:
     if (rc := E.preflight()) is not None:
         return rc
     work = Path(tempfile.mkdtemp(prefix=f"siplb-e2e-{'-'.join(names)}-"))
-    failed = []
-
-    def report(o):
-        if not E.print_outcome(o, show_number=lambda k: not str(k).startswith("siplbctl")):
-            failed.append(o.name)
-
-    try:
-        E.run_balanced(names, work, out_stream=sys.stdout, report=report)
-    except R.RigError as e:
-        print(f"FAIL: {e}")
-        failed.append("rig")
-    if failed:
-        print(f"{len(failed)} part(s) failed: {', '.join(failed)}; logs in {work}")
-        return 1
-    print("all checks passed")
-    return 0
+    return E.run_balanced_main(names, work, show_number=lambda k: not str(k).startswith("siplbctl"))
 
 
 if __name__ == "__main__":
