@@ -11,7 +11,7 @@ using namespace entry_word;
 
 // The VIP slot rides in the word's table-specific byte (entry_word.h).
 inline bool same_tag(uint64_t word, uint64_t tag) noexcept { return (word & kTagMask) == tag; }
-inline uint8_t vip_of(uint64_t word) noexcept { return static_cast<uint8_t>(word >> 8); }
+inline uint8_t vip_of(uint64_t word) noexcept { return extra_of(word); }
 
 }  // namespace
 

@@ -2,8 +2,15 @@
 // connection table share: both are bucketed seqlock tables of 64-bit words,
 // so their readers and writers agree on one encoding.
 //
-//   word     key hash bits (high 48) | table-specific byte (bits 8-15) |
-//            version (bits 1-7) | busy (bit 0); 0 = empty slot
+//   word     key hash bits (high 40) | table-specific byte (bits 16-23) |
+//            version (bits 1-15) | busy (bit 0); 0 = empty slot
+//
+// A reader that loads the word, the payload and the word again trusts the
+// payload when both loads match, so the version must not wrap while a reader
+// sits between its loads. 15 bits means 16384 rewrites of one slot in that
+// gap: a descheduled reader (a test under TSan, not a pinned worker) once saw
+// 7 bits wrap. The bucket index takes the key's low bits, so the tag and the
+// bucket together still tell keys apart by 40 + log2(buckets) bits.
 //   payload  backend id (high 32) | expiry in seconds (low 32)
 #pragma once
 
@@ -12,18 +19,19 @@
 namespace siplb::balance::entry_word {
 
 inline constexpr uint64_t kBusy = 1;
-inline constexpr uint64_t kVersionMask = 0xFE;
-inline constexpr uint64_t kTagMask = ~uint64_t{0xFFFF};
+inline constexpr uint64_t kVersionMask = 0xFFFE;
+inline constexpr uint64_t kTagMask = ~uint64_t{0xFFFFFF};
 
 // The key's hash bits as stored. Never 0 (0 = empty).
 inline uint64_t tag_of(uint64_t key) noexcept {
     const uint64_t t = key & kTagMask;
-    return t ? t : 0x10000;
+    return t ? t : uint64_t{1} << 24;
 }
-// The next version of a slot's word, now holding `tag` and `extra` (bits 8-15).
+// The next version of a slot's word, now holding `tag` and `extra`.
 inline uint64_t next_word(uint64_t old_word, uint64_t tag, uint8_t extra = 0) noexcept {
-    return tag | uint64_t{extra} << 8 | ((old_word + 2) & kVersionMask);
+    return tag | uint64_t{extra} << 16 | ((old_word + 2) & kVersionMask);
 }
+inline uint8_t extra_of(uint64_t word) noexcept { return static_cast<uint8_t>(word >> 16); }
 inline uint64_t pack_payload(uint32_t backend_id, uint32_t expiry_s) noexcept {
     return (static_cast<uint64_t>(backend_id) << 32) | expiry_s;
 }

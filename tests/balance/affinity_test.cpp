@@ -39,7 +39,7 @@ TEST(Affinity, InsertLookupExpire) {
     EXPECT_EQ(hit->backend_id, 77u);
     EXPECT_EQ(hit->expiry_s, 164u);
     EXPECT_FALSE(t->lookup(key, 164).has_value());            // idle time elapsed
-    EXPECT_FALSE(t->lookup(key ^ 0x10000, 120).has_value());  // other key, same bucket
+    EXPECT_FALSE(t->lookup(key ^ (1ull << 24), 120).has_value());  // other key, same bucket
     EXPECT_EQ(t->count_live(120), 1u);
     EXPECT_EQ(t->count_live(200), 0u);
 }
@@ -65,14 +65,14 @@ TEST(Affinity, RefreshNeverShortensAndReplacesBackend) {
 
 TEST(Affinity, FullBucketEvictsExpiredThenSoonestExpiring) {
     auto t = make(4);  // a single bucket of four ways
-    for (uint64_t i = 1; i <= 4; ++i) EXPECT_EQ(t->upsert(i << 16, uint32_t(i), uint32_t(100 * i), 0), Store::inserted);
+    for (uint64_t i = 1; i <= 4; ++i) EXPECT_EQ(t->upsert(i << 24, uint32_t(i), uint32_t(100 * i), 0), Store::inserted);
     // At t=150 the first (expiry 100) is expired: reused without eviction.
-    EXPECT_EQ(t->upsert(5ull << 16, 5, 1000, 150), Store::inserted);
-    EXPECT_FALSE(t->lookup(1ull << 16, 150).has_value());
+    EXPECT_EQ(t->upsert(5ull << 24, 5, 1000, 150), Store::inserted);
+    EXPECT_FALSE(t->lookup(1ull << 24, 150).has_value());
     // Everything live now; the soonest (key 2, expiry 200) goes.
-    EXPECT_EQ(t->upsert(6ull << 16, 6, 1000, 160), Store::evicted);
-    EXPECT_FALSE(t->lookup(2ull << 16, 160).has_value());
-    for (uint64_t k : {3ull, 4ull, 5ull, 6ull}) EXPECT_TRUE(t->lookup(k << 16, 160).has_value()) << k;
+    EXPECT_EQ(t->upsert(6ull << 24, 6, 1000, 160), Store::evicted);
+    EXPECT_FALSE(t->lookup(2ull << 24, 160).has_value());
+    for (uint64_t k : {3ull, 4ull, 5ull, 6ull}) EXPECT_TRUE(t->lookup(k << 24, 160).has_value()) << k;
 }
 
 // The call's VIP is part of the entry: recorded, moved when the client
@@ -100,14 +100,14 @@ TEST(Affinity, EntryRemembersTheVip) {
     EXPECT_EQ(t->lookup(key, 100)->vip, AffinityTable::kNoVip);
 }
 
-// The VIP takes hash bits 8..15 from the tag; from 2^18 entries on the
-// bucket index holds them, so keys differing only there are still apart.
-TEST(Affinity, VipBitsCostNoKeyBitsInLargeTables) {
-    auto t = make(1u << 18);
+// The VIP and the version take hash bits 0..23 out of the stored tag; the
+// bucket index holds the low ones, so keys differing there are still apart.
+TEST(Affinity, KeysApartByTagAndBucketBits) {
+    auto t = make(1u << 18);  // 2^16 buckets: index bits 0..15
     const uint64_t key = 0x0123456789abcdefull;
     EXPECT_EQ(t->upsert(key, 7, 7200, 0, 5), Store::inserted);
-    for (uint64_t bit = 8; bit < 16; ++bit) EXPECT_FALSE(t->lookup(key ^ (1ull << bit), 10).has_value()) << bit;
-    EXPECT_FALSE(t->lookup(key ^ (1ull << 16), 10).has_value());
+    for (uint64_t bit = 0; bit < 16; ++bit) EXPECT_FALSE(t->lookup(key ^ (1ull << bit), 10).has_value()) << bit;
+    for (uint64_t bit = 24; bit < 64; ++bit) EXPECT_FALSE(t->lookup(key ^ (1ull << bit), 10).has_value()) << bit;
     EXPECT_EQ(t->lookup(key, 10)->vip, 5);
 }
 

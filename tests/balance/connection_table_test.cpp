@@ -1,5 +1,7 @@
 #include "siplb/balance/connection_table.h"
 
+#include "../../src/balance/entry_word.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -184,6 +186,27 @@ TEST(ConnectionTable, PerSourceCap) {
 
 // Concurrent writers and readers: a reader never sees a torn entry (backend
 // id and VIP always belong together).
+// A reader trusts what it read between two equal loads of the word, so a
+// slot's word must not come back while it is rewritten: 16383 rewrites of
+// the same key and extra byte all give words the reader tells apart.
+TEST(EntryWord, VersionOutlastsThousandsOfRewrites) {
+    using namespace entry_word;
+    const uint64_t tag = tag_of(0x0123456789abcdefull);
+    const uint64_t start = next_word(0, tag, 0xA5);
+    EXPECT_EQ(start & kTagMask, tag);
+    EXPECT_EQ(extra_of(start), 0xA5);
+    EXPECT_EQ(start & kBusy, 0u);
+    uint64_t w = start;
+    for (int i = 1; i < 16384; ++i) {
+        w = next_word(w | kBusy, tag, 0xA5);  // writers bump the claimed word
+        ASSERT_NE(w, start) << i;
+        ASSERT_EQ(w & kBusy, 0u);
+        ASSERT_EQ(extra_of(w), 0xA5);
+        ASSERT_EQ(w & kTagMask, tag);
+    }
+    EXPECT_EQ(tag_of(0x123), uint64_t{1} << 24);  // a key without tag bits still marks the slot used
+}
+
 TEST(ConnectionTable, ConcurrentReadersSeeWholeEntries) {
     auto t = make(64);
     std::atomic<bool> stop{false};
