@@ -59,7 +59,7 @@ void ToBackendStage::prepare(const Frame& f, const balance::DataplaneSnapshot* s
     // source (only requests are limited).
     if (p.msg.verdict == sip::Verdict::ok && p.msg.kind == sip::Kind::request)
         if (const protect::WorkerGuard* guard = snap->guard(worker_))
-            guard->prefetch(vip.pool_index, source_address(f.data, v));
+            p.source = guard->probe(vip.pool_index, source_address(f.data, v));
 }
 
 Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot* snap,
@@ -83,9 +83,8 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
     // The guard belongs to this snapshot: its pools are the snapshot's.
     protect::WorkerGuard* guard = snap->guard(worker_);
     if (guard && msg.verdict == sip::Verdict::ok) {
-        const IpAddress src = source_address(frame, v);
         const protect::GuardDecision g =
-            guard->check(pool_index, frame + v.payload_offset(), v.payload_len(), msg, src, now_ms * 1000000);
+            guard->check(pool_index, frame + v.payload_offset(), v.payload_len(), msg, p.source, now_ms * 1000000);
         if (g.dropped()) {
             const bool by_rule = g.action == protect::GuardDecision::Action::drop_rule;
             if (pc) bump(by_rule ? pc->rule_drops : pc->rate_limited);

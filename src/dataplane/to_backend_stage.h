@@ -31,12 +31,14 @@ public:
     // until forward() (no per-packet construction: the slot is reused).
     struct Prepared {
         sip::SipMessage msg;
-        uint64_t key = 0;  // balancing key in the VIP's pool; set unless msg is rejected
+        uint64_t key = 0;                          // balancing key in the VIP's pool; set unless msg is rejected
+        protect::WorkerGuard::SourceProbe source;  // a request's source in the VIP's pool's rate tables
     };
 
     // First pass over a burst, for `f`, a UDP datagram to `vip`'s pool:
     // parses the SIP message, derives the balancing key and prefetches what
-    // forward() reads for it (Maglev slot, affinity bucket). Counts nothing
+    // forward() reads for it (Maglev slot, affinity bucket, rate-limit
+    // buckets). Counts nothing
     // and changes no state, so the frames of a burst can all be prepared
     // before the first one is forwarded.
     void prepare(const Frame& f, const balance::DataplaneSnapshot* snap, const balance::DataplaneSnapshot::PoolRef& vip,

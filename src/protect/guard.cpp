@@ -100,7 +100,7 @@ Result<std::unique_ptr<WorkerGuard>> WorkerGuard::create(std::shared_ptr<const P
 }
 
 GuardDecision WorkerGuard::check(uint32_t pool_index, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
-                                 const IpAddress& src, uint64_t now_ns) noexcept {
+                                 const SourceProbe& source, uint64_t now_ns) noexcept {
     GuardDecision d;
     if (pool_index >= pools_.size() || msg.verdict != sip::Verdict::ok) return d;
     PoolState& p = *pools_[pool_index];
@@ -120,8 +120,8 @@ GuardDecision WorkerGuard::check(uint32_t pool_index, const uint8_t* payload, si
             case RuleVerdict::Action::none: break;
         }
     }
-    if (p.limiter && msg.kind == sip::Kind::request) {
-        switch (p.limiter->admit(src, now_ns)) {
+    if (p.limiter && msg.kind == sip::Kind::request && source.located) {
+        switch (p.limiter->admit(source.rate, now_ns)) {
             case RateVerdict::pass: break;
             case RateVerdict::source_limited: d.action = GuardDecision::Action::drop_rate_source; break;
             case RateVerdict::prefix_limited: d.action = GuardDecision::Action::drop_rate_prefix; break;

@@ -46,8 +46,7 @@ Result<RateLimiter> RateLimiter::create(const RateLimitSpec& cfg, uint64_t hash_
     return r;
 }
 
-RateLimiter::Slot* RateLimiter::lookup(Slot* table, uint64_t hi, uint64_t lo, uint64_t now_ns) noexcept {
-    uint64_t h = mix(hi, lo, seed_);
+RateLimiter::Slot* RateLimiter::lookup(Slot* table, uint64_t h, uint64_t hi, uint64_t lo, uint64_t now_ns) noexcept {
     Slot* victim = nullptr;
     for (uint32_t i = 0; i < kProbe; ++i) {
         Slot* s = &table[(h + i) & mask_];
@@ -61,8 +60,8 @@ RateLimiter::Slot* RateLimiter::lookup(Slot* table, uint64_t hi, uint64_t lo, ui
     return victim;
 }
 
-RateLimiter::Keys RateLimiter::keys_of(const IpAddress& src) noexcept {
-    Keys k;
+RateLimiter::Probe RateLimiter::locate(const IpAddress& src) const noexcept {
+    Probe k;
     if (src.is_v4()) {
         uint32_t a;
         std::memcpy(&a, src.bytes.data(), 4);
@@ -78,6 +77,8 @@ RateLimiter::Keys RateLimiter::keys_of(const IpAddress& src) noexcept {
         k.phi = k.hi;  // /64
         k.plo = 0;
     }
+    k.source_hash = mix(k.hi, k.lo, seed_);
+    k.prefix_hash = mix(k.phi, k.plo, seed_);
     return k;
 }
 
@@ -98,21 +99,19 @@ void RateLimiter::prefetch_window(const Slot* table, uint32_t mask, uint64_t h) 
     __builtin_prefetch(end, 1, 3);
 }
 
-void RateLimiter::prefetch(const IpAddress& src) const noexcept {
-    const Keys k = keys_of(src);
-    prefetch_window(sources_.get(), mask_, mix(k.hi, k.lo, seed_));
-    prefetch_window(prefixes_.get(), mask_, mix(k.phi, k.plo, seed_));
+void RateLimiter::prefetch(const Probe& k) const noexcept {
+    prefetch_window(sources_.get(), mask_, k.source_hash);
+    prefetch_window(prefixes_.get(), mask_, k.prefix_hash);
 }
 
-RateVerdict RateLimiter::admit(const IpAddress& src, uint64_t now_ns) noexcept {
-    const auto [hi, lo, phi, plo] = keys_of(src);
-    Slot* s = lookup(sources_.get(), hi, lo, now_ns);
+RateVerdict RateLimiter::admit(const Probe& k, uint64_t now_ns) noexcept {
+    Slot* s = lookup(sources_.get(), k.source_hash, k.hi, k.lo, now_ns);
     uint64_t s_tat = std::max(s->tat, now_ns) + source_.interval_ns;
     if (s_tat - now_ns > source_.tolerance_ns) {
         bump(c_->source_limited);
         return RateVerdict::source_limited;
     }
-    Slot* p = lookup(prefixes_.get(), phi, plo, now_ns);
+    Slot* p = lookup(prefixes_.get(), k.prefix_hash, k.phi, k.plo, now_ns);
     uint64_t p_tat = std::max(p->tat, now_ns) + prefix_.interval_ns;
     if (p_tat - now_ns > prefix_.tolerance_ns) {
         bump(c_->prefix_limited);

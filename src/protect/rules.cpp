@@ -1,6 +1,8 @@
 #include "siplb/protect/rules.h"
 
 #include <hs/hs.h>
+// XXH3 inline: the memo hashes one or two values per message.
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include <algorithm>
@@ -8,6 +10,10 @@
 #include <cctype>
 #include <cstring>
 #include <map>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 namespace siplb::protect {
 
@@ -207,10 +213,62 @@ Result<RuleCache> RuleCache::create(const CompiledRules& rules, uint32_t entries
                                        " entries per database, must be a power of two in [16, 65536]");
     RuleCache c;
     c.databases_ = rules.dbs_.size();
-    c.set_mask_ = entries / 2 - 1;
+    const uint32_t sets = entries / kWays;
+    c.set_mask_ = sets - 1;
     c.seed_ = seed;
-    if (c.databases_) c.entries_.reset(new Entry[c.databases_ * entries]());
+    if (c.databases_) {
+        c.sets_.reset(new Set[c.databases_ * sets]());
+        c.slots_.reset(new Entry[c.databases_ * entries]());
+    }
     return c;
+}
+
+uint64_t RuleCache::hash(size_t db, const uint8_t* value, size_t length) const noexcept {
+    return XXH3_64bits_withSeed(value, length, seed_ + db);
+}
+
+uint32_t RuleCache::find(size_t db, uint64_t h, const uint8_t* value, size_t length) noexcept {
+    const size_t set_index = db * (size_t{set_mask_} + 1) + (h & set_mask_);
+    Set& set = sets_[set_index];
+    const auto tag = static_cast<uint32_t>(h >> 32);
+    static_assert(kWays == 8);
+#if defined(__SSE2__)
+    const __m128i want = _mm_set1_epi32(static_cast<int>(tag));
+    const auto* tags = reinterpret_cast<const __m128i*>(set.tag);
+    unsigned candidates = unsigned(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_load_si128(tags), want)))) |
+                          unsigned(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_load_si128(tags + 1), want))))
+                              << 4;
+#else
+    unsigned candidates = 0;
+    for (uint32_t w = 0; w < kWays; ++w) candidates |= unsigned(set.tag[w] == tag) << w;
+#endif
+    const Entry* ways = &slots_[set_index * kWays];
+    for (; candidates; candidates &= candidates - 1) {
+        const int w = std::countr_zero(candidates);
+        if (set.length[w] == length && std::memcmp(ways[w].bytes, value, length) == 0) {
+            set.used = static_cast<uint8_t>((set.used | 1u << w) == 0xFF ? 1u << w : set.used | 1u << w);
+            return ways[w].rule;
+        }
+    }
+    return kMiss;
+}
+
+void RuleCache::store(size_t db, uint64_t h, const uint8_t* value, size_t length, uint32_t rule) noexcept {
+    const size_t set_index = db * (size_t{set_mask_} + 1) + (h & set_mask_);
+    Set& set = sets_[set_index];
+    // An empty way, else the first not used since `used` last filled up.
+    unsigned free = 0, stale = 0;
+    for (uint32_t w = 0; w < kWays; ++w) {
+        free |= unsigned(set.length[w] == 0) << w;
+        stale |= unsigned(!(set.used >> w & 1)) << w;
+    }
+    const int w = std::countr_zero(free ? free : stale);  // `used` never has all bits set
+    Entry& e = slots_[set_index * kWays + w];
+    e.rule = rule;
+    std::memcpy(e.bytes, value, length);
+    set.tag[w] = static_cast<uint32_t>(h >> 32);
+    set.length[w] = static_cast<uint16_t>(length);
+    set.used = static_cast<uint8_t>((set.used | 1u << w) == 0xFF ? 1u << w : set.used | 1u << w);
 }
 
 namespace {
@@ -251,28 +309,13 @@ RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t 
         uint32_t found;
         bool failed = false;
         if (cache && s.length <= RuleCache::kMaxValue) {
-            const uint64_t h = XXH3_64bits_withSeed(value, s.length, cache->seed_ + i);
-            RuleCache::Entry* set = &cache->entries_[(i * (size_t{cache->set_mask_} + 1) + (h & cache->set_mask_)) * 2];
-            auto same = [&](const RuleCache::Entry& e) {
-                return e.hash == h && e.length == s.length && std::memcmp(e.bytes, value, s.length) == 0;
-            };
-            const int way = same(set[0]) ? 0 : same(set[1]) ? 1 : -1;
-            if (way >= 0) {
+            const uint64_t h = cache->hash(i, value, s.length);
+            found = cache->find(i, h, value, s.length);
+            if (found != RuleCache::kMiss) {
                 counters.memo_hit();
-                found = set[way].rule;
-                set[way].recent = 1;
-                set[1 - way].recent = 0;
             } else {
                 found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, counters, failed);
-                if (!failed) {
-                    RuleCache::Entry& e = set[set[0].recent ? 1 : 0];
-                    e.hash = h;
-                    e.rule = found;
-                    e.length = s.length;
-                    std::memcpy(e.bytes, value, s.length);
-                    e.recent = 1;
-                    set[&e == set ? 1 : 0].recent = 0;
-                }
+                if (!failed) cache->store(i, h, value, s.length, found);
             }
         } else {
             found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, counters, failed);

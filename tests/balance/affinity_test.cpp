@@ -38,7 +38,7 @@ TEST(Affinity, InsertLookupExpire) {
     ASSERT_TRUE(hit.has_value());
     EXPECT_EQ(hit->backend_id, 77u);
     EXPECT_EQ(hit->expiry_s, 164u);
-    EXPECT_FALSE(t->lookup(key, 164).has_value());            // idle time elapsed
+    EXPECT_FALSE(t->lookup(key, 164).has_value());                 // idle time elapsed
     EXPECT_FALSE(t->lookup(key ^ (1ull << 24), 120).has_value());  // other key, same bucket
     EXPECT_EQ(t->count_live(120), 1u);
     EXPECT_EQ(t->count_live(200), 0u);

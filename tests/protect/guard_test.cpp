@@ -113,10 +113,11 @@ TEST(Guard, PrefetchChangesNoVerdict) {
     for (int i = 0; i < 200; ++i) {
         const IpAddress src = *IpAddress::parse("198.51.100." + std::to_string(i % 3));
         const uint64_t now = 1000 * kMs + static_cast<uint64_t>(i) * kMs;
-        a->prefetch(0, src);
-        a->prefetch(1, src);  // a pool without rate limits
-        a->prefetch(7, src);  // outside the snapshot
-        auto da = a->check(0, inv.data(), inv.text.size(), inv.m, src, now);
+        const auto probe = a->probe(0, src);
+        EXPECT_TRUE(probe.located);
+        EXPECT_FALSE(a->probe(1, src).located);  // a pool without rate limits
+        EXPECT_FALSE(a->probe(7, src).located);  // outside the snapshot
+        auto da = a->check(0, inv.data(), inv.text.size(), inv.m, probe, now);
         auto db = b->check(0, inv.data(), inv.text.size(), inv.m, src, now);
         ASSERT_EQ(da.action, db.action) << i;
         dropped += da.dropped();

@@ -129,8 +129,9 @@ TEST(RateLimiter, PrefetchChangesNothing) {
         const std::string addr = i % 3 ? "203.0.113." + std::to_string(i % 61)
                                        : "2001:db8:" + std::to_string(i % 5) + "::" + std::to_string(i % 13);
         const IpAddress src = ip(addr.c_str());
-        a.prefetch(src);
-        ASSERT_EQ(a.admit(src, t), b.admit(src, t)) << i;
+        const RateLimiter::Probe probe = a.locate(src);
+        a.prefetch(probe);
+        ASSERT_EQ(a.admit(probe, t), b.admit(src, t)) << i;
     }
     EXPECT_EQ(a.passed(), b.passed());
     EXPECT_EQ(a.source_limited(), b.source_limited());

@@ -118,19 +118,37 @@ public:
                                                        uint64_t seed = 0x5349504c42ull,
                                                        const WorkerGuard* previous = nullptr);
 
-    // payload/len: the UDP payload the parser saw; src: the client address.
-    // pool_index outside the snapshot: forward (nothing configured).
-    GuardDecision check(uint32_t pool_index, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
-                        const IpAddress& src, uint64_t now_ns) noexcept;
-
-    // Burst loops: call for every request of a burst before the first
-    // check() of that burst. Issues prefetches for the rate-limit table lines
-    // check() will read for this source in this pool, so their cache misses
-    // overlap instead of stalling one packet each. Changes no state and no
-    // verdict; a no-op for pools without rate limits or outside the range.
-    void prefetch(uint32_t pool_index, const IpAddress& src) const noexcept {
+    // Where check() finds one request's source in one pool's rate tables,
+    // worked out once. `located` false: nothing worked out (a pool without
+    // rate limits, or outside the snapshot, needs nothing).
+    struct SourceProbe {
+        RateLimiter::Probe rate{};
+        bool located = false;
+    };
+    SourceProbe locate(uint32_t pool_index, const IpAddress& src) const noexcept {
+        SourceProbe p;
         if (pool_index < pools_.size()) [[likely]]
-            if (const RateLimiter* rl = pools_[pool_index]->limiter.get()) rl->prefetch(src);
+            if (const RateLimiter* rl = pools_[pool_index]->limiter.get()) p = {rl->locate(src), true};
+        return p;
+    }
+    // Burst loops: locate every request of a burst, and prefetch the
+    // rate-limit lines check() will read, before the first check() of that
+    // burst, so that their cache misses overlap instead of stalling one
+    // packet each. Changes no state and no verdict.
+    SourceProbe probe(uint32_t pool_index, const IpAddress& src) const noexcept {
+        const SourceProbe p = locate(pool_index, src);
+        if (p.located) pools_[pool_index]->limiter->prefetch(p.rate);
+        return p;
+    }
+
+    // payload/len: the UDP payload the parser saw; source: the client
+    // address located in pool_index (locate() or probe()). pool_index
+    // outside the snapshot: forward (nothing configured).
+    GuardDecision check(uint32_t pool_index, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
+                        const SourceProbe& source, uint64_t now_ns) noexcept;
+    GuardDecision check(uint32_t pool_index, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
+                        const IpAddress& src, uint64_t now_ns) noexcept {
+        return check(pool_index, payload, len, msg, locate(pool_index, src), now_ns);
     }
 
     const ProtectSnapshot& snapshot() const noexcept { return *snap_; }

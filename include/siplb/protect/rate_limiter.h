@@ -50,11 +50,22 @@ public:
     // 16..2^26) and allocates both tables (table_size slots each).
     static Result<RateLimiter> create(const RateLimitSpec& cfg, uint64_t hash_seed = 0x9e3779b97f4a7c15ull);
 
+    // Where one source's buckets live: its keys and their hashes, worked
+    // out once per request. Burst loops locate() and prefetch() every
+    // request in their first pass and admit() in the second.
+    struct Probe {
+        uint64_t hi, lo;    // the address
+        uint64_t phi, plo;  // its /24 or /64
+        uint64_t source_hash, prefix_hash;
+    };
+    Probe locate(const IpAddress& src) const noexcept;
+    // Prefetches the cache lines admit() reads (the probe windows of the
+    // source and of its prefix); changes nothing.
+    void prefetch(const Probe& probe) const noexcept;
+
     // Charges one request from `src` at `now_ns`. No allocation, no lock.
-    RateVerdict admit(const IpAddress& src, uint64_t now_ns) noexcept;
-    // Prefetches the cache lines admit(src, ...) reads (the probe windows
-    // of the source and of its prefix); changes nothing. For burst loops.
-    void prefetch(const IpAddress& src) const noexcept;
+    RateVerdict admit(const Probe& probe, uint64_t now_ns) noexcept;
+    RateVerdict admit(const IpAddress& src, uint64_t now_ns) noexcept { return admit(locate(src), now_ns); }
 
     // Single-writer counters, readable from other threads.
     uint64_t passed() const noexcept { return load(c_->passed); }
@@ -76,13 +87,8 @@ private:
         uint64_t tolerance_ns;  // burst * T
     };
     RateLimiter() = default;
-    struct Keys {
-        uint64_t hi, lo;    // the address
-        uint64_t phi, plo;  // its /24 or /64
-    };
-    static Keys keys_of(const IpAddress& src) noexcept;
     static void prefetch_window(const Slot* table, uint32_t mask, uint64_t h) noexcept;
-    Slot* lookup(Slot* table, uint64_t hi, uint64_t lo, uint64_t now_ns) noexcept;
+    Slot* lookup(Slot* table, uint64_t h, uint64_t hi, uint64_t lo, uint64_t now_ns) noexcept;
     static uint64_t load(const std::atomic<uint64_t>& c) noexcept { return c.load(std::memory_order_relaxed); }
     static void bump(std::atomic<uint64_t>& c) noexcept {
         c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

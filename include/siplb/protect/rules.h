@@ -28,7 +28,7 @@
 // Memo (RuleCache): a database's verdict on a field depends on the field's
 // bytes only, and the same values come back all the time (a handful of
 // User-Agents per deployment, the From of every message of a call, every
-// re-REGISTER). Each worker keeps, per database, a direct-mapped table of
+// re-REGISTER). Each worker keeps, per database, a set-associative table of
 // recent values (compared byte for byte, not by hash alone) and the lowest
 // rule of that database they matched; a hit costs a hash and a memcmp
 // instead of a scan. Exact: a value is only ever answered with the result
@@ -162,36 +162,52 @@ class RuleCache {
 public:
     // Values longer than this are scanned every time (real User-Agent and
     // From values are 20-100 bytes).
-    static constexpr size_t kMaxValue = 112;
-    // 128-byte entries: 256 KiB per database (distinct field), pool and
-    // worker. Holds the ~760 distinct From values of the benchmarks' mix.
+    static constexpr size_t kMaxValue = 124;
+    // Ways per set. Eight keep a working set of values that fits the memo
+    // from thrashing: with two, the ~4 % of sets that drew three or more of
+    // the benchmarks' ~760 From values missed on every message of theirs.
+    static constexpr uint32_t kWays = 8;
+    // 128-byte entries plus a 64-byte tag line per set: 272 KiB per database
+    // (distinct field), pool and worker. Holds the ~760 distinct From values
+    // of the benchmarks' mix.
     static constexpr uint32_t kDefaultEntries = 2048;
 
     // `entries` per database: a power of two in [16, 2^16]. `seed` salts the
-    // index hash so that nobody outside can aim values at one slot.
+    // index hash so that nobody outside can aim values at one set.
     static Result<RuleCache> create(const CompiledRules& rules, uint32_t entries = kDefaultEntries,
                                     uint64_t seed = 0x6d656d6f);
     RuleCache() = default;
     RuleCache(RuleCache&&) noexcept = default;
     RuleCache& operator=(RuleCache&&) noexcept = default;
 
-    bool enabled() const noexcept { return entries_ != nullptr; }
+    bool enabled() const noexcept { return slots_ != nullptr; }
 
 private:
     friend RuleVerdict evaluate(const CompiledRules&, const uint8_t*, size_t, const sip::SipMessage&, RuleScratch&,
                                 RuleCounters&, RuleCache*) noexcept;
-    // Two-way sets (adjacent entries), least recently used way replaced:
-    // values that share a set do not evict each other on every message.
+    static constexpr uint32_t kMiss = UINT32_MAX - 1;  // distinct from kNoRule, a remembered "no match"
+    // A set's tags in one line: a lookup reads this line and the one entry
+    // whose tag and length match. Not-recently-used replacement: `used`
+    // marks the ways hit since it last filled up.
+    struct alignas(64) Set {
+        uint32_t tag[kWays];     // hash bits 32-63 of the value in each way
+        uint16_t length[kWays];  // 0: empty way (empty values are never scanned)
+        uint8_t used;
+    };
     struct alignas(64) Entry {
-        uint64_t hash = 0;
-        uint32_t rule = 0;    // lowest rule of the database the value matched, or kNoRule
-        uint16_t length = 0;  // 0: empty slot (empty values are never scanned)
-        uint8_t recent = 0;   // the more recently used way of its set
+        uint32_t rule;  // lowest rule of the database the value matched, or kNoRule
         uint8_t bytes[kMaxValue];
     };
-    static_assert(sizeof(Entry) == 128);
-    std::unique_ptr<Entry[]> entries_;
-    uint32_t set_mask_ = 0;  // sets per database - 1
+    static_assert(sizeof(Set) == 64 && sizeof(Entry) == 128);
+
+    uint64_t hash(size_t db, const uint8_t* value, size_t length) const noexcept;
+    // The remembered rule for `value` in database `db`, or kMiss.
+    uint32_t find(size_t db, uint64_t hash, const uint8_t* value, size_t length) noexcept;
+    void store(size_t db, uint64_t hash, const uint8_t* value, size_t length, uint32_t rule) noexcept;
+
+    std::unique_ptr<Set[]> sets_;     // databases x sets
+    std::unique_ptr<Entry[]> slots_;  // databases x sets x kWays
+    uint32_t set_mask_ = 0;           // sets per database - 1
     size_t databases_ = 0;
     uint64_t seed_ = 0;
 };
