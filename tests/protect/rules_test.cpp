@@ -227,6 +227,24 @@ TEST(Rules, MemoAnswersRepeatedValuesAndScansNewOnes) {
     EXPECT_EQ(h.memo_counters->scans(), 5u);
 }
 
+// A set holds kWays values: in a memo of two sets, any kWays values that
+// come back in turn are each scanned once, however they hash. (With two-way
+// sets, three values drawing the same set would evict each other forever.)
+TEST(Rules, MemoKeepsAWholeSetOfValuesThatAlternate) {
+    Harness h({rule("ua", "user_agent", "scanner")});
+    h.memo = RuleCache::create(*h.rules, 2 * RuleCache::kWays).value();
+    for (int pass = 0; pass < 4; ++pass)
+        for (uint32_t i = 0; i < RuleCache::kWays; ++i)
+            h.eval(request("OPTIONS", "sip:x", "Phone model " + std::to_string(i)));
+    EXPECT_EQ(h.memo_counters->scans(), RuleCache::kWays);
+    EXPECT_EQ(h.memo_counters->memo_hits(), 3 * RuleCache::kWays);
+    // One value more than a set holds: still exact, scanned when evicted.
+    for (int pass = 0; pass < 3; ++pass)
+        for (uint32_t i = 0; i <= 2 * RuleCache::kWays; ++i)
+            EXPECT_EQ(h.eval(request("OPTIONS", "sip:x", i == 5 ? "scanner" : "Phone " + std::to_string(i))).rule,
+                      i == 5 ? 0u : kNoRule);
+}
+
 TEST(Rules, NoScanWhenTheMessageHasNoneOfTheFields) {
     Harness h({rule("ua", "user_agent", "scanner"), rule("x", "header:X-Scan", "yes")});
     h.eval(request("OPTIONS", "sip:x", ""));  // neither User-Agent nor X-Scan
