@@ -33,6 +33,20 @@ constexpr CharTable make_char_table() {
 }
 constexpr CharTable kChars = make_char_table();
 
+// A header line's first byte, for the selective walk's skip test: a letter's
+// index (bit of HeaderSet::first_letters), kLineEnd for CR and LF (the empty
+// line), kOther for anything else.
+constexpr uint8_t kLineEnd = 26;
+constexpr uint8_t kOther = 27;
+constexpr CharTable make_line_start_table() {
+    CharTable t;
+    for (int c = 0; c < 256; ++c) t.cls[c] = kOther;
+    for (int c = 'a'; c <= 'z'; ++c) t.cls[c] = uint8_t(c - 'a'), t.cls[c - 'a' + 'A'] = uint8_t(c - 'a');
+    t.cls[uint8_t('\r')] = t.cls[uint8_t('\n')] = kLineEnd;
+    return t;
+}
+constexpr CharTable kLineStarts = make_line_start_table();
+
 inline bool is_token(uint8_t c) noexcept { return kChars.cls[c] & kTokenChar; }
 inline bool is_digit(uint8_t c) noexcept { return kChars.cls[c] & kDigitChar; }
 inline bool is_wsp(uint8_t c) noexcept { return c == ' ' || c == '\t'; }
@@ -107,30 +121,27 @@ inline bool line_has_colon(const uint8_t* d, size_t b, size_t e, size_t n) noexc
 
 inline Span make_span(size_t b, size_t e) noexcept { return Span{uint16_t(b), uint16_t(e - b)}; }
 
-// LF positions, one 64-byte word of bitmap at a time (SSE2 where
-// available), computed as the header walk advances and never over the
-// body. Positions asked for only grow, so one cached word suffices: a line
-// inside the current word costs a mask and a ctz, with no table to fill.
+// LF positions in order, one 64-byte word of bitmap at a time (SSE2 where
+// available), computed as the walk advances and never over the body. The
+// header walk only ever asks for the LF after the last one, so the current
+// word keeps the LFs not returned yet: a line inside it costs a ctz and a
+// clear of the lowest bit.
 class LineScanner {
 public:
-    LineScanner(const uint8_t* d, size_t n) noexcept : d_(d), n_(n), words_((n + 63) / 64) {}
+    // Returns LFs at or after `from`.
+    LineScanner(const uint8_t* d, size_t n, size_t from) noexcept : d_(d), n_(n), words_((n + 63) / 64), w_(from >> 6) {
+        if (w_ < words_) bits_ = compute(w_) & (~uint64_t(0) << (from & 63));
+    }
 
-    // Offset of the first LF at or after pos, or n if there is none. Any
-    // order is correct; growing positions (the header walk) are the fast one.
-    size_t next_lf(size_t pos) noexcept {
-        if (pos >= n_) return n_;
-        const size_t w = pos >> 6;
-        if (w != w_) {
-            w_ = w;
-            bits_ = compute(w);
-        }
-        uint64_t m = bits_ & (~uint64_t(0) << (pos & 63));
-        while (m == 0) {  // line runs into the next word
+    // Offset of the next LF, or n if there is none.
+    size_t next() noexcept {
+        while (bits_ == 0) {  // line runs into the next word
             if (++w_ >= words_) return n_;
             bits_ = compute(w_);
-            m = bits_;
         }
-        return (w_ << 6) + size_t(__builtin_ctzll(m));
+        const size_t lf = (w_ << 6) + size_t(__builtin_ctzll(bits_));
+        bits_ &= bits_ - 1;
+        return lf;
     }
 
 private:
@@ -162,8 +173,8 @@ private:
     const uint8_t* d_;
     size_t n_;
     size_t words_;
-    size_t w_ = ~size_t(0);  // word in bits_
-    uint64_t bits_ = 0;
+    size_t w_;           // word in bits_
+    uint64_t bits_ = 0;  // its LFs not returned yet
 };
 
 // Case-insensitive match of a lowercase header name at the start of a line,
@@ -572,8 +583,8 @@ void parse_message(const uint8_t* d, size_t n, SipMessage& m, HeaderSet needs) n
     }
 
     // Start line (leading CRLFs before it are ignored, RFC 3261 7.5).
-    LineScanner scan(d, n);
-    const size_t lf = scan.next_lf(s);
+    LineScanner scan(d, n, s);
+    const size_t lf = scan.next();
     size_t e = lf;
     if (e > s && d[e - 1] == '\r') --e;
     // The request line is validated character by character while it is
@@ -595,15 +606,22 @@ void parse_message(const uint8_t* d, size_t n, SipMessage& m, HeaderSet needs) n
     // Lines starting with any other letter are skipped unlooked-at.
     const bool selective = !needs.all();
     const uint32_t letters = needs.first_letters();
+    // Outside a needed header, a selective walk looks at a line only when
+    // its first byte starts a needed name or could be the empty line.
+    const uint32_t looked_at = selective ? letters | 1u << kLineEnd : ~0u;
 
     size_t ls = lf + 1;
     for (;;) {
         if (ls >= n) return reject(m, RejectReason::truncated_headers);
-        const size_t le = scan.next_lf(ls);
+        const size_t le = scan.next();
         if (le == n) return reject(m, RejectReason::truncated_headers);
+        const uint8_t c0 = d[ls];
+        if (cur == Hdr::none && !((looked_at >> kLineStarts.cls[c0]) & 1)) {
+            ls = le + 1;
+            continue;
+        }
         size_t ce = le;
         if (ce > ls && d[ce - 1] == '\r') --ce;
-        const uint8_t c0 = d[ls];
         if (is_wsp(c0) && ce > ls) {  // continuation of the previous header
             if (cur != Hdr::none) {
                 size_t p = ls;
