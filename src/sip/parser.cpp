@@ -658,58 +658,62 @@ void parse_message(const uint8_t* d, size_t n, SipMessage& m, HeaderSet needs) n
         const size_t avail = ce - ls;
         const size_t room = n - ls;
         size_t name_len = 0;
+        const auto wanted = [needs](Hdr h) { return needs.has(needed_as(h)); };
         switch (lower) {
             case 'c':
-                if (name_is<"call-id">(p, avail, room))
+                if (wanted(Hdr::call_id) && name_is<"call-id">(p, avail, room))
                     cur = Hdr::call_id, name_len = 7;
-                else if (name_is<"cseq">(p, avail, room))
+                else if (wanted(Hdr::cseq) && name_is<"cseq">(p, avail, room))
                     cur = Hdr::cseq, name_len = 4;
-                else if (name_is<"content-length">(p, avail, room))
+                else if (wanted(Hdr::content_length) && name_is<"content-length">(p, avail, room))
                     cur = Hdr::content_length, name_len = 14;
                 break;
             case 'i':
-                if (name_is<"i">(p, avail, room)) cur = Hdr::call_id, name_len = 1;
+                if (wanted(Hdr::call_id) && name_is<"i">(p, avail, room)) cur = Hdr::call_id, name_len = 1;
                 break;
             case 'v':
                 if (!via_seen) {
-                    if (name_is<"v">(p, avail, room))
+                    if (wanted(Hdr::via) && name_is<"v">(p, avail, room))
                         cur = Hdr::via, name_len = 1;
-                    else if (name_is<"via">(p, avail, room))
+                    else if (wanted(Hdr::via) && name_is<"via">(p, avail, room))
                         cur = Hdr::via, name_len = 3;
                 }
                 break;
             case 'f':
-                if (name_is<"f">(p, avail, room))
+                if (wanted(Hdr::from) && name_is<"f">(p, avail, room))
                     cur = Hdr::from, name_len = 1;
-                else if (name_is<"from">(p, avail, room))
+                else if (wanted(Hdr::from) && name_is<"from">(p, avail, room))
                     cur = Hdr::from, name_len = 4;
                 break;
             case 't':
-                if (name_is<"t">(p, avail, room))
+                if (wanted(Hdr::to) && name_is<"t">(p, avail, room))
                     cur = Hdr::to, name_len = 1;
-                else if (name_is<"to">(p, avail, room))
+                else if (wanted(Hdr::to) && name_is<"to">(p, avail, room))
                     cur = Hdr::to, name_len = 2;
                 break;
             case 'l':
-                if (name_is<"l">(p, avail, room)) cur = Hdr::content_length, name_len = 1;
+                if (wanted(Hdr::content_length) && name_is<"l">(p, avail, room))
+                    cur = Hdr::content_length, name_len = 1;
                 break;
             case 'm':
-                if (name_is<"max-forwards">(p, avail, room)) cur = Hdr::max_forwards, name_len = 12;
+                if (wanted(Hdr::max_forwards) && name_is<"max-forwards">(p, avail, room))
+                    cur = Hdr::max_forwards, name_len = 12;
                 break;
             case 'u':
-                if (name_is<"user-agent">(p, avail, room)) cur = Hdr::user_agent, name_len = 10;
+                if (wanted(Hdr::user_agent) && name_is<"user-agent">(p, avail, room))
+                    cur = Hdr::user_agent, name_len = 10;
                 break;
             // Replaces and Join have no compact form ('j' is Reject-Contact).
             case 'r':
-                if (name_is<"replaces">(p, avail, room)) cur = Hdr::replaces, name_len = 8;
+                if (wanted(Hdr::replaces) && name_is<"replaces">(p, avail, room)) cur = Hdr::replaces, name_len = 8;
                 break;
             case 'j':
-                if (name_is<"join">(p, avail, room)) cur = Hdr::join, name_len = 4;
+                if (wanted(Hdr::join) && name_is<"join">(p, avail, room)) cur = Hdr::join, name_len = 4;
                 break;
             default: break;
         }
-        // A header the caller does not read is not taken apart either.
-        if (selective && !needs.has(needed_as(cur))) cur = Hdr::none;
+        // A header the caller does not read is not taken apart either (the
+        // name tests above only look for needed ones).
         if (cur == Hdr::none) {
             if (!selective && (!is_token(c0) || !line_has_colon(d, ls, ce, n)))
                 return reject(m, RejectReason::bad_header);
