@@ -6,6 +6,7 @@
 
 #include "lex.h"
 
+#include <bit>
 #include <cstring>
 #include <type_traits>
 
@@ -244,6 +245,20 @@ inline bool ci_equal(const uint8_t* p, std::string_view lower) noexcept {
     return true;
 }
 
+// "SIP/2.0" in any case at p, compared as one word: the caller guarantees 8
+// readable bytes (a line's 7 and at least its LF).
+inline bool is_sip_2_0(const uint8_t* p) noexcept {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    if constexpr (std::endian::native == std::endian::little) {
+        constexpr uint64_t kWant = 0x00302e322f706973ull;  // "sip/2.0", byte 7 ignored
+        constexpr uint64_t kFold = 0x0000000000202020ull;  // the letters s, i, p
+        return ((w | kFold) & 0x00FFFFFFFFFFFFFFull) == kWant;
+    } else {
+        return ci_equal(p, "sip/2.0");
+    }
+}
+
 enum class Hdr : uint8_t {
     none,
     call_id,
@@ -390,7 +405,7 @@ void parse_cseq(const uint8_t* d, size_t b, size_t e, SipMessage& m) noexcept {
 
 bool parse_start_line(const uint8_t* d, size_t s, size_t e, size_t n, SipMessage& m) noexcept {
     const size_t len = e - s;
-    if (len >= 8 && ci_equal(d + s, "sip/2.0") && is_wsp(d[s + 7])) {
+    if (len >= 8 && is_sip_2_0(d + s) && is_wsp(d[s + 7])) {
         size_t p = s + 7;
         while (p < e && is_wsp(d[p])) ++p;
         if (p + 3 > e || !is_digit(d[p]) || !is_digit(d[p + 1]) || !is_digit(d[p + 2])) return false;
@@ -420,7 +435,7 @@ bool parse_start_line(const uint8_t* d, size_t s, size_t e, size_t n, SipMessage
     while (p < e && is_wsp(d[p])) ++p;
     size_t v_end = e;
     while (v_end > p && is_wsp(d[v_end - 1])) --v_end;
-    if (v_end - p != 7 || !ci_equal(d + p, "sip/2.0")) return false;
+    if (v_end - p != 7 || !is_sip_2_0(d + p)) return false;  // p + 8 <= the line's LF + 1
     m.kind = Kind::request;
     m.method_token = make_span(s, method_end);
     m.method = method_from_token({reinterpret_cast<const char*>(d) + s, method_end - s});

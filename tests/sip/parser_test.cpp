@@ -2,6 +2,7 @@
 // real user agents' styles), each syntax rule, each reject reason.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -338,6 +339,30 @@ TEST(SipParser, EveryRejectReason) {
         EXPECT_EQ(m.verdict, Verdict::reject) << c.name;
         EXPECT_EQ(m.reason, c.reason) << c.name << ": got " << to_string(m.reason);
     }
+}
+
+// The version is compared as one word: any case of SIP/2.0 passes, and a
+// change in any of its seven bytes fails, at the end of a request line and at
+// the start of a status line.
+TEST(SipParser, VersionIsSip20InAnyCaseAndNothingElse) {
+    for (const char* v : {"SIP/2.0", "sip/2.0", "Sip/2.0", "sIP/2.0"}) {
+        EXPECT_TRUE(SipParser::parse(crlf(std::string("OPTIONS sip:a@b ") + v + "\nCall-ID: x\n\n")).ok()) << v;
+        EXPECT_TRUE(SipParser::parse(crlf(std::string(v) + " 200 OK\nCall-ID: x\n\n")).ok()) << v;
+    }
+    const std::string good = "SIP/2.0";
+    for (size_t i = 0; i < good.size(); ++i)
+        for (char c : {'\x00', 'x', '1', '.', '/', char(good[i] ^ 0x20), char(good[i] + 1)}) {
+            std::string v = good;
+            v[i] = c;
+            if (c == good[i] ||
+                (std::isalpha(static_cast<unsigned char>(c)) && std::tolower(c) == std::tolower(good[i])))
+                continue;  // the same version
+            const SipMessage request = SipParser::parse(crlf("OPTIONS sip:a@b " + v + "\nCall-ID: x\n\n"));
+            EXPECT_EQ(request.verdict, Verdict::reject) << v;
+            const SipMessage status = SipParser::parse(crlf(v + " 200 OK\nCall-ID: x\n\n"));
+            EXPECT_NE(status.kind, Kind::response) << v;
+        }
+    EXPECT_EQ(SipParser::parse(crlf("OPTIONS sip:a@b SIP/2.00\nCall-ID: x\n\n")).verdict, Verdict::reject);
 }
 
 TEST(SipParser, HeaderLineLongerThanScanBlocksStillNeedsColon) {
