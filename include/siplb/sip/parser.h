@@ -31,6 +31,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string_view>
 
 namespace siplb::sip {
@@ -162,26 +163,25 @@ public:
     constexpr bool has(Header h) const noexcept { return (bits_ & h) != 0; }
     constexpr uint16_t bits() const noexcept { return bits_; }
     constexpr HeaderSet operator|(HeaderSet o) const noexcept { return HeaderSet(uint16_t(bits_ | o.bits_)); }
-    // Bit (c - 'a') for each lowercase first letter of a needed header's names.
-    constexpr uint32_t first_letters() const noexcept {
-        uint32_t l = 0;
-        auto add = [&l](char c) { l |= 1u << (c - 'a'); };
-        if (has(call_id)) add('c'), add('i');
-        if (has(cseq)) add('c');
-        if (has(via)) add('v');
-        if (has(from)) add('f');
-        if (has(to)) add('t');
-        if (has(user_agent)) add('u');
-        if (has(max_forwards)) add('m');
-        if (has(content_length)) add('c'), add('l');
-        if (has(dialog_ref)) add('r'), add('j');
-        return l;
-    }
+    // Bit (c - 'a') for each lowercase first letter of a needed header's
+    // names; worked out when the set is made, not per message.
+    constexpr uint32_t first_letters() const noexcept { return letters_; }
     friend constexpr bool operator==(HeaderSet, HeaderSet) = default;
 
 private:
-    constexpr explicit HeaderSet(uint16_t bits) : bits_(bits) {}
+    constexpr explicit HeaderSet(uint16_t bits) : bits_(bits), letters_(letters_of(bits)) {}
+    static constexpr uint32_t letters_of(uint16_t bits) noexcept {
+        auto l = [](char c) { return 1u << (c - 'a'); };
+        // Per Header bit, in order: every name's first letter (compact forms included).
+        const uint32_t of[] = {l('c') | l('i'), l('c'), l('v'),          l('f'),         l('t'),
+                               l('u'),          l('m'), l('c') | l('l'), l('r') | l('j')};
+        uint32_t letters = 0;
+        for (unsigned i = 0; i < std::size(of); ++i)
+            if (bits & (1u << i)) letters |= of[i];
+        return letters;
+    }
     uint16_t bits_ = kAll;
+    uint32_t letters_ = letters_of(kAll);
 };
 
 // How much of SipMessage parse() fills. The verdict, the reject reason and
