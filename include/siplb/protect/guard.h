@@ -65,6 +65,8 @@ struct GuardDecision {
 
     bool dropped() const noexcept { return action >= Action::drop_rule; }
 };
+// check() runs for every message: its answer stays within two registers.
+static_assert(sizeof(GuardDecision) <= 16);
 
 const char* to_string(GuardDecision::Action a) noexcept;
 
