@@ -279,12 +279,10 @@ namespace {
 
 // Lowest rule of database `db` that matches `value`, or kNoRule.
 uint32_t scan_field(hs_database* db, uint32_t first_rule, const uint8_t* value, uint32_t length, hs_scratch* scratch,
-                    RuleVerdict& v, bool& failed) noexcept {
+                    bool& failed) noexcept {
     MatchContext m{kNoRule, first_rule};
-    ++v.scans;
     hs_error_t e = hs_scan(db, reinterpret_cast<const char*>(value), length, 0, scratch, on_match, &m);
     failed = e != HS_SUCCESS && e != HS_SCAN_TERMINATED;
-    v.scan_errors = static_cast<uint16_t>(v.scan_errors + failed);
     return m.best;
 }
 
@@ -302,6 +300,8 @@ RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t 
     if (rules.dbs_.empty() || msg.verdict != sip::Verdict::ok) return v;
     if (cache && !cache->enabled()) cache = nullptr;
     uint32_t best = kNoRule;
+    // Counted in locals (registers across hs_scan), stored in the verdict once.
+    uint16_t scans = 0, memo_hits = 0, scan_errors = 0;
     for (size_t i = 0; i < rules.dbs_.size(); ++i) {
         const auto& d = rules.dbs_[i];
         // Databases are ordered by their lowest rule: once a match beats
@@ -316,16 +316,22 @@ RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t 
             const uint64_t h = cache->hash(i, value, s.length);
             found = cache->find(i, h, value, s.length);
             if (found != RuleCache::kMiss) {
-                ++v.memo_hits;
+                ++memo_hits;
             } else {
-                found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, v, failed);
+                found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, failed);
+                ++scans;
                 if (!failed) cache->store(i, h, value, s.length, found);
             }
         } else {
-            found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, v, failed);
+            found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, failed);
+            ++scans;
         }
+        scan_errors = static_cast<uint16_t>(scan_errors + failed);
         if (found < best) best = found;
     }
+    v.scans = scans;
+    v.memo_hits = memo_hits;
+    v.scan_errors = scan_errors;
     if (best == kNoRule) return v;
     const RuleInfo& r = rules.rules_[best];
     v.rule = best;
