@@ -10,7 +10,8 @@
 //                    in its pool order, route targets resolved by name.
 //   WorkerGuard      one per worker per snapshot: Hyperscan scratch for every
 //                    pool's databases, a memo of scanned field values
-//                    (rules.h, RuleCache) and a rate limiter per pool. Built by the control thread before the
+//                    (rules.h, RuleCache) and a rate limiter per pool.
+//                    Built by the control thread before the
 //                    snapshot is published (it allocates); check() never
 //                    allocates, locks, logs or throws. Only its worker uses it.
 //
