@@ -360,7 +360,10 @@ def daemon_counters(ctl, sock):
             "rx_packets": sum(p.get("traffic", {}).get("rx_packets", 0) for p in d.get("ports", [])),
             "drops": sum(v for v in d.get("totals", {}).get("drops", {}).values()),
             "rule_drops": pool.get("protect", {}).get("rule_drops", 0),
-            "rate_limited": pool.get("protect", {}).get("rate_limited", 0)}
+            "rate_limited": pool.get("protect", {}).get("rate_limited", 0),
+            # The rules' work: Hyperscan scans, and field values the memo answered instead.
+            "scans": pool.get("protect", {}).get("scans", 0),
+            "memo_hits": pool.get("protect", {}).get("memo_hits", 0)}
 
 
 def daemon_case(build, procs, tmp, pcap, edge, windows, window_s):
@@ -395,7 +398,8 @@ def daemon_case(build, procs, tmp, pcap, edge, windows, window_s):
             c1, t1 = daemon_counters(ctl, sock), time.monotonic()
             dt = t1 - t0
             out.append({"mpps": (c1["tx_packets"] - c0["tx_packets"]) / dt / 1e6, "seconds": round(dt, 3),
-                        **{k: c1[k] - c0[k] for k in ("rx_packets", "drops", "rule_drops", "rate_limited")}})
+                        **{k: c1[k] - c0[k]
+                           for k in ("rx_packets", "drops", "rule_drops", "rate_limited", "scans", "memo_hits")}})
         return out
     finally:
         procs.stop(p)
@@ -437,6 +441,12 @@ def section_daemon(build, procs, tmp, dataplane, quick):
                             "ratio_to_io_loop": mpps / io if io else None,
                             "drops": sum(x["drops"] for x in s), "rule_drops": sum(x["rule_drops"] for x in s),
                             "rate_limited": sum(x["rate_limited"] for x in s)})
+        if name == "edge":
+            # Every frame of the mix is a request: what the rules cost per request.
+            rx = sum(x["rx_packets"] for x in s)
+            out["rows"][-1].update({"scans": sum(x["scans"] for x in s), "memo_hits": sum(x["memo_hits"] for x in s),
+                                    "scans_per_request": sum(x["scans"] for x in s) / rx if rx else None,
+                                    "memo_hits_per_request": sum(x["memo_hits"] for x in s) / rx if rx else None})
     plain, edge = out["rows"][0]["mpps"], out["rows"][1]["mpps"]
     out["edge_over_plain"] = edge / plain if plain else None
     out["available"] = True
@@ -946,6 +956,9 @@ def table(res):
             windows = " ".join(f"{x:.2f}" for x in r["mpps_windows"])
             lines.append(f"  {r['name'][:34]:34s} {r['mpps']:7.2f} Mpps  {ratio}  (windows {windows}; "
                          f"drops {r['drops']}, rule drops {r['rule_drops']}, rate-limited {r['rate_limited']})")
+            if r.get("scans_per_request") is not None:
+                lines.append(f"    per request: {r['scans_per_request']:.3f} Hyperscan scans, "
+                             f"{r['memo_hits_per_request']:.3f} memo hits")
         if dm.get("available"):
             if dp.get("worker_mpps"):
                 lines.append(f"  siplb daemon plain / worker (2 backends) = {dm['rows'][0]['mpps'] / dp['worker_mpps']:.3f}")

@@ -94,7 +94,10 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
         if (k->kind == KeyKind::header && k->header.empty()) return R::fail(where + "header key without a name");
     s.key_ = spec.key;
     s.key_fallback_ = spec.key_fallback;
-    if (spec.protection && spec.protection->active()) s.protection_ = spec.protection;
+    if (spec.protection && spec.protection->active()) {
+        s.protection_ = spec.protection;
+        s.rule_counter_slots_ = spec.rule_counter_slots;
+    }
     s.request_headers_ = sip::HeaderSet::only(sip::HeaderSet::dialog_ref) | headers_read(s.key_) |
                          headers_read(s.key_fallback_) |
                          (s.protection_ ? protect::headers_read(*s.protection_->rules()) : sip::HeaderSet::only(0));

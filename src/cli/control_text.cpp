@@ -150,6 +150,65 @@ void lookup_text(std::string& out, const json& r) {
     }
 }
 
+constexpr const char* kProtectGroup = "protect";
+
+// The counters of `group` an entity list carries: the schema's order for
+// `scope`, then names this siplbctl does not know (a newer daemon) as sent.
+std::vector<std::string> group_counter_names(const json& entities, dataplane::CounterScope scope,
+                                             const std::string& group) {
+    std::vector<std::string> names;
+    for (const auto& c : dataplane::counter_schema(scope))
+        if (c.group == group) names.emplace_back(c.name);
+    for (const auto& e : entities) {
+        const json& counters = at(e, group.c_str());
+        if (!counters.is_object()) continue;
+        for (const auto& [name, v] : counters.items())
+            if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
+    return names;
+}
+
+// Protection per pool (pools with rules, or any non-zero protect counter),
+// then each rule's hits: rules keep their counts across reloads by name.
+void protect_text(std::string& out, const json& r) {
+    const json pools = r.value("pools", json::array());
+    const json rules = r.value("rules", json::array());
+    const std::vector<std::string> names = group_counter_names(pools, dataplane::CounterScope::pool, kProtectGroup);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : pools) {
+        const json& counters = at(p, kProtectGroup);
+        const std::string pool = cell(at(p, "pool"));
+        bool shown =
+            std::any_of(rules.begin(), rules.end(), [&](const json& rule) { return at(rule, "pool") == pool; });
+        std::vector<std::string> row{pool};
+        for (const auto& name : names) {
+            const json& v = at(counters, name.c_str());
+            shown = shown || (v.is_number() && v.get<uint64_t>() > 0);
+            row.push_back(v.is_null() ? "-" : cell(v));
+        }
+        if (shown) rows.push_back(std::move(row));
+    }
+    if (!rows.empty()) {
+        std::vector<std::string> header{"POOL"};
+        for (const auto& name : names) header.push_back(upper(name));
+        out += '\n';
+        table(out, header, rows);
+    }
+    if (rules.empty()) return;
+    const std::vector<std::string> rule_names =
+        group_counter_names(rules, dataplane::CounterScope::rule, kProtectGroup);
+    rows.clear();
+    for (const auto& rule : rules) {
+        std::vector<std::string> row{cell(at(rule, "pool")), cell(at(rule, "rule")), cell(at(rule, "action"))};
+        for (const auto& name : rule_names) row.push_back(cell(at(at(rule, kProtectGroup), name.c_str())));
+        rows.push_back(std::move(row));
+    }
+    std::vector<std::string> header{"POOL", "RULE", "ACTION"};
+    for (const auto& name : rule_names) header.push_back(upper(name));
+    out += '\n';
+    table(out, header, rows);
+}
+
 void stats_text(std::string& out, const json& r) {
     // Generic over the daemon's counter schema: every group the JSON
     // carries is shown, so a new counter needs no change here.
@@ -189,7 +248,7 @@ void stats_text(std::string& out, const json& r) {
     table(out, {"GROUP", "COUNTER", "TOTAL"}, rows);
     rows.clear();
     // Pools and backends: their traffic as columns, any other group's
-    // non-zero counters as GROUP.NAME=N.
+    // non-zero counters as GROUP.NAME=N (protection has its own tables).
     auto entity_table = [&](const char* list, std::vector<std::string> keys) {
         const json entities = r.value(list, json::array());
         if (entities.empty()) return;
@@ -206,7 +265,7 @@ void stats_text(std::string& out, const json& r) {
             for (const auto& name : traffic_names) row.push_back(count(e, "traffic", name.c_str()));
             std::string other;
             for (const auto& [group, names] : e.items()) {
-                if (group == "traffic" || !names.is_object()) continue;
+                if (group == "traffic" || group == kProtectGroup || !names.is_object()) continue;
                 for (const auto& [name, n] : names.items())
                     if (n.is_number() && n.get<uint64_t>() > 0)
                         other += (other.empty() ? "" : " ") + group + "." + name + "=" + cell(n);
@@ -219,6 +278,7 @@ void stats_text(std::string& out, const json& r) {
         rows.clear();
     };
     entity_table("pools", {"pool"});
+    protect_text(out, r);
     entity_table("backends", {"pool", "backend"});
 }
 

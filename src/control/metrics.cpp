@@ -102,6 +102,7 @@ const char* scope_prefix(CounterScope scope) {
         case CounterScope::port: return "siplb_port_";
         case CounterScope::pool: return "siplb_pool_";
         case CounterScope::backend: return "siplb_backend_";
+        case CounterScope::rule: return "siplb_rule_";
     }
     return "siplb_";
 }
@@ -112,6 +113,7 @@ const char* scope_noun(CounterScope scope) {
         case CounterScope::port: return "port";
         case CounterScope::pool: return "pool";
         case CounterScope::backend: return "backend";
+        case CounterScope::rule: return "rule";
     }
     return "";
 }
@@ -178,6 +180,9 @@ void write_counters(Writer& w, const StatsSnapshot& stats) {
     for (size_t i = 0; i < d.backends.size(); ++i)
         backends.push_back({{{"pool", d.backends[i].pool}, {"backend", addresses[i]}}, &d.backends[i].values});
     write_scope(w, CounterScope::backend, backends);
+    std::vector<Entity> rules;
+    for (const auto& r : d.rules) rules.push_back({{{"pool", r.pool}, {"rule", r.name}}, &r.values});
+    write_scope(w, CounterScope::rule, rules);
 }
 
 nlohmann::json group_values(CounterScope scope, const std::vector<uint64_t>& values) {
@@ -216,6 +221,11 @@ nlohmann::json stats_json(const StatsSnapshot& stats) {
     j["backends"] = list(CounterScope::backend, d.backends, [](nlohmann::json& item, const auto& b) {
         item["pool"] = b.pool;
         item["backend"] = b.address.to_string();
+    });
+    j["rules"] = list(CounterScope::rule, d.rules, [](nlohmann::json& item, const auto& r) {
+        item["pool"] = r.pool;
+        item["rule"] = r.name;
+        item["action"] = r.action;
     });
     j["node"] = {{"neighbors", d.neighbors},
                  {"affinity_entries", stats.affinity_entries},

@@ -84,6 +84,8 @@ Result<std::unique_ptr<const balance::DataplaneSnapshot>> SnapshotBuilder::build
         auto prot = protection(param->second);
         if (!prot) return R::fail(prot.message());
         spec.protection = std::move(prot).value();
+        for (const auto& rule : param->second.rules)
+            spec.rule_counter_slots.push_back(rule_counter_slot(view.name, rule.name));
         for (const auto& b : view.backends) {
             balance::BackendSpec bs;
             bs.address = b.address;
@@ -122,6 +124,21 @@ uint32_t SnapshotBuilder::counter_slot(const std::string& pool) {
             it->second = balance::kNoCounterSlot;
             log(LogLevel::warn, "pool gets no counters: more distinct pool names than counter slots since start",
                 {{"pool", pool}, {"slots", std::to_string(max_counter_slots_)}});
+        }
+    }
+    return it->second;
+}
+
+uint32_t SnapshotBuilder::rule_counter_slot(const std::string& pool, const std::string& rule) {
+    auto [it, added] = rule_counter_slots_.try_emplace({pool, rule}, next_rule_counter_slot_);
+    if (added) {
+        if (next_rule_counter_slot_ < max_rule_counter_slots_) {
+            ++next_rule_counter_slot_;
+        } else {
+            it->second = balance::kNoCounterSlot;
+            log(LogLevel::warn,
+                "rule gets no counters: more distinct pool and rule names than rule counter slots since start",
+                {{"pool", pool}, {"rule", rule}, {"slots", std::to_string(max_rule_counter_slots_)}});
         }
     }
     return it->second;

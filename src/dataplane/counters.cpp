@@ -50,6 +50,11 @@ void add_backend_counters(const BackendCounters& c, std::span<uint64_t> out) noe
     SIPLB_BACKEND_COUNTERS(SIPLB_COUNTER_FOLD)
 }
 
+void add_rule_counters(const RuleCounters& c, std::span<uint64_t> out) noexcept {
+    size_t i = 0;
+    SIPLB_RULE_COUNTERS(SIPLB_COUNTER_FOLD)
+}
+
 #undef SIPLB_COUNTER_FOLD
 
 }  // namespace siplb::dataplane

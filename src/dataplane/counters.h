@@ -32,6 +32,7 @@ inline uint64_t read(const std::atomic<uint64_t>& c) noexcept { return c.load(st
 inline constexpr uint32_t kMaxPorts = 32;
 inline constexpr uint32_t kMaxPools = balance::kPoolCounterSlots;
 inline constexpr uint32_t kBackendCounterSlots = 8192;  // power of two
+inline constexpr uint32_t kRuleCounterSlots = balance::kRuleCounterSlots;
 
 #define SIPLB_COUNTER_MEMBER(member, group, name, kind, help) std::atomic<uint64_t> member{0};
 
@@ -41,6 +42,12 @@ struct PortCounters {
 
 struct PoolCounters {
     SIPLB_POOL_COUNTERS(SIPLB_COUNTER_MEMBER)
+};
+
+// Indexed by the rule's counter slot (PoolSnapshot::rule_counter_slot): one
+// per pool and rule name for the life of the process.
+struct RuleCounters {
+    SIPLB_RULE_COUNTERS(SIPLB_COUNTER_MEMBER)
 };
 
 // Keyed by (pool counter slot + 1) << 32 | backend id; 0 = free. Both
@@ -61,6 +68,7 @@ struct alignas(64) WorkerCounters {
     PortCounters ports[kMaxPorts];
     PoolCounters pools[kMaxPools];
     BackendCounters backends[kBackendCounterSlots];
+    RuleCounters rules[kRuleCounterSlots];
 
     void drop(DropReason r) noexcept { bump(drops[static_cast<size_t>(r)]); }
 
@@ -73,6 +81,13 @@ struct alignas(64) WorkerCounters {
         if (pool_slot < kMaxPools) [[likely]]
             return &pools[pool_slot];
         bump(pool_slots_full);
+        return nullptr;
+    }
+    // Worker side: a rule's block, nullptr (counted) when it has no slot.
+    RuleCounters* rule(uint32_t rule_slot) noexcept {
+        if (rule_slot < kRuleCounterSlots) [[likely]]
+            return &rules[rule_slot];
+        bump(rule_slots_full);
         return nullptr;
     }
     // Worker side: the slot for a backend, claimed on first use.
@@ -123,5 +138,6 @@ void add_worker_counters(const WorkerCounters& c, std::span<uint64_t> out) noexc
 void add_port_counters(const PortCounters& c, std::span<uint64_t> out) noexcept;
 void add_pool_counters(const PoolCounters& c, std::span<uint64_t> out) noexcept;
 void add_backend_counters(const BackendCounters& c, std::span<uint64_t> out) noexcept;
+void add_rule_counters(const RuleCounters& c, std::span<uint64_t> out) noexcept;
 
 }  // namespace siplb::dataplane

@@ -14,6 +14,7 @@
 #include "forwarder.h"
 #include "kernel_path.h"
 #include "siplb/balance/rcu.h"
+#include "siplb/protect/guard.h"
 #include "slot_ring.h"
 #include "tap.h"
 #include "worker.h"
@@ -549,6 +550,18 @@ DataplaneStats Dataplane::stats() const {
                 for (const auto& c : d.counters)
                     if (const BackendCounters* bc = c->find_backend(slot, b.id)) add_backend_counters(*bc, bs.values);
                 s.backends.push_back(std::move(bs));
+            }
+            if (!pool->protection()) continue;
+            const auto rules = pool->protection()->rules()->rules();
+            for (uint32_t r = 0; r < rules.size(); ++r) {
+                DataplaneStats::Rule rs;
+                rs.pool = pool->name();
+                rs.name = rules[r].name;
+                rs.action = protect::to_string(rules[r].action);
+                const uint32_t rule_slot = pool->rule_counter_slot(r);
+                if (rule_slot < kRuleCounterSlots)
+                    for (const auto& c : d.counters) add_rule_counters(c->rules[rule_slot], rs.values);
+                s.rules.push_back(std::move(rs));
             }
         }
     }

@@ -44,6 +44,23 @@ uint64_t ToBackendStage::balancing_key(const uint8_t* frame, const net::PacketVi
     return balance::hash_call_id(frame + v.payload_offset() + msg.call_id.offset, msg.call_id.length, pool.seed());
 }
 
+void ToBackendStage::count_protection(const protect::GuardDecision& g, const balance::PoolSnapshot& pool,
+                                      PoolCounters* pc) noexcept {
+    if (pc) {
+        if (g.scans | g.memo_hits) {
+            bump(pc->rule_scans, g.scans);
+            bump(pc->rule_memo_hits, g.memo_hits);
+        }
+        if (g.scan_errors | g.rate_evictions) [[unlikely]] {
+            bump(pc->rule_scan_errors, g.scan_errors);
+            bump(pc->rate_evictions, g.rate_evictions);
+        }
+    }
+    // The rule is one of the VIP's pool, whatever pool a route rule picks.
+    if (g.rule != protect::kNoRule)
+        if (RuleCounters* rc = c_.rule(pool.rule_counter_slot(g.rule))) bump(rc->hits);
+}
+
 void ToBackendStage::prepare(const Frame& f, const balance::DataplaneSnapshot* snap,
                              const balance::DataplaneSnapshot::PoolRef& vip, Prepared& p) const noexcept {
     const net::PacketView& v = f.view;
@@ -85,6 +102,7 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
     if (guard && msg.verdict == sip::Verdict::ok) {
         const protect::GuardDecision g =
             guard->check(pool_index, frame + v.payload_offset(), v.payload_len(), msg, p.source, now_ms * 1000000);
+        count_protection(g, *vip.pool, pc);
         if (g.dropped()) {
             const bool by_rule = g.action == protect::GuardDecision::Action::drop_rule;
             if (pc) bump(by_rule ? pc->rule_drops : pc->rate_limited);

@@ -70,6 +70,11 @@ public:
 
 private:
     Action drop(DropReason r) noexcept { return dataplane::drop(c_, r); }
+    // The guard's decision in the counters: its scans, memo hits and
+    // evictions on the VIP's pool (`pc`), its rule's hit on the rule's slot
+    // in that pool (`pool`).
+    void count_protection(const protect::GuardDecision& g, const balance::PoolSnapshot& pool,
+                          PoolCounters* pc) noexcept;
     // What picks the backend of a message (not rejected) in `pool`.
     static uint64_t balancing_key(const uint8_t* frame, const net::PacketView& v, const sip::SipMessage& msg,
                                   const balance::PoolSnapshot& pool) noexcept;

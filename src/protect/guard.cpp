@@ -105,8 +105,11 @@ GuardDecision WorkerGuard::check(uint32_t pool_index, const uint8_t* payload, si
     if (pool_index >= pools_.size() || msg.verdict != sip::Verdict::ok) return d;
     PoolState& p = *pools_[pool_index];
     if (!p.rules->empty()) {
-        RuleVerdict v = evaluate(*p.rules, payload, len, msg, scratch_, p.counters, &p.memo);
+        const RuleVerdict v = evaluate(*p.rules, payload, len, msg, scratch_, &p.memo);
         d.rule = v.rule;
+        d.scans = v.scans;
+        d.memo_hits = v.memo_hits;
+        d.scan_errors = v.scan_errors;
         switch (v.action) {
             case RuleVerdict::Action::drop: d.action = GuardDecision::Action::drop_rule; return d;
             case RuleVerdict::Action::route: {
@@ -121,11 +124,15 @@ GuardDecision WorkerGuard::check(uint32_t pool_index, const uint8_t* payload, si
         }
     }
     if (p.limiter && msg.kind == sip::Kind::request && source.located) {
+        // admit() counts its evictions in the limiter (a line it writes
+        // anyway); the difference is this request's.
+        const uint64_t evicted = p.limiter->evictions();
         switch (p.limiter->admit(source.rate, now_ns)) {
             case RateVerdict::pass: break;
             case RateVerdict::source_limited: d.action = GuardDecision::Action::drop_rate_source; break;
             case RateVerdict::prefix_limited: d.action = GuardDecision::Action::drop_rate_prefix; break;
         }
+        d.rate_evictions = static_cast<uint8_t>(p.limiter->evictions() - evicted);
     }
     return d;
 }

@@ -111,6 +111,15 @@ bool parse_field(std::string_view text, Field& field, std::string& header) {
     return true;
 }
 
+const char* to_string(RuleAction a) noexcept {
+    switch (a) {
+        case RuleAction::drop: return "drop";
+        case RuleAction::allow: return "allow";
+        case RuleAction::route: return "route";
+    }
+    return "unknown";
+}
+
 CompiledRules::~CompiledRules() {
     for (auto& d : dbs_) hs_free_database(d.db);
 }
@@ -142,6 +151,10 @@ Result<std::shared_ptr<const CompiledRules>> CompiledRules::build(std::span<cons
         groups[FieldKey{info.field, info.header}].push_back(static_cast<uint32_t>(i));
         out->rules_.push_back(std::move(info));
     }
+    if (groups.size() > kMaxDatabases)
+        return Result<std::shared_ptr<const CompiledRules>>::fail("rules inspect " + std::to_string(groups.size()) +
+                                                                  " distinct fields, at most " +
+                                                                  std::to_string(kMaxDatabases));
     for (auto& [key, ids] : groups) {
         std::vector<const char*> exprs;
         std::vector<unsigned> flags;
@@ -196,15 +209,6 @@ Result<RuleScratch> RuleScratch::clone() const {
     if (s_ && hs_clone_scratch(s_, &out.s_) != HS_SUCCESS)
         return Result<RuleScratch>::fail("Hyperscan scratch clone failed");
     return out;
-}
-
-std::vector<uint64_t> RuleCounters::aggregate(std::span<const RuleCounters* const> workers) {
-    size_t n = 0;
-    for (const auto* w : workers) n = std::max(n, w->size());
-    std::vector<uint64_t> sum(n, 0);
-    for (const auto* w : workers)
-        for (size_t i = 0; i < w->size(); ++i) sum[i] += w->hits(i);
-    return sum;
 }
 
 Result<RuleCache> RuleCache::create(const CompiledRules& rules, uint32_t entries, uint64_t seed) {
@@ -275,12 +279,10 @@ namespace {
 
 // Lowest rule of database `db` that matches `value`, or kNoRule.
 uint32_t scan_field(hs_database* db, uint32_t first_rule, const uint8_t* value, uint32_t length, hs_scratch* scratch,
-                    RuleCounters& counters, bool& failed) noexcept {
+                    bool& failed) noexcept {
     MatchContext m{kNoRule, first_rule};
-    counters.scanned();
     hs_error_t e = hs_scan(db, reinterpret_cast<const char*>(value), length, 0, scratch, on_match, &m);
     failed = e != HS_SUCCESS && e != HS_SCAN_TERMINATED;
-    if (failed) counters.scan_error();
     return m.best;
 }
 
@@ -293,11 +295,13 @@ sip::HeaderSet headers_read(const CompiledRules& rules) noexcept {
 }
 
 RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
-                     RuleScratch& scratch, RuleCounters& counters, RuleCache* cache) noexcept {
+                     RuleScratch& scratch, RuleCache* cache) noexcept {
     RuleVerdict v;
     if (rules.dbs_.empty() || msg.verdict != sip::Verdict::ok) return v;
     if (cache && !cache->enabled()) cache = nullptr;
     uint32_t best = kNoRule;
+    // Counted in locals (registers across hs_scan), stored in the verdict once.
+    uint16_t scans = 0, memo_hits = 0, scan_errors = 0;
     for (size_t i = 0; i < rules.dbs_.size(); ++i) {
         const auto& d = rules.dbs_[i];
         // Databases are ordered by their lowest rule: once a match beats
@@ -312,19 +316,24 @@ RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t 
             const uint64_t h = cache->hash(i, value, s.length);
             found = cache->find(i, h, value, s.length);
             if (found != RuleCache::kMiss) {
-                counters.memo_hit();
+                ++memo_hits;
             } else {
-                found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, counters, failed);
+                found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, failed);
+                ++scans;
                 if (!failed) cache->store(i, h, value, s.length, found);
             }
         } else {
-            found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, counters, failed);
+            found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, failed);
+            ++scans;
         }
+        scan_errors = static_cast<uint16_t>(scan_errors + failed);
         if (found < best) best = found;
     }
+    v.scans = scans;
+    v.memo_hits = memo_hits;
+    v.scan_errors = scan_errors;
     if (best == kNoRule) return v;
     const RuleInfo& r = rules.rules_[best];
-    counters.hit(best);
     v.rule = best;
     switch (r.action) {
         case RuleAction::drop: v.action = RuleVerdict::Action::drop; break;

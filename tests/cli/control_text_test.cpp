@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "siplb/balance/hash.h"
@@ -166,6 +167,59 @@ protected:
     std::unique_ptr<control::CommandHandler> handler_;
     control::StatsSnapshot stats_;
 };
+
+// `stats` shows each protected pool's protect counters in one row, the
+// schema's order, and every rule's hits; a pool without rules and with
+// nothing counted has no protect row, and the pool table leaves protection
+// out of its OTHER column.
+TEST_F(ControlText, StatsShowEachPoolsProtectionAndItsRulesHits) {
+    auto set = [](auto& entity, CounterScope scope, const char* group, const char* name, uint64_t v) {
+        const int i = dataplane::counter_index(scope, group, name);
+        ASSERT_GE(i, 0) << name;
+        entity.values[static_cast<size_t>(i)] = v;
+    };
+    dataplane::DataplaneStats::Pool lund, trunk;
+    lund.name = "lund";
+    trunk.name = "trunk";
+    set(lund, CounterScope::pool, "traffic", "packets_in", 1000);
+    set(lund, CounterScope::pool, "protect", "rule_drops", 7);
+    set(lund, CounterScope::pool, "protect", "scans", 120);
+    set(lund, CounterScope::pool, "protect", "memo_hits", 880);
+    set(trunk, CounterScope::pool, "traffic", "packets_in", 3);
+    stats_.dataplane.pools = {lund, trunk};
+    dataplane::DataplaneStats::Rule scanner, trunks;
+    scanner.pool = trunks.pool = "lund";
+    scanner.name = "scanner";
+    scanner.action = "drop";
+    trunks.name = "trunks";
+    trunks.action = "route";
+    set(scanner, CounterScope::rule, "protect", "hits", 7);
+    set(trunks, CounterScope::rule, "protect", "hits", 3);
+    stats_.dataplane.rules = {scanner, trunks};
+
+    const std::string text = render_result(CommandKind::stats, ask(CommandKind::stats));
+    std::vector<std::string> protect_header{"POOL"}, protect_row{"lund"};
+    for (const auto& c : dataplane::counter_schema(CounterScope::pool))
+        if (std::string_view(c.group) == "protect") {
+            protect_header.push_back(upper(c.name));
+            protect_row.push_back(std::string_view(c.name) == "rule_drops"  ? "7"
+                                  : std::string_view(c.name) == "scans"     ? "120"
+                                  : std::string_view(c.name) == "memo_hits" ? "880"
+                                                                            : "0");
+        }
+    ASSERT_GT(protect_header.size(), 6u);  // rule_drops ... scans, memo_hits, scan_errors, rate_evictions
+    const auto ls = lines(text);
+    size_t at = 0;
+    while (at < ls.size() && words(ls[at]) != protect_header) ++at;
+    ASSERT_LT(at + 1, ls.size()) << text;
+    EXPECT_EQ(words(ls[at + 1]), protect_row) << text;
+    EXPECT_TRUE(at + 2 >= ls.size() || words(ls[at + 2]).empty() || words(ls[at + 2])[0] != "trunk") << text;
+    while (at < ls.size() && words(ls[at]) != std::vector<std::string>{"POOL", "RULE", "ACTION", "HITS"}) ++at;
+    ASSERT_LT(at + 2, ls.size()) << text;
+    EXPECT_EQ(words(ls[at + 1]), (std::vector<std::string>{"lund", "scanner", "drop", "7"})) << text;
+    EXPECT_EQ(words(ls[at + 2]), (std::vector<std::string>{"lund", "trunks", "route", "3"})) << text;
+    EXPECT_EQ(text.find("protect."), std::string::npos) << text;  // not repeated as OTHER
+}
 
 TEST_F(ControlText, BackendsOfUdpPoolsKeepTheirColumns) {
     const json r = ask(CommandKind::backends, "lund");

@@ -899,6 +899,12 @@ TEST(DaemonProtect, DropRuleAddedByReloadAppliesWhileTrafficFlows) {
             if (p["pool"] == "lund") return p[group][name].get<uint64_t>();
         return 0;
     };
+    // A rule of lund's hits; UINT64_MAX when stats do not list it.
+    auto rule_hits = [](const json& st, const char* name) -> uint64_t {
+        for (const auto& r : st.value("rules", json::array()))
+            if (r["pool"] == "lund" && r["rule"] == name) return r["protect"]["hits"].get<uint64_t>();
+        return UINT64_MAX;
+    };
     auto wait_for = [&](auto pred) {
         for (int i = 0; i < 100; ++i) {
             if (pred(stats())) return true;
@@ -908,6 +914,7 @@ TEST(DaemonProtect, DropRuleAddedByReloadAppliesWhileTrafficFlows) {
     };
     EXPECT_TRUE(wait_for([&](const json& st) { return counter(st, "traffic", "packets_in") > 1000; }));
     EXPECT_EQ(counter(stats(), "protect", "rule_drops"), 0u);
+    EXPECT_EQ(rule_hits(stats(), "bots"), UINT64_MAX);  // no rules, none listed
 
     f.write(pcap_config(f,
                         "[[pool.rule]]\nname = \"bots\"\nfield = \"user_agent\"\npattern = \"evil-bot\"\n"
@@ -921,6 +928,12 @@ TEST(DaemonProtect, DropRuleAddedByReloadAppliesWhileTrafficFlows) {
                counter(st, "traffic", "packets_in") > counter(mid, "traffic", "packets_in") + 1000;
     })) << stats().dump();
     EXPECT_GT(stats()["totals"]["drops"]["protect_rule"].get<uint64_t>(), 1000u);
+    // The rule's own hits, and the memo answering the two User-Agents of the
+    // replay instead of scanning them again.
+    EXPECT_GT(rule_hits(stats(), "bots"), 1000u);
+    EXPECT_GT(counter(stats(), "protect", "memo_hits"), 1000u);
+    EXPECT_LT(counter(stats(), "protect", "scans"), 100u);
+    EXPECT_EQ(counter(stats(), "protect", "scan_errors"), 0u);
 
     // A bad pattern: refused, naming the rule; the bots stay dropped.
     f.write(pcap_config(f,
@@ -932,6 +945,25 @@ TEST(DaemonProtect, DropRuleAddedByReloadAppliesWhileTrafficFlows) {
     EXPECT_NE(r.out.find("rule 'broken'"), std::string::npos) << r.out;
     const uint64_t drops_then = counter(stats(), "protect", "rule_drops");
     EXPECT_TRUE(wait_for([&](const json& st) { return counter(st, "protect", "rule_drops") > drops_then + 1000; }));
+
+    // A reload that adds a rule before "bots": its hits carry on (by name,
+    // not position), the new rule starts at 0.
+    const uint64_t bots_then = rule_hits(stats(), "bots");
+    f.write(pcap_config(f,
+                        "[[pool.rule]]\nname = \"quiet\"\nfield = \"user_agent\"\npattern = \"nobody-sends-this\"\n"
+                        "action = \"drop\"\n[[pool.rule]]\nname = \"bots\"\nfield = \"user_agent\"\n"
+                        "pattern = \"evil-bot\"\naction = \"drop\"\n"));
+    r = run({kSiplbctl, "--socket", f.socket().string(), "reload"});
+    EXPECT_EQ(r.status, 0) << r.out;
+    const json reloaded = stats();
+    EXPECT_GE(rule_hits(reloaded, "bots"), bots_then) << reloaded.dump();
+    EXPECT_EQ(rule_hits(reloaded, "quiet"), 0u) << reloaded.dump();
+    EXPECT_TRUE(wait_for([&](const json& st) { return rule_hits(st, "bots") > bots_then + 1000; }));
+    // siplbctl's text shows the rules with their hits.
+    r = run({kSiplbctl, "--socket", f.socket().string(), "stats"});
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("RULE"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("quiet"), std::string::npos) << r.out;
 
     Client c(f.socket());
     EXPECT_EQ(c.request({{"cmd", "status"}})["result"]["pid"], pid);  // the same process throughout

@@ -110,6 +110,12 @@ StatsSnapshot distinct_stats() {
     backend.address = *Endpoint::parse("192.0.2.1:5060");
     fill(backend.values, 400000);
     s.dataplane.backends.push_back(backend);
+    dataplane::DataplaneStats::Rule rule;
+    rule.pool = pool.name;
+    rule.name = "scan\"ners";  // hostile name: must be escaped
+    rule.action = "drop";
+    fill(rule.values, 500000);
+    s.dataplane.rules.push_back(rule);
     s.dataplane.neighbors = 5;
     s.affinity_entries = 6;
     s.affinity_capacity = 1024;
@@ -152,10 +158,11 @@ TEST(Metrics, ExpositionIsWellFormed) {
         ++samples;
     }
     EXPECT_GT(samples, 100u);
-    for (const char* fam : {"siplb_traffic_total", "siplb_drops_total", "siplb_backend_traffic_total",
-                            "siplb_backend_up", "siplb_backend_state", "siplb_backend_weight", "siplb_snapshot_version",
-                            "siplb_port_driver_total", "siplb_pool_protect_total", "siplb_icmp_total",
-                            "siplb_fragments_total", "siplb_backend_overload_retry_after_s"})
+    for (const char* fam :
+         {"siplb_traffic_total", "siplb_drops_total", "siplb_backend_traffic_total", "siplb_backend_up",
+          "siplb_backend_state", "siplb_backend_weight", "siplb_snapshot_version", "siplb_port_driver_total",
+          "siplb_pool_protect_total", "siplb_icmp_total", "siplb_fragments_total",
+          "siplb_backend_overload_retry_after_s", "siplb_rule_protect_total"})
         EXPECT_TRUE(typed.count(fam)) << fam;
     EXPECT_NE(text.find("siplb_backend_traffic_total{pool=\"lu\\\"nd\\\\x\\ny\",backend=\"192.0.2.1:5060\","
                         "kind=\"packets_to\"} 18446744073709551615\n"),
@@ -192,6 +199,7 @@ TEST(Metrics, EverySchemaCounterReachesStatsAndMetrics) {
         {CounterScope::port, "ports", "port=\"ext\"", 200000},
         {CounterScope::pool, "pools", "pool=\"lu\\\"nd\\\\x\\ny\"", 300000},
         {CounterScope::backend, "backends", "pool=\"lu\\\"nd\\\\x\\ny\",backend=\"192.0.2.1:5060\"", 400000},
+        {CounterScope::rule, "rules", "pool=\"lu\\\"nd\\\\x\\ny\",rule=\"scan\\\"ners\"", 500000},
     };
     size_t checked = 0;
     for (const auto& sc : scopes) {
@@ -204,10 +212,11 @@ TEST(Metrics, EverySchemaCounterReachesStatsAndMetrics) {
             ASSERT_TRUE(entity.contains(c.group) && entity[c.group].contains(c.name))
                 << sc.list << ": " << c.group << "." << c.name << " missing from stats";
             EXPECT_EQ(entity[c.group][c.name].get<uint64_t>(), want) << c.group << "." << c.name;
-            const char* prefix = sc.scope == CounterScope::worker ? "siplb_"
-                                 : sc.scope == CounterScope::port ? "siplb_port_"
-                                 : sc.scope == CounterScope::pool ? "siplb_pool_"
-                                                                  : "siplb_backend_";
+            const char* prefix = sc.scope == CounterScope::worker    ? "siplb_"
+                                 : sc.scope == CounterScope::port    ? "siplb_port_"
+                                 : sc.scope == CounterScope::pool    ? "siplb_pool_"
+                                 : sc.scope == CounterScope::backend ? "siplb_backend_"
+                                                                     : "siplb_rule_";
             std::string sample = std::string(prefix) + c.group;
             if (c.kind == CounterKind::counter)
                 sample += "_total{" + sc.labels + "," + dataplane::counter_label(c) + "=\"" + c.name + "\"}";
@@ -219,6 +228,13 @@ TEST(Metrics, EverySchemaCounterReachesStatsAndMetrics) {
         }
     }
     EXPECT_GT(checked, 60u);
+    // A rule's identity in stats: its pool, name and action.
+    EXPECT_EQ(j["rules"][0]["pool"], "lu\"nd\\x\ny");
+    EXPECT_EQ(j["rules"][0]["rule"], "scan\"ners");
+    EXPECT_EQ(j["rules"][0]["action"], "drop");
+    // The protection's work per pool: scans, memo answers, refused scans, evictions.
+    for (const char* name : {"scans", "memo_hits", "scan_errors", "rate_evictions"})
+        EXPECT_TRUE(j["pools"][0]["protect"].contains(name)) << name;
     // Worker totals: counters summed over the two workers, gauges the largest.
     const auto worker_schema = dataplane::counter_schema(CounterScope::worker);
     for (size_t i = 0; i < worker_schema.size(); ++i) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "siplb/control/log.h"
 #include "siplb/control/snapshot_builder.h"
 
@@ -235,6 +237,66 @@ TEST(SnapshotBuilderTableSize, FollowsTheSpecsBackendCountNotHealth) {
     EXPECT_NE(log.find("Maglev table resized"), std::string::npos) << log;
     EXPECT_NE(log.find("from=65537 to=131101 backends=17"), std::string::npos) << log;
     set_log_level(LogLevel::error);
+}
+
+// Rule counter slots follow (pool name, rule name), whatever position the
+// rule has and whatever it matches: a rule moved, or changed in place, keeps
+// its slot; a new name gets a slot no other rule ever had; one name in two
+// pools gets two; past the limit a rule is not counted.
+TEST(SnapshotBuilderRuleSlots, FollowPoolAndRuleNamesAcrossReloads) {
+    set_log_level(LogLevel::error);
+    auto rule = [](const char* name, const char* pattern) {
+        config::RuleConfig r;
+        r.name = name;
+        r.field = "user_agent";
+        r.pattern = pattern;
+        return r;
+    };
+    config::Config cfg;
+    for (const char* name : {"lund", "malmo"}) {
+        config::PoolConfig p;
+        p.name = name;
+        p.listen = {*Endpoint::parse(std::string(name) == "lund" ? "203.0.113.10:5060" : "203.0.113.11:5060")};
+        p.backends.push_back({*Endpoint::parse("198.51.100.1:5060"), 1, true});
+        p.rules = {rule("scanners", "sipvicious"), rule("bots", "evil-bot")};
+        cfg.pools.push_back(p);
+    }
+    PoolManager pm(cfg);
+    SnapshotBuilder builder(cfg);
+    auto slots = [&](const char* pool) {
+        auto snap = builder.build(pm);
+        EXPECT_TRUE(snap.ok()) << snap.message();
+        std::vector<uint32_t> out;
+        if (!snap.ok()) return out;
+        const balance::PoolSnapshot* p = (*snap)->find_pool(pool);
+        for (uint32_t r = 0; r < p->protection()->rules()->size(); ++r) out.push_back(p->rule_counter_slot(r));
+        EXPECT_EQ(p->rule_counter_slot(static_cast<uint32_t>(out.size())), balance::kNoCounterSlot);
+        return out;
+    };
+    const std::vector<uint32_t> lund = slots("lund"), malmo = slots("malmo");
+    ASSERT_EQ(lund.size(), 2u);
+    ASSERT_EQ(malmo.size(), 2u);
+    std::set<uint32_t> all{lund[0], lund[1], malmo[0], malmo[1]};
+    EXPECT_EQ(all.size(), 4u);  // one name in two pools: two slots
+    for (uint32_t s : all) EXPECT_LT(s, balance::kRuleCounterSlots);
+
+    auto reload = [&](std::vector<config::RuleConfig> rules) {
+        cfg.pools[0].rules = std::move(rules);
+        builder.set_config(cfg);
+        ASSERT_TRUE(pm.apply_config(cfg, Actor{"reload"}).ok());
+    };
+    // "bots" moves to the front and changes its pattern, "scanners" goes, "fraud" comes.
+    reload({rule("bots", "evil-bot|bad-bot"), rule("fraud", "^pplsip")});
+    const std::vector<uint32_t> moved = slots("lund");
+    ASSERT_EQ(moved.size(), 2u);
+    EXPECT_EQ(moved[0], lund[1]);
+    EXPECT_EQ(all.count(moved[1]), 0u);
+    EXPECT_EQ(slots("malmo"), malmo);
+    // A name seen before gets its slot back; past the limit, none.
+    builder.set_max_rule_counter_slots(5);
+    reload(
+        {rule("scanners", "sipvicious"), rule("bots", "evil-bot"), rule("fraud", "^pplsip"), rule("late", "x-late")});
+    EXPECT_EQ(slots("lund"), (std::vector<uint32_t>{lund[0], lund[1], moved[1], balance::kNoCounterSlot}));
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <rte_eal.h>
 #include <rte_ring.h>
 
+#include <optional>
+
 #include "support/frame_builder.h"
 #include "dataplane_test_util.h"
 #include "ring_fixture.h"
@@ -98,6 +100,16 @@ protected:
         start_from_config(make_config(ext_, int_));
     }
 
+    // Hits of one of lund's rules, by name; nullopt when stats do not list it.
+    static std::optional<uint64_t> hits(const dataplane::DataplaneStats& s, const std::string& rule) {
+        const auto* r = s.rule("lund", rule);
+        return r ? std::optional<uint64_t>(r->at("protect", "hits")) : std::nullopt;
+    }
+    // Field values lund's rules looked at: scanned, or answered by a memo.
+    static uint64_t fields_matched(const dataplane::DataplaneStats& s) {
+        return s.pools[0].at("protect", "scans") + s.pools[0].at("protect", "memo_hits");
+    }
+
     // Every test sends from the client side.
     void send(const std::vector<std::vector<uint8_t>>& frames) { RingDataplaneTest::send(ext_, frames); }
 
@@ -133,6 +145,12 @@ TEST_F(DataplaneProtect, ScannerIsDroppedByRuleWithoutSpendingTheSourceBudget) {
     EXPECT_EQ(drops(mid, "protect_rule"), drops(before, "protect_rule") + 3);
     EXPECT_EQ(drops(mid, "rate_limited"), drops(before, "rate_limited"));
     EXPECT_EQ(mid.dropped(), before.dropped() + 3);
+    // Counted on the rule, and what it took: the User-Agent, once a message
+    // (rule 0 matched: no later field can win).
+    EXPECT_EQ(hits(mid, "scanner"), *hits(before, "scanner") + 3);
+    EXPECT_EQ(hits(mid, "trunks"), hits(before, "trunks"));
+    EXPECT_EQ(fields_matched(mid), fields_matched(before) + 3);
+    EXPECT_GE(mid.pools[0].at("protect", "memo_hits"), before.pools[0].at("protect", "memo_hits") + 2);
 
     // The same source's legitimate requests: the whole burst (5) still passes,
     // byte for byte DNAT to the pool's backend.
@@ -150,6 +168,10 @@ TEST_F(DataplaneProtect, ScannerIsDroppedByRuleWithoutSpendingTheSourceBudget) {
     auto after = dp_->stats();
     EXPECT_EQ(after.dropped(), mid.dropped());
     EXPECT_EQ(after.total("traffic", "to_backend"), mid.total("traffic", "to_backend") + 5);
+    // No rule matched: both fields of every INVITE looked at, nothing refused.
+    EXPECT_EQ(fields_matched(after), fields_matched(mid) + 10);
+    EXPECT_EQ(hits(after, "scanner"), hits(mid, "scanner"));
+    EXPECT_EQ(after.pools[0].at("protect", "scan_errors"), 0u);
 }
 
 TEST_F(DataplaneProtect, FloodingSourceIsRateLimitedOthersAndResponsesPass) {
@@ -193,6 +215,7 @@ TEST_F(DataplaneProtect, RouteRuleBalancesInTheTargetPool) {
     auto after = dp_->stats();
     ASSERT_EQ(after.pools.size(), 2u);
     EXPECT_EQ(after.pools[0].at("traffic", "packets_in"), before.pools[0].at("traffic", "packets_in"));
+    EXPECT_EQ(hits(after, "trunks"), *hits(before, "trunks") + 1);
     EXPECT_EQ(after.pools[1].at("traffic", "packets_in"), before.pools[1].at("traffic", "packets_in") + 1);
     EXPECT_EQ(after.pools[1].at("traffic", "calls"), before.pools[1].at("traffic", "calls") + 1);
     EXPECT_EQ(after.dropped(), before.dropped());
@@ -200,7 +223,9 @@ TEST_F(DataplaneProtect, RouteRuleBalancesInTheTargetPool) {
 
 // Rules change live: a drop rule added by a reload applies to the next
 // datagram while the same workers keep running; a reload with a bad pattern
-// is refused, naming pool and rule, and the running rules stay.
+// is refused, naming pool and rule, and the running rules stay. Rule hits
+// follow the rule's name: a rule the reload moves keeps its count, a new
+// one starts at 0, a removed one is no longer listed.
 TEST_F(DataplaneProtect, RulesReloadLiveAndABadPatternIsRefused) {
     const Endpoint bot = *Endpoint::parse("192.0.2.150:5060");
     const dataplane::Dataplane* const running = dp_;
@@ -208,19 +233,32 @@ TEST_F(DataplaneProtect, RulesReloadLiveAndABadPatternIsRefused) {
         return from_client(bot,
                            request("OPTIONS", "sip:100@198.51.100.10", "bot-" + std::to_string(i), "evil-bot/2.0"));
     };
+    auto scan = [&](int i) {
+        return from_client(bot, request("OPTIONS", "sip:100@198.51.100.10", "scan-" + std::to_string(i),
+                                        "friendly-scanner"));
+    };
     send({frame(0)});
     EXPECT_EQ(receive(int_, 1).size(), 1u);  // no rule matches yet
+    EXPECT_FALSE(hits(dp_->stats(), "bots"));
+    send({scan(0)});
+    EXPECT_TRUE(receive(int_, 0).empty());
+    const uint64_t scanner_hits = hits(dp_->stats(), "scanner").value_or(0);
+    EXPECT_GE(scanner_hits, 1u);
 
     config::Config next = *cfg_;
     next.pools[0].rules.insert(next.pools[0].rules.begin(),
                                rule("bots", "user_agent", "evil-bot", config::RuleAction::drop));
     ASSERT_TRUE(reload(next));
     auto before = dp_->stats();
-    send({frame(1), frame(2)});
+    EXPECT_EQ(hits(before, "bots"), 0u);               // new: from 0
+    EXPECT_EQ(hits(before, "scanner"), scanner_hits);  // moved from rule 0 to rule 1: its count stays
+    send({frame(1), frame(2), scan(1)});
     EXPECT_TRUE(receive(int_, 0).empty());
     auto after = dp_->stats();
-    EXPECT_EQ(drops(after, "protect_rule"), drops(before, "protect_rule") + 2);
-    EXPECT_EQ(after.pools[0].at("protect", "rule_drops"), before.pools[0].at("protect", "rule_drops") + 2);
+    EXPECT_EQ(drops(after, "protect_rule"), drops(before, "protect_rule") + 3);
+    EXPECT_EQ(after.pools[0].at("protect", "rule_drops"), before.pools[0].at("protect", "rule_drops") + 3);
+    EXPECT_EQ(hits(after, "bots"), 2u);
+    EXPECT_EQ(hits(after, "scanner"), scanner_hits + 1);
     EXPECT_EQ(dp_, running);
 
     config::Config bad = *cfg_;
@@ -234,11 +272,14 @@ TEST_F(DataplaneProtect, RulesReloadLiveAndABadPatternIsRefused) {
     EXPECT_TRUE(receive(int_, 0).empty());  // the running rules still drop it
     EXPECT_EQ(drops(dp_->stats(), "protect_rule"), drops(before, "protect_rule") + 1);
 
-    // Removing the rule lets the bot through again.
+    // Removing the rule lets the bot through again, and takes it off the stats.
     next.pools[0].rules.erase(next.pools[0].rules.begin());
     ASSERT_TRUE(reload(next));
     send({frame(4)});
     EXPECT_EQ(receive(int_, 1).size(), 1u);
+    after = dp_->stats();
+    EXPECT_FALSE(hits(after, "bots"));
+    EXPECT_EQ(hits(after, "scanner"), scanner_hits + 1);
 }
 
 // A source that spent its burst stays limited across a reload that leaves

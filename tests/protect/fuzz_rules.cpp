@@ -73,10 +73,8 @@ uint64_t now_ns = 1;
 struct Reference {
     const protect::CompiledRules& rules;
     protect::RuleScratch scratch;
-    protect::RuleCounters plain_counters, tiny_counters;
     protect::RuleCache tiny;
-    explicit Reference(const protect::CompiledRules& r)
-        : rules(r), plain_counters(r.size()), tiny_counters(r.size()), tiny(protect::RuleCache::create(r, 16).value()) {
+    explicit Reference(const protect::CompiledRules& r) : rules(r), tiny(protect::RuleCache::create(r, 16).value()) {
         if (!scratch.reserve(r)) abort();
     }
 };
@@ -106,12 +104,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                        : g.check(addr & 1u, data, size, msg, src, now_ns);
     if ((addr & 1u) == 0) {
         auto& ref = reference();
-        auto plain = protect::evaluate(ref.rules, data, size, msg, ref.scratch, ref.plain_counters);
-        auto tiny = protect::evaluate(ref.rules, data, size, msg, ref.scratch, ref.tiny_counters, &ref.tiny);
+        auto plain = protect::evaluate(ref.rules, data, size, msg, ref.scratch);
+        auto tiny = protect::evaluate(ref.rules, data, size, msg, ref.scratch, &ref.tiny);
         if (plain.rule != d.rule || tiny.rule != d.rule) abort();
+        // Each memo answers or scans exactly the fields the plain run scans.
+        if (plain.memo_hits != 0 || tiny.scans + tiny.memo_hits != plain.scans) abort();
+        if (d.scans + d.memo_hits != plain.scans) abort();
+        if (plain.scan_errors != 0 || tiny.scan_errors != 0) abort();
     }
     if (d.action == protect::GuardDecision::Action::route && d.route_pool != 1) abort();
     if (d.rule != protect::kNoRule && d.rule >= g.snapshot().pools()[0].protection->rules()->size()) abort();
-    if (g.pool(0)->counters.scan_errors() != 0) abort();
+    if (d.scan_errors != 0) abort();
+    // The decisions' evictions add up to each pool limiter's own count.
+    static uint64_t evicted[2];
+    evicted[addr & 1u] += d.rate_evictions;
+    if (evicted[addr & 1u] != g.pool(addr & 1u)->limiter->evictions()) abort();
+    // No scan without a field to scan: at most one per database, none for
+    // what is not a parsed SIP message.
+    const auto& pool_rules = *g.snapshot().pools()[addr & 1u].protection->rules();
+    if (d.scans + d.memo_hits > pool_rules.databases()) abort();
+    if (msg.verdict != sip::Verdict::ok && (d.scans | d.memo_hits)) abort();
     return 0;
 }

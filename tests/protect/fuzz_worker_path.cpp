@@ -139,6 +139,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     const Endpoint src = net::source_endpoint(frame, v);
     auto g = w.guard->check(ref.pool_index, payload, v.payload_len(), msg, src.ip, now_ns);
+    // What the dataplane counts per pool: never a refused scan, at most one
+    // scan or memo answer per database, none for a keepalive.
+    if (g.scan_errors != 0) abort();
+    const auto& rules = *w.guard->snapshot().pools()[ref.pool_index].protection->rules();
+    if (g.scans + g.memo_hits > rules.databases()) abort();
+    if (msg.verdict != sip::Verdict::ok && (g.scans | g.memo_hits)) abort();
     if (g.dropped()) return 0;
     const balance::PoolSnapshot* pool = ref.pool;
     if (g.action == protect::GuardDecision::Action::route) {

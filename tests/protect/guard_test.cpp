@@ -45,7 +45,16 @@ TEST(Guard, RulesThenRateLimit) {
     EXPECT_EQ(d.action, GuardDecision::Action::drop_rule);
     EXPECT_TRUE(d.dropped());
     EXPECT_EQ(d.rule, 0u);
-    EXPECT_EQ(g->pool(0)->counters.hits(0), 1u);
+    // The User-Agent database decided it; the Request-URI one (rule 1 and
+    // later) cannot beat rule 0 and is not scanned.
+    EXPECT_EQ(d.scans, 1u);
+    EXPECT_EQ(d.memo_hits, 0u);
+    d = g->check(0, scan.data(), scan.text.size(), scan.m, src, kMs);
+    EXPECT_EQ(d.rule, 0u);
+    EXPECT_EQ(d.scans, 0u);  // this worker's memo knows the value now
+    EXPECT_EQ(d.memo_hits, 1u);
+    EXPECT_EQ(d.scan_errors, 0u);
+    EXPECT_EQ(d.rate_evictions, 0u);  // rule drops never reach the rate tables
 
     Msg trunk(request("INVITE", "sip:4640@siptrunk.example.net", "pbx"));
     d = g->check(0, trunk.data(), trunk.text.size(), trunk.m, src, kMs);
@@ -94,6 +103,29 @@ TEST(Guard, BadPatternFailsSnapshotWithPoolAndRule) {
     auto snap = ProtectSnapshot::build(p);
     ASSERT_FALSE(snap.ok());
     EXPECT_NE(snap.message().find("pool 'trunk': rule 'oops' (rules[0])"), std::string::npos) << snap.message();
+}
+
+// Each decision reports the live buckets its admission gave up, so the
+// decisions of a run add up to the limiter's own count.
+TEST(Guard, DecisionsReportRateTableEvictions) {
+    auto spec = pools();
+    spec[0].rate_limit.table_size = 16;
+    auto g = WorkerGuard::create(ProtectSnapshot::build(spec).value()).value();
+    Msg reg(request("REGISTER", "sip:example.net", "Yealink"));
+    uint64_t reported = 0;
+    for (uint32_t i = 0; i < 200; ++i) {
+        const IpAddress src = IpAddress::from_v4_be(__builtin_bswap32(0xcb007100u + (i << 8) + i % 251));
+        const GuardDecision d = g->check(0, reg.data(), reg.text.size(), reg.m, src, kMs);
+        EXPECT_LE(d.rate_evictions, 2u);
+        reported += d.rate_evictions;
+    }
+    EXPECT_GT(reported, 0u);
+    EXPECT_EQ(reported, g->pool(0)->limiter->evictions());
+    // Responses are never admitted, so they evict nothing.
+    Msg ok(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\nFrom: <sip:a@x>;tag=1\r\n"
+        "To: <sip:b@x>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n");
+    EXPECT_EQ(g->check(0, ok.data(), ok.text.size(), ok.m, *IpAddress::parse("198.51.100.7"), kMs).rate_evictions, 0u);
 }
 
 TEST(Guard, UnknownPoolIndexForwards) {

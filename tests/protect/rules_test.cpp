@@ -10,13 +10,31 @@ using protect::RuleAction;
 using test::request;
 using test::rule;
 
-// Every evaluation runs twice: without a memo (its counters are `counters`)
-// and with one (`memo_counters`); both must give the same verdict, so every
-// test here also checks that the memo changes nothing.
+// What a run of verdicts adds up to: wins per rule, scans, memo answers
+// and refused scans (what the dataplane counts from each verdict).
+struct Tally {
+    std::vector<uint64_t> hits;
+    uint64_t scans = 0, memo_hits = 0, scan_errors = 0;
+    void add(const RuleVerdict& v) {
+        if (v.rule != kNoRule) {
+            if (hits.size() <= v.rule) hits.resize(v.rule + 1);
+            ++hits[v.rule];
+        }
+        scans += v.scans;
+        memo_hits += v.memo_hits;
+        scan_errors += v.scan_errors;
+    }
+    uint64_t hit(size_t rule) const { return rule < hits.size() ? hits[rule] : 0; }
+};
+
+// Every evaluation runs twice: without a memo (tallied in `plain`) and with
+// one (`memoized`); both must give the same verdict, and the memo must
+// answer or scan exactly the fields the plain run scanned, so every test
+// here also checks that the memo changes nothing.
 struct Harness {
     std::shared_ptr<const CompiledRules> rules;
     RuleScratch scratch;
-    std::unique_ptr<RuleCounters> counters, memo_counters;
+    Tally plain, memoized;
     RuleCache memo;
 
     explicit Harness(std::vector<protect::RuleSpec> cfg, std::vector<std::string> pools = {}) {
@@ -24,18 +42,21 @@ struct Harness {
         if (!r) ADD_FAILURE() << r.message();
         rules = r.value();
         EXPECT_TRUE(scratch.reserve(*rules).ok());
-        counters = std::make_unique<RuleCounters>(rules->size());
-        memo_counters = std::make_unique<RuleCounters>(rules->size());
         memo = RuleCache::create(*rules).value();
     }
     RuleVerdict eval(const std::string& datagram) {
         sip::SipMessage m = sip::SipParser::parse(datagram);
         EXPECT_TRUE(m.ok() || m.verdict == sip::Verdict::keepalive) << sip::to_string(m.reason);
         const auto* bytes = reinterpret_cast<const uint8_t*>(datagram.data());
-        RuleVerdict with_memo = evaluate(*rules, bytes, datagram.size(), m, scratch, *memo_counters, &memo);
-        RuleVerdict v = evaluate(*rules, bytes, datagram.size(), m, scratch, *counters);
+        RuleVerdict with_memo = evaluate(*rules, bytes, datagram.size(), m, scratch, &memo);
+        RuleVerdict v = evaluate(*rules, bytes, datagram.size(), m, scratch);
         EXPECT_EQ(with_memo.rule, v.rule) << datagram;
         EXPECT_EQ(with_memo.action, v.action) << datagram;
+        EXPECT_EQ(v.memo_hits, 0u);
+        EXPECT_EQ(with_memo.scans + with_memo.memo_hits, v.scans) << datagram;
+        EXPECT_EQ(v.scan_errors + with_memo.scan_errors, 0u);
+        memoized.add(with_memo);
+        plain.add(v);
         return v;
     }
 };
@@ -47,7 +68,7 @@ TEST(Rules, DropsScannerByUserAgentCaseless) {
     EXPECT_EQ(v.rule, 0u);
     EXPECT_EQ(h.eval(request("REGISTER", "sip:example.net", "Yealink SIP-T46S")).action, RuleVerdict::Action::none);
     EXPECT_EQ(h.eval(request("REGISTER", "sip:example.net", "")).action, RuleVerdict::Action::none);
-    EXPECT_EQ(h.counters->hits(0), 1u);
+    EXPECT_EQ(h.plain.hit(0), 1u);
 }
 
 TEST(Rules, CaseSensitiveWhenAsked) {
@@ -77,9 +98,9 @@ TEST(Rules, FirstRuleInConfigOrderWins) {
     EXPECT_EQ(v.action, RuleVerdict::Action::allow);
     EXPECT_EQ(v.rule, 0u);
     EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", "phone")).rule, 2u);
-    EXPECT_EQ(h.counters->hits(0), 1u);
-    EXPECT_EQ(h.counters->hits(1), 1u);
-    EXPECT_EQ(h.counters->hits(2), 1u);
+    EXPECT_EQ(h.plain.hit(0), 1u);
+    EXPECT_EQ(h.plain.hit(1), 1u);
+    EXPECT_EQ(h.plain.hit(2), 1u);
 }
 
 TEST(Rules, NamedHeadersAndCompactForms) {
@@ -132,19 +153,16 @@ TEST(Rules, BadPatternNamesTheRule) {
     EXPECT_NE(rr.message().find("'nowhere'"), std::string::npos);
 }
 
-TEST(Rules, ScratchCloneAndAggregate) {
+TEST(Rules, ScratchCloneServesTheSameRules) {
     Harness h({rule("ua", "user_agent", "sipcli")});
     auto clone = h.scratch.clone();
     ASSERT_TRUE(clone.ok());
-    RuleCounters other(h.rules->size());
     std::string m = request("REGISTER", "sip:x", "sipcli/v1.8");
     sip::SipMessage msg = sip::SipParser::parse(m);
-    auto v = evaluate(*h.rules, reinterpret_cast<const uint8_t*>(m.data()), m.size(), msg, clone.value(), other);
+    auto v = evaluate(*h.rules, reinterpret_cast<const uint8_t*>(m.data()), m.size(), msg, clone.value());
     EXPECT_EQ(v.rule, 0u);
-    h.eval(m);
-    const RuleCounters* all[] = {h.counters.get(), &other};
-    EXPECT_EQ(RuleCounters::aggregate(all), std::vector<uint64_t>{2});
-    EXPECT_EQ(other.scan_errors(), 0u);
+    EXPECT_EQ(v.scans, 1u);
+    EXPECT_EQ(v.scan_errors, 0u);
 }
 
 TEST(Rules, UnreservedScratchIsCountedNotCrashed) {
@@ -152,9 +170,16 @@ TEST(Rules, UnreservedScratchIsCountedNotCrashed) {
     RuleScratch empty;
     std::string m = request("REGISTER", "sip:x", "sipcli");
     sip::SipMessage msg = sip::SipParser::parse(m);
-    auto v = evaluate(*h.rules, reinterpret_cast<const uint8_t*>(m.data()), m.size(), msg, empty, *h.counters);
+    auto v = evaluate(*h.rules, reinterpret_cast<const uint8_t*>(m.data()), m.size(), msg, empty);
     EXPECT_EQ(v.action, RuleVerdict::Action::none);
-    EXPECT_EQ(h.counters->scan_errors(), 1u);
+    EXPECT_EQ(v.scans, 1u);
+    EXPECT_EQ(v.scan_errors, 1u);
+    // A refused scan is not remembered: the next one, with a good scratch, matches.
+    v = evaluate(*h.rules, reinterpret_cast<const uint8_t*>(m.data()), m.size(), msg, empty, &h.memo);
+    EXPECT_EQ(v.scan_errors, 1u);
+    v = evaluate(*h.rules, reinterpret_cast<const uint8_t*>(m.data()), m.size(), msg, h.scratch, &h.memo);
+    EXPECT_EQ(v.rule, 0u);
+    EXPECT_EQ(v.memo_hits, 0u);
 }
 
 TEST(Rules, ThousandRulesCompileIntoFewDatabases) {
@@ -183,7 +208,7 @@ TEST(Rules, PatternForOneFieldNeverMatchesAnother) {
     // answered with the UA's result, from the memo or otherwise.
     EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", "phone")).action, RuleVerdict::Action::none);
     EXPECT_EQ(h.eval(request("INVITE", "sip:1@x", "phone")).action, RuleVerdict::Action::none);
-    EXPECT_EQ(h.memo_counters->hits(0), 1u);
+    EXPECT_EQ(h.memoized.hit(0), 1u);
 }
 
 TEST(Rules, RuleOrderHoldsAcrossFieldsAndMemo) {
@@ -199,7 +224,7 @@ TEST(Rules, RuleOrderHoldsAcrossFieldsAndMemo) {
         bob.replace(bob.find("alice@"), 6, "bob@xy");
         EXPECT_EQ(h.eval(bob).rule, 0u) << pass;
     }
-    EXPECT_GT(h.memo_counters->memo_hits(), 0u);
+    EXPECT_GT(h.memoized.memo_hits, 0u);
     // Reversed order: the UA rule comes first and wins over From.
     Harness r({rule("ua-scanner", "user_agent", "scanner"), rule("from-alice", "from", "alice@")});
     EXPECT_EQ(r.eval(request("INVITE", "sip:1@x", "scanner")).rule, 0u);
@@ -210,21 +235,21 @@ TEST(Rules, MemoAnswersRepeatedValuesAndScansNewOnes) {
     Harness h({rule("ua", "user_agent", "scanner"), rule("from", "from", "mallory@")});
     const std::string m = request("REGISTER", "sip:x", "Yealink SIP-T46S");
     h.eval(m);
-    EXPECT_EQ(h.memo_counters->scans(), 2u);  // User-Agent and From
-    EXPECT_EQ(h.memo_counters->memo_hits(), 0u);
+    EXPECT_EQ(h.memoized.scans, 2u);  // User-Agent and From
+    EXPECT_EQ(h.memoized.memo_hits, 0u);
     h.eval(m);
-    EXPECT_EQ(h.memo_counters->scans(), 2u);
-    EXPECT_EQ(h.memo_counters->memo_hits(), 2u);
+    EXPECT_EQ(h.memoized.scans, 2u);
+    EXPECT_EQ(h.memoized.memo_hits, 2u);
     h.eval(request("REGISTER", "sip:x", "Yealink SIP-T46S 2"));  // new UA, known From
-    EXPECT_EQ(h.memo_counters->scans(), 3u);
-    EXPECT_EQ(h.memo_counters->memo_hits(), 3u);
+    EXPECT_EQ(h.memoized.scans, 3u);
+    EXPECT_EQ(h.memoized.memo_hits, 3u);
     // Without a memo every field is scanned every time.
-    EXPECT_EQ(h.counters->scans(), 6u);
+    EXPECT_EQ(h.plain.scans, 6u);
     // Values longer than the memo keeps are scanned every time.
     const std::string long_ua = request("REGISTER", "sip:x", std::string(RuleCache::kMaxValue + 1, 'a'));
     h.eval(long_ua);
     h.eval(long_ua);
-    EXPECT_EQ(h.memo_counters->scans(), 5u);
+    EXPECT_EQ(h.memoized.scans, 5u);
 }
 
 // A set holds kWays values: in a memo of two sets, any kWays values that
@@ -236,8 +261,8 @@ TEST(Rules, MemoKeepsAWholeSetOfValuesThatAlternate) {
     for (int pass = 0; pass < 4; ++pass)
         for (uint32_t i = 0; i < RuleCache::kWays; ++i)
             h.eval(request("OPTIONS", "sip:x", "Phone model " + std::to_string(i)));
-    EXPECT_EQ(h.memo_counters->scans(), RuleCache::kWays);
-    EXPECT_EQ(h.memo_counters->memo_hits(), 3 * RuleCache::kWays);
+    EXPECT_EQ(h.memoized.scans, RuleCache::kWays);
+    EXPECT_EQ(h.memoized.memo_hits, 3 * RuleCache::kWays);
     // One value more than a set holds: still exact, scanned when evicted.
     for (int pass = 0; pass < 3; ++pass)
         for (uint32_t i = 0; i <= 2 * RuleCache::kWays; ++i)
@@ -248,11 +273,11 @@ TEST(Rules, MemoKeepsAWholeSetOfValuesThatAlternate) {
 TEST(Rules, NoScanWhenTheMessageHasNoneOfTheFields) {
     Harness h({rule("ua", "user_agent", "scanner"), rule("x", "header:X-Scan", "yes")});
     h.eval(request("OPTIONS", "sip:x", ""));  // neither User-Agent nor X-Scan
-    EXPECT_EQ(h.counters->scans(), 0u);
-    EXPECT_EQ(h.memo_counters->scans(), 0u);
-    EXPECT_EQ(h.memo_counters->memo_hits(), 0u);
+    EXPECT_EQ(h.plain.scans, 0u);
+    EXPECT_EQ(h.memoized.scans, 0u);
+    EXPECT_EQ(h.memoized.memo_hits, 0u);
     EXPECT_EQ(h.eval(request("OPTIONS", "sip:x", "", "X-Scan: yes\r\n")).rule, 1u);
-    EXPECT_EQ(h.counters->scans(), 1u);
+    EXPECT_EQ(h.plain.scans, 1u);
 }
 
 TEST(Rules, MemoSizeIsChecked) {

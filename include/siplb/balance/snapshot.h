@@ -41,6 +41,9 @@ inline constexpr uint32_t kNoCounterSlot = UINT32_MAX;
 // Pool counter slots of the workers' per-lcore blocks: distinct pool names
 // counted per process.
 inline constexpr uint32_t kPoolCounterSlots = 256;
+// Rule counter slots of the per-lcore blocks: distinct (pool name, rule
+// name) pairs counted per process.
+inline constexpr uint32_t kRuleCounterSlots = 4096;
 inline constexpr size_t kMaxOverloadCodes = 8;
 
 struct BackendSpec {
@@ -85,6 +88,11 @@ struct PoolSpec {
     // its own slot for the life of the process, so counters follow the name
     // across snapshots; kNoCounterSlot: not counted.
     uint32_t counter_slot = kNoCounterSlot;
+    // Where the workers count each of the protection's rules, by rule index
+    // (its order in protection->rules()); given per pool and rule name for
+    // the life of the process like counter_slot. Missing entries and
+    // kNoCounterSlot: not counted.
+    std::vector<uint32_t> rule_counter_slots;
     // Response codes that mean "overloaded" (503): counted per backend on
     // the way to clients, for passive overload detection. At most
     // kMaxOverloadCodes.
@@ -146,6 +154,10 @@ public:
     uint32_t dialog_idle_s() const noexcept { return dialog_idle_s_; }
     uint32_t transaction_idle_s() const noexcept { return transaction_idle_s_; }
     uint32_t counter_slot() const noexcept { return counter_slot_; }
+    // The counter slot of rule `rule` of protection() (GuardDecision::rule).
+    uint32_t rule_counter_slot(uint32_t rule) const noexcept {
+        return rule < rule_counter_slots_.size() ? rule_counter_slots_[rule] : kNoCounterSlot;
+    }
     const KeySpec& key() const noexcept { return key_; }
     const KeySpec& key_fallback() const noexcept { return key_fallback_; }
     // The default key: the datagram's Call-ID hash is all pick() needs.
@@ -220,6 +232,7 @@ private:
     uint32_t dialog_idle_s_ = 7200;
     uint32_t transaction_idle_s_ = 64;
     uint32_t counter_slot_ = kNoCounterSlot;
+    std::vector<uint32_t> rule_counter_slots_;
     KeySpec key_, key_fallback_;
     std::shared_ptr<const protect::PoolProtection> protection_;
     sip::HeaderSet request_headers_;

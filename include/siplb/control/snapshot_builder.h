@@ -10,6 +10,7 @@
 #include <set>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "siplb/balance/affinity.h"
@@ -45,6 +46,11 @@ public:
     // Slots are never reused; past `max` names a pool is not counted.
     uint32_t counter_slot(const std::string& pool);
     void set_max_counter_slots(uint32_t max) { max_counter_slots_ = max; }
+    // The same for a rule: one slot per pool name and rule name, so a rule's
+    // hits follow its name across reloads that add, remove, reorder or
+    // change rules (a changed pattern keeps counting under the same name).
+    uint32_t rule_counter_slot(const std::string& pool, const std::string& rule);
+    void set_max_rule_counter_slots(uint32_t max) { max_rule_counter_slots_ = max; }
 
 private:
     struct Cached {
@@ -62,6 +68,9 @@ private:
              std::less<>>
         protection_;
     uint32_t max_counter_slots_ = balance::kPoolCounterSlots;
+    std::map<std::pair<std::string, std::string>, uint32_t, std::less<>> rule_counter_slots_;
+    uint32_t next_rule_counter_slot_ = 0;
+    uint32_t max_rule_counter_slots_ = balance::kRuleCounterSlots;
 };
 
 // pool -> backend address -> fraction of the pool's table it owns.

@@ -5,10 +5,12 @@
 // bumps it.
 //
 // Scopes: worker (one block per lcore), port (per DPDK port, fixed for the
-// process), pool (keyed by pool name: PoolSpec::counter_slot) and backend
-// (keyed by pool and backend address: balance::BackendEntry::id). Pool and
-// backend counters therefore survive reloads, DNS changes and snapshot
-// rebuilds that add, remove or reorder pools and backends.
+// process), pool (keyed by pool name: PoolSpec::counter_slot), backend
+// (keyed by pool and backend address: balance::BackendEntry::id) and rule
+// (keyed by pool and [[pool.rule]] name: PoolSpec::rule_counter_slots).
+// Pool, backend and rule counters therefore survive reloads, DNS changes
+// and snapshot rebuilds that add, remove or reorder pools, backends and
+// rules.
 //
 // Each entry is X(member, group, name, kind, help): `member` is the C++
 // field of the per-lcore block, `group` and `name` what operators see
@@ -25,7 +27,7 @@
 
 namespace siplb::dataplane {
 
-enum class CounterScope : uint8_t { worker, port, pool, backend };
+enum class CounterScope : uint8_t { worker, port, pool, backend, rule };
 enum class CounterKind : uint8_t { counter, gauge, level };
 
 // Why a frame was not forwarded: X(reason, name, help). Worker scope, group "drops".
@@ -105,6 +107,8 @@ enum class CounterKind : uint8_t { counter, gauge, level };
       "Datagrams not counted per backend: the worker's backend counter table is full")                                \
     X(pool_slots_full, counters, pool_slots_full, counter,                                                            \
       "Datagrams not counted per pool: more distinct pool names than counter slots since start")                      \
+    X(rule_slots_full, counters, rule_slots_full, counter,                                                            \
+      "Rule matches not counted per rule: more distinct pool and rule names than counter slots since start")          \
     X(capture_ring_full, capture, ring_full, counter,                                                                 \
       "Frames siplbctl capture lost: the worker's capture ring was full")                                             \
     X(mirror_queued, mirror, queued, counter, "SIP datagrams queued for the HEP mirror")                              \
@@ -143,6 +147,13 @@ enum class CounterKind : uint8_t { counter, gauge, level };
     X(rule_drops, protect, rule_drops, counter, "Messages dropped by a drop rule")                              \
     X(rate_limited, protect, rate_limited, counter, "Requests dropped by the rate limits")                      \
     X(routed_away, protect, routed_away, counter, "Messages a route rule sent to another pool")                 \
+    X(rule_scans, protect, scans, counter,                                                                      \
+      "Hyperscan scans the pool's rules ran (one per field value the worker's memo did not know)")              \
+    X(rule_memo_hits, protect, memo_hits, counter, "Field values the rule memos answered without a scan")       \
+    X(rule_scan_errors, protect, scan_errors, counter,                                                          \
+      "Scans Hyperscan refused (the field counted as unmatched): anything but 0 is a bug")                      \
+    X(rate_evictions, protect, rate_evictions, counter,                                                         \
+      "Live rate-limit buckets given up for other sources (rate_limit.table_size too small for the sources)")   \
     X(dialog_refs_followed, dialogs, replaces_followed, counter,                                                \
       "INVITEs with Replaces or Join sent where the dialog they name is")                                       \
     X(dialog_refs_malformed, dialogs, replaces_malformed, counter,                                              \
@@ -182,6 +193,10 @@ enum class CounterKind : uint8_t { counter, gauge, level };
       "Checked messages to clients (requests, 1xx/2xx to INVITE/SUBSCRIBE; each worker checks at most 10 a "    \
       "second per backend) whose Contact or top Record-Route host is a backend's address instead of a VIP")
 
+// Rule scope, keyed by pool and rule name.
+#define SIPLB_RULE_COUNTERS(X) \
+    X(hits, protect, hits, counter, "Messages to the pool's VIPs this rule was the first to match (any action)")
+
 struct CounterInfo {
     CounterScope scope;
     const char* group;
@@ -201,17 +216,21 @@ namespace schema_detail {
     CounterInfo{CounterScope::pool, #group, #name, CounterKind::kind, help},
 #define SIPLB_COUNTER_INFO_BACKEND(member, group, name, kind, help) \
     CounterInfo{CounterScope::backend, #group, #name, CounterKind::kind, help},
+#define SIPLB_COUNTER_INFO_RULE(member, group, name, kind, help) \
+    CounterInfo{CounterScope::rule, #group, #name, CounterKind::kind, help},
 inline constexpr CounterInfo kWorker[] = {SIPLB_WORKER_COUNTERS(SIPLB_COUNTER_INFO_WORKER)
                                               SIPLB_DROP_REASONS(SIPLB_COUNTER_INFO_DROP)};
 inline constexpr CounterInfo kPort[] = {SIPLB_PORT_COUNTERS(SIPLB_COUNTER_INFO_PORT)
                                             SIPLB_PORT_DRIVER_COUNTERS(SIPLB_COUNTER_INFO_PORT)};
 inline constexpr CounterInfo kPool[] = {SIPLB_POOL_COUNTERS(SIPLB_COUNTER_INFO_POOL)};
 inline constexpr CounterInfo kBackend[] = {SIPLB_BACKEND_COUNTERS(SIPLB_COUNTER_INFO_BACKEND)};
+inline constexpr CounterInfo kRule[] = {SIPLB_RULE_COUNTERS(SIPLB_COUNTER_INFO_RULE)};
 #undef SIPLB_COUNTER_INFO_WORKER
 #undef SIPLB_COUNTER_INFO_DROP
 #undef SIPLB_COUNTER_INFO_PORT
 #undef SIPLB_COUNTER_INFO_POOL
 #undef SIPLB_COUNTER_INFO_BACKEND
+#undef SIPLB_COUNTER_INFO_RULE
 }  // namespace schema_detail
 
 // The counters of a scope, in the order of the values Dataplane::stats() reports.
@@ -221,6 +240,7 @@ constexpr std::span<const CounterInfo> counter_schema(CounterScope scope) noexce
         case CounterScope::port: return schema_detail::kPort;
         case CounterScope::pool: return schema_detail::kPool;
         case CounterScope::backend: return schema_detail::kBackend;
+        case CounterScope::rule: return schema_detail::kRule;
     }
     return {};
 }

@@ -49,10 +49,16 @@ struct DataplaneStats {
         std::string pool;
         Endpoint address;
     };
+    struct Rule : CounterValues<CounterScope::rule> {
+        std::string pool;
+        std::string name;    // [[pool.rule]] name
+        std::string action;  // drop, allow or route (what the rule does now)
+    };
     std::vector<Worker> workers;
     std::vector<Port> ports;
     std::vector<Pool> pools;        // the current snapshot's pools, in its order
     std::vector<Backend> backends;  // the current snapshot's backends, pool by pool
+    std::vector<Rule> rules;        // the current snapshot's rules, pool by pool, in rule order
     uint64_t snapshot_version = 0;
     uint64_t neighbors = 0;  // resolved neighbor entries (gauge)
 
@@ -79,6 +85,11 @@ struct DataplaneStats {
     const Pool* pool(std::string_view name) const {
         for (const auto& p : pools)
             if (p.name == name) return &p;
+        return nullptr;
+    }
+    const Rule* rule(std::string_view pool_name, std::string_view rule_name) const {
+        for (const auto& r : rules)
+            if (r.pool == pool_name && r.name == rule_name) return &r;
         return nullptr;
     }
     const Backend* backend(std::string_view pool_name, const Endpoint& address) const {

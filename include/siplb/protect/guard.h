@@ -9,9 +9,9 @@
 //   ProtectSnapshot  the PoolProtections of one published dataplane snapshot,
 //                    in its pool order, route targets resolved by name.
 //   WorkerGuard      one per worker per snapshot: Hyperscan scratch for every
-//                    pool's databases, per-rule counters, a memo of scanned
-//                    field values (rules.h, RuleCache) and a rate limiter
-//                    per pool. Built by the control thread before the
+//                    pool's databases, a memo of scanned field values
+//                    (rules.h, RuleCache) and a rate limiter per pool.
+//                    Built by the control thread before the
 //                    snapshot is published (it allocates); check() never
 //                    allocates, locks, logs or throws. Only its worker uses it.
 //
@@ -19,6 +19,11 @@
 // from anyone's rate budget), then the rate limit on requests only
 // (responses and keepalives are never limited: they belong to calls in
 // progress). A `route` verdict is rate-limited like any other request.
+//
+// Counting: the guard keeps no counters of its own. Its decision says which
+// rule matched and what the check cost (scans, memo hits, bucket
+// evictions); the dataplane counts them per pool and per rule name, where
+// they survive reloads (a guard lives for one snapshot).
 //
 // Reloads: a new ProtectSnapshot takes the unchanged pools' PoolProtection
 // objects, and each new WorkerGuard takes over the rate limiter of its
@@ -49,11 +54,20 @@ struct GuardDecision {
         drop_rate_prefix,  // its /24 or /64 over the prefix rate
     };
     Action action = Action::forward;
+    // Live rate-limit buckets this request's admission gave up for it (its
+    // address's, its prefix's: 0-2); the table is too small for the sources.
+    uint8_t rate_evictions = 0;
+    // The rules' work (RuleVerdict): Hyperscan scans, memo answers, refused scans.
+    uint16_t scans = 0;
+    uint16_t memo_hits = 0;
+    uint16_t scan_errors = 0;
     uint32_t rule = kNoRule;        // matching rule (any action), kNoRule if none
     uint32_t route_pool = kNoPool;  // with route
 
     bool dropped() const noexcept { return action >= Action::drop_rule; }
 };
+// check() runs for every message: its answer stays within two registers.
+static_assert(sizeof(GuardDecision) <= 16);
 
 const char* to_string(GuardDecision::Action a) noexcept;
 
@@ -101,16 +115,15 @@ private:
 class WorkerGuard {
 public:
     struct PoolState {
-        PoolState(std::shared_ptr<const CompiledRules> r) : rules(std::move(r)), counters(rules->size()) {}
+        explicit PoolState(std::shared_ptr<const CompiledRules> r) : rules(std::move(r)) {}
         std::shared_ptr<const CompiledRules> rules;
-        RuleCounters counters;
         RuleCache memo;                        // this worker's scan results by field value
         std::shared_ptr<RateLimiter> limiter;  // null when rate limiting is off
         RateLimitSpec limits;                  // what `limiter` was made with
         std::string name;
     };
 
-    // Allocates scratch, counters and rate tables for every pool. `seed`
+    // Allocates scratch, memos and rate tables for every pool. `seed`
     // salts the rate tables' hash (give each worker its own). `previous`:
     // the same worker's guard of the snapshot being replaced; its rate
     // limiters are taken over for pools with the same name and limits.

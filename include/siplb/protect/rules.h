@@ -50,10 +50,13 @@
 // not apply) but does not exempt the source from rate limiting: rules match
 // header text a sender chooses, so they must not unlock a flood. `route`
 // sends the message to another pool (index into the config's pool list).
-// Per-rule hit counters count the winning rule only.
+//
+// Counting: evaluate() keeps no counters. Its verdict says which rule won
+// and how many scans and memo hits it took; the caller counts them where
+// its other counters live (the dataplane's per-lcore blocks, by pool and
+// rule name, so they survive reloads).
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -91,7 +94,6 @@ class CompiledRules;
 // and named headers come from the start line or a search of their own).
 sip::HeaderSet headers_read(const CompiledRules& rules) noexcept;
 class RuleScratch;
-class RuleCounters;
 class RuleCache;
 struct RuleVerdict;
 
@@ -115,43 +117,8 @@ public:
 
 private:
     friend RuleVerdict evaluate(const CompiledRules&, const uint8_t*, size_t, const sip::SipMessage&, RuleScratch&,
-                                RuleCounters&, RuleCache*) noexcept;
+                                RuleCache*) noexcept;
     hs_scratch* s_ = nullptr;
-};
-
-// Per-worker, per-rule-set hit counters: the worker is the only writer
-// (relaxed load+store, no locked instruction), readers sum all workers.
-class RuleCounters {
-public:
-    explicit RuleCounters(size_t rules) : n_(rules), hits_(new std::atomic<uint64_t>[rules ? rules : 1]) {
-        for (size_t i = 0; i < (rules ? rules : 1); ++i) hits_[i].store(0, std::memory_order_relaxed);
-    }
-    size_t size() const noexcept { return n_; }
-    uint64_t hits(size_t rule) const noexcept { return hits_[rule].load(std::memory_order_relaxed); }
-    // Scans Hyperscan refused (scratch not reserved for these rules): the
-    // message then passes unmatched. Non-zero means a wiring bug.
-    uint64_t scan_errors() const noexcept { return scan_errors_.load(std::memory_order_relaxed); }
-    // Hyperscan scans run, and field values answered by the memo instead.
-    uint64_t scans() const noexcept { return scans_.load(std::memory_order_relaxed); }
-    uint64_t memo_hits() const noexcept { return memo_hits_.load(std::memory_order_relaxed); }
-
-    void hit(size_t rule) noexcept { bump(hits_[rule]); }
-    void scan_error() noexcept { bump(scan_errors_); }
-    void scanned() noexcept { bump(scans_); }
-    void memo_hit() noexcept { bump(memo_hits_); }
-
-    // Sum of several workers' counters for the same rule set.
-    static std::vector<uint64_t> aggregate(std::span<const RuleCounters* const> workers);
-
-private:
-    static void bump(std::atomic<uint64_t>& c) noexcept {
-        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    }
-    size_t n_;
-    std::unique_ptr<std::atomic<uint64_t>[]> hits_;
-    std::atomic<uint64_t> scan_errors_{0};
-    std::atomic<uint64_t> scans_{0};
-    std::atomic<uint64_t> memo_hits_{0};
 };
 
 // One worker's memo of field values already scanned, for one CompiledRules
@@ -184,7 +151,7 @@ public:
 
 private:
     friend RuleVerdict evaluate(const CompiledRules&, const uint8_t*, size_t, const sip::SipMessage&, RuleScratch&,
-                                RuleCounters&, RuleCache*) noexcept;
+                                RuleCache*) noexcept;
     static constexpr uint32_t kMiss = UINT32_MAX - 1;  // distinct from kNoRule, a remembered "no match"
     // A set's tags in one line: a lookup reads this line and the one entry
     // whose tag and length match. Not-recently-used replacement: `used`
@@ -218,16 +185,27 @@ struct RuleVerdict {
     uint32_t rule = kNoRule;           // index of the winning rule
     uint32_t route_pool = kNoPool;     // action route: target pool index
     std::string_view route_pool_name;  // action route: target pool name (owned by the rules)
+    // What it took (at most one of each per database, and CompiledRules
+    // has at most kMaxDatabases): Hyperscan scans run, field values the
+    // memo answered instead, and scans Hyperscan refused (scratch not
+    // reserved for these rules: the field then counts as unmatched; non-zero
+    // means a wiring bug).
+    uint16_t scans = 0;
+    uint16_t memo_hits = 0;
+    uint16_t scan_errors = 0;
 };
 
 // Matches one parsed message (`payload`: the UDP payload the parser saw).
 // `cache`: this worker's memo for `rules` (nullptr: scan every field).
 // No allocation, no lock, no exception.
 RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
-                     RuleScratch& scratch, RuleCounters& counters, RuleCache* cache = nullptr) noexcept;
+                     RuleScratch& scratch, RuleCache* cache = nullptr) noexcept;
 
 class CompiledRules {
 public:
+    // Distinct fields (databases) one rule set may inspect: what a verdict's
+    // 16-bit scan counts can hold.
+    static constexpr size_t kMaxDatabases = UINT16_MAX;
     // Compiles `rules` (one pool's, in config order). `pool_names` is the
     // config's pool list in order; a route target must be in it (an empty
     // list skips that check and leaves route_pool_index = kNoPool). Errors
@@ -250,7 +228,7 @@ private:
     friend class RuleScratch;
     friend class RuleCache;
     friend RuleVerdict evaluate(const CompiledRules&, const uint8_t*, size_t, const sip::SipMessage&, RuleScratch&,
-                                RuleCounters&, RuleCache*) noexcept;
+                                RuleCache*) noexcept;
     struct FieldDb {
         Field field = Field::method;
         std::string header;  // Field::header only
@@ -261,6 +239,9 @@ private:
     std::vector<RuleInfo> rules_;
     std::vector<FieldDb> dbs_;  // ascending first_rule
 };
+
+// "drop", "allow", "route": the config's word for an action.
+const char* to_string(RuleAction a) noexcept;
 
 // Parses a config field ("method", "header:X-Foo", ...); false if unknown.
 bool parse_field(std::string_view text, Field& field, std::string& header);
