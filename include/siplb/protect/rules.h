@@ -134,10 +134,13 @@ public:
     // from thrashing: with two, the ~4 % of sets that drew three or more of
     // the benchmarks' ~760 From values missed on every message of theirs.
     static constexpr uint32_t kWays = 8;
-    // 128-byte entries plus a 64-byte tag line per set: 272 KiB per database
-    // (distinct field), pool and worker. Holds the ~760 distinct From values
-    // of the benchmarks' mix.
-    static constexpr uint32_t kDefaultEntries = 2048;
+    // 128-byte entries plus a 64-byte tag line per set: 544 KiB per database
+    // (distinct field), pool and worker; a lookup touches two lines of it.
+    // Sized so that the ~1500 distinct From values of the daemon benchmark's
+    // mix (a call's messages, re-REGISTERs of 1000 clients) fit with room:
+    // at 2048 entries, sets that drew more than eight of them kept 10 % of
+    // requests scanning.
+    static constexpr uint32_t kDefaultEntries = 4096;
 
     // `entries` per database: a power of two in [16, 2^16]. `seed` salts the
     // index hash so that nobody outside can aim values at one set.
