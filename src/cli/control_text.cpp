@@ -78,19 +78,20 @@ std::string upper(std::string t) {
     return t;
 }
 
-// The connection counters the daemon sent for any backend: the schema's
-// order, then names this siplbctl does not know (a newer daemon) as sent.
-std::vector<std::string> connection_counter_names(const json& backends) {
-    const std::string group(control::kConnectionCounterGroup);
+// The counters of `group` the daemon sent for any of `entities`: the
+// schema's order for `scope`, then names this siplbctl does not know (a newer
+// daemon) as sent.
+std::vector<std::string> group_counter_names(const json& entities, dataplane::CounterScope scope,
+                                             const std::string& group) {
     auto sent = [&](const std::string& name) {
-        return std::any_of(backends.begin(), backends.end(),
-                           [&](const json& b) { return !at(at(b, group.c_str()), name.c_str()).is_null(); });
+        return std::any_of(entities.begin(), entities.end(),
+                           [&](const json& e) { return !at(at(e, group.c_str()), name.c_str()).is_null(); });
     };
     std::vector<std::string> names;
-    for (const auto& c : dataplane::counter_schema(dataplane::CounterScope::backend))
+    for (const auto& c : dataplane::counter_schema(scope))
         if (c.group == group && sent(c.name)) names.emplace_back(c.name);
-    for (const auto& b : backends) {
-        const json& counters = at(b, group.c_str());
+    for (const auto& e : entities) {
+        const json& counters = at(e, group.c_str());
         if (!counters.is_object()) continue;
         for (const auto& [name, v] : counters.items())
             if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
@@ -103,7 +104,7 @@ void backends_text(std::string& out, const json& r) {
     // TCP/TLS pools' backends carry their connection counters; a listing of
     // UDP-only pools has no such column at all.
     const std::string group(control::kConnectionCounterGroup);
-    const std::vector<std::string> conn_names = connection_counter_names(backends);
+    const std::vector<std::string> conn_names = group_counter_names(backends, dataplane::CounterScope::backend, group);
     std::vector<std::vector<std::string>> rows;
     for (const auto& b : backends) {
         std::string health = cell(at(b, "health"));
@@ -151,22 +152,6 @@ void lookup_text(std::string& out, const json& r) {
 }
 
 constexpr const char* kProtectGroup = "protect";
-
-// The counters of `group` an entity list carries: the schema's order for
-// `scope`, then names this siplbctl does not know (a newer daemon) as sent.
-std::vector<std::string> group_counter_names(const json& entities, dataplane::CounterScope scope,
-                                             const std::string& group) {
-    std::vector<std::string> names;
-    for (const auto& c : dataplane::counter_schema(scope))
-        if (c.group == group) names.emplace_back(c.name);
-    for (const auto& e : entities) {
-        const json& counters = at(e, group.c_str());
-        if (!counters.is_object()) continue;
-        for (const auto& [name, v] : counters.items())
-            if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
-    }
-    return names;
-}
 
 // Protection per pool (pools with rules, or any non-zero protect counter),
 // then each rule's hits: rules keep their counts across reloads by name.
