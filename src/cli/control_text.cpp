@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "json_field.h"
 #include "siplb/dataplane/counter_schema.h"
 
 namespace siplb::cli {
@@ -59,14 +60,6 @@ void table(std::string& out, const std::vector<std::string>& header,
     for (const auto& r : rows) line(r);
 }
 
-// Field of an object, null when absent (const operator[] on a missing key is UB).
-const json& at(const json& o, const char* key) {
-    static const json kNull;
-    if (!o.is_object()) return kNull;
-    auto it = o.find(key);
-    return it == o.end() ? kNull : *it;
-}
-
 std::string percent(const json& v) {
     char b[32];
     std::snprintf(b, sizeof(b), "%.1f%%", v.is_number() ? v.get<double>() * 100.0 : 0.0);
@@ -84,14 +77,15 @@ std::string upper(std::string t) {
 std::vector<std::string> group_counter_names(const json& entities, dataplane::CounterScope scope,
                                              const std::string& group) {
     auto sent = [&](const std::string& name) {
-        return std::any_of(entities.begin(), entities.end(),
-                           [&](const json& e) { return !at(at(e, group.c_str()), name.c_str()).is_null(); });
+        return std::any_of(entities.begin(), entities.end(), [&](const json& e) {
+            return !json_field(json_field(e, group.c_str()), name.c_str()).is_null();
+        });
     };
     std::vector<std::string> names;
     for (const auto& c : dataplane::counter_schema(scope))
         if (c.group == group && sent(c.name)) names.emplace_back(c.name);
     for (const auto& e : entities) {
-        const json& counters = at(e, group.c_str());
+        const json& counters = json_field(e, group.c_str());
         if (!counters.is_object()) continue;
         for (const auto& [name, v] : counters.items())
             if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
@@ -107,17 +101,17 @@ void backends_text(std::string& out, const json& r) {
     const std::vector<std::string> conn_names = group_counter_names(backends, dataplane::CounterScope::backend, group);
     std::vector<std::vector<std::string>> rows;
     for (const auto& b : backends) {
-        std::string health = cell(at(b, "health"));
+        std::string health = cell(json_field(b, "health"));
         if (b.value("panic", false)) health += " (panic: kept in)";
         const std::string detail = b.value("health_detail", std::string());
         if (!detail.empty()) health += ": " + detail;
-        std::vector<std::string> row{cell(at(b, "pool")),    cell(at(b, "address")),
-                                     cell(at(b, "source")),  cell(at(b, "weight")),
-                                     cell(at(b, "state")),   percent(at(b, "table_share")),
-                                     cell(at(b, "packets")), cell(at(b, "bytes")),
-                                     cell(at(b, "calls")),   cell(at(b, "advertises_itself"))};
+        std::vector<std::string> row{cell(json_field(b, "pool")),    cell(json_field(b, "address")),
+                                     cell(json_field(b, "source")),  cell(json_field(b, "weight")),
+                                     cell(json_field(b, "state")),   percent(json_field(b, "table_share")),
+                                     cell(json_field(b, "packets")), cell(json_field(b, "bytes")),
+                                     cell(json_field(b, "calls")),   cell(json_field(b, "advertises_itself"))};
         // "-": a backend of a UDP-only pool listed next to TCP pools.
-        for (const auto& name : conn_names) row.push_back(cell(at(at(b, group.c_str()), name.c_str())));
+        for (const auto& name : conn_names) row.push_back(cell(json_field(json_field(b, group.c_str()), name.c_str())));
         row.push_back(std::move(health));
         rows.push_back(std::move(row));
     }
@@ -130,24 +124,24 @@ void backends_text(std::string& out, const json& r) {
 }
 
 void lookup_text(std::string& out, const json& r) {
-    const json& connections = at(r, "connections");
+    const json& connections = json_field(r, "connections");
     if (!connections.is_array()) {
         // The call's VIP next to its backend: where its replies leave from ("-": none recorded).
-        appendf(out, "%s\t%s\t%s\t%s\n", cell(at(r, "call_id")).c_str(), cell(at(r, "backend")).c_str(),
-                cell(at(r, "vip")).c_str(), cell(at(r, "reason")).c_str());
+        appendf(out, "%s\t%s\t%s\t%s\n", cell(json_field(r, "call_id")).c_str(), cell(json_field(r, "backend")).c_str(),
+                cell(json_field(r, "vip")).c_str(), cell(json_field(r, "reason")).c_str());
         return;
     }
     // A client's connections, one line per transport the pool listens on, as
     // transport://client: its backend, VIP and where they came from (the
     // connection's entry or the table) in the Call-ID answer's columns, then
     // the entry's state and remaining lifetime ("-": no entry).
-    const std::string client = cell(at(r, "client"));
+    const std::string client = cell(json_field(r, "client"));
     for (const auto& c : connections) {
-        const json& expires = at(c, "expires_in_s");
+        const json& expires = json_field(c, "expires_in_s");
         const std::string expiry = expires.is_number() ? cell(expires) + "s" : "-";
-        appendf(out, "%s://%s\t%s\t%s\t%s\t%s\t%s\n", cell(at(c, "transport")).c_str(), client.c_str(),
-                cell(at(c, "backend")).c_str(), cell(at(c, "vip")).c_str(), cell(at(c, "reason")).c_str(),
-                cell(at(c, "connection_state")).c_str(), expiry.c_str());
+        appendf(out, "%s://%s\t%s\t%s\t%s\t%s\t%s\n", cell(json_field(c, "transport")).c_str(), client.c_str(),
+                cell(json_field(c, "backend")).c_str(), cell(json_field(c, "vip")).c_str(),
+                cell(json_field(c, "reason")).c_str(), cell(json_field(c, "connection_state")).c_str(), expiry.c_str());
     }
 }
 
@@ -161,13 +155,13 @@ void protect_text(std::string& out, const json& r) {
     const std::vector<std::string> names = group_counter_names(pools, dataplane::CounterScope::pool, kProtectGroup);
     std::vector<std::vector<std::string>> rows;
     for (const auto& p : pools) {
-        const json& counters = at(p, kProtectGroup);
-        const std::string pool = cell(at(p, "pool"));
+        const json& counters = json_field(p, kProtectGroup);
+        const std::string pool = cell(json_field(p, "pool"));
         bool shown =
-            std::any_of(rules.begin(), rules.end(), [&](const json& rule) { return at(rule, "pool") == pool; });
+            std::any_of(rules.begin(), rules.end(), [&](const json& rule) { return json_field(rule, "pool") == pool; });
         std::vector<std::string> row{pool};
         for (const auto& name : names) {
-            const json& v = at(counters, name.c_str());
+            const json& v = json_field(counters, name.c_str());
             shown = shown || (v.is_number() && v.get<uint64_t>() > 0);
             row.push_back(v.is_null() ? "-" : cell(v));
         }
@@ -184,8 +178,10 @@ void protect_text(std::string& out, const json& r) {
         group_counter_names(rules, dataplane::CounterScope::rule, kProtectGroup);
     rows.clear();
     for (const auto& rule : rules) {
-        std::vector<std::string> row{cell(at(rule, "pool")), cell(at(rule, "rule")), cell(at(rule, "action"))};
-        for (const auto& name : rule_names) row.push_back(cell(at(at(rule, kProtectGroup), name.c_str())));
+        std::vector<std::string> row{cell(json_field(rule, "pool")), cell(json_field(rule, "rule")),
+                                     cell(json_field(rule, "action"))};
+        for (const auto& name : rule_names)
+            row.push_back(cell(json_field(json_field(rule, kProtectGroup), name.c_str())));
         rows.push_back(std::move(row));
     }
     std::vector<std::string> header{"POOL", "RULE", "ACTION"};
@@ -209,19 +205,20 @@ void stats_text(std::string& out, const json& r) {
     };
     const json node = r.value("node", json::object());
     appendf(out, "snapshot version %s, affinity %s/%s entries, %s neighbors\n\n",
-            cell(at(r, "snapshot_version")).c_str(), cell(at(node, "affinity_entries")).c_str(),
-            cell(at(node, "affinity_capacity")).c_str(), cell(at(node, "neighbors")).c_str());
+            cell(json_field(r, "snapshot_version")).c_str(), cell(json_field(node, "affinity_entries")).c_str(),
+            cell(json_field(node, "affinity_capacity")).c_str(), cell(json_field(node, "neighbors")).c_str());
     std::vector<std::vector<std::string>> rows;
     for (const auto& w : r.value("workers", json::array()))
-        rows.push_back({cell(at(w, "worker")), cell(at(w, "lcore")), count(w, "traffic", "rx_packets"),
+        rows.push_back({cell(json_field(w, "worker")), cell(json_field(w, "lcore")), count(w, "traffic", "rx_packets"),
                         count(w, "traffic", "tx_packets"), std::to_string(group_sum(w, "drops")),
                         count(w, "poll", "busy_polls"), count(w, "poll", "polls")});
     table(out, {"WORKER", "LCORE", "RX", "TX", "DROPS", "BUSY_POLLS", "POLLS"}, rows);
     rows.clear();
     out += '\n';
     for (const auto& p : r.value("ports", json::array()))
-        rows.push_back({cell(at(p, "port")), count(p, "traffic", "rx_packets"), count(p, "traffic", "tx_packets"),
-                        count(p, "traffic", "rx_bytes"), count(p, "traffic", "tx_bytes"), count(p, "driver", "imissed"),
+        rows.push_back({cell(json_field(p, "port")), count(p, "traffic", "rx_packets"),
+                        count(p, "traffic", "tx_packets"), count(p, "traffic", "rx_bytes"),
+                        count(p, "traffic", "tx_bytes"), count(p, "driver", "imissed"),
                         count(p, "traffic", "tx_dropped"), count(p, "driver", "rx_nombuf")});
     table(out, {"PORT", "RX", "TX", "RX_BYTES", "TX_BYTES", "RX_MISSED", "TX_DROPPED", "RX_NOMBUF"}, rows);
     rows.clear();
@@ -246,7 +243,7 @@ void stats_text(std::string& out, const json& r) {
         header.push_back("OTHER");
         for (const auto& e : entities) {
             std::vector<std::string> row;
-            for (const auto& k : keys) row.push_back(cell(at(e, k.c_str())));
+            for (const auto& k : keys) row.push_back(cell(json_field(e, k.c_str())));
             for (const auto& name : traffic_names) row.push_back(count(e, "traffic", name.c_str()));
             std::string other;
             for (const auto& [group, names] : e.items()) {
@@ -273,21 +270,22 @@ std::string render_result(CommandKind cmd, const json& r) {
     std::string out;
     switch (cmd) {
         case CommandKind::status: {
-            appendf(out, "siplb %s  pid %s  up %ss  config %s\n", cell(at(r, "version")).c_str(),
-                    cell(at(r, "pid")).c_str(), cell(at(r, "uptime_s")).c_str(), cell(at(r, "config")).c_str());
-            appendf(out, "dataplane %s, %s workers, snapshot version %s, %s pools\n", cell(at(r, "dataplane")).c_str(),
-                    cell(at(r, "workers")).c_str(), cell(at(r, "snapshot_version")).c_str(),
-                    cell(at(r, "pools")).c_str());
-            if (at(r, "stalled_workers").is_number() && at(r, "stalled_workers").get<uint64_t>() > 0)
+            appendf(out, "siplb %s  pid %s  up %ss  config %s\n", cell(json_field(r, "version")).c_str(),
+                    cell(json_field(r, "pid")).c_str(), cell(json_field(r, "uptime_s")).c_str(),
+                    cell(json_field(r, "config")).c_str());
+            appendf(out, "dataplane %s, %s workers, snapshot version %s, %s pools\n",
+                    cell(json_field(r, "dataplane")).c_str(), cell(json_field(r, "workers")).c_str(),
+                    cell(json_field(r, "snapshot_version")).c_str(), cell(json_field(r, "pools")).c_str());
+            if (json_field(r, "stalled_workers").is_number() && json_field(r, "stalled_workers").get<uint64_t>() > 0)
                 appendf(out, "WARNING: %s worker(s) stalled (loop counter not moving)\n",
-                        cell(at(r, "stalled_workers")).c_str());
+                        cell(json_field(r, "stalled_workers")).c_str());
             std::vector<std::vector<std::string>> rows;
             for (const auto& w : r.value("worker_status", json::array()))
-                rows.push_back({"worker", cell(at(w, "worker")),
-                                std::string(at(w, "stalled") == true ? "STALLED" : "running") + ", loops " +
-                                    cell(at(w, "loops"))});
+                rows.push_back({"worker", cell(json_field(w, "worker")),
+                                std::string(json_field(w, "stalled") == true ? "STALLED" : "running") + ", loops " +
+                                    cell(json_field(w, "loops"))});
             for (const auto& p : r.value("ports", json::array()))
-                rows.push_back({"port", cell(at(p, "name")), cell(at(p, "device"))});
+                rows.push_back({"port", cell(json_field(p, "name")), cell(json_field(p, "device"))});
             const json tables = r.value("tables", json::object());
             for (const auto& [pool, fp] : tables.items()) rows.push_back({"table", pool, cell(fp)});
             if (!rows.empty()) table(out, {"KIND", "NAME", "DETAIL"}, rows);
@@ -296,9 +294,10 @@ std::string render_result(CommandKind cmd, const json& r) {
         case CommandKind::pools: {
             std::vector<std::vector<std::string>> rows;
             for (const auto& p : r.value("pools", json::array()))
-                rows.push_back({cell(at(p, "name")), cell(at(p, "backends")), cell(at(p, "active")),
-                                cell(at(p, "draining")), cell(at(p, "standby")), cell(at(p, "overloaded")),
-                                cell(at(p, "down")), cell(at(p, "disabled")), cell(at(p, "version"))});
+                rows.push_back(
+                    {cell(json_field(p, "name")), cell(json_field(p, "backends")), cell(json_field(p, "active")),
+                     cell(json_field(p, "draining")), cell(json_field(p, "standby")), cell(json_field(p, "overloaded")),
+                     cell(json_field(p, "down")), cell(json_field(p, "disabled")), cell(json_field(p, "version"))});
             table(out,
                   {"POOL", "BACKENDS", "ACTIVE", "DRAINING", "STANDBY", "OVERLOADED", "DOWN", "DISABLED", "VERSION"},
                   rows);
@@ -313,18 +312,19 @@ std::string render_result(CommandKind cmd, const json& r) {
         case CommandKind::weight:
         case CommandKind::add:
         case CommandKind::remove:
-            appendf(out, "pool %s backend %s: %s, weight %s\n", cell(at(r, "pool")).c_str(),
-                    cell(at(r, "backend")).c_str(), cell(at(r, "state")).c_str(), cell(at(r, "weight")).c_str());
+            appendf(out, "pool %s backend %s: %s, weight %s\n", cell(json_field(r, "pool")).c_str(),
+                    cell(json_field(r, "backend")).c_str(), cell(json_field(r, "state")).c_str(),
+                    cell(json_field(r, "weight")).c_str());
             return out;
         case CommandKind::reload: {
             const auto changes = r.value("changes", json::array());
-            appendf(out, "reloaded %s: %zu change%s\n", cell(at(r, "config")).c_str(), changes.size(),
+            appendf(out, "reloaded %s: %zu change%s\n", cell(json_field(r, "config")).c_str(), changes.size(),
                     changes.size() == 1 ? "" : "s");
             for (const auto& c : changes) appendf(out, "  %s\n", cell(c).c_str());
             return out;
         }
         case CommandKind::resolve:
-            appendf(out, "resolving pool %s:", cell(at(r, "pool")).c_str());
+            appendf(out, "resolving pool %s:", cell(json_field(r, "pool")).c_str());
             for (const auto& n : r.value("names", json::array())) appendf(out, " %s", cell(n).c_str());
             out += '\n';
             return out;

@@ -5,6 +5,8 @@
 #include <optional>
 #include <utility>
 
+#include "json_field.h"
+
 namespace siplb::cli {
 namespace {
 
@@ -13,13 +15,6 @@ using json = nlohmann::json;
 // Column widths of the pool/backend table; HEALTH takes what is left.
 constexpr size_t kNameW = 24, kStateW = 10, kNumW = 7;
 constexpr size_t kTopDrops = 4;
-
-const json& field(const json& o, const char* key) {
-    static const json kNull;
-    if (!o.is_object()) return kNull;
-    auto it = o.find(key);
-    return it == o.end() ? kNull : *it;
-}
 
 std::string text(const json& v) {
     if (v.is_string()) return v.get<std::string>();
@@ -61,7 +56,7 @@ std::optional<uint64_t> number(const json& v) {
 }
 
 std::optional<uint64_t> counter(const json& entity, const char* group, const std::string& name) {
-    const json& g = field(entity, group);
+    const json& g = json_field(entity, group);
     if (!g.is_object()) return std::nullopt;
     auto it = g.find(name);
     return it == g.end() ? std::nullopt : number(*it);
@@ -82,11 +77,11 @@ std::string show(std::optional<double> r) { return r ? format_rate(*r) : "-"; }
 const json& entity(const json& stats, const char* list,
                    std::initializer_list<std::pair<const char*, std::string>> keys) {
     static const json kNull;
-    const json& l = field(stats, list);
+    const json& l = json_field(stats, list);
     if (!l.is_array()) return kNull;
     for (const auto& e : l) {
         bool match = true;
-        for (const auto& [k, v] : keys) match = match && text(field(e, k)) == v;
+        for (const auto& [k, v] : keys) match = match && text(json_field(e, k)) == v;
         if (match) return e;
     }
     return kNull;
@@ -113,12 +108,12 @@ std::string header_line(const TopInput& in) {
     const json& st = in.status;
     if (!in.error.empty()) return h + ": " + printable(in.error);
     if (!st.is_object()) return h;
-    if (auto v = text(field(st, "version")); !v.empty()) h += " " + printable(v);
-    if (auto v = text(field(st, "pid")); !v.empty()) h += "  pid " + v;
-    if (auto up = number(field(st, "uptime_s"))) h += "  up " + duration(*up);
-    if (auto v = text(field(st, "dataplane")); !v.empty()) h += "  " + printable(v);
-    if (auto v = text(field(st, "workers")); !v.empty()) h += ", " + v + (v == "1" ? " worker" : " workers");
-    if (auto v = text(field(st, "snapshot_version")); !v.empty()) h += ", snapshot " + v;
+    if (auto v = text(json_field(st, "version")); !v.empty()) h += " " + printable(v);
+    if (auto v = text(json_field(st, "pid")); !v.empty()) h += "  pid " + v;
+    if (auto up = number(json_field(st, "uptime_s"))) h += "  up " + duration(*up);
+    if (auto v = text(json_field(st, "dataplane")); !v.empty()) h += "  " + printable(v);
+    if (auto v = text(json_field(st, "workers")); !v.empty()) h += ", " + v + (v == "1" ? " worker" : " workers");
+    if (auto v = text(json_field(st, "snapshot_version")); !v.empty()) h += ", snapshot " + v;
     if (in.elapsed_s > 0) {
         char b[32];
         std::snprintf(b, sizeof(b), "  (%.1fs)", in.elapsed_s);
@@ -128,17 +123,17 @@ std::string header_line(const TopInput& in) {
 }
 
 std::string traffic_line(const TopInput& in) {
-    const json& cur_t = field(in.cur, "totals");
-    const json& prev_t = field(in.prev, "totals");
+    const json& cur_t = json_field(in.cur, "totals");
+    const json& prev_t = json_field(in.prev, "totals");
     std::optional<double> drops, calls;
     if (in.prev.is_object() && in.elapsed_s > 0) {
         drops = 0;
-        for (const auto& [name, v] : field(cur_t, "drops").items()) {
+        for (const auto& [name, v] : json_field(cur_t, "drops").items()) {
             if (auto r = rate(cur_t, prev_t, "drops", name, in.elapsed_s)) *drops += *r;
         }
         calls = 0;
-        for (const auto& p : field(in.cur, "pools")) {
-            const json& before = entity(in.prev, "pools", {{"pool", text(field(p, "pool"))}});
+        for (const auto& p : json_field(in.cur, "pools")) {
+            const json& before = entity(in.prev, "pools", {{"pool", text(json_field(p, "pool"))}});
             if (auto r = rate(p, before, "traffic", "calls", in.elapsed_s)) *calls += *r;
         }
     }
@@ -150,10 +145,10 @@ std::string traffic_line(const TopInput& in) {
 std::string drops_line(const TopInput& in) {
     std::string line = "drops/s ";
     if (!in.prev.is_object() || !(in.elapsed_s > 0)) return line + " -";
-    const json& cur_t = field(in.cur, "totals");
-    const json& prev_t = field(in.prev, "totals");
+    const json& cur_t = json_field(in.cur, "totals");
+    const json& prev_t = json_field(in.prev, "totals");
     std::vector<std::pair<double, std::string>> reasons;
-    for (const auto& [name, v] : field(cur_t, "drops").items())
+    for (const auto& [name, v] : json_field(cur_t, "drops").items())
         if (auto r = rate(cur_t, prev_t, "drops", name, in.elapsed_s); r && *r > 0) reasons.emplace_back(*r, name);
     if (reasons.empty()) return line + " none";
     std::sort(reasons.begin(), reasons.end(), [](const auto& a, const auto& b) {
@@ -168,13 +163,13 @@ std::string drops_line(const TopInput& in) {
 // Share of RX bursts that returned frames, per worker: how busy its core is.
 std::string busy_line(const TopInput& in) {
     std::string line = "busy    ";
-    const json& workers = field(in.cur, "workers");
+    const json& workers = json_field(in.cur, "workers");
     if (!workers.is_array() || workers.empty()) return line + " -";
     for (const auto& w : workers) {
-        const std::string id = text(field(w, "worker"));
+        const std::string id = text(json_field(w, "worker"));
         bool stalled = false;
-        for (const auto& s : field(in.status, "worker_status"))
-            if (text(field(s, "worker")) == id) stalled = field(s, "stalled") == true;
+        for (const auto& s : json_field(in.status, "worker_status"))
+            if (text(json_field(s, "worker")) == id) stalled = json_field(s, "stalled") == true;
         std::string share = "-";
         const json& before = entity(in.prev, "workers", {{"worker", id}});
         const auto busy = rate(w, before, "poll", "busy_polls", in.elapsed_s);
@@ -198,17 +193,17 @@ std::string table_row(const std::string& name, const std::string& state, const s
 void pool_and_backend_lines(const TopInput& in, std::vector<std::string>& out) {
     // Pools in the order of the daemon's snapshot, then any only `backends` names.
     std::vector<std::string> pools;
-    for (const auto& p : field(in.cur, "pools")) pools.push_back(text(field(p, "pool")));
-    for (const auto& b : field(in.backends, "backends")) {
-        const std::string p = text(field(b, "pool"));
+    for (const auto& p : json_field(in.cur, "pools")) pools.push_back(text(json_field(p, "pool")));
+    for (const auto& b : json_field(in.backends, "backends")) {
+        const std::string p = text(json_field(b, "pool"));
         if (std::find(pools.begin(), pools.end(), p) == pools.end()) pools.push_back(p);
     }
     for (const auto& pool : pools) {
         size_t total = 0, up = 0;
-        for (const auto& b : field(in.backends, "backends"))
-            if (text(field(b, "pool")) == pool) {
+        for (const auto& b : json_field(in.backends, "backends"))
+            if (text(json_field(b, "pool")) == pool) {
                 ++total;
-                up += text(field(b, "state")) == "active";
+                up += text(json_field(b, "state")) == "active";
             }
         const json& cur = entity(in.cur, "pools", {{"pool", pool}});
         const json& prev = entity(in.prev, "pools", {{"pool", pool}});
@@ -219,26 +214,26 @@ void pool_and_backend_lines(const TopInput& in, std::vector<std::string>& out) {
         auto backend_row = [&](const std::string& address, const json& info) {
             const json& bc = entity(in.cur, "backends", {{"pool", pool}, {"backend", address}});
             const json& bp = entity(in.prev, "backends", {{"pool", pool}, {"backend", address}});
-            std::string health = text(field(info, "health"));
-            if (field(info, "panic") == true) health += " panic";
-            if (auto d = text(field(info, "health_detail")); !d.empty()) health += ": " + d;
-            const std::string state = text(field(info, "state"));
+            std::string health = text(json_field(info, "health"));
+            if (json_field(info, "panic") == true) health += " panic";
+            if (auto d = text(json_field(info, "health_detail")); !d.empty()) health += ": " + d;
+            const std::string state = text(json_field(info, "state"));
             out.push_back(table_row("  " + printable(address), printable(state.empty() ? "-" : state),
                                     show(rate(bc, bp, "traffic", "packets_to", in.elapsed_s)),
                                     show(rate(bc, bp, "traffic", "packets_from", in.elapsed_s)),
                                     show(rate(bc, bp, "traffic", "calls", in.elapsed_s)), printable(health)));
         };
         std::vector<std::string> listed;
-        for (const auto& b : field(in.backends, "backends")) {
-            if (text(field(b, "pool")) != pool) continue;
-            listed.push_back(text(field(b, "address")));
+        for (const auto& b : json_field(in.backends, "backends")) {
+            if (text(json_field(b, "pool")) != pool) continue;
+            listed.push_back(text(json_field(b, "address")));
             backend_row(listed.back(), b);
         }
         // Still in the workers' snapshot but no longer managed (just removed).
-        for (const auto& b : field(in.cur, "backends"))
-            if (text(field(b, "pool")) == pool &&
-                std::find(listed.begin(), listed.end(), text(field(b, "backend"))) == listed.end())
-                backend_row(text(field(b, "backend")), json());
+        for (const auto& b : json_field(in.cur, "backends"))
+            if (text(json_field(b, "pool")) == pool &&
+                std::find(listed.begin(), listed.end(), text(json_field(b, "backend"))) == listed.end())
+                backend_row(text(json_field(b, "backend")), json());
     }
 }
 
