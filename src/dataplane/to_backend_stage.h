@@ -38,9 +38,8 @@ public:
     // First pass over a burst, for `f`, a UDP datagram to `vip`'s pool:
     // parses the SIP message, derives the balancing key and prefetches what
     // forward() reads for it (Maglev slot, affinity bucket, rate-limit
-    // buckets). Counts nothing
-    // and changes no state, so the frames of a burst can all be prepared
-    // before the first one is forwarded.
+    // buckets). Counts nothing and changes no state, so the frames of a
+    // burst can all be prepared before the first one is forwarded.
     void prepare(const Frame& f, const balance::DataplaneSnapshot* snap, const balance::DataplaneSnapshot::PoolRef& vip,
                  Prepared& p) const noexcept;
     // Second pass: protect stage, pick, rewrite. `p` is prepare()'s for `f`.

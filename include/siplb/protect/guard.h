@@ -11,9 +11,9 @@
 //   WorkerGuard      one per worker per snapshot: Hyperscan scratch for every
 //                    pool's databases, a memo of scanned field values
 //                    (rules.h, RuleCache) and a rate limiter per pool.
-//                    Built by the control thread before the
-//                    snapshot is published (it allocates); check() never
-//                    allocates, locks, logs or throws. Only its worker uses it.
+//                    Built by the control thread before the snapshot is
+//                    published (it allocates); check() never allocates,
+//                    locks, logs or throws. Only its worker uses it.
 //
 // Order inside check(): rules first (a `drop` rule costs the flood nothing
 // from anyone's rate budget), then the rate limit on requests only
