@@ -24,7 +24,7 @@ Result<std::unique_ptr<AffinityTable>> AffinityTable::create(uint32_t capacity) 
 }
 
 AffinityTable::AffinityTable(uint32_t capacity)
-    : buckets_(new Bucket[capacity / kWays]), capacity_(capacity), bucket_mask_(capacity / kWays - 1) {}
+    : buckets_(capacity / kWays), capacity_(capacity), bucket_mask_(capacity / kWays - 1) {}
 
 std::optional<AffinityTable::Hit> AffinityTable::lookup(uint64_t key, uint32_t now_s) const noexcept {
     const uint64_t tag = tag_of(key);

@@ -40,7 +40,7 @@ Result<std::unique_ptr<ConnectionTable>> ConnectionTable::create(uint32_t capaci
 }
 
 ConnectionTable::ConnectionTable(uint32_t capacity, uint32_t source_slots)
-    : buckets_(new Bucket[capacity / kWays]),
+    : buckets_(capacity / kWays),
       sources_(new std::atomic<uint32_t>[source_slots]),
       capacity_(capacity),
       bucket_mask_(capacity / kWays - 1),

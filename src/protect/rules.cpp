@@ -221,8 +221,8 @@ Result<RuleCache> RuleCache::create(const CompiledRules& rules, uint32_t entries
     c.set_mask_ = sets - 1;
     c.seed_ = seed;
     if (c.databases_) {
-        c.sets_.reset(new Set[c.databases_ * sets]());
-        c.slots_.reset(new Entry[c.databases_ * entries]());
+        c.sets_ = TableArray<Set>(c.databases_ * sets);
+        c.slots_ = TableArray<Entry>(c.databases_ * entries);
     }
     return c;
 }

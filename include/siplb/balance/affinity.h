@@ -48,6 +48,7 @@
 #include <optional>
 
 #include "siplb/common/result.h"
+#include "siplb/common/table_memory.h"
 
 namespace siplb::balance {
 
@@ -116,7 +117,7 @@ private:
     const Bucket& bucket_of(uint64_t key) const noexcept { return buckets_[key & bucket_mask_]; }
     Bucket& bucket_of(uint64_t key) noexcept { return buckets_[key & bucket_mask_]; }
 
-    std::unique_ptr<Bucket[]> buckets_;
+    TableArray<Bucket> buckets_;
     uint32_t capacity_;
     uint64_t bucket_mask_;
 };

@@ -36,6 +36,7 @@
 #include <optional>
 
 #include "siplb/common/result.h"
+#include "siplb/common/table_memory.h"
 
 namespace siplb::balance {
 
@@ -150,7 +151,7 @@ private:
     }
     void source_remove(uint32_t source) noexcept;
 
-    std::unique_ptr<Bucket[]> buckets_;
+    TableArray<Bucket> buckets_;
     std::unique_ptr<std::atomic<uint32_t>[]> sources_;
     uint32_t capacity_;
     uint64_t bucket_mask_;

@@ -66,6 +66,7 @@
 #include <vector>
 
 #include "siplb/common/result.h"
+#include "siplb/common/table_memory.h"
 #include "siplb/protect/spec.h"
 #include "siplb/sip/parser.h"
 
@@ -150,7 +151,7 @@ public:
     RuleCache(RuleCache&&) noexcept = default;
     RuleCache& operator=(RuleCache&&) noexcept = default;
 
-    bool enabled() const noexcept { return slots_ != nullptr; }
+    bool enabled() const noexcept { return static_cast<bool>(slots_); }
 
 private:
     friend RuleVerdict evaluate(const CompiledRules&, const uint8_t*, size_t, const sip::SipMessage&, RuleScratch&,
@@ -175,9 +176,9 @@ private:
     uint32_t find(size_t db, uint64_t hash, const uint8_t* value, size_t length) noexcept;
     void store(size_t db, uint64_t hash, const uint8_t* value, size_t length, uint32_t rule) noexcept;
 
-    std::unique_ptr<Set[]> sets_;     // databases x sets
-    std::unique_ptr<Entry[]> slots_;  // databases x sets x kWays
-    uint32_t set_mask_ = 0;           // sets per database - 1
+    TableArray<Set> sets_;     // databases x sets
+    TableArray<Entry> slots_;  // databases x sets x kWays
+    uint32_t set_mask_ = 0;    // sets per database - 1
     size_t databases_ = 0;
     uint64_t seed_ = 0;
 };
