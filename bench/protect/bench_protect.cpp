@@ -162,7 +162,8 @@ void BM_EdgeGuard(benchmark::State& st) {
         } else if (msg.ok()) {
             auto v = protect::evaluate(rules, bytes(s), s.size(), msg, scratch);
             scans += v.scans;
-            bool limited = msg.kind == sip::Kind::request && limiter.admit(src, now) != protect::RateVerdict::pass;
+            bool limited = msg.kind == sip::Kind::request &&
+                           limiter.admit(src, now).verdict != protect::RateVerdict::pass;
             dropped += v.action == protect::RuleVerdict::Action::drop || limited;
         }
     }
@@ -202,7 +203,7 @@ void BM_RateLimiter(benchmark::State& st) {
     size_t i = 0;
     for (auto _ : st) {
         now += 1000;  // 1M packets/s
-        benchmark::DoNotOptimize(rl.admit(srcs[i++ % srcs.size()], now));
+        benchmark::DoNotOptimize(rl.admit(srcs[i++ % srcs.size()], now).verdict);
     }
     st.SetItemsProcessed(st.iterations());
 }

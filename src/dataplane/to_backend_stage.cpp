@@ -74,9 +74,10 @@ void ToBackendStage::prepare(const Frame& f, const balance::DataplaneSnapshot* s
     balance::prefetch_pick(*vip.pool, p.key, p.msg.verdict == sip::Verdict::keepalive ? nullptr : ctx_.affinity);
     // The rate-limit buckets forward()'s check() will read for this
     // source (only requests are limited).
+    p.source.located = false;
     if (p.msg.verdict == sip::Verdict::ok && p.msg.kind == sip::Kind::request)
         if (const protect::WorkerGuard* guard = snap->guard(worker_))
-            p.source = guard->probe(vip.pool_index, source_address(f.data, v));
+            p.source = guard->probe(vip.pool_index, p.msg, source_address(f.data, v));
 }
 
 Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot* snap,
@@ -100,8 +101,8 @@ Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot*
     // The guard belongs to this snapshot: its pools are the snapshot's.
     protect::WorkerGuard* guard = snap->guard(worker_);
     if (guard && msg.verdict == sip::Verdict::ok) {
-        const protect::GuardDecision g =
-            guard->check(pool_index, frame + v.payload_offset(), v.payload_len(), msg, p.source, now_ms * 1000000);
+        const protect::GuardDecision g = guard->check(pool_index, frame + v.payload_offset(), v.payload_len(), msg,
+                                                      source_address(frame, v), &p.source, now_ms * 1000000);
         count_protection(g, *vip.pool, pc);
         if (g.dropped()) {
             const bool by_rule = g.action == protect::GuardDecision::Action::drop_rule;

@@ -31,8 +31,8 @@ public:
     // until forward() (no per-packet construction: the slot is reused).
     struct Prepared {
         sip::SipMessage msg;
-        uint64_t key = 0;                          // balancing key in the VIP's pool; set unless msg is rejected
-        protect::WorkerGuard::SourceProbe source;  // a request's source in the VIP's pool's rate tables
+        uint64_t key = 0;                    // balancing key in the VIP's pool; set unless msg is rejected
+        protect::WorkerGuard::Probe source;  // a request's buckets in the VIP's pool's rate tables
     };
 
     // First pass over a burst, for `f`, a UDP datagram to `vip`'s pool:

@@ -100,7 +100,7 @@ Result<std::unique_ptr<WorkerGuard>> WorkerGuard::create(std::shared_ptr<const P
 }
 
 GuardDecision WorkerGuard::check(uint32_t pool_index, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
-                                 const SourceProbe& source, uint64_t now_ns) noexcept {
+                                 const IpAddress& src, const Probe* ahead, uint64_t now_ns) noexcept {
     GuardDecision d;
     if (pool_index >= pools_.size() || msg.verdict != sip::Verdict::ok) return d;
     PoolState& p = *pools_[pool_index];
@@ -123,16 +123,14 @@ GuardDecision WorkerGuard::check(uint32_t pool_index, const uint8_t* payload, si
             case RuleVerdict::Action::none: break;
         }
     }
-    if (p.limiter && msg.kind == sip::Kind::request && source.located) {
-        // admit() counts its evictions in the limiter (a line it writes
-        // anyway); the difference is this request's.
-        const uint64_t evicted = p.limiter->evictions();
-        switch (p.limiter->admit(source.rate, now_ns)) {
+    if (p.limiter && msg.kind == sip::Kind::request) {
+        const Admission a = p.limiter->admit(ahead && ahead->located ? ahead->rate : p.limiter->locate(src), now_ns);
+        switch (a.verdict) {
             case RateVerdict::pass: break;
             case RateVerdict::source_limited: d.action = GuardDecision::Action::drop_rate_source; break;
             case RateVerdict::prefix_limited: d.action = GuardDecision::Action::drop_rate_prefix; break;
         }
-        d.rate_evictions = static_cast<uint8_t>(p.limiter->evictions() - evicted);
+        d.rate_evictions = a.evictions;
     }
     return d;
 }

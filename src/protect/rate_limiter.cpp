@@ -40,87 +40,78 @@ Result<RateLimiter> RateLimiter::create(const RateLimitSpec& cfg, uint64_t hash_
     r.prefix_ = bucket(cfg.prefix_requests_per_s, cfg.prefix_burst);
     r.mask_ = cfg.table_size - 1;
     r.seed_ = hash_seed;
-    r.sources_.reset(new Slot[cfg.table_size]());
-    r.prefixes_.reset(new Slot[cfg.table_size]());
+    r.sources_ = TableArray<Slot>(cfg.table_size);
+    r.prefixes_ = TableArray<Slot>(cfg.table_size);
     r.c_ = std::make_unique<Counters>();
     return r;
 }
 
-RateLimiter::Slot* RateLimiter::lookup(Slot* table, uint64_t h, uint64_t hi, uint64_t lo, uint64_t now_ns) noexcept {
-    Slot* victim = nullptr;
+RateLimiter::Slot* RateLimiter::lookup(Slot* table, uint64_t key, uint64_t now_ns, uint8_t& evictions) noexcept {
+    Slot* window = &table[this->window(key)];
+    Slot* victim = window;
     for (uint32_t i = 0; i < kProbe; ++i) {
-        Slot* s = &table[(h + i) & mask_];
-        if (s->hi == hi && s->lo == lo && s->tat != 0) return s;
-        if (!victim || s->tat < victim->tat) victim = s;
+        Slot* s = &window[i];
+        if (s->key == key && s->tat != 0) return s;
+        if (s->tat < victim->tat) victim = s;
     }
-    if (victim->tat > now_ns) bump(c_->evictions);  // a live bucket gives way: stalest first
-    victim->hi = hi;
-    victim->lo = lo;
+    if (victim->tat > now_ns) {  // a live bucket gives way: stalest first
+        bump(c_->evictions);
+        ++evictions;
+    }
+    victim->key = key;
     victim->tat = 0;  // full bucket
     return victim;
 }
 
 RateLimiter::Probe RateLimiter::locate(const IpAddress& src) const noexcept {
-    Probe k;
+    // Keys as two words: IPv4 as ::ffff:a.b.c.d (address bytes as they are
+    // in memory) and its /24; IPv6 and its /64 (tagged hi = 1). mix() is a
+    // bijection of `lo` for a given `hi`, so IPv4 keys and /64s each keep a
+    // hash of their own.
+    uint64_t hi, lo, phi, plo;
     if (src.is_v4()) {
         uint32_t a;
         std::memcpy(&a, src.bytes.data(), 4);
-        k.hi = 0;
-        k.lo = (0xffffull << 32) | a;  // ::ffff:a.b.c.d, address bytes as they are in memory
+        hi = 0;
+        lo = (0xffffull << 32) | a;
         uint32_t p = a;
         std::memset(reinterpret_cast<uint8_t*>(&p) + 3, 0, 1);  // /24: clear the last address byte
-        k.phi = 0;
-        k.plo = (0xffffull << 32) | p;
+        phi = 0;
+        plo = (0xffffull << 32) | p;
     } else {
-        std::memcpy(&k.hi, src.bytes.data(), 8);
-        std::memcpy(&k.lo, src.bytes.data() + 8, 8);
-        k.phi = k.hi;  // /64
-        k.plo = 0;
+        std::memcpy(&hi, src.bytes.data(), 8);
+        std::memcpy(&lo, src.bytes.data() + 8, 8);
+        phi = 1;  // the /64 as the low word: exact, like IPv4's
+        plo = hi;
     }
-    k.source_hash = mix(k.hi, k.lo, seed_);
-    k.prefix_hash = mix(k.phi, k.plo, seed_);
-    return k;
-}
-
-void RateLimiter::prefetch_window(const Slot* table, uint32_t mask, uint64_t h) noexcept {
-    // The window is kProbe consecutive slots (wrapping at the end of the
-    // table): every line from its first slot to its last.
-    const uint32_t first = static_cast<uint32_t>(h & mask);
-    const uint32_t last = (first + kProbe - 1) & mask;
-    const auto* begin = reinterpret_cast<const char*>(&table[first]);
-    const auto* end = reinterpret_cast<const char*>(&table[last]) + sizeof(Slot) - 1;
-    if (last < first) {  // wrapped: the table's tail and its head
-        const auto* tail_end = reinterpret_cast<const char*>(&table[mask]) + sizeof(Slot) - 1;
-        for (const char* p = begin; p <= tail_end; p += 64) __builtin_prefetch(p, 1, 3);
-        __builtin_prefetch(tail_end, 1, 3);
-        begin = reinterpret_cast<const char*>(table);
-    }
-    for (const char* p = begin; p <= end; p += 64) __builtin_prefetch(p, 1, 3);
-    __builtin_prefetch(end, 1, 3);
+    return Probe{mix(hi, lo, seed_), mix(phi, plo, seed_)};
 }
 
 void RateLimiter::prefetch(const Probe& k) const noexcept {
-    prefetch_window(sources_.get(), mask_, k.source_hash);
-    prefetch_window(prefixes_.get(), mask_, k.prefix_hash);
+    __builtin_prefetch(&sources_[window(k.source)], 1, 3);
+    __builtin_prefetch(&prefixes_[window(k.prefix)], 1, 3);
 }
 
-RateVerdict RateLimiter::admit(const Probe& k, uint64_t now_ns) noexcept {
-    Slot* s = lookup(sources_.get(), k.source_hash, k.hi, k.lo, now_ns);
+Admission RateLimiter::admit(const Probe& k, uint64_t now_ns) noexcept {
+    Admission a;
+    Slot* s = lookup(sources_.get(), k.source, now_ns, a.evictions);
     uint64_t s_tat = std::max(s->tat, now_ns) + source_.interval_ns;
     if (s_tat - now_ns > source_.tolerance_ns) {
         bump(c_->source_limited);
-        return RateVerdict::source_limited;
+        a.verdict = RateVerdict::source_limited;
+        return a;
     }
-    Slot* p = lookup(prefixes_.get(), k.prefix_hash, k.phi, k.plo, now_ns);
+    Slot* p = lookup(prefixes_.get(), k.prefix, now_ns, a.evictions);
     uint64_t p_tat = std::max(p->tat, now_ns) + prefix_.interval_ns;
     if (p_tat - now_ns > prefix_.tolerance_ns) {
         bump(c_->prefix_limited);
-        return RateVerdict::prefix_limited;
+        a.verdict = RateVerdict::prefix_limited;
+        return a;
     }
     s->tat = s_tat;
     p->tat = p_tat;
     bump(c_->passed);
-    return RateVerdict::pass;
+    return a;
 }
 
 }  // namespace siplb::protect

@@ -100,8 +100,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto& g = guard();
     // The burst loop's way (probe in the first pass) on odd steps, the
     // one-call way on even ones: both must reach the same buckets.
-    auto d = step & 1u ? g.check(addr & 1u, data, size, msg, g.probe(addr & 1u, src), now_ns)
-                       : g.check(addr & 1u, data, size, msg, src, now_ns);
+    GuardDecision d;
+    if (step & 1u) {
+        const WorkerGuard::Probe ahead = g.probe(addr & 1u, msg, src);
+        d = g.check(addr & 1u, data, size, msg, src, &ahead, now_ns);
+    } else {
+        d = g.check(addr & 1u, data, size, msg, src, now_ns);
+    }
     if ((addr & 1u) == 0) {
         auto& ref = reference();
         auto plain = protect::evaluate(ref.rules, data, size, msg, ref.scratch);

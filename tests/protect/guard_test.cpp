@@ -140,22 +140,40 @@ TEST(Guard, PrefetchChangesNoVerdict) {
     ASSERT_TRUE(snap.ok()) << snap.message();
     auto a = WorkerGuard::create(snap.value(), 11).value();
     auto b = WorkerGuard::create(snap.value(), 11).value();
+    // Phones and a scanner: memo hits, memo misses and a drop rule.
     Msg inv(request("INVITE", "sip:1000@example.net", "phone"));
-    int dropped = 0;
+    Msg other(request("INVITE", "sip:1000@example.net", "other phone"));
+    Msg scan(request("REGISTER", "sip:example.net", "friendly-scanner"));
+    const Msg* msgs[] = {&inv, &other, &inv, &scan};
+    int dropped = 0, by_rule = 0;
     for (int i = 0; i < 200; ++i) {
         const IpAddress src = *IpAddress::parse("198.51.100." + std::to_string(i % 3));
         const uint64_t now = 1000 * kMs + static_cast<uint64_t>(i) * kMs;
-        const auto probe = a->probe(0, src);
+        const Msg& m = *msgs[i % 4];
+        const auto probe = a->probe(0, m.m, src);
         EXPECT_TRUE(probe.located);
-        EXPECT_FALSE(a->probe(1, src).located);  // a pool without rate limits
-        EXPECT_FALSE(a->probe(7, src).located);  // outside the snapshot
-        auto da = a->check(0, inv.data(), inv.text.size(), inv.m, probe, now);
-        auto db = b->check(0, inv.data(), inv.text.size(), inv.m, src, now);
+        EXPECT_FALSE(a->probe(1, m.m, src).located);  // a pool without rate limits
+        EXPECT_FALSE(a->probe(7, m.m, src).located);  // outside the snapshot
+        auto da = a->check(0, m.data(), m.text.size(), m.m, src, &probe, now);
+        auto db = b->check(0, m.data(), m.text.size(), m.m, src, now);
         ASSERT_EQ(da.action, db.action) << i;
+        ASSERT_EQ(da.rule, db.rule) << i;
+        ASSERT_EQ(da.scans, db.scans) << i;
+        ASSERT_EQ(da.memo_hits, db.memo_hits) << i;
         dropped += da.dropped();
+        by_rule += da.action == GuardDecision::Action::drop_rule;
     }
-    EXPECT_GT(dropped, 0);  // the limits were reached: the comparison covered both verdicts
+    EXPECT_GT(dropped, by_rule);  // the limits were reached: the comparison covered every verdict
+    EXPECT_GT(by_rule, 0);
     EXPECT_EQ(a->pool(0)->limiter->passed(), b->pool(0)->limiter->passed());
+    // A probe made without the rate tables' answer (a default one) still gets the source limited.
+    auto c = WorkerGuard::create(snap.value(), 11).value();
+    const WorkerGuard::Probe none;
+    int limited = 0;
+    for (int i = 0; i < 100; ++i)
+        limited += c->check(0, inv.data(), inv.text.size(), inv.m, *IpAddress::parse("198.51.100.9"), &none, 1000 * kMs)
+                       .dropped();
+    EXPECT_GT(limited, 0);
 }
 
 }  // namespace

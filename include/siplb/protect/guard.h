@@ -131,37 +131,34 @@ public:
                                                        uint64_t seed = 0x5349504c42ull,
                                                        const WorkerGuard* previous = nullptr);
 
-    // Where check() finds one request's source in one pool's rate tables,
-    // worked out once. `located` false: nothing worked out (a pool without
-    // rate limits, or outside the snapshot, needs nothing).
-    struct SourceProbe {
+    // Where check() finds one request's buckets in one pool's rate tables,
+    // worked out ahead of it: burst loops probe() every message of a burst
+    // (which prefetches those lines) before the first check(), so that the
+    // cache misses of the burst overlap instead of stalling every message
+    // in turn. Changes no state and no verdict.
+    struct Probe {
         RateLimiter::Probe rate{};
-        bool located = false;
+        bool located = false;  // a request in a rate-limited pool
     };
-    SourceProbe locate(uint32_t pool_index, const IpAddress& src) const noexcept {
-        SourceProbe p;
-        if (pool_index < pools_.size()) [[likely]]
-            if (const RateLimiter* rl = pools_[pool_index]->limiter.get()) p = {rl->locate(src), true};
-        return p;
-    }
-    // Burst loops: locate every request of a burst, and prefetch the
-    // rate-limit lines check() will read, before the first check() of that
-    // burst, so that their cache misses overlap instead of stalling one
-    // packet each. Changes no state and no verdict.
-    SourceProbe probe(uint32_t pool_index, const IpAddress& src) const noexcept {
-        const SourceProbe p = locate(pool_index, src);
-        if (p.located) pools_[pool_index]->limiter->prefetch(p.rate);
+    Probe probe(uint32_t pool_index, const sip::SipMessage& msg, const IpAddress& src) const noexcept {
+        Probe p;
+        if (pool_index < pools_.size() && msg.verdict == sip::Verdict::ok && msg.kind == sip::Kind::request)
+            if (const RateLimiter* rl = pools_[pool_index]->limiter.get()) {
+                p = {rl->locate(src), true};
+                rl->prefetch(p.rate);
+            }
         return p;
     }
 
-    // payload/len: the UDP payload the parser saw; source: the client
-    // address located in pool_index (locate() or probe()). pool_index
-    // outside the snapshot: forward (nothing configured).
+    // payload/len: the UDP payload the parser saw; src: the client's
+    // address; ahead: probe() of this message in this pool, or nullptr
+    // (then check() works everything out itself). pool_index outside the
+    // snapshot: forward (nothing configured).
     GuardDecision check(uint32_t pool_index, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
-                        const SourceProbe& source, uint64_t now_ns) noexcept;
+                        const IpAddress& src, const Probe* ahead, uint64_t now_ns) noexcept;
     GuardDecision check(uint32_t pool_index, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
                         const IpAddress& src, uint64_t now_ns) noexcept {
-        return check(pool_index, payload, len, msg, locate(pool_index, src), now_ns);
+        return check(pool_index, payload, len, msg, src, nullptr, now_ns);
     }
 
     const ProtectSnapshot& snapshot() const noexcept { return *snap_; }

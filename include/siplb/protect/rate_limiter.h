@@ -12,10 +12,18 @@
 // neighbours' prefix budget with requests that were dropped anyway.
 //
 // Table: fixed capacity (power of two, allocated once), open addressing
-// inside a window of kProbe slots from the key's hash. A key not found takes
-// the slot in its window with the smallest tat: a full (expired) one if any,
-// else the stalest live one ("eviction", counted). Nothing is ever deleted,
-// so there are no tombstones and lookups are bounded.
+// inside a window of kProbe slots that the key's hash picks. A slot is the
+// key's 64-bit hash and its tat, 16 bytes, and a window is one aligned
+// cache line: a request reads two lines (its address's, its prefix's).
+// The hash stands for the key: among IPv4 addresses, among /24s and among
+// IPv6 /64s it is a bijection of the key, so exact; two IPv6 addresses
+// (or keys of different families) can share
+// a hash, which lets one charge the other's bucket. That gives a sender
+// nothing it does not have already: it can put any address it likes in a
+// UDP datagram's source. A key not found takes the slot in its window with
+// the smallest tat: a full (expired) one if any, else the stalest live one
+// ("eviction", counted). Nothing is ever deleted, so there are no
+// tombstones and lookups are bounded.
 //
 // Threading: one RateLimiter per worker and pool, no locks, no atomics on
 // the state. The dataplane configures symmetric RSS on the 5-tuple, so all
@@ -35,6 +43,7 @@
 #include <memory>
 
 #include "siplb/common/endpoint.h"
+#include "siplb/common/table_memory.h"
 #include "siplb/common/result.h"
 #include "siplb/protect/spec.h"
 
@@ -42,9 +51,17 @@ namespace siplb::protect {
 
 enum class RateVerdict : uint8_t { pass, source_limited, prefix_limited };
 
+// One request's admission: the verdict, and the live buckets it displaced
+// (its address's and its prefix's, 0-2: the table is too small for the
+// sources it sees).
+struct Admission {
+    RateVerdict verdict = RateVerdict::pass;
+    uint8_t evictions = 0;
+};
+
 class RateLimiter {
 public:
-    static constexpr uint32_t kProbe = 8;
+    static constexpr uint32_t kProbe = 4;
 
     // Validates rates (> 0), bursts (>= 1) and table_size (power of two,
     // 16..2^26) and allocates both tables (table_size slots each).
@@ -54,18 +71,17 @@ public:
     // out once per request. Burst loops locate() and prefetch() every
     // request in their first pass and admit() in the second.
     struct Probe {
-        uint64_t hi, lo;    // the address
-        uint64_t phi, plo;  // its /24 or /64
-        uint64_t source_hash, prefix_hash;
+        uint64_t source;  // the address's hash
+        uint64_t prefix;  // its /24's or /64's
     };
     Probe locate(const IpAddress& src) const noexcept;
-    // Prefetches the cache lines admit() reads (the probe windows of the
-    // source and of its prefix); changes nothing.
+    // Prefetches the two lines admit() reads (the windows of the source and
+    // of its prefix); changes nothing.
     void prefetch(const Probe& probe) const noexcept;
 
     // Charges one request from `src` at `now_ns`. No allocation, no lock.
-    RateVerdict admit(const Probe& probe, uint64_t now_ns) noexcept;
-    RateVerdict admit(const IpAddress& src, uint64_t now_ns) noexcept { return admit(locate(src), now_ns); }
+    Admission admit(const Probe& probe, uint64_t now_ns) noexcept;
+    Admission admit(const IpAddress& src, uint64_t now_ns) noexcept { return admit(locate(src), now_ns); }
 
     // Single-writer counters, readable from other threads.
     uint64_t passed() const noexcept { return load(c_->passed); }
@@ -79,23 +95,25 @@ public:
 
 private:
     struct Slot {
-        uint64_t hi = 0, lo = 0;  // key (IPv6 or IPv4-mapped address / prefix)
-        uint64_t tat = 0;         // theoretical arrival time, ns; <= now: bucket full
+        uint64_t key = 0;  // the key's hash (Probe)
+        uint64_t tat = 0;  // theoretical arrival time, ns; <= now: bucket full; 0: never used
     };
     struct Bucket {
         uint64_t interval_ns;   // T
         uint64_t tolerance_ns;  // burst * T
     };
     RateLimiter() = default;
-    static void prefetch_window(const Slot* table, uint32_t mask, uint64_t h) noexcept;
-    Slot* lookup(Slot* table, uint64_t h, uint64_t hi, uint64_t lo, uint64_t now_ns) noexcept;
+    static_assert(sizeof(Slot) * kProbe == 64, "a window is one cache line");
+    // The window of key hash `h`: its first slot.
+    uint32_t window(uint64_t h) const noexcept { return static_cast<uint32_t>(h) & mask_ & ~(kProbe - 1); }
+    Slot* lookup(Slot* table, uint64_t key, uint64_t now_ns, uint8_t& evictions) noexcept;
     static uint64_t load(const std::atomic<uint64_t>& c) noexcept { return c.load(std::memory_order_relaxed); }
     static void bump(std::atomic<uint64_t>& c) noexcept {
         c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
 
-    std::unique_ptr<Slot[]> sources_;
-    std::unique_ptr<Slot[]> prefixes_;
+    TableArray<Slot> sources_;
+    TableArray<Slot> prefixes_;
     uint32_t mask_ = 0;
     uint64_t seed_ = 0;
     Bucket source_{};
