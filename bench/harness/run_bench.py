@@ -438,6 +438,7 @@ def section_daemon(build, procs, tmp, dataplane, quick):
         mpps = sum(x["mpps"] for x in s) / len(s)
         out["rows"].append({"name": f"siplb daemon, {name}", "config": name, "mpps": mpps,
                             "mpps_windows": [round(x["mpps"], 3) for x in s],
+                            "mpps_best": max(x["mpps"] for x in s),
                             "ratio_to_io_loop": mpps / io if io else None,
                             "drops": sum(x["drops"] for x in s), "rule_drops": sum(x["rule_drops"] for x in s),
                             "rate_limited": sum(x["rate_limited"] for x in s)})
@@ -449,6 +450,11 @@ def section_daemon(build, procs, tmp, dataplane, quick):
                                     "memo_hits_per_request": sum(x["memo_hits"] for x in s) / rx if rx else None})
     plain, edge = out["rows"][0]["mpps"], out["rows"][1]["mpps"]
     out["edge_over_plain"] = edge / plain if plain else None
+    # On a shared host a core's speed moves between runs (neighbours on its
+    # sibling thread and the shared cache) by more than the difference being
+    # measured; each config's best window is its least disturbed one.
+    plain_best, edge_best = out["rows"][0]["mpps_best"], out["rows"][1]["mpps_best"]
+    out["edge_over_plain_best"] = edge_best / plain_best if plain_best else None
     out["available"] = True
     return out
 
@@ -962,7 +968,9 @@ def table(res):
         if dm.get("available"):
             if dp.get("worker_mpps"):
                 lines.append(f"  siplb daemon plain / worker (2 backends) = {dm['rows'][0]['mpps'] / dp['worker_mpps']:.3f}")
-            lines.append(f"  siplb daemon edge / plain = {dm['edge_over_plain']:.3f} (target >= 0.9: "
+            best = dm.get("edge_over_plain_best")
+            best = f", {best:.3f} by each config's best window" if best else ""
+            lines.append(f"  siplb daemon edge / plain = {dm['edge_over_plain']:.3f} by mean{best} (target >= 0.9: "
                          f"{'met' if dm['edge_over_plain'] >= 0.9 else 'missed'})")
             mix = dm.get("mix", {})
             lines.append(f"  daemon: `siplb --config`, net_pcap infinite_rx ({mix.get('frames')} requests, "
