@@ -1,4 +1,4 @@
-// fuzz-sources: src/sip/parser.cpp src/sip/find_header.cpp src/protect/rules.cpp src/protect/rate_limiter.cpp src/protect/guard.cpp
+// fuzz-sources: src/common/table_memory.cpp src/sip/parser.cpp src/sip/find_header.cpp src/protect/rules.cpp src/protect/rate_limiter.cpp src/protect/guard.cpp
 // fuzz-pkg: libhs libxxhash
 // fuzz-corpus: tests/sip/data
 //
@@ -100,9 +100,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto& g = guard();
     // The burst loop's way (probe in the first pass) on odd steps, the
     // one-call way on even ones: both must reach the same buckets.
-    GuardDecision d;
+    protect::GuardDecision d;
     if (step & 1u) {
-        const WorkerGuard::Probe ahead = g.probe(addr & 1u, msg, src);
+        const protect::WorkerGuard::Probe ahead = g.probe(addr & 1u, msg, src);
         d = g.check(addr & 1u, data, size, msg, src, &ahead, now_ns);
     } else {
         d = g.check(addr & 1u, data, size, msg, src, now_ns);

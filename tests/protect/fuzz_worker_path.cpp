@@ -1,4 +1,4 @@
-// fuzz-sources: src/common/endpoint.cpp src/net/packet.cpp src/net/checksum.cpp src/net/nat.cpp src/sip/parser.cpp src/sip/find_header.cpp src/protect/rules.cpp src/protect/rate_limiter.cpp src/protect/guard.cpp src/balance/hash.cpp src/balance/maglev.cpp src/balance/affinity.cpp src/balance/rcu.cpp src/balance/snapshot.cpp src/balance/pick.cpp src/balance/table_size.cpp src/balance/key.cpp src/sip/dialog_ref.cpp
+// fuzz-sources: src/common/endpoint.cpp src/common/table_memory.cpp src/net/packet.cpp src/net/checksum.cpp src/net/nat.cpp src/sip/parser.cpp src/sip/find_header.cpp src/protect/rules.cpp src/protect/rate_limiter.cpp src/protect/guard.cpp src/balance/hash.cpp src/balance/maglev.cpp src/balance/affinity.cpp src/balance/rcu.cpp src/balance/snapshot.cpp src/balance/pick.cpp src/balance/table_size.cpp src/balance/key.cpp src/sip/dialog_ref.cpp
 // fuzz-pkg: libhs libxxhash
 // fuzz-corpus: tests/sip/data
 //
