@@ -40,8 +40,7 @@ Result<RateLimiter> RateLimiter::create(const RateLimitSpec& cfg, uint64_t hash_
     r.prefix_ = bucket(cfg.prefix_requests_per_s, cfg.prefix_burst);
     r.mask_ = cfg.table_size - 1;
     r.seed_ = hash_seed;
-    r.sources_ = TableArray<Slot>(cfg.table_size);
-    r.prefixes_ = TableArray<Slot>(cfg.table_size);
+    r.slots_ = TableArray<Slot>(size_t{2} * cfg.table_size);
     r.c_ = std::make_unique<Counters>();
     return r;
 }
@@ -88,20 +87,20 @@ RateLimiter::Probe RateLimiter::locate(const IpAddress& src) const noexcept {
 }
 
 void RateLimiter::prefetch(const Probe& k) const noexcept {
-    __builtin_prefetch(&sources_[window(k.source)], 1, 3);
-    __builtin_prefetch(&prefixes_[window(k.prefix)], 1, 3);
+    __builtin_prefetch(&sources()[window(k.source)], 1, 3);
+    __builtin_prefetch(&prefixes()[window(k.prefix)], 1, 3);
 }
 
 Admission RateLimiter::admit(const Probe& k, uint64_t now_ns) noexcept {
     Admission a;
-    Slot* s = lookup(sources_.get(), k.source, now_ns, a.evictions);
+    Slot* s = lookup(sources(), k.source, now_ns, a.evictions);
     uint64_t s_tat = std::max(s->tat, now_ns) + source_.interval_ns;
     if (s_tat - now_ns > source_.tolerance_ns) {
         bump(c_->source_limited);
         a.verdict = RateVerdict::source_limited;
         return a;
     }
-    Slot* p = lookup(prefixes_.get(), k.prefix, now_ns, a.evictions);
+    Slot* p = lookup(prefixes(), k.prefix, now_ns, a.evictions);
     uint64_t p_tat = std::max(p->tat, now_ns) + prefix_.interval_ns;
     if (p_tat - now_ns > prefix_.tolerance_ns) {
         bump(c_->prefix_limited);

@@ -25,6 +25,9 @@ TEST(TableArray, SmallTablesAreZeroedAndLineAligned) {
         EXPECT_EQ(t[i].value, 7u);
     }
     EXPECT_EQ(table_memory::reserved_bytes(100 * sizeof(Slot)), 100 * sizeof(Slot));
+    // Below one huge page nothing is rounded up.
+    EXPECT_EQ(table_memory::reserved_bytes(size_t{1} << 20), size_t{1} << 20);
+    EXPECT_EQ(table_memory::reserved_bytes(table_memory::kHugePage), table_memory::kHugePage);
 }
 
 TEST(TableArray, LargeTablesStartOnAHugePage) {

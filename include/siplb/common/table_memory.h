@@ -30,8 +30,9 @@ namespace siplb {
 namespace table_memory {
 
 inline constexpr size_t kHugePage = size_t{2} << 20;
-// Below this the rounding up to 2 MiB would waste more than it saves.
-inline constexpr size_t kHugeThreshold = size_t{1} << 20;
+// From one huge page up: the rounding then never costs more than part of
+// one page per table, and smaller tables keep their size.
+inline constexpr size_t kHugeThreshold = kHugePage;
 
 // `bytes` of zeroed memory, `align`-aligned (at most 4096); huge-page
 // backed when bytes >= kHugeThreshold. Throws std::bad_alloc like new.

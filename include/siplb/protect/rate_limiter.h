@@ -112,8 +112,13 @@ private:
         c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
 
-    TableArray<Slot> sources_;
-    TableArray<Slot> prefixes_;
+    // Both tables in one allocation (2 MiB at the default size: one huge
+    // page, table_memory.h): sources first, then prefixes.
+    TableArray<Slot> slots_;
+    Slot* sources() noexcept { return slots_.get(); }
+    Slot* prefixes() noexcept { return slots_.get() + mask_ + 1; }
+    const Slot* sources() const noexcept { return slots_.get(); }
+    const Slot* prefixes() const noexcept { return slots_.get() + mask_ + 1; }
     uint32_t mask_ = 0;
     uint64_t seed_ = 0;
     Bucket source_{};
