@@ -98,7 +98,9 @@ public:
     void erase(uint64_t key) noexcept;
 
     uint32_t capacity() const noexcept { return capacity_; }
-    size_t memory_bytes() const noexcept { return static_cast<size_t>(capacity_) * kEntryBytes; }
+    size_t memory_bytes() const noexcept {
+        return table_memory::reserved_bytes(static_cast<size_t>(capacity_) * kEntryBytes);
+    }
     // O(capacity) scan, for metrics from the control thread.
     size_t count_live(uint32_t now_s) const noexcept;
 

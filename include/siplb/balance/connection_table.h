@@ -125,7 +125,8 @@ public:
     uint32_t capacity() const noexcept { return capacity_; }
     uint32_t bucket_count() const noexcept { return static_cast<uint32_t>(bucket_mask_ + 1); }
     size_t memory_bytes() const noexcept {
-        return static_cast<size_t>(capacity_) * kEntryBytes + (source_mask_ + 1) * sizeof(uint32_t);
+        return table_memory::reserved_bytes(static_cast<size_t>(capacity_) * kEntryBytes) +
+               (source_mask_ + 1) * sizeof(uint32_t);
     }
     // O(capacity) scan (control thread, tests).
     size_t count_live(uint32_t now_s) const noexcept;

@@ -38,7 +38,7 @@ inline constexpr size_t kHugeThreshold = kHugePage;
 // backed when bytes >= kHugeThreshold. Throws std::bad_alloc like new.
 void* allocate(size_t bytes, size_t align);
 void release(void* p, size_t bytes, size_t align) noexcept;
-// The bytes allocate() reserves for a request of `bytes` (for memory reports).
+// The bytes allocate() reserves for a request of `bytes` (the tables' memory_bytes()).
 size_t reserved_bytes(size_t bytes) noexcept;
 
 }  // namespace table_memory

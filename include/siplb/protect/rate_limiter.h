@@ -16,14 +16,13 @@
 // key's 64-bit hash and its tat, 16 bytes, and a window is one aligned
 // cache line: a request reads two lines (its address's, its prefix's).
 // The hash stands for the key: among IPv4 addresses, among /24s and among
-// IPv6 /64s it is a bijection of the key, so exact; two IPv6 addresses
-// (or keys of different families) can share
-// a hash, which lets one charge the other's bucket. That gives a sender
-// nothing it does not have already: it can put any address it likes in a
-// UDP datagram's source. A key not found takes the slot in its window with
-// the smallest tat: a full (expired) one if any, else the stalest live one
-// ("eviction", counted). Nothing is ever deleted, so there are no
-// tombstones and lookups are bounded.
+// IPv6 /64s it is a bijection of the key, so exact; two IPv6 addresses (or
+// keys of different families) can share a hash, which lets one charge the
+// other's bucket. That gives a sender nothing it does not have already: it
+// can put any address it likes in a UDP datagram's source. A key not found
+// takes the slot in its window with the smallest tat: a full (expired) one
+// if any, else the stalest live one ("eviction", counted). Nothing is ever
+// deleted, so there are no tombstones and lookups are bounded.
 //
 // Threading: one RateLimiter per worker and pool, no locks, no atomics on
 // the state. The dataplane configures symmetric RSS on the 5-tuple, so all
@@ -43,8 +42,8 @@
 #include <memory>
 
 #include "siplb/common/endpoint.h"
-#include "siplb/common/table_memory.h"
 #include "siplb/common/result.h"
+#include "siplb/common/table_memory.h"
 #include "siplb/protect/spec.h"
 
 namespace siplb::protect {
