@@ -228,7 +228,13 @@ def proc_sample(pid: int) -> dict:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
+        # The pollers' control and /metrics connections come and go several
+        # times a second (under ASan often one is open at any given read):
+        # the fewest of a few reads 25 ms apart is the daemon's own count.
         fds = len(os.listdir(f"/proc/{pid}/fd"))
+        for _ in range(7):
+            time.sleep(0.025)
+            fds = min(fds, len(os.listdir(f"/proc/{pid}/fd")))
     except FileNotFoundError:
         return {"rss_kb": 0, "fds": 0}
     return {"rss_kb": rss, "fds": fds}
