@@ -29,8 +29,13 @@ DropReason drop_for(sip::RejectReason r) noexcept {
 
 IpAddress source_address(const uint8_t* frame, const net::PacketView& v) noexcept {
     IpAddress src;
-    if (v.ip_version == 6) src.family = IpAddress::Family::v6;
-    std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), v.addr_len());
+    // Fixed-size copies: a variable length one is a call into libc.
+    if (v.ip_version == 6) {
+        src.family = IpAddress::Family::v6;
+        std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), 16);
+    } else {
+        std::memcpy(src.bytes.data(), frame + v.src_addr_offset(), 4);
+    }
     return src;
 }
 

@@ -240,16 +240,31 @@ TEST(Rules, MemoAnswersRepeatedValuesAndScansNewOnes) {
     h.eval(m);
     EXPECT_EQ(h.memoized.scans, 2u);
     EXPECT_EQ(h.memoized.memo_hits, 2u);
-    h.eval(request("REGISTER", "sip:x", "Yealink SIP-T46S 2"));  // new UA, known From
-    EXPECT_EQ(h.memoized.scans, 3u);
-    EXPECT_EQ(h.memoized.memo_hits, 3u);
+    // The memo knows whole tuples: a new User-Agent with a known From misses
+    // and scans both (a hit counts the scans it saved).
+    h.eval(request("REGISTER", "sip:x", "Yealink SIP-T46S 2"));
+    EXPECT_EQ(h.memoized.scans, 4u);
+    EXPECT_EQ(h.memoized.memo_hits, 2u);
     // Without a memo every field is scanned every time.
     EXPECT_EQ(h.plain.scans, 6u);
-    // Values longer than the memo keeps are scanned every time.
-    const std::string long_ua = request("REGISTER", "sip:x", std::string(RuleCache::kMaxValue + 1, 'a'));
+    // Tuples longer than the memo keeps are scanned every time.
+    const std::string long_ua = request("REGISTER", "sip:x", std::string(RuleCache::kMaxKey, 'a'));
     h.eval(long_ua);
     h.eval(long_ua);
+    EXPECT_EQ(h.memoized.scans, 8u);
+    EXPECT_EQ(h.memoized.memo_hits, 2u);
+}
+
+// The key keeps the fields apart: moving bytes from one field to the next,
+// or leaving a field out, is a different tuple.
+TEST(Rules, MemoKeysKeepFieldBoundaries) {
+    Harness h({rule("ua", "user_agent", "^zzz$"), rule("x", "header:X-Scan", "^c$")});
+    EXPECT_EQ(h.eval(request("OPTIONS", "sip:x", "ab", "X-Scan: c\r\n")).rule, 1u);
+    EXPECT_EQ(h.eval(request("OPTIONS", "sip:x", "a", "X-Scan: bc\r\n")).rule, kNoRule);
+    EXPECT_EQ(h.eval(request("OPTIONS", "sip:x", "ab")).rule, kNoRule);
+    EXPECT_EQ(h.eval(request("OPTIONS", "sip:x", "ab", "X-Scan: c\r\n")).rule, 1u);
     EXPECT_EQ(h.memoized.scans, 5u);
+    EXPECT_EQ(h.memoized.memo_hits, 2u);
 }
 
 // A set holds kWays values: in a memo of two sets, any kWays values that
