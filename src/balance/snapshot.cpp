@@ -334,8 +334,9 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
     auto protect = protect::ProtectSnapshot::assemble(names, protection);
     if (protect->active()) {
         for (unsigned w = 0; w < workers; ++w) {
-            // Each worker its own rate-table salt; unchanged pools keep its buckets.
-            auto guard = protect::WorkerGuard::create(protect, 0x5349504c42ull ^ (0x9e3779b97f4a7c15ull * (w + 1)),
+            // Each worker its own salt, secret to senders; unchanged pools keep its buckets.
+            auto guard = protect::WorkerGuard::create(protect,
+                                                      protect::process_salt() ^ (0x9e3779b97f4a7c15ull * (w + 1)),
                                                       previous ? previous->guard(w) : nullptr);
             if (!guard) return R::fail("protect: worker " + std::to_string(w) + ": " + guard.message());
             d->guards_.push_back(std::move(guard).value());

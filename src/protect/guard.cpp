@@ -1,6 +1,22 @@
 #include "siplb/protect/guard.h"
 
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <chrono>
+
 namespace siplb::protect {
+
+uint64_t process_salt() noexcept {
+    static const uint64_t salt = []() -> uint64_t {
+        uint64_t s = 0;
+        if (getrandom(&s, sizeof s, 0) == static_cast<ssize_t>(sizeof s)) return s;
+        // No getrandom (a very old kernel): still different in every process.
+        const auto t = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        return (t ^ static_cast<uint64_t>(getpid()) << 32) * 0x9e3779b97f4a7c15ull;
+    }();
+    return salt;
+}
 
 const char* to_string(GuardDecision::Action a) noexcept {
     switch (a) {

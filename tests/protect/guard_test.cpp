@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "siplb/protect/guard.h"
 #include "test_util.h"
@@ -174,6 +176,29 @@ TEST(Guard, PrefetchChangesNoVerdict) {
         limited += c->check(0, inv.data(), inv.text.size(), inv.m, *IpAddress::parse("198.51.100.9"), &none, 1000 * kMs)
                        .dropped();
     EXPECT_GT(limited, 0);
+}
+
+// The tables' salt is secret and per process: a child started before the
+// parent draws its salt gets another one (equal with odds 2^-64).
+TEST(ProcessSalt, DiffersBetweenProcessesAndStaysWithinOne) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        const uint64_t s = process_salt();
+        _exit(write(fds[1], &s, sizeof s) == sizeof s ? 0 : 1);
+    }
+    close(fds[1]);
+    uint64_t theirs = 0;
+    const ssize_t got = read(fds[0], &theirs, sizeof theirs);
+    close(fds[0]);
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_EQ(got, static_cast<ssize_t>(sizeof theirs));
+    const uint64_t ours = process_salt();
+    EXPECT_NE(ours, theirs);
+    EXPECT_EQ(ours, process_salt());
 }
 
 }  // namespace

@@ -112,6 +112,12 @@ private:
     bool active_ = false;
 };
 
+// A secret of this process (getrandom at first use) for salting the
+// workers' memo and rate-table hashes: a source code constant would let
+// anyone who reads it aim field values at one memo set or addresses at
+// one bucket line, and evict what it holds.
+uint64_t process_salt() noexcept;
+
 class WorkerGuard {
 public:
     struct PoolState {
@@ -124,7 +130,8 @@ public:
     };
 
     // Allocates scratch, memos and rate tables for every pool. `seed`
-    // salts the rate tables' hash (give each worker its own). `previous`:
+    // salts the memos' and rate tables' hashes (the daemon gives each
+    // worker its own, from process_salt()). `previous`:
     // the same worker's guard of the snapshot being replaced; its rate
     // limiters are taken over for pools with the same name and limits.
     static Result<std::unique_ptr<WorkerGuard>> create(std::shared_ptr<const ProtectSnapshot> snapshot,
