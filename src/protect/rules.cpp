@@ -1,7 +1,7 @@
 #include "siplb/protect/rules.h"
 
 #include <hs/hs.h>
-// XXH3 inline: the memo hashes each rule field of every message.
+// XXH3 inline: the memo hashes one or two values per message.
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -214,63 +214,26 @@ Result<RuleScratch> RuleScratch::clone() const {
 Result<RuleCache> RuleCache::create(const CompiledRules& rules, uint32_t entries, uint64_t seed) {
     if (entries < 16 || entries > (1u << 16) || !std::has_single_bit(entries))
         return Result<RuleCache>::fail("rule memo: " + std::to_string(entries) +
-                                       " entries, must be a power of two in [16, 65536]");
+                                       " entries per database, must be a power of two in [16, 65536]");
     RuleCache c;
     c.databases_ = rules.dbs_.size();
-    c.set_mask_ = entries / kWays - 1;
+    const uint32_t sets = entries / kWays;
+    c.set_mask_ = sets - 1;
     c.seed_ = seed;
-    // More databases than key bytes: no tuple fits, so nothing to remember.
-    if (c.databases_ && c.databases_ < kMaxKey) {
-        c.sets_ = TableArray<Set>(entries / kWays);
-        c.slots_ = TableArray<Entry>(entries);
-        c.spans_ = TableArray<sip::Span>(c.databases_);
+    if (c.databases_) {
+        c.sets_ = TableArray<Set>(c.databases_ * sets);
+        c.slots_ = TableArray<Entry>(c.databases_ * entries);
     }
     return c;
 }
 
-namespace {
-
-// Byte equality for the memo's short keys, inline: libc's memcmp costs a
-// call and its size dispatch per field.
-inline bool same_bytes(const uint8_t* a, const uint8_t* b, size_t n) noexcept {
-#if defined(__SSE2__)
-    if (n >= 16) {
-        const auto differ = [](const uint8_t* x, const uint8_t* y) {
-            const __m128i vx = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
-            const __m128i vy = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y));
-            return _mm_movemask_epi8(_mm_cmpeq_epi8(vx, vy)) != 0xFFFF;
-        };
-        for (size_t i = 0; i + 16 < n; i += 16)
-            if (differ(a + i, b + i)) return false;
-        return !differ(a + n - 16, b + n - 16);  // the last 16, overlapping
-    }
-#endif
-    if (n >= 8) {
-        uint64_t x0, y0, x1, y1;
-        std::memcpy(&x0, a, 8), std::memcpy(&y0, b, 8);
-        std::memcpy(&x1, a + n - 8, 8), std::memcpy(&y1, b + n - 8, 8);
-        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-    }
-    if (n >= 4) {
-        uint32_t x0, y0, x1, y1;
-        std::memcpy(&x0, a, 4), std::memcpy(&y0, b, 4);
-        std::memcpy(&x1, a + n - 4, 4), std::memcpy(&y1, b + n - 4, 4);
-        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-    }
-    for (size_t i = 0; i < n; ++i)
-        if (a[i] != b[i]) return false;
-    return true;
+uint64_t RuleCache::hash(size_t db, const uint8_t* value, size_t length) const noexcept {
+    return XXH3_64bits_withSeed(value, length, seed_ + db);
 }
 
-uint8_t mark_used(uint8_t used, int way) noexcept {
-    const unsigned u = used | 1u << way;
-    return static_cast<uint8_t>(u == 0xFF ? 1u << way : u);  // `used` never has all bits set
-}
-
-}  // namespace
-
-const RuleCache::Entry* RuleCache::find(uint64_t h, const Key& key) noexcept {
-    Set& set = sets_[h & set_mask_];
+uint32_t RuleCache::find(size_t db, uint64_t h, const uint8_t* value, size_t length) noexcept {
+    const size_t set_index = db * (size_t{set_mask_} + 1) + (h & set_mask_);
+    Set& set = sets_[set_index];
     const auto tag = static_cast<uint32_t>(h >> 32);
     static_assert(kWays == 8);
 #if defined(__SSE2__)
@@ -283,47 +246,33 @@ const RuleCache::Entry* RuleCache::find(uint64_t h, const Key& key) noexcept {
     unsigned candidates = 0;
     for (uint32_t w = 0; w < kWays; ++w) candidates |= unsigned(set.tag[w] == tag) << w;
 #endif
-    const Entry* ways = &slots_[(h & set_mask_) * kWays];
+    const Entry* ways = &slots_[set_index * kWays];
     for (; candidates; candidates &= candidates - 1) {
         const int w = std::countr_zero(candidates);
-        if (set.length[w] != key.length) continue;
-        const uint8_t* k = ways[w].key;
-        bool same = true;
-        for (size_t i = 0; i < databases_ && same; ++i) {
-            const sip::Span s = key.spans[i];
-            same = *k == s.length && same_bytes(k + 1, key.payload + s.offset, s.length);
-            k += 1 + s.length;
-        }
-        if (same) {
-            set.used = mark_used(set.used, w);
-            return &ways[w];
+        if (set.length[w] == length && std::memcmp(ways[w].bytes, value, length) == 0) {
+            set.used = static_cast<uint8_t>((set.used | 1u << w) == 0xFF ? 1u << w : set.used | 1u << w);
+            return ways[w].rule;
         }
     }
-    return nullptr;
+    return kMiss;
 }
 
-void RuleCache::store(uint64_t h, const Key& key, uint32_t rule, uint16_t scans) noexcept {
-    Set& set = sets_[h & set_mask_];
+void RuleCache::store(size_t db, uint64_t h, const uint8_t* value, size_t length, uint32_t rule) noexcept {
+    const size_t set_index = db * (size_t{set_mask_} + 1) + (h & set_mask_);
+    Set& set = sets_[set_index];
     // An empty way, else the first not used since `used` last filled up.
     unsigned free = 0, stale = 0;
     for (uint32_t w = 0; w < kWays; ++w) {
         free |= unsigned(set.length[w] == 0) << w;
         stale |= unsigned(!(set.used >> w & 1)) << w;
     }
-    const int w = std::countr_zero(free ? free : stale);
-    Entry& e = slots_[(h & set_mask_) * kWays + w];
+    const int w = std::countr_zero(free ? free : stale);  // `used` never has all bits set
+    Entry& e = slots_[set_index * kWays + w];
     e.rule = rule;
-    e.scans = scans;
-    uint8_t* k = e.key;
-    for (size_t i = 0; i < databases_; ++i) {
-        const sip::Span s = key.spans[i];
-        *k = static_cast<uint8_t>(s.length);
-        std::memcpy(k + 1, key.payload + s.offset, s.length);
-        k += 1 + s.length;
-    }
+    std::memcpy(e.bytes, value, length);
     set.tag[w] = static_cast<uint32_t>(h >> 32);
-    set.length[w] = static_cast<uint16_t>(key.length);
-    set.used = mark_used(set.used, w);
+    set.length[w] = static_cast<uint16_t>(length);
+    set.used = static_cast<uint8_t>((set.used | 1u << w) == 0xFF ? 1u << w : set.used | 1u << w);
 }
 
 namespace {
@@ -345,17 +294,46 @@ sip::HeaderSet headers_read(const CompiledRules& rules) noexcept {
     return sip::HeaderSet::only(bits);
 }
 
-namespace {
-
-// The verdict for the lowest matching rule `best` (kNoRule: none).
-RuleVerdict verdict_for(std::span<const RuleInfo> rules, uint32_t best, uint16_t scans, uint16_t memo_hits,
-                        uint16_t scan_errors) noexcept {
+RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
+                     RuleScratch& scratch, RuleCache* cache) noexcept {
     RuleVerdict v;
+    if (rules.dbs_.empty() || msg.verdict != sip::Verdict::ok) return v;
+    if (cache && !cache->enabled()) cache = nullptr;
+    uint32_t best = kNoRule;
+    // Counted in locals (registers across hs_scan), stored in the verdict once.
+    uint16_t scans = 0, memo_hits = 0, scan_errors = 0;
+    for (size_t i = 0; i < rules.dbs_.size(); ++i) {
+        const auto& d = rules.dbs_[i];
+        // Databases are ordered by their lowest rule: once a match beats
+        // that, no later database can produce an earlier rule.
+        if (best <= d.first_rule) break;
+        sip::Span s = field_span(payload, len, msg, d.field, d.header);
+        if (s.empty() || s.end() > len) continue;
+        const uint8_t* value = payload + s.offset;
+        uint32_t found;
+        bool failed = false;
+        if (cache && s.length <= RuleCache::kMaxValue) {
+            const uint64_t h = cache->hash(i, value, s.length);
+            found = cache->find(i, h, value, s.length);
+            if (found != RuleCache::kMiss) {
+                ++memo_hits;
+            } else {
+                found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, failed);
+                ++scans;
+                if (!failed) cache->store(i, h, value, s.length, found);
+            }
+        } else {
+            found = scan_field(d.db, d.first_rule, value, s.length, scratch.s_, failed);
+            ++scans;
+        }
+        scan_errors = static_cast<uint16_t>(scan_errors + failed);
+        if (found < best) best = found;
+    }
     v.scans = scans;
     v.memo_hits = memo_hits;
     v.scan_errors = scan_errors;
     if (best == kNoRule) return v;
-    const RuleInfo& r = rules[best];
+    const RuleInfo& r = rules.rules_[best];
     v.rule = best;
     switch (r.action) {
         case RuleAction::drop: v.action = RuleVerdict::Action::drop; break;
@@ -367,63 +345,6 @@ RuleVerdict verdict_for(std::span<const RuleInfo> rules, uint32_t best, uint16_t
             break;
     }
     return v;
-}
-
-}  // namespace
-
-RuleVerdict evaluate(const CompiledRules& rules, const uint8_t* payload, size_t len, const sip::SipMessage& msg,
-                     RuleScratch& scratch, RuleCache* cache) noexcept {
-    if (rules.dbs_.empty() || msg.verdict != sip::Verdict::ok) return {};
-    const size_t n = rules.dbs_.size();
-    const auto span_of = [&](size_t i) {
-        const auto& d = rules.dbs_[i];
-        const sip::Span s = field_span(payload, len, msg, d.field, d.header);
-        return s.end() > len ? sip::Span{} : s;
-    };
-    // Counted in locals (registers across hs_scan), put in the verdict once.
-    uint32_t best = kNoRule;
-    uint16_t scans = 0, scan_errors = 0;
-    // Scans database i's field `s` unless it is absent.
-    const auto scan = [&](size_t i, sip::Span s) {
-        if (s.empty()) return;
-        const auto& d = rules.dbs_[i];
-        bool failed = false;
-        const uint32_t found = scan_field(d.db, d.first_rule, payload + s.offset, s.length, scratch.s_, failed);
-        ++scans;
-        scan_errors = static_cast<uint16_t>(scan_errors + failed);
-        if (found < best) best = found;
-    };
-
-    if (!cache || !cache->enabled()) {
-        // Databases are ordered by their lowest rule: once a match beats
-        // that, no later database can produce an earlier rule.
-        for (size_t i = 0; i < n && best > rules.dbs_[i].first_rule; ++i) scan(i, span_of(i));
-        return verdict_for(rules.rules_, best, scans, 0, scan_errors);
-    }
-
-    // The memo's key: every database's field (absent ones too, as a zero
-    // length), hashed value by value.
-    sip::Span* spans = cache->spans_.get();
-    uint64_t h = 0;
-    size_t key_length = n;
-    bool fits = true;
-    for (size_t i = 0; i < n; ++i) {
-        const sip::Span s = span_of(i);
-        spans[i] = s;
-        if (s.empty()) continue;
-        h ^= XXH3_64bits_withSeed(payload + s.offset, s.length, cache->seed_ + i);
-        key_length += s.length;
-        fits = fits && s.length <= UINT8_MAX;
-    }
-    if (key_length == n) return {};  // none of the fields: nothing to scan
-    fits = fits && key_length <= RuleCache::kMaxKey;
-    const RuleCache::Key key{spans, payload, key_length};
-    if (fits) {
-        if (const RuleCache::Entry* e = cache->find(h, key)) return verdict_for(rules.rules_, e->rule, 0, e->scans, 0);
-    }
-    for (size_t i = 0; i < n && best > rules.dbs_[i].first_rule; ++i) scan(i, spans[i]);
-    if (fits && scan_errors == 0) cache->store(h, key, best, scans);
-    return verdict_for(rules.rules_, best, scans, 0, scan_errors);
 }
 
 }  // namespace siplb::protect

@@ -148,8 +148,8 @@ enum class CounterKind : uint8_t { counter, gauge, level };
     X(rate_limited, protect, rate_limited, counter, "Requests dropped by the rate limits")                      \
     X(routed_away, protect, routed_away, counter, "Messages a route rule sent to another pool")                 \
     X(rule_scans, protect, scans, counter,                                                                      \
-      "Hyperscan scans the pool's rules ran (one per field of a message the worker's memo did not know)")       \
-    X(rule_memo_hits, protect, memo_hits, counter, "Scans the rule memos answered instead")                     \
+      "Hyperscan scans the pool's rules ran (one per field value the worker's memo did not know)")              \
+    X(rule_memo_hits, protect, memo_hits, counter, "Field values the rule memos answered without a scan")       \
     X(rule_scan_errors, protect, scan_errors, counter,                                                          \
       "Scans Hyperscan refused (the field counted as unmatched): anything but 0 is a bug")                      \
     X(rate_evictions, protect, rate_evictions, counter,                                                         \

@@ -9,7 +9,7 @@
 //   ProtectSnapshot  the PoolProtections of one published dataplane snapshot,
 //                    in its pool order, route targets resolved by name.
 //   WorkerGuard      one per worker per snapshot: Hyperscan scratch for every
-//                    pool's databases, a memo of scanned field tuples
+//                    pool's databases, a memo of scanned field values
 //                    (rules.h, RuleCache) and a rate limiter per pool.
 //                    Built by the control thread before the snapshot is
 //                    published (it allocates); check() never allocates,
@@ -123,7 +123,7 @@ public:
     struct PoolState {
         explicit PoolState(std::shared_ptr<const CompiledRules> r) : rules(std::move(r)) {}
         std::shared_ptr<const CompiledRules> rules;
-        RuleCache memo;                        // this worker's verdicts by field values
+        RuleCache memo;                        // this worker's scan results by field value
         std::shared_ptr<RateLimiter> limiter;  // null when rate limiting is off
         RateLimitSpec limits;                  // what `limiter` was made with
         std::string name;

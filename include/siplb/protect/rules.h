@@ -25,18 +25,22 @@
 // requests and responses (responses have no method or Request-URI);
 // keepalives and rejected datagrams are never matched.
 //
-// Memo (RuleCache): the rules' verdict on a message depends only on the
-// bytes of the fields they name, and the same values come back all the time
-// (a handful of User-Agents per deployment, the From of every message of a
-// call, every re-REGISTER). Each worker keeps, per pool, a set-associative
-// table of recent field tuples (all of the rules' fields of one message,
-// compared byte for byte, not by hash alone) and the rule they matched; a
-// hit costs one hash per field and one lookup instead of a scan per field.
-// Exact: a tuple is only ever answered with the result of scanning those
-// same values with those same databases. A miss scans every field the
-// message carries (a new call's From also rescans its known User-Agent):
-// misses are rare, and one lookup per message instead of one per field is
-// what the common case saves.
+// Memo (RuleCache): a database's verdict on a field depends on the field's
+// bytes only, and the same values come back all the time (a handful of
+// User-Agents per deployment, the From of every message of a call, every
+// re-REGISTER). Each worker keeps, per database, a set-associative table of
+// recent values (compared byte for byte, not by hash alone) and the lowest
+// rule of that database they matched; a hit costs a hash and a memcmp
+// instead of a scan. Exact: a value is only ever answered with the result
+// of scanning that same value with that same database.
+//
+// Why a memo per field and not one per message (all rule fields as one
+// key)? We built the latter: a known tuple then costs ~70 instructions
+// less per request (one lookup instead of two), but a new call's From
+// (its tag is new) makes the whole tuple new and rescans the User-Agent
+// the per-field memo still knows, ~1600 instructions. That breaks even
+// at 4-5 % of requests with a new From, and an edge sees far more: every
+// INVITE, and every REGISTER and OPTIONS that carries a fresh tag.
 //
 // One scan per message? We measured putting all fields' patterns in one
 // database (spans copied into one buffer with '\n' between them, or
@@ -126,30 +130,29 @@ private:
     hs_scratch* s_ = nullptr;
 };
 
-// One worker's memo of field tuples already scanned, for one CompiledRules
+// One worker's memo of field values already scanned, for one CompiledRules
 // (see the header comment). Allocated once by create() (control thread);
 // evaluate() only reads and overwrites entries. Not shareable between
 // threads. A default-constructed RuleCache remembers nothing.
 class RuleCache {
 public:
-    // A message's key: per database one length byte and the field's value.
-    // Longer tuples (or one value over 255 bytes) are scanned every time;
-    // real User-Agent and From values are 20-100 bytes each.
-    static constexpr size_t kMaxKey = 250;
-    // Ways per set. Eight keep a working set of tuples that fits the memo
+    // Values longer than this are scanned every time (real User-Agent and
+    // From values are 20-100 bytes).
+    static constexpr size_t kMaxValue = 124;
+    // Ways per set. Eight keep a working set of values that fits the memo
     // from thrashing: with two, the ~4 % of sets that drew three or more of
     // the benchmarks' ~760 From values missed on every message of theirs.
     static constexpr uint32_t kWays = 8;
-    // 256-byte entries plus a 64-byte tag line per set: 1056 KiB per pool
-    // and worker; a hit reads the tag line and the lines of the key.
+    // 128-byte entries plus a 64-byte tag line per set: 544 KiB per database
+    // (distinct field), pool and worker; a lookup touches two lines of it.
     // Sized so that the ~1500 distinct From values of the daemon benchmark's
     // mix (a call's messages, re-REGISTERs of 1000 clients) fit with room:
     // at 2048 entries, sets that drew more than eight of them kept 10 % of
     // requests scanning.
     static constexpr uint32_t kDefaultEntries = 4096;
 
-    // `entries`: a power of two in [16, 2^16]. `seed` salts the index hash
-    // so that nobody outside can aim values at one set.
+    // `entries` per database: a power of two in [16, 2^16]. `seed` salts the
+    // index hash so that nobody outside can aim values at one set.
     static Result<RuleCache> create(const CompiledRules& rules, uint32_t entries = kDefaultEntries,
                                     uint64_t seed = 0x6d656d6f);
     RuleCache() = default;
@@ -161,35 +164,29 @@ public:
 private:
     friend RuleVerdict evaluate(const CompiledRules&, const uint8_t*, size_t, const sip::SipMessage&, RuleScratch&,
                                 RuleCache*) noexcept;
+    static constexpr uint32_t kMiss = UINT32_MAX - 1;  // distinct from kNoRule, a remembered "no match"
     // A set's tags in one line: a lookup reads this line and the one entry
-    // whose tag and key length match. Not-recently-used replacement: `used`
+    // whose tag and length match. Not-recently-used replacement: `used`
     // marks the ways hit since it last filled up.
     struct alignas(64) Set {
-        uint32_t tag[kWays];     // hash bits 32-63 of the key in each way
-        uint16_t length[kWays];  // key length; 0: empty way
+        uint32_t tag[kWays];     // hash bits 32-63 of the value in each way
+        uint16_t length[kWays];  // 0: empty way (empty values are never scanned)
         uint8_t used;
     };
     struct alignas(64) Entry {
-        uint32_t rule;   // the lowest rule the tuple matched, or kNoRule
-        uint16_t scans;  // the scans that took (what a hit saves)
-        uint8_t key[kMaxKey];
+        uint32_t rule;  // lowest rule of the database the value matched, or kNoRule
+        uint8_t bytes[kMaxValue];
     };
-    static_assert(sizeof(Set) == 64 && sizeof(Entry) == 256);
+    static_assert(sizeof(Set) == 64 && sizeof(Entry) == 128);
 
-    // The message's fields, one per database (empty: absent), as evaluate()
-    // found them for the lookup and any scans after it.
-    struct Key {
-        const sip::Span* spans;
-        const uint8_t* payload;
-        size_t length;  // encoded: databases + sum of value lengths
-    };
-    const Entry* find(uint64_t hash, const Key& key) noexcept;
-    void store(uint64_t hash, const Key& key, uint32_t rule, uint16_t scans) noexcept;
+    uint64_t hash(size_t db, const uint8_t* value, size_t length) const noexcept;
+    // The remembered rule for `value` in database `db`, or kMiss.
+    uint32_t find(size_t db, uint64_t hash, const uint8_t* value, size_t length) noexcept;
+    void store(size_t db, uint64_t hash, const uint8_t* value, size_t length, uint32_t rule) noexcept;
 
-    TableArray<Set> sets_;
-    TableArray<Entry> slots_;      // sets x kWays
-    TableArray<sip::Span> spans_;  // one per database: evaluate()'s scratch
-    uint32_t set_mask_ = 0;        // sets - 1
+    TableArray<Set> sets_;     // databases x sets
+    TableArray<Entry> slots_;  // databases x sets x kWays
+    uint32_t set_mask_ = 0;    // sets per database - 1
     size_t databases_ = 0;
     uint64_t seed_ = 0;
 };
@@ -201,9 +198,8 @@ struct RuleVerdict {
     uint32_t route_pool = kNoPool;     // action route: target pool index
     std::string_view route_pool_name;  // action route: target pool name (owned by the rules)
     // What it took (at most one of each per database, and CompiledRules
-    // has at most kMaxDatabases): Hyperscan scans run, scans the memo
-    // answered instead (a hit counts the scans its tuple took), and scans
-    // Hyperscan refused (scratch not
+    // has at most kMaxDatabases): Hyperscan scans run, field values the
+    // memo answered instead, and scans Hyperscan refused (scratch not
     // reserved for these rules: the field then counts as unmatched; non-zero
     // means a wiring bug).
     uint16_t scans = 0;
