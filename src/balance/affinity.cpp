@@ -2,18 +2,11 @@
 
 #include <string>
 
-#include "entry_word.h"
+#include "siplb/balance/entry_word.h"
 
 namespace siplb::balance {
-namespace {
 
 using namespace entry_word;
-
-// The VIP slot rides in the word's table-specific byte (entry_word.h).
-inline bool same_tag(uint64_t word, uint64_t tag) noexcept { return (word & kTagMask) == tag; }
-inline uint8_t vip_of(uint64_t word) noexcept { return extra_of(word); }
-
-}  // namespace
 
 Result<std::unique_ptr<AffinityTable>> AffinityTable::create(uint32_t capacity) {
     if (capacity < kMinCapacity || capacity > kMaxCapacity || (capacity & (capacity - 1)) != 0)
@@ -25,23 +18,6 @@ Result<std::unique_ptr<AffinityTable>> AffinityTable::create(uint32_t capacity) 
 
 AffinityTable::AffinityTable(uint32_t capacity)
     : buckets_(capacity / kWays), capacity_(capacity), bucket_mask_(capacity / kWays - 1) {}
-
-std::optional<AffinityTable::Hit> AffinityTable::lookup(uint64_t key, uint32_t now_s) const noexcept {
-    const uint64_t tag = tag_of(key);
-    const Bucket& b = bucket_of(key);
-    for (const Entry& e : b.way) {
-        const uint64_t k1 = e.key.load(std::memory_order_acquire);
-        if (!same_tag(k1, tag) || (k1 & kBusy)) continue;
-        // Acquire on the payload: if it is a newer writer's, that writer's
-        // busy CAS happened before, and the second key load sees it.
-        const uint64_t p = e.payload.load(std::memory_order_acquire);
-        const uint64_t k2 = e.key.load(std::memory_order_relaxed);
-        if (k1 != k2) return std::nullopt;  // being rewritten: let Maglev decide this once
-        if (!after(expiry_of(p), now_s)) return std::nullopt;
-        return Hit{id_of(p), expiry_of(p), vip_of(k1)};
-    }
-    return std::nullopt;
-}
 
 AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, uint32_t expiry_s, uint32_t now_s,
                                            uint8_t vip) noexcept {

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "entry_word.h"
+#include "siplb/balance/entry_word.h"
 
 namespace siplb::balance {
 namespace {

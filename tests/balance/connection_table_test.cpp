@@ -1,6 +1,6 @@
 #include "siplb/balance/connection_table.h"
 
-#include "../../src/balance/entry_word.h"
+#include "siplb/balance/entry_word.h"
 
 #include <gtest/gtest.h>
 

@@ -47,6 +47,7 @@
 #include <memory>
 #include <optional>
 
+#include "siplb/balance/entry_word.h"
 #include "siplb/common/result.h"
 #include "siplb/common/table_memory.h"
 
@@ -75,6 +76,9 @@ public:
         uint8_t vip;
     };
     // The live entry for `key` (expiry after now_s), if any. Never writes.
+    // Inline: out of line, GCC returns the optional through the stack with
+    // byte-wide stores that the 8-byte reloads cannot forward from, which
+    // stalled every lookup of the worker's pick.
     std::optional<Hit> lookup(uint64_t key, uint32_t now_s) const noexcept;
 
     enum class Store : uint8_t {
@@ -115,6 +119,9 @@ private:
     static_assert(sizeof(Entry) == kEntryBytes);
     static_assert(sizeof(Bucket) == 64);
 
+    // The VIP slot rides in the word's table-specific byte (entry_word.h).
+    static uint8_t vip_of(uint64_t word) noexcept { return entry_word::extra_of(word); }
+
     explicit AffinityTable(uint32_t capacity);
     const Bucket& bucket_of(uint64_t key) const noexcept { return buckets_[key & bucket_mask_]; }
     Bucket& bucket_of(uint64_t key) noexcept { return buckets_[key & bucket_mask_]; }
@@ -123,5 +130,23 @@ private:
     uint32_t capacity_;
     uint64_t bucket_mask_;
 };
+
+inline std::optional<AffinityTable::Hit> AffinityTable::lookup(uint64_t key, uint32_t now_s) const noexcept {
+    using namespace entry_word;
+    const uint64_t tag = tag_of(key);
+    const Bucket& b = bucket_of(key);
+    for (const Entry& e : b.way) {
+        const uint64_t k1 = e.key.load(std::memory_order_acquire);
+        if (!same_tag(k1, tag) || (k1 & kBusy)) continue;
+        // Acquire on the payload: if it is a newer writer's, that writer's
+        // busy CAS happened before, and the second key load sees it.
+        const uint64_t p = e.payload.load(std::memory_order_acquire);
+        const uint64_t k2 = e.key.load(std::memory_order_relaxed);
+        if (k1 != k2) return std::nullopt;  // being rewritten: let Maglev decide this once
+        if (!after(expiry_of(p), now_s)) return std::nullopt;
+        return Hit{id_of(p), expiry_of(p), vip_of(k1)};
+    }
+    return std::nullopt;
+}
 
 }  // namespace siplb::balance

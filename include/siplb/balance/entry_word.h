@@ -27,6 +27,7 @@ inline uint64_t tag_of(uint64_t key) noexcept {
     const uint64_t t = key & kTagMask;
     return t ? t : uint64_t{1} << 24;
 }
+inline bool same_tag(uint64_t word, uint64_t tag) noexcept { return (word & kTagMask) == tag; }
 // The next version of a slot's word, now holding `tag` and `extra`.
 inline uint64_t next_word(uint64_t old_word, uint64_t tag, uint8_t extra = 0) noexcept {
     return tag | uint64_t{extra} << 16 | ((old_word + 2) & kVersionMask);
