@@ -73,10 +73,11 @@ RateLimiter::Probe RateLimiter::locate(const IpAddress& src) const noexcept {
         std::memcpy(&a, src.bytes.data(), 4);
         hi = 0;
         lo = (0xffffull << 32) | a;
-        uint32_t p = a;
-        std::memset(reinterpret_cast<uint8_t*>(&p) + 3, 0, 1);  // /24: clear the last address byte
+        // /24: clear the last address byte. A mask, not a byte store into
+        // `a`, which GCC reloads through the stack and stalls.
+        constexpr uint32_t kLastByte = std::endian::native == std::endian::little ? 0xFF000000u : 0xFFu;
         phi = 0;
-        plo = (0xffffull << 32) | p;
+        plo = (0xffffull << 32) | (a & ~kLastByte);
     } else {
         std::memcpy(&hi, src.bytes.data(), 8);
         std::memcpy(&lo, src.bytes.data() + 8, 8);

@@ -259,6 +259,10 @@ public:
         const PoolSnapshot* pool = nullptr;
         uint32_t pool_index = 0;
         uint8_t vip = AffinityTable::kNoVip;  // the VIP's slot in pool (PoolSnapshot::vip_at)
+        // Named padding: with 13 bytes of members, GCC copied a returned
+        // PoolRef as bytes 0-7 and 5-12, and the second load, spanning both
+        // halves just stored, could not be forwarded from them.
+        uint8_t unused[3] = {};
     };
     // One pool a backend address belongs to.
     struct BackendInPool {
