@@ -345,23 +345,11 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
     return std::unique_ptr<const DataplaneSnapshot>(std::move(d));
 }
 
-DataplaneSnapshot::PoolRef DataplaneSnapshot::find_pool_by_vip(const EndpointKey& vip) const noexcept {
-    const Slot* s = find(vips_, vip);
-    if (!s) return {};
-    return {pools_[s->pool_index].get(), s->pool_index, s->vip};
-}
-
 DataplaneSnapshot::BackendRef DataplaneSnapshot::find_backend(const EndpointKey& backend) const noexcept {
     const Slot* s = find(backends_, backend);
     if (!s) return {};
     return {pools_[s->pool_index].get(), s->pool_index, s->backend, s->snat_vip,
             std::span<const BackendInPool>(shared_.data() + s->shared_first, s->shared_count)};
-}
-
-DataplaneSnapshot::PoolRef DataplaneSnapshot::find_tcp_vip(const EndpointKey& vip) const noexcept {
-    const Slot* s = find(tcp_vips_, vip);
-    if (!s) return {};
-    return {pools_[s->pool_index].get(), s->pool_index, s->vip};
 }
 
 DataplaneSnapshot::TcpBackendRef DataplaneSnapshot::find_tcp_backend(const EndpointKey& backend) const noexcept {

@@ -78,7 +78,13 @@ void Forwarder::prepare(Prepared& p, uint8_t* frame, uint16_t len, uint16_t head
     }
     const bool v6 = v.ip_version == 6;
     using Key = balance::DataplaneSnapshot::EndpointKey;
-    p.vip = snap->find_pool_by_vip(Key::from_wire(frame + v.dst_addr_offset(), v6, frame + v.l4_offset + 2));
+    // Member by member: GCC copies a whole PoolRef (13 bytes) as bytes 0-7
+    // and 5-12 of a stack temporary, and store forwarding cannot serve the
+    // second load, which spans both words just stored.
+    const auto vip = snap->find_pool_by_vip(Key::from_wire(frame + v.dst_addr_offset(), v6, frame + v.l4_offset + 2));
+    p.vip.pool = vip.pool;
+    p.vip.pool_index = vip.pool_index;
+    p.vip.vip = vip.vip;
     if (p.vip.pool) {
         p.route = Route::to_backend;
         to_backend_.prepare(f, snap, p.vip, p.to_backend);

@@ -93,25 +93,25 @@ void RateLimiter::prefetch(const Probe& k) const noexcept {
 }
 
 Admission RateLimiter::admit(const Probe& k, uint64_t now_ns) noexcept {
-    Admission a;
-    Slot* s = lookup(sources(), k.source, now_ns, a.evictions);
+    // Built at the end from locals: GCC kept a local Admission on the stack
+    // and reloaded it as a whole from its byte-wide fields.
+    uint8_t evictions = 0;
+    Slot* s = lookup(sources(), k.source, now_ns, evictions);
     uint64_t s_tat = std::max(s->tat, now_ns) + source_.interval_ns;
     if (s_tat - now_ns > source_.tolerance_ns) {
         bump(c_->source_limited);
-        a.verdict = RateVerdict::source_limited;
-        return a;
+        return Admission{RateVerdict::source_limited, evictions};
     }
-    Slot* p = lookup(prefixes(), k.prefix, now_ns, a.evictions);
+    Slot* p = lookup(prefixes(), k.prefix, now_ns, evictions);
     uint64_t p_tat = std::max(p->tat, now_ns) + prefix_.interval_ns;
     if (p_tat - now_ns > prefix_.tolerance_ns) {
         bump(c_->prefix_limited);
-        a.verdict = RateVerdict::prefix_limited;
-        return a;
+        return Admission{RateVerdict::prefix_limited, evictions};
     }
     s->tat = s_tat;
     p->tat = p_tat;
     bump(c_->passed);
-    return a;
+    return Admission{RateVerdict::pass, evictions};
 }
 
 }  // namespace siplb::protect

@@ -259,10 +259,6 @@ public:
         const PoolSnapshot* pool = nullptr;
         uint32_t pool_index = 0;
         uint8_t vip = AffinityTable::kNoVip;  // the VIP's slot in pool (PoolSnapshot::vip_at)
-        // Named padding: with 13 bytes of members, GCC copied a returned
-        // PoolRef as bytes 0-7 and 5-12, and the second load, spanning both
-        // halves just stored, could not be forwarded from them.
-        uint8_t unused[3] = {};
     };
     // One pool a backend address belongs to.
     struct BackendInPool {
@@ -329,6 +325,9 @@ public:
 
     // Exact VIP (address and port) -> pool. pool == nullptr when unknown.
     PoolRef find_pool_by_vip(const Endpoint& vip) const noexcept { return find_pool_by_vip(EndpointKey::of(vip)); }
+    // Inline, as is find_tcp_vip(): returned from a call, GCC built the
+    // PoolRef's second word from narrower stores and reloaded it as a
+    // whole, which store forwarding cannot serve, on every frame to a VIP.
     PoolRef find_pool_by_vip(const EndpointKey& vip) const noexcept;
     // Backend address -> pool, backend index and SNAT VIP. pool == nullptr when unknown.
     BackendRef find_backend(const Endpoint& backend) const noexcept { return find_backend(EndpointKey::of(backend)); }
@@ -382,5 +381,17 @@ private:
 };
 
 using SnapshotPublisher = RcuPublisher<DataplaneSnapshot>;
+
+inline DataplaneSnapshot::PoolRef DataplaneSnapshot::find_pool_by_vip(const EndpointKey& vip) const noexcept {
+    const Slot* s = find(vips_, vip);
+    if (!s) return {};
+    return {pools_[s->pool_index].get(), s->pool_index, s->vip};
+}
+
+inline DataplaneSnapshot::PoolRef DataplaneSnapshot::find_tcp_vip(const EndpointKey& vip) const noexcept {
+    const Slot* s = find(tcp_vips_, vip);
+    if (!s) return {};
+    return {pools_[s->pool_index].get(), s->pool_index, s->vip};
+}
 
 }  // namespace siplb::balance
