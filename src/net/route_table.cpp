@@ -5,10 +5,6 @@
 namespace siplb::net {
 
 namespace {
-uint32_t host_order(uint32_t be) noexcept {
-    const auto* b = reinterpret_cast<const uint8_t*>(&be);
-    return uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
-}
 Prefix network_of(const Prefix& p) {
     Prefix n = p;
     size_t bits = p.length;
@@ -81,16 +77,10 @@ bool RouteTable::is_local_address(const IpAddress& a) const noexcept {
     return std::find(local_.begin(), local_.end(), a) != local_.end();
 }
 
-std::optional<uint16_t> RouteTable::on_link_port(const IpAddress& a) const noexcept {
-    if (a.is_v4()) {
-        const uint32_t h = host_order(a.v4_be());
-        for (const auto& v : v4_)
-            if ((h & v.mask) == v.network && !entries_[v.index].via) return entries_[v.index].port;
-        return std::nullopt;
-    }
+int RouteTable::on_link_port_v6(const IpAddress& a) const noexcept {
     for (const auto& e : entries_)
         if (!e.via && e.prefix.ip.family == a.family && e.prefix.contains(a)) return e.port;
-    return std::nullopt;
+    return -1;
 }
 
 }  // namespace siplb::net

@@ -58,11 +58,30 @@ public:
             if (k.words == w && k.v6 == v6) return true;
         return false;
     }
-    // Port whose connected prefix contains `a` (for gleaning).
-    std::optional<uint16_t> on_link_port(const IpAddress& a) const noexcept;
+    // Port whose connected prefix contains `a` (for gleaning, which asks
+    // for every source the glean cache does not know: most of them at an
+    // edge, where clients come through routers). Inline: out of line, GCC
+    // returned "none" through a byte store and a wider reload that store
+    // forwarding cannot serve.
+    std::optional<uint16_t> on_link_port(const IpAddress& a) const noexcept {
+        if (!a.is_v4()) {
+            const int port = on_link_port_v6(a);
+            return port < 0 ? std::nullopt : std::optional<uint16_t>(static_cast<uint16_t>(port));
+        }
+        const uint32_t h = host_order(a.v4_be());
+        for (const auto& v : v4_)
+            if ((h & v.mask) == v.network && !entries_[v.index].via) return entries_[v.index].port;
+        return std::nullopt;
+    }
     const std::vector<RouteEntry>& entries() const noexcept { return entries_; }
 
 private:
+    static uint32_t host_order(uint32_t be) noexcept {
+        const auto* b = reinterpret_cast<const uint8_t*>(&be);
+        return uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
+    }
+    // The port, or -1: an int comes back in a register.
+    int on_link_port_v6(const IpAddress& a) const noexcept;
     // IPv4 fast path: (network, mask) in host order, same order as entries_.
     struct V4Entry {
         uint32_t network = 0, mask = 0;
