@@ -31,6 +31,10 @@ TEST(RouteTable, ConnectedThenLongestPrefix) {
     EXPECT_FALSE(t->is_local_address(ip("198.51.100.2")));
     EXPECT_EQ(t->on_link_port(ip("203.0.113.9")), std::optional<uint16_t>(1));
     EXPECT_FALSE(t->on_link_port(ip("192.0.2.7")));
+    EXPECT_FALSE(t->on_link_port(ip("192.0.2.200")));  // a static route's, via a gateway on port 0
+    EXPECT_FALSE(t->on_link_port(ip("8.8.8.8")));      // only the default route holds it
+    EXPECT_EQ(t->on_link_port(ip("2001:db8:1::99")), std::optional<uint16_t>(0));
+    EXPECT_FALSE(t->on_link_port(ip("2001:db8:2::1")));
 }
 
 TEST(RouteTable, RejectsUnreachableGatewayAndUnknownPort) {
