@@ -73,8 +73,9 @@ RateLimiter::Probe RateLimiter::locate(const IpAddress& src) const noexcept {
         std::memcpy(&a, src.bytes.data(), 4);
         hi = 0;
         lo = (0xffffull << 32) | a;
-        // /24: clear the last address byte. A mask, not a byte store into
-        // `a`, which GCC reloads through the stack and stalls.
+        // /24: clear the last address byte. With a mask: a byte store into
+        // a copy of `a` made GCC reload the word from the stack, a reload
+        // that store forwarding cannot serve.
         constexpr uint32_t kLastByte = std::endian::native == std::endian::little ? 0xFF000000u : 0xFFu;
         phi = 0;
         plo = (0xffffull << 32) | (a & ~kLastByte);
