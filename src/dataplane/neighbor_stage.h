@@ -28,6 +28,15 @@ public:
     // of the glean cache.
     void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept {
         const bool v6 = v.ip_version == 6;
+        // An IPv4 source that is not on-link of its port is never learned,
+        // and asking the routes costs less than the glean cache, which an
+        // edge's clients (routed, and more of them than it holds) would
+        // keep missing.
+        if (!v6) {
+            uint32_t be;
+            std::memcpy(&be, frame + v.src_addr_offset(), 4);
+            if (ctx_.routes.on_link_port_v4(be) != in_port) return;
+        }
         const auto [lo, hi] = address_words(frame + v.src_addr_offset(), v6);
         uint64_t mac = 0;
         std::memcpy(&mac, frame + 6, 6);
@@ -42,8 +51,8 @@ private:
     // Glean cache of this worker: a source seen on this port with this MAC
     // less than kGleanSkipMs ago is not learned again (the table stamps a
     // confirmation at most once per NeighborTable::kConfirmGranularityMs
-    // anyway), and a routed source (not on-link of its port) is skipped for
-    // good. A new MAC, port or an expired entry takes the full path.
+    // anyway), and a routed IPv6 source (not on-link of its port) is
+    // skipped for good. A new MAC, port or an expired entry takes the full path.
     struct GleanEntry {
         uint64_t addr_lo = 0, addr_hi = 0;
         uint64_t mac = 0;       // the 6 source MAC bytes, byte 0 lowest

@@ -125,6 +125,32 @@ TEST_F(ForwarderNeighborCache, MacMoveIsSeenOnTheNextFrame) {
     EXPECT_EQ(out_, expect.bytes);
 }
 
+// Gleaning: an IPv4 sender is learned when it is on-link of the port it
+// came in on, never when it is routed there (its MAC is the router's) or
+// arrives on another port.
+TEST_F(ForwarderNeighborCache, GleansOnLinkSendersOfThePortOnly) {
+    ASSERT_EQ(neighbors_.learn(kBackend.ip, kBackendMacA, 1, false, 0), net::NeighborTable::Learn::inserted);
+    ASSERT_EQ(send(10).kind, dataplane::Action::Kind::transmit);  // kClient: routed via the gateway
+    EXPECT_FALSE(neighbors_.lookup(kClient.ip, 10));
+
+    const MacAddress local_mac{{0x02, 0, 0, 0, 0x0c, 0x01}};
+    const Endpoint local = *Endpoint::parse("198.51.100.77:5062");
+    const std::string msg = invite("glean@phone");
+    ASSERT_EQ(run({.src_mac = local_mac, .dst_mac = kExtMac, .src = local, .dst = kVip, .payload = msg}, 0, 20).kind,
+              dataplane::Action::Kind::transmit);
+    auto e = neighbors_.lookup(local.ip, 20);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->mac, local_mac);
+    EXPECT_EQ(e->port, 0);
+
+    // A client-side address arriving on the backends' port: not on-link
+    // there, not learned.
+    const Endpoint stray = *Endpoint::parse("198.51.100.78:5062");
+    ASSERT_EQ(run({.src_mac = local_mac, .dst_mac = kIntMac, .src = stray, .dst = kVip, .payload = msg}, 1, 30).kind,
+              dataplane::Action::Kind::transmit);
+    EXPECT_FALSE(neighbors_.lookup(stray.ip, 30));
+}
+
 TEST_F(ForwarderNeighborCache, ConfirmationKeepsTheGeneration) {
     ASSERT_EQ(neighbors_.learn(kBackend.ip, kBackendMacA, 1, false, 0), net::NeighborTable::Learn::inserted);
     const uint64_t g = neighbors_.generation();

@@ -64,14 +64,16 @@ public:
     // returned "none" through a byte store and a wider reload that store
     // forwarding cannot serve.
     std::optional<uint16_t> on_link_port(const IpAddress& a) const noexcept {
-        if (!a.is_v4()) {
-            const int port = on_link_port_v6(a);
-            return port < 0 ? std::nullopt : std::optional<uint16_t>(static_cast<uint16_t>(port));
-        }
-        const uint32_t h = host_order(a.v4_be());
+        const int port = a.is_v4() ? on_link_port_v4(a.v4_be()) : on_link_port_v6(a);
+        return port < 0 ? std::nullopt : std::optional<uint16_t>(static_cast<uint16_t>(port));
+    }
+    // The same for an IPv4 address as it is in a packet (network order),
+    // or -1: a few compares, cheap enough to ask for every datagram.
+    int on_link_port_v4(uint32_t be) const noexcept {
+        const uint32_t h = host_order(be);
         for (const auto& v : v4_)
             if ((h & v.mask) == v.network && !entries_[v.index].via) return entries_[v.index].port;
-        return std::nullopt;
+        return -1;
     }
     const std::vector<RouteEntry>& entries() const noexcept { return entries_; }
 
