@@ -24,8 +24,8 @@ public:
     // sender or target, answers a solicitation for one of our addresses.
     Action answer_ndp(const Frame& f, const balance::DataplaneSnapshot* snap, uint64_t now_ms) noexcept;
     // Learns the source MAC of an IP datagram from an on-link sender.
-    // Inline: every forwarded datagram passes here, nearly all of them hits
-    // of the glean cache.
+    // Inline: every forwarded datagram passes here, and nearly all of them
+    // end at the route test (IPv4) or in a hit of the glean cache.
     void glean(const uint8_t* frame, const net::PacketView& v, uint16_t in_port, uint64_t now_ms) noexcept {
         const bool v6 = v.ip_version == 6;
         // An IPv4 source that is not on-link of its port is never learned,

@@ -58,11 +58,9 @@ public:
             if (k.words == w && k.v6 == v6) return true;
         return false;
     }
-    // Port whose connected prefix contains `a` (for gleaning, which asks
-    // for every source the glean cache does not know: most of them at an
-    // edge, where clients come through routers). Inline: out of line, GCC
-    // returned "none" through a byte store and a wider reload that store
-    // forwarding cannot serve.
+    // Port whose connected prefix contains `a` (for gleaning). Inline: out
+    // of line, GCC returned "none" through a byte store and a wider reload
+    // that store forwarding cannot serve.
     std::optional<uint16_t> on_link_port(const IpAddress& a) const noexcept {
         const int port = a.is_v4() ? on_link_port_v4(a.v4_be()) : on_link_port_v6(a);
         return port < 0 ? std::nullopt : std::optional<uint16_t>(static_cast<uint16_t>(port));
