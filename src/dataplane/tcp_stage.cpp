@@ -76,7 +76,14 @@ Action TcpStage::handle(Frame& f, const balance::DataplaneSnapshot* snap, uint32
     const auto vip = snap->find_tcp_vip(Key::from_wire(frame + v.dst_addr_offset(), v6, frame + v.l4_offset + 2));
     balance::DataplaneSnapshot::TcpBackendRef backend;
     if (!vip.pool) {
-        backend = snap->find_tcp_backend(Key::from_wire(frame + v.src_addr_offset(), v6, frame + v.l4_offset));
+        // Member by member, as Forwarder::prepare takes its PoolRef: GCC
+        // copies the 15-byte struct as bytes 0-7 and 7-14, and the second
+        // load spans both words just stored (no store forwarding).
+        const auto found = snap->find_tcp_backend(Key::from_wire(frame + v.src_addr_offset(), v6, frame + v.l4_offset));
+        backend.pool = found.pool;
+        backend.pool_index = found.pool_index;
+        backend.backend = found.backend;
+        backend.tls = found.tls;
         // Not ours, or a backend talking to this node (a health check's
         // connection): the kernel's.
         if (!backend.pool || ctx_.routes.is_local_address(frame + v.dst_addr_offset(), v6)) return not_for_us(c_);
