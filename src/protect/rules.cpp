@@ -231,8 +231,19 @@ uint64_t RuleCache::hash(size_t db, const uint8_t* value, size_t length) const n
     return XXH3_64bits_withSeed(value, length, seed_ + db);
 }
 
+namespace {
+
+// `used` with `way` marked; when that would mark every way, only `way`
+// (so `used` never has all bits set and store() always finds a stale way).
+uint8_t mark_used(uint8_t used, int way) noexcept {
+    const unsigned u = used | 1u << way;
+    return static_cast<uint8_t>(u == 0xFF ? 1u << way : u);
+}
+
+}  // namespace
+
 uint32_t RuleCache::find(size_t db, uint64_t h, const uint8_t* value, size_t length) noexcept {
-    const size_t set_index = db * (size_t{set_mask_} + 1) + (h & set_mask_);
+    const size_t set_index = set_of(db, h);
     Set& set = sets_[set_index];
     const auto tag = static_cast<uint32_t>(h >> 32);
     static_assert(kWays == 8);
@@ -250,7 +261,7 @@ uint32_t RuleCache::find(size_t db, uint64_t h, const uint8_t* value, size_t len
     for (; candidates; candidates &= candidates - 1) {
         const int w = std::countr_zero(candidates);
         if (set.length[w] == length && std::memcmp(ways[w].bytes, value, length) == 0) {
-            set.used = static_cast<uint8_t>((set.used | 1u << w) == 0xFF ? 1u << w : set.used | 1u << w);
+            set.used = mark_used(set.used, w);
             return ways[w].rule;
         }
     }
@@ -258,7 +269,7 @@ uint32_t RuleCache::find(size_t db, uint64_t h, const uint8_t* value, size_t len
 }
 
 void RuleCache::store(size_t db, uint64_t h, const uint8_t* value, size_t length, uint32_t rule) noexcept {
-    const size_t set_index = db * (size_t{set_mask_} + 1) + (h & set_mask_);
+    const size_t set_index = set_of(db, h);
     Set& set = sets_[set_index];
     // An empty way, else the first not used since `used` last filled up.
     unsigned free = 0, stale = 0;
@@ -272,7 +283,7 @@ void RuleCache::store(size_t db, uint64_t h, const uint8_t* value, size_t length
     std::memcpy(e.bytes, value, length);
     set.tag[w] = static_cast<uint32_t>(h >> 32);
     set.length[w] = static_cast<uint16_t>(length);
-    set.used = static_cast<uint8_t>((set.used | 1u << w) == 0xFF ? 1u << w : set.used | 1u << w);
+    set.used = mark_used(set.used, w);
 }
 
 namespace {

@@ -180,6 +180,9 @@ private:
     static_assert(sizeof(Set) == 64 && sizeof(Entry) == 128);
 
     uint64_t hash(size_t db, const uint8_t* value, size_t length) const noexcept;
+    // Index of the set (in sets_; its ways start at that index x kWays in
+    // slots_) that database `db`'s values with hash `hash` live in.
+    size_t set_of(size_t db, uint64_t hash) const noexcept { return db * (size_t{set_mask_} + 1) + (hash & set_mask_); }
     // The remembered rule for `value` in database `db`, or kMiss.
     uint32_t find(size_t db, uint64_t hash, const uint8_t* value, size_t length) noexcept;
     void store(size_t db, uint64_t hash, const uint8_t* value, size_t length, uint32_t rule) noexcept;
