@@ -218,22 +218,6 @@ DataplaneSnapshot::EndpointKey DataplaneSnapshot::EndpointKey::of(const Endpoint
     return k;
 }
 
-uint64_t DataplaneSnapshot::key_hash(const Key& k) noexcept {
-    uint64_t h = k.lo * 0x9E3779B97F4A7C15ull ^ k.hi * 0xC2B2AE3D27D4EB4Full ^ k.tag * 0x165667B19E3779F9ull;
-    h ^= h >> 32;
-    h *= 0xD6E8FEB86659FD93ull;
-    return h ^ (h >> 32);
-}
-
-const DataplaneSnapshot::Slot* DataplaneSnapshot::find(const std::vector<Slot>& table, const Key& key) const noexcept {
-    const size_t mask = table.size() - 1;
-    for (size_t pos = key_hash(key) & mask;; pos = (pos + 1) & mask) {
-        const Slot& s = table[pos];
-        if (s.key == key) return &s;
-        if (s.key.tag == 0) return nullptr;  // free: end of the chain
-    }
-}
-
 Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
     std::vector<std::shared_ptr<const PoolSnapshot>> pools, uint64_t version, unsigned workers,
     const DataplaneSnapshot* previous) {
@@ -343,19 +327,6 @@ Result<std::unique_ptr<const DataplaneSnapshot>> DataplaneSnapshot::build(
         }
     }
     return std::unique_ptr<const DataplaneSnapshot>(std::move(d));
-}
-
-DataplaneSnapshot::BackendRef DataplaneSnapshot::find_backend(const EndpointKey& backend) const noexcept {
-    const Slot* s = find(backends_, backend);
-    if (!s) return {};
-    return {pools_[s->pool_index].get(), s->pool_index, s->backend, s->snat_vip,
-            std::span<const BackendInPool>(shared_.data() + s->shared_first, s->shared_count)};
-}
-
-DataplaneSnapshot::TcpBackendRef DataplaneSnapshot::find_tcp_backend(const EndpointKey& backend) const noexcept {
-    const Slot* s = find(tcp_backends_, backend);
-    if (!s) return {};
-    return {pools_[s->pool_index].get(), s->pool_index, s->backend, s->vip != 0};
 }
 
 const PoolSnapshot* DataplaneSnapshot::find_pool(std::string_view name) const noexcept {

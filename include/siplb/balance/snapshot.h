@@ -325,9 +325,10 @@ public:
 
     // Exact VIP (address and port) -> pool. pool == nullptr when unknown.
     PoolRef find_pool_by_vip(const Endpoint& vip) const noexcept { return find_pool_by_vip(EndpointKey::of(vip)); }
-    // Inline, as is find_tcp_vip(): returned from a call, GCC built the
-    // PoolRef's second word from narrower stores and reloaded it as a
-    // whole, which store forwarding cannot serve, on every frame to a VIP.
+    // Inline, as are the other per-frame lookups below and the probe they
+    // share: returned from a call, GCC built a result's second word from
+    // narrower stores and reloaded it as a whole, which store forwarding
+    // cannot serve, on every frame to a VIP or from a backend.
     PoolRef find_pool_by_vip(const EndpointKey& vip) const noexcept;
     // Backend address -> pool, backend index and SNAT VIP. pool == nullptr when unknown.
     BackendRef find_backend(const Endpoint& backend) const noexcept { return find_backend(EndpointKey::of(backend)); }
@@ -382,6 +383,23 @@ private:
 
 using SnapshotPublisher = RcuPublisher<DataplaneSnapshot>;
 
+inline uint64_t DataplaneSnapshot::key_hash(const Key& k) noexcept {
+    uint64_t h = k.lo * 0x9E3779B97F4A7C15ull ^ k.hi * 0xC2B2AE3D27D4EB4Full ^ k.tag * 0x165667B19E3779F9ull;
+    h ^= h >> 32;
+    h *= 0xD6E8FEB86659FD93ull;
+    return h ^ (h >> 32);
+}
+
+inline const DataplaneSnapshot::Slot* DataplaneSnapshot::find(const std::vector<Slot>& table,
+                                                              const Key& key) const noexcept {
+    const size_t mask = table.size() - 1;
+    for (size_t pos = key_hash(key) & mask;; pos = (pos + 1) & mask) {
+        const Slot& s = table[pos];
+        if (s.key == key) return &s;
+        if (s.key.tag == 0) return nullptr;  // free: end of the chain
+    }
+}
+
 inline DataplaneSnapshot::PoolRef DataplaneSnapshot::find_pool_by_vip(const EndpointKey& vip) const noexcept {
     const Slot* s = find(vips_, vip);
     if (!s) return {};
@@ -392,6 +410,19 @@ inline DataplaneSnapshot::PoolRef DataplaneSnapshot::find_tcp_vip(const Endpoint
     const Slot* s = find(tcp_vips_, vip);
     if (!s) return {};
     return {pools_[s->pool_index].get(), s->pool_index, s->vip};
+}
+
+inline DataplaneSnapshot::BackendRef DataplaneSnapshot::find_backend(const EndpointKey& backend) const noexcept {
+    const Slot* s = find(backends_, backend);
+    if (!s) return {};
+    return {pools_[s->pool_index].get(), s->pool_index, s->backend, s->snat_vip,
+            std::span<const BackendInPool>(shared_.data() + s->shared_first, s->shared_count)};
+}
+
+inline DataplaneSnapshot::TcpBackendRef DataplaneSnapshot::find_tcp_backend(const EndpointKey& backend) const noexcept {
+    const Slot* s = find(tcp_backends_, backend);
+    if (!s) return {};
+    return {pools_[s->pool_index].get(), s->pool_index, s->backend, s->vip != 0};
 }
 
 }  // namespace siplb::balance
