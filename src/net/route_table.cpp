@@ -55,13 +55,7 @@ Result<RouteTable> RouteTable::build(const std::vector<PortPrefixes>& ports, con
     return t;
 }
 
-const RouteEntry* RouteTable::find(const IpAddress& dst) const noexcept {
-    if (dst.is_v4()) {
-        const uint32_t a = host_order(dst.v4_be());
-        for (const auto& v : v4_)
-            if ((a & v.mask) == v.network) return &entries_[v.index];
-        return nullptr;
-    }
+const RouteEntry* RouteTable::find_v6(const IpAddress& dst) const noexcept {
     for (const auto& e : entries_)
         if (e.prefix.ip.family == dst.family && e.prefix.contains(dst)) return &e;
     return nullptr;
