@@ -132,7 +132,7 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
             b.id = static_cast<uint32_t>(XXH3_64bits_withSeed(b.identity.data(), b.identity.size(), kIdSeed + attempt));
             if (s.index_of_id(b.id) == kNoBackend) break;
         }
-        size_t pos = std::hash<uint32_t>{}(b.id) * 0x9E3779B97F4A7C15ull >> 32 & (cap - 1);
+        size_t pos = id_home(b.id, cap - 1);
         while (s.id_slots_[pos] != kNoBackend) pos = (pos + 1) & (cap - 1);
         s.id_keys_[pos] = b.id;
         s.id_slots_[pos] = static_cast<uint16_t>(i);
@@ -182,17 +182,6 @@ Result<std::shared_ptr<const PoolSnapshot>> PoolSnapshot::build(const PoolSpec& 
     }
     s.fingerprint_ = fp.digest();
     return std::shared_ptr<const PoolSnapshot>(std::move(snap));
-}
-
-uint16_t PoolSnapshot::index_of_id(uint32_t id) const noexcept {
-    const size_t mask = id_slots_.size() - 1;
-    size_t pos = std::hash<uint32_t>{}(id)*0x9E3779B97F4A7C15ull >> 32 & mask;
-    for (;;) {
-        const uint16_t idx = id_slots_[pos];
-        if (idx == kNoBackend) return kNoBackend;
-        if (id_keys_[pos] == id) return idx;
-        pos = (pos + 1) & mask;
-    }
 }
 
 uint16_t PoolSnapshot::index_of(const Endpoint& address) const noexcept {

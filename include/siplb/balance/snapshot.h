@@ -185,8 +185,16 @@ public:
     // Backends that take new calls (active, weight > 0).
     size_t usable_backends() const noexcept { return table_.participating(); }
 
-    // Index of the backend with this stable id, or kNoBackend. O(1).
-    uint16_t index_of_id(uint32_t id) const noexcept;
+    // Index of the backend with this stable id, or kNoBackend. O(1);
+    // inline, since every affinity hit asks it.
+    uint16_t index_of_id(uint32_t id) const noexcept {
+        const size_t mask = id_slots_.size() - 1;
+        for (size_t pos = id_home(id, mask);; pos = (pos + 1) & mask) {
+            const uint16_t idx = id_slots_[pos];
+            if (idx == kNoBackend) return kNoBackend;
+            if (id_keys_[pos] == id) return idx;
+        }
+    }
     // Index of the backend with this address, or kNoBackend. O(log n), control side.
     uint16_t index_of(const Endpoint& address) const noexcept;
     // Some backend of the pool has this IP address (any port). O(log n), no
@@ -247,6 +255,8 @@ private:
     const Endpoint* vip_v6_ = nullptr;
     bool several_v4_ = false, several_v6_ = false;
     std::vector<IpAddress> backend_ips_;  // sorted, unique
+    // First slot an id probes in id_keys_ / id_slots_ (linear probing).
+    static size_t id_home(uint32_t id, size_t mask) noexcept { return (id * 0x9E3779B97F4A7C15ull) >> 32 & mask; }
     // Open addressing id -> index (power-of-two size, kNoBackend = empty).
     std::vector<uint32_t> id_keys_;
     std::vector<uint16_t> id_slots_;
