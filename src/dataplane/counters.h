@@ -107,7 +107,9 @@ struct alignas(64) WorkerCounters {
         return nullptr;
     }
     // Pulls the first slot backend() probes for this key toward the cache.
-    void prefetch_backend(uint32_t pool_slot, uint32_t backend_id) const noexcept {
+    // Always inlined: a call to it that GCC did not inline would be deleted
+    // as dead code (see balance::prefetch_pick()).
+    [[gnu::always_inline]] void prefetch_backend(uint32_t pool_slot, uint32_t backend_id) const noexcept {
         const uint64_t key = backend_key(pool_slot, backend_id);
         const uint32_t h = static_cast<uint32_t>((key * 0x9E3779B97F4A7C15ull) >> 40);
         __builtin_prefetch(&backends[h & (kBackendCounterSlots - 1)], 1, 3);

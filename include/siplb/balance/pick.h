@@ -34,7 +34,11 @@ inline uint64_t affinity_key(const PoolSnapshot& pool, uint64_t call_hash) noexc
 // Pulls what pick() will read for this key toward the cache: the Maglev
 // slot and, with `affinity`, the key's bucket. A worker issues it for a
 // whole burst before picking, so the misses overlap instead of queueing.
-inline void prefetch_pick(const PoolSnapshot& pool, uint64_t call_hash, const AffinityTable* affinity) noexcept {
+// Always inlined, as is every function that only prefetches: GCC counts
+// __builtin_prefetch as free of side effects, so a call to such a function
+// that it chose not to inline is deleted as dead code, prefetches and all.
+[[gnu::always_inline]] inline void prefetch_pick(const PoolSnapshot& pool, uint64_t call_hash,
+                                                 const AffinityTable* affinity) noexcept {
     const MaglevTable& table = pool.table();
     __builtin_prefetch(table.slots().data() + MaglevTable::slot_of(call_hash, table.size()), 0, 3);
     if (affinity) affinity->prefetch(affinity_key(pool, call_hash));
