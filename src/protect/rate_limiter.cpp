@@ -88,11 +88,6 @@ RateLimiter::Probe RateLimiter::locate(const IpAddress& src) const noexcept {
     return Probe{mix(hi, lo, seed_), mix(phi, plo, seed_)};
 }
 
-void RateLimiter::prefetch(const Probe& k) const noexcept {
-    __builtin_prefetch(&sources()[window(k.source)], 1, 3);
-    __builtin_prefetch(&prefixes()[window(k.prefix)], 1, 3);
-}
-
 Admission RateLimiter::admit(const Probe& k, uint64_t now_ns) noexcept {
     // Built at the end from locals: GCC kept a local Admission on the stack
     // and reloaded it as a whole from its byte-wide fields.
