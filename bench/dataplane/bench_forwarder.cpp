@@ -7,7 +7,7 @@
 //   BM_SipParse/H      copy of the SIP payload + its parse (balancer depth), datagrams to the VIP only;
 //                      H=0 every header checked, H=1 only those the pool's balancing reads (the worker's)
 //   BM_Prepare/N       copy + Forwarder::prepare (L2-L4 parse, pool/backend lookup, SIP parse,
-//                      balancing key, prefetches): the worker's first pass
+//                      balancing key) and the prefetches of its lines: the worker's first pass
 //   BM_Forward/N       copy + the whole Forwarder::process, N backends, frame by frame
 //   BM_ForwardFrames/N bursts of 32 frames, copied and process()ed frame by frame (the old loop)
 //   BM_ForwardBurst/N  the worker's loop: copy a burst of 32, prepare all, then forward all
@@ -169,6 +169,7 @@ void BM_Prepare(benchmark::State& state) {
         const auto& fr = f.frames[i++ & (f.frames.size() - 1)];
         std::memcpy(buf + 128, fr.data(), fr.size());
         fwd.prepare(p, buf + 128, static_cast<uint16_t>(fr.size()), 128, 512, 0, f.snap.get(), kDaemonParse);
+        fwd.prefetch(p, f.snap.get());
         benchmark::DoNotOptimize(p);
         benchmark::ClobberMemory();
     }
@@ -205,10 +206,12 @@ void forward_bursts(benchmark::State& state, bool two_pass, bool tcp = false, bo
                                     now_s_at(i), now_ms_at(i), kDaemonParse)
                             .kind == dataplane::Action::Kind::transmit;
         }
-        if (two_pass)
+        if (two_pass) {
+            for (size_t k = 0; k < kBurst; ++k) fwd.prefetch(slots[k], f.snap.get());
             for (size_t k = 0; k < kBurst; ++k)
                 sent += fwd.forward(slots[k], f.snap.get(), now_s_at(i), now_ms_at(i)).kind ==
                         dataplane::Action::Kind::transmit;
+        }
         benchmark::ClobberMemory();
         if (cycles.size() < cycles.capacity()) cycles.push_back(__rdtsc() - t0);
         i += kBurst;

@@ -93,8 +93,6 @@ void Forwarder::prepare(Prepared& p, uint8_t* frame, uint16_t len, uint16_t head
     p.backend = snap->find_backend(Key::from_wire(frame + v.src_addr_offset(), v6, frame + v.l4_offset));
     if (p.backend.pool && p.backend.snat_vip) {
         p.route = Route::to_client;
-        if (p.backend.backend != balance::PoolSnapshot::kNoBackend)
-            c_.prefetch_backend(p.backend.pool->counter_slot(), p.backend.pool->backends()[p.backend.backend].id);
         return;
     }
     p.route = Route::unmatched_udp;

@@ -2,8 +2,9 @@
 // byte buffer: parse once, classify, check the VLAN, and hand the frame to
 // the stage that handles its kind (to-backend, to-client, neighbor, ICMP),
 // which rewrites it in place and says where it goes. The DPDK glue
-// (worker.cpp) only moves mbufs. Two steps, so a worker can parse a whole
-// burst and prefetch its table lines before forwarding any of it.
+// (worker.cpp) only moves mbufs. Three steps (prepare, prefetch, forward),
+// so a worker can parse a whole burst and prefetch its table lines before
+// forwarding any of it.
 #pragma once
 
 #include <cstdint>
@@ -55,14 +56,24 @@ public:
     };
 
     // First pass over a burst: parses the frame (L2-L4 and, toward a VIP,
-    // SIP), classifies it, finds its pool or backend and prefetches what
-    // forward() will read for it. Counts drops decided here; changes no
+    // SIP), classifies it and finds its pool or backend. Counts drops decided here; changes no
     // other state, so a whole burst is prepared before any frame of it is
     // forwarded. `frame` has `headroom` writable bytes before it and
     // `tailroom` after `len`. `parse` turns software checksum checks off
     // where the NIC verified them.
     void prepare(Prepared& p, uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t tailroom, uint16_t in_port,
                  const balance::DataplaneSnapshot* snap, net::ParseOptions parse = {}) noexcept;
+    // Between the passes, for every prepared frame of the burst: the
+    // prefetches of what forward() will read, issued back to back so that
+    // their misses (and TLB walks) overlap. Always inlined (see
+    // balance::prefetch_pick()).
+    [[gnu::always_inline]] void prefetch(const Prepared& p, const balance::DataplaneSnapshot* snap) const noexcept {
+        if (p.route == Route::to_backend) {
+            to_backend_.prefetch(snap, p.vip, p.to_backend);
+        } else if (p.route == Route::to_client && p.backend.backend != balance::PoolSnapshot::kNoBackend) {
+            c_.prefetch_backend(p.backend.pool->counter_slot(), p.backend.pool->backends()[p.backend.backend].id);
+        }
+    }
     // Second pass: the stage's decision and the rewrite in place. `snap` is
     // the one `p` was prepared with. Counts every outcome (drops by reason,
     // pool/backend counters) except TX results.
@@ -72,6 +83,7 @@ public:
                    const balance::DataplaneSnapshot* snap, uint32_t now_s, uint64_t now_ms,
                    net::ParseOptions parse = {}) noexcept {
         prepare(single_, frame, len, headroom, tailroom, in_port, snap, parse);
+        prefetch(single_, snap);
         return forward(single_, snap, now_s, now_ms);
     }
     // Reclaims expired TCP connection entries in a few buckets (segments

@@ -75,14 +75,12 @@ void ToBackendStage::prepare(const Frame& f, const balance::DataplaneSnapshot* s
                           snap->request_headers());
     if (p.msg.verdict == sip::Verdict::reject) return;
     p.key = balancing_key(f.data, v, p.msg, *vip.pool);
-    // Keepalives never touch the affinity table.
-    balance::prefetch_pick(*vip.pool, p.key, p.msg.verdict == sip::Verdict::keepalive ? nullptr : ctx_.affinity);
-    // The rate-limit buckets forward()'s check() will read for this
-    // source (only requests are limited).
+    // Where the rate-limit buckets forward()'s check() will read for this
+    // source are (only requests are limited).
     p.source.located = false;
     if (p.msg.verdict == sip::Verdict::ok && p.msg.kind == sip::Kind::request)
         if (const protect::WorkerGuard* guard = snap->guard(worker_))
-            p.source = guard->probe(vip.pool_index, p.msg, source_address(f.data, v));
+            p.source = guard->locate(vip.pool_index, p.msg, source_address(f.data, v));
 }
 
 Action ToBackendStage::forward(const Frame& f, const balance::DataplaneSnapshot* snap,

@@ -90,10 +90,9 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
         constexpr uint16_t kPrefetchAhead = 4;
         for (uint16_t i = 0; i < n && i < kPrefetchAhead; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
         uint64_t rx_bytes = 0;
-        // Pass 1: parse every frame and prefetch the table lines its
-        // forwarding will read, so that their misses overlap across the
-        // burst. The frames that stay are packed to the front of pkts, with
-        // their parse in the slot of the same index.
+        // Pass 1: parse every frame and work out which table lines its
+        // forwarding will read. The frames that stay are packed to the
+        // front of pkts, with their parse in the slot of the same index.
         uint16_t prepared = 0;
         for (uint16_t i = 0; i < n; ++i) {
             if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetchAhead], void*));
@@ -139,6 +138,11 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
                                rte_pktmbuf_headroom(m), rte_pktmbuf_tailroom(m), q.port_index, snap, parse);
             pkts[prepared++] = m;
         }
+        // Then prefetch those lines, all in one go: a prefetch that misses
+        // the TLB holds up retirement until its page walk ends, so walks
+        // issued back to back overlap, and walks between two parses did
+        // not (the affinity table spans far more pages than the TLB holds).
+        for (uint16_t i = 0; i < prepared; ++i) forwarder_.prefetch(slots_[i], snap);
         // Pass 2: forward, in arrival order.
         for (uint16_t i = 0; i < prepared; ++i) {
             rte_mbuf* m = pkts[i];

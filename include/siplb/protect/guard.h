@@ -148,13 +148,21 @@ public:
         bool located = false;  // a request in a rate-limited pool
     };
     Probe probe(uint32_t pool_index, const sip::SipMessage& msg, const IpAddress& src) const noexcept {
+        const Probe p = locate(pool_index, msg, src);
+        prefetch(pool_index, p);
+        return p;
+    }
+    // probe() in two steps, for loops that locate every message of a burst
+    // first and then issue all the prefetches back to back.
+    Probe locate(uint32_t pool_index, const sip::SipMessage& msg, const IpAddress& src) const noexcept {
         Probe p;
         if (pool_index < pools_.size() && msg.verdict == sip::Verdict::ok && msg.kind == sip::Kind::request)
-            if (const RateLimiter* rl = pools_[pool_index]->limiter.get()) {
-                p = {rl->locate(src), true};
-                rl->prefetch(p.rate);
-            }
+            if (const RateLimiter* rl = pools_[pool_index]->limiter.get()) p = {rl->locate(src), true};
         return p;
+    }
+    [[gnu::always_inline]] void prefetch(uint32_t pool_index, const Probe& p) const noexcept {
+        if (p.located && pool_index < pools_.size())
+            if (const RateLimiter* rl = pools_[pool_index]->limiter.get()) rl->prefetch(p.rate);
     }
 
     // payload/len: the UDP payload the parser saw; src: the client's
