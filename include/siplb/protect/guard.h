@@ -139,10 +139,10 @@ public:
                                                        const WorkerGuard* previous = nullptr);
 
     // Where check() finds one request's buckets in one pool's rate tables,
-    // worked out ahead of it: burst loops probe() every message of a burst
-    // (which prefetches those lines) before the first check(), so that the
-    // cache misses of the burst overlap instead of stalling every message
-    // in turn. Changes no state and no verdict.
+    // worked out ahead of it: burst loops locate() every message of a burst
+    // and then prefetch() all of their lines back to back before the first
+    // check(), so that the cache misses of the burst overlap instead of
+    // stalling every message in turn. Changes no state and no verdict.
     struct Probe {
         RateLimiter::Probe rate{};
         bool located = false;  // a request in a rate-limited pool
@@ -152,14 +152,14 @@ public:
         prefetch(pool_index, p);
         return p;
     }
-    // probe() in two steps, for loops that locate every message of a burst
-    // first and then issue all the prefetches back to back.
+    // probe() in its two steps.
     Probe locate(uint32_t pool_index, const sip::SipMessage& msg, const IpAddress& src) const noexcept {
         Probe p;
         if (pool_index < pools_.size() && msg.verdict == sip::Verdict::ok && msg.kind == sip::Kind::request)
             if (const RateLimiter* rl = pools_[pool_index]->limiter.get()) p = {rl->locate(src), true};
         return p;
     }
+    // Always inlined: see balance::prefetch_pick().
     [[gnu::always_inline]] void prefetch(uint32_t pool_index, const Probe& p) const noexcept {
         if (p.located && pool_index < pools_.size())
             if (const RateLimiter* rl = pools_[pool_index]->limiter.get()) rl->prefetch(p.rate);

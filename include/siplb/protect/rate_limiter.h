@@ -67,8 +67,8 @@ public:
     static Result<RateLimiter> create(const RateLimitSpec& cfg, uint64_t hash_seed = 0x9e3779b97f4a7c15ull);
 
     // Where one source's buckets live: its keys and their hashes, worked
-    // out once per request. Burst loops locate() and prefetch() every
-    // request in their first pass and admit() in the second.
+    // out once per request. Burst loops locate() every request in their
+    // first pass, prefetch() them all back to back, then admit() each.
     struct Probe {
         uint64_t source;  // the address's hash
         uint64_t prefix;  // its /24's or /64's
