@@ -51,10 +51,7 @@ ParseStatus parse_ipv4(const uint8_t* frame, size_t len, PacketView& out, ParseO
     out.ip_proto = ip[9];
     out.l4_offset = static_cast<uint16_t>(out.l3_offset + ihl);
     out.l3_end = static_cast<uint16_t>(out.l3_offset + total);
-    // One pass with the checksum field included: a valid header sums to
-    // 0xFFFF (0x0000 and 0xFFFF in the field are both zero, RFC 1624).
-    if (options.verify_ip_checksum && checksum_fold(checksum_accumulate(ip, ihl)) != 0xFFFF)
-        return ParseStatus::bad_ip_checksum;
+    if (options.verify_ip_checksum && !ipv4_header_valid(ip, ihl)) return ParseStatus::bad_ip_checksum;
     uint16_t frag = load_be16(ip + 6);
     if (frag & 0x3FFF) return ParseStatus::ip_fragment;  // MF set or offset != 0
     if (out.ip_proto != kIpProtoUdp) return ParseStatus::not_udp;
