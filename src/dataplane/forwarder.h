@@ -56,9 +56,9 @@ public:
     };
 
     // First pass over a burst: parses the frame (L2-L4 and, toward a VIP,
-    // SIP), classifies it and finds its pool or backend. Counts drops decided here; changes no
-    // other state, so a whole burst is prepared before any frame of it is
-    // forwarded. `frame` has `headroom` writable bytes before it and
+    // SIP), classifies it and finds its pool or backend. Counts drops
+    // decided here; changes no other state, so a whole burst is prepared
+    // before any frame of it is forwarded. `frame` has `headroom` writable bytes before it and
     // `tailroom` after `len`. `parse` turns software checksum checks off
     // where the NIC verified them.
     void prepare(Prepared& p, uint8_t* frame, uint16_t len, uint16_t headroom, uint16_t tailroom, uint16_t in_port,

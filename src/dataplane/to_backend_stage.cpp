@@ -75,8 +75,8 @@ void ToBackendStage::prepare(const Frame& f, const balance::DataplaneSnapshot* s
                           snap->request_headers());
     if (p.msg.verdict == sip::Verdict::reject) return;
     p.key = balancing_key(f.data, v, p.msg, *vip.pool);
-    // Where the rate-limit buckets forward()'s check() will read for this
-    // source are (only requests are limited).
+    // The source's rate-limit buckets, which forward()'s check() reads
+    // (only requests are limited).
     p.source.located = false;
     if (p.msg.verdict == sip::Verdict::ok && p.msg.kind == sip::Kind::request)
         if (const protect::WorkerGuard* guard = snap->guard(worker_))

@@ -37,8 +37,9 @@ public:
 
     // First pass over a burst, for `f`, a UDP datagram to `vip`'s pool:
     // parses the SIP message, derives the balancing key and locates the
-    // source's rate-limit buckets. Counts nothing and changes no state, so the frames of a
-    // burst can all be prepared before the first one is forwarded.
+    // source's rate-limit buckets. Counts nothing and changes no state, so
+    // the frames of a burst can all be prepared before the first one is
+    // forwarded.
     void prepare(const Frame& f, const balance::DataplaneSnapshot* snap, const balance::DataplaneSnapshot::PoolRef& vip,
                  Prepared& p) const noexcept;
     // Prefetches the lines forward() reads for `p` (Maglev slot, affinity
@@ -49,8 +50,7 @@ public:
         if (p.msg.verdict == sip::Verdict::reject) return;
         // Keepalives never touch the affinity table.
         balance::prefetch_pick(*vip.pool, p.key, p.msg.verdict == sip::Verdict::keepalive ? nullptr : ctx_.affinity);
-        if (p.source.located)
-            if (const protect::WorkerGuard* guard = snap->guard(worker_)) guard->prefetch(vip.pool_index, p.source);
+        if (const protect::WorkerGuard* guard = snap->guard(worker_)) guard->prefetch(vip.pool_index, p.source);
     }
     // Second pass: protect stage, pick, rewrite. `p` is prepare()'s for `f`.
     Action forward(const Frame& f, const balance::DataplaneSnapshot* snap,

@@ -138,10 +138,12 @@ void Worker::poll_once(uint32_t now_s, uint64_t now_ms) noexcept {
                                rte_pktmbuf_headroom(m), rte_pktmbuf_tailroom(m), q.port_index, snap, parse);
             pkts[prepared++] = m;
         }
-        // Then prefetch those lines, all in one go: a prefetch that misses
-        // the TLB holds up retirement until its page walk ends, so walks
-        // issued back to back overlap, and walks between two parses did
-        // not (the affinity table spans far more pages than the TLB holds).
+        // Then prefetch those lines, all in one go. Issued at the end of
+        // each frame's parse, perf put a stall right after every prefetch
+        // of an affinity bucket (the table spans far more pages than the
+        // TLB holds): a prefetch that misses the TLB seems to hold up
+        // retirement until its page walk ends. Back to back, the walks
+        // overlap.
         for (uint16_t i = 0; i < prepared; ++i) forwarder_.prefetch(slots_[i], snap);
         // Pass 2: forward, in arrival order.
         for (uint16_t i = 0; i < prepared; ++i) {
