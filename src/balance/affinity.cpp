@@ -43,7 +43,9 @@ AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, ui
         return Store::refreshed;
     }
 
-    // New entry: a free way, else an expired one, else the one expiring soonest.
+    // New entry: a free way, else an expired one, else the one expiring
+    // soonest, the newcomer included: a flood of short transactions must
+    // not displace the dialogs that fill a bucket.
     Entry* victim = nullptr;
     uint64_t victim_word = 0;
     bool victim_live = false;
@@ -62,6 +64,7 @@ AffinityTable::Store AffinityTable::upsert(uint64_t key, uint32_t backend_id, ui
         }
     }
     if (!victim) return Store::busy;
+    if (victim_live && after(victim_expiry, expiry_s)) return Store::evicted;  // the newcomer goes
     if (!victim->key.compare_exchange_strong(victim_word, victim_word | kBusy, std::memory_order_acquire,
                                              std::memory_order_relaxed))
         return Store::busy;

@@ -73,6 +73,11 @@ TEST(Affinity, FullBucketEvictsExpiredThenSoonestExpiring) {
     EXPECT_EQ(t->upsert(6ull << 24, 6, 1000, 160), Store::evicted);
     EXPECT_FALSE(t->lookup(2ull << 24, 160).has_value());
     for (uint64_t k : {3ull, 4ull, 5ull, 6ull}) EXPECT_TRUE(t->lookup(k << 24, 160).has_value()) << k;
+    // A newcomer that would expire before every live entry is the one that
+    // goes (a transaction in a bucket of dialogs): nothing is displaced.
+    EXPECT_EQ(t->upsert(7ull << 24, 7, 170, 160), Store::evicted);
+    EXPECT_FALSE(t->lookup(7ull << 24, 160).has_value());
+    for (uint64_t k : {3ull, 4ull, 5ull, 6ull}) EXPECT_TRUE(t->lookup(k << 24, 160).has_value()) << k;
 }
 
 // The call's VIP is part of the entry: recorded, moved when the client

@@ -85,7 +85,7 @@ public:
         inserted,   // new entry in a free or expired slot
         refreshed,  // existing entry, expiry pushed forward and/or backend replaced
         unchanged,  // existing entry already as fresh and for the same backend
-        evicted,    // new entry displaced a live one (bucket full)
+        evicted,    // bucket full of live entries: the one expiring soonest went, the new one if it was that
         busy,       // another core is writing the entry: skipped
     };
     // Insert or refresh. The stored expiry never moves backwards for a live
