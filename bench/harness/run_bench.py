@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import tomllib
 import time
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -297,23 +298,23 @@ DAEMON_CLIENTS = 1000
 # after its first pass (0.013 scans per request). Small enough (11 MB of
 # frames) to stay in the last-level cache, as a NIC's frames would.
 DAEMON_REQUESTS = 16384
-# The edge configuration's rules: what an operator puts in front of a public
-# SIP service (scanner User-Agents, From URIs of scans and fraud attempts).
-# None matches the mix, so every message is scanned and forwarded: the row
-# measures what protection costs, not what it drops.
-DAEMON_RULES = [
-    ("user_agent", "friendly-scanner"), ("user_agent", "sipvicious"), ("user_agent", "sipcli"),
-    ("user_agent", "VaxSIPUserAgent"), ("user_agent", "^pplsip"), ("user_agent", "sundayddr|iWar|SIPScan"),
-    ("from", "<sip:[0-9]{1,4}@"), ("from", "@(127\\.0\\.0\\.1|localhost)>"), ("from", "sip:(anonymous|100)@[^>]*\\.invalid"),
-    ("from", ";tag=(scan|sipvicious)"),
-]
+# The edge configuration's rules, the same for every benchmark that measures
+# protection: bench/protect/edge_rules.toml (none matches the mix, so the
+# row measures what protection costs, not what it drops).
+EDGE_RULES_TOML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "protect", "edge_rules.toml")
+
+
+def edge_rules():
+    """The [[pool.rule]] entries of edge_rules.toml, as dicts."""
+    with open(EDGE_RULES_TOML, "rb") as f:
+        return tomllib.load(f)["pool"][0]["rule"]
 
 
 def daemon_config(rd, pcap, edge):
     """siplb's config for one daemon case: net_pcap (infinite_rx over the mix)
     -> worker on DUT_CPU -> DAEMON_BACKENDS backends on a net_null port.
     Control thread on GEN_CPU (it sleeps); health checks off (nothing answers
-    on a null port). edge: DAEMON_RULES plus per-source and per-prefix rate
+    on a null port). edge: the edge rules plus per-source and per-prefix rate
     limits far above what one of DAEMON_CLIENTS clients or one /24 of them
     sends at the machine's full rate (no client is limited; the row costs the
     lookups, not the drops)."""
@@ -348,9 +349,8 @@ mac = "{DAEMON_PORT_MAC}"
     cfg += f'[[pool]]\nname = "bench"\nlisten = ["{DAEMON_VIP}:{VIP_PORT}"]\n'
     cfg += "backends = [" + ", ".join(f'"{ip}:5060"' for ip in backends) + "]\n"
     if edge:
-        for i, (field, pattern) in enumerate(DAEMON_RULES):
-            cfg += (f'[[pool.rule]]\nname = "edge{i}"\nfield = "{field}"\npattern = {json.dumps(pattern)}\n'
-                    f'caseless = true\naction = "drop"\n')
+        for rule in edge_rules():
+            cfg += "[[pool.rule]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in rule.items())
         cfg += ("[pool.rate_limit]\nenabled = true\nrequests_per_s = 100000\nburst = 200000\n"
                 "prefix_requests_per_s = 10000000\nprefix_burst = 20000000\ntable_size = 65536\n")
     path = os.path.join(rd, "siplb.toml")
@@ -421,7 +421,7 @@ def section_daemon(build, procs, tmp, dataplane, quick):
     with the edge configuration, Mpps from `siplbctl stats`; the cases
     alternate (plain, edge, plain, edge...) so both see the same machine."""
     out = {"available": False, "rows": [], "backends": DAEMON_BACKENDS, "clients": DAEMON_CLIENTS,
-           "rules": [{"field": f, "pattern": p} for f, p in DAEMON_RULES]}
+           "rules": [{"field": r["field"], "pattern": r["pattern"]} for r in edge_rules()]}
     daemon = os.path.join(build, "src", "daemon", "siplb")
     mkpcap = os.path.join(build, "bench", "harness", "sip_mix_pcap")
     if not (os.access(daemon, os.X_OK) and os.access(mkpcap, os.X_OK)):
