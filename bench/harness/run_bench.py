@@ -301,7 +301,7 @@ DAEMON_REQUESTS = 16384
 # The edge configuration's rules, the same for every benchmark that measures
 # protection: bench/protect/edge_rules.toml (none matches the mix, so the
 # row measures what protection costs, not what it drops).
-EDGE_RULES_TOML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "protect", "edge_rules.toml")
+EDGE_RULES_TOML = os.path.join(SRC, "bench", "protect", "edge_rules.toml")
 
 
 def edge_rules():
