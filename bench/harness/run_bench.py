@@ -941,6 +941,10 @@ def table(res):
             extra = ""
             if b.get("items_per_second"):
                 extra = f"  {b['items_per_second'] / 1e6:9.2f} M items/s"
+            # Ratio counters (x_*: against a baseline the benchmark measured in the same run).
+            extra += "".join(f"  {k} {v:.2f}" for k, v in b.items() if k.startswith("x_") and isinstance(v, (int, float)))
+            if b.get("label"):
+                extra += f"  ({b['label']})"
             lines.append(f"  {b['name'][:58]:58s} {b['real_time']:10.1f} {b['time_unit']}{extra}")
     if not any_micro:
         lines.append(f"  {NOT_AVAILABLE} (no Google Benchmark programs in the build)")
