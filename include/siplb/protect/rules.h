@@ -145,10 +145,14 @@ public:
     static constexpr uint32_t kWays = 8;
     // 128-byte entries plus a 64-byte tag line per set: 544 KiB per database
     // (distinct field), pool and worker; a lookup touches two lines of it.
-    // Sized so that the ~1500 distinct From values of the daemon benchmark's
-    // mix (a call's messages, re-REGISTERs of 1000 clients) fit with room:
-    // at 2048 entries, sets that drew more than eight of them kept 10 % of
-    // requests scanning.
+    // What comes back is a handful of User-Agents and the From of each
+    // dialog in progress (a request outside a dialog has a new From tag):
+    // 4096 values hold the dialogs of about 20 new calls a second per worker
+    // at 3 minutes a call. On a busier node a dialog's From has left the
+    // memo before its next message and costs a scan, as a new call's does.
+    // The size is also below the daemon benchmark mix's 5844 distinct From
+    // values (16384 frames replayed over and over), so the replay cannot turn
+    // new calls into hits that live traffic would never see.
     static constexpr uint32_t kDefaultEntries = 4096;
 
     // `entries` per database: a power of two in [16, 2^16]. `seed` salts the
