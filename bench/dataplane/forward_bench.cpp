@@ -354,9 +354,9 @@ int main(int argc, char** argv) {
                 off = run_dataplane(pcap2, 2, seconds, "cap_off" + r);
             }
             std::printf("%-28s %8.2f Mpps  ratio %.2f\n", ("no capture, round " + r).c_str(), off.mpps,
-                        io ? off.mpps / io : 0.0);
+                        io_ratio(off.mpps, io));
             std::printf("%-28s %8.2f Mpps  ratio %.2f  (capture/no capture %.3f)\n",
-                        ("capture one Call-ID, round " + r).c_str(), on.mpps, io ? on.mpps / io : 0.0,
+                        ("capture one Call-ID, round " + r).c_str(), on.mpps, io_ratio(on.mpps, io),
                         off.mpps ? on.mpps / off.mpps : 0.0);
         }
     } catch (const std::exception& e) {

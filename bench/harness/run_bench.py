@@ -955,8 +955,8 @@ def table(res):
     lines.append("")
     dp = res["dataplane"]
     lines.append("2. Dataplane: one siplb worker core vs the pure DPDK I/O loop, same ports, same run "
-                 "(net_pcap infinite_rx -> net_null; each worker row's ratio is against an I/O loop run right "
-                 "before it)")
+                 "(net_pcap infinite_rx -> net_null; each worker case's ratio is against an I/O loop run right "
+                 "before it, the capture rounds' against the first)")
     if dp.get("mix"):
         lines.append(f"  mix: {dp['mix']}")
     if not dp["rows"]:
