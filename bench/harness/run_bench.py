@@ -965,11 +965,10 @@ def table(res):
     for r in dp["rows"]:
         lines.append(f"  {r['name'][:34]:34s} {r['mpps']:7.2f} Mpps  ratio {r['ratio']:.2f}")
     if dp.get("worker_over_io_loop"):
-        ratios = [dp["worker_over_io_loop"]] + ([dp["worker_1000_over_io_loop"]]
-                                                if dp.get("worker_1000_over_io_loop") else [])
-        lines.append(f"  siplb worker / I/O loop = {dp['worker_over_io_loop']:.3f} with 2 backends"
-                     + (f", {ratios[1]:.3f} with 1000" if len(ratios) > 1 else "")
-                     + f" (target >= 0.3 with both: {'met' if len(ratios) > 1 and min(ratios) >= 0.3 else 'missed'}); "
+        two, many = dp["worker_over_io_loop"], dp.get("worker_1000_over_io_loop")
+        lines.append(f"  siplb worker / I/O loop = {two:.3f} with 2 backends"
+                     + (f", {many:.3f} with 1000" if many else "")
+                     + f" (target >= 0.3 with both: {'met' if many and min(two, many) >= 0.3 else 'missed'}); "
                      f"{dp['worker_mpps']:.2f} Mpps per worker core "
                      f"(target >= 5: {'met' if dp['worker_mpps'] >= 5 else 'missed'})")
     if dp.get("tcp_over_udp"):
